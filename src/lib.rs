@@ -1,0 +1,7 @@
+//! PeopleSync: a Kubernetes operator that keeps an identity directory (LDAP or SCIM 2.0) aligned
+//! with an HR system (HollyHR, later Personio).
+#![forbid(unsafe_code)]
+
+pub mod sandbox;
+pub mod signature;
+pub mod source;
