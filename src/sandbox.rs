@@ -192,6 +192,12 @@ impl Drop for SandboxHandle {
     }
 }
 
+/// The people of the tenant a sandbox with `people` and `seed` serves (for benchmarks that need
+/// the same data without HTTP).
+pub fn generate_tenant(people: usize, seed: u64) -> Vec<crate::source::hollyhr::model::Person> {
+    seed::generate(people, seed, jiff::Timestamp::now()).people
+}
+
 /// Seeds the tenant, binds, and serves until the handle is shut down or dropped.
 pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
     let listener = TcpListener::bind(config.listen)

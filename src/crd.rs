@@ -1,0 +1,556 @@
+//! The `PeopleSync` custom resource (`peoplesync.dev/v1alpha1`): the source of truth for
+//! `crds/peoplesync.yaml` and `kubectl explain`. Every field's doc comment is its explanation;
+//! CEL rules say what the schema alone cannot, with messages a person understands.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Loopback `http://` is accepted (for the sandbox and local demos); anything else must be https.
+const HTTPS_OR_LOOPBACK: &str = "self.startsWith('https://') || self.matches('^http://(127\\\\.0\\\\.0\\\\.1|localhost|\\\\[::1\\\\])(:[0-9]+)?(/.*)?$')";
+
+/// A PeopleSync keeps one identity directory (LDAP or SCIM) aligned with one HR tenant.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "peoplesync.dev",
+    version = "v1alpha1",
+    kind = "PeopleSync",
+    plural = "peoplesyncs",
+    singular = "peoplesync",
+    shortname = "psync",
+    namespaced,
+    status = "PeopleSyncStatus",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Source","type":"string","jsonPath":".status.summary.source","description":"The HR system people come from"}"#,
+    printcolumn = r#"{"name":"Target","type":"string","jsonPath":".status.summary.target","description":"The directory people are written to"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Synced","type":"string","jsonPath":".status.conditions[?(@.type==\"Synced\")].status"}"#,
+    printcolumn = r#"{"name":"People","type":"integer","jsonPath":".status.counts.people"}"#,
+    printcolumn = r#"{"name":"Webhook","type":"string","jsonPath":".status.webhook.health"}"#,
+    printcolumn = r#"{"name":"Last Sync","type":"date","jsonPath":".status.lastSyncTime"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.webhook) || !self.webhook.enabled || has(self.webhook.publicUrl)").message("webhook.publicUrl is required when webhook.enabled is true: it is the address HollyHR sends events to"),
+    validation = Rule::new("!has(self.schedule) || !has(self.schedule.pollInterval) || !has(self.schedule.fullResyncInterval) || duration(self.schedule.fullResyncInterval) >= duration(self.schedule.pollInterval)").message("schedule.fullResyncInterval must not be shorter than schedule.pollInterval")
+)]
+pub struct PeopleSyncSpec {
+    /// Where people come from. Exactly one source must be set.
+    pub source: SourceSpec,
+    /// The directory people are written to. Exactly one target must be set.
+    pub target: TargetSpec,
+    /// How often to poll for changes and to reconcile everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleSpec>,
+    /// What happens to the directory account of someone who left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprovision: Option<DeprovisionSpec>,
+    /// The mass-deprovision guard: a cycle that would deprovision more than this is held until
+    /// approved with the annotation `peoplesync.dev/approve-deprovision: <plan hash>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<GuardSpec>,
+    /// Which people are synchronised. Empty means everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ScopeSpec>,
+    /// HollyHR webhooks: a latency shortcut; polling stays the safety net.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSpec>,
+    /// Plan only: compute and report the changes in status without writing to the directory.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Pause all synchronisation and webhook management for this object.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// A reference to one key of a Secret in the PeopleSync's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret (same namespace as the PeopleSync).
+    #[x_kube(validation = Rule::new("self.size() > 0 && self.size() <= 253").message("a Secret name is 1 to 253 characters"))]
+    pub name: String,
+    /// Key within the Secret's data.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("a Secret key must not be empty"))]
+    pub key: String,
+}
+
+/// The HR source. Exactly one kind is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.hollyhr)").message("set exactly one source: source.hollyhr"))]
+pub struct SourceSpec {
+    /// HollyHR's safe People projection (API v1, scope `people:read`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hollyhr: Option<HollyHrSource>,
+}
+
+/// Connection to one HollyHR tenant.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HollyHrSource {
+    /// The tenant's API base URL including `/api/v1`, e.g. `https://acme.hollyhr.com/api/v1`.
+    /// Must be https (plain http only to a loopback address, for local testing).
+    #[x_kube(validation = Rule::new(HTTPS_OR_LOOPBACK).message("source.hollyhr.baseUrl must be an https:// URL (http:// only for 127.0.0.1 or localhost)"))]
+    pub base_url: String,
+    /// The Secret key holding the HollyHR API key. The key needs `people:read` (and
+    /// `org_units:read` for groups, `webhooks:manage` for webhooks); never `people:personal:read`.
+    pub api_key_secret_ref: SecretKeyRef,
+    /// People per page when listing (1–100; HollyHR's maximum is 100).
+    #[serde(default = "default_page_size")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("source.hollyhr.pageSize must be between 1 and 100"))]
+    pub page_size: u32,
+}
+
+fn default_page_size() -> u32 {
+    100
+}
+
+/// The directory target. Exactly one kind is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.ldap) != has(self.scim)").message("set exactly one target: target.ldap or target.scim"))]
+pub struct TargetSpec {
+    /// An LDAP directory (OpenLDAP, 389-ds or Active Directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<LdapTarget>,
+    /// A SCIM 2.0 service provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim: Option<ScimTarget>,
+}
+
+/// Which LDAP server flavour to speak to; it picks default object classes and attributes.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LdapProfile {
+    /// OpenLDAP with `inetOrgPerson`.
+    #[default]
+    #[serde(rename = "openldap")]
+    OpenLdap,
+    /// 389 Directory Server with `inetOrgPerson`.
+    #[serde(rename = "389ds")]
+    Ds389,
+    /// Active Directory (`user` objects, `sAMAccountName`, `userAccountControl`).
+    #[serde(rename = "ad")]
+    ActiveDirectory,
+}
+
+/// An LDAP directory target.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!(self.url.startsWith('ldaps://') && has(self.startTls) && self.startTls)").message("startTls cannot be combined with an ldaps:// URL (ldaps is already TLS)")
+)]
+pub struct LdapTarget {
+    /// `ldap://host:port` or `ldaps://host:port`.
+    #[x_kube(validation = Rule::new("self.matches('^ldaps?://[^/]+/?$')").message("target.ldap.url must look like ldap://host:port or ldaps://host:port"))]
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS before binding.
+    #[serde(default)]
+    pub start_tls: bool,
+    /// The Secret key holding the PEM CA bundle that signed the server's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+    /// The DN PeopleSync binds as (simple bind).
+    pub bind_dn: String,
+    /// The Secret key holding the bind password.
+    pub bind_password_secret_ref: SecretKeyRef,
+    /// The directory's base DN, e.g. `dc=example,dc=com`.
+    pub base_dn: String,
+    /// Where person entries live, e.g. `ou=people,dc=example,dc=com`.
+    pub people_dn: String,
+    /// Where group entries (one per org unit) live; groups are not managed when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_dn: Option<String>,
+    /// The server flavour (`openldap`, `389ds` or `ad`).
+    #[serde(default)]
+    pub profile: LdapProfile,
+    /// Object classes of person entries; defaults per profile (`inetOrgPerson` chain, or `user`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub object_classes: Vec<String>,
+    /// The attribute used as the entry's RDN (default `uid`, AD `cn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdn_attribute: Option<String>,
+    /// The attribute that holds the HollyHR person id and marks an entry as managed
+    /// (default `employeeNumber`). Entries without it are never modified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor_attribute: Option<String>,
+    /// Attribute templates (minijinja) over the person's safe fields, merged over the profile's
+    /// defaults, e.g. `mail: "{{ work_email }}"`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    /// How a leaver's entry is disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable: Option<LdapDisable>,
+}
+
+/// How LDAP entries are disabled.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.strategy != 'MoveToOu' || has(self.disabledDn)").message("disable.disabledDn is required with strategy MoveToOu"),
+    validation = Rule::new("self.strategy != 'SetAttribute' || has(self.attribute)").message("disable.attribute is required with strategy SetAttribute")
+)]
+pub struct LdapDisable {
+    /// `MoveToOu` (move the entry under `disabledDn`), `SetAttribute` (e.g.
+    /// `pwdAccountLockedTime` with ppolicy) or `AdAccountDisable` (AD's ACCOUNTDISABLE bit).
+    pub strategy: LdapDisableStrategy,
+    /// The OU disabled entries move to (MoveToOu).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_dn: Option<String>,
+    /// The attribute to set (SetAttribute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// The value to set (SetAttribute; default `000001010000Z`, ppolicy's permanent lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// See [`LdapDisable::strategy`].
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LdapDisableStrategy {
+    MoveToOu,
+    SetAttribute,
+    AdAccountDisable,
+}
+
+/// A SCIM 2.0 service provider target.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimTarget {
+    /// The SCIM base URL (the one `/Users` and `/ServiceProviderConfig` hang off).
+    #[x_kube(validation = Rule::new(HTTPS_OR_LOOPBACK).message("target.scim.baseUrl must be an https:// URL (http:// only for 127.0.0.1 or localhost)"))]
+    pub base_url: String,
+    /// The Secret key holding the bearer token.
+    pub token_secret_ref: SecretKeyRef,
+    /// Attribute templates (minijinja) merged over the SCIM defaults, keyed by SCIM path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Polling and reconciliation intervals (Go duration strings such as `5m`, `6h`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleSpec {
+    /// How often an incremental cycle asks HollyHR for people changed since the checkpoint
+    /// (default `5m`, at least `30s`).
+    #[serde(default = "default_poll_interval")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('30s')").message("schedule.pollInterval must be at least 30s"))]
+    pub poll_interval: String,
+    /// How often everyone is compared with every managed entry, catching edits made in the HollyHR
+    /// UI (which send no webhook), drift and orphans (default `6h`, at least `5m`).
+    #[serde(default = "default_full_resync_interval")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('5m')").message("schedule.fullResyncInterval must be at least 5m"))]
+    pub full_resync_interval: String,
+}
+
+fn default_poll_interval() -> String {
+    "5m".into()
+}
+
+fn default_full_resync_interval() -> String {
+    "6h".into()
+}
+
+/// What happens to leavers' accounts.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.action != 'DisableThenDelete' || has(self.delay)").message("deprovision.delay is required with action DisableThenDelete"))]
+pub struct DeprovisionSpec {
+    /// `Disable` (default), `Delete`, or `DisableThenDelete` after `delay`.
+    #[serde(default)]
+    pub action: DeprovisionAction,
+    /// How long a disabled account is kept before deletion (DisableThenDelete), e.g. `720h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('0s')").message("deprovision.delay must be a duration such as 720h"))]
+    pub delay: Option<String>,
+}
+
+/// See [`DeprovisionSpec::action`].
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeprovisionAction {
+    #[default]
+    Disable,
+    Delete,
+    DisableThenDelete,
+}
+
+/// Mass-deprovision guard thresholds.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardSpec {
+    /// Hold a cycle that would deprovision more than this many entries (default 10).
+    #[serde(default = "default_guard_count")]
+    pub max_count: u32,
+    /// Hold a cycle that would deprovision more than this percentage of managed entries
+    /// (default 5, 0–100).
+    #[serde(default = "default_guard_percent")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("guard.maxPercent must be between 0 and 100"))]
+    pub max_percent: u32,
+}
+
+fn default_guard_count() -> u32 {
+    10
+}
+
+fn default_guard_percent() -> u32 {
+    5
+}
+
+/// Include and exclude filters; a person is in scope when every non-empty include list matches
+/// and no exclude list does.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeSpec {
+    /// People must match these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<ScopeFilter>,
+    /// People matching these are left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<ScopeFilter>,
+}
+
+/// One set of filters (values compare case-insensitively with the HR record's labels).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeFilter {
+    /// Department names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub departments: Vec<String>,
+    /// Work place labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub work_places: Vec<String>,
+    /// Work type labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub work_types: Vec<String>,
+    /// Person statuses, e.g. `active`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statuses: Vec<String>,
+    /// Work email domains, e.g. `example.com`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub email_domains: Vec<String>,
+}
+
+/// HollyHR webhook registration and rotation.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSpec {
+    /// Register a HollyHR webhook for this object and accept its deliveries.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The public https base URL of the operator's receiver (usually an Ingress); deliveries go to
+    /// `<publicUrl>/hooks/<namespace>/<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(HTTPS_OR_LOOPBACK).message("webhook.publicUrl must be an https:// URL (HollyHR only delivers to public HTTPS)"))]
+    pub public_url: Option<String>,
+    /// Event types to subscribe to (default: person.created/updated/ended/reactivated and
+    /// org_unit.created/updated/archived/reactivated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+    /// How often the signing secret is rotated (default `720h`, at least `1h`).
+    #[serde(default = "default_rotation_interval")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1h')").message("webhook.rotationInterval must be at least 1h"))]
+    pub rotation_interval: String,
+    /// Re-enable an auto-disabled endpoint and redeliver failed deliveries once the receiver is
+    /// healthy again (default true).
+    #[serde(default = "default_true")]
+    pub auto_remediate: bool,
+}
+
+fn default_rotation_interval() -> String {
+    "720h".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// What the controller observed. Written only by the controller, by server-side apply.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PeopleSyncStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Standard conditions: `Ready`, `SourceReachable`, `DirectoryReachable`, `Synced`,
+    /// `WebhookRegistered`, `WebhookHealthy`, `SecretRotated`, `DeprovisionGuard`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Source and target kinds, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<StatusSummary>,
+    /// The incremental checkpoint: the largest `updated_at` fully applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// When the last sync cycle finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
+    /// When the next cycle is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_sync_time: Option<Time>,
+    /// When the last full reconciliation finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full_sync_time: Option<Time>,
+    /// Counts of the last cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<SyncCounts>,
+    /// The HollyHR webhook as last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookStatusInfo>,
+    /// The last plan's summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_plan: Option<PlanSummary>,
+}
+
+/// Short labels for printer columns.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusSummary {
+    /// `HollyHR`.
+    pub source: String,
+    /// `LDAP (openldap)`, `LDAP (ad)`, `SCIM`.
+    pub target: String,
+}
+
+/// Counts of a sync cycle.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncCounts {
+    /// People the source returned.
+    pub people: u64,
+    /// People in scope.
+    pub in_scope: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub disabled: u64,
+    pub deleted: u64,
+    /// People whose change failed; retried next cycle.
+    pub failed: u64,
+}
+
+/// The webhook's registration and health as last read from HollyHR.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookStatusInfo {
+    /// HollyHR's webhook id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `active` or `disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// HollyHR's health status: healthy, recovering, failing, inactive or unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// HollyHR's recommended action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended_action: Option<String>,
+    /// Delivery counts from the health endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<BTreeMap<String, u64>>,
+    /// The latest failure, sanitised (status code, error class, time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_failure: Option<String>,
+    /// The last four characters of the current signing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_last_four: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotation_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_time: Option<Time>,
+}
+
+/// What the last plan would do (no personal data: ids, actions, attribute names).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanSummary {
+    /// A hash identifying the plan (used to approve a held deprovision).
+    pub hash: String,
+    pub creates: u64,
+    pub updates: u64,
+    pub disables: u64,
+    pub deletes: u64,
+    /// Deprovisions held by the guard.
+    pub held: u64,
+    /// The first changes (dry run): person id, action, names of changed attributes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<PlannedChange>,
+}
+
+/// One planned change, without attribute values (status is readable by many).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedChange {
+    pub person_id: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<String>,
+}
+
+/// The CRD as YAML (what `peoplesync crd` prints and `crds/peoplesync.yaml` holds).
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    let crd = PeopleSync::crd();
+    let mut yaml = String::from(
+        "# Generated by `peoplesync crd` from src/crd.rs; do not edit by hand.\n",
+    );
+    yaml.push_str(&serde_yaml_ng::to_string(&crd).expect("the CRD always serializes to YAML"));
+    yaml
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/peoplesync.yaml");
+
+    #[test]
+    fn committed_crd_matches_the_rust_types() {
+        let generated = crd_yaml();
+        if std::env::var_os("PEOPLESYNC_WRITE_CRD").is_some() {
+            std::fs::write(COMMITTED, &generated).expect("write crds/peoplesync.yaml");
+        }
+        let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "crds/peoplesync.yaml is stale: run `cargo run -- crd > crds/peoplesync.yaml`"
+        );
+    }
+
+    #[test]
+    fn every_spec_field_is_documented_for_kubectl_explain() {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(PeopleSync::crd()).expect("CRD serializes");
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let mut undocumented = Vec::new();
+        fn walk(path: &str, node: &serde_json::Value, out: &mut Vec<String>) {
+            if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
+                for (name, child) in props {
+                    let here = format!("{path}.{name}");
+                    if child.get("description").is_none() {
+                        out.push(here.clone());
+                    }
+                    walk(&here, child, out);
+                }
+            }
+        }
+        walk("spec", schema, &mut undocumented);
+        assert!(undocumented.is_empty(), "fields without docs: {undocumented:?}");
+    }
+
+    #[test]
+    fn cel_rules_and_printer_columns_are_in_the_crd() {
+        let yaml = crd_yaml();
+        for needle in [
+            "set exactly one target: target.ldap or target.scim",
+            "schedule.pollInterval must be at least 30s",
+            "x-kubernetes-validations",
+            "shortNames:\n    - psync",
+            "name: Last Sync",
+        ] {
+            assert!(yaml.contains(needle), "CRD lacks {needle:?}");
+        }
+    }
+}
