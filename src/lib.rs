@@ -2,6 +2,11 @@
 //! with an HR system (HollyHR, later Personio).
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod controller;
+pub mod crd;
+pub mod metrics;
 pub mod sandbox;
 pub mod signature;
 pub mod source;
+pub mod telemetry;

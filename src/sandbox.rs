@@ -61,7 +61,10 @@ impl std::fmt::Debug for ApiKeySpec {
 }
 
 impl ApiKeySpec {
-    pub fn new(key: impl Into<String>, scopes: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn new(
+        key: impl Into<String>,
+        scopes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         Self {
             key: key.into(),
             scopes: scopes.into_iter().map(Into::into).collect(),

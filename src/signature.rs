@@ -241,7 +241,13 @@ mod tests {
             sdk_signature: None,
         };
         assert_eq!(
-            verify(&headers, BODY, &[SECRET.as_bytes()], now(), DEFAULT_TOLERANCE),
+            verify(
+                &headers,
+                BODY,
+                &[SECRET.as_bytes()],
+                now(),
+                DEFAULT_TOLERANCE
+            ),
             Ok(Variant::Guide)
         );
     }
@@ -258,7 +264,13 @@ mod tests {
             sdk_signature: Some(&sig),
         };
         assert_eq!(
-            verify(&headers, BODY, &[SECRET.as_bytes()], now(), DEFAULT_TOLERANCE),
+            verify(
+                &headers,
+                BODY,
+                &[SECRET.as_bytes()],
+                now(),
+                DEFAULT_TOLERANCE
+            ),
             Ok(Variant::Sdk)
         );
     }
@@ -270,7 +282,8 @@ mod tests {
             sign(Variant::Guide, "whsec_k", "evt_9", "1700000000", b"{}"),
             "8b20524faff2b12e1089e404a8cf60fbe577e5320e899ebff7329ebbcb9ada22"
         );
-        let ts = Variant::Sdk.format_timestamp(Timestamp::from_second(1_700_000_000).expect("valid"));
+        let ts =
+            Variant::Sdk.format_timestamp(Timestamp::from_second(1_700_000_000).expect("valid"));
         assert_eq!(ts, "2023-11-14T22:13:20.000Z");
         assert_eq!(
             sign(Variant::Sdk, "whsec_k", "evt_9", &ts, b"{}"),
@@ -307,17 +320,35 @@ mod tests {
             Err(VerifyError::SignatureMismatch)
         );
         assert_eq!(
-            verify(&headers, b"{}", &[SECRET.as_bytes()], now(), DEFAULT_TOLERANCE),
+            verify(
+                &headers,
+                b"{}",
+                &[SECRET.as_bytes()],
+                now(),
+                DEFAULT_TOLERANCE
+            ),
             Err(VerifyError::SignatureMismatch)
         );
         let later = now() + SignedDuration::from_secs(301);
         assert!(matches!(
-            verify(&headers, BODY, &[SECRET.as_bytes()], later, DEFAULT_TOLERANCE),
+            verify(
+                &headers,
+                BODY,
+                &[SECRET.as_bytes()],
+                later,
+                DEFAULT_TOLERANCE
+            ),
             Err(VerifyError::StaleTimestamp { .. })
         ));
         let earlier = now() - SignedDuration::from_secs(301);
         assert!(matches!(
-            verify(&headers, BODY, &[SECRET.as_bytes()], earlier, DEFAULT_TOLERANCE),
+            verify(
+                &headers,
+                BODY,
+                &[SECRET.as_bytes()],
+                earlier,
+                DEFAULT_TOLERANCE
+            ),
             Err(VerifyError::StaleTimestamp { .. })
         ));
     }
@@ -329,8 +360,14 @@ mod tests {
             timestamp: Some(&ts),
             ..Default::default()
         };
-        let err = verify(&no_sig, BODY, &[SECRET.as_bytes()], now(), DEFAULT_TOLERANCE)
-            .expect_err("missing signature");
+        let err = verify(
+            &no_sig,
+            BODY,
+            &[SECRET.as_bytes()],
+            now(),
+            DEFAULT_TOLERANCE,
+        )
+        .expect_err("missing signature");
         assert_eq!(err.http_status(), 400);
         let garbage = SignedHeaders {
             timestamp: Some(&ts),
@@ -338,7 +375,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            verify(&garbage, BODY, &[SECRET.as_bytes()], now(), DEFAULT_TOLERANCE),
+            verify(
+                &garbage,
+                BODY,
+                &[SECRET.as_bytes()],
+                now(),
+                DEFAULT_TOLERANCE
+            ),
             Err(VerifyError::MalformedSignature)
         );
         let bad_ts = SignedHeaders {
@@ -347,7 +390,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            verify(&bad_ts, BODY, &[SECRET.as_bytes()], now(), DEFAULT_TOLERANCE),
+            verify(
+                &bad_ts,
+                BODY,
+                &[SECRET.as_bytes()],
+                now(),
+                DEFAULT_TOLERANCE
+            ),
             Err(VerifyError::InvalidTimestamp)
         );
         assert_eq!(VerifyError::SignatureMismatch.http_status(), 401);

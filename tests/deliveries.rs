@@ -64,8 +64,13 @@ impl Receiver {
                     };
                     let secrets: Vec<&[u8]> = state.secrets.iter().map(|s| s.as_bytes()).collect();
                     let now = Timestamp::now() + SignedDuration::from_secs(state.clock_offset_secs);
-                    let verified =
-                        signature::verify(&signed, &body, &secrets, now, signature::DEFAULT_TOLERANCE);
+                    let verified = signature::verify(
+                        &signed,
+                        &body,
+                        &secrets,
+                        now,
+                        signature::DEFAULT_TOLERANCE,
+                    );
                     let status = if verified.is_err() {
                         StatusCode::UNAUTHORIZED.as_u16()
                     } else {
@@ -116,7 +121,10 @@ async fn harness(schedule: &[u64]) -> Harness {
     let sandbox = sandbox::start(SandboxConfig {
         people: 20,
         allow_insecure_webhook_urls: true,
-        delivery_retry_schedule: schedule.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+        delivery_retry_schedule: schedule
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect(),
         rate_limit_per_minute: 0,
         ..Default::default()
     })
@@ -181,7 +189,13 @@ async fn call(
 }
 
 impl Harness {
-    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> (u16, Value) {
+    async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         call(&self.http, &self.sandbox, method, path, body, headers).await
     }
 
@@ -198,7 +212,9 @@ impl Harness {
     }
 
     async fn first_person(&self) -> String {
-        let (_, page) = self.api(reqwest::Method::GET, "/people?limit=1", None, &[]).await;
+        let (_, page) = self
+            .api(reqwest::Method::GET, "/people?limit=1", None, &[])
+            .await;
         page["data"][0]["id"].as_str().expect("a person").to_owned()
     }
 
@@ -206,7 +222,10 @@ impl Harness {
     async fn change_title(&self, person: &str, title: &str) {
         let response = self
             .http
-            .get(format!("{}/people/{person}/employment", self.sandbox.base_url()))
+            .get(format!(
+                "{}/people/{person}/employment",
+                self.sandbox.base_url()
+            ))
             .bearer_auth(KEY)
             .send()
             .await
@@ -230,7 +249,11 @@ impl Harness {
     async fn webhook(&self) -> (Value, String) {
         let response = self
             .http
-            .get(format!("{}/webhooks/{}", self.sandbox.base_url(), self.webhook_id))
+            .get(format!(
+                "{}/webhooks/{}",
+                self.sandbox.base_url(),
+                self.webhook_id
+            ))
             .bearer_auth(KEY)
             .send()
             .await
@@ -239,7 +262,10 @@ impl Harness {
             .to_str()
             .expect("ascii")
             .to_owned();
-        (response.json::<Value>().await.expect("json")["data"].clone(), etag)
+        (
+            response.json::<Value>().await.expect("json")["data"].clone(),
+            etag,
+        )
     }
 
     async fn health(&self) -> Value {
@@ -262,7 +288,10 @@ impl Harness {
             if done(&deliveries) {
                 return deliveries;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {deliveries:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {deliveries:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -277,22 +306,32 @@ async fn deliveries_are_signed_over_timestamp_and_body_and_verify() {
     let h = harness(&[50]).await;
     let person = h.first_person().await;
     h.change_title(&person, "Principal Engineer").await;
-    h.wait_deliveries("one delivered", |d| count(d, "delivered") == 1).await;
+    h.wait_deliveries("one delivered", |d| count(d, "delivered") == 1)
+        .await;
 
     let received = h.receiver.received();
     assert_eq!(received.len(), 1);
     let delivery = &received[0];
     assert_eq!(delivery.verified, Ok(Variant::Guide));
     let header = |name: &str| delivery.headers[name].to_str().expect("ascii").to_owned();
-    assert!(header(signature::HEADER_TIMESTAMP).parse::<i64>().is_ok(), "Unix seconds");
+    assert!(
+        header(signature::HEADER_TIMESTAMP).parse::<i64>().is_ok(),
+        "Unix seconds"
+    );
     assert!(header(signature::HEADER_DELIVERY_ID).starts_with("whd_"));
     assert_eq!(header(signature::HEADER_EVENT), "person.updated");
     assert_eq!(header("content-type"), "application/json");
     let body: Value = serde_json::from_slice(&delivery.body).expect("JSON body");
     assert_eq!(body["type"], "person.updated");
     assert_eq!(body["api_version"], "v1");
-    assert_eq!(body["data"], json!({ "id": person, "resource_type": "person" }));
-    assert_eq!(header(signature::HEADER_ID), body["id"].as_str().expect("event id"));
+    assert_eq!(
+        body["data"],
+        json!({ "id": person, "resource_type": "person" })
+    );
+    assert_eq!(
+        header(signature::HEADER_ID),
+        body["id"].as_str().expect("event id")
+    );
     // Recompute independently of `verify`: HMAC-SHA256(secret, "{ts}.{body}") in lowercase hex.
     let expected = signature::sign(
         Variant::Guide,
@@ -301,7 +340,10 @@ async fn deliveries_are_signed_over_timestamp_and_body_and_verify() {
         &header(signature::HEADER_TIMESTAMP),
         &delivery.body,
     );
-    assert_eq!(header(signature::HEADER_SIGNATURE), format!("v1={expected}"));
+    assert_eq!(
+        header(signature::HEADER_SIGNATURE),
+        format!("v1={expected}")
+    );
 }
 
 #[tokio::test]
@@ -309,10 +351,16 @@ async fn the_test_endpoint_returns_exactly_the_headers_it_then_sends() {
     let h = harness(&[50]).await;
     let path = format!("/webhooks/{}/test", h.webhook_id);
     let (status, test) = h
-        .api(reqwest::Method::POST, &path, None, &[("Idempotency-Key", "test-delivery-1")])
+        .api(
+            reqwest::Method::POST,
+            &path,
+            None,
+            &[("Idempotency-Key", "test-delivery-1")],
+        )
         .await;
     assert_eq!(status, 202, "{test}");
-    h.wait_deliveries("the test delivery", |d| count(d, "delivered") == 1).await;
+    h.wait_deliveries("the test delivery", |d| count(d, "delivered") == 1)
+        .await;
     let received = h.receiver.received();
     assert_eq!(received.len(), 1);
     for (name, value) in test["data"]["headers"].as_object().expect("header map") {
@@ -334,18 +382,39 @@ async fn a_500_is_retried_until_the_receiver_accepts() {
     h.receiver.with(|s| s.script = VecDeque::from([500, 503]));
     let person = h.first_person().await;
     h.change_title(&person, "Retry Me").await;
-    let deliveries = h.wait_deliveries("delivered after retries", |d| count(d, "delivered") == 1).await;
+    let deliveries = h
+        .wait_deliveries("delivered after retries", |d| count(d, "delivered") == 1)
+        .await;
     assert_eq!(deliveries[0]["attempt_count"], 3);
-    let path = format!("/webhooks/{}/deliveries/{}", h.webhook_id, deliveries[0]["id"].as_str().expect("id"));
+    let path = format!(
+        "/webhooks/{}/deliveries/{}",
+        h.webhook_id,
+        deliveries[0]["id"].as_str().expect("id")
+    );
     let (_, detail) = h.api(reqwest::Method::GET, &path, None, &[]).await;
     let attempts: Vec<(&str, i64)> = detail["data"]["attempts"]
         .as_array()
         .expect("attempts")
         .iter()
-        .map(|a| (a["status"].as_str().expect("status"), a["status_code"].as_i64().expect("code")))
+        .map(|a| {
+            (
+                a["status"].as_str().expect("status"),
+                a["status_code"].as_i64().expect("code"),
+            )
+        })
         .collect();
-    assert_eq!(attempts, vec![("retry_scheduled", 500), ("retry_scheduled", 503), ("success", 200)]);
-    assert_eq!(detail["data"]["attempts"][0]["error_class"], "http_retryable");
+    assert_eq!(
+        attempts,
+        vec![
+            ("retry_scheduled", 500),
+            ("retry_scheduled", 503),
+            ("success", 200)
+        ]
+    );
+    assert_eq!(
+        detail["data"]["attempts"][0]["error_class"],
+        "http_retryable"
+    );
     assert_eq!(h.health().await["health_status"], "healthy");
     // Every attempt carried a valid signature.
     assert!(h.receiver.received().iter().all(|r| r.verified.is_ok()));
@@ -357,7 +426,9 @@ async fn a_non_retryable_400_fails_terminally_after_one_attempt() {
     h.receiver.with(|s| s.default_status = 400);
     let person = h.first_person().await;
     h.change_title(&person, "Rejected").await;
-    let deliveries = h.wait_deliveries("a failed delivery", |d| count(d, "failed") == 1).await;
+    let deliveries = h
+        .wait_deliveries("a failed delivery", |d| count(d, "failed") == 1)
+        .await;
     assert_eq!(deliveries[0]["attempt_count"], 1);
     assert_eq!(deliveries[0]["last_error_class"], "http_non_retryable");
     assert_eq!(deliveries[0]["last_status_code"], 400);
@@ -376,7 +447,8 @@ async fn ten_terminal_failures_disable_the_endpoint_and_redelivery_heals_it() {
     for i in 0..10 {
         h.change_title(&person, &format!("Title {i}")).await;
     }
-    h.wait_deliveries("ten failures", |d| count(d, "failed") == 10).await;
+    h.wait_deliveries("ten failures", |d| count(d, "failed") == 10)
+        .await;
     let (webhook, etag) = h.webhook().await;
     assert_eq!(webhook["status"], "disabled");
     assert!(webhook["disabled_at"].is_string());
@@ -390,9 +462,17 @@ async fn ten_terminal_failures_disable_the_endpoint_and_redelivery_heals_it() {
     assert_eq!(h.deliveries("").await.len(), 10);
     let failed = h.deliveries("&status=failed").await;
     let first_failed = failed[0]["id"].as_str().expect("id").to_owned();
-    let redeliver = format!("/webhooks/{}/deliveries/{first_failed}/redeliver", h.webhook_id);
+    let redeliver = format!(
+        "/webhooks/{}/deliveries/{first_failed}/redeliver",
+        h.webhook_id
+    );
     let (status, body) = h
-        .api(reqwest::Method::POST, &redeliver, None, &[("Idempotency-Key", "redeliver-disabled")])
+        .api(
+            reqwest::Method::POST,
+            &redeliver,
+            None,
+            &[("Idempotency-Key", "redeliver-disabled")],
+        )
         .await;
     assert_eq!(status, 409, "{body}");
 
@@ -413,18 +493,39 @@ async fn ten_terminal_failures_disable_the_endpoint_and_redelivery_heals_it() {
         let id = delivery["id"].as_str().expect("id");
         let path = format!("/webhooks/{}/deliveries/{id}/redeliver", h.webhook_id);
         let key = format!("redeliver-{id}");
-        let (status, body) = h.api(reqwest::Method::POST, &path, None, &[("Idempotency-Key", &key)]).await;
+        let (status, body) = h
+            .api(
+                reqwest::Method::POST,
+                &path,
+                None,
+                &[("Idempotency-Key", &key)],
+            )
+            .await;
         assert_eq!(status, 202, "{body}");
         assert_eq!(body["redelivered"], true);
     }
-    let deliveries = h.wait_deliveries("all redelivered", |d| count(d, "delivered") == 10).await;
-    assert_eq!(deliveries.len(), 10, "redelivery creates no new delivery rows");
-    assert!(deliveries.iter().all(|d| d["attempt_count"] == 2), "history kept");
+    let deliveries = h
+        .wait_deliveries("all redelivered", |d| count(d, "delivered") == 10)
+        .await;
+    assert_eq!(
+        deliveries.len(),
+        10,
+        "redelivery creates no new delivery rows"
+    );
+    assert!(
+        deliveries.iter().all(|d| d["attempt_count"] == 2),
+        "history kept"
+    );
     assert_eq!(h.health().await["health_status"], "healthy");
 
     // A delivered delivery is not eligible.
     let (status, _) = h
-        .api(reqwest::Method::POST, &redeliver, None, &[("Idempotency-Key", "redeliver-again-1")])
+        .api(
+            reqwest::Method::POST,
+            &redeliver,
+            None,
+            &[("Idempotency-Key", "redeliver-again-1")],
+        )
         .await;
     assert_eq!(status, 400);
 }
@@ -435,31 +536,61 @@ async fn a_rotation_overlap_signs_with_both_secrets_until_it_expires() {
     let old = h.secret.clone();
     let path = format!("/webhooks/{}/rotate-secret", h.webhook_id);
     let (status, rotated) = h
-        .api(reqwest::Method::POST, &path, Some(json!({})), &[("Idempotency-Key", "rotate-0000001")])
+        .api(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({})),
+            &[("Idempotency-Key", "rotate-0000001")],
+        )
         .await;
     assert_eq!(status, 200, "{rotated}");
-    let new = rotated["data"]["signing_secret"].as_str().expect("new secret").to_owned();
+    let new = rotated["data"]["signing_secret"]
+        .as_str()
+        .expect("new secret")
+        .to_owned();
     assert_eq!(rotated["data"]["secret_last_four"], new[new.len() - 4..]);
     let expires: Timestamp = rotated["data"]["previous_secret_expires_at"]
         .as_str()
         .expect("overlap end")
         .parse()
         .expect("date-time");
-    let rotated_at: Timestamp = rotated["data"]["updated_at"].as_str().expect("t").parse().expect("t");
-    assert_eq!(expires.duration_since(rotated_at), SignedDuration::from_hours(24));
+    let rotated_at: Timestamp = rotated["data"]["updated_at"]
+        .as_str()
+        .expect("t")
+        .parse()
+        .expect("t");
+    assert_eq!(
+        expires.duration_since(rotated_at),
+        SignedDuration::from_hours(24)
+    );
 
     // During the overlap a receiver holding either secret alone accepts the delivery.
     h.receiver.with(|s| s.secrets = vec![old.clone()]);
     let person = h.first_person().await;
     h.change_title(&person, "During overlap").await;
-    h.wait_deliveries("delivered during overlap", |d| count(d, "delivered") == 1).await;
+    h.wait_deliveries("delivered during overlap", |d| count(d, "delivered") == 1)
+        .await;
     let during = h.receiver.received().pop().expect("delivery");
-    assert!(during.verified.is_ok(), "old secret verifies: {:?}", during.verified);
-    let header = during.headers[signature::HEADER_SIGNATURE].to_str().expect("ascii").to_owned();
+    assert!(
+        during.verified.is_ok(),
+        "old secret verifies: {:?}",
+        during.verified
+    );
+    let header = during.headers[signature::HEADER_SIGNATURE]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     assert_eq!(header.matches("v1=").count(), 2, "{header}");
-    let ts = during.headers[signature::HEADER_TIMESTAMP].to_str().expect("ascii").to_owned();
+    let ts = during.headers[signature::HEADER_TIMESTAMP]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let with_new = signature::verify(
-        &SignedHeaders { timestamp: Some(&ts), signature: Some(&header), ..Default::default() },
+        &SignedHeaders {
+            timestamp: Some(&ts),
+            signature: Some(&header),
+            ..Default::default()
+        },
         &during.body,
         &[new.as_bytes()],
         Timestamp::now(),
@@ -468,32 +599,52 @@ async fn a_rotation_overlap_signs_with_both_secrets_until_it_expires() {
     assert!(with_new.is_ok(), "new secret verifies too");
 
     // After the overlap only the new secret signs: the old one alone is refused.
-    h.control(reqwest::Method::PUT, "/clock", json!({ "advance_seconds": 24 * 3600 + 1 })).await;
+    h.control(
+        reqwest::Method::PUT,
+        "/clock",
+        json!({ "advance_seconds": 24 * 3600 + 1 }),
+    )
+    .await;
     h.receiver.with(|s| s.clock_offset_secs = 24 * 3600 + 1);
     h.change_title(&person, "After overlap").await;
-    h.wait_deliveries("a refused delivery", |_| {
-        h.receiver.received().len() >= 2
-    })
-    .await;
+    h.wait_deliveries("a refused delivery", |_| h.receiver.received().len() >= 2)
+        .await;
     let after = h.receiver.received().pop().expect("delivery");
     assert_eq!(after.verified, Err(VerifyError::SignatureMismatch));
-    let header = after.headers[signature::HEADER_SIGNATURE].to_str().expect("ascii");
+    let header = after.headers[signature::HEADER_SIGNATURE]
+        .to_str()
+        .expect("ascii");
     assert_eq!(header.matches("v1=").count(), 1, "{header}");
 }
 
 #[tokio::test]
 async fn the_sdk_signature_variant_can_be_switched_on() {
     let h = harness(&[20]).await;
-    h.control(reqwest::Method::PUT, "/settings", json!({ "signature_variant": "sdk" })).await;
+    h.control(
+        reqwest::Method::PUT,
+        "/settings",
+        json!({ "signature_variant": "sdk" }),
+    )
+    .await;
     let person = h.first_person().await;
     h.change_title(&person, "SDK style").await;
-    h.wait_deliveries("one delivered", |d| count(d, "delivered") == 1).await;
+    h.wait_deliveries("one delivered", |d| count(d, "delivered") == 1)
+        .await;
     let delivery = h.receiver.received().pop().expect("delivery");
     assert_eq!(delivery.verified, Ok(Variant::Sdk));
-    assert!(delivery.headers.contains_key(signature::HEADER_SDK_SIGNATURE));
+    assert!(
+        delivery
+            .headers
+            .contains_key(signature::HEADER_SDK_SIGNATURE)
+    );
     assert!(!delivery.headers.contains_key(signature::HEADER_SIGNATURE));
-    let ts = delivery.headers[signature::HEADER_TIMESTAMP].to_str().expect("ascii");
-    assert!(ts.parse::<Timestamp>().is_ok() && ts.ends_with('Z'), "RFC 3339: {ts}");
+    let ts = delivery.headers[signature::HEADER_TIMESTAMP]
+        .to_str()
+        .expect("ascii");
+    assert!(
+        ts.parse::<Timestamp>().is_ok() && ts.ends_with('Z'),
+        "RFC 3339: {ts}"
+    );
 }
 
 #[tokio::test]

@@ -40,23 +40,75 @@ const OPERATIONS: &[(Method, &str, Option<&str>)] = &[
     (Method::POST, "/people", Some("people:write")),
     (Method::GET, "/people/{personId}", Some("people:read")),
     (Method::PATCH, "/people/{personId}", Some("people:write")),
-    (Method::GET, "/people/{personId}/org-links", Some("people:read")),
-    (Method::GET, "/people/{personId}/employment", Some("people:read")),
-    (Method::PATCH, "/people/{personId}/employment", Some("people:write")),
+    (
+        Method::GET,
+        "/people/{personId}/org-links",
+        Some("people:read"),
+    ),
+    (
+        Method::GET,
+        "/people/{personId}/employment",
+        Some("people:read"),
+    ),
+    (
+        Method::PATCH,
+        "/people/{personId}/employment",
+        Some("people:write"),
+    ),
     (Method::POST, "/people/{personId}/end", Some("people:write")),
-    (Method::POST, "/people/{personId}/reactivate", Some("people:write")),
+    (
+        Method::POST,
+        "/people/{personId}/reactivate",
+        Some("people:write"),
+    ),
     (Method::GET, "/org-units", Some("org_units:read")),
-    (Method::GET, "/org-units/{orgUnitId}", Some("org_units:read")),
+    (
+        Method::GET,
+        "/org-units/{orgUnitId}",
+        Some("org_units:read"),
+    ),
     (Method::GET, "/webhooks", Some("webhooks:manage")),
     (Method::POST, "/webhooks", Some("webhooks:manage")),
-    (Method::GET, "/webhooks/{webhookId}", Some("webhooks:manage")),
-    (Method::PATCH, "/webhooks/{webhookId}", Some("webhooks:manage")),
-    (Method::DELETE, "/webhooks/{webhookId}", Some("webhooks:manage")),
-    (Method::POST, "/webhooks/{webhookId}/rotate-secret", Some("webhooks:manage")),
-    (Method::POST, "/webhooks/{webhookId}/test", Some("webhooks:manage")),
-    (Method::GET, "/webhooks/{webhookId}/health", Some("webhooks:manage")),
-    (Method::GET, "/webhooks/{webhookId}/deliveries", Some("webhooks:manage")),
-    (Method::GET, "/webhooks/{webhookId}/deliveries/{deliveryId}", Some("webhooks:manage")),
+    (
+        Method::GET,
+        "/webhooks/{webhookId}",
+        Some("webhooks:manage"),
+    ),
+    (
+        Method::PATCH,
+        "/webhooks/{webhookId}",
+        Some("webhooks:manage"),
+    ),
+    (
+        Method::DELETE,
+        "/webhooks/{webhookId}",
+        Some("webhooks:manage"),
+    ),
+    (
+        Method::POST,
+        "/webhooks/{webhookId}/rotate-secret",
+        Some("webhooks:manage"),
+    ),
+    (
+        Method::POST,
+        "/webhooks/{webhookId}/test",
+        Some("webhooks:manage"),
+    ),
+    (
+        Method::GET,
+        "/webhooks/{webhookId}/health",
+        Some("webhooks:manage"),
+    ),
+    (
+        Method::GET,
+        "/webhooks/{webhookId}/deliveries",
+        Some("webhooks:manage"),
+    ),
+    (
+        Method::GET,
+        "/webhooks/{webhookId}/deliveries/{deliveryId}",
+        Some("webhooks:manage"),
+    ),
     (
         Method::POST,
         "/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver",
@@ -82,7 +134,10 @@ pub fn router(state: Arc<Sandbox>) -> Router {
         .route("/people", get(list_people).post(create_person))
         .route("/people/{id}", get(get_person).patch(update_person))
         .route("/people/{id}/org-links", get(org_links))
-        .route("/people/{id}/employment", get(get_employment).patch(update_employment))
+        .route(
+            "/people/{id}/employment",
+            get(get_employment).patch(update_employment),
+        )
         .route("/people/{id}/end", post(end_person))
         .route("/people/{id}/reactivate", post(reactivate_person))
         .route("/org-units", get(list_org_units))
@@ -90,14 +145,19 @@ pub fn router(state: Arc<Sandbox>) -> Router {
         .route("/webhooks", get(list_webhooks).post(create_webhook))
         .route(
             "/webhooks/{id}",
-            get(get_webhook).patch(update_webhook).delete(disable_webhook),
+            get(get_webhook)
+                .patch(update_webhook)
+                .delete(disable_webhook),
         )
         .route("/webhooks/{id}/rotate-secret", post(rotate_secret))
         .route("/webhooks/{id}/test", post(test_webhook))
         .route("/webhooks/{id}/health", get(webhook_health))
         .route("/webhooks/{id}/deliveries", get(list_deliveries))
         .route("/webhooks/{id}/deliveries/{delivery}", get(get_delivery))
-        .route("/webhooks/{id}/deliveries/{delivery}/redeliver", post(redeliver))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery}/redeliver",
+            post(redeliver),
+        )
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::not_found("operation") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
@@ -108,7 +168,11 @@ pub fn router(state: Arc<Sandbox>) -> Router {
 }
 
 /// Everything the operations share, in the order a real API applies it.
-async fn envelope(State(sandbox): State<Arc<Sandbox>>, mut request: Request, next: Next) -> Response {
+async fn envelope(
+    State(sandbox): State<Arc<Sandbox>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let request_id = sandbox.next_request_id();
     let method = request.method().clone();
     let full_path = request.uri().path().to_owned();
@@ -121,7 +185,9 @@ async fn envelope(State(sandbox): State<Arc<Sandbox>>, mut request: Request, nex
     let started = Instant::now();
 
     let caller = authenticate(&sandbox, request.headers());
-    let bucket_key = caller.as_ref().map_or("anonymous".to_owned(), |c| c.key_id.clone());
+    let bucket_key = caller
+        .as_ref()
+        .map_or("anonymous".to_owned(), |c| c.key_id.clone());
     let quota = sandbox
         .limiter
         .check(&bucket_key, template.unwrap_or("/unknown"), Instant::now());
@@ -165,7 +231,10 @@ async fn envelope(State(sandbox): State<Arc<Sandbox>>, mut request: Request, nex
         } else {
             ApiError::invalid(format!(
                 "the request could not be read ({})",
-                response.status().canonical_reason().unwrap_or("bad request")
+                response
+                    .status()
+                    .canonical_reason()
+                    .unwrap_or("bad request")
             ))
         };
         response = render_error(&error, &request_id);
@@ -173,8 +242,14 @@ async fn envelope(State(sandbox): State<Arc<Sandbox>>, mut request: Request, nex
     let headers = response.headers_mut();
     headers.insert("x-request-id", header_value(&request_id));
     headers.insert("ratelimit-limit", header_value(&quota.limit.to_string()));
-    headers.insert("ratelimit-remaining", header_value(&quota.remaining.to_string()));
-    headers.insert("ratelimit-reset", header_value(&quota.reset_seconds.to_string()));
+    headers.insert(
+        "ratelimit-remaining",
+        header_value(&quota.remaining.to_string()),
+    );
+    headers.insert(
+        "ratelimit-reset",
+        header_value(&quota.reset_seconds.to_string()),
+    );
     let status = response.status().as_u16();
     sandbox.log(store::LogEntry {
         method: method.to_string(),
@@ -255,7 +330,9 @@ async fn injected_fault(sandbox: &Sandbox) -> Option<ApiError> {
         } else if faults.fail_next > 0 {
             faults.fail_next -= 1;
             Some(fault_status(faults.error_status))
-        } else if faults.error_rate > 0.0 && rand::rng().random_bool(faults.error_rate.clamp(0.0, 1.0)) {
+        } else if faults.error_rate > 0.0
+            && rand::rng().random_bool(faults.error_rate.clamp(0.0, 1.0))
+        {
             Some(fault_status(faults.error_status))
         } else {
             None
@@ -332,7 +409,11 @@ fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> ApiResu
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        let field = if path == "." || path.is_empty() { "body".to_owned() } else { path };
+        let field = if path == "." || path.is_empty() {
+            "body".to_owned()
+        } else {
+            path
+        };
         let issue = if inner.is_syntax() || inner.is_eof() {
             format!("is not valid JSON ({inner})")
         } else {
@@ -357,17 +438,26 @@ fn parse_query(raw: Option<&str>, allowed: &[&str]) -> ApiResult<Vec<(String, St
         .collect();
     for (i, (key, _)) in pairs.iter().enumerate() {
         if !allowed.contains(&key.as_str()) {
-            return Err(ApiError::invalid_field(key.clone(), "is not a parameter of this operation"));
+            return Err(ApiError::invalid_field(
+                key.clone(),
+                "is not a parameter of this operation",
+            ));
         }
         if pairs[..i].iter().any(|(k, _)| k == key) {
-            return Err(ApiError::invalid_field(key.clone(), "is given more than once"));
+            return Err(ApiError::invalid_field(
+                key.clone(),
+                "is given more than once",
+            ));
         }
     }
     Ok(pairs)
 }
 
 fn query_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 fn query_limit(pairs: &[(String, String)]) -> ApiResult<usize> {
@@ -375,7 +465,10 @@ fn query_limit(pairs: &[(String, String)]) -> ApiResult<usize> {
         None => Ok(25),
         Some(raw) => match raw.parse::<usize>() {
             Ok(n) if (1..=100).contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid_field("limit", "must be an integer from 1 to 100")),
+            _ => Err(ApiError::invalid_field(
+                "limit",
+                "must be an integer from 1 to 100",
+            )),
         },
     }
 }
@@ -494,7 +587,10 @@ fn idempotent(
                 .iter()
                 .flat_map(|(e, r)| [("etag", e.clone()), ("hollyhr-resource-etag", r.clone())])
                 .collect(),
-            body: mutation.replay_body.clone().unwrap_or_else(|| mutation.body.clone()),
+            body: mutation
+                .replay_body
+                .clone()
+                .unwrap_or_else(|| mutation.body.clone()),
             stored_at: now,
             error: None,
         },
@@ -586,7 +682,10 @@ async fn list_people(State(sandbox): Shared, RawQuery(raw): RawQuery) -> ApiResu
             if (2..=120).contains(&n) {
                 Ok(s.to_owned())
             } else {
-                Err(ApiError::invalid_field("search", "must be 2–120 characters long"))
+                Err(ApiError::invalid_field(
+                    "search",
+                    "must be 2–120 characters long",
+                ))
             }
         })
         .transpose()?;
@@ -604,10 +703,16 @@ async fn list_people(State(sandbox): Shared, RawQuery(raw): RawQuery) -> ApiResu
     };
     let settings = sandbox.settings();
     let mut state = sandbox.state();
-    let (page, pagination) =
-        state.list_people(&query, settings.updated_since_exclusive, settings.empty_tenant)?;
+    let (page, pagination) = state.list_people(
+        &query,
+        settings.updated_since_exclusive,
+        settings.empty_tenant,
+    )?;
     let body = Page {
-        data: page.iter().map(|&i| &state.people[i].person).collect::<Vec<_>>(),
+        data: page
+            .iter()
+            .map(|&i| &state.people[i].person)
+            .collect::<Vec<_>>(),
         pagination,
     };
     Ok(json_response(StatusCode::OK, &body))
@@ -625,25 +730,47 @@ async fn create_person(
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
-    idempotent(&sandbox, &caller, &Method::POST, "/people", &headers, &body, |state, now| {
-        let index = state.create_person(request, now)?;
-        let record = &state.people[index];
-        Ok(Mutation::json(
-            StatusCode::CREATED,
-            &Data { data: &record.person },
-            Some(person_tags(record)),
-        ))
-    })
+    idempotent(
+        &sandbox,
+        &caller,
+        &Method::POST,
+        "/people",
+        &headers,
+        &body,
+        |state, now| {
+            let index = state.create_person(request, now)?;
+            let record = &state.people[index];
+            Ok(Mutation::json(
+                StatusCode::CREATED,
+                &Data {
+                    data: &record.person,
+                },
+                Some(person_tags(record)),
+            ))
+        },
+    )
 }
 
-async fn get_person(State(sandbox): Shared, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+async fn get_person(
+    State(sandbox): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let state = sandbox.state();
     let record = state.person(&id)?;
     let tags = person_tags(record);
     if let Some(response) = not_modified(&headers, &tags) {
         return Ok(response);
     }
-    Ok(with_etags(json_response(StatusCode::OK, &Data { data: &record.person }), &tags))
+    Ok(with_etags(
+        json_response(
+            StatusCode::OK,
+            &Data {
+                data: &record.person,
+            },
+        ),
+        &tags,
+    ))
 }
 
 async fn update_person(
@@ -660,16 +787,34 @@ async fn update_person(
         Err(error) => return error.into_response(),
     };
     let path = format!("/people/{id}");
-    idempotent(&sandbox, &caller, &Method::PATCH, &path, &headers, &body, |state, now| {
-        let index = state.person_index(&id)?;
-        check_if_match(&headers, &person_tags(&state.people[index]))?;
-        state.update_person(index, request, now);
-        let record = &state.people[index];
-        Ok(Mutation::json(StatusCode::OK, &Data { data: &record.person }, Some(person_tags(record))))
-    })
+    idempotent(
+        &sandbox,
+        &caller,
+        &Method::PATCH,
+        &path,
+        &headers,
+        &body,
+        |state, now| {
+            let index = state.person_index(&id)?;
+            check_if_match(&headers, &person_tags(&state.people[index]))?;
+            state.update_person(index, request, now);
+            let record = &state.people[index];
+            Ok(Mutation::json(
+                StatusCode::OK,
+                &Data {
+                    data: &record.person,
+                },
+                Some(person_tags(record)),
+            ))
+        },
+    )
 }
 
-async fn org_links(State(sandbox): Shared, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+async fn org_links(
+    State(sandbox): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let now = sandbox.clock.now();
     let state = sandbox.state();
     let index = state.person_index(&id)?;
@@ -684,17 +829,32 @@ async fn org_links(State(sandbox): Shared, Path(id): Path<String>, headers: Head
     if let Some(response) = not_modified(&headers, &tags) {
         return Ok(response);
     }
-    Ok(with_etags(json_response(StatusCode::OK, &Data { data: links }), &tags))
+    Ok(with_etags(
+        json_response(StatusCode::OK, &Data { data: links }),
+        &tags,
+    ))
 }
 
-async fn get_employment(State(sandbox): Shared, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+async fn get_employment(
+    State(sandbox): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let state = sandbox.state();
     let index = state.person_index(&id)?;
     let tags = employment_tags(&state.people[index]);
     if let Some(response) = not_modified(&headers, &tags) {
         return Ok(response);
     }
-    Ok(with_etags(json_response(StatusCode::OK, &Data { data: state.employment(index) }), &tags))
+    Ok(with_etags(
+        json_response(
+            StatusCode::OK,
+            &Data {
+                data: state.employment(index),
+            },
+        ),
+        &tags,
+    ))
 }
 
 async fn update_employment(
@@ -711,16 +871,26 @@ async fn update_employment(
         Err(error) => return error.into_response(),
     };
     let path = format!("/people/{id}/employment");
-    idempotent(&sandbox, &caller, &Method::PATCH, &path, &headers, &body, |state, now| {
-        let index = state.person_index(&id)?;
-        check_if_match(&headers, &employment_tags(&state.people[index]))?;
-        state.update_employment(index, request, now, Some(EventType::PersonUpdated))?;
-        Ok(Mutation::json(
-            StatusCode::OK,
-            &Data { data: state.employment(index) },
-            Some(employment_tags(&state.people[index])),
-        ))
-    })
+    idempotent(
+        &sandbox,
+        &caller,
+        &Method::PATCH,
+        &path,
+        &headers,
+        &body,
+        |state, now| {
+            let index = state.person_index(&id)?;
+            check_if_match(&headers, &employment_tags(&state.people[index]))?;
+            state.update_employment(index, request, now, Some(EventType::PersonUpdated))?;
+            Ok(Mutation::json(
+                StatusCode::OK,
+                &Data {
+                    data: state.employment(index),
+                },
+                Some(employment_tags(&state.people[index])),
+            ))
+        },
+    )
 }
 
 async fn end_person(
@@ -737,13 +907,27 @@ async fn end_person(
         Err(error) => return error.into_response(),
     };
     let path = format!("/people/{id}/end");
-    idempotent(&sandbox, &caller, &Method::POST, &path, &headers, &body, |state, now| {
-        let index = state.person_index(&id)?;
-        check_if_match(&headers, &person_tags(&state.people[index]))?;
-        state.end_person(index, end_date, now)?;
-        let record = &state.people[index];
-        Ok(Mutation::json(StatusCode::OK, &Data { data: &record.person }, Some(person_tags(record))))
-    })
+    idempotent(
+        &sandbox,
+        &caller,
+        &Method::POST,
+        &path,
+        &headers,
+        &body,
+        |state, now| {
+            let index = state.person_index(&id)?;
+            check_if_match(&headers, &person_tags(&state.people[index]))?;
+            state.end_person(index, end_date, now)?;
+            let record = &state.people[index];
+            Ok(Mutation::json(
+                StatusCode::OK,
+                &Data {
+                    data: &record.person,
+                },
+                Some(person_tags(record)),
+            ))
+        },
+    )
 }
 
 async fn reactivate_person(
@@ -765,13 +949,27 @@ async fn reactivate_person(
         Err(error) => return error.into_response(),
     };
     let path = format!("/people/{id}/reactivate");
-    idempotent(&sandbox, &caller, &Method::POST, &path, &headers, &body, |state, now| {
-        let index = state.person_index(&id)?;
-        check_if_match(&headers, &person_tags(&state.people[index]))?;
-        state.reactivate_person(index, request, now)?;
-        let record = &state.people[index];
-        Ok(Mutation::json(StatusCode::OK, &Data { data: &record.person }, Some(person_tags(record))))
-    })
+    idempotent(
+        &sandbox,
+        &caller,
+        &Method::POST,
+        &path,
+        &headers,
+        &body,
+        |state, now| {
+            let index = state.person_index(&id)?;
+            check_if_match(&headers, &person_tags(&state.people[index]))?;
+            state.reactivate_person(index, request, now)?;
+            let record = &state.people[index];
+            Ok(Mutation::json(
+                StatusCode::OK,
+                &Data {
+                    data: &record.person,
+                },
+                Some(person_tags(record)),
+            ))
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -785,7 +983,11 @@ async fn list_org_units(State(sandbox): Shared, RawQuery(raw): RawQuery) -> ApiR
     Ok(json_response(StatusCode::OK, &List { data: active }))
 }
 
-async fn get_org_unit(State(sandbox): Shared, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+async fn get_org_unit(
+    State(sandbox): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let state = sandbox.state();
     let unit = state.org_unit(&id)?;
     let digest = hex::encode(&Sha256::digest(serde_json::to_vec(unit).unwrap_or_default())[..6]);
@@ -793,7 +995,10 @@ async fn get_org_unit(State(sandbox): Shared, Path(id): Path<String>, headers: H
     if let Some(response) = not_modified(&headers, &tags) {
         return Ok(response);
     }
-    Ok(with_etags(json_response(StatusCode::OK, &Data { data: unit }), &tags))
+    Ok(with_etags(
+        json_response(StatusCode::OK, &Data { data: unit }),
+        &tags,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -809,13 +1014,11 @@ async fn list_webhooks(State(sandbox): Shared, RawQuery(raw): RawQuery) -> ApiRe
 
 fn check_event_scopes(caller: &Caller, events: &[EventType]) -> ApiResult<()> {
     for event in events {
-        if let Some(scope) = validate::read_scope_for(*event) {
-            if !caller.scopes.iter().any(|s| s == scope) {
-                return Err(ApiError::missing_scope(scope).with_detail(
-                    "subscribed_events",
-                    format!("{event} needs {scope}"),
-                ));
-            }
+        if let Some(scope) = validate::read_scope_for(*event)
+            && !caller.scopes.iter().any(|s| s == scope)
+        {
+            return Err(ApiError::missing_scope(scope)
+                .with_detail("subscribed_events", format!("{event} needs {scope}")));
         }
     }
     Ok(())
@@ -847,20 +1050,40 @@ async fn create_webhook(
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
-    idempotent(&sandbox, &caller, &Method::POST, "/webhooks", &headers, &body, |state, now| {
-        let created = state.create_webhook(request, now)?;
-        Ok(secret_mutation(StatusCode::CREATED, created))
-    })
+    idempotent(
+        &sandbox,
+        &caller,
+        &Method::POST,
+        "/webhooks",
+        &headers,
+        &body,
+        |state, now| {
+            let created = state.create_webhook(request, now)?;
+            Ok(secret_mutation(StatusCode::CREATED, created))
+        },
+    )
 }
 
-async fn get_webhook(State(sandbox): Shared, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+async fn get_webhook(
+    State(sandbox): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let state = sandbox.state();
     let record = &state.webhooks[state.webhook_index(&id)?];
     let tags = webhook_tags(record);
     if let Some(response) = not_modified(&headers, &tags) {
         return Ok(response);
     }
-    Ok(with_etags(json_response(StatusCode::OK, &Data { data: &record.webhook }), &tags))
+    Ok(with_etags(
+        json_response(
+            StatusCode::OK,
+            &Data {
+                data: &record.webhook,
+            },
+        ),
+        &tags,
+    ))
 }
 
 async fn update_webhook(
@@ -874,20 +1097,35 @@ async fn update_webhook(
     let request = require_body::<UpdateWebhookRequest>(&headers, &body)
         .and_then(|r| validate::update_webhook(&r, allow_insecure).map(|()| r))
         .and_then(|r| {
-            check_event_scopes(&caller, r.subscribed_events.as_deref().unwrap_or_default()).map(|()| r)
+            check_event_scopes(&caller, r.subscribed_events.as_deref().unwrap_or_default())
+                .map(|()| r)
         });
     let request = match request {
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
     let path = format!("/webhooks/{id}");
-    idempotent(&sandbox, &caller, &Method::PATCH, &path, &headers, &body, |state, now| {
-        let index = state.webhook_index(&id)?;
-        check_if_match(&headers, &webhook_tags(&state.webhooks[index]))?;
-        state.update_webhook(index, request, now)?;
-        let record = &state.webhooks[index];
-        Ok(Mutation::json(StatusCode::OK, &Data { data: &record.webhook }, Some(webhook_tags(record))))
-    })
+    idempotent(
+        &sandbox,
+        &caller,
+        &Method::PATCH,
+        &path,
+        &headers,
+        &body,
+        |state, now| {
+            let index = state.webhook_index(&id)?;
+            check_if_match(&headers, &webhook_tags(&state.webhooks[index]))?;
+            state.update_webhook(index, request, now)?;
+            let record = &state.webhooks[index];
+            Ok(Mutation::json(
+                StatusCode::OK,
+                &Data {
+                    data: &record.webhook,
+                },
+                Some(webhook_tags(record)),
+            ))
+        },
+    )
 }
 
 async fn disable_webhook(
@@ -901,24 +1139,32 @@ async fn disable_webhook(
         return ApiError::invalid_field("body", "DELETE takes no body").into_response();
     }
     let path = format!("/webhooks/{id}");
-    idempotent(&sandbox, &caller, &Method::DELETE, &path, &headers, &body, |state, now| {
-        let index = state.webhook_index(&id)?;
-        check_if_match(&headers, &webhook_tags(&state.webhooks[index]))?;
-        let disable = UpdateWebhookRequest {
-            status: Some(WebhookStatus::Disabled),
-            ..Default::default()
-        };
-        state.update_webhook(index, disable, now)?;
-        let record = &state.webhooks[index];
-        Ok(Mutation::json(
-            StatusCode::OK,
-            &DisabledWebhook {
-                data: record.webhook.clone(),
-                disabled: true,
-            },
-            Some(webhook_tags(record)),
-        ))
-    })
+    idempotent(
+        &sandbox,
+        &caller,
+        &Method::DELETE,
+        &path,
+        &headers,
+        &body,
+        |state, now| {
+            let index = state.webhook_index(&id)?;
+            check_if_match(&headers, &webhook_tags(&state.webhooks[index]))?;
+            let disable = UpdateWebhookRequest {
+                status: Some(WebhookStatus::Disabled),
+                ..Default::default()
+            };
+            state.update_webhook(index, disable, now)?;
+            let record = &state.webhooks[index];
+            Ok(Mutation::json(
+                StatusCode::OK,
+                &DisabledWebhook {
+                    data: record.webhook.clone(),
+                    disabled: true,
+                },
+                Some(webhook_tags(record)),
+            ))
+        },
+    )
 }
 
 async fn rotate_secret(
@@ -935,10 +1181,21 @@ async fn rotate_secret(
         return error.into_response();
     }
     let path = format!("/webhooks/{id}/rotate-secret");
-    idempotent(&sandbox, &caller, &Method::POST, &path, &headers, &body, |state, now| {
-        let index = state.webhook_index(&id)?;
-        Ok(secret_mutation(StatusCode::OK, state.rotate_secret(index, now)))
-    })
+    idempotent(
+        &sandbox,
+        &caller,
+        &Method::POST,
+        &path,
+        &headers,
+        &body,
+        |state, now| {
+            let index = state.webhook_index(&id)?;
+            Ok(secret_mutation(
+                StatusCode::OK,
+                state.rotate_secret(index, now),
+            ))
+        },
+    )
 }
 
 async fn test_webhook(
@@ -951,7 +1208,10 @@ async fn test_webhook(
     let request = parse_body::<TestWebhookRequest>(&headers, &body).and_then(|r| {
         match r.and_then(|r| r.event_type) {
             None | Some(EventType::WebhookTest) => Ok(()),
-            Some(_) => Err(ApiError::invalid_field("event_type", "must be webhook.test")),
+            Some(_) => Err(ApiError::invalid_field(
+                "event_type",
+                "must be webhook.test",
+            )),
         }
     });
     if let Err(error) = request {
@@ -959,11 +1219,23 @@ async fn test_webhook(
     }
     let variant = sandbox.settings().signature_variant;
     let path = format!("/webhooks/{id}/test");
-    idempotent(&sandbox, &caller, &Method::POST, &path, &headers, &body, |state, now| {
-        let index = state.webhook_index(&id)?;
-        let test = state.queue_test(index, variant, now)?;
-        Ok(Mutation::json(StatusCode::ACCEPTED, &Data { data: test }, None))
-    })
+    idempotent(
+        &sandbox,
+        &caller,
+        &Method::POST,
+        &path,
+        &headers,
+        &body,
+        |state, now| {
+            let index = state.webhook_index(&id)?;
+            let test = state.queue_test(index, variant, now)?;
+            Ok(Mutation::json(
+                StatusCode::ACCEPTED,
+                &Data { data: test },
+                None,
+            ))
+        },
+    )
 }
 
 async fn webhook_health(State(sandbox): Shared, Path(id): Path<String>) -> ApiResult<Response> {
@@ -971,7 +1243,12 @@ async fn webhook_health(State(sandbox): Shared, Path(id): Path<String>) -> ApiRe
     let mut state = sandbox.state();
     let index = state.webhook_index(&id)?;
     state.prune(now);
-    Ok(json_response(StatusCode::OK, &Data { data: state.health(index, now) }))
+    Ok(json_response(
+        StatusCode::OK,
+        &Data {
+            data: state.health(index, now),
+        },
+    ))
 }
 
 async fn list_deliveries(
@@ -984,12 +1261,24 @@ async fn list_deliveries(
     state.webhook_index(&id)?;
     let pairs = parse_query(
         raw.as_deref(),
-        &["limit", "cursor", "status", "event_type", "created_since", "created_until"],
+        &[
+            "limit",
+            "cursor",
+            "status",
+            "event_type",
+            "created_since",
+            "created_until",
+        ],
     )?;
     let status = query_value(&pairs, "status")
         .map(|raw| {
             serde_json::from_value::<DeliveryStatus>(serde_json::Value::String(raw.to_owned()))
-                .map_err(|_| ApiError::invalid_field("status", "must be pending, delivered, retry_scheduled or failed"))
+                .map_err(|_| {
+                    ApiError::invalid_field(
+                        "status",
+                        "must be pending, delivered, retry_scheduled or failed",
+                    )
+                })
         })
         .transpose()?;
     let event_type = query_value(&pairs, "event_type")
@@ -1042,19 +1331,27 @@ async fn redeliver(
         return ApiError::invalid_field("body", "redeliver takes no body").into_response();
     }
     let path = format!("/webhooks/{id}/deliveries/{delivery}/redeliver");
-    idempotent(&sandbox, &caller, &Method::POST, &path, &headers, &body, |state, now| {
-        state.webhook_index(&id)?;
-        let index = state.delivery_index(&id, &delivery)?;
-        let summary = state.redeliver(index, now)?;
-        Ok(Mutation::json(
-            StatusCode::ACCEPTED,
-            &Redelivery {
-                data: summary,
-                redelivered: true,
-            },
-            None,
-        ))
-    })
+    idempotent(
+        &sandbox,
+        &caller,
+        &Method::POST,
+        &path,
+        &headers,
+        &body,
+        |state, now| {
+            state.webhook_index(&id)?;
+            let index = state.delivery_index(&id, &delivery)?;
+            let summary = state.redeliver(index, now)?;
+            Ok(Mutation::json(
+                StatusCode::ACCEPTED,
+                &Redelivery {
+                    data: summary,
+                    redelivered: true,
+                },
+                None,
+            ))
+        },
+    )
 }
 
 #[cfg(test)]
@@ -1065,7 +1362,10 @@ mod tests {
     fn concrete_paths_map_to_contract_templates() {
         assert_eq!(route_template("/people"), Some("/people"));
         assert_eq!(route_template("/people/abc"), Some("/people/{personId}"));
-        assert_eq!(route_template("/people/abc/org-links"), Some("/people/{personId}/org-links"));
+        assert_eq!(
+            route_template("/people/abc/org-links"),
+            Some("/people/{personId}/org-links")
+        );
         assert_eq!(
             route_template("/webhooks/w/deliveries/d/redeliver"),
             Some("/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver")

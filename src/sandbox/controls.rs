@@ -19,7 +19,10 @@ use crate::source::hollyhr::model::UpdateEmploymentRequest;
 pub fn router(state: Arc<Sandbox>) -> Router {
     Router::new()
         .route("/_sandbox/requests", get(requests).delete(clear_requests))
-        .route("/_sandbox/faults", put(set_faults).get(get_faults).delete(clear_faults))
+        .route(
+            "/_sandbox/faults",
+            put(set_faults).get(get_faults).delete(clear_faults),
+        )
         .route("/_sandbox/clock", get(get_clock).put(set_clock))
         .route("/_sandbox/settings", get(get_settings).put(set_settings))
         .route("/_sandbox/people/{id}/ui-edit", post(ui_edit))
@@ -28,12 +31,21 @@ pub fn router(state: Arc<Sandbox>) -> Router {
 }
 
 fn bad_request(message: impl std::fmt::Display) -> Response {
-    (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": message.to_string() }))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({ "error": message.to_string() })),
+    )
+        .into_response()
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
-    serde_json::from_slice(body).map_err(bad_request)
+/// Boxed: an error `Response` is large and this is the rare path.
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Box<Response>> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|error| Box::new(bad_request(error)))
 }
 
 async fn requests(State(sandbox): State<Arc<Sandbox>>) -> Response {
@@ -53,7 +65,7 @@ async fn get_faults(State(sandbox): State<Arc<Sandbox>>) -> Response {
 async fn set_faults(State(sandbox): State<Arc<Sandbox>>, body: Bytes) -> Response {
     let faults: Faults = match parse(&body) {
         Ok(faults) => faults,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if !(0.0..=1.0).contains(&faults.error_rate) {
         return bad_request("error_rate must be between 0 and 1");
@@ -68,7 +80,8 @@ async fn clear_faults(State(sandbox): State<Arc<Sandbox>>) -> StatusCode {
 }
 
 fn clock_body(sandbox: &Sandbox) -> Response {
-    axum::Json(json!({ "now": sandbox.clock.now(), "frozen": sandbox.clock.frozen() })).into_response()
+    axum::Json(json!({ "now": sandbox.clock.now(), "frozen": sandbox.clock.frozen() }))
+        .into_response()
 }
 
 async fn get_clock(State(sandbox): State<Arc<Sandbox>>) -> Response {
@@ -86,7 +99,7 @@ struct ClockRequest {
 async fn set_clock(State(sandbox): State<Arc<Sandbox>>, body: Bytes) -> Response {
     let request: ClockRequest = match parse(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match (request.now, request.frozen) {
         (Some(at), frozen) => sandbox.clock.set(at, frozen.unwrap_or(false)),
@@ -110,7 +123,7 @@ async fn set_settings(State(sandbox): State<Arc<Sandbox>>, body: Bytes) -> Respo
     let mut current = serde_json::to_value(sandbox.settings()).expect("settings serialize");
     let patch: serde_json::Map<String, serde_json::Value> = match parse(&body) {
         Ok(patch) => patch,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     for (key, value) in patch {
         if current.get(&key).is_none() {
@@ -142,16 +155,26 @@ struct UiEdit {
     status: Option<String>,
 }
 
-async fn ui_edit(State(sandbox): State<Arc<Sandbox>>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn ui_edit(
+    State(sandbox): State<Arc<Sandbox>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let edit: UiEdit = match parse(&body) {
         Ok(edit) => edit,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let now = sandbox.clock.now();
     let mut state = sandbox.state();
     let index = match state.person_index(&id) {
         Ok(index) => index,
-        Err(_) => return (StatusCode::NOT_FOUND, axum::Json(json!({"error": "person not found"}))).into_response(),
+        Err(_) => {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"error": "person not found"})),
+            )
+                .into_response();
+        }
     };
     let employment = UpdateEmploymentRequest {
         job_title: edit.job_title.map(Some),
@@ -163,7 +186,12 @@ async fn ui_edit(State(sandbox): State<Arc<Sandbox>>, Path(id): Path<String>, bo
     if let Err(error) = state.update_employment(index, employment, now, None) {
         return bad_request(error.message);
     }
-    let end_date = match edit.end_date.as_deref().map(|d| super::store::parse_date("end_date", d)).transpose() {
+    let end_date = match edit
+        .end_date
+        .as_deref()
+        .map(|d| super::store::parse_date("end_date", d))
+        .transpose()
+    {
         Ok(date) => date,
         Err(error) => return bad_request(error.message),
     };
@@ -185,7 +213,11 @@ async fn ui_edit(State(sandbox): State<Arc<Sandbox>>, Path(id): Path<String>, bo
     }
     person.display_name = format!(
         "{} {}",
-        person.preferred_name.as_deref().or(person.first_name.as_deref()).unwrap_or_default(),
+        person
+            .preferred_name
+            .as_deref()
+            .or(person.first_name.as_deref())
+            .unwrap_or_default(),
         person.last_name.as_deref().unwrap_or_default()
     )
     .trim()
@@ -204,7 +236,7 @@ struct ResetRequest {
 async fn reset(State(sandbox): State<Arc<Sandbox>>, body: Bytes) -> Response {
     let request: ResetRequest = match parse(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     sandbox.reset(
         request.people.unwrap_or(sandbox.config.people),

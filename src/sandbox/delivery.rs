@@ -63,9 +63,13 @@ pub fn spawn(sandbox: Arc<Sandbox>, mut stop: watch::Receiver<bool>) -> JoinHand
                     let latency = started.elapsed().as_millis() as u64;
                     let schedule = sandbox.config.delivery_retry_schedule.clone();
                     let now = sandbox.clock.now();
-                    sandbox
-                        .state()
-                        .record_attempt(&attempt.delivery_id, outcome, latency, &schedule, now);
+                    sandbox.state().record_attempt(
+                        &attempt.delivery_id,
+                        outcome,
+                        latency,
+                        &schedule,
+                        now,
+                    );
                     drop(permit);
                     sandbox.wake.notify_one();
                 });
@@ -75,7 +79,9 @@ pub fn spawn(sandbox: Arc<Sandbox>, mut stop: watch::Receiver<bool>) -> JoinHand
                 .next_due()
                 .map(|at| {
                     let until = at.duration_since(sandbox.clock.now());
-                    Duration::try_from(until).unwrap_or(Duration::ZERO).min(IDLE_TICK)
+                    Duration::try_from(until)
+                        .unwrap_or(Duration::ZERO)
+                        .min(IDLE_TICK)
                 })
                 .unwrap_or(IDLE_TICK);
             tokio::select! {

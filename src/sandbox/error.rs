@@ -118,7 +118,11 @@ impl ApiError {
     }
 
     pub fn internal(status: StatusCode) -> Self {
-        Self::new(status, ErrorCode::InternalError, "internal error (injected fault)")
+        Self::new(
+            status,
+            ErrorCode::InternalError,
+            "internal error (injected fault)",
+        )
     }
 }
 

@@ -77,7 +77,10 @@ mod tests {
         let person = person_id(0x0fff_ffff_ffff_ffff);
         assert!(is_person_id(&person), "{person}");
         assert!(!is_person_id("ABCDEFGHJKMN"));
-        assert!(!is_person_id("abcdefghijkl"), "i and l are not in the alphabet");
+        assert!(
+            !is_person_id("abcdefghijkl"),
+            "i and l are not in the alphabet"
+        );
         let req = request_id(7, 0xdead);
         assert!(req.len() >= 8 && req.len() <= 64);
         assert!(

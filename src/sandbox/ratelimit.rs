@@ -48,13 +48,14 @@ impl RateLimiter {
         } else {
             self.per_minute
         };
-        let mut buckets = self.buckets.lock().expect("rate limiter lock is never poisoned");
-        let bucket = buckets
-            .entry((key_id.to_owned(), route))
-            .or_insert(Bucket {
-                window_start: now,
-                used: 0,
-            });
+        let mut buckets = self
+            .buckets
+            .lock()
+            .expect("rate limiter lock is never poisoned");
+        let bucket = buckets.entry((key_id.to_owned(), route)).or_insert(Bucket {
+            window_start: now,
+            used: 0,
+        });
         if now.duration_since(bucket.window_start) >= WINDOW {
             *bucket = Bucket {
                 window_start: now,
@@ -99,7 +100,10 @@ mod tests {
         assert!(!third.allowed);
         assert_eq!(third.remaining, 0);
         assert_eq!(third.reset_seconds, 50);
-        assert!(limiter.check("k", "/me", t0).allowed, "buckets are per route");
+        assert!(
+            limiter.check("k", "/me", t0).allowed,
+            "buckets are per route"
+        );
         assert!(limiter.check("other", "/people", t0).allowed, "and per key");
         assert!(limiter.check("k", "/people", t0 + WINDOW).allowed);
     }

@@ -21,25 +21,157 @@ use crate::source::hollyhr::model::{
 pub const EMAIL_DOMAIN: &str = "peoplesync-demo.example";
 
 const FIRST_NAMES: &[&str] = &[
-    "Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Frances", "Edsger",
-    "Radia", "Tim", "Katherine", "John", "Sophie", "Niklaus", "Hedy", "Donald", "Joan", "Bjarne",
-    "Shafi", "Leslie", "Anita", "Guido", "Karen", "James", "Lynn", "Rasmus", "Mary", "Yukihiro",
-    "Carol", "Brian", "Annie", "Larry", "Evelyn", "Robin", "Jean", "Andrew", "Elena", "Marco",
-    "Priya", "Arjun", "Mei", "Chen", "Amara", "Kwame", "Ingrid", "Lars", "Sofia", "Mateo",
-    "Aisha", "Omar", "Hannah", "Lukas", "Chloe", "Noah", "Emma", "Liam", "Olivia", "Ethan",
-    "Zara", "Ibrahim", "Fatima", "Yusuf", "Nadia", "Pavel", "Olga", "Dmitri", "Aiko", "Haruto",
-    "Camille", "Hugo", "Léa", "Jules", "Nora", "Finn", "Freya", "Oskar", "Maja", "Emil",
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Dennis",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Tim",
+    "Katherine",
+    "John",
+    "Sophie",
+    "Niklaus",
+    "Hedy",
+    "Donald",
+    "Joan",
+    "Bjarne",
+    "Shafi",
+    "Leslie",
+    "Anita",
+    "Guido",
+    "Karen",
+    "James",
+    "Lynn",
+    "Rasmus",
+    "Mary",
+    "Yukihiro",
+    "Carol",
+    "Brian",
+    "Annie",
+    "Larry",
+    "Evelyn",
+    "Robin",
+    "Jean",
+    "Andrew",
+    "Elena",
+    "Marco",
+    "Priya",
+    "Arjun",
+    "Mei",
+    "Chen",
+    "Amara",
+    "Kwame",
+    "Ingrid",
+    "Lars",
+    "Sofia",
+    "Mateo",
+    "Aisha",
+    "Omar",
+    "Hannah",
+    "Lukas",
+    "Chloe",
+    "Noah",
+    "Emma",
+    "Liam",
+    "Olivia",
+    "Ethan",
+    "Zara",
+    "Ibrahim",
+    "Fatima",
+    "Yusuf",
+    "Nadia",
+    "Pavel",
+    "Olga",
+    "Dmitri",
+    "Aiko",
+    "Haruto",
+    "Camille",
+    "Hugo",
+    "Léa",
+    "Jules",
+    "Nora",
+    "Finn",
+    "Freya",
+    "Oskar",
+    "Maja",
+    "Emil",
 ];
 
 const LAST_NAMES: &[&str] = &[
-    "Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson",
-    "Allen", "Dijkstra", "Perlman", "Berners-Lee", "Johnson", "McCarthy", "Wilson", "Wirth",
-    "Lamarr", "Knuth", "Clarke", "Stroustrup", "Goldwasser", "Lamport", "Borg", "van Rossum",
-    "Spärck Jones", "Gosling", "Conway", "Lerdorf", "Keller", "Matsumoto", "Shaw", "Kernighan",
-    "Easley", "Page", "Boyd", "Milner", "Sammet", "Tanenbaum", "Petrova", "Rossi", "Sharma",
-    "Patel", "Wang", "Li", "Okafor", "Mensah", "Larsen", "Nilsson", "García", "Fernández",
-    "Khan", "Haddad", "Schmidt", "Müller", "Dubois", "Martin", "Smith", "Brown", "O'Neill",
-    "Kowalski", "Novak", "Ivanova", "Sato", "Tanaka", "Moreau", "Laurent", "Byrne", "Murphy",
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Ritchie",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Berners-Lee",
+    "Johnson",
+    "McCarthy",
+    "Wilson",
+    "Wirth",
+    "Lamarr",
+    "Knuth",
+    "Clarke",
+    "Stroustrup",
+    "Goldwasser",
+    "Lamport",
+    "Borg",
+    "van Rossum",
+    "Spärck Jones",
+    "Gosling",
+    "Conway",
+    "Lerdorf",
+    "Keller",
+    "Matsumoto",
+    "Shaw",
+    "Kernighan",
+    "Easley",
+    "Page",
+    "Boyd",
+    "Milner",
+    "Sammet",
+    "Tanenbaum",
+    "Petrova",
+    "Rossi",
+    "Sharma",
+    "Patel",
+    "Wang",
+    "Li",
+    "Okafor",
+    "Mensah",
+    "Larsen",
+    "Nilsson",
+    "García",
+    "Fernández",
+    "Khan",
+    "Haddad",
+    "Schmidt",
+    "Müller",
+    "Dubois",
+    "Martin",
+    "Smith",
+    "Brown",
+    "O'Neill",
+    "Kowalski",
+    "Novak",
+    "Ivanova",
+    "Sato",
+    "Tanaka",
+    "Moreau",
+    "Laurent",
+    "Byrne",
+    "Murphy",
 ];
 
 /// (department, its division, job titles, teams)
@@ -47,18 +179,68 @@ const DEPARTMENTS: &[(&str, &str, &[&str], &[&str])] = &[
     (
         "Engineering",
         "Technology",
-        &["Software Engineer", "Senior Software Engineer", "Staff Engineer", "Engineering Manager"],
+        &[
+            "Software Engineer",
+            "Senior Software Engineer",
+            "Staff Engineer",
+            "Engineering Manager",
+        ],
         &["Platform", "Mobile", "Web", "Infrastructure"],
     ),
-    ("Product", "Technology", &["Product Manager", "Senior Product Manager"], &[]),
-    ("Design", "Technology", &["Product Designer", "UX Researcher"], &[]),
-    ("Data", "Technology", &["Data Analyst", "Data Engineer", "Data Scientist"], &["Analytics"]),
-    ("IT", "Technology", &["IT Support Specialist", "Systems Administrator"], &[]),
-    ("Sales", "Commercial", &["Account Executive", "Sales Development Representative"], &["Enterprise Sales", "SMB Sales"]),
-    ("Marketing", "Commercial", &["Marketing Manager", "Content Strategist"], &[]),
-    ("Customer Success", "Commercial", &["Customer Success Manager", "Support Engineer"], &["Support"]),
-    ("Finance", "Operations", &["Accountant", "Financial Analyst"], &[]),
-    ("People", "Operations", &["People Partner", "Recruiter"], &[]),
+    (
+        "Product",
+        "Technology",
+        &["Product Manager", "Senior Product Manager"],
+        &[],
+    ),
+    (
+        "Design",
+        "Technology",
+        &["Product Designer", "UX Researcher"],
+        &[],
+    ),
+    (
+        "Data",
+        "Technology",
+        &["Data Analyst", "Data Engineer", "Data Scientist"],
+        &["Analytics"],
+    ),
+    (
+        "IT",
+        "Technology",
+        &["IT Support Specialist", "Systems Administrator"],
+        &[],
+    ),
+    (
+        "Sales",
+        "Commercial",
+        &["Account Executive", "Sales Development Representative"],
+        &["Enterprise Sales", "SMB Sales"],
+    ),
+    (
+        "Marketing",
+        "Commercial",
+        &["Marketing Manager", "Content Strategist"],
+        &[],
+    ),
+    (
+        "Customer Success",
+        "Commercial",
+        &["Customer Success Manager", "Support Engineer"],
+        &["Support"],
+    ),
+    (
+        "Finance",
+        "Operations",
+        &["Accountant", "Financial Analyst"],
+        &[],
+    ),
+    (
+        "People",
+        "Operations",
+        &["People Partner", "Recruiter"],
+        &[],
+    ),
     ("Legal", "Operations", &["Legal Counsel", "Paralegal"], &[]),
 ];
 
@@ -168,11 +350,25 @@ pub fn generate(count: usize, seed: u64, now: Timestamp) -> Tenant {
 
     // Org units: legal entity → divisions → departments → teams.
     let mut org_units = Vec::new();
-    let company = org_unit(OrgUnitType::LegalEntity, "PeopleSync Demo Ltd", "PSD", None, epoch);
+    let company = org_unit(
+        OrgUnitType::LegalEntity,
+        "PeopleSync Demo Ltd",
+        "PSD",
+        None,
+        epoch,
+    );
     org_units.push(company.clone());
     let divisions: Vec<OrgUnit> = DIVISIONS
         .iter()
-        .map(|name| org_unit(OrgUnitType::Division, name, &code_of(name), Some(&company), epoch))
+        .map(|name| {
+            org_unit(
+                OrgUnitType::Division,
+                name,
+                &code_of(name),
+                Some(&company),
+                epoch,
+            )
+        })
         .collect();
     org_units.extend(divisions.iter().cloned());
     // (department unit, titles, team units)
@@ -182,7 +378,13 @@ pub fn generate(count: usize, seed: u64, now: Timestamp) -> Tenant {
             .iter()
             .find(|d| d.name == *division)
             .expect("every department names a listed division");
-        let dept = org_unit(OrgUnitType::Department, name, &code_of(name), Some(parent), epoch);
+        let dept = org_unit(
+            OrgUnitType::Department,
+            name,
+            &code_of(name),
+            Some(parent),
+            epoch,
+        );
         let team_units: Vec<OrgUnit> = teams
             .iter()
             .map(|team| org_unit(OrgUnitType::Team, team, &code_of(team), Some(&dept), epoch))
@@ -201,8 +403,10 @@ pub fn generate(count: usize, seed: u64, now: Timestamp) -> Tenant {
     let mut used_emails = HashSet::with_capacity(count);
     // Head of each department and lead of each team: index into `people`.
     let mut dept_heads: Vec<Option<usize>> = vec![None; departments.len()];
-    let mut team_leads: Vec<Vec<Option<usize>>> =
-        departments.iter().map(|(_, _, teams)| vec![None; teams.len()]).collect();
+    let mut team_leads: Vec<Vec<Option<usize>>> = departments
+        .iter()
+        .map(|(_, _, teams)| vec![None; teams.len()])
+        .collect();
     let mut ceo: Option<usize> = None;
     let mut teams: Vec<Option<String>> = Vec::with_capacity(count);
 
@@ -215,7 +419,8 @@ pub fn generate(count: usize, seed: u64, now: Timestamp) -> Tenant {
         };
         let first = FIRST_NAMES[rng.random_range(0..FIRST_NAMES.len())];
         let last = LAST_NAMES[rng.random_range(0..LAST_NAMES.len())];
-        let preferred = (rng.random_ratio(1, 20)).then(|| first.chars().take(3).collect::<String>());
+        let preferred =
+            (rng.random_ratio(1, 20)).then(|| first.chars().take(3).collect::<String>());
         let base = email_local_part(first, last);
         let email = (1..)
             .map(|n| {
@@ -230,30 +435,41 @@ pub fn generate(count: usize, seed: u64, now: Timestamp) -> Tenant {
 
         // Placement: the first person is the CEO; the next ones become department heads, then
         // team leads, then everyone is spread over departments and teams.
-        let (dept_index, team_index, title, manager): (usize, Option<usize>, String, Option<usize>) =
-            if index == 0 {
-                ceo = Some(0);
-                (departments.len() - 1, None, "Chief Executive Officer".into(), None)
-            } else if let Some(d) = dept_heads.iter().position(Option::is_none) {
-                dept_heads[d] = Some(index);
-                let title = format!("Head of {}", departments[d].0.name);
-                (d, None, title, ceo)
-            } else if let Some((d, t)) = team_leads.iter().enumerate().find_map(|(d, teams)| {
-                teams.iter().position(Option::is_none).map(|t| (d, t))
-            }) {
-                team_leads[d][t] = Some(index);
-                let title = format!("{} Lead", departments[d].2[t].name);
-                (d, Some(t), title, dept_heads[d])
-            } else {
-                let d = rng.random_range(0..departments.len());
-                let teams = &departments[d].2;
-                let t = (!teams.is_empty() && rng.random_ratio(3, 4))
-                    .then(|| rng.random_range(0..teams.len()));
-                let titles = departments[d].1;
-                let title = titles[rng.random_range(0..titles.len())].to_owned();
-                let manager = t.and_then(|t| team_leads[d][t]).or(dept_heads[d]);
-                (d, t, title, manager)
-            };
+        let (dept_index, team_index, title, manager): (
+            usize,
+            Option<usize>,
+            String,
+            Option<usize>,
+        ) = if index == 0 {
+            ceo = Some(0);
+            (
+                departments.len() - 1,
+                None,
+                "Chief Executive Officer".into(),
+                None,
+            )
+        } else if let Some(d) = dept_heads.iter().position(Option::is_none) {
+            dept_heads[d] = Some(index);
+            let title = format!("Head of {}", departments[d].0.name);
+            (d, None, title, ceo)
+        } else if let Some((d, t)) = team_leads
+            .iter()
+            .enumerate()
+            .find_map(|(d, teams)| teams.iter().position(Option::is_none).map(|t| (d, t)))
+        {
+            team_leads[d][t] = Some(index);
+            let title = format!("{} Lead", departments[d].2[t].name);
+            (d, Some(t), title, dept_heads[d])
+        } else {
+            let d = rng.random_range(0..departments.len());
+            let teams = &departments[d].2;
+            let t = (!teams.is_empty() && rng.random_ratio(3, 4))
+                .then(|| rng.random_range(0..teams.len()));
+            let titles = departments[d].1;
+            let title = titles[rng.random_range(0..titles.len())].to_owned();
+            let manager = t.and_then(|t| team_leads[d][t]).or(dept_heads[d]);
+            (d, t, title, manager)
+        };
 
         let roll = rng.random_range(0..100u32);
         let tenure_days = rng.random_range(30..3650i64);
@@ -267,23 +483,36 @@ pub fn generate(count: usize, seed: u64, now: Timestamp) -> Tenant {
                     end = today.checked_sub(rng.random_range(1..400i64).days()).ok();
                     status = "inactive";
                 }
-                3..=4 => start = today.checked_add(rng.random_range(1..90i64).days()).unwrap_or(today),
+                3..=4 => {
+                    start = today
+                        .checked_add(rng.random_range(1..90i64).days())
+                        .unwrap_or(today)
+                }
                 5..=6 => end = today.checked_add(rng.random_range(1..60i64).days()).ok(),
                 _ => {}
             }
         }
-        if let Some(e) = end {
-            if e < start {
-                start = e.checked_sub(365.days()).unwrap_or(e);
-            }
+        if let Some(e) = end
+            && e < start
+        {
+            start = e.checked_sub(365.days()).unwrap_or(e);
         }
 
         let part_time = rng.random_ratio(1, 8);
         let pattern = usize::from(part_time);
-        let work_type = if part_time { 1 } else if rng.random_ratio(1, 25) { 2 } else { 0 };
-        let created_at = epoch + SignedDuration::from_millis(rng.random_range(0..(3 * 365 * 86_400_000i64)));
+        let work_type = if part_time {
+            1
+        } else if rng.random_ratio(1, 25) {
+            2
+        } else {
+            0
+        };
+        let created_at =
+            epoch + SignedDuration::from_millis(rng.random_range(0..(3 * 365 * 86_400_000i64)));
         let updated_at = created_at
-            + SignedDuration::from_millis(rng.random_range(0..(now.duration_since(created_at).as_millis() as i64).max(1)));
+            + SignedDuration::from_millis(
+                rng.random_range(0..(now.duration_since(created_at).as_millis() as i64).max(1)),
+            );
         let display_name = format!("{} {last}", preferred.as_deref().unwrap_or(first));
         let contracted = WORKING_PATTERNS[pattern].1;
         let dept = &departments[dept_index].0;
@@ -329,4 +558,3 @@ pub fn generate(count: usize, seed: u64, now: Timestamp) -> Tenant {
         rng,
     }
 }
-

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
-use rand::rngs::StdRng;
 use rand::Rng;
+use rand::rngs::StdRng;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
@@ -226,7 +226,9 @@ impl Sandbox {
     }
 
     pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("sandbox state lock is never poisoned")
+        self.state
+            .lock()
+            .expect("sandbox state lock is never poisoned")
     }
 
     pub fn controls(&self) -> std::sync::MutexGuard<'_, Controls> {
@@ -458,7 +460,10 @@ impl State {
                         parts.next(),
                         parts.next(),
                     ) else {
-                        return Err(ApiError::invalid_field("cursor", "is not a cursor this API issued"));
+                        return Err(ApiError::invalid_field(
+                            "cursor",
+                            "is not a cursor this API issued",
+                        ));
                     };
                     if hash != filter_hash {
                         return Err(ApiError::invalid_field(
@@ -526,7 +531,10 @@ impl State {
                 let (Some("k1"), Some(hash), Some(position), None) =
                     (parts.next(), parts.next(), parts.next(), parts.next())
                 else {
-                    return Err(ApiError::invalid_field("cursor", "is not a cursor this API issued"));
+                    return Err(ApiError::invalid_field(
+                        "cursor",
+                        "is not a cursor this API issued",
+                    ));
                 };
                 if hash != filter_hash {
                     return Err(ApiError::invalid_field(
@@ -550,7 +558,7 @@ impl State {
         }
         let has_more = self.people[index.min(self.people.len())..]
             .iter()
-            .any(|record| matches(record));
+            .any(matches);
         let next_cursor = has_more.then(|| encode_cursor(&format!("k1|{filter_hash}|{index}")));
         Ok((
             page,
@@ -574,9 +582,17 @@ impl State {
             .ok_or_else(|| ApiError::not_found("org unit"))
     }
 
-    fn resolve_label(list: &[LabelRef], field: &str, id: &str, prefix: &str) -> ApiResult<LabelRef> {
+    fn resolve_label(
+        list: &[LabelRef],
+        field: &str,
+        id: &str,
+        prefix: &str,
+    ) -> ApiResult<LabelRef> {
         if !ids::is_encrypted_id(prefix, id) {
-            return Err(ApiError::invalid_field(field, "does not match the id pattern"));
+            return Err(ApiError::invalid_field(
+                field,
+                "does not match the id pattern",
+            ));
         }
         list.iter()
             .find(|item| item.id == id)
@@ -602,10 +618,16 @@ impl State {
 
     fn resolve_manager(&self, id: &str, for_person: Option<&str>) -> ApiResult<PersonRef> {
         if !ids::is_person_id(id) {
-            return Err(ApiError::invalid_field("manager_id", "does not match the id pattern"));
+            return Err(ApiError::invalid_field(
+                "manager_id",
+                "does not match the id pattern",
+            ));
         }
         if for_person == Some(id) {
-            return Err(ApiError::invalid_field("manager_id", "a person cannot manage themselves"));
+            return Err(ApiError::invalid_field(
+                "manager_id",
+                "a person cannot manage themselves",
+            ));
         }
         let record = self
             .by_id
@@ -618,7 +640,11 @@ impl State {
         })
     }
 
-    pub fn create_person(&mut self, request: CreatePersonRequest, now: Timestamp) -> ApiResult<usize> {
+    pub fn create_person(
+        &mut self,
+        request: CreatePersonRequest,
+        now: Timestamp,
+    ) -> ApiResult<usize> {
         if let Some(email) = &request.work_email {
             let taken = self.people.iter().any(|record| {
                 record
@@ -628,7 +654,9 @@ impl State {
                     .is_some_and(|existing| existing.eq_ignore_ascii_case(email))
             });
             if taken {
-                return Err(ApiError::conflict("a person with this work_email already exists"));
+                return Err(ApiError::conflict(
+                    "a person with this work_email already exists",
+                ));
             }
         }
         let department = request
@@ -664,7 +692,10 @@ impl State {
         };
         let display_name = format!(
             "{} {}",
-            request.preferred_name.as_deref().unwrap_or(&request.first_name),
+            request
+                .preferred_name
+                .as_deref()
+                .unwrap_or(&request.first_name),
             request.last_name
         );
         let staff = self.next_staff;
@@ -715,10 +746,11 @@ impl State {
         let id = record.person.id.clone();
         let display_name = record.person.display_name.clone();
         for other in &mut self.people {
-            if let Some(manager) = other.person.manager.as_mut() {
-                if manager.id == id && manager.display_name != display_name {
-                    manager.display_name.clone_from(&display_name);
-                }
+            if let Some(manager) = other.person.manager.as_mut()
+                && manager.id == id
+                && manager.display_name != display_name
+            {
+                manager.display_name.clone_from(&display_name);
             }
         }
         if let Some(event) = event {
@@ -769,15 +801,28 @@ impl State {
             Some(None) => Some(None),
             None => None,
         };
-        let label = |list: &[LabelRef], field: &str, value: &Option<Option<String>>, prefix: &str| {
-            match value {
-                Some(Some(id)) => Self::resolve_label(list, field, id, prefix).map(|l| Some(Some(l))),
-                Some(None) => Ok(Some(None)),
-                None => Ok(None),
-            }
-        };
-        let work_place = label(&self.work_places, "work_place_id", &request.work_place_id, "wp")?;
-        let work_type = label(&self.work_types, "work_type_id", &request.work_type_id, "wt")?;
+        let label =
+            |list: &[LabelRef], field: &str, value: &Option<Option<String>>, prefix: &str| {
+                match value {
+                    Some(Some(id)) => {
+                        Self::resolve_label(list, field, id, prefix).map(|l| Some(Some(l)))
+                    }
+                    Some(None) => Ok(Some(None)),
+                    None => Ok(None),
+                }
+            };
+        let work_place = label(
+            &self.work_places,
+            "work_place_id",
+            &request.work_place_id,
+            "wp",
+        )?;
+        let work_type = label(
+            &self.work_types,
+            "work_type_id",
+            &request.work_type_id,
+            "wt",
+        )?;
         let pattern = label(
             &self.working_patterns,
             "working_pattern_id",
@@ -829,7 +874,10 @@ impl State {
             return Err(ApiError::conflict("the person has already ended"));
         }
         if person.start_date.is_some_and(|start| end_date < start) {
-            return Err(ApiError::invalid_field("end_date", "is before the person's start_date"));
+            return Err(ApiError::invalid_field(
+                "end_date",
+                "is before the person's start_date",
+            ));
         }
         person.end_date = Some(end_date);
         person.status = Some("inactive".into());
@@ -845,7 +893,9 @@ impl State {
         now: Timestamp,
     ) -> ApiResult<()> {
         if self.people[index].person.status.as_deref() != Some("inactive") {
-            return Err(ApiError::conflict("only an ended person can be reactivated"));
+            return Err(ApiError::conflict(
+                "only an ended person can be reactivated",
+            ));
         }
         if let Some(request) = request {
             let start = parse_date("start_date", &request.start_date)?;
@@ -899,9 +949,7 @@ impl State {
         let record = &self.people[index];
         let p = &record.person;
         let today = today(now);
-        let from = p
-            .start_date
-            .unwrap_or_else(|| today_of(p.created_at));
+        let from = p.start_date.unwrap_or_else(|| today_of(p.created_at));
         // effective_to is exclusive: the day after the last working day.
         let to = p.end_date.and_then(|end| end.tomorrow().ok());
         let current = from <= today && to.is_none_or(|to| to > today);
@@ -998,8 +1046,14 @@ impl State {
         request: CreateWebhookRequest,
         now: Timestamp,
     ) -> ApiResult<WebhookWithSecret> {
-        if self.webhooks.iter().any(|hook| hook.webhook.name == request.name) {
-            return Err(ApiError::conflict("a webhook with this name already exists"));
+        if self
+            .webhooks
+            .iter()
+            .any(|hook| hook.webhook.name == request.name)
+        {
+            return Err(ApiError::conflict(
+                "a webhook with this name already exists",
+            ));
         }
         let serial = self.serial();
         let secret = self.new_secret();
@@ -1041,7 +1095,9 @@ impl State {
                 .enumerate()
                 .any(|(i, hook)| i != index && &hook.webhook.name == name);
             if taken {
-                return Err(ApiError::conflict("a webhook with this name already exists"));
+                return Err(ApiError::conflict(
+                    "a webhook with this name already exists",
+                ));
             }
         }
         let record = &mut self.webhooks[index];
@@ -1055,11 +1111,11 @@ impl State {
         if let Some(events) = request.subscribed_events {
             hook.subscribed_events = dedup_events(events);
         }
-        if let Some(status) = request.status {
-            if status != hook.status {
-                hook.disabled_at = (status == WebhookStatus::Disabled).then_some(now);
-                hook.status = status;
-            }
+        if let Some(status) = request.status
+            && status != hook.status
+        {
+            hook.disabled_at = (status == WebhookStatus::Disabled).then_some(now);
+            hook.status = status;
         }
         hook.updated_at = now;
         record.version += 1;
@@ -1087,19 +1143,26 @@ impl State {
         if let (Some(previous), Some(expires)) = (
             &record.previous_secret,
             record.webhook.previous_secret_expires_at,
-        ) {
-            if now < expires {
-                secrets.push(previous.clone());
-            }
+        ) && now < expires
+        {
+            secrets.push(previous.clone());
         }
         secrets
     }
 
     // -- events and deliveries ------------------------------------------------------------------
 
-    fn event_body(&mut self, event: EventType, resource_id: &str, now: Timestamp) -> (String, Bytes) {
+    fn event_body(
+        &mut self,
+        event: EventType,
+        resource_id: &str,
+        now: Timestamp,
+    ) -> (String, Bytes) {
         let serial = self.serial();
-        let event_id = format!("evt_{serial:010}{:06x}", self.rng.random::<u32>() & 0xff_ffff);
+        let event_id = format!(
+            "evt_{serial:010}{:06x}",
+            self.rng.random::<u32>() & 0xff_ffff
+        );
         let body = EventBody {
             id: event_id.clone(),
             kind: event,
@@ -1187,7 +1250,9 @@ impl State {
         now: Timestamp,
     ) -> ApiResult<TestDelivery> {
         if self.webhooks[webhook_index].webhook.status != WebhookStatus::Active {
-            return Err(ApiError::conflict("the webhook is disabled; enable it before testing"));
+            return Err(ApiError::conflict(
+                "the webhook is disabled; enable it before testing",
+            ));
         }
         let webhook_id = self.webhooks[webhook_index].webhook.id.clone();
         let (event_id, body) = self.event_body(EventType::WebhookTest, &webhook_id, now);
@@ -1257,9 +1322,21 @@ impl State {
         let filter_hash = hash_hex(&[
             webhook_id.as_bytes(),
             query.status.map(|s| s.as_str()).unwrap_or("").as_bytes(),
-            query.event_type.map(|e| e.as_str()).unwrap_or("").as_bytes(),
-            query.created_since.map(|t| t.to_string()).unwrap_or_default().as_bytes(),
-            query.created_until.map(|t| t.to_string()).unwrap_or_default().as_bytes(),
+            query
+                .event_type
+                .map(|e| e.as_str())
+                .unwrap_or("")
+                .as_bytes(),
+            query
+                .created_since
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+                .as_bytes(),
+            query
+                .created_until
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+                .as_bytes(),
         ]);
         // Position = how many deliveries (from the newest end of the log) were passed; new
         // deliveries are appended, so a "before this index" cursor is stable under writes.
@@ -1270,7 +1347,10 @@ impl State {
                 let (Some("d1"), Some(hash), Some(serial), None) =
                     (parts.next(), parts.next(), parts.next(), parts.next())
                 else {
-                    return Err(ApiError::invalid_field("cursor", "is not a cursor this API issued"));
+                    return Err(ApiError::invalid_field(
+                        "cursor",
+                        "is not a cursor this API issued",
+                    ));
                 };
                 if hash != filter_hash {
                     return Err(ApiError::invalid_field(
@@ -1287,8 +1367,12 @@ impl State {
             s.webhook_id == webhook_id
                 && query.status.is_none_or(|status| s.status == status)
                 && query.event_type.is_none_or(|event| s.event_type == event)
-                && query.created_since.is_none_or(|since| s.created_at >= since)
-                && query.created_until.is_none_or(|until| s.created_at <= until)
+                && query
+                    .created_since
+                    .is_none_or(|since| s.created_at >= since)
+                && query
+                    .created_until
+                    .is_none_or(|until| s.created_at <= until)
         };
         let start = match &before {
             Some(id) => self
@@ -1311,7 +1395,14 @@ impl State {
         }
         let has_more = last_index.is_some_and(|last| self.deliveries[..last].iter().any(matches));
         let next_cursor = has_more
-            .then(|| last_index.map(|i| encode_cursor(&format!("d1|{filter_hash}|{}", self.deliveries[i].summary.id))))
+            .then(|| {
+                last_index.map(|i| {
+                    encode_cursor(&format!(
+                        "d1|{filter_hash}|{}",
+                        self.deliveries[i].summary.id
+                    ))
+                })
+            })
             .flatten();
         Ok((
             page,
@@ -1324,7 +1415,8 @@ impl State {
     }
 
     pub fn redeliver(&mut self, index: usize, now: Timestamp) -> ApiResult<DeliverySummary> {
-        let webhook_index = self.webhook_index(&self.deliveries[index].summary.webhook_id.clone())?;
+        let webhook_index =
+            self.webhook_index(&self.deliveries[index].summary.webhook_id.clone())?;
         if self.webhooks[webhook_index].webhook.status != WebhookStatus::Active {
             return Err(ApiError::conflict(
                 "the webhook is disabled; enable it before redelivering",
@@ -1355,7 +1447,11 @@ impl State {
         let mut next_retry_at: Option<Timestamp> = None;
         let mut oldest_pending_at: Option<Timestamp> = None;
         let mut latest_failure: Option<LatestFailure> = None;
-        for delivery in self.deliveries.iter().filter(|d| d.summary.webhook_id == hook.id) {
+        for delivery in self
+            .deliveries
+            .iter()
+            .filter(|d| d.summary.webhook_id == hook.id)
+        {
             let s = &delivery.summary;
             counts.total += 1;
             match s.status {
@@ -1366,17 +1462,28 @@ impl State {
             }
             last_delivery_at = last_delivery_at.max(s.last_attempt_at);
             last_success_at = last_success_at.max(s.delivered_at);
-            if matches!(s.status, DeliveryStatus::Pending | DeliveryStatus::RetryScheduled) {
+            if matches!(
+                s.status,
+                DeliveryStatus::Pending | DeliveryStatus::RetryScheduled
+            ) {
                 if s.status == DeliveryStatus::RetryScheduled {
                     next_retry_at = match (next_retry_at, s.next_attempt_at) {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
                 }
-                oldest_pending_at = Some(oldest_pending_at.map_or(s.created_at, |a| a.min(s.created_at)));
+                oldest_pending_at =
+                    Some(oldest_pending_at.map_or(s.created_at, |a| a.min(s.created_at)));
             }
-            for attempt in delivery.attempts.iter().filter(|a| a.status != AttemptStatus::Success) {
-                if latest_failure.as_ref().is_none_or(|f| attempt.attempted_at >= f.failed_at) {
+            for attempt in delivery
+                .attempts
+                .iter()
+                .filter(|a| a.status != AttemptStatus::Success)
+            {
+                if latest_failure
+                    .as_ref()
+                    .is_none_or(|f| attempt.attempted_at >= f.failed_at)
+                {
                     latest_failure = Some(LatestFailure {
                         status_code: attempt.status_code,
                         error_class: attempt.error_class,
@@ -1408,7 +1515,10 @@ impl State {
             webhook_id: hook.id.clone(),
             endpoint_status: hook.status,
             health_status,
-            action_required: matches!(health_status, HealthStatus::Failing | HealthStatus::Inactive),
+            action_required: matches!(
+                health_status,
+                HealthStatus::Failing | HealthStatus::Inactive
+            ),
             recommended_action,
             checked_at: now,
             delivery_counts: counts,
@@ -1436,7 +1546,10 @@ impl State {
             let delivery = &self.deliveries[index];
             let s = &delivery.summary;
             if delivery.in_flight
-                || !matches!(s.status, DeliveryStatus::Pending | DeliveryStatus::RetryScheduled)
+                || !matches!(
+                    s.status,
+                    DeliveryStatus::Pending | DeliveryStatus::RetryScheduled
+                )
                 || s.next_attempt_at.is_some_and(|at| at > now)
             {
                 continue;
@@ -1487,7 +1600,11 @@ impl State {
         schedule: &[std::time::Duration],
         now: Timestamp,
     ) {
-        let Some(index) = self.deliveries.iter().position(|d| d.summary.id == delivery_id) else {
+        let Some(index) = self
+            .deliveries
+            .iter()
+            .position(|d| d.summary.id == delivery_id)
+        else {
             return; // pruned or reset while in flight
         };
         let delivery = &mut self.deliveries[index];
@@ -1501,9 +1618,15 @@ impl State {
                 } else {
                     ErrorClass::HttpNonRetryable
                 };
-                (Some(*code), Some(class), Some(format!("endpoint answered HTTP {code}")))
+                (
+                    Some(*code),
+                    Some(class),
+                    Some(format!("endpoint answered HTTP {code}")),
+                )
             }
-            AttemptOutcome::Network(message) => (None, Some(ErrorClass::Network), Some(message.clone())),
+            AttemptOutcome::Network(message) => {
+                (None, Some(ErrorClass::Network), Some(message.clone()))
+            }
         };
         let s = &mut delivery.summary;
         s.attempt_count += 1;
@@ -1554,17 +1677,21 @@ impl State {
             let failed = self
                 .deliveries
                 .iter()
-                .filter(|d| d.summary.webhook_id == webhook_id && d.summary.status == DeliveryStatus::Failed)
+                .filter(|d| {
+                    d.summary.webhook_id == webhook_id && d.summary.status == DeliveryStatus::Failed
+                })
                 .count();
-            if failed >= AUTO_DISABLE_AFTER {
-                if let Some(hook) = self.webhooks.iter_mut().find(|h| h.webhook.id == webhook_id) {
-                    if hook.webhook.status == WebhookStatus::Active {
-                        hook.webhook.status = WebhookStatus::Disabled;
-                        hook.webhook.disabled_at = Some(now);
-                        hook.webhook.updated_at = now;
-                        hook.version += 1;
-                    }
-                }
+            if failed >= AUTO_DISABLE_AFTER
+                && let Some(hook) = self
+                    .webhooks
+                    .iter_mut()
+                    .find(|h| h.webhook.id == webhook_id)
+                && hook.webhook.status == WebhookStatus::Active
+            {
+                hook.webhook.status = WebhookStatus::Disabled;
+                hook.webhook.disabled_at = Some(now);
+                hook.webhook.updated_at = now;
+                hook.version += 1;
             }
         }
     }
@@ -1575,7 +1702,10 @@ impl State {
             .iter()
             .filter(|d| {
                 !d.in_flight
-                    && matches!(d.summary.status, DeliveryStatus::Pending | DeliveryStatus::RetryScheduled)
+                    && matches!(
+                        d.summary.status,
+                        DeliveryStatus::Pending | DeliveryStatus::RetryScheduled
+                    )
             })
             .filter_map(|d| d.summary.next_attempt_at)
             .min()
@@ -1603,7 +1733,10 @@ pub fn delivery_headers(
     );
     vec![
         ("Content-Type".into(), "application/json".into()),
-        ("User-Agent".into(), "HollyHR-Webhooks/1.0 (peoplesync sandbox)".into()),
+        (
+            "User-Agent".into(),
+            "HollyHR-Webhooks/1.0 (peoplesync sandbox)".into(),
+        ),
         (sig::HEADER_ID.into(), event_id.to_owned()),
         (sig::HEADER_DELIVERY_ID.into(), delivery_id.to_owned()),
         (sig::HEADER_EVENT.into(), event.as_str().to_owned()),
@@ -1633,12 +1766,18 @@ fn today_of(at: Timestamp) -> Date {
 /// `YYYY-MM-DD` that is also a real calendar date.
 pub fn parse_date(field: &str, value: &str) -> ApiResult<Date> {
     let shaped = value.len() == 10
-        && value
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && value.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     if !shaped {
-        return Err(ApiError::invalid_field(field, "must be a date in YYYY-MM-DD form"));
+        return Err(ApiError::invalid_field(
+            field,
+            "must be a date in YYYY-MM-DD form",
+        ));
     }
     value
         .parse::<Date>()
@@ -1662,14 +1801,31 @@ mod tests {
         assert_eq!(ids_a, ids_b);
         let unique: std::collections::HashSet<_> = ids_a.iter().collect();
         assert_eq!(unique.len(), 300);
-        let emails: std::collections::HashSet<_> =
-            a.people.iter().map(|r| r.person.work_email.clone()).collect();
+        let emails: std::collections::HashSet<_> = a
+            .people
+            .iter()
+            .map(|r| r.person.work_email.clone())
+            .collect();
         assert_eq!(emails.len(), 300, "work emails are unique");
         let today = today(now());
-        let leavers = a.people.iter().filter(|r| r.person.end_date.is_some_and(|e| e < today)).count();
-        let future = a.people.iter().filter(|r| r.person.start_date.is_some_and(|s| s > today)).count();
-        assert!(leavers > 0 && future > 0, "leavers {leavers}, future starters {future}");
-        assert!(a.people.iter().skip(1).all(|r| r.person.manager.is_some()), "everyone but the CEO has a manager");
+        let leavers = a
+            .people
+            .iter()
+            .filter(|r| r.person.end_date.is_some_and(|e| e < today))
+            .count();
+        let future = a
+            .people
+            .iter()
+            .filter(|r| r.person.start_date.is_some_and(|s| s > today))
+            .count();
+        assert!(
+            leavers > 0 && future > 0,
+            "leavers {leavers}, future starters {future}"
+        );
+        assert!(
+            a.people.iter().skip(1).all(|r| r.person.manager.is_some()),
+            "everyone but the CEO has a manager"
+        );
     }
 
     #[test]
@@ -1677,7 +1833,11 @@ mod tests {
         for sort_desc in [false, true] {
             let mut state = State::seeded(250, 1, now());
             let mut seen = Vec::new();
-            let mut query = PeopleQuery { limit: 20, sort_desc, ..Default::default() };
+            let mut query = PeopleQuery {
+                limit: 20,
+                sort_desc,
+                ..Default::default()
+            };
             let mut tick = now();
             loop {
                 let (page, pagination) = state.list_people(&query, false, false).expect("page");
@@ -1693,7 +1853,11 @@ mod tests {
                 query.cursor = pagination.next_cursor;
             }
             let unique: std::collections::HashSet<_> = seen.iter().collect();
-            assert_eq!(unique.len(), seen.len(), "no repeats (sort_desc={sort_desc})");
+            assert_eq!(
+                unique.len(),
+                seen.len(),
+                "no repeats (sort_desc={sort_desc})"
+            );
             assert_eq!(seen.len(), 250, "no skips (sort_desc={sort_desc})");
         }
     }
@@ -1704,9 +1868,22 @@ mod tests {
         let at = now() + SignedDuration::from_secs(10);
         state.touch_person(5, at, None);
         state.touch_person(6, at, None);
-        let query = PeopleQuery { limit: 100, updated_since: Some(at), ..Default::default() };
-        assert_eq!(state.list_people(&query, false, false).expect("page").0, vec![5, 6]);
-        assert!(state.list_people(&query, true, false).expect("page").0.is_empty());
+        let query = PeopleQuery {
+            limit: 100,
+            updated_since: Some(at),
+            ..Default::default()
+        };
+        assert_eq!(
+            state.list_people(&query, false, false).expect("page").0,
+            vec![5, 6]
+        );
+        assert!(
+            state
+                .list_people(&query, true, false)
+                .expect("page")
+                .0
+                .is_empty()
+        );
     }
 
     #[test]
@@ -1728,15 +1905,32 @@ mod tests {
             let due = state.take_due(now(), SignatureVariant::Guide, 100);
             assert_eq!(due.len(), 1);
             let health = state.health(0, now());
-            assert_eq!(health.health_status, if i == 0 { HealthStatus::Recovering } else { HealthStatus::Failing });
-            state.record_attempt(&due[0].delivery_id, AttemptOutcome::Status(400), 1, &[], now());
+            assert_eq!(
+                health.health_status,
+                if i == 0 {
+                    HealthStatus::Recovering
+                } else {
+                    HealthStatus::Failing
+                }
+            );
+            state.record_attempt(
+                &due[0].delivery_id,
+                AttemptOutcome::Status(400),
+                1,
+                &[],
+                now(),
+            );
         }
         let health = state.health(0, now());
         assert_eq!(health.endpoint_status, WebhookStatus::Disabled);
         assert_eq!(health.health_status, HealthStatus::Inactive);
         assert_eq!(health.recommended_action, RecommendedAction::EnableEndpoint);
         assert_eq!(health.delivery_counts.failed, 10);
-        assert_eq!(state.emit(EventType::PersonUpdated, "x", now()), 0, "disabled endpoints get nothing");
+        assert_eq!(
+            state.emit(EventType::PersonUpdated, "x", now()),
+            0,
+            "disabled endpoints get nothing"
+        );
     }
 
     #[test]
@@ -1755,12 +1949,32 @@ mod tests {
         state.touch_person(0, now(), Some(EventType::PersonUpdated));
         let schedule = [std::time::Duration::from_secs(30)];
         let due = state.take_due(now(), SignatureVariant::Guide, 10);
-        state.record_attempt(&due[0].delivery_id, AttemptOutcome::Status(503), 5, &schedule, now());
-        assert_eq!(state.deliveries[0].summary.status, DeliveryStatus::RetryScheduled);
-        assert!(state.take_due(now(), SignatureVariant::Guide, 10).is_empty(), "not due yet");
+        state.record_attempt(
+            &due[0].delivery_id,
+            AttemptOutcome::Status(503),
+            5,
+            &schedule,
+            now(),
+        );
+        assert_eq!(
+            state.deliveries[0].summary.status,
+            DeliveryStatus::RetryScheduled
+        );
+        assert!(
+            state
+                .take_due(now(), SignatureVariant::Guide, 10)
+                .is_empty(),
+            "not due yet"
+        );
         let later = now() + SignedDuration::from_secs(30);
         let due = state.take_due(later, SignatureVariant::Guide, 10);
-        state.record_attempt(&due[0].delivery_id, AttemptOutcome::Network("refused".into()), 5, &schedule, later);
+        state.record_attempt(
+            &due[0].delivery_id,
+            AttemptOutcome::Network("refused".into()),
+            5,
+            &schedule,
+            later,
+        );
         let summary = &state.deliveries[0].summary;
         assert_eq!(summary.status, DeliveryStatus::Failed);
         assert_eq!(summary.attempt_count, 2);

@@ -24,9 +24,10 @@ fn optional_length(field: &str, value: Option<&str>, min: usize, max: usize) -> 
 
 fn person_id(field: &str, value: Option<&str>) -> ApiResult<()> {
     match value {
-        Some(id) if !ids::is_person_id(id) => {
-            Err(ApiError::invalid_field(field, "does not match the person id pattern"))
-        }
+        Some(id) if !ids::is_person_id(id) => Err(ApiError::invalid_field(
+            field,
+            "does not match the person id pattern",
+        )),
         _ => Ok(()),
     }
 }
@@ -63,16 +64,23 @@ pub fn is_email(value: &str) -> bool {
 }
 
 pub fn create_person(r: &CreatePersonRequest) -> ApiResult<()> {
-    if let Some(email) = &r.work_email {
-        if !is_email(email) {
-            return Err(ApiError::invalid_field("work_email", "must be an email address"));
-        }
+    if let Some(email) = &r.work_email
+        && !is_email(email)
+    {
+        return Err(ApiError::invalid_field(
+            "work_email",
+            "must be an email address",
+        ));
     }
     length("first_name", &r.first_name, 1, 64)?;
     length("last_name", &r.last_name, 1, 64)?;
     optional_length("preferred_name", r.preferred_name.as_deref(), 1, 64)?;
     optional_length("job_title", r.job_title.as_deref(), 1, 128)?;
-    encrypted("department_org_unit_id", "org_unit", r.department_org_unit_id.as_deref())?;
+    encrypted(
+        "department_org_unit_id",
+        "org_unit",
+        r.department_org_unit_id.as_deref(),
+    )?;
     person_id("manager_id", r.manager_id.as_deref())?;
     encrypted("work_place_id", "wp", r.work_place_id.as_deref())?;
     encrypted("work_type_id", "wt", r.work_type_id.as_deref())?;
@@ -90,7 +98,12 @@ pub fn update_person(r: &UpdatePersonRequest) -> ApiResult<()> {
     }
     optional_length("first_name", r.first_name.as_deref(), 1, 64)?;
     optional_length("last_name", r.last_name.as_deref(), 1, 64)?;
-    optional_length("preferred_name", r.preferred_name.as_ref().and_then(|v| v.as_deref()), 1, 64)
+    optional_length(
+        "preferred_name",
+        r.preferred_name.as_ref().and_then(|v| v.as_deref()),
+        1,
+        64,
+    )
 }
 
 pub fn update_employment(r: &UpdateEmploymentRequest) -> ApiResult<()> {
@@ -103,17 +116,35 @@ pub fn update_employment(r: &UpdateEmploymentRequest) -> ApiResult<()> {
         && r.contracted_weekly_minutes.is_none()
         && r.start_date.is_none();
     if empty {
-        return Err(ApiError::invalid("at least one employment field is required"));
+        return Err(ApiError::invalid(
+            "at least one employment field is required",
+        ));
     }
-    optional_length("job_title", r.job_title.as_ref().and_then(|v| v.as_deref()), 1, 128)?;
+    optional_length(
+        "job_title",
+        r.job_title.as_ref().and_then(|v| v.as_deref()),
+        1,
+        128,
+    )?;
     encrypted(
         "department_org_unit_id",
         "org_unit",
         r.department_org_unit_id.as_ref().and_then(|v| v.as_deref()),
     )?;
-    person_id("manager_id", r.manager_id.as_ref().and_then(|v| v.as_deref()))?;
-    encrypted("work_place_id", "wp", r.work_place_id.as_ref().and_then(|v| v.as_deref()))?;
-    encrypted("work_type_id", "wt", r.work_type_id.as_ref().and_then(|v| v.as_deref()))?;
+    person_id(
+        "manager_id",
+        r.manager_id.as_ref().and_then(|v| v.as_deref()),
+    )?;
+    encrypted(
+        "work_place_id",
+        "wp",
+        r.work_place_id.as_ref().and_then(|v| v.as_deref()),
+    )?;
+    encrypted(
+        "work_type_id",
+        "wt",
+        r.work_type_id.as_ref().and_then(|v| v.as_deref()),
+    )?;
     encrypted(
         "working_pattern_id",
         "working_pattern",
@@ -128,13 +159,21 @@ pub fn update_employment(r: &UpdateEmploymentRequest) -> ApiResult<()> {
 
 pub fn reactivate(r: &ReactivatePersonRequest) -> ApiResult<()> {
     super::store::parse_date("start_date", &r.start_date)?;
-    optional_length("job_title", r.job_title.as_ref().and_then(|v| v.as_deref()), 1, 128)?;
+    optional_length(
+        "job_title",
+        r.job_title.as_ref().and_then(|v| v.as_deref()),
+        1,
+        128,
+    )?;
     encrypted(
         "department_org_unit_id",
         "org_unit",
         r.department_org_unit_id.as_ref().and_then(|v| v.as_deref()),
     )?;
-    person_id("manager_id", r.manager_id.as_ref().and_then(|v| v.as_deref()))?;
+    person_id(
+        "manager_id",
+        r.manager_id.as_ref().and_then(|v| v.as_deref()),
+    )?;
     minutes("contracted_weekly_minutes", r.contracted_weekly_minutes)
 }
 
@@ -150,18 +189,28 @@ fn events(field: &str, events: &[EventType]) -> ApiResult<()> {
 /// `http://` to a loopback address is accepted for local testing.
 pub fn webhook_url(field: &str, raw: &str, allow_insecure: bool) -> ApiResult<()> {
     if raw.len() > 2048 {
-        return Err(ApiError::invalid_field(field, "must be at most 2048 characters"));
+        return Err(ApiError::invalid_field(
+            field,
+            "must be at most 2048 characters",
+        ));
     }
-    let url = url::Url::parse(raw).map_err(|_| ApiError::invalid_field(field, "must be an absolute URI"))?;
+    let url = url::Url::parse(raw)
+        .map_err(|_| ApiError::invalid_field(field, "must be an absolute URI"))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ApiError::invalid_field(field, "must not embed credentials"));
     }
     if url.fragment().is_some() {
         return Err(ApiError::invalid_field(field, "must not have a fragment"));
     }
-    let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_ascii_lowercase();
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_ascii_lowercase();
     let ip: Option<IpAddr> = host.parse().ok();
-    let loopback = host == "localhost" || host.ends_with(".localhost") || ip.is_some_and(|ip| ip.is_loopback());
+    let loopback = host == "localhost"
+        || host.ends_with(".localhost")
+        || ip.is_some_and(|ip| ip.is_loopback());
     if allow_insecure && loopback && matches!(url.scheme(), "http" | "https") {
         return Ok(());
     }
@@ -170,16 +219,24 @@ pub fn webhook_url(field: &str, raw: &str, allow_insecure: bool) -> ApiResult<()
     }
     let private_ip = ip.is_some_and(|ip| match ip {
         IpAddr::V4(v4) => {
-            v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
                 || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
         }
         IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
                 || (v6.segments()[0] & 0xffc0) == 0xfe80
         }
     });
     let local_name = !host.contains('.')
-        || [".local", ".internal", ".localhost", ".lan", ".home.arpa"].iter().any(|s| host.ends_with(s));
+        || [".local", ".internal", ".localhost", ".lan", ".home.arpa"]
+            .iter()
+            .any(|s| host.ends_with(s));
     if loopback || private_ip || (ip.is_none() && local_name) {
         return Err(ApiError::invalid_field(field, "must be a public host"));
     }
@@ -240,7 +297,10 @@ mod tests {
             assert!(webhook_url("url", bad, false).is_err(), "{bad} accepted");
         }
         assert!(webhook_url("url", "http://127.0.0.1:8080/hooks", true).is_ok());
-        assert!(webhook_url("url", "http://10.0.0.1/hooks", true).is_err(), "only loopback");
+        assert!(
+            webhook_url("url", "http://10.0.0.1/hooks", true).is_err(),
+            "only loopback"
+        );
     }
 
     #[test]

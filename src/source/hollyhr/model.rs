@@ -156,6 +156,29 @@ impl fmt::Debug for Person {
     }
 }
 
+/// Where a person is in their employment on a given day (Decision 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lifecycle {
+    /// Started, and not past their last working day (a future `end_date` is still active).
+    Active,
+    /// `end_date` is set and earlier than today.
+    Leaver,
+    /// `start_date` is after today.
+    FutureStarter,
+}
+
+impl Person {
+    /// The lifecycle on `today` (UTC), from `start_date` / `end_date` only: `status` is a free
+    /// string in the contract.
+    pub fn lifecycle(&self, today: Date) -> Lifecycle {
+        match (self.start_date, self.end_date) {
+            (_, Some(end)) if end < today => Lifecycle::Leaver,
+            (Some(start), _) if start > today => Lifecycle::FutureStarter,
+            _ => Lifecycle::Active,
+        }
+    }
+}
+
 /// `Person.department`: note the key is `name` here but `label` in `Employment.department`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DepartmentRef {
@@ -171,7 +194,9 @@ pub struct PersonRef {
 
 impl fmt::Debug for PersonRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PersonRef").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("PersonRef")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -474,7 +499,10 @@ impl fmt::Debug for WebhookWithSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookWithSecret")
             .field("webhook", &self.webhook)
-            .field("signing_secret", &self.signing_secret.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "signing_secret",
+                &self.signing_secret.as_ref().map(|_| "[REDACTED]"),
+            )
             .finish()
     }
 }
@@ -931,13 +959,60 @@ mod tests {
     }
 
     #[test]
+    fn lifecycle_follows_start_and_end_dates_relative_to_today() {
+        let today: Date = "2026-06-16".parse().expect("valid date");
+        let person = |start: Option<&str>, end: Option<&str>| Person {
+            id: "abcdefghjkmn".into(),
+            work_email: None,
+            first_name: None,
+            preferred_name: None,
+            last_name: None,
+            display_name: "x".into(),
+            staff_id: None,
+            job_title: None,
+            department: None,
+            manager: None,
+            work_place: None,
+            work_type: None,
+            working_pattern: None,
+            contracted_weekly_minutes: None,
+            full_time_weekly_minutes: None,
+            fte: None,
+            status: None,
+            start_date: start.map(|d| d.parse().expect("valid date")),
+            end_date: end.map(|d| d.parse().expect("valid date")),
+            created_at: Timestamp::UNIX_EPOCH,
+            updated_at: Timestamp::UNIX_EPOCH,
+        };
+        let cases = [
+            (Some("2020-01-01"), None, Lifecycle::Active),
+            (None, None, Lifecycle::Active),
+            (Some("2020-01-01"), Some("2026-06-16"), Lifecycle::Active),
+            (Some("2020-01-01"), Some("2026-07-01"), Lifecycle::Active),
+            (Some("2020-01-01"), Some("2026-06-15"), Lifecycle::Leaver),
+            (Some("2026-06-17"), None, Lifecycle::FutureStarter),
+            (Some("2026-06-16"), None, Lifecycle::Active),
+        ];
+        for (start, end, expected) in cases {
+            assert_eq!(
+                person(start, end).lifecycle(today),
+                expected,
+                "{start:?}–{end:?}"
+            );
+        }
+    }
+
+    #[test]
     fn null_and_absent_are_distinguished_in_patch_bodies() {
         let absent: UpdateEmploymentRequest = serde_json::from_str("{}").expect("empty body");
         assert_eq!(absent.manager_id, None);
         let null: UpdateEmploymentRequest =
             serde_json::from_str(r#"{"manager_id":null}"#).expect("null manager");
         assert_eq!(null.manager_id, Some(None));
-        assert_eq!(serde_json::to_string(&null).expect("serializes"), r#"{"manager_id":null}"#);
+        assert_eq!(
+            serde_json::to_string(&null).expect("serializes"),
+            r#"{"manager_id":null}"#
+        );
     }
 
     #[test]

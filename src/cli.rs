@@ -1,0 +1,549 @@
+//! The command line: the only place that reads flags and environment variables. Everything here
+//! turns them into typed configuration and hands it to a command in `cli/`.
+
+mod demo;
+mod hollyhr;
+mod sandbox;
+mod table;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jiff::Timestamp;
+use secrecy::SecretString;
+
+use crate::sandbox::{
+    ApiKeySpec, DEFAULT_API_KEY, DEFAULT_SCOPES, SandboxConfig, SignatureVariant,
+};
+use crate::source::hollyhr::{ClientConfig, HollyHrError, PageLimit};
+use crate::telemetry::LogFormat;
+
+/// The environment variable that carries the HollyHR API key (never a flag: flags show in `ps`).
+pub const API_KEY_ENV: &str = "HOLLYHR_API_KEY";
+
+/// PeopleSync keeps an identity directory (LDAP, SCIM) aligned with HollyHR.
+#[derive(Debug, Parser)]
+#[command(name = "peoplesync", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log line format (logs go to stderr).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter in RUST_LOG syntax, e.g. `info,peoplesync=debug`.
+    #[arg(
+        long = "log-filter",
+        env = "RUST_LOG",
+        default_value = "info",
+        global = true
+    )]
+    pub log_filter: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a local HollyHR sandbox (the contract's API plus /_sandbox test controls).
+    Sandbox(SandboxArgs),
+    /// Call a HollyHR tenant with PeopleSync's client.
+    #[command(name = "hollyhr")]
+    HollyHr(HollyHrArgs),
+    /// Start an in-process sandbox, list everyone through the client and print totals.
+    Demo(DemoArgs),
+    /// Print the PeopleSync CustomResourceDefinition as YAML (what `crds/peoplesync.yaml` holds).
+    Crd,
+    /// Run the operator: reconcile PeopleSync objects in the cluster of the current kubeconfig
+    /// (or the in-cluster service account).
+    Controller(ControllerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Where `/healthz`, `/readyz` and `/metrics` listen.
+    #[arg(long, default_value = "0.0.0.0:8081", env = "PEOPLESYNC_ADMIN_LISTEN")]
+    pub admin_listen: SocketAddr,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "PEOPLESYNC_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Elect a leader on a Lease so that only one replica reconciles.
+    #[arg(long, default_value_t = false, env = "PEOPLESYNC_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease (normally the operator's own).
+    #[arg(long, default_value = "peoplesync-system", env = "POD_NAMESPACE")]
+    pub lease_namespace: String,
+    #[arg(long, default_value = "peoplesync-controller")]
+    pub lease_name: String,
+    /// This replica's identity on the Lease and in Events (normally the Pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Seconds a Lease stays valid without renewal.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// Seconds before expiry at which the holder renews.
+    #[arg(long, default_value_t = 5)]
+    pub lease_grace_seconds: u64,
+}
+
+impl ControllerArgs {
+    fn into_config(self) -> crate::controller::Config {
+        let identity = self.identity.unwrap_or_else(|| {
+            format!(
+                "peoplesync-{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()),
+                std::process::id()
+            )
+        });
+        crate::controller::Config {
+            admin_listen: self.admin_listen,
+            namespace: self.namespace,
+            leader_election: self.leader_elect.then(|| crate::controller::leader::LeaseConfig {
+                namespace: self.lease_namespace,
+                name: self.lease_name,
+                identity: identity.clone(),
+                duration_seconds: self.lease_duration_seconds,
+                grace_seconds: self.lease_grace_seconds,
+            }),
+            instance: identity,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignatureVariantArg {
+    /// The webhooks guide: `HollyHR-Webhook-Signature`, Unix-seconds timestamp.
+    Guide,
+    /// The TypeScript SDK: `X-HollyHR-Signature`, RFC 3339 timestamp, event id signed.
+    Sdk,
+}
+
+impl From<SignatureVariantArg> for SignatureVariant {
+    fn from(arg: SignatureVariantArg) -> Self {
+        match arg {
+            SignatureVariantArg::Guide => SignatureVariant::Guide,
+            SignatureVariantArg::Sdk => SignatureVariant::Sdk,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Size of the seeded tenant.
+    #[arg(long, default_value_t = 1000)]
+    pub people: usize,
+    /// Seed of the tenant generator (same seed, same tenant).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// An accepted key and its scopes, `KEY=scope1,scope2`; repeatable. Default: the built-in
+    /// test key with people:read, people:write, org_units:read, webhooks:manage.
+    #[arg(long = "api-key", value_name = "KEY=SCOPES", value_parser = ApiKeySpec::parse)]
+    pub api_keys: Vec<ApiKeySpec>,
+    /// Requests a minute per route and key; 0 turns rate limiting off.
+    #[arg(long, default_value_t = 600)]
+    pub rate_limit_per_minute: u32,
+    /// Accept loopback `http://` webhook URLs (for local receivers).
+    #[arg(long)]
+    pub allow_insecure_webhook_urls: bool,
+    /// Waits between delivery attempts, e.g. `30s,2m,10m,1h,6h`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = crate::crd::duration::parse,
+        default_value = "30s,2m,10m,1h,6h"
+    )]
+    pub delivery_retry_schedule: Vec<Duration>,
+    #[arg(long, value_enum, default_value_t = SignatureVariantArg::Guide)]
+    pub signature_variant: SignatureVariantArg,
+    /// Make `updated_since` exclusive (HollyHR's is inclusive) to test client overlap handling.
+    #[arg(long)]
+    pub updated_since_exclusive: bool,
+}
+
+impl SandboxArgs {
+    pub fn into_config(self) -> SandboxConfig {
+        let defaults = SandboxConfig::default();
+        SandboxConfig {
+            listen: self.listen,
+            people: self.people,
+            seed: self.seed,
+            api_keys: if self.api_keys.is_empty() {
+                defaults.api_keys.clone()
+            } else {
+                self.api_keys
+            },
+            rate_limit_per_minute: self.rate_limit_per_minute,
+            allow_insecure_webhook_urls: self.allow_insecure_webhook_urls,
+            delivery_retry_schedule: self.delivery_retry_schedule,
+            signature_variant: self.signature_variant.into(),
+            updated_since_exclusive: self.updated_since_exclusive,
+            ..defaults
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct HollyHrArgs {
+    /// Tenant origin + `/api/v1`, e.g. `https://acme.hollyhr.com/api/v1`.
+    #[arg(long, env = "HOLLYHR_BASE_URL")]
+    pub base_url: String,
+    /// A file holding the API key. Without it the key comes from `HOLLYHR_API_KEY`.
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: HollyHrCommand,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns for people to read.
+    #[default]
+    Table,
+    /// NDJSON: one JSON object per line, written as pages arrive.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HollyHrCommand {
+    /// The key's organisation, scopes and environment (`GET /me`).
+    Me,
+    /// Everyone (or everyone changed since a time), streamed page by page.
+    People {
+        /// Only people updated at or after this RFC 3339 time.
+        #[arg(long)]
+        updated_since: Option<Timestamp>,
+        /// Page size, 1–100.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100))]
+        limit: u32,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// One person, with its `HollyHR-Resource-ETag`.
+    Person { id: String },
+    /// The active org units.
+    OrgUnits {
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Size of the in-process sandbox's tenant.
+    #[arg(long, default_value_t = 1000)]
+    pub people: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// A failed command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("failed to start the sandbox")]
+    Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error(transparent)]
+    HollyHr(#[from] HollyHrError),
+    #[error("no HollyHR API key: set {API_KEY_ENV} or pass --api-key-file")]
+    MissingApiKey,
+    #[error("failed to read the API key file {path}")]
+    ReadApiKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the API key file {path} is empty")]
+    EmptyApiKey { path: PathBuf },
+    #[error("failed to write the output")]
+    Output(#[source] std::io::Error),
+    #[error("failed to wait for a shutdown signal")]
+    Signal(#[source] std::io::Error),
+    #[error("failed to read the sandbox's request log")]
+    RequestLog(#[source] reqwest::Error),
+    #[error("failed to connect to Kubernetes (is KUBECONFIG set?)")]
+    Kubernetes(#[source] kube::Error),
+    #[error(transparent)]
+    Controller(#[from] crate::controller::RunError),
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Sandbox(args) => sandbox::run(args.into_config()).await,
+        Command::HollyHr(args) => {
+            let key = api_key(
+                args.api_key_file.as_deref(),
+                std::env::var(API_KEY_ENV).ok(),
+            )?;
+            let config = ClientConfig::new(&args.base_url, key)?;
+            hollyhr::run(config, args.command).await
+        }
+        Command::Demo(args) => demo::run(args.people, args.seed).await,
+        Command::Crd => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(crate::crd::crd_yaml().as_bytes())
+                .map_err(CliError::Output)
+        }
+        Command::Controller(args) => {
+            let client = kube::Client::try_default().await.map_err(CliError::Kubernetes)?;
+            crate::controller::run(client, args.into_config()).await?;
+            Ok(())
+        }
+    }
+}
+
+/// The API key from `--api-key-file`, else from the environment value given.
+fn api_key(file: Option<&Path>, env: Option<String>) -> Result<SecretString, CliError> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|source| CliError::ReadApiKey {
+            path: path.to_owned(),
+            source,
+        })?;
+        let key = text.trim();
+        if key.is_empty() {
+            return Err(CliError::EmptyApiKey {
+                path: path.to_owned(),
+            });
+        }
+        return Ok(SecretString::from(key.to_owned()));
+    }
+    env.map(|key| key.trim().to_owned())
+        .filter(|key| !key.is_empty())
+        .map(SecretString::from)
+        .ok_or(CliError::MissingApiKey)
+}
+
+/// An error and its sources on one line: `failed to X: failed to Y: cause`.
+pub fn report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The default page size of listings: HollyHR's maximum.
+fn page_limit(limit: u32) -> Result<PageLimit, CliError> {
+    Ok(PageLimit::new(limit)?)
+}
+
+/// How to reach a sandbox from another shell.
+fn sandbox_usage(base_url: &str, uses_default_key: bool) -> String {
+    let key = if uses_default_key {
+        DEFAULT_API_KEY
+    } else {
+        "<one of the --api-key keys>"
+    };
+    format!(
+        "  curl -H 'Authorization: Bearer {key}' '{base_url}/people?limit=5'\n  \
+         HOLLYHR_BASE_URL={base_url} HOLLYHR_API_KEY={key} peoplesync hollyhr people"
+    )
+}
+
+/// Whether `config` only has the built-in key, so the usage hint may name it.
+fn uses_default_key(config: &SandboxConfig) -> bool {
+    config
+        .api_keys
+        .iter()
+        .all(|spec| spec.key == DEFAULT_API_KEY && spec.scopes == DEFAULT_SCOPES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sandbox_flags_become_a_sandbox_config() {
+        let cli = Cli::try_parse_from([
+            "peoplesync",
+            "sandbox",
+            "--people",
+            "25",
+            "--seed",
+            "7",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key",
+            "hhr_test_one_key=people:read,org_units:read",
+            "--api-key",
+            "hhr_test_two_key=webhooks:manage",
+            "--rate-limit-per-minute",
+            "0",
+            "--allow-insecure-webhook-urls",
+            "--delivery-retry-schedule",
+            "10ms,2s,1m",
+            "--signature-variant",
+            "sdk",
+            "--updated-since-exclusive",
+        ])
+        .expect("valid flags");
+        let Command::Sandbox(args) = cli.command else {
+            panic!("parsed as another command");
+        };
+        let config = args.into_config();
+        assert_eq!(config.people, 25);
+        assert_eq!(config.seed, 7);
+        assert_eq!(config.api_keys.len(), 2);
+        assert_eq!(config.api_keys[0].scopes, ["people:read", "org_units:read"]);
+        assert_eq!(config.rate_limit_per_minute, 0);
+        assert!(config.allow_insecure_webhook_urls);
+        assert_eq!(
+            config.delivery_retry_schedule,
+            [
+                Duration::from_millis(10),
+                Duration::from_secs(2),
+                Duration::from_secs(60)
+            ]
+        );
+        assert_eq!(config.signature_variant, SignatureVariant::Sdk);
+        assert!(config.updated_since_exclusive);
+        assert!(!uses_default_key(&config));
+    }
+
+    #[test]
+    fn sandbox_defaults_match_the_documented_ones() {
+        let cli = Cli::try_parse_from(["peoplesync", "sandbox"]).expect("valid flags");
+        let Command::Sandbox(args) = cli.command else {
+            panic!("parsed as another command");
+        };
+        let config = args.into_config();
+        let defaults = SandboxConfig::default();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.people, 1000);
+        assert_eq!(
+            config.delivery_retry_schedule,
+            defaults.delivery_retry_schedule
+        );
+        assert!(uses_default_key(&config));
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        let refused = [
+            vec!["peoplesync", "sandbox", "--api-key", "no-scopes-separator"],
+            vec![
+                "peoplesync",
+                "sandbox",
+                "--api-key",
+                "hhr_test_key=not:a_scope",
+            ],
+            vec!["peoplesync", "sandbox", "--signature-variant", "other"],
+            vec!["peoplesync", "sandbox", "--delivery-retry-schedule", "soon"],
+            vec![
+                "peoplesync",
+                "hollyhr",
+                "--base-url",
+                "http://x",
+                "people",
+                "--limit",
+                "101",
+            ],
+            vec![
+                "peoplesync",
+                "hollyhr",
+                "--base-url",
+                "http://x",
+                "people",
+                "--limit",
+                "0",
+            ],
+            vec![
+                "peoplesync",
+                "hollyhr",
+                "--base-url",
+                "http://x",
+                "people",
+                "--updated-since",
+                "yesterday",
+            ],
+        ];
+        for args in refused {
+            assert!(Cli::try_parse_from(&args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn hollyhr_people_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "peoplesync",
+            "--log-format",
+            "json",
+            "hollyhr",
+            "--base-url",
+            "http://127.0.0.1:8080/api/v1",
+            "people",
+            "--updated-since",
+            "2026-06-16T09:00:00Z",
+            "--limit",
+            "50",
+            "--output",
+            "json",
+        ])
+        .expect("valid flags");
+        assert_eq!(cli.log_format, LogFormat::Json);
+        let Command::HollyHr(args) = cli.command else {
+            panic!("parsed as another command");
+        };
+        let HollyHrCommand::People {
+            updated_since,
+            limit,
+            output,
+        } = args.command
+        else {
+            panic!("parsed as another hollyhr command");
+        };
+        assert_eq!(limit, 50);
+        assert_eq!(output, Output::Json);
+        assert_eq!(
+            updated_since,
+            Some("2026-06-16T09:00:00Z".parse().expect("valid timestamp"))
+        );
+    }
+
+    #[test]
+    fn the_api_key_comes_from_a_file_before_the_environment() {
+        use secrecy::ExposeSecret;
+        let dir = std::env::temp_dir().join(format!("peoplesync-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("key");
+        std::fs::write(&file, "hhr_test_from_file\n").expect("key file written");
+
+        let key = api_key(Some(&file), Some("hhr_test_from_env".into())).expect("key from file");
+        assert_eq!(key.expose_secret(), "hhr_test_from_file");
+        let key = api_key(None, Some("hhr_test_from_env".into())).expect("key from env");
+        assert_eq!(key.expose_secret(), "hhr_test_from_env");
+        assert!(matches!(api_key(None, None), Err(CliError::MissingApiKey)));
+        assert!(matches!(
+            api_key(None, Some("  ".into())),
+            Err(CliError::MissingApiKey)
+        ));
+        std::fs::write(&file, "\n").expect("key file written");
+        assert!(matches!(
+            api_key(Some(&file), None),
+            Err(CliError::EmptyApiKey { .. })
+        ));
+        std::fs::remove_dir_all(&dir).expect("temp dir removed");
+    }
+
+    #[test]
+    fn errors_are_reported_with_their_causes() {
+        let error = CliError::ReadApiKey {
+            path: "/nope".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not found"),
+        };
+        assert_eq!(
+            report(&error),
+            "failed to read the API key file /nope: not found"
+        );
+    }
+}

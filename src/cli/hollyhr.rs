@@ -1,0 +1,205 @@
+//! `peoplesync hollyhr …`: the client against a real tenant or a sandbox.
+
+use std::io::Write;
+use std::time::Instant;
+
+use futures::TryStreamExt;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+
+use crate::source::hollyhr::model::{Lifecycle, OrgUnit, Person};
+use crate::source::hollyhr::{ClientConfig, HollyHrClient, PeopleQuery};
+
+use super::table::Table;
+use super::{CliError, HollyHrCommand, Output};
+
+pub async fn run(config: ClientConfig, command: HollyHrCommand) -> Result<(), CliError> {
+    let client = HollyHrClient::new(config)?;
+    match command {
+        HollyHrCommand::Me => {
+            let me = client.me().await?;
+            tracing::info!(
+                organisation = %me.organisation.id,
+                key_id = %me.api_key.key_id,
+                sandbox = me.environment.sandbox,
+                "authenticated"
+            );
+            print_json_pretty(&me)
+        }
+        HollyHrCommand::People {
+            updated_since,
+            limit,
+            output,
+        } => {
+            let query = PeopleQuery {
+                limit: super::page_limit(limit)?,
+                updated_since,
+                sort: None,
+            };
+            list_people(&client, &query, output).await
+        }
+        HollyHrCommand::Person { id } => {
+            let person = client.person(&id).await?;
+            if let Some(etag) = &person.etag {
+                eprintln!("HollyHR-Resource-ETag: {etag}");
+            }
+            print_json_pretty(&person.value)
+        }
+        HollyHrCommand::OrgUnits { output } => {
+            let units = client.org_units().await?;
+            match output {
+                Output::Json => {
+                    let mut out = std::io::stdout().lock();
+                    for unit in &units {
+                        write_json_line(&mut out, unit)?;
+                    }
+                    flush(&mut out)?;
+                }
+                Output::Table => print_org_units(&units)?,
+            }
+            eprintln!("{} org units", units.len());
+            Ok(())
+        }
+    }
+}
+
+/// Streams people to stdout page by page (never the whole tenant in memory) and prints a
+/// summary to stderr.
+async fn list_people(
+    client: &HollyHrClient,
+    query: &PeopleQuery,
+    output: Output,
+) -> Result<(), CliError> {
+    let started = Instant::now();
+    let today = Timestamp::now().to_zoned(TimeZone::UTC).date();
+    let table = person_table();
+    let (mut people, mut pages) = (0usize, 0usize);
+    let mut counts = LifecycleCounts::default();
+    if output == Output::Table {
+        writeln_or_quiet(&table.row(&PERSON_HEADER))?;
+    }
+    let mut stream = client.people_pages(query);
+    while let Some(page) = stream.try_next().await? {
+        pages += 1;
+        people += page.data.len();
+        let mut out = std::io::stdout().lock();
+        for person in &page.data {
+            counts.add(person.lifecycle(today));
+            let written = match output {
+                Output::Json => write_json_line(&mut out, person),
+                Output::Table => {
+                    writeln!(out, "{}", table.row(&person_row(person))).map_err(CliError::Output)
+                }
+            };
+            if quiet_on_broken_pipe(written)? {
+                return Ok(());
+            }
+        }
+        if quiet_on_broken_pipe(flush(&mut out))? {
+            return Ok(());
+        }
+    }
+    eprintln!(
+        "{people} people ({} active, {} leavers, {} future starters) in {pages} pages, {} ms",
+        counts.active,
+        counts.leavers,
+        counts.future_starters,
+        started.elapsed().as_millis()
+    );
+    Ok(())
+}
+
+/// People by lifecycle on one day (Decision 8).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct LifecycleCounts {
+    pub active: usize,
+    pub leavers: usize,
+    pub future_starters: usize,
+}
+
+impl LifecycleCounts {
+    pub fn add(&mut self, lifecycle: Lifecycle) {
+        match lifecycle {
+            Lifecycle::Active => self.active += 1,
+            Lifecycle::Leaver => self.leavers += 1,
+            Lifecycle::FutureStarter => self.future_starters += 1,
+        }
+    }
+}
+
+pub(super) const PERSON_HEADER: [&str; 4] = ["ID", "NAME", "JOB TITLE", "DEPARTMENT"];
+
+pub(super) fn person_table() -> Table {
+    Table::new(&[12, 28, 32, 24])
+}
+
+pub(super) fn person_row(person: &Person) -> [String; 4] {
+    [
+        person.id.clone(),
+        person.display_name.clone(),
+        person.job_title.clone().unwrap_or_default(),
+        person
+            .department
+            .as_ref()
+            .map(|department| department.name.clone())
+            .unwrap_or_default(),
+    ]
+}
+
+fn print_org_units(units: &[OrgUnit]) -> Result<(), CliError> {
+    let table = Table::new(&[40, 14, 32, 40]);
+    let mut lines = vec![table.row(&["ID", "TYPE", "NAME", "PARENT"])];
+    lines.extend(units.iter().map(|unit| {
+        let kind = serde_json::to_value(unit.kind)
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        table.row(&[
+            unit.id.clone(),
+            kind,
+            unit.name.clone(),
+            unit.parent
+                .as_ref()
+                .map(|parent| parent.name.clone())
+                .unwrap_or_default(),
+        ])
+    }));
+    writeln_or_quiet(&lines.join("\n"))
+}
+
+fn print_json_pretty(value: &impl Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|error| CliError::Output(std::io::Error::other(error)))?;
+    writeln_or_quiet(&text)
+}
+
+fn write_json_line(out: &mut impl Write, value: &impl Serialize) -> Result<(), CliError> {
+    // Serialized first, so a closed pipe surfaces as the io error it is.
+    let mut line = serde_json::to_vec(value)
+        .map_err(|error| CliError::Output(std::io::Error::other(error)))?;
+    line.push(b'\n');
+    out.write_all(&line).map_err(CliError::Output)
+}
+
+fn flush(out: &mut impl Write) -> Result<(), CliError> {
+    out.flush().map_err(CliError::Output)
+}
+
+pub(super) fn writeln_or_quiet(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    let written = writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(CliError::Output);
+    quiet_on_broken_pipe(written).map(|_| ())
+}
+
+/// `peoplesync hollyhr people | head` closes stdout early: stop quietly, not with an error.
+/// Returns whether output was cut off.
+fn quiet_on_broken_pipe(result: Result<(), CliError>) -> Result<bool, CliError> {
+    match result {
+        Ok(()) => Ok(false),
+        Err(CliError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
+        Err(error) => Err(error),
+    }
+}

@@ -1,0 +1,500 @@
+//! The PeopleSync controller: a kube-runtime `Controller` on PeopleSync objects (and the Secrets
+//! they reference), with a finalizer, status written by one server-side-apply writer only when it
+//! changed, Events on condition transitions, per-object backoff, leader election on a Lease and an
+//! admin server (`/healthz`, `/readyz`, `/metrics`).
+//!
+//! The reconcile is a short driver of named steps — dereference → check the source → status —
+//! each with its own error; the sync engine and the webhook lifecycle plug in here later.
+
+pub mod admin;
+pub mod conditions;
+pub mod leader;
+#[cfg(test)]
+mod scenarios;
+pub mod secrets;
+pub mod status;
+
+use std::collections::HashMap;
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use secrecy::SecretString;
+use tracing::{info, warn};
+
+use self::status::{Blocker, DirectoryOutcome, Observation, SourceOutcome};
+use crate::crd::{PeopleSync, PeopleSyncSpec, PeopleSyncStatus};
+use crate::metrics::Metrics;
+use crate::source::PeopleSource;
+use crate::source::hollyhr;
+
+/// The finalizer PeopleSync puts on every object it manages.
+pub const FINALIZER: &str = "peoplesync.dev/cleanup";
+/// The field manager of every status write (one writer).
+pub const FIELD_MANAGER: &str = "peoplesync-controller";
+
+/// How the controller process is set up (from the CLI).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where `/healthz`, `/readyz` and `/metrics` listen.
+    pub admin_listen: SocketAddr,
+    /// Watch only this namespace (all namespaces when `None`).
+    pub namespace: Option<String>,
+    /// Leader election on a Lease; `None` runs without (a single replica).
+    pub leader_election: Option<leader::LeaseConfig>,
+    /// Shown as the Event reporter instance.
+    pub instance: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to read a referenced Secret")]
+    Secret(#[from] secrets::SecretError),
+    #[error("failed to write the status of {name}")]
+    WriteStatus {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to run the finalizer")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("the object has no namespace")]
+    NoNamespace,
+}
+
+impl Error {
+    /// One static category per error: the metric label and log field.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Secret(_) => "SecretReadFailed",
+            Error::WriteStatus { .. } => "StatusWriteFailed",
+            Error::Finalizer(_) => "FinalizerFailed",
+            Error::NoNamespace => "NoNamespace",
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: kube::Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Consecutive failures per object, for exponential backoff.
+    failures: Mutex<HashMap<ObjectRef<PeopleSync>, u32>>,
+}
+
+impl Context {
+    pub fn new(client: kube::Client, instance: &str, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some(instance.to_owned()),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn backoff(&self, object: &PeopleSync) -> Duration {
+        let mut failures = self
+            .failures
+            .lock()
+            .expect("backoff lock is never poisoned");
+        let count = failures.entry(ObjectRef::from_obj(object)).or_insert(0);
+        *count = count.saturating_add(1);
+        // 5 s, 10 s, 20 s … capped at 5 min.
+        Duration::from_secs(5u64.saturating_mul(1 << (*count - 1).min(6)))
+            .min(Duration::from_secs(300))
+    }
+
+    fn succeeded(&self, object: &PeopleSync) {
+        self.failures
+            .lock()
+            .expect("backoff lock is never poisoned")
+            .remove(&ObjectRef::from_obj(object));
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("failed to listen on {addr} for the admin server")]
+    AdminListen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Leader(#[from] leader::LeaderError),
+}
+
+/// Runs the controller until SIGTERM/Ctrl-C (and, with leader election, only while leading).
+pub async fn run(client: kube::Client, config: Config) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::default());
+    let readiness = admin::Readiness::default();
+    let listener = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|source| RunError::AdminListen {
+            addr: config.admin_listen,
+            source,
+        })?;
+    let admin = tokio::spawn(
+        axum::serve(listener, admin::router(metrics.clone(), readiness.clone())).into_future(),
+    );
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutdown requested");
+        let _ = shutdown_tx.send(true);
+    });
+    let context = Arc::new(Context::new(client.clone(), &config.instance, metrics));
+    let result = match &config.leader_election {
+        None => {
+            readiness.set(true);
+            let mut rx = shutdown_rx;
+            let stop = async move {
+                let _ = rx.wait_for(|stopped| *stopped).await;
+            };
+            run_controller(client, &config, context, stop).await;
+            Ok(())
+        }
+        Some(lease) => {
+            leader::run_while_leading(client.clone(), lease, readiness, shutdown_rx, |stop| {
+                run_controller(client.clone(), &config, context.clone(), stop)
+            })
+            .await
+            .map_err(RunError::from)
+        }
+    };
+    admin.abort();
+    result
+}
+
+async fn run_controller(
+    client: kube::Client,
+    config: &Config,
+    context: Arc<Context>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (objects, secrets): (Api<PeopleSync>, Api<Secret>) = match &config.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client, ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
+    let controller = Controller::new(objects, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    controller
+        // A Secret that a PeopleSync references changed (e.g. it was created after the object):
+        // reconcile those objects at once instead of waiting for a requeue.
+        .watches(secrets, watcher::Config::default(), move |secret| {
+            referencing(&store, &secret)
+        })
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!(%error, "reconcile loop error");
+            }
+        })
+        .await;
+}
+
+/// The PeopleSync objects in the Secret's namespace that reference it.
+fn referencing(store: &Store<PeopleSync>, secret: &Secret) -> Vec<ObjectRef<PeopleSync>> {
+    let (Some(namespace), name) = (secret.namespace(), secret.name_any()) else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .iter()
+        .filter(|ps| ps.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|ps| secret_names(&ps.spec).iter().any(|n| *n == name))
+        .map(|ps| ObjectRef::from_obj(ps.as_ref()))
+        .collect()
+}
+
+fn secret_names(spec: &PeopleSyncSpec) -> Vec<&str> {
+    let mut names = Vec::new();
+    if let Some(h) = &spec.source.hollyhr {
+        names.push(h.api_key_secret_ref.name.as_str());
+    }
+    if let Some(ldap) = &spec.target.ldap {
+        names.push(ldap.bind_password_secret_ref.name.as_str());
+        if let Some(ca) = &ldap.ca_secret_ref {
+            names.push(ca.name.as_str());
+        }
+    }
+    if let Some(scim) = &spec.target.scim {
+        names.push(scim.token_secret_ref.name.as_str());
+    }
+    names
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn reconcile(object: Arc<PeopleSync>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let namespace = object.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<PeopleSync> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, object, |event| async {
+        match event {
+            Finalizer::Apply(object) => apply(&object, &ctx).await,
+            Finalizer::Cleanup(object) => cleanup(&object, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|error| Error::Finalizer(Box::new(error)));
+    ctx.metrics.reconciled(
+        result.as_ref().err().map(Error::category),
+        started.elapsed(),
+    );
+    result
+}
+
+fn error_policy(object: Arc<PeopleSync>, error: &Error, ctx: Arc<Context>) -> Action {
+    let wait = ctx.backoff(&object);
+    warn!(
+        name = %object.name_any(),
+        namespace = object.namespace().unwrap_or_default(),
+        category = error.category(),
+        error = %error,
+        retry_in_s = wait.as_secs(),
+        "reconcile failed"
+    );
+    Action::requeue(wait)
+}
+
+/// The reconcile of a live object: observe, compute status, write it if it changed, requeue.
+async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
+    let namespace = object.namespace().ok_or(Error::NoNamespace)?;
+    let observed = observe(object, &namespace, ctx).await?;
+    let now = jiff::Timestamp::now();
+    let (next, transitions) = status::compute(
+        &object.spec,
+        object.status.as_ref(),
+        &observed,
+        object.meta().generation,
+        now,
+    );
+    write_status(object, &namespace, &next, ctx).await?;
+    for transition in &transitions {
+        publish(ctx, object, transition).await;
+    }
+    ctx.succeeded(object);
+    // Recheck at the poll interval; a blocked object is also woken by its Secret changing.
+    let every = object
+        .spec
+        .poll_interval()
+        .unwrap_or(Duration::from_secs(300));
+    Ok(Action::requeue(if observed.blocker.is_some() {
+        every.min(Duration::from_secs(60))
+    } else {
+        every
+    }))
+}
+
+/// Nothing outside the cluster holds state yet; webhook disabling joins here later.
+/// A broken spec never blocks deletion.
+async fn cleanup(object: &PeopleSync, _ctx: &Context) -> Result<Action, Error> {
+    info!(name = %object.name_any(), "PeopleSync deleted; finalizer released");
+    Ok(Action::await_change())
+}
+
+/// Gathers what this reconcile knows: spec problems, Secrets, the source.
+async fn observe(
+    object: &PeopleSync,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Observation, Error> {
+    let spec = &object.spec;
+    let mut observed = Observation {
+        blocker: None,
+        source: SourceOutcome::NotChecked,
+        directory: DirectoryOutcome::NotChecked,
+        suspended: spec.suspend,
+    };
+    if let Some(blocker) = validate(spec) {
+        observed.blocker = Some(blocker);
+        return Ok(observed);
+    }
+    let Some(hollyhr) = &spec.source.hollyhr else {
+        observed.blocker = Some(Blocker {
+            reason: "InvalidSpec",
+            message: "no source is set: set spec.source.hollyhr".into(),
+        });
+        return Ok(observed);
+    };
+    let api_key = match secrets::read_key(&ctx.client, namespace, &hollyhr.api_key_secret_ref).await
+    {
+        Ok(key) => key,
+        Err(error) => match error.blocker() {
+            Some(blocker) => {
+                observed.blocker = Some(blocker);
+                return Ok(observed);
+            }
+            None => return Err(error.into()),
+        },
+    };
+    if let Some(blocker) = check_target_secrets(spec, namespace, ctx).await? {
+        observed.blocker = Some(blocker);
+        return Ok(observed);
+    }
+    if !spec.suspend {
+        observed.source = probe_source(&hollyhr.base_url, api_key, &spec.required_scopes()).await;
+    }
+    Ok(observed)
+}
+
+/// What the schema and CEL cannot fully say (defence in depth for objects stored before a rule).
+fn validate(spec: &PeopleSyncSpec) -> Option<Blocker> {
+    let invalid = |message: String| {
+        Some(Blocker {
+            reason: "InvalidSpec",
+            message,
+        })
+    };
+    if let Err(error) = spec.poll_interval() {
+        return invalid(format!("spec.schedule.pollInterval: {error}"));
+    }
+    if let Err(error) = spec.full_resync_interval() {
+        return invalid(format!("spec.schedule.fullResyncInterval: {error}"));
+    }
+    if spec.target.ldap.is_some() == spec.target.scim.is_some() {
+        return invalid("set exactly one target: spec.target.ldap or spec.target.scim".into());
+    }
+    None
+}
+
+async fn check_target_secrets(
+    spec: &PeopleSyncSpec,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Option<Blocker>, Error> {
+    let mut refs = Vec::new();
+    if let Some(ldap) = &spec.target.ldap {
+        refs.push(&ldap.bind_password_secret_ref);
+        refs.extend(ldap.ca_secret_ref.iter());
+    }
+    if let Some(scim) = &spec.target.scim {
+        refs.push(&scim.token_secret_ref);
+    }
+    for reference in refs {
+        if let Err(error) = secrets::read_key(&ctx.client, namespace, reference).await {
+            return match error.blocker() {
+                Some(blocker) => Ok(Some(blocker)),
+                None => Err(error.into()),
+            };
+        }
+    }
+    Ok(None)
+}
+
+/// `GET /me` with the configured key, and the scope check.
+async fn probe_source(base_url: &str, api_key: SecretString, required: &[&str]) -> SourceOutcome {
+    let client =
+        match hollyhr::ClientConfig::new(base_url, api_key).and_then(hollyhr::HollyHrClient::new) {
+            Ok(client) => client,
+            Err(error) => return SourceOutcome::Unreachable(error.to_string()),
+        };
+    match client.whoami().await {
+        Ok(principal) => {
+            let missing = principal.missing_scopes(required);
+            if missing.is_empty() {
+                SourceOutcome::Reachable {
+                    environment: if principal.sandbox { "sandbox" } else { "live" }.to_owned(),
+                }
+            } else {
+                SourceOutcome::MissingScope(missing.into_iter().map(str::to_owned).collect())
+            }
+        }
+        Err(error) if error.category() == hollyhr::ErrorReason::Unauthorized => {
+            SourceOutcome::Unauthorized
+        }
+        Err(error) => SourceOutcome::Unreachable(error.to_string()),
+    }
+}
+
+/// Writes status by server-side apply under one field manager, only when it changed.
+async fn write_status(
+    object: &PeopleSync,
+    namespace: &str,
+    next: &PeopleSyncStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
+    if object.status.as_ref() == Some(next) {
+        return Ok(());
+    }
+    let api: Api<PeopleSync> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = serde_json::json!({
+        "apiVersion": "peoplesync.dev/v1alpha1",
+        "kind": "PeopleSync",
+        "status": next,
+    });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map_err(|source| Error::WriteStatus {
+        name: object.name_any(),
+        source,
+    })?;
+    ctx.metrics.status_written();
+    Ok(())
+}
+
+async fn publish(ctx: &Context, object: &PeopleSync, transition: &status::Transition) {
+    let event = Event {
+        type_: if transition.status == conditions::Status::False {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: transition.reason.clone(),
+        note: Some(format!(
+            "{} is {}: {}",
+            transition.kind,
+            transition.status.as_str(),
+            transition.message
+        )),
+        action: format!("Set{}", transition.kind),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        // Events are best effort: a missing permission must not fail the reconcile.
+        warn!(%error, "failed to publish an Event");
+    }
+}

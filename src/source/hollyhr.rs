@@ -1,0 +1,30 @@
+//! The HollyHR API v1 client.
+//!
+//! [`HollyHrClient`] speaks the contract in `../shared/hollyhr/openapi-subset.yaml`: cursor
+//! listings as streams (one page in memory), ETags for `If-Match` / `If-None-Match`, an
+//! `Idempotency-Key` on every write (see [`idempotency`]), retries for 429 / 5xx / network
+//! failures and pacing from `RateLimit-*` (decisions in [`retry`] and [`pacing`], both pure).
+//! It only ever addresses the safe projection.
+
+mod client;
+pub mod error;
+pub mod idempotency;
+pub mod model;
+pub mod pacing;
+mod people;
+pub mod retry;
+mod webhooks;
+
+pub use client::{ClientConfig, Conditional, HollyHrClient, PageLimit, ResourceEtag, Versioned};
+pub use error::{ApiError, ErrorReason, HollyHrError};
+pub use idempotency::{Idempotency, IdempotencyKey};
+pub use pacing::PacingPolicy;
+pub use people::{PeopleQuery, PeopleSort};
+pub use retry::RetryPolicy;
+pub use webhooks::{DeliveryQuery, WebhookAndSecret};
+
+/// The contract's path templates, as the client logs them.
+pub mod routes {
+    pub use super::people::route::*;
+    pub use super::webhooks::route::*;
+}

@@ -1,0 +1,65 @@
+//! Logs: `tracing` to stderr (stdout stays for command output such as NDJSON), as text or JSON,
+//! filtered by a `RUST_LOG`-style directive. Fields are ids, routes, statuses and request ids;
+//! secrets and personal fields never reach a log.
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("failed to parse the log filter {filter:?}")]
+    Filter {
+        filter: String,
+        #[source]
+        source: tracing_subscriber::filter::ParseError,
+    },
+    #[error("failed to install the log subscriber")]
+    Install(#[source] tracing_subscriber::util::TryInitError),
+}
+
+/// Installs the global subscriber. `filter` uses `RUST_LOG` syntax (e.g. `info,peoplesync=debug`).
+pub fn init(format: LogFormat, filter: &str) -> Result<(), TelemetryError> {
+    let env_filter = EnvFilter::try_new(filter).map_err(|source| TelemetryError::Filter {
+        filter: filter.to_owned(),
+        source,
+    })?;
+    let registry = tracing_subscriber::registry().with(env_filter);
+    let installed = match format {
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+    installed.map_err(TelemetryError::Install)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_filter_is_reported_not_ignored() {
+        assert!(matches!(
+            init(LogFormat::Text, "peoplesync=notalevel"),
+            Err(TelemetryError::Filter { .. })
+        ));
+    }
+}
