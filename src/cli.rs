@@ -97,13 +97,15 @@ impl ControllerArgs {
         crate::controller::Config {
             admin_listen: self.admin_listen,
             namespace: self.namespace,
-            leader_election: self.leader_elect.then(|| crate::controller::leader::LeaseConfig {
-                namespace: self.lease_namespace,
-                name: self.lease_name,
-                identity: identity.clone(),
-                duration_seconds: self.lease_duration_seconds,
-                grace_seconds: self.lease_grace_seconds,
-            }),
+            leader_election: self
+                .leader_elect
+                .then(|| crate::controller::leader::LeaseConfig {
+                    namespace: self.lease_namespace,
+                    name: self.lease_name,
+                    identity: identity.clone(),
+                    duration_seconds: self.lease_duration_seconds,
+                    grace_seconds: self.lease_grace_seconds,
+                }),
             instance: identity,
         }
     }
@@ -286,7 +288,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(CliError::Output)
         }
         Command::Controller(args) => {
-            let client = kube::Client::try_default().await.map_err(CliError::Kubernetes)?;
+            let client = kube::Client::try_default()
+                .await
+                .map_err(CliError::Kubernetes)?;
             crate::controller::run(client, args.into_config()).await?;
             Ok(())
         }
