@@ -56,6 +56,27 @@ pub enum Command {
     /// Run the operator: reconcile PeopleSync objects in the cluster of the current kubeconfig
     /// (or the in-cluster service account).
     Controller(ControllerArgs),
+    /// Run a local Kubernetes control plane (etcd + kube-apiserver) by hand, for trying
+    /// PeopleSync without a cluster.
+    #[command(subcommand)]
+    Controlplane(ControlplaneCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ControlplaneCommand {
+    /// Start it (or reuse the running one) and print `export KUBECONFIG=…`.
+    Up(ControlplaneArgs),
+    /// Stop it and remove its files.
+    Down(ControlplaneArgs),
+    /// Print whether it runs and where its kubeconfig is.
+    Status(ControlplaneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ControlplaneArgs {
+    /// Where its state, certificates and data live.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +287,8 @@ pub enum CliError {
     Kubernetes(#[source] kube::Error),
     #[error(transparent)]
     Controller(#[from] crate::controller::RunError),
+    #[error(transparent)]
+    ControlPlane(#[from] crate::controlplane::ControlPlaneError),
 }
 
 /// Runs the parsed command line.
@@ -286,6 +309,38 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             std::io::stdout()
                 .write_all(crate::crd::crd_yaml().as_bytes())
                 .map_err(CliError::Output)
+        }
+        Command::Controlplane(command) => {
+            use crate::controlplane;
+            let dir = |args: ControlplaneArgs| {
+                args.state_dir
+                    .unwrap_or_else(controlplane::default_state_dir)
+            };
+            match command {
+                ControlplaneCommand::Up(args) => {
+                    let started = std::time::Instant::now();
+                    let info = controlplane::up(&dir(args)).await?;
+                    eprintln!(
+                        "control plane up at {} ({:.1} s); stop it with `peoplesync controlplane down`",
+                        info.server,
+                        started.elapsed().as_secs_f64()
+                    );
+                    println!("export KUBECONFIG={}", info.kubeconfig.display());
+                }
+                ControlplaneCommand::Down(args) => {
+                    controlplane::down(&dir(args))?;
+                    eprintln!("control plane stopped");
+                }
+                ControlplaneCommand::Status(args) => {
+                    let info = controlplane::status(&dir(args))?;
+                    println!(
+                        "server {}\nexport KUBECONFIG={}",
+                        info.server,
+                        info.kubeconfig.display()
+                    );
+                }
+            }
+            Ok(())
         }
         Command::Controller(args) => {
             let client = kube::Client::try_default()

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod controller;
+pub mod controlplane;
 pub mod crd;
 pub mod metrics;
 pub mod sandbox;

@@ -1,0 +1,705 @@
+//! The PeopleSync API and controller on a real kube-apiserver + etcd (built from their Go
+//! modules; see scripts/controlplane/build.sh) with the HollyHR sandbox as the source.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, PostParams};
+use kube::{Api, Client};
+use peoplesync::controller;
+use peoplesync::controlplane::ControlPlane;
+use peoplesync::crd::PeopleSync;
+use peoplesync::sandbox::{self, ApiKeySpec, SandboxConfig, SandboxHandle};
+use serde_json::{Value, json};
+
+const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+const SERVICE_ACCOUNT: &str = "system:serviceaccount:peoplesync-system:peoplesync";
+const NO_PEOPLE_READ_KEY: &str = "hhr_test_no_people_read";
+
+async fn control_plane() -> ControlPlane {
+    let plane = ControlPlane::start()
+        .await
+        .expect("the control plane starts");
+    eprintln!(
+        "control plane ready in {:.2} s",
+        plane.startup.as_secs_f64()
+    );
+    plane
+        .install_crds(Path::new(CRDS))
+        .await
+        .expect("CRDs install");
+    plane
+}
+
+async fn hollyhr() -> SandboxHandle {
+    sandbox::start(SandboxConfig {
+        people: 50,
+        api_keys: vec![
+            ApiKeySpec::new(sandbox::DEFAULT_API_KEY, sandbox::DEFAULT_SCOPES),
+            ApiKeySpec::new(NO_PEOPLE_READ_KEY, ["org_units:read", "webhooks:manage"]),
+        ],
+        ..Default::default()
+    })
+    .await
+    .expect("the sandbox starts")
+}
+
+fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("address")
+}
+
+fn people_sync(name: &str, base_url: &str) -> Value {
+    json!({
+        "apiVersion": "peoplesync.dev/v1alpha1",
+        "kind": "PeopleSync",
+        "metadata": { "name": name },
+        "spec": {
+            "source": { "hollyhr": { "baseUrl": base_url, "apiKeySecretRef": { "name": "hollyhr", "key": "apiKey" } } },
+            "target": { "scim": { "baseUrl": "https://scim.example.com/v2", "tokenSecretRef": { "name": "scim", "key": "token" } } }
+        }
+    })
+}
+
+async fn create(
+    client: &Client,
+    namespace: &str,
+    object: Value,
+) -> Result<PeopleSync, kube::Error> {
+    let api: Api<PeopleSync> = Api::namespaced(client.clone(), namespace);
+    let object: PeopleSync = serde_json::from_value(object).expect("a PeopleSync");
+    api.create(&PostParams::default(), &object).await
+}
+
+/// Creates an object from raw JSON (no Rust type in between, so invalid specs reach the API server).
+async fn create_raw(
+    client: &Client,
+    namespace: &str,
+    object: Value,
+) -> Result<DynamicObject, kube::Error> {
+    let resource = ApiResource::erase::<PeopleSync>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let object: DynamicObject = serde_json::from_value(object).expect("an object");
+    api.create(&PostParams::default(), &object).await
+}
+
+async fn secret(client: &Client, namespace: &str, name: &str, key: &str, value: &str) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": name }, "stringData": { key: value }
+    }))
+    .expect("a Secret");
+    api.create(&PostParams::default(), &secret)
+        .await
+        .expect("Secret created");
+}
+
+/// Waits (bounded) until a condition of `name` has `status` (and `reason`, when given).
+async fn wait_condition(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    kind: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> Value {
+    let api: Api<PeopleSync> = Api::namespaced(client.clone(), namespace);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let object = api.get(name).await.expect("the object exists");
+        let conditions =
+            serde_json::to_value(object.status.as_ref().map(|s| &s.conditions)).expect("json");
+        let found = conditions
+            .as_array()
+            .and_then(|list| list.iter().find(|c| c["type"] == kind).cloned());
+        if let Some(condition) = &found
+            && condition["status"] == status
+            && reason.is_none_or(|r| condition["reason"] == r)
+        {
+            return condition.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {kind} never became {status}/{reason:?}; conditions: {conditions}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn run_controller(client: Client, namespace: &str) -> tokio::task::JoinHandle<()> {
+    let config = controller::Config {
+        admin_listen: free_addr(),
+        namespace: Some(namespace.to_owned()),
+        leader_election: None,
+        instance: "test".into(),
+    };
+    tokio::spawn(async move {
+        controller::run(client, config)
+            .await
+            .expect("the controller runs");
+    })
+}
+
+#[tokio::test]
+async fn the_crd_installs_and_kubectl_shows_the_printer_columns() {
+    let plane = control_plane().await;
+    let client = plane.client().await.expect("client");
+    create(
+        &client,
+        "default",
+        people_sync("acme", "https://acme.hollyhr.com/api/v1"),
+    )
+    .await
+    .expect("valid object");
+    let output = plane
+        .kubectl()
+        .args(["get", "peoplesyncs", "-n", "default"])
+        .output()
+        .expect("kubectl");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let header = table.lines().next().expect("a header line");
+    let columns: Vec<&str> = header
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "NAME",
+            "SOURCE",
+            "TARGET",
+            "READY",
+            "SYNCED",
+            "PEOPLE",
+            "WEBHOOK",
+            "LAST SYNC",
+            "AGE"
+        ]
+    );
+    assert!(table.contains("acme"));
+    let short = plane
+        .kubectl()
+        .args(["get", "psync", "-n", "default", "-o", "name"])
+        .output()
+        .expect("kubectl");
+    assert_eq!(
+        String::from_utf8_lossy(&short.stdout).trim(),
+        "peoplesync.peoplesync.dev/acme"
+    );
+    let explain = plane
+        .kubectl()
+        .args(["explain", "peoplesync.spec.schedule.pollInterval"])
+        .output()
+        .expect("kubectl");
+    assert!(
+        String::from_utf8_lossy(&explain.stdout).contains("at least `30s`"),
+        "{}",
+        String::from_utf8_lossy(&explain.stdout)
+    );
+    let version = plane
+        .kubectl()
+        .args(["version", "-o", "json"])
+        .output()
+        .expect("kubectl");
+    let version: Value = serde_json::from_slice(&version.stdout).expect("json");
+    assert_eq!(version["serverVersion"]["gitVersion"], "v1.34.4");
+}
+
+#[tokio::test]
+async fn invalid_specs_are_rejected_with_messages_a_person_understands() {
+    let plane = control_plane().await;
+    let client = plane.client().await.expect("client");
+    let base = people_sync("x", "https://acme.hollyhr.com/api/v1");
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "two targets",
+            json!({"target": {"scim": base["spec"]["target"]["scim"], "ldap": {"url": "ldap://x:389", "bindDn": "a", "bindPasswordSecretRef": {"name": "a", "key": "b"}, "baseDn": "b", "peopleDn": "c"}}}),
+            "set exactly one target",
+        ),
+        ("no target", json!({"target": {}}), "set exactly one target"),
+        ("no source", json!({"source": {}}), "set exactly one source"),
+        (
+            "poll too short",
+            json!({"schedule": {"pollInterval": "10s"}}),
+            "pollInterval must be at least 30s",
+        ),
+        (
+            "not a duration",
+            json!({"schedule": {"pollInterval": "soon"}}),
+            "pollInterval",
+        ),
+        (
+            "resync shorter than poll",
+            json!({"schedule": {"pollInterval": "1h", "fullResyncInterval": "30m"}}),
+            "must not be shorter than",
+        ),
+        (
+            "plain http source",
+            json!({"source": {"hollyhr": {"baseUrl": "http://hollyhr.example.com/api/v1", "apiKeySecretRef": {"name": "h", "key": "k"}}}}),
+            "must be an https:// URL",
+        ),
+        (
+            "page size",
+            json!({"source": {"hollyhr": {"baseUrl": "https://a.hollyhr.com/api/v1", "pageSize": 500, "apiKeySecretRef": {"name": "h", "key": "k"}}}}),
+            "pageSize must be between 1 and 100",
+        ),
+        (
+            "ldap url",
+            json!({"target": {"ldap": {"url": "http://x", "bindDn": "a", "bindPasswordSecretRef": {"name": "a", "key": "b"}, "baseDn": "b", "peopleDn": "c"}}}),
+            "ldap://host:port",
+        ),
+        (
+            "ldaps with starttls",
+            json!({"target": {"ldap": {"url": "ldaps://x:636", "startTls": true, "bindDn": "a", "bindPasswordSecretRef": {"name": "a", "key": "b"}, "baseDn": "b", "peopleDn": "c"}}}),
+            "startTls cannot be combined",
+        ),
+        (
+            "webhook without url",
+            json!({"webhook": {"enabled": true}}),
+            "publicUrl is required",
+        ),
+        (
+            "guard percent",
+            json!({"guard": {"maxPercent": 150}}),
+            "maxPercent must be between 0 and 100",
+        ),
+        (
+            "delete later without delay",
+            json!({"deprovision": {"action": "DisableThenDelete"}}),
+            "delay is required",
+        ),
+        (
+            "unknown action",
+            json!({"deprovision": {"action": "Shred"}}),
+            "Unsupported value",
+        ),
+        (
+            "empty secret name",
+            json!({"source": {"hollyhr": {"baseUrl": "https://a.hollyhr.com/api/v1", "apiKeySecretRef": {"name": "", "key": "k"}}}}),
+            "a Secret name is 1 to 253 characters",
+        ),
+    ];
+    let mut rejected = 0;
+    for (what, patch, message) in cases {
+        let mut object = base.clone();
+        for (key, value) in patch.as_object().expect("object") {
+            object["spec"][key] = value.clone();
+        }
+        object["metadata"]["name"] = json!(what.replace(' ', "-"));
+        match create_raw(&client, "default", object).await {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(kube::Error::Api(error)) => {
+                assert_eq!(error.code, 422, "{what}: {error:?}");
+                assert!(error.message.contains(message), "{what}: {}", error.message);
+                rejected += 1;
+            }
+            Err(other) => panic!("{what}: {other}"),
+        }
+    }
+    assert!(rejected >= 8);
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_reported_and_creating_it_recovers_without_a_restart() {
+    let plane = control_plane().await;
+    let hollyhr = hollyhr().await;
+    let client = plane.client().await.expect("client");
+    let ns = plane.create_namespace("secrets").await.expect("namespace");
+    let controller = run_controller(client.clone(), &ns);
+    create(&client, &ns, people_sync("acme", &hollyhr.base_url()))
+        .await
+        .expect("created");
+    let ready = wait_condition(
+        &client,
+        &ns,
+        "acme",
+        "Ready",
+        "False",
+        Some("SecretNotFound"),
+    )
+    .await;
+    assert!(
+        ready["message"]
+            .as_str()
+            .expect("message")
+            .contains(&format!("{ns}/hollyhr"))
+    );
+    secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
+    wait_condition(
+        &client,
+        &ns,
+        "acme",
+        "Ready",
+        "False",
+        Some("SecretNotFound"),
+    )
+    .await; // scim Secret still missing
+    secret(&client, &ns, "scim", "token", "not-used-yet").await;
+    wait_condition(
+        &client,
+        &ns,
+        "acme",
+        "SourceReachable",
+        "True",
+        Some("Reachable"),
+    )
+    .await;
+    let ready = wait_condition(&client, &ns, "acme", "Ready", "True", Some("Ready")).await;
+    assert_eq!(ready["observedGeneration"], 1);
+    // Events were recorded for the transitions.
+    let events = plane
+        .kubectl()
+        .args([
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])
+        .output()
+        .expect("kubectl");
+    let reasons = String::from_utf8_lossy(&events.stdout).to_string();
+    assert!(
+        reasons.contains("SecretNotFound") && reasons.contains("Reachable"),
+        "{reasons}"
+    );
+    controller.abort();
+}
+
+#[tokio::test]
+async fn a_key_without_people_read_is_reported_as_missing_scope() {
+    let plane = control_plane().await;
+    let hollyhr = hollyhr().await;
+    let client = plane.client().await.expect("client");
+    let ns = plane.create_namespace("scope").await.expect("namespace");
+    secret(&client, &ns, "hollyhr", "apiKey", NO_PEOPLE_READ_KEY).await;
+    secret(&client, &ns, "scim", "token", "x").await;
+    let controller = run_controller(client.clone(), &ns);
+    create(&client, &ns, people_sync("acme", &hollyhr.base_url()))
+        .await
+        .expect("created");
+    let source = wait_condition(
+        &client,
+        &ns,
+        "acme",
+        "SourceReachable",
+        "False",
+        Some("MissingScope"),
+    )
+    .await;
+    assert!(
+        source["message"]
+            .as_str()
+            .expect("message")
+            .contains("people:read"),
+        "{source}"
+    );
+    wait_condition(&client, &ns, "acme", "Ready", "False", Some("MissingScope")).await;
+    controller.abort();
+}
+
+#[tokio::test]
+async fn deleting_a_peoplesync_releases_the_finalizer_and_removes_it() {
+    let plane = control_plane().await;
+    let client = plane.client().await.expect("client");
+    let ns = plane.create_namespace("delete").await.expect("namespace");
+    let controller = run_controller(client.clone(), &ns);
+    create(
+        &client,
+        &ns,
+        people_sync("acme", "https://acme.hollyhr.com/api/v1"),
+    )
+    .await
+    .expect("created");
+    let api: Api<PeopleSync> = Api::namespaced(client.clone(), &ns);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !api
+        .get("acme")
+        .await
+        .expect("exists")
+        .metadata
+        .finalizers
+        .unwrap_or_default()
+        .iter()
+        .any(|f| f == controller::FINALIZER)
+    {
+        assert!(Instant::now() < deadline, "the finalizer was never added");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    api.delete("acme", &DeleteParams::default())
+        .await
+        .expect("delete accepted");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api.get_opt("acme").await.expect("read").is_some() {
+        assert!(Instant::now() < deadline, "the object was never removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    controller.abort();
+}
+
+struct Replica {
+    identity: &'static str,
+    admin: SocketAddr,
+    child: Child,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_replica(plane: &ControlPlane, identity: &'static str, namespace: &str) -> Replica {
+    let admin = free_addr();
+    let child = Command::new(env!("CARGO_BIN_EXE_peoplesync"))
+        .args([
+            "controller",
+            "--leader-elect",
+            "--lease-namespace",
+            "peoplesync-system",
+            "--lease-duration-seconds",
+            "4",
+            "--lease-grace-seconds",
+            "1",
+        ])
+        .args([
+            "--identity",
+            identity,
+            "--namespace",
+            namespace,
+            "--admin-listen",
+            &admin.to_string(),
+        ])
+        .env("KUBECONFIG", plane.kubeconfig_path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the controller binary starts");
+    Replica {
+        identity,
+        admin,
+        child,
+    }
+}
+
+async fn lease_holder(client: &Client) -> Option<String> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "peoplesync-system");
+    leases
+        .get_opt("peoplesync-controller")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|lease| lease.spec.and_then(|spec| spec.holder_identity))
+}
+
+async fn reconciles(replica: &Replica) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", replica.admin))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter(|line| line.starts_with("peoplesync_reconciles_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn two_controllers_share_one_lease_and_the_survivor_takes_over() {
+    let plane = control_plane().await;
+    let hollyhr = hollyhr().await;
+    let client = plane.client().await.expect("client");
+    let system: Api<Namespace> = Api::all(client.clone());
+    system
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "peoplesync-system"}}))
+                .expect("ns"),
+        )
+        .await
+        .expect("namespace");
+    let ns = plane.create_namespace("leader").await.expect("namespace");
+    secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
+    secret(&client, &ns, "scim", "token", "x").await;
+    let mut replicas = vec![
+        start_replica(&plane, "replica-a", &ns),
+        start_replica(&plane, "replica-b", &ns),
+    ];
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        if let Some(holder) = lease_holder(&client).await {
+            break holder;
+        }
+        assert!(Instant::now() < deadline, "nobody took the Lease");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    create(&client, &ns, people_sync("first", &hollyhr.base_url()))
+        .await
+        .expect("created");
+    wait_condition(&client, &ns, "first", "Ready", "True", None).await;
+    let (leading, standby): (Vec<&Replica>, Vec<&Replica>) =
+        replicas.iter().partition(|r| r.identity == leader);
+    assert_eq!(leading.len(), 1, "the holder is one of ours: {leader}");
+    assert!(reconciles(leading[0]).await > 0, "the leader reconciles");
+    assert_eq!(
+        reconciles(standby[0]).await,
+        0,
+        "the standby never reconciles"
+    );
+
+    // Kill the leader: the survivor takes the Lease and reconciles new objects.
+    let position = replicas
+        .iter()
+        .position(|r| r.identity == leader)
+        .expect("leader");
+    let dead = replicas.remove(position);
+    drop(dead);
+    let survivor = replicas[0].identity;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lease_holder(&client).await.as_deref() != Some(survivor) {
+        assert!(Instant::now() < deadline, "the Lease was not handed over");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    create(&client, &ns, people_sync("second", &hollyhr.base_url()))
+        .await
+        .expect("created");
+    wait_condition(&client, &ns, "second", "Ready", "True", None).await;
+    assert!(
+        reconciles(&replicas[0]).await > 0,
+        "the survivor reconciles now"
+    );
+}
+
+#[tokio::test]
+async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
+    let plane = control_plane().await;
+    let hollyhr = hollyhr().await;
+    let admin = plane.client().await.expect("client");
+    let system: Api<Namespace> = Api::all(admin.clone());
+    system
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "peoplesync-system"}}))
+                .expect("ns"),
+        )
+        .await
+        .expect("namespace");
+    let rbac = plane
+        .kubectl()
+        .args([
+            "apply",
+            "-f",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rbac.yaml"),
+        ])
+        .output()
+        .expect("kubectl");
+    assert!(
+        rbac.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rbac.stderr)
+    );
+    let ns = plane.create_namespace("rbac").await.expect("namespace");
+    secret(&admin, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
+    secret(&admin, &ns, "scim", "token", "x").await;
+
+    // The controller, impersonating its ServiceAccount, with leader election on: everything works.
+    let as_operator = plane
+        .client_as(
+            SERVICE_ACCOUNT,
+            &[
+                "system:serviceaccounts",
+                "system:serviceaccounts:peoplesync-system",
+                "system:authenticated",
+            ],
+        )
+        .await
+        .expect("impersonating client");
+    let config = controller::Config {
+        admin_listen: free_addr(),
+        namespace: None,
+        leader_election: Some(controller::leader::LeaseConfig {
+            namespace: "peoplesync-system".into(),
+            name: "peoplesync-controller".into(),
+            identity: "rbac-test".into(),
+            duration_seconds: 4,
+            grace_seconds: 1,
+        }),
+        instance: "rbac-test".into(),
+    };
+    let running =
+        tokio::spawn(async move { controller::run(as_operator, config).await.expect("runs") });
+    create(&admin, &ns, people_sync("acme", &hollyhr.base_url()))
+        .await
+        .expect("created");
+    wait_condition(&admin, &ns, "acme", "Ready", "True", Some("Ready")).await;
+    running.abort();
+
+    // The can-i matrix: what it needs is allowed, everything around it is not.
+    let can = |args: &[&str]| -> bool {
+        let output = plane
+            .kubectl()
+            .args(["auth", "can-i"])
+            .args(args)
+            .args(["--as", SERVICE_ACCOUNT])
+            .output()
+            .expect("kubectl");
+        String::from_utf8_lossy(&output.stdout).trim() == "yes"
+    };
+    let allowed: &[&[&str]] = &[
+        &["watch", "peoplesyncs.peoplesync.dev", "-A"],
+        &["patch", "peoplesyncs.peoplesync.dev", "-n", &ns],
+        &["patch", "peoplesyncs.peoplesync.dev/status", "-n", &ns],
+        &["get", "secrets", "-n", &ns],
+        &["watch", "secrets", "-A"],
+        &["create", "events.events.k8s.io", "-n", &ns],
+        &[
+            "patch",
+            "leases.coordination.k8s.io",
+            "-n",
+            "peoplesync-system",
+        ],
+    ];
+    let denied: &[&[&str]] = &[
+        &["create", "secrets", "-n", &ns],
+        &["update", "secrets", "-n", &ns],
+        &["delete", "secrets", "-n", &ns],
+        &["create", "peoplesyncs.peoplesync.dev", "-n", &ns],
+        &["delete", "peoplesyncs.peoplesync.dev", "-n", &ns],
+        &["update", "peoplesyncs.peoplesync.dev/status", "-n", &ns],
+        &["list", "pods", "-A"],
+        &["get", "configmaps", "-n", &ns],
+        &["create", "leases.coordination.k8s.io", "-n", "default"],
+        &[
+            "delete",
+            "leases.coordination.k8s.io",
+            "-n",
+            "peoplesync-system",
+        ],
+        &["create", "clusterroles.rbac.authorization.k8s.io"],
+        &["create", "customresourcedefinitions.apiextensions.k8s.io"],
+        &["impersonate", "users"],
+        &["get", "nodes"],
+        &["create", "events", "-n", &ns],
+    ];
+    for args in allowed {
+        assert!(can(args), "should be allowed: {args:?}");
+    }
+    for args in denied {
+        assert!(!can(args), "should be denied: {args:?}");
+    }
+}
