@@ -7,6 +7,7 @@ pub mod controller;
 pub mod controlplane;
 pub mod crd;
 pub mod metrics;
+pub mod plan;
 pub mod sandbox;
 pub mod signature;
 pub mod source;

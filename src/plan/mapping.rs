@@ -1,0 +1,583 @@
+//! Attribute mapping: minijinja templates over a person's safe fields → directory attributes,
+//! with sensible defaults per target profile. Pure: templates are compiled once; rendering takes
+//! a person and returns values or an error naming the attribute and its template.
+//!
+//! Unique attributes (`uid`, `sAMAccountName`, SCIM `userName`) have an ordered list of candidate
+//! templates; `{{ n }}` is 2, 3, … in the numbered ones. The first free value wins, and a value
+//! already assigned to the entry stays (it is never recomputed away from under a user).
+
+use std::collections::BTreeMap;
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::crd::LdapProfile;
+use crate::source::hollyhr::model::Person;
+
+/// How many numbered candidates are tried before a unique attribute gives up.
+const MAX_NUMBERED: u32 = 99;
+/// AD's `sAMAccountName` limit.
+pub const SAM_ACCOUNT_NAME_MAX: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    #[error("attribute {attribute}: template {template:?} does not compile: {message}")]
+    Compile {
+        attribute: String,
+        template: String,
+        message: String,
+    },
+    #[error("attribute {attribute}: template {template:?} failed to render: {message}")]
+    Render {
+        attribute: String,
+        template: String,
+        message: String,
+    },
+    #[error("attribute {attribute} is required but template {template:?} rendered empty")]
+    EmptyRequired { attribute: String, template: String },
+    #[error("attribute {attribute}: every candidate value is taken")]
+    NoFreeValue { attribute: String },
+}
+
+/// The fields a template can use: the safe projection only, flattened for templates.
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+pub struct TemplateFields {
+    pub id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub preferred_name: String,
+    /// The preferred name, else the first name.
+    pub given_name: String,
+    pub display_name: String,
+    pub work_email: String,
+    pub staff_id: String,
+    pub job_title: String,
+    pub department: String,
+    pub department_id: String,
+    pub manager_id: String,
+    pub work_place: String,
+    pub work_type: String,
+    pub status: String,
+}
+
+impl TemplateFields {
+    pub fn of(person: &Person) -> Self {
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        Self {
+            id: person.id.clone(),
+            first_name: text(&person.first_name),
+            last_name: text(&person.last_name),
+            preferred_name: text(&person.preferred_name),
+            given_name: person
+                .preferred_name
+                .clone()
+                .or_else(|| person.first_name.clone())
+                .unwrap_or_default(),
+            display_name: person.display_name.clone(),
+            work_email: text(&person.work_email),
+            staff_id: text(&person.staff_id),
+            job_title: text(&person.job_title),
+            department: person
+                .department
+                .as_ref()
+                .map(|d| d.name.clone())
+                .unwrap_or_default(),
+            department_id: person
+                .department
+                .as_ref()
+                .map(|d| d.id.clone())
+                .unwrap_or_default(),
+            manager_id: person
+                .manager
+                .as_ref()
+                .map(|m| m.id.clone())
+                .unwrap_or_default(),
+            work_place: person
+                .work_place
+                .as_ref()
+                .map(|w| w.label.clone())
+                .unwrap_or_default(),
+            work_type: person
+                .work_type
+                .as_ref()
+                .map(|w| w.label.clone())
+                .unwrap_or_default(),
+            status: text(&person.status),
+        }
+    }
+}
+
+/// One attribute's rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeRule {
+    /// Candidate templates in order; a single template for ordinary attributes.
+    pub templates: Vec<String>,
+    /// Must render non-empty (an empty optional attribute is simply absent).
+    pub required: bool,
+    /// Must not collide with another entry's value (candidates are tried in order).
+    pub unique: bool,
+    /// Truncate the rendered value to this many characters (e.g. `sAMAccountName`).
+    pub max_chars: Option<usize>,
+}
+
+impl AttributeRule {
+    fn plain(template: &str) -> Self {
+        Self {
+            templates: vec![template.to_owned()],
+            required: false,
+            unique: false,
+            max_chars: None,
+        }
+    }
+
+    fn required(template: &str) -> Self {
+        Self {
+            required: true,
+            ..Self::plain(template)
+        }
+    }
+
+    fn unique(candidates: &[&str], max_chars: Option<usize>) -> Self {
+        Self {
+            templates: candidates.iter().map(|t| (*t).to_owned()).collect(),
+            required: true,
+            unique: true,
+            max_chars,
+        }
+    }
+}
+
+/// The default rules of a target profile.
+pub fn profile_defaults(profile: Profile) -> BTreeMap<String, AttributeRule> {
+    let rules: Vec<(&str, AttributeRule)> = match profile {
+        Profile::Ldap(LdapProfile::OpenLdap | LdapProfile::Ds389) => vec![
+            (
+                "uid",
+                AttributeRule::unique(
+                    &[
+                        "{{ given_name|ascii|lower }}.{{ last_name|ascii|lower }}",
+                        "{{ given_name|ascii|lower }}.{{ last_name|ascii|lower }}{{ n }}",
+                    ],
+                    None,
+                ),
+            ),
+            ("cn", AttributeRule::required("{{ display_name }}")),
+            (
+                "sn",
+                AttributeRule::required("{{ last_name or display_name }}"),
+            ),
+            ("givenName", AttributeRule::plain("{{ given_name }}")),
+            ("displayName", AttributeRule::plain("{{ display_name }}")),
+            ("mail", AttributeRule::plain("{{ work_email }}")),
+            ("title", AttributeRule::plain("{{ job_title }}")),
+            ("employeeNumber", AttributeRule::required("{{ id }}")),
+            ("departmentNumber", AttributeRule::plain("{{ department }}")),
+            ("ou", AttributeRule::plain("{{ department }}")),
+        ],
+        Profile::Ldap(LdapProfile::ActiveDirectory) => vec![
+            (
+                "sAMAccountName",
+                AttributeRule::unique(
+                    &[
+                        "{{ given_name|ascii|lower|first }}{{ last_name|ascii|lower }}",
+                        "{{ given_name|ascii|lower|first }}{{ last_name|ascii|lower|truncate_chars(17) }}{{ n }}",
+                    ],
+                    Some(SAM_ACCOUNT_NAME_MAX),
+                ),
+            ),
+            ("cn", AttributeRule::required("{{ display_name }}")),
+            (
+                "sn",
+                AttributeRule::required("{{ last_name or display_name }}"),
+            ),
+            ("givenName", AttributeRule::plain("{{ given_name }}")),
+            ("displayName", AttributeRule::plain("{{ display_name }}")),
+            ("mail", AttributeRule::plain("{{ work_email }}")),
+            (
+                "userPrincipalName",
+                AttributeRule::required("{{ work_email or (id ~ '@peoplesync.invalid') }}"),
+            ),
+            ("title", AttributeRule::plain("{{ job_title }}")),
+            ("department", AttributeRule::plain("{{ department }}")),
+            ("employeeID", AttributeRule::required("{{ id }}")),
+        ],
+        Profile::Scim => vec![
+            (
+                "userName",
+                AttributeRule::unique(&["{{ work_email or id }}"], None),
+            ),
+            ("externalId", AttributeRule::required("{{ id }}")),
+            ("name.givenName", AttributeRule::plain("{{ given_name }}")),
+            ("name.familyName", AttributeRule::plain("{{ last_name }}")),
+            ("displayName", AttributeRule::plain("{{ display_name }}")),
+            ("emails.work", AttributeRule::plain("{{ work_email }}")),
+            ("title", AttributeRule::plain("{{ job_title }}")),
+            (
+                "enterprise.employeeNumber",
+                AttributeRule::plain("{{ staff_id or id }}"),
+            ),
+            (
+                "enterprise.department",
+                AttributeRule::plain("{{ department }}"),
+            ),
+        ],
+    };
+    rules
+        .into_iter()
+        .map(|(name, rule)| (name.to_owned(), rule))
+        .collect()
+}
+
+/// Which defaults apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Ldap(LdapProfile),
+    Scim,
+}
+
+/// A compiled mapping: the profile's defaults with the user's templates merged over them.
+pub struct Mapping {
+    env: Environment<'static>,
+    rules: BTreeMap<String, AttributeRule>,
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping")
+            .field("rules", &self.rules)
+            .finish()
+    }
+}
+
+/// What a person maps to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Mapped {
+    /// Attribute → values (absent when a template rendered empty for an optional attribute).
+    pub attributes: BTreeMap<String, Vec<String>>,
+}
+
+fn template_name(attribute: &str, index: usize) -> String {
+    format!("{attribute}#{index}")
+}
+
+impl Mapping {
+    /// Compiles the profile's defaults with `overrides` (`attribute → template`) on top. An empty
+    /// override template removes a default optional attribute.
+    pub fn new(
+        profile: Profile,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Self, MappingError> {
+        let mut rules = profile_defaults(profile);
+        for (attribute, template) in overrides {
+            match rules.get_mut(attribute) {
+                Some(rule) if template.trim().is_empty() && !rule.required => {
+                    rules.remove(attribute);
+                }
+                Some(rule) => rule.templates = vec![template.clone()],
+                None if template.trim().is_empty() => {}
+                None => {
+                    rules.insert(attribute.clone(), AttributeRule::plain(template));
+                }
+            }
+        }
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_filter("ascii", ascii);
+        env.add_filter("truncate_chars", truncate_chars);
+        for (attribute, rule) in &rules {
+            for (index, template) in rule.templates.iter().enumerate() {
+                env.add_template_owned(template_name(attribute, index), template.clone())
+                    .map_err(|error| MappingError::Compile {
+                        attribute: attribute.clone(),
+                        template: template.clone(),
+                        message: error.to_string(),
+                    })?;
+            }
+        }
+        Ok(Self { env, rules })
+    }
+
+    pub fn rules(&self) -> &BTreeMap<String, AttributeRule> {
+        &self.rules
+    }
+
+    fn render(
+        &self,
+        attribute: &str,
+        index: usize,
+        fields: &TemplateFields,
+        n: Option<u32>,
+    ) -> Result<String, MappingError> {
+        let rule = &self.rules[attribute];
+        let template = self
+            .env
+            .get_template(&template_name(attribute, index))
+            .expect("every rule's templates were added at construction");
+        let context = minijinja::context! { n => n.map(|n| n.to_string()).unwrap_or_default(), ..minijinja::Value::from_serialize(fields) };
+        let rendered = template
+            .render(context)
+            .map_err(|error| MappingError::Render {
+                attribute: attribute.to_owned(),
+                template: rule.templates[index].clone(),
+                message: error.to_string(),
+            })?;
+        let rendered = rendered.trim().to_owned();
+        Ok(match rule.max_chars {
+            Some(max) => rendered.chars().take(max).collect(),
+            None => rendered,
+        })
+    }
+
+    /// Maps one person. `current` holds the entry's present values (a unique value it already has
+    /// stays); `taken` says whether a unique attribute's value belongs to another entry.
+    pub fn map(
+        &self,
+        person: &Person,
+        current: Option<&BTreeMap<String, Vec<String>>>,
+        taken: &dyn Fn(&str, &str) -> bool,
+    ) -> Result<Mapped, MappingError> {
+        let fields = TemplateFields::of(person);
+        let mut mapped = Mapped::default();
+        for (attribute, rule) in &self.rules {
+            let value = if rule.unique {
+                let kept = current
+                    .and_then(|c| c.get(attribute))
+                    .and_then(|values| values.first())
+                    .filter(|v| !v.is_empty())
+                    .cloned();
+                match kept {
+                    Some(value) => value,
+                    None => self.first_free(attribute, rule, &fields, taken)?,
+                }
+            } else {
+                self.render(attribute, 0, &fields, None)?
+            };
+            if value.is_empty() {
+                if rule.required {
+                    return Err(MappingError::EmptyRequired {
+                        attribute: attribute.clone(),
+                        template: rule.templates[0].clone(),
+                    });
+                }
+                continue;
+            }
+            mapped.attributes.insert(attribute.clone(), vec![value]);
+        }
+        Ok(mapped)
+    }
+
+    fn first_free(
+        &self,
+        attribute: &str,
+        rule: &AttributeRule,
+        fields: &TemplateFields,
+        taken: &dyn Fn(&str, &str) -> bool,
+    ) -> Result<String, MappingError> {
+        for index in 0..rule.templates.len() {
+            let numbered = rule.templates[index].contains("{{ n }}")
+                || rule.templates[index].contains("{{n}}");
+            let numbers: Box<dyn Iterator<Item = Option<u32>>> = if numbered {
+                Box::new((2..=MAX_NUMBERED).map(Some))
+            } else {
+                Box::new(std::iter::once(None))
+            };
+            for n in numbers {
+                let value = self.render(attribute, index, fields, n)?;
+                if value.is_empty() {
+                    return Err(MappingError::EmptyRequired {
+                        attribute: attribute.to_owned(),
+                        template: rule.templates[index].clone(),
+                    });
+                }
+                if !taken(attribute, &value) {
+                    return Ok(value);
+                }
+            }
+        }
+        Err(MappingError::NoFreeValue {
+            attribute: attribute.to_owned(),
+        })
+    }
+}
+
+/// Letters and digits of a name, transliterating common Latin accents, dropping the rest
+/// (`O'Neill` → `ONeill`, `Müller` → `Muller`).
+fn ascii(value: String) -> String {
+    value
+        .chars()
+        .filter_map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' => Some(c),
+            'à' | 'á' | 'â' | 'ä' | 'ã' | 'å' => Some('a'),
+            'À' | 'Á' | 'Â' | 'Ä' | 'Ã' | 'Å' => Some('A'),
+            'è' | 'é' | 'ê' | 'ë' => Some('e'),
+            'È' | 'É' | 'Ê' | 'Ë' => Some('E'),
+            'ì' | 'í' | 'î' | 'ï' => Some('i'),
+            'ò' | 'ó' | 'ô' | 'ö' | 'õ' | 'ø' => Some('o'),
+            'Ò' | 'Ó' | 'Ô' | 'Ö' | 'Õ' | 'Ø' => Some('O'),
+            'ù' | 'ú' | 'û' | 'ü' => Some('u'),
+            'Ù' | 'Ú' | 'Û' | 'Ü' => Some('U'),
+            'ñ' => Some('n'),
+            'Ñ' => Some('N'),
+            'ç' => Some('c'),
+            'Ç' => Some('C'),
+            'ß' => Some('s'),
+            _ => None,
+        })
+        .collect()
+}
+
+fn truncate_chars(value: String, max: usize) -> String {
+    value.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(first: &str, last: &str) -> Person {
+        serde_json::from_value(serde_json::json!({
+            "id": "abcdefghjkmn", "work_email": format!("{}.{}@example.com", first.to_lowercase(), last.to_lowercase()),
+            "first_name": first, "preferred_name": null, "last_name": last,
+            "display_name": format!("{first} {last}"), "staff_id": "E00001", "job_title": "Engineer",
+            "department": {"id": "org_unit_a.b.c", "name": "Engineering"}, "manager": null,
+            "work_place": null, "work_type": null, "working_pattern": null,
+            "contracted_weekly_minutes": null, "full_time_weekly_minutes": null, "fte": null,
+            "status": "active", "start_date": "2020-01-01", "end_date": null,
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"
+        }))
+        .expect("a person")
+    }
+
+    fn nothing_taken(_: &str, _: &str) -> bool {
+        false
+    }
+
+    #[test]
+    fn inet_org_person_defaults_map_the_safe_fields() {
+        let mapping =
+            Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("compiles");
+        let mapped = mapping
+            .map(&person("Zoë", "O'Neill"), None, &nothing_taken)
+            .expect("maps");
+        let get = |a: &str| mapped.attributes.get(a).map(|v| v[0].as_str());
+        assert_eq!(get("uid"), Some("zoe.oneill"));
+        assert_eq!(get("cn"), Some("Zoë O'Neill"));
+        assert_eq!(get("sn"), Some("O'Neill"));
+        assert_eq!(get("employeeNumber"), Some("abcdefghjkmn"));
+        assert_eq!(get("mail"), Some("zoë.o'neill@example.com"));
+        assert_eq!(get("title"), Some("Engineer"));
+        assert_eq!(get("departmentNumber"), Some("Engineering"));
+    }
+
+    #[test]
+    fn unique_values_take_the_first_free_candidate_and_keep_an_assigned_one() {
+        let mapping =
+            Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("compiles");
+        let taken = |attribute: &str, value: &str| {
+            attribute == "uid" && ["ada.lovelace", "ada.lovelace2"].contains(&value)
+        };
+        let mapped = mapping
+            .map(&person("Ada", "Lovelace"), None, &taken)
+            .expect("maps");
+        assert_eq!(mapped.attributes["uid"], ["ada.lovelace3"]);
+        let current = BTreeMap::from([("uid".to_owned(), vec!["ada.lovelace".to_owned()])]);
+        let kept = mapping
+            .map(&person("Ada", "Lovelace"), Some(&current), &taken)
+            .expect("maps");
+        assert_eq!(
+            kept.attributes["uid"],
+            ["ada.lovelace"],
+            "an assigned value stays"
+        );
+    }
+
+    #[test]
+    fn ad_account_names_fit_in_twenty_characters() {
+        let mapping = Mapping::new(
+            Profile::Ldap(LdapProfile::ActiveDirectory),
+            &BTreeMap::new(),
+        )
+        .expect("compiles");
+        let long = person("Maximilian", "Wolfeschlegelsteinhausen");
+        let mapped = mapping.map(&long, None, &nothing_taken).expect("maps");
+        let sam = &mapped.attributes["sAMAccountName"][0];
+        assert_eq!(sam, "mwolfeschlegelsteinh");
+        assert!(sam.chars().count() <= SAM_ACCOUNT_NAME_MAX);
+        let taken = |attribute: &str, value: &str| attribute == "sAMAccountName" && value == sam;
+        let second = mapping.map(&long, None, &taken).expect("maps");
+        let numbered = &second.attributes["sAMAccountName"][0];
+        assert_eq!(numbered, "mwolfeschlegelstei2");
+        assert!(numbered.chars().count() <= SAM_ACCOUNT_NAME_MAX);
+        assert_eq!(mapped.attributes["employeeID"], ["abcdefghjkmn"]);
+    }
+
+    #[test]
+    fn overrides_replace_add_and_remove_attributes() {
+        let overrides = BTreeMap::from([
+            ("title".to_owned(), "{{ job_title|upper }}".to_owned()),
+            (
+                "description".to_owned(),
+                "{{ work_place or 'unknown' }}".to_owned(),
+            ),
+            ("ou".to_owned(), String::new()),
+        ]);
+        let mapping =
+            Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &overrides).expect("compiles");
+        let mapped = mapping
+            .map(&person("Ada", "Lovelace"), None, &nothing_taken)
+            .expect("maps");
+        assert_eq!(mapped.attributes["title"], ["ENGINEER"]);
+        assert_eq!(mapped.attributes["description"], ["unknown"]);
+        assert!(!mapped.attributes.contains_key("ou"));
+    }
+
+    #[test]
+    fn a_template_that_does_not_compile_names_the_attribute_and_template() {
+        let overrides = BTreeMap::from([("title".to_owned(), "{{ job_title".to_owned())]);
+        let error = Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &overrides)
+            .expect_err("bad template");
+        let text = error.to_string();
+        assert!(
+            text.contains("attribute title") && text.contains("{{ job_title"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_or_an_empty_required_value_is_a_clear_error() {
+        let overrides = BTreeMap::from([("title".to_owned(), "{{ salary }}".to_owned())]);
+        let mapping =
+            Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &overrides).expect("compiles");
+        let error = mapping
+            .map(&person("Ada", "Lovelace"), None, &nothing_taken)
+            .expect_err("unknown field");
+        assert!(
+            matches!(&error, MappingError::Render { attribute, .. } if attribute == "title"),
+            "{error}"
+        );
+        let overrides = BTreeMap::from([(
+            "cn".to_owned(),
+            "{{ job_title|replace('Engineer', '') }}".to_owned(),
+        )]);
+        let mapping =
+            Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &overrides).expect("compiles");
+        let error = mapping
+            .map(&person("Ada", "Lovelace"), None, &nothing_taken)
+            .expect_err("empty cn");
+        assert_eq!(
+            error.to_string(),
+            "attribute cn is required but template \"{{ job_title|replace('Engineer', '') }}\" rendered empty"
+        );
+    }
+
+    #[test]
+    fn scim_defaults_use_the_work_email_as_user_name() {
+        let mapping = Mapping::new(Profile::Scim, &BTreeMap::new()).expect("compiles");
+        let mapped = mapping
+            .map(&person("Ada", "Lovelace"), None, &nothing_taken)
+            .expect("maps");
+        assert_eq!(mapped.attributes["userName"], ["ada.lovelace@example.com"]);
+        assert_eq!(mapped.attributes["externalId"], ["abcdefghjkmn"]);
+        assert_eq!(mapped.attributes["enterprise.department"], ["Engineering"]);
+    }
+}
