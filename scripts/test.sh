@@ -15,6 +15,18 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# OpenLDAP's slapd for the directory tests (Debian's package; the tests run private instances).
+if [[ ! -x /usr/sbin/slapd ]]; then
+  if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "[test] installing slapd and ldap-utils" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slapd ldap-utils >/dev/null
+  else
+    echo "slapd is missing: apt-get install slapd ldap-utils" >&2
+    exit 1
+  fi
+fi
+
 # The test control plane (kube-apiserver, kubectl, etcd, helm) built from Go modules, cached
 # outside the repo by version; a no-op when already built.
 if [[ -z "${PEOPLESYNC_CONTROLPLANE_BIN:-}" ]]; then

@@ -1,0 +1,106 @@
+//! Directory targets behind one narrow seam. A backend lists the entries PeopleSync manages (those
+//! carrying the anchor attribute: the HollyHR person id) and applies one change at a time; the
+//! planner decides what to change. An entry without the anchor is never modified.
+
+pub mod ldap;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use futures::stream::BoxStream;
+
+/// Attribute name → values (LDAP attributes are multi-valued; SCIM paths map onto this too).
+pub type Attributes = BTreeMap<String, Vec<String>>;
+
+/// A managed entry as the directory holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Where it lives: a DN for LDAP, a resource id for SCIM.
+    pub id: String,
+    /// The HollyHR person id in the anchor attribute.
+    pub anchor: String,
+    pub attributes: Attributes,
+    pub enabled: bool,
+}
+
+/// One change to one entry. Every change to an existing entry names the anchor it expects, so a
+/// backend can refuse to touch an entry that is not (or no longer) PeopleSync's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A new entry for `anchor` with these attributes (the RDN value is among them).
+    Create {
+        anchor: String,
+        attributes: Attributes,
+        enabled: bool,
+    },
+    /// Replace these attributes (empty values remove the attribute); untouched ones stay.
+    Update {
+        id: String,
+        anchor: String,
+        set: Attributes,
+    },
+    /// The RDN value changed (e.g. a new `uid`): move the entry.
+    Rename {
+        id: String,
+        anchor: String,
+        new_rdn_value: String,
+    },
+    Disable {
+        id: String,
+        anchor: String,
+    },
+    Enable {
+        id: String,
+        anchor: String,
+    },
+    Delete {
+        id: String,
+        anchor: String,
+    },
+}
+
+impl Change {
+    /// The action's name, for status, metrics and Events (no attribute values).
+    pub fn action(&self) -> &'static str {
+        match self {
+            Change::Create { .. } => "create",
+            Change::Update { .. } => "update",
+            Change::Rename { .. } => "rename",
+            Change::Disable { .. } => "disable",
+            Change::Enable { .. } => "enable",
+            Change::Delete { .. } => "delete",
+        }
+    }
+
+    pub fn anchor(&self) -> &str {
+        match self {
+            Change::Create { anchor, .. }
+            | Change::Update { anchor, .. }
+            | Change::Rename { anchor, .. }
+            | Change::Disable { anchor, .. }
+            | Change::Enable { anchor, .. }
+            | Change::Delete { anchor, .. } => anchor,
+        }
+    }
+}
+
+/// A backend's error: a static category (condition reason, metric label) and whether it concerns
+/// only this person (recorded for the person; the rest continue) or the whole directory.
+pub trait DirectoryError: std::error::Error + Send + Sync + 'static {
+    fn reason(&self) -> &'static str;
+    fn is_per_entry(&self) -> bool;
+}
+
+/// A directory PeopleSync writes to.
+pub trait Directory: Send + Sync {
+    type Error: DirectoryError;
+
+    /// Checks the connection and credentials (`DirectoryReachable`).
+    fn check(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Every managed entry, paged from the server, one page in memory at a time.
+    fn entries(&self) -> BoxStream<'_, Result<Entry, Self::Error>>;
+
+    /// Applies one change; returns the entry's id (new for creates and renames).
+    fn apply(&self, change: &Change) -> impl Future<Output = Result<String, Self::Error>> + Send;
+}

@@ -1,0 +1,600 @@
+//! The LDAP backend (ldap3): simple bind, paged search (RFC 2696) of managed entries, and minimal
+//! modifications. Every modification of an existing entry is guarded atomically by the anchor:
+//! the same `modify` deletes and re-adds `anchorAttribute=<person id>`, so it fails with
+//! `noSuchAttribute` — and changes nothing — on an entry PeopleSync does not own.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{Attributes, Change, Directory, DirectoryError, Entry};
+
+/// Entries per page of a paged search by default (slapd's default size limit is 500).
+pub const DEFAULT_PAGE_SIZE: i32 = 500;
+/// ppolicy's "locked until an administrator unlocks" value.
+pub const PERMANENT_LOCK: &str = "000001010000Z";
+
+/// How a leaver's entry is disabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisableStrategy {
+    /// Set `attribute: value` (e.g. ppolicy's `pwdAccountLockedTime`); enabling removes it.
+    SetAttribute { attribute: String, value: String },
+    /// Move the entry under `disabled_dn`; enabling moves it back.
+    MoveToOu { disabled_dn: String },
+    /// Active Directory: set the ACCOUNTDISABLE bit (2) of `userAccountControl`.
+    AdAccountDisable,
+}
+
+/// Everything the backend needs; built from the CRD spec and the Secrets.
+#[derive(Clone)]
+pub struct LdapConfig {
+    pub url: String,
+    pub start_tls: bool,
+    pub bind_dn: String,
+    pub bind_password: SecretString,
+    pub people_dn: String,
+    pub rdn_attribute: String,
+    pub anchor_attribute: String,
+    pub object_classes: Vec<String>,
+    pub disable: DisableStrategy,
+    pub timeout: Duration,
+    /// Entries per page of the paged search (RFC 2696).
+    pub page_size: i32,
+}
+
+impl std::fmt::Debug for LdapConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapConfig")
+            .field("url", &self.url)
+            .field("bind_dn", &self.bind_dn)
+            .field("bind_password", &"[REDACTED]")
+            .field("people_dn", &self.people_dn)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LdapBackendError {
+    #[error("failed to connect to {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: Box<LdapError>,
+    },
+    #[error("the directory refused the bind as {bind_dn} (result code {rc})")]
+    Bind { bind_dn: String, rc: u32 },
+    #[error("failed to {operation} {dn}: {message} (result code {rc})")]
+    Operation {
+        operation: &'static str,
+        dn: String,
+        rc: u32,
+        message: String,
+    },
+    #[error(
+        "entry {dn} does not carry anchor {anchor}: PeopleSync does not own it and left it untouched"
+    )]
+    NotOwned { dn: String, anchor: String },
+    #[error("the LDAP connection failed during {operation}")]
+    Connection {
+        operation: &'static str,
+        #[source]
+        source: Box<LdapError>,
+    },
+}
+
+// LDAP result codes that concern one entry only (RFC 4511 §4.1.9).
+const NO_SUCH_ATTRIBUTE: u32 = 16;
+const CONSTRAINT_VIOLATION: u32 = 19;
+const INVALID_SYNTAX: u32 = 21;
+const NO_SUCH_OBJECT: u32 = 32;
+const NAMING_VIOLATION: u32 = 64;
+const OBJECT_CLASS_VIOLATION: u32 = 65;
+const ALREADY_EXISTS: u32 = 68;
+const UNDEFINED_ATTRIBUTE_TYPE: u32 = 17;
+
+impl DirectoryError for LdapBackendError {
+    fn reason(&self) -> &'static str {
+        match self {
+            LdapBackendError::Connect { .. } | LdapBackendError::Connection { .. } => {
+                "DirectoryUnreachable"
+            }
+            LdapBackendError::Bind { .. } => "BindFailed",
+            LdapBackendError::NotOwned { .. } => "EntryNotOwned",
+            LdapBackendError::Operation { rc, .. } => match *rc {
+                OBJECT_CLASS_VIOLATION
+                | UNDEFINED_ATTRIBUTE_TYPE
+                | INVALID_SYNTAX
+                | CONSTRAINT_VIOLATION
+                | NAMING_VIOLATION => "SchemaViolation",
+                ALREADY_EXISTS => "EntryExists",
+                NO_SUCH_OBJECT => "EntryMissing",
+                _ => "DirectoryError",
+            },
+        }
+    }
+
+    fn is_per_entry(&self) -> bool {
+        matches!(
+            self,
+            LdapBackendError::NotOwned { .. } | LdapBackendError::Operation { .. }
+        )
+    }
+}
+
+/// An LDAP directory reached over one multiplexed connection (ldap3 handles are cheap clones).
+pub struct LdapDirectory {
+    config: LdapConfig,
+    ldap: Ldap,
+}
+
+impl std::fmt::Debug for LdapDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapDirectory")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Maps a transport error of `operation` (boxed: `LdapError` is large and this is the rare path).
+fn transport(operation: &'static str) -> impl FnOnce(LdapError) -> LdapBackendError {
+    move |source| LdapBackendError::Connection {
+        operation,
+        source: Box::new(source),
+    }
+}
+
+fn escape_rdn_value(value: &str) -> String {
+    ldap3::dn_escape(value).into_owned()
+}
+
+fn set(values: &[String]) -> HashSet<String> {
+    values.iter().cloned().collect()
+}
+
+impl LdapDirectory {
+    /// Connects (StartTLS when configured) and binds.
+    pub async fn connect(config: LdapConfig) -> Result<Self, LdapBackendError> {
+        let settings = LdapConnSettings::new()
+            .set_conn_timeout(config.timeout)
+            .set_starttls(config.start_tls);
+        let (connection, mut ldap) = LdapConnAsync::with_settings(settings, &config.url)
+            .await
+            .map_err(|source| LdapBackendError::Connect {
+                url: config.url.clone(),
+                source: Box::new(source),
+            })?;
+        ldap3::drive!(connection);
+        let result = ldap
+            .simple_bind(&config.bind_dn, config.bind_password.expose_secret())
+            .await
+            .map_err(transport("bind"))?;
+        if result.rc != 0 {
+            return Err(LdapBackendError::Bind {
+                bind_dn: config.bind_dn.clone(),
+                rc: result.rc,
+            });
+        }
+        Ok(Self { config, ldap })
+    }
+
+    fn person_dn(&self, rdn_value: &str, parent: &str) -> String {
+        format!(
+            "{}={},{}",
+            self.config.rdn_attribute,
+            escape_rdn_value(rdn_value),
+            parent
+        )
+    }
+
+    fn parent_of(dn: &str) -> &str {
+        // The first unescaped comma ends the RDN.
+        let bytes = dn.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' => i += 2,
+                b',' => return &dn[i + 1..],
+                _ => i += 1,
+            }
+        }
+        ""
+    }
+
+    fn check_result(
+        &self,
+        operation: &'static str,
+        dn: &str,
+        anchor: &str,
+        result: ldap3::LdapResult,
+    ) -> Result<(), LdapBackendError> {
+        match result.rc {
+            0 => Ok(()),
+            // The anchor guard's delete failed: the entry is not (or no longer) ours.
+            NO_SUCH_ATTRIBUTE if operation != "add" => Err(LdapBackendError::NotOwned {
+                dn: dn.to_owned(),
+                anchor: anchor.to_owned(),
+            }),
+            rc => Err(LdapBackendError::Operation {
+                operation,
+                dn: dn.to_owned(),
+                rc,
+                message: result.text,
+            }),
+        }
+    }
+
+    fn guard(&self, anchor: &str) -> [Mod<String>; 2] {
+        let value = HashSet::from([anchor.to_owned()]);
+        [
+            Mod::Delete(self.config.anchor_attribute.clone(), value.clone()),
+            Mod::Add(self.config.anchor_attribute.clone(), value),
+        ]
+    }
+
+    async fn modify_guarded(
+        &self,
+        dn: &str,
+        anchor: &str,
+        mut mods: Vec<Mod<String>>,
+    ) -> Result<(), LdapBackendError> {
+        let mut all: Vec<Mod<String>> = self.guard(anchor).into();
+        all.append(&mut mods);
+        let result = self
+            .ldap
+            .clone()
+            .modify(dn, all)
+            .await
+            .map_err(transport("modify"))?;
+        self.check_result("modify", dn, anchor, result)
+    }
+
+    /// Reads one entry's anchor (for operations LDAP cannot guard atomically: rename, delete).
+    async fn owned(&self, dn: &str, anchor: &str) -> Result<(), LdapBackendError> {
+        let filter = format!(
+            "({}={})",
+            self.config.anchor_attribute,
+            ldap3::ldap_escape(anchor)
+        );
+        let (entries, result) = self
+            .ldap
+            .clone()
+            .search(dn, Scope::Base, &filter, vec!["1.1"])
+            .await
+            .map_err(transport("read"))?
+            .non_error()
+            .map_err(transport("read"))?;
+        if result.rc == NO_SUCH_OBJECT {
+            return Err(LdapBackendError::Operation {
+                operation: "read",
+                dn: dn.to_owned(),
+                rc: NO_SUCH_OBJECT,
+                message: result.text,
+            });
+        }
+        if entries.is_empty() {
+            return Err(LdapBackendError::NotOwned {
+                dn: dn.to_owned(),
+                anchor: anchor.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn enabled_of(&self, dn: &str, attributes: &Attributes) -> bool {
+        match &self.config.disable {
+            DisableStrategy::SetAttribute { attribute, .. } => !attributes.contains_key(attribute),
+            DisableStrategy::MoveToOu { disabled_dn } => {
+                !Self::parent_of(dn).eq_ignore_ascii_case(disabled_dn)
+            }
+            DisableStrategy::AdAccountDisable => attributes
+                .get("userAccountControl")
+                .and_then(|v| v.first())
+                .and_then(|v| v.parse::<u32>().ok())
+                .is_none_or(|uac| uac & 2 == 0),
+        }
+    }
+
+    fn bases(&self) -> Vec<String> {
+        let mut bases = vec![self.config.people_dn.clone()];
+        if let DisableStrategy::MoveToOu { disabled_dn } = &self.config.disable {
+            bases.push(disabled_dn.clone());
+        }
+        bases
+    }
+}
+
+impl Directory for LdapDirectory {
+    type Error = LdapBackendError;
+
+    async fn check(&self) -> Result<(), LdapBackendError> {
+        let (_, result) = self
+            .ldap
+            .clone()
+            .search(
+                &self.config.people_dn,
+                Scope::Base,
+                "(objectClass=*)",
+                vec!["1.1"],
+            )
+            .await
+            .map_err(transport("check"))?
+            .non_error()
+            .map_err(transport("check"))?;
+        match result.rc {
+            0 => Ok(()),
+            rc => Err(LdapBackendError::Operation {
+                operation: "read",
+                dn: self.config.people_dn.clone(),
+                rc,
+                message: result.text,
+            }),
+        }
+    }
+
+    fn entries(&self) -> BoxStream<'_, Result<Entry, LdapBackendError>> {
+        let filter = format!("({}=*)", self.config.anchor_attribute);
+        let bases = self.bases();
+        // `*` returns user attributes only; a ppolicy lock is operational, so ask for it by name.
+        let mut wanted = vec!["*".to_owned()];
+        if let DisableStrategy::SetAttribute { attribute, .. } = &self.config.disable {
+            wanted.push(attribute.clone());
+        }
+        futures::stream::iter(bases)
+            .then(move |base| {
+                let filter = filter.clone();
+                let wanted = wanted.clone();
+                let page_size = self.config.page_size.max(1);
+                let mut ldap = self.ldap.clone();
+                async move {
+                    let adapters: Vec<Box<dyn Adapter<'static, String, Vec<String>>>> = vec![
+                        Box::new(EntriesOnly::new()),
+                        Box::new(PagedResults::new(page_size)),
+                    ];
+                    let stream = ldap
+                        .streaming_search_with(adapters, &base, Scope::OneLevel, &filter, wanted)
+                        .await
+                        .map_err(transport("search"));
+                    futures::stream::unfold(Some(stream), move |state| async move {
+                        let mut stream = match state? {
+                            Ok(stream) => stream,
+                            Err(error) => return Some((Err(error), None)),
+                        };
+                        match stream.next().await {
+                            Ok(Some(entry)) => {
+                                Some((Ok(SearchEntry::construct(entry)), Some(Ok(stream))))
+                            }
+                            Ok(None) => {
+                                let result = stream.finish().await;
+                                // A missing base (e.g. no disabled OU yet) simply has no entries.
+                                if result.rc != 0 && result.rc != NO_SUCH_OBJECT {
+                                    return Some((
+                                        Err(LdapBackendError::Operation {
+                                            operation: "search",
+                                            dn: String::new(),
+                                            rc: result.rc,
+                                            message: result.text,
+                                        }),
+                                        None,
+                                    ));
+                                }
+                                None
+                            }
+                            Err(source) => Some((Err(transport("search")(source)), None)),
+                        }
+                    })
+                }
+            })
+            .flatten()
+            .map(move |entry| {
+                let entry = entry?;
+                let attributes: Attributes = entry.attrs.into_iter().collect::<BTreeMap<_, _>>();
+                let anchor = attributes
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(&self.config.anchor_attribute))
+                    .and_then(|(_, v)| v.first().cloned())
+                    .unwrap_or_default();
+                Ok(Entry {
+                    enabled: self.enabled_of(&entry.dn, &attributes),
+                    id: entry.dn,
+                    anchor,
+                    attributes,
+                })
+            })
+            .boxed()
+    }
+
+    async fn apply(&self, change: &Change) -> Result<String, LdapBackendError> {
+        match change {
+            Change::Create {
+                anchor,
+                attributes,
+                enabled,
+            } => {
+                let rdn_value = attributes
+                    .get(&self.config.rdn_attribute)
+                    .and_then(|v| v.first())
+                    .cloned()
+                    .unwrap_or_else(|| anchor.clone());
+                let parent = match (&self.config.disable, enabled) {
+                    (DisableStrategy::MoveToOu { disabled_dn }, false) => disabled_dn.clone(),
+                    _ => self.config.people_dn.clone(),
+                };
+                let dn = self.person_dn(&rdn_value, &parent);
+                let mut attrs: Vec<(String, HashSet<String>)> = vec![(
+                    "objectClass".to_owned(),
+                    self.config.object_classes.iter().cloned().collect(),
+                )];
+                for (name, values) in attributes {
+                    if !values.is_empty()
+                        && !name.eq_ignore_ascii_case(&self.config.anchor_attribute)
+                    {
+                        attrs.push((name.clone(), set(values)));
+                    }
+                }
+                attrs.push((
+                    self.config.anchor_attribute.clone(),
+                    HashSet::from([anchor.clone()]),
+                ));
+                match (&self.config.disable, enabled) {
+                    (DisableStrategy::SetAttribute { attribute, value }, false) => {
+                        attrs.push((attribute.clone(), HashSet::from([value.clone()])));
+                    }
+                    (DisableStrategy::AdAccountDisable, _) => {
+                        attrs.push((
+                            "userAccountControl".into(),
+                            HashSet::from([if *enabled { "512" } else { "514" }.to_owned()]),
+                        ));
+                    }
+                    _ => {}
+                }
+                let result = self
+                    .ldap
+                    .clone()
+                    .add(&dn, attrs)
+                    .await
+                    .map_err(transport("add"))?;
+                self.check_result("add", &dn, anchor, result)?;
+                Ok(dn)
+            }
+            Change::Update {
+                id,
+                anchor,
+                set: changes,
+            } => {
+                let mods = changes
+                    .iter()
+                    .filter(|(name, _)| !name.eq_ignore_ascii_case(&self.config.anchor_attribute))
+                    .map(|(name, values)| Mod::Replace(name.clone(), set(values)))
+                    .collect();
+                self.modify_guarded(id, anchor, mods).await?;
+                Ok(id.clone())
+            }
+            Change::Rename {
+                id,
+                anchor,
+                new_rdn_value,
+            } => {
+                self.owned(id, anchor).await?;
+                let rdn = format!(
+                    "{}={}",
+                    self.config.rdn_attribute,
+                    escape_rdn_value(new_rdn_value)
+                );
+                let result = self
+                    .ldap
+                    .clone()
+                    .modifydn(id, &rdn, true, None)
+                    .await
+                    .map_err(transport("rename"))?;
+                self.check_result("rename", id, anchor, result)?;
+                Ok(format!("{rdn},{}", Self::parent_of(id)))
+            }
+            Change::Disable { id, anchor } | Change::Enable { id, anchor } => {
+                let disable = matches!(change, Change::Disable { .. });
+                match &self.config.disable {
+                    DisableStrategy::SetAttribute { attribute, value } => {
+                        let values = if disable {
+                            HashSet::from([value.clone()])
+                        } else {
+                            HashSet::new()
+                        };
+                        self.modify_guarded(
+                            id,
+                            anchor,
+                            vec![Mod::Replace(attribute.clone(), values)],
+                        )
+                        .await?;
+                        Ok(id.clone())
+                    }
+                    DisableStrategy::AdAccountDisable => {
+                        let value = if disable { "514" } else { "512" };
+                        self.modify_guarded(
+                            id,
+                            anchor,
+                            vec![Mod::Replace(
+                                "userAccountControl".into(),
+                                HashSet::from([value.to_owned()]),
+                            )],
+                        )
+                        .await?;
+                        Ok(id.clone())
+                    }
+                    DisableStrategy::MoveToOu { disabled_dn } => {
+                        self.owned(id, anchor).await?;
+                        let target = if disable {
+                            disabled_dn.as_str()
+                        } else {
+                            self.config.people_dn.as_str()
+                        };
+                        let rdn = id
+                            .split_at(id.len() - Self::parent_of(id).len())
+                            .0
+                            .trim_end_matches(',')
+                            .to_owned();
+                        let result = self
+                            .ldap
+                            .clone()
+                            .modifydn(id, &rdn, true, Some(target))
+                            .await
+                            .map_err(transport("move"))?;
+                        self.check_result("move", id, anchor, result)?;
+                        Ok(format!("{rdn},{target}"))
+                    }
+                }
+            }
+            Change::Delete { id, anchor } => {
+                self.owned(id, anchor).await?;
+                let result = self
+                    .ldap
+                    .clone()
+                    .delete(id)
+                    .await
+                    .map_err(transport("delete"))?;
+                self.check_result("delete", id, anchor, result)?;
+                Ok(id.clone())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parent_of_a_dn_skips_escaped_commas() {
+        assert_eq!(
+            LdapDirectory::parent_of("uid=a,ou=people,dc=x"),
+            "ou=people,dc=x"
+        );
+        assert_eq!(
+            LdapDirectory::parent_of("cn=Smith\\, Ann,ou=people,dc=x"),
+            "ou=people,dc=x"
+        );
+        assert_eq!(escape_rdn_value("Smith, Ann"), "Smith\\2C Ann");
+    }
+
+    #[test]
+    fn schema_problems_are_per_entry_and_connection_problems_are_not() {
+        let schema = LdapBackendError::Operation {
+            operation: "add",
+            dn: "x".into(),
+            rc: OBJECT_CLASS_VIOLATION,
+            message: String::new(),
+        };
+        assert_eq!(
+            (schema.reason(), schema.is_per_entry()),
+            ("SchemaViolation", true)
+        );
+        let bind = LdapBackendError::Bind {
+            bind_dn: "x".into(),
+            rc: 49,
+        };
+        assert_eq!((bind.reason(), bind.is_per_entry()), ("BindFailed", false));
+    }
+}

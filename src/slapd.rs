@@ -1,0 +1,239 @@
+//! A private OpenLDAP `slapd` (Debian's package) for tests, benchmarks and the demo: its own
+//! config and database in a temporary directory, a free loopback port, `dbnosync` for speed,
+//! ppolicy loaded (for `pwdAccountLockedTime`), and the base entries `ou=people`, `ou=groups`,
+//! `ou=disabled`. Dropping it stops slapd and removes its files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+pub const BASE_DN: &str = "dc=example,dc=com";
+pub const ADMIN_DN: &str = "cn=admin,dc=example,dc=com";
+pub const PEOPLE_DN: &str = "ou=people,dc=example,dc=com";
+pub const GROUPS_DN: &str = "ou=groups,dc=example,dc=com";
+pub const DISABLED_DN: &str = "ou=disabled,dc=example,dc=com";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SlapdError {
+    #[error("slapd is not installed (apt-get install slapd ldap-utils)")]
+    NotInstalled,
+    #[error("failed to {action}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("slapd did not start: {log}")]
+    NotReady { log: String },
+    #[error("failed to seed the base entries: {0}")]
+    Seed(String),
+}
+
+pub struct Slapd {
+    dir: PathBuf,
+    child: Option<Child>,
+    pub port: u16,
+    pub admin_password: String,
+}
+
+fn slapd_binary() -> Option<PathBuf> {
+    ["/usr/sbin/slapd", "/usr/local/sbin/slapd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+impl Slapd {
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts slapd and seeds the base entries.
+    pub async fn start() -> Result<Self, SlapdError> {
+        let binary = slapd_binary().ok_or(SlapdError::NotInstalled)?;
+        let suffix: u64 = rand::rng().random();
+        let dir = std::env::temp_dir().join(format!("peoplesync-slapd-{suffix:016x}"));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).map_err(|source| SlapdError::Io {
+            action: format!("create {}", data.display()),
+            source,
+        })?;
+        let admin_password = format!("{:024x}", rand::rng().random::<u128>());
+        let config = format!(
+            "include /etc/ldap/schema/core.schema\n\
+             include /etc/ldap/schema/cosine.schema\n\
+             include /etc/ldap/schema/nis.schema\n\
+             include /etc/ldap/schema/inetorgperson.schema\n\
+             pidfile {dir}/slapd.pid\n\
+             argsfile {dir}/slapd.args\n\
+             modulepath /usr/lib/ldap\n\
+             moduleload back_mdb\n\
+             moduleload ppolicy\n\
+             sizelimit unlimited\n\
+             database mdb\n\
+             maxsize 1073741824\n\
+             suffix \"{BASE_DN}\"\n\
+             rootdn \"{ADMIN_DN}\"\n\
+             rootpw {admin_password}\n\
+             directory {data}\n\
+             dbnosync\n\
+             index objectClass eq\n\
+             index uid,cn,mail,employeeNumber eq\n\
+             overlay ppolicy\n",
+            dir = dir.display(),
+            data = data.display(),
+        );
+        let config_path = dir.join("slapd.conf");
+        std::fs::write(&config_path, config).map_err(|source| SlapdError::Io {
+            action: "write slapd.conf".into(),
+            source,
+        })?;
+        let port = {
+            let listener =
+                std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| SlapdError::Io {
+                    action: "find a free port".into(),
+                    source,
+                })?;
+            listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        };
+        let log =
+            std::fs::File::create(dir.join("slapd.log")).map_err(|source| SlapdError::Io {
+                action: "create slapd.log".into(),
+                source,
+            })?;
+        let err = log.try_clone().map_err(|source| SlapdError::Io {
+            action: "open slapd.log".into(),
+            source,
+        })?;
+        let child = Command::new(binary)
+            .arg("-f")
+            .arg(&config_path)
+            .arg("-h")
+            .arg(format!("ldap://127.0.0.1:{port}/"))
+            .args(["-d", "0"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .map_err(|source| SlapdError::Io {
+                action: "start slapd".into(),
+                source,
+            })?;
+        let mut slapd = Self {
+            dir,
+            child: Some(child),
+            port,
+            admin_password,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            let exited = slapd
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+                .is_some();
+            if exited || Instant::now() > deadline {
+                return Err(SlapdError::NotReady {
+                    log: std::fs::read_to_string(slapd.dir.join("slapd.log")).unwrap_or_default(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        slapd.seed().await?;
+        Ok(slapd)
+    }
+
+    async fn seed(&self) -> Result<(), SlapdError> {
+        let (connection, mut ldap) = ldap3::LdapConnAsync::new(&self.url())
+            .await
+            .map_err(|e| SlapdError::Seed(e.to_string()))?;
+        ldap3::drive!(connection);
+        ldap.simple_bind(ADMIN_DN, &self.admin_password)
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| SlapdError::Seed(e.to_string()))?;
+        let set = |values: &[&str]| {
+            values
+                .iter()
+                .map(|v| (*v).to_owned())
+                .collect::<std::collections::HashSet<String>>()
+        };
+        type Attrs = Vec<(String, std::collections::HashSet<String>)>;
+        let entries: Vec<(&str, Attrs)> = vec![
+            (
+                BASE_DN,
+                vec![
+                    (
+                        "objectClass".into(),
+                        set(&["top", "dcObject", "organization"]),
+                    ),
+                    ("dc".into(), set(&["example"])),
+                    ("o".into(), set(&["Example"])),
+                ],
+            ),
+            (
+                PEOPLE_DN,
+                vec![
+                    ("objectClass".into(), set(&["organizationalUnit"])),
+                    ("ou".into(), set(&["people"])),
+                ],
+            ),
+            (
+                GROUPS_DN,
+                vec![
+                    ("objectClass".into(), set(&["organizationalUnit"])),
+                    ("ou".into(), set(&["groups"])),
+                ],
+            ),
+            (
+                DISABLED_DN,
+                vec![
+                    ("objectClass".into(), set(&["organizationalUnit"])),
+                    ("ou".into(), set(&["disabled"])),
+                ],
+            ),
+        ];
+        for (dn, attrs) in entries {
+            ldap.add(dn, attrs)
+                .await
+                .and_then(|r| r.success())
+                .map_err(|e| SlapdError::Seed(format!("{dn}: {e}")))?;
+        }
+        let _ = ldap.unbind().await;
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // slapd exits 0 on SIGTERM after flushing; SIGKILL only if it does not.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
