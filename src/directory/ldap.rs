@@ -576,7 +576,8 @@ mod tests {
             LdapDirectory::parent_of("cn=Smith\\, Ann,ou=people,dc=x"),
             "ou=people,dc=x"
         );
-        assert_eq!(escape_rdn_value("Smith, Ann"), "Smith\\2C Ann");
+        assert_eq!(escape_rdn_value("Smith, Ann"), "Smith\\2c Ann");
+        assert_eq!(LdapDirectory::parent_of("cn=Smith\\2c Ann,ou=people,dc=x"), "ou=people,dc=x");
     }
 
     #[test]
