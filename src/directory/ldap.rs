@@ -577,7 +577,10 @@ mod tests {
             "ou=people,dc=x"
         );
         assert_eq!(escape_rdn_value("Smith, Ann"), "Smith\\2c Ann");
-        assert_eq!(LdapDirectory::parent_of("cn=Smith\\2c Ann,ou=people,dc=x"), "ou=people,dc=x");
+        assert_eq!(
+            LdapDirectory::parent_of("cn=Smith\\2c Ann,ou=people,dc=x"),
+            "ou=people,dc=x"
+        );
     }
 
     #[test]
