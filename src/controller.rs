@@ -373,6 +373,7 @@ async fn observe(
     }
     if !spec.suspend {
         observed.source = probe_source(&hollyhr.base_url, api_key, &spec.required_scopes()).await;
+        observed.directory = probe_directory(spec, namespace, ctx).await?;
     }
     Ok(observed)
 }
@@ -444,6 +445,40 @@ async fn probe_source(base_url: &str, api_key: SecretString, required: &[&str]) 
         }
         Err(error) => SourceOutcome::Unreachable(error.to_string()),
     }
+}
+
+/// A bind (and a read of the people DN) for LDAP targets. SCIM targets are checked once the SCIM
+/// backend lands; until then they report `NotChecked`.
+async fn probe_directory(
+    spec: &PeopleSyncSpec,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<DirectoryOutcome, Error> {
+    use crate::directory::ldap::{LdapConfig, LdapDirectory};
+    use crate::directory::{Directory, DirectoryError};
+    let Some(target) = &spec.target.ldap else {
+        return Ok(DirectoryOutcome::NotChecked);
+    };
+    if target.ca_secret_ref.is_some() {
+        // Custom CAs arrive with the LDAP TLS work; do not claim a check we did not make.
+        return Ok(DirectoryOutcome::NotChecked);
+    }
+    let password =
+        secrets::read_key(&ctx.client, namespace, &target.bind_password_secret_ref).await?;
+    let outcome = match LdapDirectory::connect(LdapConfig::from_spec(target, password)).await {
+        Ok(directory) => match directory.check().await {
+            Ok(()) => DirectoryOutcome::Reachable,
+            Err(error) => DirectoryOutcome::Unreachable {
+                reason: error.reason(),
+                message: format!("{}: check the people DN", crate::cli::report(&error)),
+            },
+        },
+        Err(error) => DirectoryOutcome::Unreachable {
+            reason: error.reason(),
+            message: crate::cli::report(&error),
+        },
+    };
+    Ok(outcome)
 }
 
 /// Writes status by server-side apply under one field manager, only when it changed.

@@ -703,3 +703,63 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
         assert!(!can(args), "should be denied: {args:?}");
     }
 }
+
+#[tokio::test]
+async fn an_ldap_target_is_checked_with_a_bind_and_a_wrong_password_shows() {
+    use peoplesync::slapd::{self, Slapd};
+    let plane = control_plane().await;
+    let hollyhr = hollyhr().await;
+    let ldap = Slapd::start().await.expect("slapd starts");
+    let client = plane.client().await.expect("client");
+    let ns = plane.create_namespace("ldap").await.expect("namespace");
+    secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
+    secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
+    let controller = run_controller(client.clone(), &ns);
+    let mut object = people_sync("acme", &hollyhr.base_url());
+    object["spec"]["target"] = json!({ "ldap": {
+        "url": ldap.url(), "bindDn": slapd::ADMIN_DN,
+        "bindPasswordSecretRef": { "name": "ldap", "key": "password" },
+        "baseDn": slapd::BASE_DN, "peopleDn": slapd::PEOPLE_DN
+    }});
+    create(&client, &ns, object).await.expect("created");
+    wait_condition(
+        &client,
+        &ns,
+        "acme",
+        "DirectoryReachable",
+        "True",
+        Some("Reachable"),
+    )
+    .await;
+    wait_condition(&client, &ns, "acme", "Ready", "True", Some("Ready")).await;
+
+    // A wrong password in the Secret: the Secret watch wakes the object at once.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let patch = json!({ "stringData": { "password": "wrong-password" } });
+    secrets
+        .patch(
+            "ldap",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("patched");
+    let directory = wait_condition(
+        &client,
+        &ns,
+        "acme",
+        "DirectoryReachable",
+        "False",
+        Some("BindFailed"),
+    )
+    .await;
+    assert!(
+        !directory["message"]
+            .as_str()
+            .expect("message")
+            .contains("wrong-password"),
+        "{directory}"
+    );
+    wait_condition(&client, &ns, "acme", "Ready", "False", Some("BindFailed")).await;
+    controller.abort();
+}

@@ -137,7 +137,7 @@ pub fn compute(
             cond::DIRECTORY_REACHABLE,
             Status::Unknown,
             "NotChecked",
-            "this version of PeopleSync does not check the directory yet",
+            "not checked: this version checks LDAP targets without a custom CA; SCIM and custom CAs come next",
         ),
     };
 

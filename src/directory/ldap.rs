@@ -58,6 +58,68 @@ impl std::fmt::Debug for LdapConfig {
     }
 }
 
+impl LdapConfig {
+    /// The backend's configuration from the CRD's LDAP target, with the profile's defaults for
+    /// what the spec leaves out.
+    pub fn from_spec(target: &crate::crd::LdapTarget, bind_password: SecretString) -> Self {
+        use crate::crd::{LdapDisableStrategy, LdapProfile};
+        let ad = target.profile == LdapProfile::ActiveDirectory;
+        let object_classes = if target.object_classes.is_empty() {
+            let defaults: &[&str] = if ad {
+                &["top", "person", "organizationalPerson", "user"]
+            } else {
+                &["top", "person", "organizationalPerson", "inetOrgPerson"]
+            };
+            defaults.iter().map(|c| (*c).to_owned()).collect()
+        } else {
+            target.object_classes.clone()
+        };
+        let disable = match &target.disable {
+            Some(d) => match d.strategy {
+                LdapDisableStrategy::MoveToOu => DisableStrategy::MoveToOu {
+                    disabled_dn: d.disabled_dn.clone().unwrap_or_default(),
+                },
+                LdapDisableStrategy::SetAttribute => DisableStrategy::SetAttribute {
+                    attribute: d
+                        .attribute
+                        .clone()
+                        .unwrap_or_else(|| "pwdAccountLockedTime".into()),
+                    value: d.value.clone().unwrap_or_else(|| PERMANENT_LOCK.into()),
+                },
+                LdapDisableStrategy::AdAccountDisable => DisableStrategy::AdAccountDisable,
+            },
+            None if ad => DisableStrategy::AdAccountDisable,
+            None if target.profile == LdapProfile::Ds389 => DisableStrategy::SetAttribute {
+                attribute: "nsAccountLock".into(),
+                value: "TRUE".into(),
+            },
+            None => DisableStrategy::SetAttribute {
+                attribute: "pwdAccountLockedTime".into(),
+                value: PERMANENT_LOCK.into(),
+            },
+        };
+        Self {
+            url: target.url.clone(),
+            start_tls: target.start_tls,
+            bind_dn: target.bind_dn.clone(),
+            bind_password,
+            people_dn: target.people_dn.clone(),
+            rdn_attribute: target
+                .rdn_attribute
+                .clone()
+                .unwrap_or_else(|| if ad { "cn" } else { "uid" }.to_owned()),
+            anchor_attribute: target
+                .anchor_attribute
+                .clone()
+                .unwrap_or_else(|| if ad { "employeeID" } else { "employeeNumber" }.to_owned()),
+            object_classes,
+            disable,
+            timeout: Duration::from_secs(10),
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LdapBackendError {
     #[error("failed to connect to {url}")]
