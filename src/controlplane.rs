@@ -380,21 +380,8 @@ impl ControlPlane {
             .into_iter()
             .flatten()
         {
-            let mut child = child;
             // SIGTERM first so etcd and the API server shut down cleanly, then make sure.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            terminate(child, Duration::from_secs(5));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -406,6 +393,25 @@ impl Drop for ControlPlane {
             self.stop();
         }
     }
+}
+
+/// Stops a child we started: SIGTERM, up to `grace` to exit, then SIGKILL; always reaped.
+/// (`kill(1)` sends the SIGTERM: std offers only SIGKILL and the crate forbids `unsafe`.)
+pub fn terminate(mut child: Child, grace: Duration) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .stderr(Stdio::null())
+        .status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 async fn wait_until(

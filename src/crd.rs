@@ -556,6 +556,43 @@ impl PeopleSyncSpec {
     }
 }
 
+#[cfg(test)]
+impl PeopleSyncSpec {
+    /// A valid spec for tests: HollyHR at acme, a SCIM target, defaults elsewhere.
+    pub(crate) fn example() -> Self {
+        Self {
+            source: SourceSpec {
+                hollyhr: Some(HollyHrSource {
+                    base_url: "https://acme.hollyhr.com/api/v1".into(),
+                    api_key_secret_ref: SecretKeyRef {
+                        name: "hollyhr".into(),
+                        key: "apiKey".into(),
+                    },
+                    page_size: 100,
+                }),
+            },
+            target: TargetSpec {
+                ldap: None,
+                scim: Some(ScimTarget {
+                    base_url: "https://scim.example.com/v2".into(),
+                    token_secret_ref: SecretKeyRef {
+                        name: "scim".into(),
+                        key: "token".into(),
+                    },
+                    attributes: BTreeMap::new(),
+                }),
+            },
+            schedule: None,
+            deprovision: None,
+            guard: None,
+            scope: None,
+            webhook: None,
+            dry_run: false,
+            suspend: false,
+        }
+    }
+}
+
 /// The CRD as YAML (what `peoplesync crd` prints and `crds/peoplesync.yaml` holds).
 pub fn crd_yaml() -> String {
     use kube::CustomResourceExt;

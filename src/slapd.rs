@@ -218,21 +218,9 @@ impl Slapd {
 
 impl Drop for Slapd {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(child) = self.child.take() {
             // slapd exits 0 on SIGTERM after flushing; SIGKILL only if it does not.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            crate::controlplane::terminate(child, Duration::from_secs(5));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

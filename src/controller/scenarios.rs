@@ -13,9 +13,7 @@ use tower_test::mock::{self, Handle};
 
 use super::status::{self, Blocker, DirectoryOutcome, Observation, SourceOutcome};
 use super::{Context, FINALIZER, reconcile};
-use crate::crd::{
-    HollyHrSource, PeopleSync, PeopleSyncSpec, ScimTarget, SecretKeyRef, SourceSpec, TargetSpec,
-};
+use crate::crd::{PeopleSync, PeopleSyncSpec};
 use crate::metrics::Metrics;
 
 type Verifier = Handle<Request<Body>, Response<Body>>;
@@ -30,39 +28,7 @@ fn context() -> (Arc<Context>, Verifier) {
 }
 
 fn object() -> PeopleSync {
-    let mut object = PeopleSync::new(
-        "acme",
-        PeopleSyncSpec {
-            source: SourceSpec {
-                hollyhr: Some(HollyHrSource {
-                    base_url: "https://acme.hollyhr.com/api/v1".into(),
-                    api_key_secret_ref: SecretKeyRef {
-                        name: "hollyhr".into(),
-                        key: "apiKey".into(),
-                    },
-                    page_size: 100,
-                }),
-            },
-            target: TargetSpec {
-                ldap: None,
-                scim: Some(ScimTarget {
-                    base_url: "https://scim.example.com/v2".into(),
-                    token_secret_ref: SecretKeyRef {
-                        name: "scim".into(),
-                        key: "token".into(),
-                    },
-                    attributes: Default::default(),
-                }),
-            },
-            schedule: None,
-            deprovision: None,
-            guard: None,
-            scope: None,
-            webhook: None,
-            dry_run: false,
-            suspend: false,
-        },
-    );
+    let mut object = PeopleSync::new("acme", PeopleSyncSpec::example());
     object.meta_mut().namespace = Some("team".into());
     object.meta_mut().generation = Some(3);
     object

@@ -199,39 +199,9 @@ pub fn compute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{HollyHrSource, ScimTarget, SecretKeyRef, SourceSpec, TargetSpec};
 
     fn spec() -> PeopleSyncSpec {
-        PeopleSyncSpec {
-            source: SourceSpec {
-                hollyhr: Some(HollyHrSource {
-                    base_url: "https://acme.hollyhr.com/api/v1".into(),
-                    api_key_secret_ref: SecretKeyRef {
-                        name: "hollyhr".into(),
-                        key: "apiKey".into(),
-                    },
-                    page_size: 100,
-                }),
-            },
-            target: TargetSpec {
-                ldap: None,
-                scim: Some(ScimTarget {
-                    base_url: "https://scim.example.com/v2".into(),
-                    token_secret_ref: SecretKeyRef {
-                        name: "scim".into(),
-                        key: "token".into(),
-                    },
-                    attributes: Default::default(),
-                }),
-            },
-            schedule: None,
-            deprovision: None,
-            guard: None,
-            scope: None,
-            webhook: None,
-            dry_run: false,
-            suspend: false,
-        }
+        PeopleSyncSpec::example()
     }
 
     fn now() -> Timestamp {

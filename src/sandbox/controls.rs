@@ -211,17 +211,7 @@ async fn ui_edit(
     if let Some(status) = edit.status {
         person.status = Some(status);
     }
-    person.display_name = format!(
-        "{} {}",
-        person
-            .preferred_name
-            .as_deref()
-            .or(person.first_name.as_deref())
-            .unwrap_or_default(),
-        person.last_name.as_deref().unwrap_or_default()
-    )
-    .trim()
-    .to_owned();
+    person.display_name = super::store::display_name(person);
     state.touch_person(index, now, None);
     axum::Json(json!({ "data": state.people[index].person })).into_response()
 }

@@ -25,6 +25,7 @@ mod webhooks;
 use crate::source::hollyhr::model::*;
 pub use deliveries::parse_date;
 use deliveries::{dedup_events, last_four, today_of};
+pub use people::display_name;
 
 /// Terminal deliveries are kept this long (API.md §7.8).
 const RETENTION: SignedDuration = SignedDuration::from_hours(24 * 30);

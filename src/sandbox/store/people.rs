@@ -388,17 +388,7 @@ impl State {
         if let Some(preferred) = request.preferred_name {
             person.preferred_name = preferred;
         }
-        person.display_name = format!(
-            "{} {}",
-            person
-                .preferred_name
-                .as_deref()
-                .or(person.first_name.as_deref())
-                .unwrap_or_default(),
-            person.last_name.as_deref().unwrap_or_default()
-        )
-        .trim()
-        .to_owned();
+        person.display_name = display_name(person);
         self.touch_person(index, now, Some(EventType::PersonUpdated));
     }
 
@@ -637,4 +627,19 @@ impl State {
             relationships,
         }
     }
+}
+
+/// HollyHR's display name: the preferred name (else the first name) and the last name.
+pub fn display_name(person: &Person) -> String {
+    format!(
+        "{} {}",
+        person
+            .preferred_name
+            .as_deref()
+            .or(person.first_name.as_deref())
+            .unwrap_or_default(),
+        person.last_name.as_deref().unwrap_or_default()
+    )
+    .trim()
+    .to_owned()
 }
