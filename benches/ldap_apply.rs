@@ -145,6 +145,7 @@ async fn run(people: usize) {
     let directory = LdapDirectory::connect(LdapConfig {
         url: server.url(),
         start_tls: false,
+        ca_pem: None,
         bind_dn: slapd::ADMIN_DN.into(),
         bind_password: SecretString::from(server.admin_password.clone()),
         people_dn: slapd::PEOPLE_DN.into(),

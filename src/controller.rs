@@ -447,8 +447,9 @@ async fn probe_source(base_url: &str, api_key: SecretString, required: &[&str]) 
     }
 }
 
-/// A bind (and a read of the people DN) for LDAP targets. SCIM targets are checked once the SCIM
-/// backend lands; until then they report `NotChecked`.
+/// A bind (and a read of the people DN) for LDAP targets, over TLS with the referenced CA when one
+/// is set. SCIM targets are checked once the SCIM backend lands; until then they report
+/// `NotChecked`.
 async fn probe_directory(
     spec: &PeopleSyncSpec,
     namespace: &str,
@@ -459,13 +460,19 @@ async fn probe_directory(
     let Some(target) = &spec.target.ldap else {
         return Ok(DirectoryOutcome::NotChecked);
     };
-    if target.ca_secret_ref.is_some() {
-        // Custom CAs arrive with the LDAP TLS work; do not claim a check we did not make.
-        return Ok(DirectoryOutcome::NotChecked);
-    }
     let password =
         secrets::read_key(&ctx.client, namespace, &target.bind_password_secret_ref).await?;
-    let outcome = match LdapDirectory::connect(LdapConfig::from_spec(target, password)).await {
+    let ca = match &target.ca_secret_ref {
+        Some(reference) => {
+            use secrecy::ExposeSecret;
+            // A CA bundle is public data; it only travels in a Secret for convenience.
+            let pem = secrets::read_key(&ctx.client, namespace, reference).await?;
+            Some(pem.expose_secret().to_owned())
+        }
+        None => None,
+    };
+    let config = LdapConfig::from_spec(target, password, ca);
+    let outcome = match LdapDirectory::connect(config).await {
         Ok(directory) => match directory.check().await {
             Ok(()) => DirectoryOutcome::Reachable,
             Err(error) => DirectoryOutcome::Unreachable {

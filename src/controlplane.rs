@@ -108,6 +108,38 @@ fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
+/// A throwaway CA and a serving certificate it signed for `localhost` and `127.0.0.1`.
+pub struct TestPki {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestPki {
+    pub fn issue(common_name: &str) -> Result<Self, rcgen::Error> {
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(
+            DnType::CommonName,
+            format!("peoplesync test CA for {common_name}"),
+        );
+        let ca = CertifiedIssuer::self_signed(ca_params, ca_key)?;
+        let key = KeyPair::generate()?;
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        let cert = params.signed_by(&key, &ca)?;
+        Ok(Self {
+            ca_pem: ca.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
 /// What a detached control plane left behind (`up` writes it, `down` reads it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpInfo {
@@ -149,26 +181,13 @@ impl ControlPlane {
             Ok(path)
         };
 
-        // Certificates: a CA, the API server's serving cert (IP SAN: StartTLS-style hostname
-        // checks need 127.0.0.1 as an IP), and the service-account signing key.
-        let ca_key = KeyPair::generate()?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "peoplesync test CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, ca_key)?;
-        let serving_key = KeyPair::generate()?;
-        let mut serving =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-        serving
-            .distinguished_name
-            .push(DnType::CommonName, "kube-apiserver");
-        let serving_cert = serving.signed_by(&serving_key, &ca)?;
+        // Certificates: a CA and the API server's serving cert (IP SAN 127.0.0.1: hostname checks
+        // against 127.0.0.1 need an IP SAN), and the service-account signing key.
+        let pki = TestPki::issue("kube-apiserver")?;
         let sa_key = KeyPair::generate()?;
-        let ca_path = write("ca.crt", &ca.pem())?;
-        let cert_path = write("apiserver.crt", &serving_cert.pem())?;
-        let key_path = write("apiserver.key", &serving_key.serialize_pem())?;
+        let ca_path = write("ca.crt", &pki.ca_pem)?;
+        let cert_path = write("apiserver.crt", &pki.cert_pem)?;
+        let key_path = write("apiserver.key", &pki.key_pem)?;
         let sa_key_path = write("sa.key", &sa_key.serialize_pem())?;
         let sa_pub_path = write("sa.pub", &sa_key.public_key_pem())?;
         let token = format!("{:032x}", rand::rng().random::<u128>());
@@ -219,12 +238,14 @@ impl ControlPlane {
             detached,
         };
         let http = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).map_err(
-                |e| ControlPlaneError::Io {
-                    action: "load the test CA".into(),
-                    source: std::io::Error::other(e),
-                },
-            )?)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).map_err(|e| {
+                    ControlPlaneError::Io {
+                        action: "load the test CA".into(),
+                        source: std::io::Error::other(e),
+                    }
+                })?,
+            )
             .timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| ControlPlaneError::Io {

@@ -36,6 +36,9 @@ pub struct Slapd {
     child: Option<Child>,
     pub port: u16,
     pub admin_password: String,
+    /// With TLS: the `ldaps://` port (StartTLS works on `port`) and the CA that signed the cert.
+    pub tls_port: Option<u16>,
+    pub ca_pem: Option<String>,
 }
 
 fn slapd_binary() -> Option<PathBuf> {
@@ -50,8 +53,24 @@ impl Slapd {
         format!("ldap://127.0.0.1:{}", self.port)
     }
 
+    /// `ldaps://127.0.0.1:<tls port>` (only with [`Slapd::start_with_tls`]).
+    pub fn ldaps_url(&self) -> Option<String> {
+        self.tls_port
+            .map(|port| format!("ldaps://127.0.0.1:{port}"))
+    }
+
     /// Starts slapd and seeds the base entries.
     pub async fn start() -> Result<Self, SlapdError> {
+        Self::start_with(false).await
+    }
+
+    /// Like [`Slapd::start`], also serving `ldaps://` and StartTLS with a certificate from a fresh
+    /// test CA ([`Slapd::ca_pem`]).
+    pub async fn start_with_tls() -> Result<Self, SlapdError> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> Result<Self, SlapdError> {
         let binary = slapd_binary().ok_or(SlapdError::NotInstalled)?;
         let suffix: u64 = rand::rng().random();
         let dir = std::env::temp_dir().join(format!("peoplesync-slapd-{suffix:016x}"));
@@ -61,6 +80,35 @@ impl Slapd {
             source,
         })?;
         let admin_password = format!("{:024x}", rand::rng().random::<u128>());
+        let free_port = || -> Result<u16, SlapdError> {
+            let listener =
+                std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| SlapdError::Io {
+                    action: "find a free port".into(),
+                    source,
+                })?;
+            Ok(listener.local_addr().map(|a| a.port()).unwrap_or(0))
+        };
+        let (tls_lines, tls_port, ca_pem) = if tls {
+            let pki = crate::controlplane::TestPki::issue("slapd")
+                .map_err(|e| SlapdError::Seed(e.to_string()))?;
+            for (name, contents) in [
+                ("ca.crt", &pki.ca_pem),
+                ("server.crt", &pki.cert_pem),
+                ("server.key", &pki.key_pem),
+            ] {
+                std::fs::write(dir.join(name), contents).map_err(|source| SlapdError::Io {
+                    action: format!("write {name}"),
+                    source,
+                })?;
+            }
+            let lines = format!(
+                "TLSCACertificateFile {d}/ca.crt\nTLSCertificateFile {d}/server.crt\nTLSCertificateKeyFile {d}/server.key\n",
+                d = dir.display()
+            );
+            (lines, Some(free_port()?), Some(pki.ca_pem))
+        } else {
+            (String::new(), None, None)
+        };
         let config = format!(
             "include /etc/ldap/schema/core.schema\n\
              include /etc/ldap/schema/cosine.schema\n\
@@ -71,6 +119,7 @@ impl Slapd {
              modulepath /usr/lib/ldap\n\
              moduleload back_mdb\n\
              moduleload ppolicy\n\
+             {tls_lines}\
              sizelimit unlimited\n\
              database mdb\n\
              maxsize 1073741824\n\
@@ -90,13 +139,10 @@ impl Slapd {
             action: "write slapd.conf".into(),
             source,
         })?;
-        let port = {
-            let listener =
-                std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| SlapdError::Io {
-                    action: "find a free port".into(),
-                    source,
-                })?;
-            listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        let port = free_port()?;
+        let listen = match tls_port {
+            Some(tls_port) => format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{tls_port}/"),
+            None => format!("ldap://127.0.0.1:{port}/"),
         };
         let log =
             std::fs::File::create(dir.join("slapd.log")).map_err(|source| SlapdError::Io {
@@ -111,7 +157,7 @@ impl Slapd {
             .arg("-f")
             .arg(&config_path)
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{port}/"))
+            .arg(listen)
             .args(["-d", "0"])
             .stdin(Stdio::null())
             .stdout(log)
@@ -126,6 +172,8 @@ impl Slapd {
             child: Some(child),
             port,
             admin_password,
+            tls_port,
+            ca_pem,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {

@@ -15,6 +15,7 @@ fn config(server: &Slapd, disable: DisableStrategy) -> LdapConfig {
     LdapConfig {
         url: server.url(),
         start_tls: false,
+        ca_pem: None,
         bind_dn: slapd::ADMIN_DN.into(),
         bind_password: SecretString::from(server.admin_password.clone()),
         people_dn: slapd::PEOPLE_DN.into(),
@@ -329,5 +330,55 @@ async fn a_wrong_password_is_a_bind_error_that_names_the_dn_but_not_the_password
     assert!(
         text.contains(slapd::ADMIN_DN) && !text.contains("not-the-password"),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn ldaps_and_starttls_trust_the_configured_ca_and_a_wrong_ca_fails_clearly() {
+    let server = Slapd::start_with_tls()
+        .await
+        .expect("slapd with TLS starts");
+    let ca = server.ca_pem.clone().expect("a test CA");
+    let ldaps = server.ldaps_url().expect("an ldaps URL");
+    let mut people = creates(2);
+    for (url, start_tls) in [(ldaps.clone(), false), (server.url(), true)] {
+        let mut tls = config(&server, lock());
+        tls.url = url.clone();
+        tls.start_tls = start_tls;
+        tls.ca_pem = Some(ca.clone());
+        let directory = LdapDirectory::connect(tls)
+            .await
+            .unwrap_or_else(|e| panic!("{url} starttls={start_tls}: {e:?}"));
+        directory.check().await.expect("reachable over TLS");
+        directory
+            .apply(&people.remove(0))
+            .await
+            .expect("writes over TLS");
+    }
+    // A CA that did not sign the server's certificate: refused, and the error says why.
+    let other = peoplesync::controlplane::TestPki::issue("someone else").expect("another CA");
+    for (url, start_tls) in [(ldaps, false), (server.url(), true)] {
+        let mut wrong = config(&server, lock());
+        wrong.url = url.clone();
+        wrong.start_tls = start_tls;
+        wrong.ca_pem = Some(other.ca_pem.clone());
+        let error = LdapDirectory::connect(wrong)
+            .await
+            .expect_err("untrusted certificate");
+        let chain = peoplesync::cli::report(&error);
+        assert_eq!(error.reason(), "DirectoryUnreachable", "{chain}");
+        assert!(
+            chain.to_lowercase().contains("certificate") || chain.contains("UnknownIssuer"),
+            "{url}: {chain}"
+        );
+    }
+    let mut garbage = config(&server, lock());
+    garbage.ca_pem = Some("not a certificate".into());
+    assert_eq!(
+        LdapDirectory::connect(garbage)
+            .await
+            .expect_err("bad CA")
+            .reason(),
+        "InvalidCa"
     );
 }

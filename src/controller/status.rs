@@ -137,7 +137,7 @@ pub fn compute(
             cond::DIRECTORY_REACHABLE,
             Status::Unknown,
             "NotChecked",
-            "not checked: this version checks LDAP targets without a custom CA; SCIM and custom CAs come next",
+            "not checked: this version checks LDAP targets; SCIM targets come next",
         ),
     };
 

@@ -35,6 +35,8 @@ pub enum DisableStrategy {
 pub struct LdapConfig {
     pub url: String,
     pub start_tls: bool,
+    /// PEM CA bundle to trust for `ldaps://` and StartTLS (instead of the system roots).
+    pub ca_pem: Option<String>,
     pub bind_dn: String,
     pub bind_password: SecretString,
     pub people_dn: String,
@@ -61,7 +63,11 @@ impl std::fmt::Debug for LdapConfig {
 impl LdapConfig {
     /// The backend's configuration from the CRD's LDAP target, with the profile's defaults for
     /// what the spec leaves out.
-    pub fn from_spec(target: &crate::crd::LdapTarget, bind_password: SecretString) -> Self {
+    pub fn from_spec(
+        target: &crate::crd::LdapTarget,
+        bind_password: SecretString,
+        ca_pem: Option<String>,
+    ) -> Self {
         use crate::crd::{LdapDisableStrategy, LdapProfile};
         let ad = target.profile == LdapProfile::ActiveDirectory;
         let object_classes = if target.object_classes.is_empty() {
@@ -101,6 +107,7 @@ impl LdapConfig {
         Self {
             url: target.url.clone(),
             start_tls: target.start_tls,
+            ca_pem,
             bind_dn: target.bind_dn.clone(),
             bind_password,
             people_dn: target.people_dn.clone(),
@@ -122,6 +129,8 @@ impl LdapConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LdapBackendError {
+    #[error("the CA bundle is not usable: {0}")]
+    InvalidCa(String),
     #[error("failed to connect to {url}")]
     Connect {
         url: String,
@@ -162,6 +171,7 @@ const UNDEFINED_ATTRIBUTE_TYPE: u32 = 17;
 impl DirectoryError for LdapBackendError {
     fn reason(&self) -> &'static str {
         match self {
+            LdapBackendError::InvalidCa(_) => "InvalidCa",
             LdapBackendError::Connect { .. } | LdapBackendError::Connection { .. } => {
                 "DirectoryUnreachable"
             }
@@ -210,6 +220,30 @@ fn transport(operation: &'static str) -> impl FnOnce(LdapError) -> LdapBackendEr
     }
 }
 
+/// A rustls client configuration that trusts exactly the CAs in `pem`.
+fn tls_config(pem: &str) -> Result<rustls::ClientConfig, LdapBackendError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let certificate = certificate.map_err(|e| LdapBackendError::InvalidCa(e.to_string()))?;
+        roots
+            .add(certificate)
+            .map_err(|e| LdapBackendError::InvalidCa(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(LdapBackendError::InvalidCa(
+            "no PEM certificate found".into(),
+        ));
+    }
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| LdapBackendError::InvalidCa(e.to_string()))
+    .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
+}
+
 fn escape_rdn_value(value: &str) -> String {
     ldap3::dn_escape(value).into_owned()
 }
@@ -221,9 +255,12 @@ fn set(values: &[String]) -> HashSet<String> {
 impl LdapDirectory {
     /// Connects (StartTLS when configured) and binds.
     pub async fn connect(config: LdapConfig) -> Result<Self, LdapBackendError> {
-        let settings = LdapConnSettings::new()
+        let mut settings = LdapConnSettings::new()
             .set_conn_timeout(config.timeout)
             .set_starttls(config.start_tls);
+        if let Some(ca) = &config.ca_pem {
+            settings = settings.set_config(std::sync::Arc::new(tls_config(ca)?));
+        }
         let (connection, mut ldap) = LdapConnAsync::with_settings(settings, &config.url)
             .await
             .map_err(|source| LdapBackendError::Connect {
