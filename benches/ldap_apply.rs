@@ -146,6 +146,8 @@ async fn run(people: usize) {
         url: server.url(),
         start_tls: false,
         ca_pem: None,
+        groups_dn: Some(slapd::GROUPS_DN.into()),
+        group_anchor_attribute: "businessCategory".into(),
         bind_dn: slapd::ADMIN_DN.into(),
         bind_password: SecretString::from(server.admin_password.clone()),
         people_dn: slapd::PEOPLE_DN.into(),

@@ -4,7 +4,7 @@
 
 pub mod ldap;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use futures::stream::BoxStream;
@@ -84,6 +84,43 @@ impl Change {
     }
 }
 
+/// A managed group (one per org unit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// A DN for LDAP, a resource id for SCIM.
+    pub id: String,
+    /// The HollyHR org-unit id in the group anchor attribute.
+    pub anchor: String,
+    pub name: String,
+    /// Member entry ids (DNs for LDAP).
+    pub members: BTreeSet<String>,
+}
+
+/// One change to one group. As for people, every change to an existing group names its anchor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupChange {
+    Create {
+        anchor: String,
+        name: String,
+        members: BTreeSet<String>,
+    },
+    /// Make the membership exactly `members`.
+    SetMembers {
+        id: String,
+        anchor: String,
+        members: BTreeSet<String>,
+    },
+    Rename {
+        id: String,
+        anchor: String,
+        name: String,
+    },
+    Delete {
+        id: String,
+        anchor: String,
+    },
+}
+
 /// A backend's error: a static category (condition reason, metric label) and whether it concerns
 /// only this person (recorded for the person; the rest continue) or the whole directory.
 pub trait DirectoryError: std::error::Error + Send + Sync + 'static {
@@ -103,4 +140,13 @@ pub trait Directory: Send + Sync {
 
     /// Applies one change; returns the entry's id (new for creates and renames).
     fn apply(&self, change: &Change) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// Every managed group (empty when groups are not managed).
+    fn groups(&self) -> BoxStream<'_, Result<Group, Self::Error>>;
+
+    /// Applies one group change; returns the group's id.
+    fn apply_group(
+        &self,
+        change: &GroupChange,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
 }

@@ -16,6 +16,8 @@ fn config(server: &Slapd, disable: DisableStrategy) -> LdapConfig {
         url: server.url(),
         start_tls: false,
         ca_pem: None,
+        groups_dn: Some(slapd::GROUPS_DN.into()),
+        group_anchor_attribute: "businessCategory".into(),
         bind_dn: slapd::ADMIN_DN.into(),
         bind_password: SecretString::from(server.admin_password.clone()),
         people_dn: slapd::PEOPLE_DN.into(),
@@ -381,4 +383,139 @@ async fn ldaps_and_starttls_trust_the_configured_ca_and_a_wrong_ca_fails_clearly
             .reason(),
         "InvalidCa"
     );
+}
+
+#[tokio::test]
+async fn org_units_become_groups_with_exact_members() {
+    use peoplesync::directory::GroupChange;
+    use std::collections::BTreeSet;
+    let server = Slapd::start().await.expect("slapd starts");
+    let directory = LdapDirectory::connect(config(&server, lock()))
+        .await
+        .expect("binds");
+    let mut dns = Vec::new();
+    for change in creates(4) {
+        dns.push(directory.apply(&change).await.expect("created"));
+    }
+    let members = |picks: &[usize]| {
+        picks
+            .iter()
+            .map(|&i| dns[i].clone())
+            .collect::<BTreeSet<String>>()
+    };
+    let engineering = directory
+        .apply_group(&GroupChange::Create {
+            anchor: "org_unit_eng.a.b".into(),
+            name: "Engineering".into(),
+            members: members(&[0, 1, 2]),
+        })
+        .await
+        .expect("group created");
+    let empty = directory
+        .apply_group(&GroupChange::Create {
+            anchor: "org_unit_new.a.b".into(),
+            name: "New Team".into(),
+            members: BTreeSet::new(),
+        })
+        .await
+        .expect("an empty group is allowed");
+    let groups: Vec<_> = directory
+        .groups()
+        .try_collect()
+        .await
+        .expect("groups listed");
+    assert_eq!(groups.len(), 2);
+    let eng = groups
+        .iter()
+        .find(|g| g.anchor == "org_unit_eng.a.b")
+        .expect("engineering");
+    assert_eq!(eng.members, members(&[0, 1, 2]));
+    assert!(
+        groups.iter().any(|g| g.id == empty && g.members.is_empty()),
+        "the empty DN placeholder is not a member"
+    );
+
+    // Exact membership: someone leaves, someone joins.
+    directory
+        .apply_group(&GroupChange::SetMembers {
+            id: engineering.clone(),
+            anchor: "org_unit_eng.a.b".into(),
+            members: members(&[1, 3]),
+        })
+        .await
+        .expect("members set");
+    let renamed = directory
+        .apply_group(&GroupChange::Rename {
+            id: engineering,
+            anchor: "org_unit_eng.a.b".into(),
+            name: "Engineering & Data".into(),
+        })
+        .await
+        .expect("renamed");
+    let groups: Vec<_> = directory
+        .groups()
+        .try_collect()
+        .await
+        .expect("groups listed");
+    let eng = groups
+        .iter()
+        .find(|g| g.anchor == "org_unit_eng.a.b")
+        .expect("engineering");
+    assert_eq!(
+        (eng.id.as_str(), eng.name.as_str()),
+        (renamed.as_str(), "Engineering & Data")
+    );
+    assert_eq!(eng.members, members(&[1, 3]));
+
+    // A hand-made group is never touched; ours can be deleted.
+    let (connection, mut admin) = ldap3::LdapConnAsync::new(&server.url())
+        .await
+        .expect("connect");
+    ldap3::drive!(connection);
+    admin
+        .simple_bind(slapd::ADMIN_DN, &server.admin_password)
+        .await
+        .expect("bind")
+        .success()
+        .expect("bound");
+    let theirs = format!("cn=Admins,{}", slapd::GROUPS_DN);
+    admin
+        .add(
+            &theirs,
+            vec![
+                (
+                    "objectClass".to_owned(),
+                    ["top".to_owned(), "groupOfNames".to_owned()]
+                        .into_iter()
+                        .collect(),
+                ),
+                ("member".to_owned(), [dns[0].clone()].into_iter().collect()),
+            ],
+        )
+        .await
+        .expect("add")
+        .success()
+        .expect("added");
+    let error = directory
+        .apply_group(&GroupChange::SetMembers {
+            id: theirs.clone(),
+            anchor: "org_unit_eng.a.b".into(),
+            members: BTreeSet::new(),
+        })
+        .await
+        .expect_err("not ours");
+    assert_eq!(error.reason(), "EntryNotOwned");
+    directory
+        .apply_group(&GroupChange::Delete {
+            id: empty,
+            anchor: "org_unit_new.a.b".into(),
+        })
+        .await
+        .expect("deleted");
+    let groups: Vec<_> = directory
+        .groups()
+        .try_collect()
+        .await
+        .expect("groups listed");
+    assert_eq!(groups.len(), 1, "ours only, and the deleted one is gone");
 }

@@ -12,7 +12,7 @@ use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Attributes, Change, Directory, DirectoryError, Entry};
+use super::{Attributes, Change, Directory, DirectoryError, Entry, Group, GroupChange};
 
 /// Entries per page of a paged search by default (slapd's default size limit is 500).
 pub const DEFAULT_PAGE_SIZE: i32 = 500;
@@ -47,6 +47,11 @@ pub struct LdapConfig {
     pub timeout: Duration,
     /// Entries per page of the paged search (RFC 2696).
     pub page_size: i32,
+    /// Where groups (`groupOfNames`, AD `group`) live; `None` leaves groups unmanaged.
+    pub groups_dn: Option<String>,
+    /// The attribute holding the org-unit id on a group (default `businessCategory`, which
+    /// `groupOfNames` allows).
+    pub group_anchor_attribute: String,
 }
 
 impl std::fmt::Debug for LdapConfig {
@@ -123,6 +128,8 @@ impl LdapConfig {
             disable,
             timeout: Duration::from_secs(10),
             page_size: DEFAULT_PAGE_SIZE,
+            groups_dn: target.groups_dn.clone(),
+            group_anchor_attribute: if ad { "info" } else { "businessCategory" }.to_owned(),
         }
     }
 }
@@ -131,6 +138,8 @@ impl LdapConfig {
 pub enum LdapBackendError {
     #[error("the CA bundle is not usable: {0}")]
     InvalidCa(String),
+    #[error("groups are not managed: set target.ldap.groupsDn")]
+    GroupsNotManaged,
     #[error("failed to connect to {url}")]
     Connect {
         url: String,
@@ -172,6 +181,7 @@ impl DirectoryError for LdapBackendError {
     fn reason(&self) -> &'static str {
         match self {
             LdapBackendError::InvalidCa(_) => "InvalidCa",
+            LdapBackendError::GroupsNotManaged => "GroupsNotManaged",
             LdapBackendError::Connect { .. } | LdapBackendError::Connection { .. } => {
                 "DirectoryUnreachable"
             }
@@ -398,6 +408,24 @@ impl LdapDirectory {
         }
     }
 
+    /// `member` values for exactly `members`; `groupOfNames` requires one, so an empty group
+    /// holds the empty DN (a common convention that matches no entry).
+    fn member_values(members: &std::collections::BTreeSet<String>) -> HashSet<String> {
+        if members.is_empty() {
+            HashSet::from([String::new()])
+        } else {
+            members.iter().cloned().collect()
+        }
+    }
+
+    fn group_guard(&self, anchor: &str) -> [Mod<String>; 2] {
+        let value = HashSet::from([anchor.to_owned()]);
+        [
+            Mod::Delete(self.config.group_anchor_attribute.clone(), value.clone()),
+            Mod::Add(self.config.group_anchor_attribute.clone(), value),
+        ]
+    }
+
     fn bases(&self) -> Vec<String> {
         let mut bases = vec![self.config.people_dn.clone()];
         if let DisableStrategy::MoveToOu { disabled_dn } = &self.config.disable {
@@ -409,6 +437,183 @@ impl LdapDirectory {
 
 impl Directory for LdapDirectory {
     type Error = LdapBackendError;
+
+    fn groups(&self) -> BoxStream<'_, Result<Group, LdapBackendError>> {
+        let Some(groups_dn) = self.config.groups_dn.clone() else {
+            return futures::stream::empty().boxed();
+        };
+        let anchor_attribute = self.config.group_anchor_attribute.clone();
+        let filter = format!("({anchor_attribute}=*)");
+        let mut ldap = self.ldap.clone();
+        futures::stream::once(async move {
+            let (entries, result) = ldap
+                .search(
+                    &groups_dn,
+                    Scope::OneLevel,
+                    &filter,
+                    vec!["cn", "member", anchor_attribute.as_str()],
+                )
+                .await
+                .map_err(transport("search groups"))?
+                .non_error()
+                .map_err(transport("search groups"))?;
+            if result.rc != 0 && result.rc != NO_SUCH_OBJECT {
+                return Err(LdapBackendError::Operation {
+                    operation: "search",
+                    dn: groups_dn,
+                    rc: result.rc,
+                    message: result.text,
+                });
+            }
+            let groups: Vec<Result<Group, LdapBackendError>> = entries
+                .into_iter()
+                .map(SearchEntry::construct)
+                .map(|entry| {
+                    let first = |name: &str| {
+                        entry
+                            .attrs
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                            .and_then(|(_, v)| v.first().cloned())
+                            .unwrap_or_default()
+                    };
+                    Ok(Group {
+                        anchor: first(&anchor_attribute),
+                        name: first("cn"),
+                        members: entry
+                            .attrs
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case("member"))
+                            .map(|(_, v)| v.iter().filter(|m| !m.is_empty()).cloned().collect())
+                            .unwrap_or_default(),
+                        id: entry.dn,
+                    })
+                })
+                .collect();
+            Ok::<_, LdapBackendError>(futures::stream::iter(groups))
+        })
+        .map(|result| match result {
+            Ok(stream) => stream.boxed(),
+            Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
+        })
+        .flatten()
+        .boxed()
+    }
+
+    async fn apply_group(&self, change: &GroupChange) -> Result<String, LdapBackendError> {
+        let groups_dn = self
+            .config
+            .groups_dn
+            .clone()
+            .ok_or(LdapBackendError::GroupsNotManaged)?;
+        match change {
+            GroupChange::Create {
+                anchor,
+                name,
+                members,
+            } => {
+                let dn = format!("cn={},{groups_dn}", escape_rdn_value(name));
+                let attrs = vec![
+                    (
+                        "objectClass".to_owned(),
+                        HashSet::from(["top".to_owned(), "groupOfNames".to_owned()]),
+                    ),
+                    ("cn".to_owned(), HashSet::from([name.clone()])),
+                    ("member".to_owned(), Self::member_values(members)),
+                    (
+                        self.config.group_anchor_attribute.clone(),
+                        HashSet::from([anchor.clone()]),
+                    ),
+                ];
+                let result = self
+                    .ldap
+                    .clone()
+                    .add(&dn, attrs)
+                    .await
+                    .map_err(transport("add"))?;
+                self.check_result("add", &dn, anchor, result)?;
+                Ok(dn)
+            }
+            GroupChange::SetMembers {
+                id,
+                anchor,
+                members,
+            } => {
+                let mut mods: Vec<Mod<String>> = self.group_guard(anchor).into();
+                mods.push(Mod::Replace(
+                    "member".to_owned(),
+                    Self::member_values(members),
+                ));
+                let result = self
+                    .ldap
+                    .clone()
+                    .modify(id, mods)
+                    .await
+                    .map_err(transport("modify"))?;
+                self.check_result("modify", id, anchor, result)?;
+                Ok(id.clone())
+            }
+            GroupChange::Rename { id, anchor, name } => {
+                let filter = format!(
+                    "({}={})",
+                    self.config.group_anchor_attribute,
+                    ldap3::ldap_escape(anchor)
+                );
+                let (entries, _) = self
+                    .ldap
+                    .clone()
+                    .search(id, Scope::Base, &filter, vec!["1.1"])
+                    .await
+                    .map_err(transport("read"))?
+                    .non_error()
+                    .map_err(transport("read"))?;
+                if entries.is_empty() {
+                    return Err(LdapBackendError::NotOwned {
+                        dn: id.clone(),
+                        anchor: anchor.clone(),
+                    });
+                }
+                let rdn = format!("cn={}", escape_rdn_value(name));
+                let result = self
+                    .ldap
+                    .clone()
+                    .modifydn(id, &rdn, true, None)
+                    .await
+                    .map_err(transport("rename"))?;
+                self.check_result("rename", id, anchor, result)?;
+                Ok(format!("{rdn},{}", Self::parent_of(id)))
+            }
+            GroupChange::Delete { id, anchor } => {
+                let filter = format!(
+                    "({}={})",
+                    self.config.group_anchor_attribute,
+                    ldap3::ldap_escape(anchor)
+                );
+                let (entries, _) = self
+                    .ldap
+                    .clone()
+                    .search(id, Scope::Base, &filter, vec!["1.1"])
+                    .await
+                    .map_err(transport("read"))?
+                    .non_error()
+                    .map_err(transport("read"))?;
+                if entries.is_empty() {
+                    return Err(LdapBackendError::NotOwned {
+                        dn: id.clone(),
+                        anchor: anchor.clone(),
+                    });
+                }
+                let result = self
+                    .ldap
+                    .clone()
+                    .delete(id)
+                    .await
+                    .map_err(transport("delete"))?;
+                self.check_result("delete", id, anchor, result)?;
+                Ok(id.clone())
+            }
+        }
+    }
 
     async fn check(&self) -> Result<(), LdapBackendError> {
         let (_, result) = self
