@@ -3,10 +3,12 @@
 //! planner decides what to change. An entry without the anchor is never modified.
 
 pub mod ldap;
+pub mod memory;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
+use futures::StreamExt;
 use futures::stream::BoxStream;
 
 /// Attribute name → values (LDAP attributes are multi-valued; SCIM paths map onto this too).
@@ -140,6 +142,15 @@ pub trait Directory: Send + Sync {
 
     /// Applies one change; returns the entry's id (new for creates and renames).
     fn apply(&self, change: &Change) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// Values of unique attributes held by entries PeopleSync does not own (so a new person's
+    /// `uid` never collides with a hand-made account): `(attribute, value)` pairs.
+    fn reserved(
+        &self,
+        _attributes: &[String],
+    ) -> BoxStream<'_, Result<(String, String), Self::Error>> {
+        futures::stream::empty().boxed()
+    }
 
     /// Every managed group (empty when groups are not managed).
     fn groups(&self) -> BoxStream<'_, Result<Group, Self::Error>>;

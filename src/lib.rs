@@ -13,4 +13,5 @@ pub mod sandbox;
 pub mod signature;
 pub mod slapd;
 pub mod source;
+pub mod sync;
 pub mod telemetry;

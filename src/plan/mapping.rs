@@ -4,7 +4,8 @@
 //!
 //! Unique attributes (`uid`, `sAMAccountName`, SCIM `userName`) have an ordered list of candidate
 //! templates; `{{ n }}` is 2, 3, … in the numbered ones. The first free value wins, and a value
-//! already assigned to the entry stays (it is never recomputed away from under a user).
+//! already assigned to the entry stays while it is still one of the person's candidates (it never
+//! flips because an earlier candidate became free); after a name change it is recomputed.
 
 use std::collections::BTreeMap;
 
@@ -340,14 +341,19 @@ impl Mapping {
         let mut mapped = Mapped::default();
         for (attribute, rule) in &self.rules {
             let value = if rule.unique {
-                let kept = current
-                    .and_then(|c| c.get(attribute))
+                let current = current
+                    .and_then(|c| {
+                        c.iter()
+                            .find(|(name, _)| name.eq_ignore_ascii_case(attribute))
+                            .map(|(_, values)| values)
+                    })
                     .and_then(|values| values.first())
-                    .filter(|v| !v.is_empty())
-                    .cloned();
-                match kept {
-                    Some(value) => value,
-                    None => self.first_free(attribute, rule, &fields, taken)?,
+                    .filter(|v| !v.is_empty());
+                match current {
+                    Some(value) if self.is_candidate(attribute, rule, &fields, value)? => {
+                        value.clone()
+                    }
+                    _ => self.first_free(attribute, rule, &fields, taken)?,
                 }
             } else {
                 self.render(attribute, 0, &fields, None)?
@@ -366,6 +372,35 @@ impl Mapping {
         Ok(mapped)
     }
 
+    /// Whether `value` is still one of the person's candidates (so it stays, even when an
+    /// earlier candidate has become free). A name change makes it stale: the value is recomputed,
+    /// and the entry renamed. Numbered candidates are checked with the value's own trailing number,
+    /// so this costs one render per template.
+    fn is_candidate(
+        &self,
+        attribute: &str,
+        rule: &AttributeRule,
+        fields: &TemplateFields,
+        value: &str,
+    ) -> Result<bool, MappingError> {
+        for index in 0..rule.templates.len() {
+            let n = if is_numbered(&rule.templates[index]) {
+                let digits =
+                    value.len() - value.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+                match value[value.len() - digits..].parse::<u32>() {
+                    Ok(n) if (2..=MAX_NUMBERED).contains(&n) => Some(n),
+                    _ => continue,
+                }
+            } else {
+                None
+            };
+            if self.render(attribute, index, fields, n)? == value {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn first_free(
         &self,
         attribute: &str,
@@ -374,8 +409,7 @@ impl Mapping {
         taken: &dyn Fn(&str, &str) -> bool,
     ) -> Result<String, MappingError> {
         for index in 0..rule.templates.len() {
-            let numbered = rule.templates[index].contains("{{ n }}")
-                || rule.templates[index].contains("{{n}}");
+            let numbered = is_numbered(&rule.templates[index]);
             let numbers: Box<dyn Iterator<Item = Option<u32>>> = if numbered {
                 Box::new((2..=MAX_NUMBERED).map(Some))
             } else {
@@ -402,6 +436,10 @@ impl Mapping {
 
 /// Letters and digits of a name, transliterating common Latin accents, dropping the rest
 /// (`O'Neill` → `ONeill`, `Müller` → `Muller`).
+fn is_numbered(template: &str) -> bool {
+    template.contains("{{ n }}") || template.contains("{{n}}")
+}
+
 fn ascii(value: String) -> String {
     value
         .chars()
@@ -488,6 +526,24 @@ mod tests {
             kept.attributes["uid"],
             ["ada.lovelace"],
             "an assigned value stays"
+        );
+        let numbered = BTreeMap::from([("uid".to_owned(), vec!["ada.lovelace7".to_owned()])]);
+        let nothing = |_: &str, _: &str| false;
+        let kept = mapping
+            .map(&person("Ada", "Lovelace"), Some(&numbered), &nothing)
+            .expect("maps");
+        assert_eq!(
+            kept.attributes["uid"],
+            ["ada.lovelace7"],
+            "a numbered value stays even when the plain one is free"
+        );
+        let renamed = mapping
+            .map(&person("Ada", "King"), Some(&current), &taken)
+            .expect("maps");
+        assert_eq!(
+            renamed.attributes["uid"],
+            ["ada.king"],
+            "a value that is no longer a candidate (the name changed) is recomputed"
         );
     }
 

@@ -1,0 +1,120 @@
+//! Groups: one per department (org unit of type department), named after it, whose members are
+//! exactly the enabled entries of the people in that department.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::source::hollyhr::model::OrgUnitType;
+
+use super::people::PeoplePlan;
+use super::{Action, Index, Inputs, Reason, Step, today};
+
+pub(crate) fn plan_groups(
+    inputs: &Inputs<'_>,
+    index: &Index<'_>,
+    people: &PeoplePlan,
+) -> Vec<Step> {
+    let today = today(inputs.now);
+    // Anchor → name of every group that should exist.
+    let desired: BTreeMap<&str, &str> = match inputs.org_units {
+        Some(units) => units
+            .iter()
+            .filter(|unit| {
+                unit.kind == OrgUnitType::Department
+                    && !unit.is_archived
+                    && unit.active_from <= today
+                    && unit.active_to.is_none_or(|to| to >= today)
+            })
+            .map(|unit| (unit.id.as_str(), unit.name.as_str()))
+            .collect(),
+        // Without org units, the groups stay as they are; only memberships move.
+        None => index
+            .groups
+            .iter()
+            .map(|(anchor, group)| (*anchor, group.name.as_str()))
+            .collect(),
+    };
+
+    // Memberships: people this run decided on are placed by their department; everyone else
+    // keeps the groups they are in, while their entry stays enabled.
+    let enabled = |anchor: &str| people.after.get(anchor).copied().unwrap_or(false);
+    let mut members: BTreeMap<&str, BTreeSet<String>> = desired
+        .keys()
+        .map(|anchor| (*anchor, BTreeSet::new()))
+        .collect();
+    for (anchor, group) in &index.groups {
+        let Some(set) = members.get_mut(anchor) else {
+            continue;
+        };
+        for id in &group.members {
+            if let Some(member) = index.anchor_of(id)
+                && !people.decided.contains(member)
+                && enabled(member)
+            {
+                set.insert(member.to_owned());
+            }
+        }
+    }
+    for (anchor, placement) in &people.placed {
+        if let Some(department) = placement.department.as_deref()
+            && enabled(anchor)
+            && let Some(set) = members.get_mut(department)
+        {
+            set.insert(anchor.clone());
+        }
+    }
+
+    let mut steps = Vec::new();
+    for (anchor, name) in &desired {
+        let wanted = members.remove(anchor).unwrap_or_default();
+        let Some(group) = index.groups.get(anchor) else {
+            steps.push(Step {
+                anchor: (*anchor).to_owned(),
+                reason: Reason::OrgUnit,
+                action: Action::CreateGroup {
+                    name: (*name).to_owned(),
+                    members: wanted,
+                },
+            });
+            continue;
+        };
+        if group.name != *name {
+            steps.push(Step {
+                anchor: (*anchor).to_owned(),
+                reason: Reason::OrgUnit,
+                action: Action::RenameGroup {
+                    name: (*name).to_owned(),
+                },
+            });
+        }
+        let current: Vec<Option<&str>> =
+            group.members.iter().map(|id| index.anchor_of(id)).collect();
+        let exact = current.len() == wanted.len()
+            && current
+                .iter()
+                .all(|member| member.is_some_and(|m| wanted.contains(m)));
+        let moved = wanted.iter().any(|m| people.changing_ids.contains(m));
+        if !exact || moved {
+            steps.push(Step {
+                anchor: (*anchor).to_owned(),
+                reason: if exact {
+                    Reason::Reference
+                } else {
+                    Reason::Changed
+                },
+                action: Action::SetGroupMembers { members: wanted },
+            });
+        }
+    }
+    if inputs.org_units.is_some() {
+        for anchor in index.groups.keys() {
+            if !desired.contains_key(anchor) {
+                steps.push(Step {
+                    anchor: (*anchor).to_owned(),
+                    reason: Reason::OrgUnit,
+                    action: Action::DeleteGroup,
+                });
+            }
+        }
+    }
+    steps
+}

@@ -1,0 +1,438 @@
+//! People: lifecycle and scope → the state each managed entry should be in, mapped attributes →
+//! creates, renames and updates, and the references between entries (managers).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::directory::{Attributes, Entry};
+use crate::source::Person;
+use crate::source::hollyhr::model::Lifecycle;
+
+use super::{
+    Action, Coverage, Deprovision, Failure, FutureStarters, Index, Inputs, Reason, Step, attribute,
+    today,
+};
+
+/// The people part of a plan, and what later parts need to know about its outcome.
+#[derive(Debug, Default)]
+pub(crate) struct PeoplePlan {
+    pub steps: Vec<Step>,
+    /// Deprovisions the guard holds (only when planned with `hold`).
+    pub held: Vec<Step>,
+    pub failures: Vec<Failure>,
+    pub in_scope: usize,
+    /// Every entry that exists once the plan is applied, and whether it is enabled.
+    pub after: BTreeMap<String, bool>,
+    /// Entries whose id changes in this plan (created, renamed, moved): references to them must be
+    /// rewritten even when the referenced person stays the same.
+    pub changing_ids: BTreeSet<String>,
+    /// People of this run the plan provisions, with their manager and department as HR says.
+    pub placed: BTreeMap<String, Placement>,
+    /// People of this run whose entry the plan decided on (not failures): their memberships and
+    /// references are recomputed; everyone else's are kept.
+    pub decided: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Placement {
+    pub manager: Option<String>,
+    pub department: Option<String>,
+}
+
+/// What one person's entry should be.
+enum Desired {
+    Provisioned { enabled: bool, reason: Reason },
+    Deprovisioned(Reason),
+    Absent,
+}
+
+/// Unique values in use: attribute (lower case) → value (lower case) → owner anchor.
+struct Taken<'a> {
+    owned: HashMap<String, HashMap<String, String>>,
+    reserved: &'a super::Reserved,
+}
+
+impl<'a> Taken<'a> {
+    fn new(inputs: &Inputs<'a>, index: &Index<'_>) -> Self {
+        let mut taken: HashMap<String, HashMap<String, String>> = HashMap::new();
+        for (name, rule) in inputs.mapping.rules() {
+            if !rule.unique {
+                continue;
+            }
+            let values = taken.entry(name.to_lowercase()).or_default();
+            for (anchor, entry) in &index.entries {
+                for value in attribute(&entry.attributes, name).into_iter().flatten() {
+                    values.insert(value.to_lowercase(), (*anchor).to_owned());
+                }
+            }
+        }
+        Self {
+            owned: taken,
+            reserved: inputs.reserved,
+        }
+    }
+
+    fn is_taken_by_other(&self, anchor: &str, attribute: &str, value: &str) -> bool {
+        let attribute = attribute.to_lowercase();
+        let value = value.to_lowercase();
+        self.reserved
+            .get(&attribute)
+            .is_some_and(|values| values.contains(&value))
+            || self
+                .owned
+                .get(&attribute)
+                .and_then(|values| values.get(&value))
+                .is_some_and(|owner| owner != anchor)
+    }
+
+    fn claim(&mut self, anchor: &str, attributes: &Attributes) {
+        for (name, values) in self.owned.iter_mut() {
+            if let Some(new) = attribute(attributes, name) {
+                for value in new {
+                    values.insert(value.to_lowercase(), anchor.to_owned());
+                }
+            }
+        }
+    }
+}
+
+fn same_values(a: &[String], b: &[String]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut a: Vec<&String> = a.iter().collect();
+    let mut b: Vec<&String> = b.iter().collect();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// The source's people, one per id (the most recently updated wins), in id order.
+fn unique_people(people: &[Person]) -> Vec<&Person> {
+    let mut by_id: BTreeMap<&str, &Person> = BTreeMap::new();
+    for person in people {
+        let slot = by_id.entry(person.id.as_str()).or_insert(person);
+        if person.updated_at > slot.updated_at {
+            *slot = person;
+        }
+    }
+    by_id.into_values().collect()
+}
+
+pub(crate) fn plan_people(inputs: &Inputs<'_>, index: &Index<'_>, hold: bool) -> PeoplePlan {
+    let policy = inputs.policy;
+    let today = today(inputs.now);
+    let mut out = PeoplePlan {
+        after: index
+            .entries
+            .iter()
+            .map(|(anchor, entry)| ((*anchor).to_owned(), entry.enabled))
+            .collect(),
+        ..PeoplePlan::default()
+    };
+    let mut taken = Taken::new(inputs, index);
+    let mut seen = BTreeSet::new();
+
+    for person in unique_people(inputs.people) {
+        let anchor = person.id.as_str();
+        seen.insert(anchor);
+        let entry = index.entries.get(anchor).copied();
+        let in_scope = policy.scope.admits(person);
+        if in_scope {
+            out.in_scope += 1;
+        }
+        let desired = if !in_scope {
+            Desired::Deprovisioned(Reason::OutOfScope)
+        } else {
+            match person.lifecycle(today) {
+                Lifecycle::Active => Desired::Provisioned {
+                    enabled: true,
+                    reason: if entry.is_some_and(|e| !e.enabled) {
+                        Reason::Reactivated
+                    } else {
+                        Reason::New
+                    },
+                },
+                Lifecycle::FutureStarter => match (policy.future_starters, entry) {
+                    (FutureStarters::Skip, None) => Desired::Absent,
+                    _ => Desired::Provisioned {
+                        enabled: false,
+                        reason: Reason::FutureStarter,
+                    },
+                },
+                Lifecycle::Leaver => Desired::Deprovisioned(Reason::Leaver),
+            }
+        };
+        match desired {
+            Desired::Absent => {}
+            Desired::Deprovisioned(reason) => {
+                out.decided.insert(anchor.to_owned());
+                if let Some(entry) = entry {
+                    deprovision(inputs, &mut out, entry, reason, hold);
+                }
+            }
+            Desired::Provisioned { enabled, reason } => {
+                let current = entry.map(|e| &e.attributes);
+                let mapped = inputs.mapping.map(person, current, &|attribute, value| {
+                    taken.is_taken_by_other(anchor, attribute, value)
+                });
+                let mapped = match mapped {
+                    Ok(mapped) => mapped.attributes,
+                    Err(error) => {
+                        out.failures.push(Failure {
+                            anchor: anchor.to_owned(),
+                            reason: "MappingFailed",
+                            message: error.to_string(),
+                        });
+                        continue;
+                    }
+                };
+                taken.claim(anchor, &mapped);
+                out.decided.insert(anchor.to_owned());
+                out.placed.insert(
+                    anchor.to_owned(),
+                    Placement {
+                        manager: person.manager.as_ref().map(|m| m.id.clone()),
+                        department: person.department.as_ref().map(|d| d.id.clone()),
+                    },
+                );
+                out.after.insert(anchor.to_owned(), enabled);
+                match entry {
+                    None => {
+                        out.changing_ids.insert(anchor.to_owned());
+                        out.steps.push(Step {
+                            anchor: anchor.to_owned(),
+                            reason,
+                            action: Action::Create {
+                                attributes: mapped,
+                                enabled,
+                                references: BTreeMap::new(),
+                            },
+                        });
+                    }
+                    Some(entry) => update(inputs, &mut out, entry, &mapped, enabled, reason, hold),
+                }
+            }
+        }
+    }
+
+    if inputs.coverage == Coverage::Full {
+        for (anchor, entry) in &index.entries {
+            if !seen.contains(anchor) {
+                out.decided.insert((*anchor).to_owned());
+                deprovision(inputs, &mut out, entry, Reason::Vanished, hold);
+            }
+        }
+    }
+    out
+}
+
+/// Steps that bring an existing entry to its mapped attributes and enabled state.
+fn update(
+    inputs: &Inputs<'_>,
+    out: &mut PeoplePlan,
+    entry: &Entry,
+    mapped: &Attributes,
+    enabled: bool,
+    reason: Reason,
+    hold: bool,
+) {
+    let traits = &inputs.policy.directory;
+    let anchor = entry.anchor.clone();
+    let rdn = traits.rdn_attribute.as_deref();
+    if let Some(rdn) = rdn {
+        let new = attribute(mapped, rdn).and_then(|v| v.first());
+        let old = attribute(&entry.attributes, rdn).and_then(|v| v.first());
+        if let Some(new) = new
+            && Some(new) != old
+        {
+            if traits.rename_changes_id {
+                out.changing_ids.insert(anchor.clone());
+            }
+            out.steps.push(Step {
+                anchor: anchor.clone(),
+                reason: Reason::Renamed,
+                action: Action::Rename {
+                    new_rdn_value: new.clone(),
+                },
+            });
+        }
+    }
+    let mut set = Attributes::new();
+    for name in inputs.mapping.rules().keys() {
+        if rdn.is_some_and(|rdn| rdn.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        let desired = attribute(mapped, name).map(Vec::as_slice).unwrap_or(&[]);
+        let current = attribute(&entry.attributes, name)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        if !same_values(desired, current) {
+            set.insert(name.clone(), desired.to_vec());
+        }
+    }
+    if !set.is_empty() {
+        out.steps.push(Step {
+            anchor: anchor.clone(),
+            reason: Reason::Changed,
+            action: Action::Update { set },
+        });
+    }
+    match (enabled, entry.enabled) {
+        (true, false) => {
+            if traits.disable_changes_id {
+                out.changing_ids.insert(anchor.clone());
+            }
+            out.steps.push(Step {
+                anchor,
+                reason: Reason::Reactivated,
+                action: Action::Enable,
+            });
+        }
+        (false, true) => {
+            // A start date moved into the future: the account waits, disabled.
+            let step = Step {
+                anchor: anchor.clone(),
+                reason,
+                action: Action::Disable,
+            };
+            if hold {
+                out.after.insert(anchor, true);
+                out.held.push(step);
+            } else {
+                if traits.disable_changes_id {
+                    out.changing_ids.insert(anchor);
+                }
+                out.steps.push(step);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The steps that take an entry's access away, per `deprovision.action`.
+fn deprovision(
+    inputs: &Inputs<'_>,
+    out: &mut PeoplePlan,
+    entry: &Entry,
+    reason: Reason,
+    hold: bool,
+) {
+    let traits = &inputs.policy.directory;
+    let anchor = entry.anchor.clone();
+    let (action, reason) = match inputs.policy.deprovision {
+        Deprovision::Delete => (Some(Action::Delete), reason),
+        Deprovision::Disable if entry.enabled => (Some(Action::Disable), reason),
+        Deprovision::Disable => (None, reason),
+        Deprovision::DisableThenDelete { .. } if entry.enabled => (Some(Action::Disable), reason),
+        Deprovision::DisableThenDelete { delay } => {
+            let due = inputs
+                .disabled_since
+                .get(&anchor)
+                .and_then(|since| since.checked_add(delay).ok())
+                .is_some_and(|due| due <= inputs.now);
+            if due {
+                (Some(Action::Delete), Reason::DelayElapsed)
+            } else {
+                (None, reason)
+            }
+        }
+    };
+    let Some(action) = action else {
+        return;
+    };
+    let step = Step {
+        anchor: anchor.clone(),
+        reason,
+        action,
+    };
+    if hold {
+        // Held: the entry stays as it is, memberships included.
+        out.decided.remove(&anchor);
+        out.held.push(step);
+        return;
+    }
+    match step.action {
+        Action::Delete => {
+            out.after.remove(&anchor);
+        }
+        _ => {
+            out.after.insert(anchor.clone(), false);
+            if traits.disable_changes_id {
+                out.changing_ids.insert(anchor);
+            }
+        }
+    }
+    out.steps.push(step);
+}
+
+/// Manager references: for people of this run, HR's manager when that person has an entry after
+/// the plan; for everyone else, the current manager while it still exists. A reference is
+/// rewritten when the person changes or when the referenced entry's id changes. A new entry whose
+/// manager already exists (and keeps its id) gets the reference with its create.
+pub(crate) fn plan_references(
+    inputs: &Inputs<'_>,
+    index: &Index<'_>,
+    people: &mut PeoplePlan,
+) -> Vec<Step> {
+    let Some(manager_attribute) = inputs.policy.directory.manager_attribute.as_deref() else {
+        return Vec::new();
+    };
+    let mut steps = Vec::new();
+    for anchor in people.after.keys() {
+        let entry = index.entries.get(anchor.as_str());
+        let current_value = entry
+            .and_then(|e| attribute(&e.attributes, manager_attribute))
+            .and_then(|values| values.first());
+        let current = current_value.and_then(|value| index.anchor_of(value));
+        let desired = match people.placed.get(anchor) {
+            Some(placement) => placement.manager.as_deref(),
+            None => current,
+        }
+        .filter(|manager| *manager != anchor && people.after.contains_key(*manager));
+        let foreign = current_value.is_some() && current.is_none();
+        let stale = desired.is_some_and(|m| people.changing_ids.contains(m));
+        let keep_foreign = foreign && !people.placed.contains_key(anchor);
+        if (desired == current && !stale) || (keep_foreign && desired.is_none()) {
+            continue;
+        }
+        let set = BTreeMap::from([(manager_attribute.to_owned(), desired.map(str::to_owned))]);
+        steps.push(Step {
+            anchor: anchor.clone(),
+            reason: if people.placed.contains_key(anchor) && desired != current {
+                Reason::Changed
+            } else {
+                Reason::Reference
+            },
+            action: Action::SetReferences { set },
+        });
+    }
+    // Fold references that can be written with the create (the target exists before the plan
+    // and keeps its id) into the create: one write instead of two.
+    let stable =
+        |target: &str| index.entries.contains_key(target) && !people.changing_ids.contains(target);
+    let mut creates: HashMap<&str, usize> = HashMap::new();
+    for (i, step) in people.steps.iter().enumerate() {
+        if matches!(step.action, Action::Create { .. }) {
+            creates.insert(step.anchor.as_str(), i);
+        }
+    }
+    let mut folded = Vec::new();
+    let mut rest = Vec::new();
+    for step in steps {
+        let Action::SetReferences { set } = &step.action else {
+            continue;
+        };
+        match creates.get(step.anchor.as_str()) {
+            Some(&i) if set.values().all(|t| t.as_deref().is_none_or(stable)) => {
+                folded.push((i, set.clone()));
+            }
+            _ => rest.push(step),
+        }
+    }
+    for (i, set) in folded {
+        if let Action::Create { references, .. } = &mut people.steps[i].action {
+            references.extend(set.into_iter().filter(|(_, t)| t.is_some()));
+        }
+    }
+    rest
+}

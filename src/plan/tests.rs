@@ -1,0 +1,805 @@
+//! Planner tests: table tests of each rule, and properties checked by applying plans to the
+//! in-memory directory (apply then plan again is empty; planning is deterministic; unowned entries
+//! are never touched).
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::*;
+use crate::crd::LdapProfile;
+use crate::directory::memory::{MemoryDirectory, Stored};
+use crate::plan::mapping::Profile;
+use crate::source::hollyhr::model::{DepartmentRef, PersonRef};
+use crate::sync::{DirectorySnapshot, Ids, apply};
+
+const NOW: &str = "2026-06-15T12:00:00Z";
+
+fn now() -> Timestamp {
+    NOW.parse().expect("a timestamp")
+}
+
+fn person(id: &str, first: &str, last: &str) -> Person {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "work_email": format!("{}.{}@example.com", first.to_lowercase(), last.to_lowercase()),
+        "first_name": first, "preferred_name": null, "last_name": last,
+        "display_name": format!("{first} {last}"), "staff_id": null, "job_title": "Engineer",
+        "department": null, "manager": null, "work_place": null, "work_type": null,
+        "working_pattern": null, "contracted_weekly_minutes": null, "full_time_weekly_minutes": null,
+        "fte": null, "status": "active", "start_date": "2020-01-01", "end_date": null,
+        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"
+    }))
+    .expect("a person")
+}
+
+fn in_department(mut person: Person, department: &str) -> Person {
+    person.department = Some(DepartmentRef {
+        id: department.to_owned(),
+        name: format!("Department {department}"),
+    });
+    person
+}
+
+fn managed_by(mut person: Person, manager: &str) -> Person {
+    person.manager = Some(PersonRef {
+        id: manager.to_owned(),
+        display_name: String::new(),
+    });
+    person
+}
+
+fn leaving(mut person: Person, end: &str) -> Person {
+    person.end_date = Some(end.parse().expect("a date"));
+    person
+}
+
+fn starting(mut person: Person, start: &str) -> Person {
+    person.start_date = Some(start.parse().expect("a date"));
+    person
+}
+
+fn department(id: &str, name: &str) -> OrgUnit {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "type": "department", "name": name, "code": null, "description": null,
+        "parent": null, "active_from": "2020-01-01", "active_to": null, "is_archived": false,
+        "archived_at": null, "source": "manual",
+        "provider": {"provider_name": null, "external_id": null, "remote_id": null, "remote_deleted_at": null},
+        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"
+    }))
+    .expect("an org unit")
+}
+
+fn ldap_policy() -> Policy {
+    Policy {
+        guard: Guard {
+            max_count: 1000,
+            max_percent: 100,
+        },
+        directory: DirectoryTraits {
+            rdn_attribute: Some("uid".into()),
+            rename_changes_id: true,
+            disable_changes_id: true,
+            manager_attribute: Some("manager".into()),
+            groups: true,
+        },
+        ..Policy::default()
+    }
+}
+
+fn scim_policy() -> Policy {
+    Policy {
+        directory: DirectoryTraits {
+            rdn_attribute: Some("userName".into()),
+            rename_changes_id: false,
+            disable_changes_id: false,
+            manager_attribute: Some("enterprise.manager".into()),
+            groups: true,
+        },
+        ..ldap_policy()
+    }
+}
+
+fn openldap() -> Mapping {
+    Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("compiles")
+}
+
+/// One side of a sync under test: a directory, a mapping and a policy.
+struct Harness {
+    directory: MemoryDirectory,
+    mapping: Mapping,
+    policy: Policy,
+    disabled_since: BTreeMap<String, Timestamp>,
+}
+
+impl Harness {
+    fn ldap() -> Self {
+        Self {
+            directory: MemoryDirectory::ldap_like("uid", true),
+            mapping: openldap(),
+            policy: ldap_policy(),
+            disabled_since: BTreeMap::new(),
+        }
+    }
+
+    fn scim() -> Self {
+        Self {
+            directory: MemoryDirectory::scim_like(),
+            mapping: Mapping::new(Profile::Scim, &BTreeMap::new()).expect("compiles"),
+            policy: scim_policy(),
+            disabled_since: BTreeMap::new(),
+        }
+    }
+
+    async fn snapshot(&self) -> DirectorySnapshot {
+        DirectorySnapshot::read(&self.directory, &self.mapping, true)
+            .await
+            .expect("the memory directory lists")
+    }
+
+    async fn plan(
+        &self,
+        people: &[Person],
+        org_units: Option<&[OrgUnit]>,
+        coverage: Coverage,
+        now: Timestamp,
+        approved: Option<&str>,
+    ) -> (Plan, DirectorySnapshot) {
+        let snapshot = self.snapshot().await;
+        let plan = plan(&Inputs {
+            people,
+            org_units,
+            entries: &snapshot.entries,
+            groups: &snapshot.groups,
+            reserved: &snapshot.reserved,
+            mapping: &self.mapping,
+            policy: &self.policy,
+            coverage,
+            now,
+            disabled_since: &self.disabled_since,
+            approved,
+        });
+        (plan, snapshot)
+    }
+
+    /// Plans a full cycle, applies it, and returns the plan.
+    async fn sync(&self, people: &[Person], org_units: &[OrgUnit]) -> Plan {
+        self.sync_at(people, Some(org_units), Coverage::Full, now())
+            .await
+    }
+
+    async fn sync_at(
+        &self,
+        people: &[Person],
+        org_units: Option<&[OrgUnit]>,
+        coverage: Coverage,
+        now: Timestamp,
+    ) -> Plan {
+        let (plan, snapshot) = self.plan(people, org_units, coverage, now, None).await;
+        let mut ids = snapshot.ids();
+        apply(&self.directory, &plan, &mut ids, 4)
+            .await
+            .expect("the memory directory applies");
+        plan
+    }
+
+    async fn entry(&self, anchor: &str) -> Option<(String, Stored)> {
+        self.directory
+            .snapshot()
+            .into_iter()
+            .find(|(_, stored)| stored.anchor.as_deref() == Some(anchor))
+    }
+}
+
+fn actions(plan: &Plan) -> Vec<(String, &'static str)> {
+    plan.steps
+        .iter()
+        .map(|s| (s.anchor.clone(), s.action.name()))
+        .collect()
+}
+
+fn staff() -> Vec<Person> {
+    vec![
+        in_department(person("p1", "Ada", "Lovelace"), "d1"),
+        managed_by(in_department(person("p2", "Alan", "Turing"), "d1"), "p1"),
+        managed_by(in_department(person("p3", "Grace", "Hopper"), "d2"), "p1"),
+    ]
+}
+
+fn departments() -> Vec<OrgUnit> {
+    vec![department("d1", "Research"), department("d2", "Navy")]
+}
+
+#[tokio::test]
+async fn a_first_sync_creates_everyone_with_managers_and_groups_then_nothing_changes() {
+    for harness in [Harness::ldap(), Harness::scim()] {
+        let plan = harness.sync(&staff(), &departments()).await;
+        let counts = plan.counts();
+        assert_eq!(counts["create"], 3);
+        assert_eq!(
+            counts["set-references"], 2,
+            "managers created in the same run are referenced once they exist"
+        );
+        assert_eq!(counts["create-group"], 2);
+        let (manager_id, _) = harness.entry("p1").await.expect("p1 exists");
+        let (_, report) = harness.entry("p2").await.expect("p2 exists");
+        let manager_attribute = harness
+            .policy
+            .directory
+            .manager_attribute
+            .clone()
+            .expect("set");
+        assert_eq!(
+            report.attributes[&manager_attribute],
+            vec![manager_id.clone()]
+        );
+        let groups = harness.directory.group_snapshot();
+        let research = groups
+            .values()
+            .find(|g| g.anchor == "d1")
+            .expect("d1 group");
+        assert_eq!(research.name, "Research");
+        assert_eq!(research.members.len(), 2);
+        assert!(research.members.contains(&manager_id));
+
+        let (again, _) = harness
+            .plan(&staff(), Some(&departments()), Coverage::Full, now(), None)
+            .await;
+        assert!(
+            again.is_empty(),
+            "a second plan is empty: {:?}",
+            actions(&again)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_new_report_of_an_existing_manager_gets_the_reference_with_its_create() {
+    let harness = Harness::ldap();
+    harness.sync(&staff()[..1], &departments()).await;
+    let (plan, _) = harness
+        .plan(
+            &staff()[..2],
+            Some(&departments()),
+            Coverage::Full,
+            now(),
+            None,
+        )
+        .await;
+    assert_eq!(
+        actions(&plan),
+        [
+            ("p2".to_owned(), "create"),
+            ("d1".to_owned(), "set-group-members")
+        ]
+    );
+    let Action::Create { references, .. } = &plan.steps[0].action else {
+        panic!("a create");
+    };
+    assert_eq!(references["manager"].as_deref(), Some("p1"));
+}
+
+#[tokio::test]
+async fn a_rename_moves_the_entry_and_rewrites_references_and_memberships_to_it() {
+    let harness = Harness::ldap();
+    harness.sync(&staff(), &departments()).await;
+    let mut renamed = staff();
+    renamed[0].last_name = Some("King".into());
+    renamed[0].display_name = "Ada King".into();
+    let plan = harness.sync(&renamed, &departments()).await;
+    let mut got = actions(&plan);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("d1".to_owned(), "set-group-members"),
+            ("p1".to_owned(), "rename"),
+            ("p1".to_owned(), "update"),
+            ("p2".to_owned(), "set-references"),
+            ("p3".to_owned(), "set-references"),
+        ]
+    );
+    let (id, stored) = harness.entry("p1").await.expect("p1");
+    assert_eq!(id, "uid=ada.king");
+    assert_eq!(stored.attributes["sn"], ["King"]);
+    let (_, report) = harness.entry("p2").await.expect("p2");
+    assert_eq!(report.attributes["manager"], ["uid=ada.king"]);
+    let (again, _) = harness
+        .plan(&renamed, Some(&departments()), Coverage::Full, now(), None)
+        .await;
+    assert!(again.is_empty(), "{:?}", actions(&again));
+}
+
+#[tokio::test]
+async fn leavers_are_disabled_removed_from_groups_and_reactivated_when_they_return() {
+    let harness = Harness::ldap();
+    harness.sync(&staff(), &departments()).await;
+    let mut people = staff();
+    people[1] = leaving(people[1].clone(), "2026-06-01");
+    let plan = harness.sync(&people, &departments()).await;
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.anchor == "p2" && s.action == Action::Disable && s.reason == Reason::Leaver)
+    );
+    let (id, stored) = harness.entry("p2").await.expect("kept, disabled");
+    assert!(!stored.enabled);
+    assert!(id.ends_with(",disabled"), "moved to the disabled OU: {id}");
+    let group = harness.directory.group_snapshot();
+    let research = group.values().find(|g| g.anchor == "d1").expect("d1");
+    assert_eq!(research.members.len(), 1, "only enabled people are members");
+
+    people[1].end_date = None;
+    let plan = harness.sync(&people, &departments()).await;
+    assert!(plan.steps.iter().any(|s| s.anchor == "p2"
+        && s.action == Action::Enable
+        && s.reason == Reason::Reactivated));
+    assert!(harness.entry("p2").await.expect("p2").1.enabled);
+    let (again, _) = harness
+        .plan(&people, Some(&departments()), Coverage::Full, now(), None)
+        .await;
+    assert!(again.is_empty(), "{:?}", actions(&again));
+}
+
+#[tokio::test]
+async fn a_person_who_vanishes_is_a_leaver_in_a_full_cycle_only() {
+    let harness = Harness::scim();
+    harness.sync(&staff(), &departments()).await;
+    let (partial, _) = harness
+        .plan(
+            &staff()[..1],
+            Some(&departments()),
+            Coverage::Partial,
+            now(),
+            None,
+        )
+        .await;
+    assert!(partial.is_empty(), "{:?}", actions(&partial));
+    let (full, _) = harness
+        .plan(
+            &staff()[..2],
+            Some(&departments()),
+            Coverage::Full,
+            now(),
+            None,
+        )
+        .await;
+    assert!(
+        full.steps.iter().any(|s| s.anchor == "p3"
+            && s.action == Action::Disable
+            && s.reason == Reason::Vanished)
+    );
+}
+
+#[tokio::test]
+async fn deprovision_actions_delete_or_disable_then_delete_after_the_delay() {
+    let mut harness = Harness::scim();
+    harness.policy.deprovision = Deprovision::Delete;
+    harness.sync(&staff(), &departments()).await;
+    let plan = harness.sync(&staff()[..2], &departments()).await;
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.anchor == "p3" && s.action == Action::Delete)
+    );
+    assert!(harness.entry("p3").await.is_none());
+
+    let mut harness = Harness::scim();
+    harness.policy.deprovision = Deprovision::DisableThenDelete {
+        delay: SignedDuration::from_hours(24 * 30),
+    };
+    harness.sync(&staff(), &departments()).await;
+    let plan = harness.sync(&staff()[..2], &departments()).await;
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.anchor == "p3" && s.action == Action::Disable)
+    );
+    harness.disabled_since.insert("p3".into(), now());
+    let later = now() + SignedDuration::from_hours(24 * 29);
+    let (plan, _) = harness
+        .plan(
+            &staff()[..2],
+            Some(&departments()),
+            Coverage::Full,
+            later,
+            None,
+        )
+        .await;
+    assert!(plan.is_empty(), "not yet: {:?}", actions(&plan));
+    let due = now() + SignedDuration::from_hours(24 * 30);
+    let (plan, _) = harness
+        .plan(
+            &staff()[..2],
+            Some(&departments()),
+            Coverage::Full,
+            due,
+            None,
+        )
+        .await;
+    assert_eq!(plan.steps.len(), 1);
+    assert_eq!(plan.steps[0].action, Action::Delete);
+    assert_eq!(plan.steps[0].reason, Reason::DelayElapsed);
+}
+
+#[tokio::test]
+async fn future_starters_are_provisioned_disabled_or_skipped_per_policy() {
+    let starter = starting(person("p9", "Future", "Starter"), "2026-07-01");
+    let harness = Harness::scim();
+    harness.sync(std::slice::from_ref(&starter), &[]).await;
+    let (_, stored) = harness.entry("p9").await.expect("created");
+    assert!(!stored.enabled);
+    let on_the_day = "2026-07-01T08:00:00Z".parse().expect("a timestamp");
+    let (plan, _) = harness
+        .plan(
+            std::slice::from_ref(&starter),
+            Some(&[]),
+            Coverage::Full,
+            on_the_day,
+            None,
+        )
+        .await;
+    assert_eq!(actions(&plan), [("p9".to_owned(), "enable")]);
+
+    let mut harness = Harness::scim();
+    harness.policy.future_starters = FutureStarters::Skip;
+    let plan = harness.sync(std::slice::from_ref(&starter), &[]).await;
+    assert!(plan.is_empty());
+}
+
+#[tokio::test]
+async fn people_out_of_scope_are_not_provisioned_and_leave_when_they_move_out() {
+    let mut harness = Harness::scim();
+    harness.sync(&staff(), &departments()).await;
+    harness.policy.scope = Scope::from_spec(Some(&crate::crd::ScopeSpec {
+        include: None,
+        exclude: Some(crate::crd::ScopeFilter {
+            departments: vec!["NAVY".into(), "Department d2".into()],
+            ..Default::default()
+        }),
+    }));
+    let plan = harness.sync(&staff(), &departments()).await;
+    assert_eq!(plan.in_scope, 2);
+    assert!(plan.steps.iter().any(|s| s.anchor == "p3"
+        && s.action == Action::Disable
+        && s.reason == Reason::OutOfScope));
+}
+
+#[tokio::test]
+async fn the_guard_holds_mass_deprovisions_until_that_exact_plan_is_approved() {
+    let mut harness = Harness::scim();
+    harness.policy.guard = Guard {
+        max_count: 1,
+        max_percent: 100,
+    };
+    harness.sync(&staff(), &departments()).await;
+    let (plan, _) = harness
+        .plan(
+            &staff()[..1],
+            Some(&departments()),
+            Coverage::Full,
+            now(),
+            None,
+        )
+        .await;
+    let GuardDecision::Held(trip) = &plan.guard else {
+        panic!("held: {:?}", plan.guard);
+    };
+    assert_eq!(trip.reason, guard::GuardReason::ThresholdExceeded);
+    assert_eq!((trip.deprovisions, trip.managed), (2, 3));
+    assert_eq!(plan.held.len(), 2);
+    assert!(plan.steps.iter().all(|s| !s.action.is_deprovision()));
+    assert!(
+        plan.steps
+            .iter()
+            .all(|s| !matches!(s.action, Action::SetGroupMembers { .. })),
+        "memberships stay while the deprovisions are held: {:?}",
+        actions(&plan)
+    );
+    assert!(trip.message().contains(&trip.hash));
+
+    let (approved, _) = harness
+        .plan(
+            &staff()[..1],
+            Some(&departments()),
+            Coverage::Full,
+            now(),
+            Some(&trip.hash),
+        )
+        .await;
+    assert!(matches!(approved.guard, GuardDecision::Approved(_)));
+    assert_eq!(approved.counts()["disable"], 2);
+    let (other, _) = harness
+        .plan(
+            &[],
+            Some(&departments()),
+            Coverage::Full,
+            now(),
+            Some(&trip.hash),
+        )
+        .await;
+    let GuardDecision::Held(empty) = &other.guard else {
+        panic!("an approval covers only its own plan");
+    };
+    assert_eq!(empty.reason, guard::GuardReason::EmptySource);
+}
+
+#[tokio::test]
+async fn the_percentage_threshold_counts_against_managed_entries() {
+    let mut harness = Harness::scim();
+    harness.policy.guard = Guard {
+        max_count: 100,
+        max_percent: 50,
+    };
+    harness.sync(&staff(), &departments()).await;
+    let (one, _) = harness
+        .plan(
+            &staff()[..2],
+            Some(&departments()),
+            Coverage::Full,
+            now(),
+            None,
+        )
+        .await;
+    assert_eq!(one.guard, GuardDecision::Clear, "1 of 3 is 33 %");
+    let (two, _) = harness
+        .plan(
+            &staff()[..1],
+            Some(&departments()),
+            Coverage::Full,
+            now(),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(two.guard, GuardDecision::Held(_)),
+        "2 of 3 is 67 %"
+    );
+}
+
+#[tokio::test]
+async fn a_mapping_error_is_recorded_for_that_person_and_their_entry_is_left_alone() {
+    let mut harness = Harness::scim();
+    harness.sync(&staff(), &departments()).await;
+    harness.mapping = Mapping::new(
+        Profile::Scim,
+        &BTreeMap::from([(
+            "title".to_owned(),
+            "{{ job_title if job_title else no_such_field }}".to_owned(),
+        )]),
+    )
+    .expect("compiles");
+    let mut people = staff();
+    people[2].job_title = None;
+    let (plan, _) = harness
+        .plan(&people, Some(&departments()), Coverage::Full, now(), None)
+        .await;
+    assert_eq!(plan.failures.len(), 1);
+    assert_eq!(plan.failures[0].anchor, "p3");
+    assert_eq!(plan.failures[0].reason, "MappingFailed");
+    assert!(plan.failures[0].message.contains("attribute title"));
+    assert!(
+        plan.is_empty(),
+        "the person who cannot be mapped is neither changed nor deprovisioned: {:?}",
+        actions(&plan)
+    );
+}
+
+#[tokio::test]
+async fn a_new_uid_avoids_values_of_entries_peoplesync_does_not_own() {
+    let harness = Harness::ldap();
+    harness.directory.insert(
+        "uid=ada.lovelace",
+        Stored {
+            anchor: None,
+            attributes: BTreeMap::from([("uid".to_owned(), vec!["ada.lovelace".to_owned()])]),
+            enabled: true,
+        },
+    );
+    harness.sync(&staff()[..1], &[]).await;
+    let (id, _) = harness.entry("p1").await.expect("created");
+    assert_eq!(id, "uid=ada.lovelace2");
+}
+
+#[tokio::test]
+async fn a_rejected_create_is_a_failure_for_that_person_and_the_rest_continue() {
+    let mut harness = Harness::scim();
+    harness.directory.reject.insert("p1".into());
+    let (plan, snapshot) = harness
+        .plan(&staff(), Some(&departments()), Coverage::Full, now(), None)
+        .await;
+    let mut ids = snapshot.ids();
+    let applied = apply(&harness.directory, &plan, &mut ids, 4)
+        .await
+        .expect("per-entry errors do not stop the run");
+    assert_eq!(applied.counts["create"], 2);
+    assert_eq!(applied.failures.len(), 1);
+    assert_eq!(applied.failures[0].anchor, "p1");
+    assert_eq!(applied.failures[0].reason, "SchemaViolation");
+    harness.directory.reject.clear();
+    let plan = harness.sync(&staff(), &departments()).await;
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.anchor == "p1" && s.action.name() == "create")
+    );
+    let (again, _) = harness
+        .plan(&staff(), Some(&departments()), Coverage::Full, now(), None)
+        .await;
+    assert!(again.is_empty(), "{:?}", actions(&again));
+}
+
+#[tokio::test]
+async fn a_directory_wide_error_stops_the_run() {
+    let mut harness = Harness::scim();
+    let (plan, _) = harness
+        .plan(&staff(), Some(&departments()), Coverage::Full, now(), None)
+        .await;
+    harness.directory.unavailable = true;
+    let error = apply(&harness.directory, &plan, &mut Ids::default(), 4)
+        .await
+        .expect_err("unavailable");
+    assert_eq!(error.reason, "DirectoryUnreachable");
+    assert!(error.applied.counts.is_empty());
+    assert_eq!(harness.directory.writes(), 0);
+}
+
+#[tokio::test]
+async fn org_units_renamed_or_archived_rename_or_delete_their_groups() {
+    let harness = Harness::scim();
+    harness.sync(&staff(), &departments()).await;
+    let mut units = departments();
+    units[0].name = "Analytical Engines".into();
+    units[1].is_archived = true;
+    let plan = harness.sync(&staff(), &units).await;
+    let mut got = actions(&plan);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("d1".to_owned(), "rename-group"),
+            ("d2".to_owned(), "delete-group")
+        ]
+    );
+    let groups = harness.directory.group_snapshot();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        groups.values().next().map(|g| g.name.as_str()),
+        Some("Analytical Engines")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------------------------
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const FIRST: [&str; 4] = ["Ada", "Alan", "Grace", "Émilie"];
+    const LAST: [&str; 3] = ["Lovelace", "Turing", "du Châtelet"];
+
+    /// (first, last, department, manager, lifecycle) per person; ids are positions.
+    type Spec = Vec<(usize, usize, usize, Option<usize>, u8)>;
+
+    fn people(spec: &Spec) -> Vec<Person> {
+        spec.iter()
+            .enumerate()
+            .map(|(i, (first, last, department, manager, lifecycle))| {
+                let mut p = in_department(
+                    person(&format!("p{i:02}"), FIRST[*first], LAST[*last]),
+                    &format!("d{department}"),
+                );
+                // Namesakes share a uid stem but not a mailbox (SCIM's userName).
+                p.work_email = Some(format!("person{i}@example.com"));
+                if let Some(m) = manager.filter(|m| *m < spec.len()) {
+                    p = managed_by(p, &format!("p{m:02}"));
+                }
+                match lifecycle {
+                    0 => leaving(p, "2026-01-01"),
+                    1 => starting(p, "2027-01-01"),
+                    _ => p,
+                }
+            })
+            .collect()
+    }
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        proptest::collection::vec(
+            (
+                0..4usize,
+                0..3usize,
+                0..3usize,
+                proptest::option::of(0..12usize),
+                0..6u8,
+            ),
+            0..12,
+        )
+    }
+
+    fn units(archived: usize) -> Vec<OrgUnit> {
+        (0..3)
+            .filter(|d| *d != archived)
+            .map(|d| department(&format!("d{d}"), &format!("Dept {d}")))
+            .collect()
+    }
+
+    fn run(future: impl std::future::Future<Output = ()>) {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(future);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 64,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn applying_a_plan_then_planning_again_gives_an_empty_plan(
+            before in spec(), after in spec(), archived in 0..4usize, ldap in any::<bool>(),
+            delete in any::<bool>(),
+        ) {
+            run(async move {
+                let mut harness = if ldap { Harness::ldap() } else { Harness::scim() };
+                if delete {
+                    harness.policy.deprovision = Deprovision::Delete;
+                }
+                // Someone else's account, named like the people.
+                harness.directory.insert("uid=ada.turing", Stored {
+                    anchor: None,
+                    attributes: BTreeMap::from([
+                        ("uid".to_owned(), vec!["ada.turing".to_owned()]),
+                        ("userName".to_owned(), vec!["ada.turing@example.com".to_owned()]),
+                    ]),
+                    enabled: true,
+                });
+                let unowned = harness.directory.snapshot()["uid=ada.turing"].clone();
+                harness.sync(&people(&before), &units(3)).await;
+                harness.sync(&people(&after), &units(archived)).await;
+                let (again, _) = harness
+                    .plan(&people(&after), Some(&units(archived)), Coverage::Full, now(), None)
+                    .await;
+                assert!(again.is_empty(), "{:?}", actions(&again));
+                assert!(again.failures.is_empty(), "{:?}", again.failures);
+                assert_eq!(harness.directory.snapshot()["uid=ada.turing"], unowned);
+            });
+        }
+
+        #[test]
+        fn planning_is_deterministic_and_names_only_source_people_managed_entries_and_org_units(
+            before in spec(), after in spec(), archived in 0..4usize,
+        ) {
+            run(async move {
+                let harness = Harness::ldap();
+                harness.directory.insert("uid=someone", Stored {
+                    anchor: None,
+                    attributes: BTreeMap::new(),
+                    enabled: true,
+                });
+                harness.sync(&people(&before), &units(3)).await;
+                let snapshot = harness.snapshot().await;
+                let (a, _) = harness
+                    .plan(&people(&after), Some(&units(archived)), Coverage::Full, now(), None)
+                    .await;
+                let (b, _) = harness
+                    .plan(&people(&after), Some(&units(archived)), Coverage::Full, now(), None)
+                    .await;
+                assert_eq!(a, b);
+                let known: std::collections::BTreeSet<String> = people(&after)
+                    .iter()
+                    .map(|p| p.id.clone())
+                    .chain(snapshot.entries.iter().map(|e| e.anchor.clone()))
+                    .chain((0..3).map(|d| format!("d{d}")))
+                    .collect();
+                for step in a.steps.iter().chain(&a.held) {
+                    assert!(known.contains(&step.anchor), "{step:?}");
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Applies a [`Plan`] to a [`Directory`]: the only code that writes to a directory.
+//!
+//! Steps run phase by phase (creates, renames, updates, enables, disables, references, groups,
+//! deletes); within a phase the steps touch distinct entries, so up to `concurrency` of them are
+//! outstanding at once. Ids are resolved from anchors when a step runs, so a manager created or
+//! renamed earlier in the same plan is referenced by its new id. A per-entry error is recorded for
+//! that person and the rest continue; a directory-wide error stops the run.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::StreamExt;
+
+use crate::directory::{Attributes, Change, Directory, DirectoryError, Entry, Group, GroupChange};
+use crate::plan::{Action, Failure, Plan, Step};
+
+/// Anchor → directory id, for entries and for groups; updated as steps apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ids {
+    pub people: HashMap<String, String>,
+    pub groups: HashMap<String, String>,
+}
+
+impl Ids {
+    pub fn from_listing(entries: &[Entry], groups: &[Group]) -> Self {
+        Self {
+            people: entries
+                .iter()
+                .map(|e| (e.anchor.clone(), e.id.clone()))
+                .collect(),
+            groups: groups
+                .iter()
+                .map(|g| (g.anchor.clone(), g.id.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// What a run applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Applied steps by action name.
+    pub counts: BTreeMap<&'static str, u64>,
+    /// Steps that failed for their person or group only.
+    pub failures: Vec<Failure>,
+}
+
+/// A directory-wide error stopped the run after `applied`.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to apply the plan: the directory failed during {action} ({reason})")]
+pub struct Aborted<E: DirectoryError> {
+    pub applied: Applied,
+    pub action: &'static str,
+    pub reason: &'static str,
+    #[source]
+    pub source: E,
+}
+
+/// What applying one step did to the ids.
+enum Outcome {
+    Person(String),
+    PersonGone,
+    Group(String),
+    GroupGone,
+    Nothing,
+    /// Not attempted: the entry it works on does not exist (an earlier step for it failed).
+    Skipped,
+}
+
+/// A step that cannot be attempted (see [`Outcome::Skipped`]).
+struct Missing;
+
+pub async fn apply<D: Directory>(
+    directory: &D,
+    plan: &Plan,
+    ids: &mut Ids,
+    concurrency: usize,
+) -> Result<Applied, Aborted<D::Error>> {
+    let mut applied = Applied::default();
+    let mut start = 0;
+    while start < plan.steps.len() {
+        let phase = plan.steps[start].action.phase();
+        let end = plan.steps[start..]
+            .iter()
+            .position(|s| s.action.phase() != phase)
+            .map_or(plan.steps.len(), |n| start + n);
+        let snapshot: &Ids = ids;
+        let results: Vec<(&Step, Result<Outcome, D::Error>)> =
+            futures::stream::iter(&plan.steps[start..end])
+                .map(|step| async move { (step, apply_step(directory, step, snapshot).await) })
+                .buffer_unordered(concurrency.max(1))
+                .collect()
+                .await;
+        let mut fatal = None;
+        for (step, result) in results {
+            match result {
+                Ok(Outcome::Skipped) => applied.failures.push(Failure {
+                    anchor: step.anchor.clone(),
+                    reason: "EntryMissing",
+                    message: format!(
+                        "{} skipped: the entry does not exist (an earlier step for it failed)",
+                        step.action.name()
+                    ),
+                }),
+                Ok(outcome) => {
+                    *applied.counts.entry(step.action.name()).or_default() += 1;
+                    match outcome {
+                        Outcome::Person(id) => {
+                            ids.people.insert(step.anchor.clone(), id);
+                        }
+                        Outcome::PersonGone => {
+                            ids.people.remove(&step.anchor);
+                        }
+                        Outcome::Group(id) => {
+                            ids.groups.insert(step.anchor.clone(), id);
+                        }
+                        Outcome::GroupGone => {
+                            ids.groups.remove(&step.anchor);
+                        }
+                        Outcome::Nothing | Outcome::Skipped => {}
+                    }
+                }
+                Err(error) if error.is_per_entry() => applied.failures.push(Failure {
+                    anchor: step.anchor.clone(),
+                    reason: error.reason(),
+                    message: error.to_string(),
+                }),
+                Err(error) => {
+                    fatal.get_or_insert((step.action.name(), error));
+                }
+            }
+        }
+        if let Some((action, source)) = fatal {
+            return Err(Aborted {
+                applied,
+                action,
+                reason: source.reason(),
+                source,
+            });
+        }
+        start = end;
+    }
+    Ok(applied)
+}
+
+/// Reference attributes with ids for the anchors that have one; an unresolvable target is left
+/// out (its create failed; the next cycle writes the reference).
+fn resolve(references: &BTreeMap<String, Option<String>>, ids: &Ids) -> Attributes {
+    references
+        .iter()
+        .filter_map(|(attribute, target)| match target {
+            None => Some((attribute.clone(), Vec::new())),
+            Some(anchor) => ids
+                .people
+                .get(anchor)
+                .map(|id| (attribute.clone(), vec![id.clone()])),
+        })
+        .collect()
+}
+
+/// The write one step makes, with ids resolved now.
+enum Write {
+    Person(Change),
+    Group(GroupChange),
+    Nothing,
+}
+
+fn to_write(step: &Step, ids: &Ids) -> Result<Write, Missing> {
+    let anchor = step.anchor.clone();
+    let person = || ids.people.get(&step.anchor).cloned().ok_or(Missing);
+    let group = || ids.groups.get(&step.anchor).cloned().ok_or(Missing);
+    let members = |anchors: &BTreeSet<String>| {
+        anchors
+            .iter()
+            .filter_map(|a| ids.people.get(a).cloned())
+            .collect()
+    };
+    Ok(match &step.action {
+        Action::Create {
+            attributes,
+            enabled,
+            references,
+        } => {
+            let mut attributes = attributes.clone();
+            attributes.extend(
+                resolve(references, ids)
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty()),
+            );
+            Write::Person(Change::Create {
+                anchor,
+                attributes,
+                enabled: *enabled,
+            })
+        }
+        Action::Update { set } => Write::Person(Change::Update {
+            id: person()?,
+            anchor,
+            set: set.clone(),
+        }),
+        Action::SetReferences { set } => {
+            let id = person()?;
+            let set = resolve(set, ids);
+            if set.is_empty() {
+                Write::Nothing
+            } else {
+                Write::Person(Change::Update { id, anchor, set })
+            }
+        }
+        Action::Rename { new_rdn_value } => Write::Person(Change::Rename {
+            id: person()?,
+            anchor,
+            new_rdn_value: new_rdn_value.clone(),
+        }),
+        Action::Disable => Write::Person(Change::Disable {
+            id: person()?,
+            anchor,
+        }),
+        Action::Enable => Write::Person(Change::Enable {
+            id: person()?,
+            anchor,
+        }),
+        Action::Delete => Write::Person(Change::Delete {
+            id: person()?,
+            anchor,
+        }),
+        Action::CreateGroup { name, members: m } => Write::Group(GroupChange::Create {
+            anchor,
+            name: name.clone(),
+            members: members(m),
+        }),
+        Action::RenameGroup { name } => Write::Group(GroupChange::Rename {
+            id: group()?,
+            anchor,
+            name: name.clone(),
+        }),
+        Action::SetGroupMembers { members: m } => Write::Group(GroupChange::SetMembers {
+            id: group()?,
+            anchor,
+            members: members(m),
+        }),
+        Action::DeleteGroup => Write::Group(GroupChange::Delete {
+            id: group()?,
+            anchor,
+        }),
+    })
+}
+
+async fn apply_step<D: Directory>(
+    directory: &D,
+    step: &Step,
+    ids: &Ids,
+) -> Result<Outcome, D::Error> {
+    let Ok(write) = to_write(step, ids) else {
+        return Ok(Outcome::Skipped);
+    };
+    Ok(match write {
+        Write::Nothing => Outcome::Nothing,
+        Write::Person(change) => {
+            let id = directory.apply(&change).await?;
+            match change {
+                Change::Delete { .. } => Outcome::PersonGone,
+                _ => Outcome::Person(id),
+            }
+        }
+        Write::Group(change) => {
+            let id = directory.apply_group(&change).await?;
+            match change {
+                GroupChange::Delete { .. } => Outcome::GroupGone,
+                _ => Outcome::Group(id),
+            }
+        }
+    })
+}
