@@ -123,6 +123,22 @@ pub enum GroupChange {
     },
 }
 
+/// How the directory behaves, so the plan can predict which ids change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DirectoryTraits {
+    /// The attribute whose change is a rename (`uid`/`cn` for LDAP, `userName` for SCIM).
+    pub rdn_attribute: Option<String>,
+    /// A rename changes the entry's id (LDAP: the DN).
+    pub rename_changes_id: bool,
+    /// Disabling or enabling changes the entry's id (LDAP: moving to and from a disabled OU).
+    pub disable_changes_id: bool,
+    /// The attribute holding a reference to the manager's entry (`manager`,
+    /// `enterprise.manager`); `None` leaves managers out.
+    pub manager_attribute: Option<String>,
+    /// Groups (one per org unit) are managed.
+    pub groups: bool,
+}
+
 /// A backend's error: a static category (condition reason, metric label) and whether it concerns
 /// only this person (recorded for the person; the rest continue) or the whole directory.
 pub trait DirectoryError: std::error::Error + Send + Sync + 'static {
@@ -134,7 +150,10 @@ pub trait DirectoryError: std::error::Error + Send + Sync + 'static {
 pub trait Directory: Send + Sync {
     type Error: DirectoryError;
 
-    /// Checks the connection and credentials (`DirectoryReachable`).
+    /// How this directory names, moves and references entries (what the planner must predict).
+    fn traits(&self) -> DirectoryTraits;
+
+    /// Checks the connection and credentials (`DirectoryReachable`); reconnects when needed.
     fn check(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Every managed entry, paged from the server, one page in memory at a time.

@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 
+pub use crate::directory::DirectoryTraits;
 use crate::directory::{Attributes, Entry, Group};
 use crate::source::{OrgUnit, Person};
 
@@ -47,22 +48,6 @@ pub enum Deprovision {
     DisableThenDelete {
         delay: SignedDuration,
     },
-}
-
-/// How the directory behaves, so the plan can predict which ids change.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DirectoryTraits {
-    /// The attribute whose change is a rename (`uid`/`cn` for LDAP, `userName` for SCIM).
-    pub rdn_attribute: Option<String>,
-    /// A rename changes the entry's id (LDAP: the DN).
-    pub rename_changes_id: bool,
-    /// Disabling or enabling changes the entry's id (LDAP: moving to and from a disabled OU).
-    pub disable_changes_id: bool,
-    /// The attribute holding a reference to the manager's entry (`manager`,
-    /// `enterprise.manager`); `None` leaves managers out.
-    pub manager_attribute: Option<String>,
-    /// Groups (one per org unit) are managed.
-    pub groups: bool,
 }
 
 /// Everything about a sync that is policy rather than data.

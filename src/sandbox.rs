@@ -201,6 +201,18 @@ pub fn generate_tenant(people: usize, seed: u64) -> Vec<crate::source::hollyhr::
     seed::generate(people, seed, jiff::Timestamp::now()).people
 }
 
+/// The people and org units of the tenant a sandbox with `people` and `seed` serves.
+pub fn generate_organisation(
+    people: usize,
+    seed: u64,
+) -> (
+    Vec<crate::source::hollyhr::model::Person>,
+    Vec<crate::source::hollyhr::model::OrgUnit>,
+) {
+    let tenant = seed::generate(people, seed, jiff::Timestamp::now());
+    (tenant.people, tenant.org_units)
+}
+
 /// Seeds the tenant, binds, and serves until the handle is shut down or dropped.
 pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
     let listener = TcpListener::bind(config.listen)

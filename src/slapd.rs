@@ -34,6 +34,8 @@ pub enum SlapdError {
 pub struct Slapd {
     dir: PathBuf,
     child: Option<Child>,
+    binary: PathBuf,
+    listen: String,
     pub port: u16,
     pub admin_password: String,
     /// With TLS: the `ldaps://` port (StartTLS works on `port`) and the CA that signed the cert.
@@ -144,20 +146,40 @@ impl Slapd {
             Some(tls_port) => format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{tls_port}/"),
             None => format!("ldap://127.0.0.1:{port}/"),
         };
-        let log =
-            std::fs::File::create(dir.join("slapd.log")).map_err(|source| SlapdError::Io {
-                action: "create slapd.log".into(),
+        let mut slapd = Self {
+            dir,
+            child: None,
+            binary,
+            listen,
+            port,
+            admin_password,
+            tls_port,
+            ca_pem,
+        };
+        slapd.spawn().await?;
+        slapd.seed().await?;
+        Ok(slapd)
+    }
+
+    /// Starts the process on this instance's config and waits until it accepts connections.
+    async fn spawn(&mut self) -> Result<(), SlapdError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("slapd.log"))
+            .map_err(|source| SlapdError::Io {
+                action: "open slapd.log".into(),
                 source,
             })?;
         let err = log.try_clone().map_err(|source| SlapdError::Io {
             action: "open slapd.log".into(),
             source,
         })?;
-        let child = Command::new(binary)
+        let child = Command::new(&self.binary)
             .arg("-f")
-            .arg(&config_path)
+            .arg(self.dir.join("slapd.conf"))
             .arg("-h")
-            .arg(listen)
+            .arg(&self.listen)
             .args(["-d", "0"])
             .stdin(Stdio::null())
             .stdout(log)
@@ -167,36 +189,35 @@ impl Slapd {
                 action: "start slapd".into(),
                 source,
             })?;
-        let mut slapd = Self {
-            dir,
-            child: Some(child),
-            port,
-            admin_password,
-            tls_port,
-            ca_pem,
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                 .await
                 .is_ok()
             {
-                break;
+                return Ok(());
             }
-            let exited = slapd
+            let exited = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
                 .is_some();
             if exited || Instant::now() > deadline {
                 return Err(SlapdError::NotReady {
-                    log: std::fs::read_to_string(slapd.dir.join("slapd.log")).unwrap_or_default(),
+                    log: std::fs::read_to_string(self.dir.join("slapd.log")).unwrap_or_default(),
                 });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        slapd.seed().await?;
-        Ok(slapd)
+    }
+
+    /// Stops and starts slapd on the same port and data: every client connection drops.
+    pub async fn restart(&mut self) -> Result<(), SlapdError> {
+        if let Some(child) = self.child.take() {
+            crate::controlplane::terminate(child, Duration::from_secs(5));
+        }
+        self.spawn().await
     }
 
     async fn seed(&self) -> Result<(), SlapdError> {

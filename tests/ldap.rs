@@ -294,6 +294,42 @@ async fn entries_without_our_anchor_are_never_modified() {
         listed(&directory).await.is_empty(),
         "unowned entries are not listed as managed"
     );
+    let reserved: Vec<(String, String)> = directory
+        .reserved(&["uid".to_owned()])
+        .try_collect()
+        .await
+        .expect("reserved values are listed");
+    assert_eq!(
+        reserved,
+        [("uid".to_owned(), "hand.made".to_owned())],
+        "a new person never takes the uid of an unowned entry"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_reopened_and_the_operation_retried() {
+    let mut server = Slapd::start().await.expect("slapd starts");
+    let directory = LdapDirectory::connect(config(&server, lock()))
+        .await
+        .expect("binds");
+    let change = creates(1).remove(0);
+    let dn = directory.apply(&change).await.expect("created");
+    server.restart().await.expect("slapd restarts");
+    let updated = directory
+        .apply(&Change::Update {
+            id: dn.clone(),
+            anchor: change.anchor().to_owned(),
+            set: BTreeMap::from([("title".into(), vec!["After the restart".into()])]),
+        })
+        .await
+        .expect("the update reconnects and succeeds");
+    assert_eq!(updated, dn);
+    directory.check().await.expect("the new connection works");
+    let entry = listed(&directory)
+        .await
+        .remove(change.anchor())
+        .expect("listed");
+    assert_eq!(entry.attributes["title"], ["After the restart"]);
 }
 
 #[tokio::test]

@@ -9,10 +9,16 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry};
+use std::future::Future;
+
+use ldap3::{
+    Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, Scope, SearchEntry,
+};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Attributes, Change, Directory, DirectoryError, Entry, Group, GroupChange};
+use super::{
+    Attributes, Change, Directory, DirectoryError, DirectoryTraits, Entry, Group, GroupChange,
+};
 
 /// Entries per page of a paged search by default (slapd's default size limit is 500).
 pub const DEFAULT_PAGE_SIZE: i32 = 500;
@@ -209,9 +215,18 @@ impl DirectoryError for LdapBackendError {
 }
 
 /// An LDAP directory reached over one multiplexed connection (ldap3 handles are cheap clones).
+/// When the connection drops, the next operation reconnects, binds again and retries once.
 pub struct LdapDirectory {
     config: LdapConfig,
+    connection: std::sync::Mutex<Connection>,
+    /// Serialises reconnects, so concurrent failures open one new connection, not many.
+    reconnecting: tokio::sync::Mutex<()>,
+}
+
+struct Connection {
     ldap: Ldap,
+    /// Bumped on every reconnect: a failure on an older generation is already repaired.
+    generation: u64,
 }
 
 impl std::fmt::Debug for LdapDirectory {
@@ -220,6 +235,19 @@ impl std::fmt::Debug for LdapDirectory {
             .field("config", &self.config)
             .finish()
     }
+}
+
+/// Whether an error means the connection is gone (as opposed to a protocol-level answer).
+fn is_transport(error: &LdapError) -> bool {
+    matches!(
+        error,
+        LdapError::Io { .. }
+            | LdapError::EndOfStream
+            | LdapError::OpSend { .. }
+            | LdapError::ResultRecv { .. }
+            | LdapError::IdScrubSend { .. }
+            | LdapError::Timeout { .. }
+    )
 }
 
 /// Maps a transport error of `operation` (boxed: `LdapError` is large and this is the rare path).
@@ -265,6 +293,18 @@ fn set(values: &[String]) -> HashSet<String> {
 impl LdapDirectory {
     /// Connects (StartTLS when configured) and binds.
     pub async fn connect(config: LdapConfig) -> Result<Self, LdapBackendError> {
+        let ldap = Self::open(&config).await?;
+        Ok(Self {
+            config,
+            connection: std::sync::Mutex::new(Connection {
+                ldap,
+                generation: 0,
+            }),
+            reconnecting: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    async fn open(config: &LdapConfig) -> Result<Ldap, LdapBackendError> {
         let mut settings = LdapConnSettings::new()
             .set_conn_timeout(config.timeout)
             .set_starttls(config.start_tls);
@@ -278,6 +318,7 @@ impl LdapDirectory {
                 source: Box::new(source),
             })?;
         ldap3::drive!(connection);
+        ldap.with_timeout(config.timeout);
         let result = ldap
             .simple_bind(&config.bind_dn, config.bind_password.expose_secret())
             .await
@@ -288,7 +329,127 @@ impl LdapDirectory {
                 rc: result.rc,
             });
         }
-        Ok(Self { config, ldap })
+        Ok(ldap)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // The guarded data is a handle and a counter: a panic elsewhere cannot leave it torn.
+        self.connection.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current connection's handle (for streams; they fail as a whole and are re-read).
+    fn current(&self) -> Ldap {
+        self.lock().ldap.clone()
+    }
+
+    /// Replaces the connection of `generation` with a new one (once, however many callers saw it
+    /// fail).
+    async fn reconnect(&self, generation: u64) -> Result<(), LdapBackendError> {
+        let _one_at_a_time = self.reconnecting.lock().await;
+        if self.lock().generation != generation {
+            return Ok(());
+        }
+        tracing::info!(url = %self.config.url, "reconnecting to the directory");
+        let ldap = Self::open(&self.config).await?;
+        let mut connection = self.lock();
+        connection.ldap = ldap;
+        connection.generation += 1;
+        Ok(())
+    }
+
+    /// Runs one operation; a transport failure (the connection dropped) reconnects and retries
+    /// once. LDAP result codes are not transport failures: they come back in the result.
+    async fn retrying<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        run: F,
+    ) -> Result<T, LdapBackendError>
+    where
+        F: Fn(Ldap) -> Fut,
+        Fut: Future<Output = Result<T, LdapError>>,
+    {
+        let (ldap, generation) = {
+            let connection = self.lock();
+            (connection.ldap.clone(), connection.generation)
+        };
+        match run(ldap).await {
+            Ok(value) => Ok(value),
+            Err(error) if is_transport(&error) => {
+                tracing::debug!(operation, "the LDAP connection failed; reconnecting");
+                self.reconnect(generation).await?;
+                run(self.current()).await.map_err(transport(operation))
+            }
+            Err(error) => Err(transport(operation)(error)),
+        }
+    }
+
+    async fn add(
+        &self,
+        operation: &'static str,
+        dn: &str,
+        attrs: Vec<(String, HashSet<String>)>,
+    ) -> Result<LdapResult, LdapBackendError> {
+        self.retrying(operation, |mut ldap| {
+            let attrs = attrs.clone();
+            async move { ldap.add(dn, attrs).await }
+        })
+        .await
+    }
+
+    async fn modify(
+        &self,
+        operation: &'static str,
+        dn: &str,
+        mods: Vec<Mod<String>>,
+    ) -> Result<LdapResult, LdapBackendError> {
+        self.retrying(operation, |mut ldap| {
+            let mods = mods.clone();
+            async move { ldap.modify(dn, mods).await }
+        })
+        .await
+    }
+
+    async fn modifydn(
+        &self,
+        operation: &'static str,
+        dn: &str,
+        rdn: &str,
+        delete_old: bool,
+        new_superior: Option<&str>,
+    ) -> Result<LdapResult, LdapBackendError> {
+        self.retrying(operation, |mut ldap| async move {
+            ldap.modifydn(dn, rdn, delete_old, new_superior).await
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        operation: &'static str,
+        dn: &str,
+    ) -> Result<LdapResult, LdapBackendError> {
+        self.retrying(operation, |mut ldap| async move { ldap.delete(dn).await })
+            .await
+    }
+
+    /// A search whose result code is the caller's to judge (no such object is an answer here).
+    async fn search(
+        &self,
+        operation: &'static str,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: Vec<&str>,
+    ) -> Result<(Vec<ldap3::ResultEntry>, LdapResult), LdapBackendError> {
+        self.retrying(operation, |mut ldap| {
+            let attrs = attrs.clone();
+            async move {
+                ldap.search(base, scope, filter, attrs)
+                    .await
+                    .map(|ldap3::SearchResult(entries, result)| (entries, result))
+            }
+        })
+        .await
     }
 
     fn person_dn(&self, rdn_value: &str, parent: &str) -> String {
@@ -353,35 +514,31 @@ impl LdapDirectory {
     ) -> Result<(), LdapBackendError> {
         let mut all: Vec<Mod<String>> = self.guard(anchor).into();
         all.append(&mut mods);
-        let result = self
-            .ldap
-            .clone()
-            .modify(dn, all)
-            .await
-            .map_err(transport("modify"))?;
+        let result = self.modify("modify", dn, all).await?;
         self.check_result("modify", dn, anchor, result)
     }
 
     /// Reads one entry's anchor (for operations LDAP cannot guard atomically: rename, delete).
     async fn owned(&self, dn: &str, anchor: &str) -> Result<(), LdapBackendError> {
-        let filter = format!(
-            "({}={})",
-            self.config.anchor_attribute,
-            ldap3::ldap_escape(anchor)
-        );
-        let (entries, result) = self
-            .ldap
-            .clone()
-            .search(dn, Scope::Base, &filter, vec!["1.1"])
+        self.owned_by(dn, &self.config.anchor_attribute, anchor)
             .await
-            .map_err(transport("read"))?
-            .non_error()
-            .map_err(transport("read"))?;
-        if result.rc == NO_SUCH_OBJECT {
+    }
+
+    async fn owned_by(
+        &self,
+        dn: &str,
+        anchor_attribute: &str,
+        anchor: &str,
+    ) -> Result<(), LdapBackendError> {
+        let filter = format!("({anchor_attribute}={})", ldap3::ldap_escape(anchor));
+        let (entries, result) = self
+            .search("read", dn, Scope::Base, &filter, vec!["1.1"])
+            .await?;
+        if result.rc != 0 {
             return Err(LdapBackendError::Operation {
                 operation: "read",
                 dn: dn.to_owned(),
-                rc: NO_SUCH_OBJECT,
+                rc: result.rc,
                 message: result.text,
             });
         }
@@ -426,6 +583,63 @@ impl LdapDirectory {
         ]
     }
 
+    /// A paged (RFC 2696) one-level search under each base, one page in memory at a time. A
+    /// missing base (e.g. no disabled OU yet) simply has no entries.
+    fn paged(
+        &self,
+        bases: Vec<String>,
+        filter: String,
+        wanted: Vec<String>,
+    ) -> BoxStream<'_, Result<SearchEntry, LdapBackendError>> {
+        futures::stream::iter(bases)
+            .then(move |base| {
+                let filter = filter.clone();
+                let wanted = wanted.clone();
+                let page_size = self.config.page_size.max(1);
+                let mut ldap = self.current();
+                async move {
+                    let adapters: Vec<Box<dyn Adapter<'static, String, Vec<String>>>> = vec![
+                        Box::new(EntriesOnly::new()),
+                        Box::new(PagedResults::new(page_size)),
+                    ];
+                    let stream = ldap
+                        .streaming_search_with(adapters, &base, Scope::OneLevel, &filter, wanted)
+                        .await
+                        .map_err(transport("search"));
+                    futures::stream::unfold(Some(stream), move |state| async move {
+                        let mut stream = match state? {
+                            Ok(stream) => stream,
+                            Err(error) => return Some((Err(error), None)),
+                        };
+                        match stream.next().await {
+                            Ok(Some(entry)) => {
+                                Some((Ok(SearchEntry::construct(entry)), Some(Ok(stream))))
+                            }
+                            Ok(None) => {
+                                let result = stream.finish().await;
+                                // A missing base (e.g. no disabled OU yet) simply has no entries.
+                                if result.rc != 0 && result.rc != NO_SUCH_OBJECT {
+                                    return Some((
+                                        Err(LdapBackendError::Operation {
+                                            operation: "search",
+                                            dn: String::new(),
+                                            rc: result.rc,
+                                            message: result.text,
+                                        }),
+                                        None,
+                                    ));
+                                }
+                                None
+                            }
+                            Err(source) => Some((Err(transport("search")(source)), None)),
+                        }
+                    })
+                }
+            })
+            .flatten()
+            .boxed()
+    }
+
     fn bases(&self) -> Vec<String> {
         let mut bases = vec![self.config.people_dn.clone()];
         if let DisableStrategy::MoveToOu { disabled_dn } = &self.config.disable {
@@ -444,7 +658,7 @@ impl Directory for LdapDirectory {
         };
         let anchor_attribute = self.config.group_anchor_attribute.clone();
         let filter = format!("({anchor_attribute}=*)");
-        let mut ldap = self.ldap.clone();
+        let mut ldap = self.current();
         futures::stream::once(async move {
             let (entries, result) = ldap
                 .search(
@@ -525,12 +739,7 @@ impl Directory for LdapDirectory {
                         HashSet::from([anchor.clone()]),
                     ),
                 ];
-                let result = self
-                    .ldap
-                    .clone()
-                    .add(&dn, attrs)
-                    .await
-                    .map_err(transport("add"))?;
+                let result = self.add("add", &dn, attrs).await?;
                 self.check_result("add", &dn, anchor, result)?;
                 Ok(dn)
             }
@@ -544,71 +753,22 @@ impl Directory for LdapDirectory {
                     "member".to_owned(),
                     Self::member_values(members),
                 ));
-                let result = self
-                    .ldap
-                    .clone()
-                    .modify(id, mods)
-                    .await
-                    .map_err(transport("modify"))?;
+                let result = self.modify("modify", id, mods).await?;
                 self.check_result("modify", id, anchor, result)?;
                 Ok(id.clone())
             }
             GroupChange::Rename { id, anchor, name } => {
-                let filter = format!(
-                    "({}={})",
-                    self.config.group_anchor_attribute,
-                    ldap3::ldap_escape(anchor)
-                );
-                let (entries, _) = self
-                    .ldap
-                    .clone()
-                    .search(id, Scope::Base, &filter, vec!["1.1"])
-                    .await
-                    .map_err(transport("read"))?
-                    .non_error()
-                    .map_err(transport("read"))?;
-                if entries.is_empty() {
-                    return Err(LdapBackendError::NotOwned {
-                        dn: id.clone(),
-                        anchor: anchor.clone(),
-                    });
-                }
+                self.owned_by(id, &self.config.group_anchor_attribute, anchor)
+                    .await?;
                 let rdn = format!("cn={}", escape_rdn_value(name));
-                let result = self
-                    .ldap
-                    .clone()
-                    .modifydn(id, &rdn, true, None)
-                    .await
-                    .map_err(transport("rename"))?;
+                let result = self.modifydn("rename", id, &rdn, true, None).await?;
                 self.check_result("rename", id, anchor, result)?;
                 Ok(format!("{rdn},{}", Self::parent_of(id)))
             }
             GroupChange::Delete { id, anchor } => {
-                let filter = format!(
-                    "({}={})",
-                    self.config.group_anchor_attribute,
-                    ldap3::ldap_escape(anchor)
-                );
-                let (entries, _) = self
-                    .ldap
-                    .clone()
-                    .search(id, Scope::Base, &filter, vec!["1.1"])
-                    .await
-                    .map_err(transport("read"))?
-                    .non_error()
-                    .map_err(transport("read"))?;
-                if entries.is_empty() {
-                    return Err(LdapBackendError::NotOwned {
-                        dn: id.clone(),
-                        anchor: anchor.clone(),
-                    });
-                }
-                let result = self
-                    .ldap
-                    .clone()
-                    .delete(id)
-                    .await
-                    .map_err(transport("delete"))?;
+                self.owned_by(id, &self.config.group_anchor_attribute, anchor)
+                    .await?;
+                let result = self.delete("delete", id).await?;
                 self.check_result("delete", id, anchor, result)?;
                 Ok(id.clone())
             }
@@ -617,18 +777,14 @@ impl Directory for LdapDirectory {
 
     async fn check(&self) -> Result<(), LdapBackendError> {
         let (_, result) = self
-            .ldap
-            .clone()
             .search(
+                "check",
                 &self.config.people_dn,
                 Scope::Base,
                 "(objectClass=*)",
                 vec!["1.1"],
             )
-            .await
-            .map_err(transport("check"))?
-            .non_error()
-            .map_err(transport("check"))?;
+            .await?;
         match result.rc {
             0 => Ok(()),
             rc => Err(LdapBackendError::Operation {
@@ -640,60 +796,61 @@ impl Directory for LdapDirectory {
         }
     }
 
+    fn traits(&self) -> DirectoryTraits {
+        DirectoryTraits {
+            rdn_attribute: Some(self.config.rdn_attribute.clone()),
+            rename_changes_id: true,
+            disable_changes_id: matches!(self.config.disable, DisableStrategy::MoveToOu { .. }),
+            manager_attribute: Some("manager".into()),
+            groups: self.config.groups_dn.is_some(),
+        }
+    }
+
+    /// Values of `attributes` on entries under the people DNs that lack the anchor.
+    fn reserved(
+        &self,
+        attributes: &[String],
+    ) -> BoxStream<'_, Result<(String, String), LdapBackendError>> {
+        if attributes.is_empty() {
+            return futures::stream::empty().boxed();
+        }
+        let any: String = attributes.iter().map(|a| format!("({a}=*)")).collect();
+        let filter = format!("(&(|{any})(!({}=*)))", self.config.anchor_attribute);
+        let wanted = attributes.to_vec();
+        self.paged(self.bases(), filter, wanted.clone())
+            .map(move |entry| {
+                let entry = entry?;
+                let pairs: Vec<Result<(String, String), LdapBackendError>> = entry
+                    .attrs
+                    .into_iter()
+                    .filter_map(|(name, values)| {
+                        wanted
+                            .iter()
+                            .find(|w| w.eq_ignore_ascii_case(&name))
+                            .map(|w| (w.clone(), values))
+                    })
+                    .flat_map(|(name, values)| {
+                        values.into_iter().map(move |v| Ok((name.clone(), v)))
+                    })
+                    .collect();
+                Ok::<_, LdapBackendError>(futures::stream::iter(pairs))
+            })
+            .map(|result| match result {
+                Ok(stream) => stream.boxed(),
+                Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
+            })
+            .flatten()
+            .boxed()
+    }
+
     fn entries(&self) -> BoxStream<'_, Result<Entry, LdapBackendError>> {
         let filter = format!("({}=*)", self.config.anchor_attribute);
-        let bases = self.bases();
         // `*` returns user attributes only; a ppolicy lock is operational, so ask for it by name.
         let mut wanted = vec!["*".to_owned()];
         if let DisableStrategy::SetAttribute { attribute, .. } = &self.config.disable {
             wanted.push(attribute.clone());
         }
-        futures::stream::iter(bases)
-            .then(move |base| {
-                let filter = filter.clone();
-                let wanted = wanted.clone();
-                let page_size = self.config.page_size.max(1);
-                let mut ldap = self.ldap.clone();
-                async move {
-                    let adapters: Vec<Box<dyn Adapter<'static, String, Vec<String>>>> = vec![
-                        Box::new(EntriesOnly::new()),
-                        Box::new(PagedResults::new(page_size)),
-                    ];
-                    let stream = ldap
-                        .streaming_search_with(adapters, &base, Scope::OneLevel, &filter, wanted)
-                        .await
-                        .map_err(transport("search"));
-                    futures::stream::unfold(Some(stream), move |state| async move {
-                        let mut stream = match state? {
-                            Ok(stream) => stream,
-                            Err(error) => return Some((Err(error), None)),
-                        };
-                        match stream.next().await {
-                            Ok(Some(entry)) => {
-                                Some((Ok(SearchEntry::construct(entry)), Some(Ok(stream))))
-                            }
-                            Ok(None) => {
-                                let result = stream.finish().await;
-                                // A missing base (e.g. no disabled OU yet) simply has no entries.
-                                if result.rc != 0 && result.rc != NO_SUCH_OBJECT {
-                                    return Some((
-                                        Err(LdapBackendError::Operation {
-                                            operation: "search",
-                                            dn: String::new(),
-                                            rc: result.rc,
-                                            message: result.text,
-                                        }),
-                                        None,
-                                    ));
-                                }
-                                None
-                            }
-                            Err(source) => Some((Err(transport("search")(source)), None)),
-                        }
-                    })
-                }
-            })
-            .flatten()
+        self.paged(self.bases(), filter, wanted)
             .map(move |entry| {
                 let entry = entry?;
                 let attributes: Attributes = entry.attrs.into_iter().collect::<BTreeMap<_, _>>();
@@ -756,12 +913,7 @@ impl Directory for LdapDirectory {
                     }
                     _ => {}
                 }
-                let result = self
-                    .ldap
-                    .clone()
-                    .add(&dn, attrs)
-                    .await
-                    .map_err(transport("add"))?;
+                let result = self.add("add", &dn, attrs).await?;
                 self.check_result("add", &dn, anchor, result)?;
                 Ok(dn)
             }
@@ -789,12 +941,7 @@ impl Directory for LdapDirectory {
                     self.config.rdn_attribute,
                     escape_rdn_value(new_rdn_value)
                 );
-                let result = self
-                    .ldap
-                    .clone()
-                    .modifydn(id, &rdn, true, None)
-                    .await
-                    .map_err(transport("rename"))?;
+                let result = self.modifydn("rename", id, &rdn, true, None).await?;
                 self.check_result("rename", id, anchor, result)?;
                 Ok(format!("{rdn},{}", Self::parent_of(id)))
             }
@@ -840,12 +987,7 @@ impl Directory for LdapDirectory {
                             .0
                             .trim_end_matches(',')
                             .to_owned();
-                        let result = self
-                            .ldap
-                            .clone()
-                            .modifydn(id, &rdn, true, Some(target))
-                            .await
-                            .map_err(transport("move"))?;
+                        let result = self.modifydn("move", id, &rdn, true, Some(target)).await?;
                         self.check_result("move", id, anchor, result)?;
                         Ok(format!("{rdn},{target}"))
                     }
@@ -853,12 +995,7 @@ impl Directory for LdapDirectory {
             }
             Change::Delete { id, anchor } => {
                 self.owned(id, anchor).await?;
-                let result = self
-                    .ldap
-                    .clone()
-                    .delete(id)
-                    .await
-                    .map_err(transport("delete"))?;
+                let result = self.delete("delete", id).await?;
                 self.check_result("delete", id, anchor, result)?;
                 Ok(id.clone())
             }

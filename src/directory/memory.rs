@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use super::{Attributes, Change, Directory, DirectoryError, Entry, Group, GroupChange};
+use super::{
+    Attributes, Change, Directory, DirectoryError, DirectoryTraits, Entry, Group, GroupChange,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MemoryError {
@@ -161,6 +163,25 @@ impl MemoryDirectory {
 
 impl Directory for MemoryDirectory {
     type Error = MemoryError;
+
+    fn traits(&self) -> DirectoryTraits {
+        match &self.rdn {
+            Some(rdn) => DirectoryTraits {
+                rdn_attribute: Some(rdn.clone()),
+                rename_changes_id: true,
+                disable_changes_id: self.moves_on_disable,
+                manager_attribute: Some("manager".into()),
+                groups: true,
+            },
+            None => DirectoryTraits {
+                rdn_attribute: Some("userName".into()),
+                rename_changes_id: false,
+                disable_changes_id: false,
+                manager_attribute: Some("enterprise.manager".into()),
+                groups: true,
+            },
+        }
+    }
 
     async fn check(&self) -> Result<(), MemoryError> {
         if self.unavailable {

@@ -20,16 +20,7 @@ fn now() -> Timestamp {
 }
 
 fn person(id: &str, first: &str, last: &str) -> Person {
-    serde_json::from_value(serde_json::json!({
-        "id": id, "work_email": format!("{}.{}@example.com", first.to_lowercase(), last.to_lowercase()),
-        "first_name": first, "preferred_name": null, "last_name": last,
-        "display_name": format!("{first} {last}"), "staff_id": null, "job_title": "Engineer",
-        "department": null, "manager": null, "work_place": null, "work_type": null,
-        "working_pattern": null, "contracted_weekly_minutes": null, "full_time_weekly_minutes": null,
-        "fte": null, "status": "active", "start_date": "2020-01-01", "end_date": null,
-        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"
-    }))
-    .expect("a person")
+    Person::sample(id, first, last)
 }
 
 fn in_department(mut person: Person, department: &str) -> Person {
@@ -59,14 +50,7 @@ fn starting(mut person: Person, start: &str) -> Person {
 }
 
 fn department(id: &str, name: &str) -> OrgUnit {
-    serde_json::from_value(serde_json::json!({
-        "id": id, "type": "department", "name": name, "code": null, "description": null,
-        "parent": null, "active_from": "2020-01-01", "active_to": null, "is_archived": false,
-        "archived_at": null, "source": "manual",
-        "provider": {"provider_name": null, "external_id": null, "remote_id": null, "remote_deleted_at": null},
-        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"
-    }))
-    .expect("an org unit")
+    OrgUnit::sample_department(id, name)
 }
 
 fn ldap_policy() -> Policy {

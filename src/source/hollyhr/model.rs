@@ -168,6 +168,39 @@ pub enum Lifecycle {
 }
 
 impl Person {
+    /// An active person with a work email `first.last@example.com`, for tests, benchmarks and
+    /// examples (fields are public: adjust what a case needs).
+    pub fn sample(id: &str, first: &str, last: &str) -> Self {
+        let at: Timestamp = Timestamp::UNIX_EPOCH;
+        Self {
+            id: id.to_owned(),
+            work_email: Some(format!(
+                "{}.{}@example.com",
+                first.to_lowercase(),
+                last.to_lowercase()
+            )),
+            first_name: Some(first.to_owned()),
+            preferred_name: None,
+            last_name: Some(last.to_owned()),
+            display_name: format!("{first} {last}"),
+            staff_id: None,
+            job_title: Some("Engineer".to_owned()),
+            department: None,
+            manager: None,
+            work_place: None,
+            work_type: None,
+            working_pattern: None,
+            contracted_weekly_minutes: None,
+            full_time_weekly_minutes: None,
+            fte: None,
+            status: Some("active".to_owned()),
+            start_date: Some(jiff::civil::date(2020, 1, 1)),
+            end_date: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
     /// The lifecycle on `today` (UTC), from `start_date` / `end_date` only: `status` is a free
     /// string in the contract.
     pub fn lifecycle(&self, today: Date) -> Lifecycle {
@@ -338,6 +371,28 @@ pub struct OrgUnit {
     pub provider: ProviderRef,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl OrgUnit {
+    /// An active department, for tests, benchmarks and examples.
+    pub fn sample_department(id: &str, name: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            kind: OrgUnitType::Department,
+            name: name.to_owned(),
+            code: None,
+            description: None,
+            parent: None,
+            active_from: jiff::civil::date(2020, 1, 1),
+            active_to: None,
+            is_archived: false,
+            archived_at: None,
+            source: RecordSource::Manual,
+            provider: ProviderRef::default(),
+            created_at: Timestamp::UNIX_EPOCH,
+            updated_at: Timestamp::UNIX_EPOCH,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,329 @@
+//! One contract suite, run against each directory backend on a real server: plan and apply 500
+//! people from a generated organisation, then updates, renames, leavers, returners and deletes,
+//! reading the directory back after every cycle and comparing it with what the source says; a
+//! final cycle plans zero changes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::{SignedDuration, Timestamp};
+use peoplesync::crd::LdapProfile;
+use peoplesync::directory::Directory;
+use peoplesync::directory::ldap::{DisableStrategy, LdapConfig, LdapDirectory, PERMANENT_LOCK};
+use peoplesync::plan::mapping::Profile;
+use peoplesync::plan::{self, Coverage, Deprovision, Guard, Inputs, Mapping, Plan, Policy};
+use peoplesync::sandbox;
+use peoplesync::slapd::{self, Slapd};
+use peoplesync::source::hollyhr::model::{Lifecycle, OrgUnitType};
+use peoplesync::source::{OrgUnit, Person};
+use peoplesync::sync::{Applied, DirectorySnapshot, apply};
+use secrecy::SecretString;
+
+/// A backend under contract, with the state a controller would keep between cycles.
+struct Contract<D: Directory> {
+    directory: D,
+    mapping: Mapping,
+    policy: Policy,
+    units: Vec<OrgUnit>,
+    disabled_since: BTreeMap<String, Timestamp>,
+}
+
+impl<D: Directory> Contract<D> {
+    fn new(directory: D, mapping: Mapping) -> Self {
+        let policy = Policy {
+            // The suite deprovisions more than the default guard allows on purpose.
+            guard: Guard {
+                max_count: 1000,
+                max_percent: 100,
+            },
+            directory: directory.traits(),
+            ..Policy::default()
+        };
+        Self {
+            directory,
+            mapping,
+            policy,
+            units: Vec::new(),
+            disabled_since: BTreeMap::new(),
+        }
+    }
+
+    async fn snapshot(&self) -> DirectorySnapshot {
+        self.directory.check().await.expect("the directory answers");
+        DirectorySnapshot::read(&self.directory, &self.mapping, self.policy.directory.groups)
+            .await
+            .expect("the directory lists")
+    }
+
+    async fn plan(&self, people: &[Person]) -> (Plan, DirectorySnapshot) {
+        let snapshot = self.snapshot().await;
+        let plan = plan::plan(&Inputs {
+            people,
+            org_units: Some(&self.units),
+            entries: &snapshot.entries,
+            groups: &snapshot.groups,
+            reserved: &snapshot.reserved,
+            mapping: &self.mapping,
+            policy: &self.policy,
+            coverage: Coverage::Full,
+            now: Timestamp::now(),
+            disabled_since: &self.disabled_since,
+            approved: None,
+        });
+        (plan, snapshot)
+    }
+
+    /// One full cycle; returns what it applied, after checking nothing failed.
+    async fn cycle(&self, people: &[Person]) -> Applied {
+        let (plan, snapshot) = self.plan(people).await;
+        assert!(plan.failures.is_empty(), "{:?}", plan.failures);
+        assert!(plan.held.is_empty());
+        let mut ids = snapshot.ids();
+        let applied = apply(&self.directory, &plan, &mut ids, 8)
+            .await
+            .expect("no directory-wide error");
+        assert!(applied.failures.is_empty(), "{:?}", applied.failures);
+        applied
+    }
+
+    /// Reads the directory back and compares every managed entry and group with the source.
+    async fn verify(&self, people: &[Person], deleted: &BTreeSet<String>) {
+        let snapshot = self.snapshot().await;
+        let entries: BTreeMap<&str, _> = snapshot
+            .entries
+            .iter()
+            .map(|e| (e.anchor.as_str(), e))
+            .collect();
+        let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+        let value = |attributes: &BTreeMap<String, Vec<String>>, name: &str| {
+            attributes
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        for person in people {
+            let Some(entry) = entries.get(person.id.as_str()) else {
+                assert!(deleted.contains(&person.id), "{} has no entry", person.id);
+                continue;
+            };
+            assert!(
+                !deleted.contains(&person.id),
+                "{} was not deleted",
+                person.id
+            );
+            let active = person.lifecycle(today) == Lifecycle::Active;
+            assert_eq!(entry.enabled, active, "{} enabled", person.id);
+            if !active {
+                continue;
+            }
+            let expected = self
+                .mapping
+                .map(person, Some(&entry.attributes), &|_, _| false)
+                .expect("maps");
+            for name in self.mapping.rules().keys() {
+                assert_eq!(
+                    value(&entry.attributes, name),
+                    expected.attributes.get(name).cloned().unwrap_or_default(),
+                    "{} {name}",
+                    person.id
+                );
+            }
+            let manager_attribute = self
+                .policy
+                .directory
+                .manager_attribute
+                .as_deref()
+                .expect("both backends reference managers");
+            let manager = person
+                .manager
+                .as_ref()
+                .and_then(|m| entries.get(m.id.as_str()))
+                .map(|m| vec![m.id.clone()])
+                .unwrap_or_default();
+            assert_eq!(
+                value(&entry.attributes, manager_attribute),
+                manager,
+                "{} manager",
+                person.id
+            );
+        }
+        assert_eq!(
+            entries.len(),
+            people.len() - deleted.len(),
+            "no other managed entries"
+        );
+
+        let groups: BTreeMap<&str, _> = snapshot
+            .groups
+            .iter()
+            .map(|g| (g.anchor.as_str(), g))
+            .collect();
+        let departments: Vec<&OrgUnit> = self
+            .units
+            .iter()
+            .filter(|u| u.kind == OrgUnitType::Department)
+            .collect();
+        assert_eq!(groups.len(), departments.len(), "one group per department");
+        for unit in departments {
+            let group = groups
+                .get(unit.id.as_str())
+                .expect("a group per department");
+            assert_eq!(group.name, unit.name);
+            let members: BTreeSet<String> = people
+                .iter()
+                .filter(|p| p.department.as_ref().is_some_and(|d| d.id == unit.id))
+                .filter_map(|p| entries.get(p.id.as_str()))
+                .filter(|e| e.enabled)
+                .map(|e| e.id.clone())
+                .collect();
+            let listed: BTreeSet<String> = group.members.iter().cloned().collect();
+            assert_eq!(listed, members, "members of {}", unit.id);
+        }
+    }
+
+    async fn run(mut self, people: Vec<Person>, units: Vec<OrgUnit>) {
+        self.units = units;
+        let mut people = people;
+        let mut deleted = BTreeSet::new();
+        let yesterday = Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .yesterday()
+            .expect("a date");
+
+        let applied = self.cycle(&people).await;
+        assert_eq!(applied.counts["create"], 500);
+        self.verify(&people, &deleted).await;
+        let (again, _) = self.plan(&people).await;
+        assert!(again.is_empty(), "{:?}", again.counts());
+        let snapshot = self.snapshot().await;
+        let manager_attribute = self.policy.directory.manager_attribute.clone();
+        let with_manager = snapshot
+            .entries
+            .iter()
+            .filter(|e| {
+                manager_attribute
+                    .as_ref()
+                    .is_some_and(|m| e.attributes.keys().any(|k| k.eq_ignore_ascii_case(m)))
+            })
+            .count();
+        assert!(
+            with_manager > 400,
+            "most people have a manager: {with_manager}"
+        );
+        assert!(
+            snapshot
+                .groups
+                .iter()
+                .filter(|g| g.members.len() > 5)
+                .count()
+                > 3,
+            "departments have members"
+        );
+
+        // 50 updates, 5 renames (a new surname and mailbox), 10 leavers.
+        for person in &mut people[..50] {
+            person.job_title = Some(format!(
+                "Senior {}",
+                person.job_title.clone().unwrap_or_default()
+            ));
+        }
+        for (i, person) in people[50..55].iter_mut().enumerate() {
+            let first = person.first_name.clone().unwrap_or_default();
+            person.last_name = Some(format!("Newname{i}"));
+            person.display_name = format!("{first} Newname{i}");
+            let given = person
+                .work_email
+                .as_deref()
+                .and_then(|e| e.split('.').next())
+                .unwrap_or("someone")
+                .to_owned();
+            person.work_email = Some(format!("{given}.newname{i}@example.com"));
+        }
+        for person in &mut people[55..65] {
+            person.end_date = Some(yesterday);
+        }
+        let applied = self.cycle(&people).await;
+        assert_eq!(applied.counts.get("create"), None);
+        assert_eq!(applied.counts["update"], 55);
+        assert_eq!(applied.counts["rename"], 5);
+        assert_eq!(applied.counts["disable"], 10);
+        self.verify(&people, &deleted).await;
+
+        // Two leavers come back.
+        for person in &mut people[55..57] {
+            person.end_date = None;
+        }
+        let applied = self.cycle(&people).await;
+        assert_eq!(applied.counts["enable"], 2);
+        assert_eq!(applied.counts.get("disable"), None);
+        self.verify(&people, &deleted).await;
+
+        // Disable-then-delete: five of the disabled leavers are past the delay.
+        let delay = SignedDuration::from_hours(24 * 30);
+        self.policy.deprovision = Deprovision::DisableThenDelete { delay };
+        let long_ago = Timestamp::now() - SignedDuration::from_hours(24 * 31);
+        for person in &people[57..62] {
+            self.disabled_since.insert(person.id.clone(), long_ago);
+            deleted.insert(person.id.clone());
+        }
+        for person in &people[62..65] {
+            self.disabled_since
+                .insert(person.id.clone(), Timestamp::now());
+        }
+        let applied = self.cycle(&people).await;
+        assert_eq!(applied.counts["delete"], 5);
+        self.verify(&people, &deleted).await;
+
+        let (last, _) = self.plan(&people).await;
+        assert!(
+            last.is_empty() && last.held.is_empty() && last.failures.is_empty(),
+            "a final cycle changes nothing: {:?}",
+            last.counts()
+        );
+    }
+}
+
+/// 500 active people with managers and departments (a generated organisation, leavers and future
+/// starters made active so the suite controls every lifecycle change).
+fn organisation() -> (Vec<Person>, Vec<OrgUnit>) {
+    let (mut people, units) = sandbox::generate_organisation(500, 4);
+    for person in &mut people {
+        person.end_date = None;
+        person.start_date = Some(jiff::civil::date(2020, 1, 1));
+    }
+    people.sort_by(|a, b| a.id.cmp(&b.id));
+    (people, units)
+}
+
+#[tokio::test]
+async fn the_directory_contract_holds_on_openldap() {
+    let server = Slapd::start().await.expect("slapd starts");
+    let directory = LdapDirectory::connect(LdapConfig {
+        url: server.url(),
+        start_tls: false,
+        ca_pem: None,
+        bind_dn: slapd::ADMIN_DN.into(),
+        bind_password: SecretString::from(server.admin_password.clone()),
+        people_dn: slapd::PEOPLE_DN.into(),
+        rdn_attribute: "uid".into(),
+        anchor_attribute: "employeeNumber".into(),
+        object_classes: ["top", "person", "organizationalPerson", "inetOrgPerson"]
+            .map(String::from)
+            .to_vec(),
+        disable: DisableStrategy::SetAttribute {
+            attribute: "pwdAccountLockedTime".into(),
+            value: PERMANENT_LOCK.into(),
+        },
+        timeout: std::time::Duration::from_secs(10),
+        page_size: 200,
+        groups_dn: Some(slapd::GROUPS_DN.into()),
+        group_anchor_attribute: "businessCategory".into(),
+    })
+    .await
+    .expect("binds");
+    let mapping =
+        Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("compiles");
+    let (people, units) = organisation();
+    Contract::new(directory, mapping).run(people, units).await;
+}
