@@ -140,6 +140,94 @@ impl LdapConfig {
     }
 }
 
+/// AD's account flags attribute and its bits (MS-ADTS 2.2.16).
+pub const USER_ACCOUNT_CONTROL: &str = "userAccountControl";
+const ACCOUNTDISABLE: u32 = 0x2;
+const NORMAL_ACCOUNT: u32 = 0x200;
+
+/// The `userAccountControl` value that disables (or enables) an account, keeping its other flags.
+pub fn account_control(current: Option<u32>, disable: bool) -> u32 {
+    let current = current.unwrap_or(NORMAL_ACCOUNT);
+    if disable {
+        current | ACCOUNTDISABLE
+    } else {
+        current & !ACCOUNTDISABLE
+    }
+}
+
+impl LdapConfig {
+    /// `rdn=value,parent` with the value escaped (RFC 4514).
+    pub fn person_dn(&self, rdn_value: &str, parent: &str) -> String {
+        format!(
+            "{}={},{}",
+            self.rdn_attribute,
+            escape_rdn_value(rdn_value),
+            parent
+        )
+    }
+
+    /// Whether an entry is enabled, as the disable strategy records it.
+    pub fn enabled_of(&self, dn: &str, attributes: &Attributes) -> bool {
+        match &self.disable {
+            DisableStrategy::SetAttribute { attribute, .. } => !attributes.contains_key(attribute),
+            DisableStrategy::MoveToOu { disabled_dn } => {
+                !LdapDirectory::parent_of(dn).eq_ignore_ascii_case(disabled_dn)
+            }
+            DisableStrategy::AdAccountDisable => attributes
+                .get(USER_ACCOUNT_CONTROL)
+                .and_then(|v| v.first())
+                .and_then(|v| v.parse::<u32>().ok())
+                .is_none_or(|uac| uac & 2 == 0),
+        }
+    }
+
+    /// The DN and attributes of a new entry: the object classes, the mapped attributes, the
+    /// anchor, and the disabled state as the strategy expresses it.
+    pub fn add_request(
+        &self,
+        anchor: &str,
+        attributes: &Attributes,
+        enabled: bool,
+    ) -> (String, Vec<(String, HashSet<String>)>) {
+        let rdn_value = attributes
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&self.rdn_attribute))
+            .and_then(|(_, v)| v.first())
+            .map_or(anchor, String::as_str);
+        let parent = match (&self.disable, enabled) {
+            (DisableStrategy::MoveToOu { disabled_dn }, false) => disabled_dn.as_str(),
+            _ => self.people_dn.as_str(),
+        };
+        let dn = self.person_dn(rdn_value, parent);
+        let mut attrs: Vec<(String, HashSet<String>)> = vec![(
+            "objectClass".to_owned(),
+            self.object_classes.iter().cloned().collect(),
+        )];
+        for (name, values) in attributes {
+            if !values.is_empty() && !name.eq_ignore_ascii_case(&self.anchor_attribute) {
+                attrs.push((name.clone(), set(values)));
+            }
+        }
+        attrs.push((
+            self.anchor_attribute.clone(),
+            HashSet::from([anchor.to_owned()]),
+        ));
+        match (&self.disable, enabled) {
+            (DisableStrategy::SetAttribute { attribute, value }, false) => {
+                attrs.push((attribute.clone(), HashSet::from([value.clone()])));
+            }
+            (DisableStrategy::AdAccountDisable, _) => {
+                attrs.push((
+                    USER_ACCOUNT_CONTROL.into(),
+                    HashSet::from([account_control(None, !enabled).to_string()]),
+                ));
+            }
+            _ => {}
+        }
+        (dn, attrs)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LdapBackendError {
     #[error("the CA bundle is not usable: {0}")]
@@ -452,15 +540,6 @@ impl LdapDirectory {
         .await
     }
 
-    fn person_dn(&self, rdn_value: &str, parent: &str) -> String {
-        format!(
-            "{}={},{}",
-            self.config.rdn_attribute,
-            escape_rdn_value(rdn_value),
-            parent
-        )
-    }
-
     fn parent_of(dn: &str) -> &str {
         // The first unescaped comma ends the RDN.
         let bytes = dn.as_bytes();
@@ -549,20 +628,6 @@ impl LdapDirectory {
             });
         }
         Ok(())
-    }
-
-    fn enabled_of(&self, dn: &str, attributes: &Attributes) -> bool {
-        match &self.config.disable {
-            DisableStrategy::SetAttribute { attribute, .. } => !attributes.contains_key(attribute),
-            DisableStrategy::MoveToOu { disabled_dn } => {
-                !Self::parent_of(dn).eq_ignore_ascii_case(disabled_dn)
-            }
-            DisableStrategy::AdAccountDisable => attributes
-                .get("userAccountControl")
-                .and_then(|v| v.first())
-                .and_then(|v| v.parse::<u32>().ok())
-                .is_none_or(|uac| uac & 2 == 0),
-        }
     }
 
     /// `member` values for exactly `members`; `groupOfNames` requires one, so an empty group
@@ -860,7 +925,7 @@ impl Directory for LdapDirectory {
                     .and_then(|(_, v)| v.first().cloned())
                     .unwrap_or_default();
                 Ok(Entry {
-                    enabled: self.enabled_of(&entry.dn, &attributes),
+                    enabled: self.config.enabled_of(&entry.dn, &attributes),
                     id: entry.dn,
                     anchor,
                     attributes,
@@ -876,43 +941,7 @@ impl Directory for LdapDirectory {
                 attributes,
                 enabled,
             } => {
-                let rdn_value = attributes
-                    .get(&self.config.rdn_attribute)
-                    .and_then(|v| v.first())
-                    .cloned()
-                    .unwrap_or_else(|| anchor.clone());
-                let parent = match (&self.config.disable, enabled) {
-                    (DisableStrategy::MoveToOu { disabled_dn }, false) => disabled_dn.clone(),
-                    _ => self.config.people_dn.clone(),
-                };
-                let dn = self.person_dn(&rdn_value, &parent);
-                let mut attrs: Vec<(String, HashSet<String>)> = vec![(
-                    "objectClass".to_owned(),
-                    self.config.object_classes.iter().cloned().collect(),
-                )];
-                for (name, values) in attributes {
-                    if !values.is_empty()
-                        && !name.eq_ignore_ascii_case(&self.config.anchor_attribute)
-                    {
-                        attrs.push((name.clone(), set(values)));
-                    }
-                }
-                attrs.push((
-                    self.config.anchor_attribute.clone(),
-                    HashSet::from([anchor.clone()]),
-                ));
-                match (&self.config.disable, enabled) {
-                    (DisableStrategy::SetAttribute { attribute, value }, false) => {
-                        attrs.push((attribute.clone(), HashSet::from([value.clone()])));
-                    }
-                    (DisableStrategy::AdAccountDisable, _) => {
-                        attrs.push((
-                            "userAccountControl".into(),
-                            HashSet::from([if *enabled { "512" } else { "514" }.to_owned()]),
-                        ));
-                    }
-                    _ => {}
-                }
+                let (dn, attrs) = self.config.add_request(anchor, attributes, *enabled);
                 let result = self.add("add", &dn, attrs).await?;
                 self.check_result("add", &dn, anchor, result)?;
                 Ok(dn)
@@ -963,13 +992,41 @@ impl Directory for LdapDirectory {
                         Ok(id.clone())
                     }
                     DisableStrategy::AdAccountDisable => {
-                        let value = if disable { "514" } else { "512" };
+                        // Keep every other flag (password policy, smart card, …): read, flip bit 2.
+                        let (entries, result) = self
+                            .search(
+                                "read",
+                                id,
+                                Scope::Base,
+                                "(objectClass=*)",
+                                vec![USER_ACCOUNT_CONTROL],
+                            )
+                            .await?;
+                        if result.rc != 0 {
+                            return Err(LdapBackendError::Operation {
+                                operation: "read",
+                                dn: id.clone(),
+                                rc: result.rc,
+                                message: result.text,
+                            });
+                        }
+                        let current = entries
+                            .into_iter()
+                            .next()
+                            .map(SearchEntry::construct)
+                            .and_then(|e| {
+                                e.attrs
+                                    .into_iter()
+                                    .find(|(k, _)| k.eq_ignore_ascii_case(USER_ACCOUNT_CONTROL))
+                            })
+                            .and_then(|(_, v)| v.first().and_then(|v| v.parse::<u32>().ok()));
+                        let value = account_control(current, disable);
                         self.modify_guarded(
                             id,
                             anchor,
                             vec![Mod::Replace(
-                                "userAccountControl".into(),
-                                HashSet::from([value.to_owned()]),
+                                USER_ACCOUNT_CONTROL.into(),
+                                HashSet::from([value.to_string()]),
                             )],
                         )
                         .await?;
@@ -1006,6 +1063,99 @@ impl Directory for LdapDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An AD target with the profile's defaults, as a user would write it.
+    fn active_directory() -> LdapConfig {
+        let target: crate::crd::LdapTarget = serde_json::from_value(serde_json::json!({
+            "url": "ldaps://dc1.corp.example.com",
+            "bindDn": "CN=peoplesync,OU=Service Accounts,DC=corp,DC=example,DC=com",
+            "bindPasswordSecretRef": {"name": "ad", "key": "password"},
+            "baseDn": "DC=corp,DC=example,DC=com",
+            "peopleDn": "OU=Staff,DC=corp,DC=example,DC=com",
+            "groupsDn": "OU=Groups,DC=corp,DC=example,DC=com",
+            "profile": "ad"
+        }))
+        .expect("a valid AD target");
+        LdapConfig::from_spec(&target, SecretString::from("unused"), None)
+    }
+
+    fn ad_person() -> crate::source::Person {
+        let mut person = crate::source::Person::sample(
+            "abcdefghjkmn",
+            "Maximilian",
+            "Featherstonehaugh-Wolfeschlegel",
+        );
+        person.work_email = Some("max.fw@corp.example.com".into());
+        person
+    }
+
+    #[test]
+    fn ad_creates_user_objects_named_by_cn_with_short_account_names_and_account_flags() {
+        let config = active_directory();
+        let mapping = crate::plan::Mapping::new(
+            crate::plan::mapping::Profile::Ldap(crate::crd::LdapProfile::ActiveDirectory),
+            &BTreeMap::new(),
+        )
+        .expect("compiles");
+        let mapped = mapping
+            .map(&ad_person(), None, &|_, _| false)
+            .expect("maps");
+        let (dn, attrs) = config.add_request("abcdefghjkmn", &mapped.attributes, true);
+        assert_eq!(
+            dn,
+            "cn=Maximilian Featherstonehaugh-Wolfeschlegel,OU=Staff,DC=corp,DC=example,DC=com"
+        );
+        let attrs: BTreeMap<String, HashSet<String>> = attrs.into_iter().collect();
+        let one = |name: &str| {
+            let values = &attrs[name];
+            assert_eq!(values.len(), 1, "{name}");
+            values.iter().next().cloned().expect("one value")
+        };
+        assert!(attrs["objectClass"].contains("user"));
+        assert!(!attrs["objectClass"].contains("inetOrgPerson"));
+        let sam = one("sAMAccountName");
+        assert!(sam.chars().count() <= 20, "{sam}");
+        assert_eq!(sam, "mfeatherstonehaughwo");
+        assert_eq!(one("userPrincipalName"), "max.fw@corp.example.com");
+        assert_eq!(one("employeeID"), "abcdefghjkmn", "the anchor");
+        assert_eq!(one(USER_ACCOUNT_CONTROL), "512", "NORMAL_ACCOUNT, enabled");
+        assert!(!attrs.contains_key("employeeNumber"));
+
+        let (_, disabled) = config.add_request("abcdefghjkmn", &mapped.attributes, false);
+        let disabled: BTreeMap<String, HashSet<String>> = disabled.into_iter().collect();
+        assert_eq!(
+            disabled[USER_ACCOUNT_CONTROL],
+            HashSet::from(["514".to_owned()])
+        );
+    }
+
+    #[test]
+    fn ad_disable_and_enable_flip_only_the_accountdisable_bit() {
+        // 66048 = NORMAL_ACCOUNT | DONT_EXPIRE_PASSWORD: the second flag survives.
+        assert_eq!(account_control(Some(66048), true), 66050);
+        assert_eq!(account_control(Some(66050), false), 66048);
+        assert_eq!(account_control(Some(514), true), 514, "idempotent");
+        assert_eq!(account_control(None, true), 514);
+        assert_eq!(account_control(None, false), 512);
+    }
+
+    #[test]
+    fn ad_defaults_anchor_on_employee_id_disable_by_flag_and_keep_groups_in_info() {
+        let config = active_directory();
+        assert_eq!(config.rdn_attribute, "cn");
+        assert_eq!(config.anchor_attribute, "employeeID");
+        assert_eq!(config.disable, DisableStrategy::AdAccountDisable);
+        assert_eq!(config.group_anchor_attribute, "info");
+        let dn = "cn=A,OU=Staff,DC=corp,DC=example,DC=com";
+        let flags =
+            |value: &str| Attributes::from([(USER_ACCOUNT_CONTROL.into(), vec![value.into()])]);
+        assert!(!config.enabled_of(dn, &flags("66050")));
+        assert!(config.enabled_of(dn, &flags("66048")));
+        assert!(
+            config.enabled_of(dn, &Attributes::new()),
+            "no flags: enabled"
+        );
+    }
 
     #[test]
     fn the_parent_of_a_dn_skips_escaped_commas() {
