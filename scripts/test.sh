@@ -27,6 +27,22 @@ if [[ ! -x /usr/sbin/slapd ]]; then
   fi
 fi
 
+# The SCIM 2.0 server for the SCIM tests (PyPI scim2-server in a venv, cached outside the repo).
+SCIM_VENV="$HOME/.cache/peoplesync/scim2-server-0.8.3"
+if [[ -z "${PEOPLESYNC_SCIM_SERVER_BIN:-}" && ! -x "$SCIM_VENV/bin/scim2-server" ]]; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+      echo "[test] installing python3-venv" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    fi
+  fi
+  echo "[test] installing scim2-server 0.8.3 into $SCIM_VENV" >&2
+  rm -rf "$SCIM_VENV"
+  python3 -m venv "$SCIM_VENV"
+  "$SCIM_VENV/bin/pip" install -q scim2-server==0.8.3
+fi
+
 # The test control plane (kube-apiserver, kubectl, etcd, helm) built from Go modules, cached
 # outside the repo by version; a no-op when already built.
 if [[ -z "${PEOPLESYNC_CONTROLPLANE_BIN:-}" ]]; then

@@ -4,6 +4,7 @@
 
 pub mod ldap;
 pub mod memory;
+pub mod scim;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

@@ -9,9 +9,11 @@ use jiff::{SignedDuration, Timestamp};
 use peoplesync::crd::LdapProfile;
 use peoplesync::directory::Directory;
 use peoplesync::directory::ldap::{DisableStrategy, LdapConfig, LdapDirectory, PERMANENT_LOCK};
+use peoplesync::directory::scim::{ScimConfig, ScimDirectory};
 use peoplesync::plan::mapping::Profile;
 use peoplesync::plan::{self, Coverage, Deprovision, Guard, Inputs, Mapping, Plan, Policy};
 use peoplesync::sandbox;
+use peoplesync::scim_server::ScimServer;
 use peoplesync::slapd::{self, Slapd};
 use peoplesync::source::hollyhr::model::{Lifecycle, OrgUnitType};
 use peoplesync::source::{OrgUnit, Person};
@@ -324,6 +326,20 @@ async fn the_directory_contract_holds_on_openldap() {
     .expect("binds");
     let mapping =
         Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("compiles");
+    let (people, units) = organisation();
+    Contract::new(directory, mapping).run(people, units).await;
+}
+
+#[tokio::test]
+async fn the_directory_contract_holds_on_scim2_server() {
+    let server = ScimServer::start().await.expect("scim2-server starts");
+    let directory = ScimDirectory::connect(ScimConfig::new(
+        &server.base_url_for("contract"),
+        SecretString::from(server.token.clone()),
+    ))
+    .await
+    .expect("reads the service provider config");
+    let mapping = Mapping::new(Profile::Scim, &BTreeMap::new()).expect("compiles");
     let (people, units) = organisation();
     Contract::new(directory, mapping).run(people, units).await;
 }

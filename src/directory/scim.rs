@@ -1,0 +1,685 @@
+//! The SCIM 2.0 backend (RFC 7643/7644) over reqwest: Users anchored by `externalId`, Groups
+//! anchored the same way, PATCH (PUT where the service provider lacks it), `active: false` to
+//! disable, `If-Match` when ETags are supported, and retries for 429 (`Retry-After`) and 5xx.
+//!
+//! Every write to an existing resource first reads it and checks that its `externalId` is the
+//! anchor the change names: a user PeopleSync did not create (no `externalId`) is never written.
+
+mod resource;
+
+use std::time::{Duration, Instant};
+
+use backon::Retryable;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use super::{
+    Attributes, Change, Directory, DirectoryError, DirectoryTraits, Entry, Group, GroupChange,
+};
+use crate::retry::{self, RetryPolicy, Retryability};
+
+pub use resource::{ENTERPRISE_USER, patch_operations, to_attributes, to_user};
+
+/// Resources per page when listing (RFC 7644 §3.4.2.4 `count`).
+pub const DEFAULT_PAGE_SIZE: u32 = 200;
+const SCIM_JSON: &str = "application/scim+json";
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+/// Everything the backend needs; built from the CRD spec and the token Secret.
+#[derive(Clone)]
+pub struct ScimConfig {
+    /// The base URL that `/Users` hangs off (no trailing slash needed).
+    pub base_url: String,
+    pub token: SecretString,
+    pub timeout: Duration,
+    pub page_size: u32,
+    pub retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for ScimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimConfig")
+            .field("base_url", &self.base_url)
+            .field("token", &"[REDACTED]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScimConfig {
+    pub fn new(base_url: &str, token: SecretString) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            token,
+            timeout: Duration::from_secs(30),
+            page_size: DEFAULT_PAGE_SIZE,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn from_spec(target: &crate::crd::ScimTarget, token: SecretString) -> Self {
+        Self::new(&target.base_url, token)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScimBackendError {
+    #[error("failed to build the HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("failed to reach the SCIM service for {operation}")]
+    Connect {
+        operation: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the SCIM service refused the bearer token (HTTP {status})")]
+    Unauthorized { status: u16 },
+    #[error("failed to {operation} {resource}: HTTP {status}{}: {detail}", scim_type.as_ref().map(|t| format!(" ({t})")).unwrap_or_default())]
+    Status {
+        operation: &'static str,
+        resource: String,
+        status: u16,
+        scim_type: Option<String>,
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+    #[error(
+        "{resource} does not carry externalId {anchor}: PeopleSync does not own it and left it untouched"
+    )]
+    NotOwned { resource: String, anchor: String },
+    #[error("failed to {operation}: the response is not valid SCIM: {message}")]
+    InvalidResponse {
+        operation: &'static str,
+        message: String,
+    },
+}
+
+impl DirectoryError for ScimBackendError {
+    fn reason(&self) -> &'static str {
+        match self {
+            ScimBackendError::Client(_) | ScimBackendError::Connect { .. } => {
+                "DirectoryUnreachable"
+            }
+            ScimBackendError::Unauthorized { .. } => "Unauthorized",
+            ScimBackendError::NotOwned { .. } => "EntryNotOwned",
+            ScimBackendError::InvalidResponse { .. } => "InvalidResponse",
+            ScimBackendError::Status { status, .. } => match *status {
+                400 => "SchemaViolation",
+                404 => "EntryMissing",
+                409 => "EntryExists",
+                412 => "PreconditionFailed",
+                429 => "RateLimited",
+                500..=599 => "DirectoryUnavailable",
+                _ => "DirectoryError",
+            },
+        }
+    }
+
+    fn is_per_entry(&self) -> bool {
+        match self {
+            ScimBackendError::NotOwned { .. } => true,
+            ScimBackendError::Status { status, .. } => {
+                (400..500).contains(status) && ![401, 403, 429].contains(status)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn classify(error: &ScimBackendError) -> Retryability {
+    match error {
+        ScimBackendError::Status {
+            status: 429,
+            retry_after,
+            ..
+        } => Retryability::RateLimited {
+            retry_after: *retry_after,
+        },
+        ScimBackendError::Status { status, .. } if *status >= 500 => Retryability::Backoff,
+        ScimBackendError::Connect { .. } => Retryability::Backoff,
+        _ => Retryability::Never,
+    }
+}
+
+/// What the service provider supports (`/ServiceProviderConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Features {
+    pub patch: bool,
+    pub etag: bool,
+    pub filter: bool,
+    pub bulk: bool,
+}
+
+/// A response: status, ETag and body (JSON or nothing).
+struct Reply {
+    etag: Option<String>,
+    body: Value,
+}
+
+pub struct ScimDirectory {
+    config: ScimConfig,
+    http: reqwest::Client,
+    features: Features,
+}
+
+impl std::fmt::Debug for ScimDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimDirectory")
+            .field("config", &self.config)
+            .field("features", &self.features)
+            .finish()
+    }
+}
+
+impl ScimDirectory {
+    /// Reads `/ServiceProviderConfig` (which also proves the token works).
+    pub async fn connect(config: ScimConfig) -> Result<Self, ScimBackendError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .user_agent(concat!("peoplesync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ScimBackendError::Client)?;
+        let mut directory = Self {
+            config,
+            http,
+            features: Features::default(),
+        };
+        directory.features = directory.read_features().await?;
+        Ok(directory)
+    }
+
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    async fn read_features(&self) -> Result<Features, ScimBackendError> {
+        let reply = self
+            .send(
+                "read the service provider config",
+                Method::GET,
+                "/ServiceProviderConfig",
+                None,
+                None,
+            )
+            .await?;
+        let supported = |name: &str| reply.body[name]["supported"].as_bool().unwrap_or(false);
+        Ok(Features {
+            patch: supported("patch"),
+            etag: supported("etag"),
+            filter: supported("filter"),
+            bulk: supported("bulk"),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.base_url)
+    }
+
+    /// One request with retries (429 honouring `Retry-After`, 5xx and network errors with
+    /// jittered backoff, bounded attempts and total time; other statuses never).
+    async fn send(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, ScimBackendError> {
+        let policy = &self.config.retry;
+        let started = Instant::now();
+        (|| self.send_once(operation, method.clone(), path, body, if_match))
+            .retry(policy.backoff())
+            .sleep(tokio::time::sleep)
+            .when(|error| classify(error) != Retryability::Never)
+            .adjust(|error, backoff| {
+                retry::next_delay(classify(error), backoff, started.elapsed(), policy)
+            })
+            .notify(|error, wait| {
+                tracing::warn!(
+                    operation,
+                    reason = error.reason(),
+                    wait_ms = wait.as_millis() as u64,
+                    "SCIM request failed; retrying"
+                );
+            })
+            .await
+    }
+
+    async fn send_once(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, ScimBackendError> {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(self.config.token.expose_secret())
+            .header(reqwest::header::ACCEPT, SCIM_JSON);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, SCIM_JSON)
+                .body(body.to_string());
+        }
+        if let Some(etag) = if_match.filter(|_| self.features.etag) {
+            request = request.header(reqwest::header::IF_MATCH, etag);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ScimBackendError::Connect { operation, source })?;
+        let status = response.status();
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let etag = header(reqwest::header::ETAG);
+        let retry_after = header(reqwest::header::RETRY_AFTER)
+            .and_then(|v| retry::parse_retry_after(&v, jiff::Timestamp::now()));
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ScimBackendError::Connect { operation, source })?;
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(ScimBackendError::Unauthorized {
+                status: status.as_u16(),
+            });
+        }
+        if !status.is_success() {
+            let detail: String = body["detail"]
+                .as_str()
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("error"))
+                .chars()
+                .take(200)
+                .collect();
+            return Err(ScimBackendError::Status {
+                operation,
+                resource: path.to_owned(),
+                status: status.as_u16(),
+                scim_type: body["scimType"].as_str().map(str::to_owned),
+                detail,
+                retry_after,
+            });
+        }
+        let etag = etag.or_else(|| body["meta"]["version"].as_str().map(str::to_owned));
+        Ok(Reply { etag, body })
+    }
+
+    /// Every resource of `endpoint` matching `filter`, page by page (`startIndex`/`count`).
+    fn list(
+        &self,
+        operation: &'static str,
+        endpoint: &'static str,
+        filter: Option<String>,
+    ) -> BoxStream<'_, Result<Value, ScimBackendError>> {
+        let filter = filter.filter(|_| self.features.filter);
+        let page_size = self.config.page_size.max(1);
+        futures::stream::unfold(Some(1u64), move |next| {
+            let filter = filter.clone();
+            async move {
+                let start = next?;
+                let mut path = format!("{endpoint}?startIndex={start}&count={page_size}");
+                if let Some(filter) = &filter {
+                    path.push_str("&filter=");
+                    path.push_str(
+                        &url::form_urlencoded::byte_serialize(filter.as_bytes())
+                            .collect::<String>(),
+                    );
+                }
+                let reply = match self.send(operation, Method::GET, &path, None, None).await {
+                    Ok(reply) => reply,
+                    Err(error) => return Some((vec![Err(error)], None)),
+                };
+                let resources = reply.body["Resources"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let total = reply.body["totalResults"].as_u64().unwrap_or(0);
+                let seen = start - 1 + resources.len() as u64;
+                let next = (!resources.is_empty() && seen < total).then_some(seen + 1);
+                Some((resources.into_iter().map(Ok).collect::<Vec<_>>(), next))
+            }
+        })
+        .flat_map(futures::stream::iter)
+        .boxed()
+    }
+
+    /// Reads a resource and checks that its `externalId` is `anchor`; returns its ETag and body.
+    async fn owned(&self, path: &str, anchor: &str) -> Result<Reply, ScimBackendError> {
+        let reply = self.send("read", Method::GET, path, None, None).await?;
+        if reply.body["externalId"].as_str() != Some(anchor) {
+            return Err(ScimBackendError::NotOwned {
+                resource: path.to_owned(),
+                anchor: anchor.to_owned(),
+            });
+        }
+        Ok(reply)
+    }
+
+    /// Changes an owned resource: PATCH with `operations`, or (without PATCH support) PUT of the
+    /// read resource with `put` applied. A stale ETag (someone wrote in between) is re-read once.
+    async fn write_owned(
+        &self,
+        path: &str,
+        anchor: &str,
+        operations: Vec<Value>,
+        put: impl Fn(&mut Value),
+    ) -> Result<(), ScimBackendError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.owned(path, anchor).await?;
+            let result = if self.features.patch {
+                let body = json!({"schemas": [PATCH_OP], "Operations": operations});
+                self.send(
+                    "patch",
+                    Method::PATCH,
+                    path,
+                    Some(&body),
+                    current.etag.as_deref(),
+                )
+                .await
+            } else {
+                let mut body = current.body.clone();
+                if let Some(object) = body.as_object_mut() {
+                    object.remove("meta");
+                }
+                put(&mut body);
+                self.send(
+                    "replace",
+                    Method::PUT,
+                    path,
+                    Some(&body),
+                    current.etag.as_deref(),
+                )
+                .await
+            };
+            match result {
+                Err(ScimBackendError::Status { status: 412, .. }) if attempt < 2 => continue,
+                other => return other.map(|_| ()),
+            }
+        }
+    }
+
+    fn id_of(operation: &'static str, body: &Value) -> Result<String, ScimBackendError> {
+        body["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or(ScimBackendError::InvalidResponse {
+                operation,
+                message: "no id in the created resource".into(),
+            })
+    }
+
+    fn group_of(value: &Value) -> Option<Group> {
+        Some(Group {
+            id: value["id"].as_str()?.to_owned(),
+            anchor: value["externalId"].as_str()?.to_owned(),
+            name: value["displayName"].as_str().unwrap_or_default().to_owned(),
+            members: value["members"]
+                .as_array()
+                .map(|members| {
+                    members
+                        .iter()
+                        .filter_map(|m| m["value"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+fn members_json(members: &std::collections::BTreeSet<String>) -> Value {
+    Value::Array(members.iter().map(|id| json!({"value": id})).collect())
+}
+
+impl Directory for ScimDirectory {
+    type Error = ScimBackendError;
+
+    fn traits(&self) -> DirectoryTraits {
+        DirectoryTraits {
+            rdn_attribute: Some("userName".into()),
+            rename_changes_id: false,
+            disable_changes_id: false,
+            manager_attribute: Some("enterprise.manager".into()),
+            groups: true,
+        }
+    }
+
+    async fn check(&self) -> Result<(), ScimBackendError> {
+        self.read_features().await.map(|_| ())
+    }
+
+    fn entries(&self) -> BoxStream<'_, Result<Entry, ScimBackendError>> {
+        self.list("list users", "/Users", Some("externalId pr".into()))
+            .filter_map(|user| async move {
+                match user {
+                    Err(error) => Some(Err(error)),
+                    // Without filter support the listing holds unowned users too: skip them.
+                    Ok(user) => resource::to_entry(&user).map(Ok),
+                }
+            })
+            .boxed()
+    }
+
+    fn reserved(
+        &self,
+        attributes: &[String],
+    ) -> BoxStream<'_, Result<(String, String), ScimBackendError>> {
+        let attributes = attributes.to_vec();
+        self.list("list users", "/Users", Some("not (externalId pr)".into()))
+            .map(move |user| {
+                let user = user?;
+                if user["externalId"].is_string() {
+                    return Ok(Vec::new());
+                }
+                let flat = to_attributes(&user);
+                Ok(attributes
+                    .iter()
+                    .filter_map(|name| flat.get(name).map(|v| (name, v)))
+                    .flat_map(|(name, values)| {
+                        values.iter().map(move |v| (name.clone(), v.clone()))
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .flat_map(
+                |result: Result<Vec<(String, String)>, ScimBackendError>| match result {
+                    Ok(pairs) => futures::stream::iter(pairs.into_iter().map(Ok)).boxed(),
+                    Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
+                },
+            )
+            .boxed()
+    }
+
+    async fn apply(&self, change: &Change) -> Result<String, ScimBackendError> {
+        match change {
+            Change::Create {
+                anchor,
+                attributes,
+                enabled,
+            } => {
+                let body = to_user(attributes, anchor, *enabled);
+                let reply = self
+                    .send("create user", Method::POST, "/Users", Some(&body), None)
+                    .await?;
+                Self::id_of("create user", &reply.body)
+            }
+            Change::Update { id, anchor, set } => {
+                let path = format!("/Users/{id}");
+                self.write_owned(&path, anchor, patch_operations(set), |user| {
+                    resource::apply_attributes(user, set)
+                })
+                .await?;
+                Ok(id.clone())
+            }
+            Change::Rename {
+                id,
+                anchor,
+                new_rdn_value,
+            } => {
+                let path = format!("/Users/{id}");
+                let set = Attributes::from([("userName".to_owned(), vec![new_rdn_value.clone()])]);
+                self.write_owned(&path, anchor, patch_operations(&set), |user| {
+                    resource::apply_attributes(user, &set)
+                })
+                .await?;
+                Ok(id.clone())
+            }
+            Change::Disable { id, anchor } | Change::Enable { id, anchor } => {
+                let active = matches!(change, Change::Enable { .. });
+                let path = format!("/Users/{id}");
+                let operations = vec![json!({"op": "replace", "path": "active", "value": active})];
+                self.write_owned(&path, anchor, operations, |user| {
+                    user["active"] = Value::Bool(active);
+                })
+                .await?;
+                Ok(id.clone())
+            }
+            Change::Delete { id, anchor } => {
+                let path = format!("/Users/{id}");
+                let current = self.owned(&path, anchor).await?;
+                self.send(
+                    "delete user",
+                    Method::DELETE,
+                    &path,
+                    None,
+                    current.etag.as_deref(),
+                )
+                .await?;
+                Ok(id.clone())
+            }
+        }
+    }
+
+    fn groups(&self) -> BoxStream<'_, Result<Group, ScimBackendError>> {
+        self.list("list groups", "/Groups", Some("externalId pr".into()))
+            .filter_map(|group| async move {
+                match group {
+                    Err(error) => Some(Err(error)),
+                    Ok(group) => Self::group_of(&group).map(Ok),
+                }
+            })
+            .boxed()
+    }
+
+    async fn apply_group(&self, change: &GroupChange) -> Result<String, ScimBackendError> {
+        match change {
+            GroupChange::Create {
+                anchor,
+                name,
+                members,
+            } => {
+                let body = json!({
+                    "schemas": [GROUP],
+                    "externalId": anchor,
+                    "displayName": name,
+                    "members": members_json(members),
+                });
+                let reply = self
+                    .send("create group", Method::POST, "/Groups", Some(&body), None)
+                    .await?;
+                Self::id_of("create group", &reply.body)
+            }
+            GroupChange::SetMembers {
+                id,
+                anchor,
+                members,
+            } => {
+                let path = format!("/Groups/{id}");
+                let value = members_json(members);
+                let operations = vec![json!({"op": "replace", "path": "members", "value": value})];
+                self.write_owned(&path, anchor, operations, |group| {
+                    group["members"] = value.clone();
+                })
+                .await?;
+                Ok(id.clone())
+            }
+            GroupChange::Rename { id, anchor, name } => {
+                let path = format!("/Groups/{id}");
+                let operations =
+                    vec![json!({"op": "replace", "path": "displayName", "value": name})];
+                self.write_owned(&path, anchor, operations, |group| {
+                    group["displayName"] = Value::String(name.clone());
+                })
+                .await?;
+                Ok(id.clone())
+            }
+            GroupChange::Delete { id, anchor } => {
+                let path = format!("/Groups/{id}");
+                let current = self.owned(&path, anchor).await?;
+                self.send(
+                    "delete group",
+                    Method::DELETE,
+                    &path,
+                    None,
+                    current.etag.as_deref(),
+                )
+                .await?;
+                Ok(id.clone())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_are_per_entry_and_server_and_auth_errors_are_not() {
+        let status = |status: u16| ScimBackendError::Status {
+            operation: "create user",
+            resource: "/Users".into(),
+            status,
+            scim_type: None,
+            detail: "x".into(),
+            retry_after: None,
+        };
+        let cases = [
+            (400, "SchemaViolation", true),
+            (404, "EntryMissing", true),
+            (409, "EntryExists", true),
+            (412, "PreconditionFailed", true),
+            (429, "RateLimited", false),
+            (500, "DirectoryUnavailable", false),
+            (503, "DirectoryUnavailable", false),
+        ];
+        for (code, reason, per_entry) in cases {
+            assert_eq!(status(code).reason(), reason, "{code}");
+            assert_eq!(status(code).is_per_entry(), per_entry, "{code}");
+        }
+        assert!(!ScimBackendError::Unauthorized { status: 401 }.is_per_entry());
+        assert_eq!(classify(&status(503)), Retryability::Backoff);
+        assert_eq!(classify(&status(409)), Retryability::Never);
+        let mut limited = status(429);
+        if let ScimBackendError::Status { retry_after, .. } = &mut limited {
+            *retry_after = Some(Duration::from_secs(2));
+        }
+        assert_eq!(
+            classify(&limited),
+            Retryability::RateLimited {
+                retry_after: Some(Duration::from_secs(2))
+            }
+        );
+    }
+
+    #[test]
+    fn the_config_never_prints_the_token() {
+        let config = ScimConfig::new("https://scim.example.com/v2/", SecretString::from("s3cr3t"));
+        assert_eq!(config.base_url, "https://scim.example.com/v2");
+        assert!(!format!("{config:?}").contains("s3cr3t"));
+    }
+}
