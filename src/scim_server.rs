@@ -51,6 +51,14 @@ pub fn binary() -> PathBuf {
 
 impl ScimServer {
     pub async fn start() -> Result<Self, ScimServerError> {
+        Self::start_with(None).await
+    }
+
+    /// Like [`ScimServer::start`], announcing this ServiceProviderConfig instead of the default
+    /// (e.g. without PATCH, to exercise PUT).
+    pub async fn start_with(
+        service_provider_config: Option<&serde_json::Value>,
+    ) -> Result<Self, ScimServerError> {
         let binary = binary();
         if !binary.exists() {
             return Err(ScimServerError::NotInstalled(binary));
@@ -72,9 +80,19 @@ impl ScimServer {
             action: "open the scim2-server log",
             source,
         })?;
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--bearer-token", &token, "--dynamic-tenants"])
+            .args(["--bearer-token", &token, "--dynamic-tenants"]);
+        if let Some(config) = service_provider_config {
+            let path = std::env::temp_dir().join(format!("peoplesync-scim2-spc-{port}.json"));
+            std::fs::write(&path, config.to_string()).map_err(|source| ScimServerError::Io {
+                action: "write the service provider config",
+                source,
+            })?;
+            command.arg("--service-provider-config").arg(path);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -175,7 +175,8 @@ impl std::fmt::Debug for ScimDirectory {
 }
 
 impl ScimDirectory {
-    /// Reads `/ServiceProviderConfig` (which also proves the token works).
+    /// Reads `/ServiceProviderConfig` and proves the token works (the config itself may be
+    /// served without authentication, RFC 7644 §4).
     pub async fn connect(config: ScimConfig) -> Result<Self, ScimBackendError> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
@@ -188,6 +189,7 @@ impl ScimDirectory {
             features: Features::default(),
         };
         directory.features = directory.read_features().await?;
+        directory.check().await?;
         Ok(directory)
     }
 
@@ -460,7 +462,15 @@ impl Directory for ScimDirectory {
     }
 
     async fn check(&self) -> Result<(), ScimBackendError> {
-        self.read_features().await.map(|_| ())
+        self.send(
+            "list users",
+            Method::GET,
+            "/Users?startIndex=1&count=1",
+            None,
+            None,
+        )
+        .await?;
+        Ok(())
     }
 
     fn entries(&self) -> BoxStream<'_, Result<Entry, ScimBackendError>> {
