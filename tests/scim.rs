@@ -299,9 +299,7 @@ type Reply = (u16, Vec<(&'static str, &'static str)>, Value);
 
 /// Serves `/ServiceProviderConfig` and the token check, and answers other requests from `script` in order (status,
 /// extra headers, body), counting them.
-async fn scripted(
-    script: Vec<Reply>,
-) -> (String, Arc<AtomicUsize>) {
+async fn scripted(script: Vec<Reply>) -> (String, Arc<AtomicUsize>) {
     use axum::response::IntoResponse;
     let script = Arc::new(std::sync::Mutex::new(script.into_iter()));
     let count = Arc::new(AtomicUsize::new(0));
