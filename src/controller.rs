@@ -70,6 +70,8 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("the object has no namespace")]
     NoNamespace,
+    #[error("the spec sets no target")]
+    NoTarget,
 }
 
 impl Error {
@@ -80,6 +82,7 @@ impl Error {
             Error::WriteStatus { .. } => "StatusWriteFailed",
             Error::Finalizer(_) => "FinalizerFailed",
             Error::NoNamespace => "NoNamespace",
+            Error::NoTarget => "InvalidSpec",
         }
     }
 }
@@ -447,37 +450,28 @@ async fn probe_source(base_url: &str, api_key: SecretString, required: &[&str]) 
     }
 }
 
-/// A bind (and a read of the people DN) for LDAP targets, over TLS with the referenced CA when one
-/// is set. SCIM targets are checked once the SCIM backend lands; until then they report
-/// `NotChecked`.
+/// Connects to the target as the sync will: a bind and a read of the people DN for LDAP (over
+/// TLS with the referenced CA when one is set), the ServiceProviderConfig and a one-user listing
+/// for SCIM.
 async fn probe_directory(
     spec: &PeopleSyncSpec,
     namespace: &str,
     ctx: &Context,
 ) -> Result<DirectoryOutcome, Error> {
-    use crate::directory::ldap::{LdapConfig, LdapDirectory};
+    use crate::directory::any::AnyDirectory;
     use crate::directory::{Directory, DirectoryError};
-    let Some(target) = &spec.target.ldap else {
-        return Ok(DirectoryOutcome::NotChecked);
+    let credentials = directory_credentials(spec, namespace, ctx).await?;
+    let hint = if spec.target.ldap.is_some() {
+        "check the people DN"
+    } else {
+        "check the base URL"
     };
-    let password =
-        secrets::read_key(&ctx.client, namespace, &target.bind_password_secret_ref).await?;
-    let ca = match &target.ca_secret_ref {
-        Some(reference) => {
-            use secrecy::ExposeSecret;
-            // A CA bundle is public data; it only travels in a Secret for convenience.
-            let pem = secrets::read_key(&ctx.client, namespace, reference).await?;
-            Some(pem.expose_secret().to_owned())
-        }
-        None => None,
-    };
-    let config = LdapConfig::from_spec(target, password, ca);
-    let outcome = match LdapDirectory::connect(config).await {
+    let outcome = match AnyDirectory::connect(&spec.target, credentials).await {
         Ok(directory) => match directory.check().await {
             Ok(()) => DirectoryOutcome::Reachable,
             Err(error) => DirectoryOutcome::Unreachable {
                 reason: error.reason(),
-                message: format!("{}: check the people DN", crate::cli::report(&error)),
+                message: format!("{}: {hint}", crate::cli::report(&error)),
             },
         },
         Err(error) => DirectoryOutcome::Unreachable {
@@ -486,6 +480,32 @@ async fn probe_directory(
         },
     };
     Ok(outcome)
+}
+
+/// The target's secret (bind password or bearer token) and CA bundle from their Secrets.
+async fn directory_credentials(
+    spec: &PeopleSyncSpec,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<crate::directory::any::Credentials, Error> {
+    use secrecy::ExposeSecret;
+    let (secret_ref, ca_ref) = match (&spec.target.ldap, &spec.target.scim) {
+        (Some(ldap), _) => (&ldap.bind_password_secret_ref, ldap.ca_secret_ref.as_ref()),
+        (None, Some(scim)) => (&scim.token_secret_ref, None),
+        (None, None) => return Err(Error::NoTarget),
+    };
+    let secret = secrets::read_key(&ctx.client, namespace, secret_ref).await?;
+    let ca_pem = match ca_ref {
+        // A CA bundle is public data; it only travels in a Secret for convenience.
+        Some(reference) => Some(
+            secrets::read_key(&ctx.client, namespace, reference)
+                .await?
+                .expose_secret()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    Ok(crate::directory::any::Credentials { secret, ca_pem })
 }
 
 /// Writes status by server-side apply under one field manager, only when it changed.

@@ -2,6 +2,7 @@
 //! carrying the anchor attribute: the HollyHR person id) and applies one change at a time; the
 //! planner decides what to change. An entry without the anchor is never modified.
 
+pub mod any;
 pub mod ldap;
 pub mod memory;
 pub mod scim;

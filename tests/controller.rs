@@ -14,6 +14,7 @@ use peoplesync::controller;
 use peoplesync::controlplane::ControlPlane;
 use peoplesync::crd::PeopleSync;
 use peoplesync::sandbox::{self, ApiKeySpec, SandboxConfig, SandboxHandle};
+use peoplesync::scim_server::ScimServer;
 use serde_json::{Value, json};
 
 const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
@@ -53,14 +54,17 @@ fn free_addr() -> SocketAddr {
     listener.local_addr().expect("address")
 }
 
-fn people_sync(name: &str, base_url: &str) -> Value {
+/// A SCIM URL for objects no controller reconciles in the test.
+const UNUSED_SCIM: &str = "https://scim.example.com/v2";
+
+fn people_sync(name: &str, base_url: &str, scim_url: &str) -> Value {
     json!({
         "apiVersion": "peoplesync.dev/v1alpha1",
         "kind": "PeopleSync",
         "metadata": { "name": name },
         "spec": {
             "source": { "hollyhr": { "baseUrl": base_url, "apiKeySecretRef": { "name": "hollyhr", "key": "apiKey" } } },
-            "target": { "scim": { "baseUrl": "https://scim.example.com/v2", "tokenSecretRef": { "name": "scim", "key": "token" } } }
+            "target": { "scim": { "baseUrl": scim_url, "tokenSecretRef": { "name": "scim", "key": "token" } } }
         }
     })
 }
@@ -151,7 +155,7 @@ async fn the_crd_installs_and_kubectl_shows_the_printer_columns() {
     create(
         &client,
         "default",
-        people_sync("acme", "https://acme.hollyhr.com/api/v1"),
+        people_sync("acme", "https://acme.hollyhr.com/api/v1", UNUSED_SCIM),
     )
     .await
     .expect("valid object");
@@ -219,7 +223,7 @@ async fn the_crd_installs_and_kubectl_shows_the_printer_columns() {
 async fn invalid_specs_are_rejected_with_messages_a_person_understands() {
     let plane = control_plane().await;
     let client = plane.client().await.expect("client");
-    let base = people_sync("x", "https://acme.hollyhr.com/api/v1");
+    let base = people_sync("x", "https://acme.hollyhr.com/api/v1", UNUSED_SCIM);
     let cases: Vec<(&str, Value, &str)> = vec![
         (
             "two targets",
@@ -313,12 +317,17 @@ async fn invalid_specs_are_rejected_with_messages_a_person_understands() {
 async fn a_missing_secret_is_reported_and_creating_it_recovers_without_a_restart() {
     let plane = control_plane().await;
     let hollyhr = hollyhr().await;
+    let scim = ScimServer::start().await.expect("scim2-server starts");
     let client = plane.client().await.expect("client");
     let ns = plane.create_namespace("secrets").await.expect("namespace");
     let controller = run_controller(client.clone(), &ns);
-    create(&client, &ns, people_sync("acme", &hollyhr.base_url()))
-        .await
-        .expect("created");
+    create(
+        &client,
+        &ns,
+        people_sync("acme", &hollyhr.base_url(), &scim.base_url_for(&ns)),
+    )
+    .await
+    .expect("created");
     let ready = wait_condition(
         &client,
         &ns,
@@ -344,7 +353,7 @@ async fn a_missing_secret_is_reported_and_creating_it_recovers_without_a_restart
         Some("SecretNotFound"),
     )
     .await; // scim Secret still missing
-    secret(&client, &ns, "scim", "token", "not-used-yet").await;
+    secret(&client, &ns, "scim", "token", &scim.token).await;
     wait_condition(
         &client,
         &ns,
@@ -381,14 +390,19 @@ async fn a_missing_secret_is_reported_and_creating_it_recovers_without_a_restart
 async fn a_key_without_people_read_is_reported_as_missing_scope() {
     let plane = control_plane().await;
     let hollyhr = hollyhr().await;
+    let scim = ScimServer::start().await.expect("scim2-server starts");
     let client = plane.client().await.expect("client");
     let ns = plane.create_namespace("scope").await.expect("namespace");
     secret(&client, &ns, "hollyhr", "apiKey", NO_PEOPLE_READ_KEY).await;
-    secret(&client, &ns, "scim", "token", "x").await;
+    secret(&client, &ns, "scim", "token", &scim.token).await;
     let controller = run_controller(client.clone(), &ns);
-    create(&client, &ns, people_sync("acme", &hollyhr.base_url()))
-        .await
-        .expect("created");
+    create(
+        &client,
+        &ns,
+        people_sync("acme", &hollyhr.base_url(), &scim.base_url_for(&ns)),
+    )
+    .await
+    .expect("created");
     let source = wait_condition(
         &client,
         &ns,
@@ -418,7 +432,7 @@ async fn deleting_a_peoplesync_releases_the_finalizer_and_removes_it() {
     create(
         &client,
         &ns,
-        people_sync("acme", "https://acme.hollyhr.com/api/v1"),
+        people_sync("acme", "https://acme.hollyhr.com/api/v1", UNUSED_SCIM),
     )
     .await
     .expect("created");
@@ -522,6 +536,7 @@ async fn reconciles(replica: &Replica) -> u64 {
 async fn two_controllers_share_one_lease_and_the_survivor_takes_over() {
     let plane = control_plane().await;
     let hollyhr = hollyhr().await;
+    let scim = ScimServer::start().await.expect("scim2-server starts");
     let client = plane.client().await.expect("client");
     let system: Api<Namespace> = Api::all(client.clone());
     system
@@ -534,7 +549,7 @@ async fn two_controllers_share_one_lease_and_the_survivor_takes_over() {
         .expect("namespace");
     let ns = plane.create_namespace("leader").await.expect("namespace");
     secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
-    secret(&client, &ns, "scim", "token", "x").await;
+    secret(&client, &ns, "scim", "token", &scim.token).await;
     let mut replicas = vec![
         start_replica(&plane, "replica-a", &ns),
         start_replica(&plane, "replica-b", &ns),
@@ -548,9 +563,13 @@ async fn two_controllers_share_one_lease_and_the_survivor_takes_over() {
         assert!(Instant::now() < deadline, "nobody took the Lease");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    create(&client, &ns, people_sync("first", &hollyhr.base_url()))
-        .await
-        .expect("created");
+    create(
+        &client,
+        &ns,
+        people_sync("first", &hollyhr.base_url(), &scim.base_url_for(&ns)),
+    )
+    .await
+    .expect("created");
     wait_condition(&client, &ns, "first", "Ready", "True", None).await;
     let (leading, standby): (Vec<&Replica>, Vec<&Replica>) =
         replicas.iter().partition(|r| r.identity == leader);
@@ -575,9 +594,13 @@ async fn two_controllers_share_one_lease_and_the_survivor_takes_over() {
         assert!(Instant::now() < deadline, "the Lease was not handed over");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    create(&client, &ns, people_sync("second", &hollyhr.base_url()))
-        .await
-        .expect("created");
+    create(
+        &client,
+        &ns,
+        people_sync("second", &hollyhr.base_url(), &scim.base_url_for(&ns)),
+    )
+    .await
+    .expect("created");
     wait_condition(&client, &ns, "second", "Ready", "True", None).await;
     assert!(
         reconciles(&replicas[0]).await > 0,
@@ -589,6 +612,7 @@ async fn two_controllers_share_one_lease_and_the_survivor_takes_over() {
 async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
     let plane = control_plane().await;
     let hollyhr = hollyhr().await;
+    let scim = ScimServer::start().await.expect("scim2-server starts");
     let admin = plane.client().await.expect("client");
     let system: Api<Namespace> = Api::all(admin.clone());
     system
@@ -615,7 +639,7 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
     );
     let ns = plane.create_namespace("rbac").await.expect("namespace");
     secret(&admin, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
-    secret(&admin, &ns, "scim", "token", "x").await;
+    secret(&admin, &ns, "scim", "token", &scim.token).await;
 
     // The controller, impersonating its ServiceAccount, with leader election on: everything works.
     let as_operator = plane
@@ -643,9 +667,13 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
     };
     let running =
         tokio::spawn(async move { controller::run(as_operator, config).await.expect("runs") });
-    create(&admin, &ns, people_sync("acme", &hollyhr.base_url()))
-        .await
-        .expect("created");
+    create(
+        &admin,
+        &ns,
+        people_sync("acme", &hollyhr.base_url(), &scim.base_url_for(&ns)),
+    )
+    .await
+    .expect("created");
     wait_condition(&admin, &ns, "acme", "Ready", "True", Some("Ready")).await;
     running.abort();
 
@@ -715,7 +743,7 @@ async fn an_ldap_target_is_checked_with_a_bind_and_a_wrong_password_shows() {
     secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
     secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
     let controller = run_controller(client.clone(), &ns);
-    let mut object = people_sync("acme", &hollyhr.base_url());
+    let mut object = people_sync("acme", &hollyhr.base_url(), UNUSED_SCIM);
     object["spec"]["target"] = json!({ "ldap": {
         "url": ldap.url(), "bindDn": slapd::ADMIN_DN,
         "bindPasswordSecretRef": { "name": "ldap", "key": "password" },
