@@ -21,7 +21,8 @@ pub struct Credentials {
 
 #[derive(Debug)]
 pub enum AnyDirectory {
-    Ldap(LdapDirectory),
+    // Boxed: the LDAP handle is large, and a directory is built once per sync.
+    Ldap(Box<LdapDirectory>),
     Scim(ScimDirectory),
 }
 
@@ -80,7 +81,7 @@ impl AnyDirectory {
         match (&target.ldap, &target.scim) {
             (Some(ldap), _) => {
                 let config = LdapConfig::from_spec(ldap, credentials.secret, credentials.ca_pem);
-                Ok(Self::Ldap(LdapDirectory::connect(config).await?))
+                Ok(Self::Ldap(Box::new(LdapDirectory::connect(config).await?)))
             }
             (None, Some(scim)) => {
                 let config = ScimConfig::from_spec(scim, credentials.secret);
