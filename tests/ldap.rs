@@ -40,6 +40,21 @@ fn lock() -> DisableStrategy {
     }
 }
 
+/// A plain ldap3 connection bound as the admin, for what the backend must not do itself.
+async fn admin(server: &Slapd) -> ldap3::Ldap {
+    let (connection, mut admin) = ldap3::LdapConnAsync::new(&server.url())
+        .await
+        .expect("connect");
+    ldap3::drive!(connection);
+    admin
+        .simple_bind(slapd::ADMIN_DN, &server.admin_password)
+        .await
+        .expect("bind")
+        .success()
+        .expect("bound");
+    admin
+}
+
 async fn listed(directory: &LdapDirectory) -> BTreeMap<String, Entry> {
     let entries: Vec<Entry> = directory
         .entries()
@@ -209,16 +224,7 @@ async fn entries_without_our_anchor_are_never_modified() {
         .await
         .expect("binds");
     // A hand-made entry (no employeeNumber) and one with someone else's anchor.
-    let (connection, mut admin) = ldap3::LdapConnAsync::new(&server.url())
-        .await
-        .expect("connect");
-    ldap3::drive!(connection);
-    admin
-        .simple_bind(slapd::ADMIN_DN, &server.admin_password)
-        .await
-        .expect("bind")
-        .success()
-        .expect("bound");
+    let mut admin = admin(&server).await;
     let hand_made = format!("uid=hand.made,{}", slapd::PEOPLE_DN);
     let attrs = |uid: &str| {
         vec![
@@ -504,16 +510,7 @@ async fn org_units_become_groups_with_exact_members() {
     assert_eq!(eng.members, members(&[1, 3]));
 
     // A hand-made group is never touched; ours can be deleted.
-    let (connection, mut admin) = ldap3::LdapConnAsync::new(&server.url())
-        .await
-        .expect("connect");
-    ldap3::drive!(connection);
-    admin
-        .simple_bind(slapd::ADMIN_DN, &server.admin_password)
-        .await
-        .expect("bind")
-        .success()
-        .expect("bound");
+    let mut admin = admin(&server).await;
     let theirs = format!("cn=Admins,{}", slapd::GROUPS_DN);
     admin
         .add(

@@ -416,6 +416,25 @@ impl ScimDirectory {
         }
     }
 
+    /// Deletes an owned resource (with `If-Match` of the ownership read).
+    async fn delete_owned(
+        &self,
+        operation: &'static str,
+        path: &str,
+        anchor: &str,
+    ) -> Result<(), ScimBackendError> {
+        let current = self.owned(path, anchor).await?;
+        self.send(
+            operation,
+            Method::DELETE,
+            path,
+            None,
+            current.etag.as_deref(),
+        )
+        .await
+        .map(|_| ())
+    }
+
     fn id_of(operation: &'static str, body: &Value) -> Result<String, ScimBackendError> {
         body["id"]
             .as_str()
@@ -559,16 +578,8 @@ impl Directory for ScimDirectory {
                 Ok(id.clone())
             }
             Change::Delete { id, anchor } => {
-                let path = format!("/Users/{id}");
-                let current = self.owned(&path, anchor).await?;
-                self.send(
-                    "delete user",
-                    Method::DELETE,
-                    &path,
-                    None,
-                    current.etag.as_deref(),
-                )
-                .await?;
+                self.delete_owned("delete user", &format!("/Users/{id}"), anchor)
+                    .await?;
                 Ok(id.clone())
             }
         }
@@ -628,16 +639,8 @@ impl Directory for ScimDirectory {
                 Ok(id.clone())
             }
             GroupChange::Delete { id, anchor } => {
-                let path = format!("/Groups/{id}");
-                let current = self.owned(&path, anchor).await?;
-                self.send(
-                    "delete group",
-                    Method::DELETE,
-                    &path,
-                    None,
-                    current.etag.as_deref(),
-                )
-                .await?;
+                self.delete_owned("delete group", &format!("/Groups/{id}"), anchor)
+                    .await?;
                 Ok(id.clone())
             }
         }

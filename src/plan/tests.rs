@@ -145,6 +145,12 @@ impl Harness {
         (plan, snapshot)
     }
 
+    /// Plans a full cycle of `people` with the standard departments, now (nothing applied).
+    async fn full(&self, people: &[Person]) -> (Plan, DirectorySnapshot) {
+        self.plan(people, Some(&departments()), Coverage::Full, now(), None)
+            .await
+    }
+
     /// Plans a full cycle, applies it, and returns the plan.
     async fn sync(&self, people: &[Person], org_units: &[OrgUnit]) -> Plan {
         self.sync_at(people, Some(org_units), Coverage::Full, now())
@@ -225,9 +231,7 @@ async fn a_first_sync_creates_everyone_with_managers_and_groups_then_nothing_cha
         assert_eq!(research.members.len(), 2);
         assert!(research.members.contains(&manager_id));
 
-        let (again, _) = harness
-            .plan(&staff(), Some(&departments()), Coverage::Full, now(), None)
-            .await;
+        let (again, _) = harness.full(&staff()).await;
         assert!(
             again.is_empty(),
             "a second plan is empty: {:?}",
@@ -240,15 +244,7 @@ async fn a_first_sync_creates_everyone_with_managers_and_groups_then_nothing_cha
 async fn a_new_report_of_an_existing_manager_gets_the_reference_with_its_create() {
     let harness = Harness::ldap();
     harness.sync(&staff()[..1], &departments()).await;
-    let (plan, _) = harness
-        .plan(
-            &staff()[..2],
-            Some(&departments()),
-            Coverage::Full,
-            now(),
-            None,
-        )
-        .await;
+    let (plan, _) = harness.full(&staff()[..2]).await;
     assert_eq!(
         actions(&plan),
         [
@@ -287,9 +283,7 @@ async fn a_rename_moves_the_entry_and_rewrites_references_and_memberships_to_it(
     assert_eq!(stored.attributes["sn"], ["King"]);
     let (_, report) = harness.entry("p2").await.expect("p2");
     assert_eq!(report.attributes["manager"], ["uid=ada.king"]);
-    let (again, _) = harness
-        .plan(&renamed, Some(&departments()), Coverage::Full, now(), None)
-        .await;
+    let (again, _) = harness.full(&renamed).await;
     assert!(again.is_empty(), "{:?}", actions(&again));
 }
 
@@ -318,9 +312,7 @@ async fn leavers_are_disabled_removed_from_groups_and_reactivated_when_they_retu
         && s.action == Action::Enable
         && s.reason == Reason::Reactivated));
     assert!(harness.entry("p2").await.expect("p2").1.enabled);
-    let (again, _) = harness
-        .plan(&people, Some(&departments()), Coverage::Full, now(), None)
-        .await;
+    let (again, _) = harness.full(&people).await;
     assert!(again.is_empty(), "{:?}", actions(&again));
 }
 
@@ -338,15 +330,7 @@ async fn a_person_who_vanishes_is_a_leaver_in_a_full_cycle_only() {
         )
         .await;
     assert!(partial.is_empty(), "{:?}", actions(&partial));
-    let (full, _) = harness
-        .plan(
-            &staff()[..2],
-            Some(&departments()),
-            Coverage::Full,
-            now(),
-            None,
-        )
-        .await;
+    let (full, _) = harness.full(&staff()[..2]).await;
     assert!(
         full.steps.iter().any(|s| s.anchor == "p3"
             && s.action == Action::Disable
@@ -456,15 +440,7 @@ async fn the_guard_holds_mass_deprovisions_until_that_exact_plan_is_approved() {
         max_percent: 100,
     };
     harness.sync(&staff(), &departments()).await;
-    let (plan, _) = harness
-        .plan(
-            &staff()[..1],
-            Some(&departments()),
-            Coverage::Full,
-            now(),
-            None,
-        )
-        .await;
+    let (plan, _) = harness.full(&staff()[..1]).await;
     let GuardDecision::Held(trip) = &plan.guard else {
         panic!("held: {:?}", plan.guard);
     };
@@ -515,25 +491,9 @@ async fn the_percentage_threshold_counts_against_managed_entries() {
         max_percent: 50,
     };
     harness.sync(&staff(), &departments()).await;
-    let (one, _) = harness
-        .plan(
-            &staff()[..2],
-            Some(&departments()),
-            Coverage::Full,
-            now(),
-            None,
-        )
-        .await;
+    let (one, _) = harness.full(&staff()[..2]).await;
     assert_eq!(one.guard, GuardDecision::Clear, "1 of 3 is 33 %");
-    let (two, _) = harness
-        .plan(
-            &staff()[..1],
-            Some(&departments()),
-            Coverage::Full,
-            now(),
-            None,
-        )
-        .await;
+    let (two, _) = harness.full(&staff()[..1]).await;
     assert!(
         matches!(two.guard, GuardDecision::Held(_)),
         "2 of 3 is 67 %"
@@ -554,9 +514,7 @@ async fn a_mapping_error_is_recorded_for_that_person_and_their_entry_is_left_alo
     .expect("compiles");
     let mut people = staff();
     people[2].job_title = None;
-    let (plan, _) = harness
-        .plan(&people, Some(&departments()), Coverage::Full, now(), None)
-        .await;
+    let (plan, _) = harness.full(&people).await;
     assert_eq!(plan.failures.len(), 1);
     assert_eq!(plan.failures[0].anchor, "p3");
     assert_eq!(plan.failures[0].reason, "MappingFailed");
@@ -588,9 +546,7 @@ async fn a_new_uid_avoids_values_of_entries_peoplesync_does_not_own() {
 async fn a_rejected_create_is_a_failure_for_that_person_and_the_rest_continue() {
     let mut harness = Harness::scim();
     harness.directory.reject.insert("p1".into());
-    let (plan, snapshot) = harness
-        .plan(&staff(), Some(&departments()), Coverage::Full, now(), None)
-        .await;
+    let (plan, snapshot) = harness.full(&staff()).await;
     let mut ids = snapshot.ids();
     let applied = apply(&harness.directory, &plan, &mut ids, 4)
         .await
@@ -606,18 +562,14 @@ async fn a_rejected_create_is_a_failure_for_that_person_and_the_rest_continue() 
             .iter()
             .any(|s| s.anchor == "p1" && s.action.name() == "create")
     );
-    let (again, _) = harness
-        .plan(&staff(), Some(&departments()), Coverage::Full, now(), None)
-        .await;
+    let (again, _) = harness.full(&staff()).await;
     assert!(again.is_empty(), "{:?}", actions(&again));
 }
 
 #[tokio::test]
 async fn a_directory_wide_error_stops_the_run() {
     let mut harness = Harness::scim();
-    let (plan, _) = harness
-        .plan(&staff(), Some(&departments()), Coverage::Full, now(), None)
-        .await;
+    let (plan, _) = harness.full(&staff()).await;
     harness.directory.unavailable = true;
     let error = apply(&harness.directory, &plan, &mut Ids::default(), 4)
         .await
