@@ -4,6 +4,7 @@
 mod demo;
 mod hollyhr;
 mod sandbox;
+pub mod sync;
 mod table;
 
 use std::net::SocketAddr;
@@ -51,6 +52,8 @@ pub enum Command {
     HollyHr(HollyHrArgs),
     /// Start an in-process sandbox, list everyone through the client and print totals.
     Demo(DemoArgs),
+    /// Run the sync engine without Kubernetes, from a file with the PeopleSync spec shape.
+    Sync(SyncArgs),
     /// Print the PeopleSync CustomResourceDefinition as YAML (what `crds/peoplesync.yaml` holds).
     Crd,
     /// Run the operator: reconcile PeopleSync objects in the cluster of the current kubeconfig
@@ -77,6 +80,54 @@ pub struct ControlplaneArgs {
     /// Where its state, certificates and data live.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// A PeopleSync object (or just its spec) as YAML or JSON.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Where Secret references are read from, laid out like a mounted Secret:
+    /// `<dir>/<secret name>/<key>` [default: `secrets/` beside the config]. A variable
+    /// `PEOPLESYNC_SECRET_<NAME>_<KEY>` overrides a file.
+    #[arg(long)]
+    pub secrets_dir: Option<PathBuf>,
+    /// The state file (checkpoint, deprovision delays, people to retry)
+    /// [default: `<config>.state.json`].
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Run one cycle and exit (default: keep running, every `schedule.pollInterval`).
+    #[arg(long)]
+    pub once: bool,
+    /// Plan and print the changes without writing anything (also `spec.dryRun`).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Make the first cycle a full reconciliation even when one is not due.
+    #[arg(long)]
+    pub full: bool,
+}
+
+impl SyncArgs {
+    fn into_job(self) -> sync::SyncJob {
+        let beside = self
+            .config
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let state = self.state.unwrap_or_else(|| {
+            let mut name = self.config.file_name().unwrap_or_default().to_os_string();
+            name.push(".state.json");
+            beside.join(name)
+        });
+        sync::SyncJob {
+            secrets_dir: self.secrets_dir.unwrap_or_else(|| beside.join("secrets")),
+            state,
+            config: self.config,
+            once: self.once,
+            dry_run: self.dry_run,
+            full: self.full,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -289,6 +340,8 @@ pub enum CliError {
     Controller(#[from] crate::controller::RunError),
     #[error(transparent)]
     ControlPlane(#[from] crate::controlplane::ControlPlaneError),
+    #[error(transparent)]
+    Sync(#[from] sync::SyncCliError),
 }
 
 /// Runs the parsed command line.
@@ -304,6 +357,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             hollyhr::run(config, args.command).await
         }
         Command::Demo(args) => demo::run(args.people, args.seed).await,
+        Command::Sync(args) => sync::run(args.into_job()).await,
         Command::Crd => {
             use std::io::Write;
             std::io::stdout()

@@ -18,6 +18,7 @@ mod delivery;
 mod error;
 mod ids;
 mod ratelimit;
+pub mod remote;
 mod seed;
 mod store;
 mod validate;
@@ -175,6 +176,11 @@ impl SandboxHandle {
     /// `http://127.0.0.1:PORT/_sandbox`: the test controls.
     pub fn control_url(&self) -> String {
         format!("http://{}/_sandbox", self.addr)
+    }
+
+    /// A client for the test controls.
+    pub fn controls(&self) -> remote::Controls {
+        remote::Controls::new(&self.control_url())
     }
 
     /// Stops accepting requests and waits for the server to finish.

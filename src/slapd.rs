@@ -214,10 +214,7 @@ impl Slapd {
 
     /// Stops and starts slapd on the same port and data: every client connection drops.
     pub async fn restart(&mut self) -> Result<(), SlapdError> {
-        if let Some(child) = self.child.take() {
-            crate::controlplane::terminate(child, Duration::from_secs(5));
-        }
-        self.spawn().await
+        self.start_again().await
     }
 
     async fn seed(&self) -> Result<(), SlapdError> {
@@ -278,6 +275,46 @@ impl Slapd {
         }
         let _ = ldap.unbind().await;
         Ok(())
+    }
+
+    /// The LDAP backend's configuration for this server: admin bind, `inetOrgPerson` under
+    /// `ou=people`, groups under `ou=groups`, disabled by ppolicy's permanent lock.
+    pub fn ldap_config(&self) -> crate::directory::ldap::LdapConfig {
+        use crate::directory::ldap::{DisableStrategy, LdapConfig, PERMANENT_LOCK};
+        LdapConfig {
+            url: self.url(),
+            start_tls: false,
+            ca_pem: None,
+            bind_dn: ADMIN_DN.into(),
+            bind_password: secrecy::SecretString::from(self.admin_password.clone()),
+            people_dn: PEOPLE_DN.into(),
+            rdn_attribute: "uid".into(),
+            anchor_attribute: "employeeNumber".into(),
+            object_classes: ["top", "person", "organizationalPerson", "inetOrgPerson"]
+                .map(String::from)
+                .to_vec(),
+            disable: DisableStrategy::SetAttribute {
+                attribute: "pwdAccountLockedTime".into(),
+                value: PERMANENT_LOCK.into(),
+            },
+            timeout: Duration::from_secs(10),
+            page_size: crate::directory::ldap::DEFAULT_PAGE_SIZE,
+            groups_dn: Some(GROUPS_DN.into()),
+            group_anchor_attribute: "businessCategory".into(),
+        }
+    }
+
+    /// Stops slapd (its data stays): clients see the connection drop and reconnects fail.
+    pub fn stop(&mut self) {
+        if let Some(child) = self.child.take() {
+            crate::controlplane::terminate(child, Duration::from_secs(5));
+        }
+    }
+
+    /// Starts a stopped slapd again on the same port and data.
+    pub async fn start_again(&mut self) -> Result<(), SlapdError> {
+        self.stop();
+        self.spawn().await
     }
 
     pub fn dir(&self) -> &Path {

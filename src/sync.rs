@@ -2,6 +2,8 @@
 //! apply. [`apply`] is the one writer of directory changes.
 
 pub mod apply;
+pub mod engine;
+pub mod spec;
 
 use futures::TryStreamExt;
 

@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use peoplesync::crd::LdapProfile;
 use peoplesync::directory::Directory;
-use peoplesync::directory::ldap::{DisableStrategy, LdapConfig, LdapDirectory, PERMANENT_LOCK};
+use peoplesync::directory::ldap::LdapDirectory;
 use peoplesync::directory::scim::{ScimConfig, ScimDirectory};
 use peoplesync::plan::mapping::Profile;
 use peoplesync::plan::{self, Coverage, Deprovision, Guard, Inputs, Mapping, Plan, Policy};
 use peoplesync::sandbox;
 use peoplesync::scim_server::ScimServer;
-use peoplesync::slapd::{self, Slapd};
+use peoplesync::slapd::Slapd;
 use peoplesync::source::hollyhr::model::{Lifecycle, OrgUnitType};
 use peoplesync::source::{OrgUnit, Person};
 use peoplesync::sync::{Applied, DirectorySnapshot, apply};
@@ -301,29 +301,9 @@ fn organisation() -> (Vec<Person>, Vec<OrgUnit>) {
 #[tokio::test]
 async fn the_directory_contract_holds_on_openldap() {
     let server = Slapd::start().await.expect("slapd starts");
-    let directory = LdapDirectory::connect(LdapConfig {
-        url: server.url(),
-        start_tls: false,
-        ca_pem: None,
-        bind_dn: slapd::ADMIN_DN.into(),
-        bind_password: SecretString::from(server.admin_password.clone()),
-        people_dn: slapd::PEOPLE_DN.into(),
-        rdn_attribute: "uid".into(),
-        anchor_attribute: "employeeNumber".into(),
-        object_classes: ["top", "person", "organizationalPerson", "inetOrgPerson"]
-            .map(String::from)
-            .to_vec(),
-        disable: DisableStrategy::SetAttribute {
-            attribute: "pwdAccountLockedTime".into(),
-            value: PERMANENT_LOCK.into(),
-        },
-        timeout: std::time::Duration::from_secs(10),
-        page_size: 200,
-        groups_dn: Some(slapd::GROUPS_DN.into()),
-        group_anchor_attribute: "businessCategory".into(),
-    })
-    .await
-    .expect("binds");
+    let directory = LdapDirectory::connect(server.ldap_config())
+        .await
+        .expect("binds");
     let mapping =
         Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("compiles");
     let (people, units) = organisation();

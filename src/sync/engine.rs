@@ -1,0 +1,291 @@
+//! One sync cycle: read the source and the directory, plan, apply, and compute the state the next
+//! cycle starts from. The same cycle runs in the controller, in `peoplesync sync` and in the
+//! benchmarks; where the state lives (status or a file) is the caller's business.
+//!
+//! Checkpoint rules (HollyHR Decision 7: `updated_since` may be inclusive or not, ties are not
+//! ordered): an incremental cycle asks for people updated since the checkpoint minus an overlap; the
+//! new checkpoint is the largest `updated_at` read, and it is kept only when every page was read
+//! and every change applied or recorded as a per-person failure. Failed people are re-read by id in
+//! the next cycle, so a failure never makes the checkpoint skip anyone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::{Aborted, Applied, DirectorySnapshot, apply};
+use crate::directory::{Directory, DirectoryError};
+use crate::plan::{self, Coverage, Failure, GuardDecision, Inputs, Mapping, Plan, Policy};
+use crate::source::{PeopleSource, Person, SourceError};
+
+/// How far before the checkpoint an incremental cycle starts reading (see the module docs).
+pub const DEFAULT_OVERLAP: SignedDuration = SignedDuration::from_secs(60);
+/// Steps in flight while applying (LDAP multiplexes them on one connection).
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// What a cycle needs besides the source and the directory.
+#[derive(Debug)]
+pub struct Settings {
+    pub mapping: Mapping,
+    pub policy: Policy,
+    pub concurrency: usize,
+    pub overlap: SignedDuration,
+    /// Plan only: nothing is written and the state does not move.
+    pub dry_run: bool,
+}
+
+/// What the next cycle starts from (kept in status, or in a state file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncState {
+    /// The largest `updated_at` of a fully applied cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full_sync: Option<Timestamp>,
+    /// When each disabled managed entry was first seen disabled (for DisableThenDelete).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub disabled_since: BTreeMap<String, Timestamp>,
+    /// People whose last change failed: re-read by id in the next cycle.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub retry: BTreeSet<String>,
+    /// The approval hash already used (an approval releases exactly one plan, once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_used: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CycleKind {
+    /// Everyone and every org unit against every managed entry.
+    Full,
+    /// People changed since the checkpoint (and those to retry).
+    Incremental,
+}
+
+impl CycleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CycleKind::Full => "full",
+            CycleKind::Incremental => "incremental",
+        }
+    }
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub kind: CycleKind,
+    pub plan: Plan,
+    /// `None` for a dry run or a cycle with nothing to do.
+    pub applied: Option<Applied>,
+    /// The state for the next cycle.
+    pub state: SyncState,
+    /// People read from the source.
+    pub people_read: usize,
+    pub duration: Duration,
+}
+
+impl Report {
+    /// Per-person failures of planning and applying.
+    pub fn failures(&self) -> Vec<&Failure> {
+        self.plan
+            .failures
+            .iter()
+            .chain(self.applied.iter().flat_map(|a| a.failures.iter()))
+            .collect()
+    }
+
+    /// Whether the cycle wrote anything.
+    pub fn changed(&self) -> bool {
+        self.applied
+            .as_ref()
+            .is_some_and(|a| a.counts.values().any(|n| *n > 0))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError<S: SourceError, D: DirectoryError> {
+    #[error("failed to read the source")]
+    Source(#[source] S),
+    #[error("failed to read the directory")]
+    Directory(#[source] D),
+    #[error("failed to apply the plan")]
+    Apply(#[source] Box<Aborted<D>>),
+}
+
+impl<S: SourceError, D: DirectoryError> CycleError<S, D> {
+    /// The condition reason of a failed cycle.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CycleError::Source(_) => "SourceError",
+            CycleError::Directory(_) | CycleError::Apply(_) => "DirectoryError",
+        }
+    }
+
+    /// The underlying error's own category (for the message and metrics).
+    pub fn detail(&self) -> &'static str {
+        match self {
+            CycleError::Source(error) => error.reason(),
+            CycleError::Directory(error) => error.reason(),
+            CycleError::Apply(aborted) => aborted.reason,
+        }
+    }
+}
+
+/// Runs one cycle. `approved` is the plan hash a person approved (the annotation), if any.
+pub async fn run_cycle<S: PeopleSource, D: Directory>(
+    source: &S,
+    directory: &D,
+    settings: &Settings,
+    state: &SyncState,
+    kind: CycleKind,
+    approved: Option<&str>,
+    now: Timestamp,
+) -> Result<Report, CycleError<S::Error, D::Error>> {
+    let started = std::time::Instant::now();
+    let policy = Policy {
+        directory: directory.traits(),
+        ..settings.policy.clone()
+    };
+    let (people, org_units, coverage) = match kind {
+        CycleKind::Full => {
+            let people: Vec<Person> = source
+                .people(None)
+                .try_collect()
+                .await
+                .map_err(CycleError::Source)?;
+            let org_units = if policy.directory.groups {
+                Some(source.org_units().await.map_err(CycleError::Source)?)
+            } else {
+                None
+            };
+            (people, org_units, Coverage::Full)
+        }
+        CycleKind::Incremental => {
+            let since = state
+                .checkpoint
+                .map(|checkpoint| checkpoint - settings.overlap);
+            let mut people: Vec<Person> = source
+                .people(since)
+                .try_collect()
+                .await
+                .map_err(CycleError::Source)?;
+            let read: BTreeSet<String> = people.iter().map(|p| p.id.clone()).collect();
+            for id in state.retry.iter().filter(|id| !read.contains(*id)) {
+                // A person who is gone now is a full cycle's business (vanished).
+                if let Some(person) = source.person(id).await.map_err(CycleError::Source)? {
+                    people.push(person);
+                }
+            }
+            (people, None, Coverage::Partial)
+        }
+    };
+    let max_updated = people.iter().map(|p| p.updated_at).max();
+    let mut next = state.clone();
+    if kind == CycleKind::Incremental && people.is_empty() {
+        // Nothing changed: no directory reads, no writes.
+        next.retry.clear();
+        return Ok(Report {
+            kind,
+            plan: Plan::default(),
+            applied: None,
+            state: next,
+            people_read: 0,
+            duration: started.elapsed(),
+        });
+    }
+
+    directory.check().await.map_err(CycleError::Directory)?;
+    let snapshot = DirectorySnapshot::read(directory, &settings.mapping, policy.directory.groups)
+        .await
+        .map_err(CycleError::Directory)?;
+    // An entry found disabled without a record starts its delay now.
+    let mut disabled_since: BTreeMap<String, Timestamp> = snapshot
+        .entries
+        .iter()
+        .filter(|e| !e.enabled)
+        .map(|e| {
+            let since = state.disabled_since.get(&e.anchor).copied().unwrap_or(now);
+            (e.anchor.clone(), since)
+        })
+        .collect();
+    let approved = approved.filter(|hash| state.approval_used.as_deref() != Some(*hash));
+    let plan = plan::plan(&Inputs {
+        people: &people,
+        org_units: org_units.as_deref(),
+        entries: &snapshot.entries,
+        groups: &snapshot.groups,
+        reserved: &snapshot.reserved,
+        mapping: &settings.mapping,
+        policy: &policy,
+        coverage,
+        now,
+        disabled_since: &disabled_since,
+        approved,
+    });
+    let people_read = people.len();
+    drop(people);
+    if settings.dry_run {
+        return Ok(Report {
+            kind,
+            plan,
+            applied: None,
+            state: state.clone(),
+            people_read,
+            duration: started.elapsed(),
+        });
+    }
+
+    let mut ids = snapshot.ids();
+    drop(snapshot);
+    let applied = apply(directory, &plan, &mut ids, settings.concurrency)
+        .await
+        .map_err(|aborted| CycleError::Apply(Box::new(aborted)))?;
+
+    for step in &plan.steps {
+        match step.action {
+            plan::Action::Disable => {
+                disabled_since.entry(step.anchor.clone()).or_insert(now);
+            }
+            plan::Action::Enable | plan::Action::Delete => {
+                disabled_since.remove(&step.anchor);
+            }
+            _ => {}
+        }
+    }
+    let failed: BTreeSet<String> = plan
+        .failures
+        .iter()
+        .chain(applied.failures.iter())
+        .map(|f| f.anchor.clone())
+        .collect();
+    // A failed step leaves its entry as it was: keep the old record for it.
+    for anchor in &failed {
+        match state.disabled_since.get(anchor) {
+            Some(since) => disabled_since.insert(anchor.clone(), *since),
+            None => disabled_since.remove(anchor),
+        };
+    }
+    next.disabled_since = disabled_since;
+    next.retry = failed;
+    next.checkpoint = match (state.checkpoint, max_updated) {
+        (Some(old), Some(new)) => Some(old.max(new)),
+        (old, new) => old.or(new),
+    };
+    if kind == CycleKind::Full {
+        next.last_full_sync = Some(now);
+    }
+    if let GuardDecision::Approved(trip) = &plan.guard {
+        next.approval_used = Some(trip.hash.clone());
+    }
+    Ok(Report {
+        kind,
+        plan,
+        applied: Some(applied),
+        state: next,
+        people_read,
+        duration: started.elapsed(),
+    })
+}

@@ -1,0 +1,131 @@
+//! From a `PeopleSync` spec to the engine's settings: the mapping (profile defaults plus the
+//! spec's templates) and the policy (deprovisioning, guard, scope). Pure.
+
+use jiff::SignedDuration;
+
+use super::engine::{DEFAULT_CONCURRENCY, DEFAULT_OVERLAP, Settings};
+use crate::crd::{DeprovisionAction, PeopleSyncSpec, duration};
+use crate::directory::any;
+use crate::plan::{Deprovision, Guard, Mapping, MappingError, Policy, Scope};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("no target is set: set target.ldap or target.scim")]
+    NoTarget,
+    #[error("the attribute mapping is invalid")]
+    Mapping(#[from] MappingError),
+    #[error("deprovision.delay: {0}")]
+    Delay(#[source] duration::InvalidDuration),
+    #[error("deprovision.delay is required with action DisableThenDelete")]
+    MissingDelay,
+}
+
+impl SpecError {
+    /// The condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SpecError::Mapping(_) => "InvalidMapping",
+            _ => "InvalidSpec",
+        }
+    }
+}
+
+pub fn settings(spec: &PeopleSyncSpec) -> Result<Settings, SpecError> {
+    let profile = any::profile(&spec.target).ok_or(SpecError::NoTarget)?;
+    let mapping = Mapping::new(profile, &any::attribute_overrides(&spec.target))?;
+    let deprovision = match &spec.deprovision {
+        None => Deprovision::Disable,
+        Some(d) => match d.action {
+            DeprovisionAction::Disable => Deprovision::Disable,
+            DeprovisionAction::Delete => Deprovision::Delete,
+            DeprovisionAction::DisableThenDelete => {
+                let raw = d.delay.as_deref().ok_or(SpecError::MissingDelay)?;
+                let delay = duration::parse(raw).map_err(SpecError::Delay)?;
+                Deprovision::DisableThenDelete {
+                    delay: SignedDuration::try_from(delay).unwrap_or(SignedDuration::MAX),
+                }
+            }
+        },
+    };
+    let guard = spec
+        .guard
+        .as_ref()
+        .map(|g| Guard {
+            max_count: g.max_count,
+            max_percent: g.max_percent,
+        })
+        .unwrap_or_default();
+    Ok(Settings {
+        mapping,
+        policy: Policy {
+            deprovision,
+            guard,
+            scope: Scope::from_spec(spec.scope.as_ref()),
+            ..Policy::default()
+        },
+        concurrency: DEFAULT_CONCURRENCY,
+        overlap: DEFAULT_OVERLAP,
+        dry_run: spec.dry_run,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: serde_json::Value) -> PeopleSyncSpec {
+        let mut spec = serde_json::json!({
+            "source": {"hollyhr": {"baseUrl": "https://acme.hollyhr.com/api/v1", "apiKeySecretRef": {"name": "h", "key": "k"}}},
+            "target": {"scim": {"baseUrl": "https://scim.example.com/v2", "tokenSecretRef": {"name": "s", "key": "t"}}}
+        });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        serde_json::from_value(spec).expect("a spec")
+    }
+
+    #[test]
+    fn defaults_disable_leavers_with_the_default_guard() {
+        let settings = settings(&spec(serde_json::json!({}))).expect("valid");
+        assert_eq!(settings.policy.deprovision, Deprovision::Disable);
+        assert_eq!(settings.policy.guard, Guard::default());
+        assert!(!settings.dry_run);
+        assert!(settings.mapping.rules().contains_key("userName"));
+    }
+
+    #[test]
+    fn the_spec_sets_the_deprovision_action_guard_dry_run_and_templates() {
+        let settings = settings(&spec(serde_json::json!({
+            "deprovision": {"action": "DisableThenDelete", "delay": "720h"},
+            "guard": {"maxCount": 3, "maxPercent": 1},
+            "dryRun": true,
+        })))
+        .expect("valid");
+        assert_eq!(
+            settings.policy.deprovision,
+            Deprovision::DisableThenDelete {
+                delay: SignedDuration::from_hours(720)
+            }
+        );
+        assert_eq!(
+            settings.policy.guard,
+            Guard {
+                max_count: 3,
+                max_percent: 1
+            }
+        );
+        assert!(settings.dry_run);
+    }
+
+    #[test]
+    fn a_template_that_does_not_compile_is_an_invalid_mapping() {
+        let mut broken = spec(serde_json::json!({}));
+        if let Some(scim) = broken.target.scim.as_mut() {
+            scim.attributes
+                .insert("title".into(), "{{ job_title ".into());
+        }
+        let error = settings(&broken).expect_err("invalid");
+        assert_eq!(error.reason(), "InvalidMapping");
+        assert!(crate::cli::report(&error).contains("title"));
+    }
+}

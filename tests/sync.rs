@@ -1,0 +1,546 @@
+//! The sync engine end to end on real parts: the HollyHR sandbox (over HTTP, through the real
+//! client) into a private OpenLDAP slapd.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use jiff::Timestamp;
+use peoplesync::crd::LdapProfile;
+use peoplesync::directory::ldap::LdapDirectory;
+use peoplesync::directory::{Change, Directory, DirectoryTraits, Entry, Group, GroupChange};
+use peoplesync::plan::mapping::Profile;
+use peoplesync::plan::{Guard, GuardDecision, Mapping, Policy};
+use peoplesync::retry::RetryPolicy;
+use peoplesync::sandbox::{self, DEFAULT_API_KEY, SandboxConfig, SandboxHandle};
+use peoplesync::slapd::Slapd;
+use peoplesync::source::hollyhr::model::{Lifecycle, OrgUnitType, UpdateEmploymentRequest};
+use peoplesync::source::hollyhr::{ClientConfig, HollyHrClient, Idempotency};
+use peoplesync::source::{PeopleSource, Person};
+use peoplesync::sync::engine::{
+    self, CycleError, CycleKind, DEFAULT_OVERLAP, Report, Settings, SyncState,
+};
+use secrecy::SecretString;
+use serde_json::json;
+
+struct Harness {
+    sandbox: SandboxHandle,
+    slapd: Slapd,
+    client: HollyHrClient,
+    directory: LdapDirectory,
+    settings: Settings,
+    state: SyncState,
+}
+
+fn client(sandbox: &SandboxHandle) -> HollyHrClient {
+    let mut config = ClientConfig::new(&sandbox.base_url(), SecretString::from(DEFAULT_API_KEY))
+        .expect("a client config");
+    // Fast retries: the behaviour, not the production timings.
+    config.retry = RetryPolicy {
+        max_attempts: 6,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(100),
+        max_elapsed: Duration::from_secs(30),
+    };
+    HollyHrClient::new(config).expect("a client")
+}
+
+fn settings(guard: Guard) -> Settings {
+    Settings {
+        mapping: Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new())
+            .expect("compiles"),
+        policy: Policy {
+            guard,
+            ..Policy::default()
+        },
+        concurrency: engine::DEFAULT_CONCURRENCY,
+        overlap: DEFAULT_OVERLAP,
+        dry_run: false,
+    }
+}
+
+impl Harness {
+    async fn start(people: usize) -> Self {
+        let sandbox = sandbox::start(SandboxConfig {
+            people,
+            rate_limit_per_minute: 0,
+            ..SandboxConfig::default()
+        })
+        .await
+        .expect("the sandbox starts");
+        let slapd = Slapd::start().await.expect("slapd starts");
+        let directory = LdapDirectory::connect(slapd.ldap_config())
+            .await
+            .expect("binds");
+        Self {
+            client: client(&sandbox),
+            sandbox,
+            slapd,
+            directory,
+            // The scenarios below deprovision on purpose; the guard has its own test.
+            settings: settings(Guard {
+                max_count: 10_000,
+                max_percent: 100,
+            }),
+            state: SyncState::default(),
+        }
+    }
+
+    async fn try_cycle(
+        &mut self,
+        kind: CycleKind,
+        approved: Option<&str>,
+    ) -> Result<
+        Report,
+        CycleError<
+            peoplesync::source::hollyhr::HollyHrError,
+            peoplesync::directory::ldap::LdapBackendError,
+        >,
+    > {
+        let report = engine::run_cycle(
+            &self.client,
+            &self.directory,
+            &self.settings,
+            &self.state,
+            kind,
+            approved,
+            Timestamp::now(),
+        )
+        .await?;
+        self.state = report.state.clone();
+        Ok(report)
+    }
+
+    async fn cycle(&mut self, kind: CycleKind) -> Report {
+        let report = self
+            .try_cycle(kind, None)
+            .await
+            .expect("the cycle succeeds");
+        assert!(report.failures().is_empty(), "{:?}", report.failures());
+        report
+    }
+
+    async fn source(&self) -> Vec<Person> {
+        PeopleSource::people(&self.client, None)
+            .try_collect()
+            .await
+            .expect("lists")
+    }
+
+    async fn entries(&self) -> BTreeMap<String, Entry> {
+        let entries: Vec<Entry> = self.directory.entries().try_collect().await.expect("lists");
+        entries.into_iter().map(|e| (e.anchor.clone(), e)).collect()
+    }
+
+    /// The directory holds exactly what the source says: active people enabled with their mapped
+    /// attributes and managers, future starters disabled, leavers absent or disabled, and one group
+    /// per department with exactly its enabled members.
+    async fn verify(&self) {
+        let people = self.source().await;
+        let entries = self.entries().await;
+        let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+        let mut expected_entries = 0;
+        for person in &people {
+            let entry = entries.get(&person.id);
+            match person.lifecycle(today) {
+                Lifecycle::Leaver => {
+                    if let Some(entry) = entry {
+                        expected_entries += 1;
+                        assert!(!entry.enabled, "leaver {} is disabled", person.id);
+                    }
+                    continue;
+                }
+                Lifecycle::FutureStarter => {
+                    let entry = entry.expect("future starters are provisioned");
+                    assert!(!entry.enabled, "future starter {} waits", person.id);
+                }
+                Lifecycle::Active => {
+                    let entry = entry.unwrap_or_else(|| panic!("{} has an entry", person.id));
+                    assert!(entry.enabled, "{} is enabled", person.id);
+                }
+            }
+            expected_entries += 1;
+            let entry = &entries[&person.id];
+            let mapped = self
+                .settings
+                .mapping
+                .map(person, Some(&entry.attributes), &|_, _| false)
+                .expect("maps");
+            for (name, values) in &mapped.attributes {
+                assert_eq!(
+                    entry.attributes.get(name),
+                    Some(values),
+                    "{} {name}",
+                    person.id
+                );
+            }
+            let manager = person
+                .manager
+                .as_ref()
+                .and_then(|m| entries.get(&m.id))
+                .map(|m| vec![m.id.clone()]);
+            assert_eq!(
+                entry.attributes.get("manager").cloned(),
+                manager,
+                "{} manager",
+                person.id
+            );
+        }
+        assert_eq!(entries.len(), expected_entries, "no other managed entries");
+
+        let units = PeopleSource::org_units(&self.client)
+            .await
+            .expect("org units");
+        let groups: Vec<Group> = self.directory.groups().try_collect().await.expect("groups");
+        let departments: Vec<_> = units
+            .iter()
+            .filter(|u| u.kind == OrgUnitType::Department)
+            .collect();
+        assert_eq!(groups.len(), departments.len());
+        for unit in departments {
+            let group = groups
+                .iter()
+                .find(|g| g.anchor == unit.id)
+                .expect("a group per department");
+            let members: BTreeSet<String> = people
+                .iter()
+                .filter(|p| p.department.as_ref().is_some_and(|d| d.id == unit.id))
+                .filter_map(|p| entries.get(&p.id))
+                .filter(|e| e.enabled)
+                .map(|e| e.id.clone())
+                .collect();
+            assert_eq!(group.members, members, "members of {}", unit.name);
+        }
+    }
+
+    async fn change_job_title(&self, person: &str, title: &str) {
+        let employment = self.client.person_employment(person).await.expect("reads");
+        let etag = employment.etag.expect("an employment ETag");
+        self.client
+            .update_employment(
+                person,
+                &UpdateEmploymentRequest {
+                    job_title: Some(Some(title.to_owned())),
+                    ..UpdateEmploymentRequest::default()
+                },
+                &etag,
+                Idempotency::Derived,
+            )
+            .await
+            .expect("patched");
+    }
+}
+
+fn changed_anchors(report: &Report) -> BTreeSet<String> {
+    report
+        .plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action.name(), "update" | "rename"))
+        .map(|s| s.anchor.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_baseline_of_1000_people_lands_exactly_and_a_second_full_run_writes_nothing() {
+    let mut harness = Harness::start(1000).await;
+    let report = harness.cycle(CycleKind::Full).await;
+    let created = report.applied.as_ref().expect("applied").counts["create"];
+    assert!(created > 900, "{created}");
+    assert_eq!(report.people_read, 1000);
+    assert!(harness.state.checkpoint.is_some());
+    harness.verify().await;
+
+    let again = harness.cycle(CycleKind::Full).await;
+    assert!(again.plan.is_empty(), "{:?}", again.plan.counts());
+    assert!(!again.changed());
+}
+
+#[tokio::test]
+async fn changes_through_the_api_and_the_ui_reach_the_directory_in_the_next_incremental_cycle() {
+    let mut harness = Harness::start(300).await;
+    harness.cycle(CycleKind::Full).await;
+    let controls = harness.sandbox.controls();
+    controls.clear_requests().await.expect("cleared");
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let active: Vec<Person> = harness
+        .source()
+        .await
+        .into_iter()
+        .filter(|p| p.lifecycle(today) == Lifecycle::Active)
+        .collect();
+    let mut expected = BTreeSet::new();
+    for person in &active[..10] {
+        harness
+            .change_job_title(&person.id, "Principal Engineer")
+            .await;
+        expected.insert(person.id.clone());
+    }
+    for person in &active[10..15] {
+        controls
+            .ui_edit(&person.id, json!({"last_name": "Renamed"}))
+            .await
+            .expect("edited");
+        expected.insert(person.id.clone());
+    }
+    let report = harness.cycle(CycleKind::Incremental).await;
+    assert_eq!(changed_anchors(&report), expected);
+    assert_eq!(
+        report.applied.as_ref().expect("applied").counts["rename"],
+        5
+    );
+    harness.verify().await;
+
+    // Nothing new: one request, no directory reads.
+    controls.clear_requests().await.expect("cleared");
+    let quiet = harness.cycle(CycleKind::Incremental).await;
+    assert!(quiet.plan.is_empty());
+    let requests = controls.requests().await.expect("the log");
+    assert_eq!(requests.len(), 1, "{requests:?}");
+
+    // A full run asks only for what the safe projection needs.
+    controls.clear_requests().await.expect("cleared");
+    harness.cycle(CycleKind::Full).await;
+    for request in controls.requests().await.expect("the log") {
+        assert!(
+            request.route.starts_with("/people") || request.route.starts_with("/org-units"),
+            "{request:?}"
+        );
+        assert!(!request.route.contains("personal"), "{request:?}");
+    }
+}
+
+#[tokio::test]
+async fn exclusive_updated_since_and_shared_timestamps_lose_nothing() {
+    let mut harness = Harness::start(100).await;
+    let controls = harness.sandbox.controls();
+    controls
+        .settings(json!({"updated_since_exclusive": true}))
+        .await
+        .expect("set");
+    controls
+        .clock(json!({"frozen": true}))
+        .await
+        .expect("frozen");
+    harness.cycle(CycleKind::Full).await;
+    let people = harness.source().await;
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let active: Vec<&Person> = people
+        .iter()
+        .filter(|p| p.lifecycle(today) == Lifecycle::Active)
+        .collect();
+    // Two edits at the same frozen instant, a cycle between them: the second shares the
+    // checkpoint's timestamp, which a strict filter without overlap would skip.
+    harness.change_job_title(&active[0].id, "First").await;
+    let first = harness.cycle(CycleKind::Incremental).await;
+    assert_eq!(
+        changed_anchors(&first),
+        BTreeSet::from([active[0].id.clone()])
+    );
+    harness.change_job_title(&active[1].id, "Second").await;
+    let second = harness.cycle(CycleKind::Incremental).await;
+    assert!(changed_anchors(&second).contains(&active[1].id));
+    harness.verify().await;
+}
+
+#[tokio::test]
+async fn leavers_rehires_future_starters_and_vanished_people_follow_their_lifecycle() {
+    let mut harness = Harness::start(200).await;
+    harness.cycle(CycleKind::Full).await;
+    let controls = harness.sandbox.controls();
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let people = harness.source().await;
+    let active: Vec<&Person> = people
+        .iter()
+        .filter(|p| p.lifecycle(today) == Lifecycle::Active)
+        .collect();
+    let yesterday = today.yesterday().expect("a date").to_string();
+    let next_year = today
+        .checked_add(jiff::Span::new().years(1))
+        .expect("a date")
+        .to_string();
+    let leaver = active[0].id.clone();
+    let starter = active[1].id.clone();
+    controls
+        .ui_edit(&leaver, json!({"end_date": yesterday}))
+        .await
+        .expect("ended");
+    controls
+        .ui_edit(&starter, json!({"start_date": next_year}))
+        .await
+        .expect("moved");
+    let report = harness.cycle(CycleKind::Incremental).await;
+    let entries = harness.entries().await;
+    assert!(!entries[&leaver].enabled, "the leaver is disabled");
+    assert!(!entries[&starter].enabled, "the new start date waits");
+    assert_eq!(
+        report.applied.as_ref().expect("applied").counts["disable"],
+        2
+    );
+    harness.verify().await;
+
+    // The rehire: the end date moves out again.
+    let next_month = today
+        .checked_add(jiff::Span::new().months(1))
+        .expect("a date")
+        .to_string();
+    controls
+        .ui_edit(&leaver, json!({"end_date": next_month}))
+        .await
+        .expect("rehired");
+    harness.cycle(CycleKind::Incremental).await;
+    assert!(harness.entries().await[&leaver].enabled, "re-enabled");
+
+    // A person who vanishes from the source (a smaller tenant, same seed) is a leaver at the
+    // next full cycle only.
+    let before: BTreeSet<String> = harness.source().await.into_iter().map(|p| p.id).collect();
+    controls.reset(195).await.expect("reset");
+    let after: BTreeSet<String> = harness.source().await.into_iter().map(|p| p.id).collect();
+    let vanished: Vec<&String> = before.difference(&after).collect();
+    assert!(!vanished.is_empty());
+    let report = harness.cycle(CycleKind::Full).await;
+    let entries = harness.entries().await;
+    for id in vanished {
+        if let Some(entry) = entries.get(id) {
+            assert!(!entry.enabled, "{id} vanished and is disabled");
+        }
+    }
+    assert!(
+        report
+            .plan
+            .steps
+            .iter()
+            .any(|s| s.reason.as_str() == "Vanished")
+    );
+}
+
+#[tokio::test]
+async fn the_guard_holds_an_empty_source_and_an_approval_releases_that_plan_once() {
+    let mut harness = Harness::start(50).await;
+    harness.settings = settings(Guard::default());
+    harness.cycle(CycleKind::Full).await;
+    let managed = harness.entries().await.len();
+    let controls = harness.sandbox.controls();
+    controls
+        .settings(json!({"empty_tenant": true}))
+        .await
+        .expect("set");
+    let held = harness.cycle(CycleKind::Full).await;
+    let GuardDecision::Held(trip) = &held.plan.guard else {
+        panic!("held: {:?}", held.plan.guard);
+    };
+    assert_eq!(trip.reason.as_str(), "EmptySource");
+    assert!(!held.changed(), "nothing deprovisioned");
+    assert!(
+        harness
+            .entries()
+            .await
+            .values()
+            .filter(|e| e.enabled)
+            .count()
+            > 40
+    );
+    assert_eq!(harness.entries().await.len(), managed);
+
+    let hash = trip.hash.clone();
+    let released = harness
+        .try_cycle(CycleKind::Full, Some(&hash))
+        .await
+        .expect("runs");
+    assert!(matches!(released.plan.guard, GuardDecision::Approved(_)));
+    assert!(released.applied.as_ref().expect("applied").counts["disable"] > 40);
+    assert_eq!(harness.state.approval_used.as_deref(), Some(hash.as_str()));
+}
+
+/// A directory that stops its slapd after `after` writes, mid-cycle.
+struct Failing<'a> {
+    inner: &'a LdapDirectory,
+    slapd: std::sync::Mutex<&'a mut Slapd>,
+    writes: AtomicUsize,
+    after: usize,
+}
+
+impl Directory for Failing<'_> {
+    type Error = peoplesync::directory::ldap::LdapBackendError;
+
+    fn traits(&self) -> DirectoryTraits {
+        self.inner.traits()
+    }
+    async fn check(&self) -> Result<(), Self::Error> {
+        self.inner.check().await
+    }
+    fn entries(&self) -> BoxStream<'_, Result<Entry, Self::Error>> {
+        self.inner.entries()
+    }
+    fn reserved(
+        &self,
+        attributes: &[String],
+    ) -> BoxStream<'_, Result<(String, String), Self::Error>> {
+        self.inner.reserved(attributes)
+    }
+    async fn apply(&self, change: &Change) -> Result<String, Self::Error> {
+        if self.writes.fetch_add(1, Ordering::SeqCst) == self.after {
+            self.slapd.lock().expect("not poisoned").stop();
+        }
+        self.inner.apply(change).await
+    }
+    fn groups(&self) -> BoxStream<'_, Result<Group, Self::Error>> {
+        self.inner.groups()
+    }
+    async fn apply_group(&self, change: &GroupChange) -> Result<String, Self::Error> {
+        self.inner.apply_group(change).await
+    }
+}
+
+#[tokio::test]
+async fn a_directory_outage_mid_cycle_keeps_the_checkpoint_and_the_next_cycle_converges() {
+    let mut harness = Harness::start(200).await;
+    let state = harness.state.clone();
+    let failing = Failing {
+        inner: &harness.directory,
+        slapd: std::sync::Mutex::new(&mut harness.slapd),
+        writes: AtomicUsize::new(0),
+        after: 50,
+    };
+    let error = engine::run_cycle(
+        &harness.client,
+        &failing,
+        &harness.settings,
+        &state,
+        CycleKind::Full,
+        None,
+        Timestamp::now(),
+    )
+    .await
+    .expect_err("slapd went away");
+    assert_eq!(error.reason(), "DirectoryError");
+    assert_eq!(error.detail(), "DirectoryUnreachable");
+    assert_eq!(
+        harness.state.checkpoint, None,
+        "the checkpoint did not move"
+    );
+
+    harness.slapd.start_again().await.expect("slapd is back");
+    harness.cycle(CycleKind::Full).await;
+    harness.verify().await;
+}
+
+#[tokio::test]
+async fn server_errors_and_rate_limit_bursts_converge_with_bounded_retries() {
+    let mut harness = Harness::start(500).await;
+    let controls = harness.sandbox.controls();
+    controls
+        .faults(json!({"error_rate": 0.2, "error_status": 503, "rate_limit_burst": 3, "retry_after_seconds": 1}))
+        .await
+        .expect("faults on");
+    harness.cycle(CycleKind::Full).await;
+    let requests = controls.requests().await.expect("the log");
+    let failed = requests.iter().filter(|r| r.status >= 429).count();
+    assert!(failed >= 3, "faults were injected: {failed}");
+    controls.clear_faults().await.expect("faults off");
+    harness.verify().await;
+    let again = harness.cycle(CycleKind::Full).await;
+    assert!(again.plan.is_empty());
+}
