@@ -13,6 +13,7 @@ pub mod leader;
 mod scenarios;
 pub mod secrets;
 pub mod status;
+pub mod sync;
 
 use std::collections::HashMap;
 use std::future::IntoFuture;
@@ -27,7 +28,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use secrecy::SecretString;
 use tracing::{info, warn};
@@ -94,6 +95,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<PeopleSync>, u32>>,
+    /// Objects (by uid) that had a full cycle since this process started: the first cycle of
+    /// every object after a start is a full one.
+    fully_synced: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Context {
@@ -107,7 +111,22 @@ impl Context {
             client,
             metrics,
             failures: Mutex::new(HashMap::new()),
+            fully_synced: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    fn had_full_cycle(&self, uid: &str) -> bool {
+        self.fully_synced
+            .lock()
+            .expect("the set lock is never poisoned")
+            .contains(uid)
+    }
+
+    fn full_cycle_done(&self, uid: &str) {
+        self.fully_synced
+            .lock()
+            .expect("the set lock is never poisoned")
+            .insert(uid.to_owned());
     }
 
     fn backoff(&self, object: &PeopleSync) -> Duration {
@@ -197,7 +216,15 @@ async fn run_controller(
         ),
         None => (Api::all(client.clone()), Api::all(client)),
     };
-    let controller = Controller::new(objects, watcher::Config::default().any_semantic());
+    // Status writes (every cycle moves lastSyncTime) must not wake the object again: only spec,
+    // annotation (approvals), finalizer and deletion changes do; cycles run on requeue.
+    let (reader, writer) = kube::runtime::reflector::store();
+    let triggers = watcher(objects, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, Default::default());
+    let controller = Controller::for_stream(triggers, reader);
     let store = controller.store();
     controller
         // A Secret that a PeopleSync references changed (e.g. it was created after the object):
@@ -213,6 +240,19 @@ async fn run_controller(
             }
         })
         .await;
+}
+
+/// What in an object should start a reconcile: its generation (spec), annotations (approvals),
+/// finalizers and deletion; not its status.
+fn trigger_hash(object: &PeopleSync) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = object.meta();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// The PeopleSync objects in the Secret's namespace that reference it.
@@ -299,13 +339,22 @@ fn error_policy(object: Arc<PeopleSync>, error: &Error, ctx: Arc<Context>) -> Ac
     Action::requeue(wait)
 }
 
-/// The reconcile of a live object: observe, compute status, write it if it changed, requeue.
+/// The reconcile of a live object: observe, run the sync cycle that is due, compute status, write
+/// it if it changed, requeue for the next cycle.
 async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
     let namespace = object.namespace().ok_or(Error::NoNamespace)?;
-    let observed = observe(object, &namespace, ctx).await?;
+    let (mut observed, handles) = observe(object, &namespace, ctx).await?;
+    let spec = &object.spec;
+    let poll = spec.poll_interval().unwrap_or(Duration::from_secs(300));
+    let full_interval = spec
+        .full_resync_interval()
+        .unwrap_or(Duration::from_secs(6 * 3600));
+    if let Some(handles) = handles {
+        run_sync(object, ctx, &handles, &mut observed, poll, full_interval).await;
+    }
     let now = jiff::Timestamp::now();
     let (next, transitions) = status::compute(
-        &object.spec,
+        spec,
         object.status.as_ref(),
         &observed,
         object.meta().generation,
@@ -315,17 +364,128 @@ async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
     for transition in &transitions {
         publish(ctx, object, transition).await;
     }
+    if let sync::SyncOutcome::Completed(completed) = &observed.sync
+        && completed.changed()
+    {
+        publish_cycle(ctx, object, completed).await;
+    }
     ctx.succeeded(object);
-    // Recheck at the poll interval; a blocked object is also woken by its Secret changing.
-    let every = object
-        .spec
-        .poll_interval()
-        .unwrap_or(Duration::from_secs(300));
-    Ok(Action::requeue(if observed.blocker.is_some() {
-        every.min(Duration::from_secs(60))
-    } else {
-        every
-    }))
+    let wait = match observed.next_sync {
+        Some(at) => Duration::try_from(at.duration_since(jiff::Timestamp::now()))
+            .unwrap_or(Duration::ZERO)
+            .max(Duration::from_secs(1)),
+        // A blocked object is also woken by its Secret changing.
+        None if observed.blocker.is_some() => poll.min(Duration::from_secs(60)),
+        None => poll,
+    };
+    Ok(Action::requeue(wait))
+}
+
+/// Runs the cycle that is due and records its outcome in `observed`.
+async fn run_sync(
+    object: &PeopleSync,
+    ctx: &Context,
+    handles: &Handles,
+    observed: &mut Observation,
+    poll: Duration,
+    full_interval: Duration,
+) {
+    use crate::sync::engine;
+    let uid = object.uid().unwrap_or_default();
+    let state = sync::state_of(object.status.as_ref());
+    let approved = object
+        .annotations()
+        .get(crate::crd::APPROVE_DEPROVISION)
+        .map(String::as_str);
+    // A new approval re-runs the full cycle whose plan it approves.
+    let new_approval = approved.is_some_and(|hash| state.approval_used.as_deref() != Some(hash));
+    let spec_changed = object.status.as_ref().and_then(|s| s.observed_generation)
+        != object.meta().generation
+        || !ctx.had_full_cycle(&uid)
+        || new_approval;
+    let started = jiff::Timestamp::now();
+    let kind = engine::due(&state, full_interval, started, spec_changed);
+    let outcome = match crate::sync::spec::settings(&object.spec) {
+        Err(error) => sync::SyncOutcome::Failed {
+            reason: error.reason(),
+            message: crate::cli::report(&error),
+        },
+        Ok(settings) => {
+            let result = engine::run_cycle(
+                &handles.source,
+                &handles.directory,
+                &settings,
+                &state,
+                kind,
+                approved,
+                started,
+            )
+            .await;
+            match result {
+                Ok(report) => {
+                    ctx.metrics.cycle(&report);
+                    if kind == engine::CycleKind::Full && !settings.dry_run {
+                        ctx.full_cycle_done(&uid);
+                    }
+                    info!(
+                        name = %object.name_any(),
+                        kind = kind.as_str(),
+                        people = report.people_read,
+                        failures = report.failures().len(),
+                        took_ms = report.duration.as_millis() as u64,
+                        "sync cycle finished"
+                    );
+                    sync::SyncOutcome::Completed(Box::new(sync::Completed::of(
+                        &report,
+                        settings.dry_run,
+                        jiff::Timestamp::now(),
+                    )))
+                }
+                Err(error) => {
+                    ctx.metrics.cycle_failed(kind, error.detail());
+                    warn!(name = %object.name_any(), kind = kind.as_str(), error = %crate::cli::report(&error), "sync cycle failed");
+                    sync::SyncOutcome::Failed {
+                        reason: error.reason(),
+                        message: format!(
+                            "the {} cycle failed ({}): {}; the checkpoint did not move",
+                            kind.as_str(),
+                            error.detail(),
+                            crate::cli::report(&error)
+                        ),
+                    }
+                }
+            }
+        }
+    };
+    let next_state = match &outcome {
+        sync::SyncOutcome::Completed(completed) if !completed.dry_run => completed.state.clone(),
+        _ => state,
+    };
+    observed.sync = outcome;
+    observed.next_sync = Some(engine::next_run(
+        &next_state,
+        poll,
+        full_interval,
+        jiff::Timestamp::now(),
+    ));
+}
+
+/// An Event for a cycle that changed the directory (counts only).
+async fn publish_cycle(ctx: &Context, object: &PeopleSync, completed: &sync::Completed) {
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Synced".into(),
+        note: Some(format!(
+            "{} cycle: {}",
+            completed.kind.as_str(),
+            completed.describe_counts()
+        )),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        warn!(%error, "failed to publish an Event");
+    }
 }
 
 /// Nothing outside the cluster holds state yet; webhook disabling joins here later.
@@ -336,28 +496,36 @@ async fn cleanup(object: &PeopleSync, _ctx: &Context) -> Result<Action, Error> {
 }
 
 /// Gathers what this reconcile knows: spec problems, Secrets, the source.
+/// The connected source and directory, when both are reachable (the cycle reuses them).
+struct Handles {
+    source: hollyhr::HollyHrClient,
+    directory: crate::directory::any::AnyDirectory,
+}
+
 async fn observe(
     object: &PeopleSync,
     namespace: &str,
     ctx: &Context,
-) -> Result<Observation, Error> {
+) -> Result<(Observation, Option<Handles>), Error> {
     let spec = &object.spec;
     let mut observed = Observation {
         blocker: None,
         source: SourceOutcome::NotChecked,
         directory: DirectoryOutcome::NotChecked,
         suspended: spec.suspend,
+        sync: sync::SyncOutcome::NotRun,
+        next_sync: None,
     };
     if let Some(blocker) = validate(spec) {
         observed.blocker = Some(blocker);
-        return Ok(observed);
+        return Ok((observed, None));
     }
     let Some(hollyhr) = &spec.source.hollyhr else {
         observed.blocker = Some(Blocker {
             reason: "InvalidSpec",
             message: "no source is set: set spec.source.hollyhr".into(),
         });
-        return Ok(observed);
+        return Ok((observed, None));
     };
     let api_key = match secrets::read_key(&ctx.client, namespace, &hollyhr.api_key_secret_ref).await
     {
@@ -365,20 +533,27 @@ async fn observe(
         Err(error) => match error.blocker() {
             Some(blocker) => {
                 observed.blocker = Some(blocker);
-                return Ok(observed);
+                return Ok((observed, None));
             }
             None => return Err(error.into()),
         },
     };
     if let Some(blocker) = check_target_secrets(spec, namespace, ctx).await? {
         observed.blocker = Some(blocker);
-        return Ok(observed);
+        return Ok((observed, None));
     }
-    if !spec.suspend {
-        observed.source = probe_source(&hollyhr.base_url, api_key, &spec.required_scopes()).await;
-        observed.directory = probe_directory(spec, namespace, ctx).await?;
+    if spec.suspend {
+        return Ok((observed, None));
     }
-    Ok(observed)
+    let (source, client) = probe_source(&hollyhr.base_url, api_key, &spec.required_scopes()).await;
+    let (directory, connected) = probe_directory(spec, namespace, ctx).await?;
+    observed.source = source;
+    observed.directory = directory;
+    let handles = match (client, connected) {
+        (Some(source), Some(directory)) => Some(Handles { source, directory }),
+        _ => None,
+    };
+    Ok((observed, handles))
 }
 
 /// What the schema and CEL cannot fully say (defence in depth for objects stored before a rule).
@@ -425,28 +600,32 @@ async fn check_target_secrets(
     Ok(None)
 }
 
-/// `GET /me` with the configured key, and the scope check.
-async fn probe_source(base_url: &str, api_key: SecretString, required: &[&str]) -> SourceOutcome {
+/// `GET /me` with the configured key, and the scope check; the client when it passed.
+async fn probe_source(
+    base_url: &str,
+    api_key: SecretString,
+    required: &[&str],
+) -> (SourceOutcome, Option<hollyhr::HollyHrClient>) {
     let client =
         match hollyhr::ClientConfig::new(base_url, api_key).and_then(hollyhr::HollyHrClient::new) {
             Ok(client) => client,
-            Err(error) => return SourceOutcome::Unreachable(error.to_string()),
+            Err(error) => return (SourceOutcome::Unreachable(error.to_string()), None),
         };
     match client.whoami().await {
         Ok(principal) => {
             let missing = principal.missing_scopes(required);
             if missing.is_empty() {
-                SourceOutcome::Reachable {
-                    environment: if principal.sandbox { "sandbox" } else { "live" }.to_owned(),
-                }
+                let environment = if principal.sandbox { "sandbox" } else { "live" }.to_owned();
+                (SourceOutcome::Reachable { environment }, Some(client))
             } else {
-                SourceOutcome::MissingScope(missing.into_iter().map(str::to_owned).collect())
+                let missing = missing.into_iter().map(str::to_owned).collect();
+                (SourceOutcome::MissingScope(missing), None)
             }
         }
         Err(error) if error.category() == hollyhr::ErrorReason::Unauthorized => {
-            SourceOutcome::Unauthorized
+            (SourceOutcome::Unauthorized, None)
         }
-        Err(error) => SourceOutcome::Unreachable(error.to_string()),
+        Err(error) => (SourceOutcome::Unreachable(error.to_string()), None),
     }
 }
 
@@ -457,7 +636,13 @@ async fn probe_directory(
     spec: &PeopleSyncSpec,
     namespace: &str,
     ctx: &Context,
-) -> Result<DirectoryOutcome, Error> {
+) -> Result<
+    (
+        DirectoryOutcome,
+        Option<crate::directory::any::AnyDirectory>,
+    ),
+    Error,
+> {
     use crate::directory::any::AnyDirectory;
     use crate::directory::{Directory, DirectoryError};
     let credentials = directory_credentials(spec, namespace, ctx).await?;
@@ -466,20 +651,27 @@ async fn probe_directory(
     } else {
         "check the base URL"
     };
-    let outcome = match AnyDirectory::connect(&spec.target, credentials).await {
-        Ok(directory) => match directory.check().await {
-            Ok(()) => DirectoryOutcome::Reachable,
-            Err(error) => DirectoryOutcome::Unreachable {
-                reason: error.reason(),
-                message: format!("{}: {hint}", crate::cli::report(&error)),
+    Ok(
+        match AnyDirectory::connect(&spec.target, credentials).await {
+            Ok(directory) => match directory.check().await {
+                Ok(()) => (DirectoryOutcome::Reachable, Some(directory)),
+                Err(error) => (
+                    DirectoryOutcome::Unreachable {
+                        reason: error.reason(),
+                        message: format!("{}: {hint}", crate::cli::report(&error)),
+                    },
+                    None,
+                ),
             },
+            Err(error) => (
+                DirectoryOutcome::Unreachable {
+                    reason: error.reason(),
+                    message: crate::cli::report(&error),
+                },
+                None,
+            ),
         },
-        Err(error) => DirectoryOutcome::Unreachable {
-            reason: error.reason(),
-            message: crate::cli::report(&error),
-        },
-    };
-    Ok(outcome)
+    )
 }
 
 /// The target's secret (bind password or bearer token) and CA bundle from their Secrets.

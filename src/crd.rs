@@ -406,6 +406,38 @@ pub struct PeopleSyncStatus {
     /// The last plan's summary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_plan: Option<PlanSummary>,
+    /// People whose last change failed (id and reason, no personal data); retried next cycle.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<PersonFailure>,
+    /// What the sync engine carries from one cycle to the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_state: Option<SyncStateStatus>,
+}
+
+/// One person whose change failed.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonFailure {
+    /// The HollyHR person id.
+    pub person_id: String,
+    /// A CamelCase category, e.g. `SchemaViolation`, `EntryExists`, `MappingFailed`.
+    pub reason: String,
+}
+
+/// Sync engine state kept between cycles.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStateStatus {
+    /// Person ids re-read by id in the next cycle (their last change failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retry: Vec<String>,
+    /// When each disabled entry was disabled (RFC 3339), for `DisableThenDelete`: the delay
+    /// survives restarts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub disabled_since: BTreeMap<String, String>,
+    /// The approval hash already used: an approval releases exactly one plan, once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_used: Option<String>,
 }
 
 /// Short labels for printer columns.
@@ -464,6 +496,10 @@ pub struct WebhookStatusInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_rotation_time: Option<Time>,
 }
+
+/// Annotate a PeopleSync with this key and a held plan's hash to release that plan's
+/// deprovisions once.
+pub const APPROVE_DEPROVISION: &str = "peoplesync.dev/approve-deprovision";
 
 /// What the last plan would do (no personal data: ids, actions, attribute names).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]

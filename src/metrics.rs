@@ -15,11 +15,30 @@ struct ReconcileLabels {
     result: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CycleLabels {
+    /// `full` or `incremental`.
+    kind: String,
+    /// `ok` or the failure category.
+    result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabels {
+    /// `create`, `update`, `rename`, `disable`, …
+    action: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_seconds: Histogram,
     status_writes: Counter,
+    cycles: Family<CycleLabels, Counter>,
+    cycle_seconds: Histogram,
+    changes: Family<ChangeLabels, Counter>,
+    people_read: Counter,
+    failures: Counter,
 }
 
 impl Default for Metrics {
@@ -39,11 +58,46 @@ impl Default for Metrics {
             "Status writes (only when the status changed)",
             status_writes.clone(),
         );
+        let cycles = Family::<CycleLabels, Counter>::default();
+        let cycle_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        let changes = Family::<ChangeLabels, Counter>::default();
+        let people_read = Counter::default();
+        let failures = Counter::default();
+        registry.register(
+            "sync_cycles",
+            "Sync cycles by kind and result",
+            cycles.clone(),
+        );
+        registry.register(
+            "sync_cycle_duration_seconds",
+            "Sync cycle duration",
+            cycle_seconds.clone(),
+        );
+        registry.register(
+            "directory_changes",
+            "Directory changes applied, by action",
+            changes.clone(),
+        );
+        registry.register(
+            "source_people_read",
+            "People read from the source",
+            people_read.clone(),
+        );
+        registry.register(
+            "sync_person_failures",
+            "Per-person failures (retried next cycle)",
+            failures.clone(),
+        );
         Self {
             registry,
             reconciles,
             reconcile_seconds,
             status_writes,
+            cycles,
+            cycle_seconds,
+            changes,
+            people_read,
+            failures,
         }
     }
 }
@@ -56,6 +110,36 @@ impl Metrics {
             .get_or_create(&ReconcileLabels { result })
             .inc();
         self.reconcile_seconds.observe(took.as_secs_f64());
+    }
+
+    /// A sync cycle finished.
+    pub fn cycle(&self, report: &crate::sync::engine::Report) {
+        self.cycles
+            .get_or_create(&CycleLabels {
+                kind: report.kind.as_str().to_owned(),
+                result: "ok".to_owned(),
+            })
+            .inc();
+        self.cycle_seconds.observe(report.duration.as_secs_f64());
+        self.people_read.inc_by(report.people_read as u64);
+        self.failures.inc_by(report.failures().len() as u64);
+        for (action, n) in report.applied.iter().flat_map(|a| a.counts.iter()) {
+            self.changes
+                .get_or_create(&ChangeLabels {
+                    action: (*action).to_owned(),
+                })
+                .inc_by(*n);
+        }
+    }
+
+    /// A sync cycle failed with this category.
+    pub fn cycle_failed(&self, kind: crate::sync::engine::CycleKind, category: &'static str) {
+        self.cycles
+            .get_or_create(&CycleLabels {
+                kind: kind.as_str().to_owned(),
+                result: category.to_owned(),
+            })
+            .inc();
     }
 
     pub fn status_written(&self) {

@@ -791,3 +791,127 @@ async fn an_ldap_target_is_checked_with_a_bind_and_a_wrong_password_shows() {
     wait_condition(&client, &ns, "acme", "Ready", "False", Some("BindFailed")).await;
     controller.abort();
 }
+
+#[tokio::test]
+async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_approval() {
+    use peoplesync::slapd::{self, Slapd};
+    let plane = control_plane().await;
+    let hollyhr = hollyhr().await;
+    let ldap = Slapd::start().await.expect("slapd starts");
+    let client = plane.client().await.expect("client");
+    let ns = plane.create_namespace("sync").await.expect("namespace");
+    secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
+    secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
+    let controller = run_controller(client.clone(), &ns);
+    let mut object = people_sync("acme", &hollyhr.base_url(), UNUSED_SCIM);
+    object["spec"]["target"] = json!({ "ldap": {
+        "url": ldap.url(), "bindDn": slapd::ADMIN_DN,
+        "bindPasswordSecretRef": { "name": "ldap", "key": "password" },
+        "baseDn": slapd::BASE_DN, "peopleDn": slapd::PEOPLE_DN, "groupsDn": slapd::GROUPS_DN
+    }});
+    create(&client, &ns, object).await.expect("created");
+    let synced = wait_condition(&client, &ns, "acme", "Synced", "True", Some("Synced")).await;
+    assert!(
+        synced["message"]
+            .as_str()
+            .expect("message")
+            .contains("full cycle"),
+        "{synced}"
+    );
+    wait_condition(&client, &ns, "acme", "Ready", "True", Some("Ready")).await;
+    let api: Api<PeopleSync> = Api::namespaced(client.clone(), &ns);
+    let status = api
+        .get("acme")
+        .await
+        .expect("read")
+        .status
+        .expect("a status");
+    assert_eq!(status.counts.as_ref().map(|c| c.people), Some(50));
+    assert!(status.checkpoint.is_some() && status.last_full_sync_time.is_some());
+    let table = plane
+        .kubectl()
+        .args(["get", "peoplesyncs", "-n", &ns])
+        .output()
+        .expect("kubectl");
+    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    assert!(
+        table.contains("HollyHR") && table.contains("True") && table.contains("50"),
+        "{table}"
+    );
+    // The entries are in slapd.
+    let directory = peoplesync::directory::ldap::LdapDirectory::connect(ldap.ldap_config())
+        .await
+        .expect("binds");
+    let entries: Vec<peoplesync::directory::Entry> = {
+        use futures::TryStreamExt;
+        use peoplesync::directory::Directory;
+        directory.entries().try_collect().await.expect("lists")
+    };
+    assert!(entries.len() > 40, "{}", entries.len());
+
+    // HollyHR suddenly returns nobody: the guard holds every deprovision.
+    hollyhr
+        .controls()
+        .settings(json!({"empty_tenant": true}))
+        .await
+        .expect("set");
+    // A spec change makes the next cycle a full one.
+    let patch = json!({"spec": {"guard": {"maxCount": 5, "maxPercent": 5}}});
+    api.patch(
+        "acme",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .expect("patched");
+    let guard = wait_condition(
+        &client,
+        &ns,
+        "acme",
+        "DeprovisionGuard",
+        "True",
+        Some("EmptySource"),
+    )
+    .await;
+    wait_condition(&client, &ns, "acme", "Synced", "False", Some("GuardHeld")).await;
+    let status = api
+        .get("acme")
+        .await
+        .expect("read")
+        .status
+        .expect("a status");
+    let hash = status.last_plan.expect("a plan").hash;
+    assert!(guard["message"].as_str().expect("message").contains(&hash));
+
+    // The approval releases exactly that plan.
+    let approve =
+        json!({"metadata": {"annotations": {"peoplesync.dev/approve-deprovision": hash}}});
+    api.patch(
+        "acme",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&approve),
+    )
+    .await
+    .expect("annotated");
+    wait_condition(
+        &client,
+        &ns,
+        "acme",
+        "DeprovisionGuard",
+        "False",
+        Some("Approved"),
+    )
+    .await;
+    let status = api
+        .get("acme")
+        .await
+        .expect("read")
+        .status
+        .expect("a status");
+    assert!(
+        status.counts.as_ref().is_some_and(|c| c.disabled > 40),
+        "{:?}",
+        status.counts
+    );
+    controller.abort();
+}

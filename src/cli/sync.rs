@@ -14,7 +14,7 @@ use super::table::Table;
 use crate::crd::{PeopleSyncSpec, SecretKeyRef};
 use crate::directory::any::{AnyDirectory, Credentials};
 use crate::source::hollyhr::{ClientConfig, HollyHrClient};
-use crate::sync::engine::{self, CycleKind, Report, SyncState};
+use crate::sync::engine::{self, Report, SyncState};
 
 /// Changes listed by a dry run (the same number the status keeps).
 const LISTED: usize = 50;
@@ -153,23 +153,6 @@ fn write_state(path: &Path, state: &SyncState) -> Result<(), SyncCliError> {
     std::fs::rename(&temporary, path).map_err(write_error)
 }
 
-/// Which cycle is due: full at the start, when asked, or once the full interval has passed.
-pub fn due(
-    state: &SyncState,
-    full_interval: Duration,
-    now: Timestamp,
-    force_full: bool,
-) -> CycleKind {
-    let full_due = state
-        .last_full_sync
-        .is_none_or(|last| now.duration_since(last).unsigned_abs() >= full_interval || last > now);
-    if force_full || full_due || state.checkpoint.is_none() {
-        CycleKind::Full
-    } else {
-        CycleKind::Incremental
-    }
-}
-
 /// One line per cycle, and with `--dry-run` the first changes (ids, actions, attribute names).
 pub fn summary(report: &Report, dry_run: bool) -> String {
     let counts = match &report.applied {
@@ -274,7 +257,7 @@ pub async fn run(job: SyncJob) -> Result<(), CliError> {
     let mut force_full = job.full;
     loop {
         let now = Timestamp::now();
-        let kind = due(&state, full_interval, now, force_full);
+        let kind = engine::due(&state, full_interval, now, force_full);
         force_full = false;
         let report = engine::run_cycle(&source, &directory, &settings, &state, kind, None, now)
             .await
@@ -320,25 +303,6 @@ mod tests {
             secret_env(&reference),
             "PEOPLESYNC_SECRET_HOLLYHR_API_APIKEY"
         );
-    }
-
-    #[test]
-    fn a_full_cycle_is_due_first_then_after_the_interval() {
-        let now: Timestamp = "2026-06-01T12:00:00Z".parse().expect("a time");
-        let hour = Duration::from_secs(3600);
-        assert_eq!(
-            due(&SyncState::default(), hour, now, false),
-            CycleKind::Full
-        );
-        let state = SyncState {
-            checkpoint: Some(now),
-            last_full_sync: Some(now - jiff::SignedDuration::from_mins(30)),
-            ..SyncState::default()
-        };
-        assert_eq!(due(&state, hour, now, false), CycleKind::Incremental);
-        assert_eq!(due(&state, hour, now, true), CycleKind::Full);
-        let later = now + jiff::SignedDuration::from_mins(31);
-        assert_eq!(due(&state, hour, later, false), CycleKind::Full);
     }
 
     #[test]

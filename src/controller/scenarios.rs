@@ -172,6 +172,8 @@ async fn an_unchanged_status_is_not_written_again() {
         source: SourceOutcome::NotChecked,
         directory: DirectoryOutcome::NotChecked,
         suspended: false,
+        sync: crate::controller::sync::SyncOutcome::NotRun,
+        next_sync: None,
     };
     let (current, _) = status::compute(
         &object.spec,

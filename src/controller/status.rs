@@ -4,7 +4,9 @@
 use jiff::Timestamp;
 
 use super::conditions::{self as cond, Desired, Status};
+use super::sync::{self as cycle, SyncOutcome};
 use crate::crd::{PeopleSyncSpec, PeopleSyncStatus};
+use crate::plan::GuardDecision;
 
 /// What reaching the HR source showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,10 @@ pub struct Observation {
     pub source: SourceOutcome,
     pub directory: DirectoryOutcome,
     pub suspended: bool,
+    /// What the sync cycle of this reconcile did.
+    pub sync: SyncOutcome,
+    /// When the next cycle is due.
+    pub next_sync: Option<Timestamp>,
 }
 
 /// A condition that flipped, for an Event.
@@ -170,6 +176,8 @@ pub fn compute(
             &directory.reason,
             directory.message.clone(),
         )
+    } else if let SyncOutcome::Failed { reason, message } = &observed.sync {
+        Desired::new(cond::READY, Status::False, reason, message.clone())
     } else {
         Desired::new(
             cond::READY,
@@ -179,6 +187,16 @@ pub fn compute(
         )
     };
     desired.extend([ready, source, directory]);
+    let had_synced = cond::get(&status.conditions, cond::SYNCED).is_some();
+    desired.extend(synced(observed, had_synced));
+    if let SyncOutcome::Completed(completed) = &observed.sync {
+        desired.push(deprovision_guard(&completed.guard));
+        cycle::fold(&mut status, completed, observed.next_sync);
+    } else if observed.next_sync.is_some() {
+        status.next_sync_time = observed
+            .next_sync
+            .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+    }
 
     let mut transitions = Vec::new();
     for d in desired {
@@ -188,12 +206,119 @@ pub fn compute(
             reason: d.reason.clone(),
             message: d.message.clone(),
         };
-        if cond::set(&mut status.conditions, d, generation, now) {
+        // "No cycle yet" or "suspended" is not news: the Ready transition already says why.
+        let quiet = event.kind == cond::SYNCED && event.status == Status::Unknown;
+        if cond::set(&mut status.conditions, d, generation, now) && !quiet {
             transitions.push(event);
         }
     }
     cond::sort(&mut status.conditions);
     (status, transitions)
+}
+
+/// `Synced`: what the last cycle achieved. `None` keeps the previous condition (no cycle ran this
+/// time, but one did before).
+fn synced(observed: &Observation, had_synced: bool) -> Option<Desired> {
+    Some(match &observed.sync {
+        SyncOutcome::NotRun if observed.suspended => Desired::new(
+            cond::SYNCED,
+            Status::Unknown,
+            "Suspended",
+            "spec.suspend is true: no cycle runs",
+        ),
+        SyncOutcome::NotRun if had_synced => return None,
+        SyncOutcome::NotRun => Desired::new(
+            cond::SYNCED,
+            Status::Unknown,
+            "Pending",
+            "no cycle has run yet: see Ready for what is missing",
+        ),
+        SyncOutcome::Failed { reason, message } => {
+            Desired::new(cond::SYNCED, Status::False, reason, message.clone())
+        }
+        SyncOutcome::Completed(completed) => {
+            let kind = completed.kind.as_str();
+            if completed.dry_run {
+                Desired::new(
+                    cond::SYNCED,
+                    Status::Unknown,
+                    "DryRun",
+                    format!(
+                        "dry run ({kind} cycle): would {}; nothing was written (status.lastPlan lists the first {} changes)",
+                        completed.describe_counts(),
+                        cycle::LISTED_CHANGES
+                    ),
+                )
+            } else if let GuardDecision::Held(trip) = &completed.guard {
+                Desired::new(
+                    cond::SYNCED,
+                    Status::False,
+                    "GuardHeld",
+                    format!(
+                        "{kind} cycle applied {}; {} deprovisions are held (see DeprovisionGuard)",
+                        completed.describe_counts(),
+                        trip.deprovisions
+                    ),
+                )
+            } else if !completed.failures.is_empty() {
+                let first: Vec<String> = completed
+                    .failures
+                    .iter()
+                    .take(5)
+                    .map(|f| format!("{} ({})", f.person_id, f.reason))
+                    .collect();
+                Desired::new(
+                    cond::SYNCED,
+                    Status::False,
+                    "PartialFailure",
+                    format!(
+                        "{kind} cycle applied {}; {} people failed and are retried in the next cycle: {}",
+                        completed.describe_counts(),
+                        completed.failures.len(),
+                        first.join(", ")
+                    ),
+                )
+            } else {
+                Desired::new(
+                    cond::SYNCED,
+                    Status::True,
+                    "Synced",
+                    format!(
+                        "{kind} cycle: {}; {} people in scope",
+                        completed.describe_counts(),
+                        completed.in_scope
+                    ),
+                )
+            }
+        }
+    })
+}
+
+/// `DeprovisionGuard`: True while deprovisions are held, with the hash to approve.
+fn deprovision_guard(guard: &GuardDecision) -> Desired {
+    match guard {
+        GuardDecision::Held(trip) => Desired::new(
+            cond::DEPROVISION_GUARD,
+            Status::True,
+            trip.reason.as_str(),
+            trip.message(),
+        ),
+        GuardDecision::Approved(trip) => Desired::new(
+            cond::DEPROVISION_GUARD,
+            Status::False,
+            "Approved",
+            format!(
+                "the approved plan {} was applied ({} deprovisions)",
+                trip.hash, trip.deprovisions
+            ),
+        ),
+        GuardDecision::Clear => Desired::new(
+            cond::DEPROVISION_GUARD,
+            Status::False,
+            "WithinLimits",
+            "the last cycle's deprovisions were within guard.maxCount and guard.maxPercent",
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -214,6 +339,8 @@ mod tests {
             source,
             directory: DirectoryOutcome::NotChecked,
             suspended: false,
+            sync: crate::controller::sync::SyncOutcome::NotRun,
+            next_sync: None,
         }
     }
 
@@ -232,6 +359,8 @@ mod tests {
             source: SourceOutcome::NotChecked,
             directory: DirectoryOutcome::NotChecked,
             suspended: false,
+            sync: crate::controller::sync::SyncOutcome::NotRun,
+            next_sync: None,
         };
         let (status, transitions) = compute(&spec(), None, &observation, Some(1), now());
         assert_eq!(
@@ -287,6 +416,149 @@ mod tests {
         assert_eq!(
             reason_of(&status, cond::READY),
             ("False".into(), "Suspended".into())
+        );
+    }
+
+    fn completed(
+        guard: GuardDecision,
+        failures: Vec<crate::crd::PersonFailure>,
+        dry_run: bool,
+    ) -> Observation {
+        use crate::controller::sync::{Completed, SyncOutcome};
+        Observation {
+            directory: DirectoryOutcome::Reachable,
+            sync: SyncOutcome::Completed(Box::new(Completed {
+                kind: crate::sync::engine::CycleKind::Full,
+                dry_run,
+                counts: std::collections::BTreeMap::from([("create", 3)]),
+                people_read: 10,
+                in_scope: 9,
+                failures,
+                guard,
+                plan: crate::crd::PlanSummary::default(),
+                state: crate::sync::engine::SyncState::default(),
+                finished: now(),
+            })),
+            ..observed(SourceOutcome::Reachable {
+                environment: "sandbox".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_clean_cycle_is_synced_and_the_guard_is_within_limits() {
+        let (status, transitions) = compute(
+            &spec(),
+            None,
+            &completed(GuardDecision::Clear, vec![], false),
+            Some(1),
+            now(),
+        );
+        assert_eq!(
+            reason_of(&status, cond::SYNCED),
+            ("True".into(), "Synced".into())
+        );
+        assert_eq!(
+            reason_of(&status, cond::READY),
+            ("True".into(), "Ready".into())
+        );
+        assert_eq!(
+            reason_of(&status, cond::DEPROVISION_GUARD),
+            ("False".into(), "WithinLimits".into())
+        );
+        assert!(transitions.iter().any(|t| t.kind == cond::SYNCED));
+        assert_eq!(
+            status.counts.as_ref().map(|c| (c.people, c.created)),
+            Some((10, 3))
+        );
+    }
+
+    #[test]
+    fn failures_held_deprovisions_and_dry_runs_each_say_so() {
+        let failure = crate::crd::PersonFailure {
+            person_id: "abcdefghjkmn".into(),
+            reason: "SchemaViolation".into(),
+        };
+        let (status, _) = compute(
+            &spec(),
+            None,
+            &completed(GuardDecision::Clear, vec![failure], false),
+            Some(1),
+            now(),
+        );
+        let synced = cond::get(&status.conditions, cond::SYNCED).expect("synced");
+        assert_eq!(
+            (synced.status.as_str(), synced.reason.as_str()),
+            ("False", "PartialFailure")
+        );
+        assert!(
+            synced.message.contains("abcdefghjkmn (SchemaViolation)"),
+            "{}",
+            synced.message
+        );
+
+        let trip = crate::plan::GuardTrip {
+            reason: crate::plan::guard::GuardReason::EmptySource,
+            deprovisions: 50,
+            managed: 50,
+            hash: "0123456789abcdef".into(),
+        };
+        let (status, _) = compute(
+            &spec(),
+            None,
+            &completed(GuardDecision::Held(trip), vec![], false),
+            Some(1),
+            now(),
+        );
+        assert_eq!(
+            reason_of(&status, cond::SYNCED),
+            ("False".into(), "GuardHeld".into())
+        );
+        let guard = cond::get(&status.conditions, cond::DEPROVISION_GUARD).expect("guard");
+        assert_eq!(
+            (guard.status.as_str(), guard.reason.as_str()),
+            ("True", "EmptySource")
+        );
+        assert!(
+            guard
+                .message
+                .contains("peoplesync.dev/approve-deprovision=0123456789abcdef")
+        );
+
+        let (status, _) = compute(
+            &spec(),
+            None,
+            &completed(GuardDecision::Clear, vec![], true),
+            Some(1),
+            now(),
+        );
+        assert_eq!(
+            reason_of(&status, cond::SYNCED),
+            ("Unknown".into(), "DryRun".into())
+        );
+        assert_eq!(status.checkpoint, None, "a dry run moves nothing");
+    }
+
+    #[test]
+    fn a_failed_cycle_makes_synced_and_ready_false() {
+        let observation = Observation {
+            directory: DirectoryOutcome::Reachable,
+            sync: crate::controller::sync::SyncOutcome::Failed {
+                reason: "DirectoryError",
+                message: "the full cycle failed (DirectoryUnreachable)".into(),
+            },
+            ..observed(SourceOutcome::Reachable {
+                environment: "live".into(),
+            })
+        };
+        let (status, _) = compute(&spec(), None, &observation, Some(1), now());
+        assert_eq!(
+            reason_of(&status, cond::SYNCED),
+            ("False".into(), "DirectoryError".into())
+        );
+        assert_eq!(
+            reason_of(&status, cond::READY),
+            ("False".into(), "DirectoryError".into())
         );
     }
 }

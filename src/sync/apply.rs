@@ -84,12 +84,16 @@ pub async fn apply<D: Directory>(
             .position(|s| s.action.phase() != phase)
             .map_or(plan.steps.len(), |n| start + n);
         let snapshot: &Ids = ids;
-        let results: Vec<(&Step, Result<Outcome, D::Error>)> =
-            futures::stream::iter(&plan.steps[start..end])
-                .map(|step| async move { (step, apply_step(directory, step, snapshot).await) })
-                .buffer_unordered(concurrency.max(1))
-                .collect()
-                .await;
+        // Futures from a named fn, not a closure returning an async block: the latter defeats
+        // the compiler's proof that the whole cycle is `Send` inside the controller.
+        let pending: Vec<_> = plan.steps[start..end]
+            .iter()
+            .map(|step| apply_step(directory, step, snapshot))
+            .collect();
+        let results: Vec<(&Step, Result<Outcome, D::Error>)> = futures::stream::iter(pending)
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
         let mut fatal = None;
         for (step, result) in results {
             match result {
@@ -245,7 +249,15 @@ fn to_write(step: &Step, ids: &Ids) -> Result<Write, Missing> {
     })
 }
 
-async fn apply_step<D: Directory>(
+async fn apply_step<'s, D: Directory>(
+    directory: &D,
+    step: &'s Step,
+    ids: &Ids,
+) -> (&'s Step, Result<Outcome, D::Error>) {
+    (step, write_step(directory, step, ids).await)
+}
+
+async fn write_step<D: Directory>(
     directory: &D,
     step: &Step,
     ids: &Ids,

@@ -134,6 +134,45 @@ impl<S: SourceError, D: DirectoryError> CycleError<S, D> {
     }
 }
 
+/// Which cycle is due: full at the start, after a spec change, when asked, or once the full
+/// interval has passed; incremental otherwise.
+pub fn due(
+    state: &SyncState,
+    full_interval: Duration,
+    now: Timestamp,
+    spec_changed: bool,
+) -> CycleKind {
+    let full_due = state
+        .last_full_sync
+        .is_none_or(|last| last > now || now.duration_since(last).unsigned_abs() >= full_interval);
+    if spec_changed || full_due || state.checkpoint.is_none() {
+        CycleKind::Full
+    } else {
+        CycleKind::Incremental
+    }
+}
+
+/// When the next cycle should run: the poll interval, or the full cycle if that comes first.
+pub fn next_run(
+    state: &SyncState,
+    poll: Duration,
+    full_interval: Duration,
+    now: Timestamp,
+) -> Timestamp {
+    let poll_at = now + poll;
+    match state.last_full_sync {
+        Some(last) => {
+            let full_at = last + full_interval;
+            if full_at < poll_at {
+                full_at.max(now)
+            } else {
+                poll_at
+            }
+        }
+        None => poll_at,
+    }
+}
+
 /// Runs one cycle. `approved` is the plan hash a person approved (the annotation), if any.
 pub async fn run_cycle<S: PeopleSource, D: Directory>(
     source: &S,
