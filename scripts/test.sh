@@ -16,16 +16,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # OpenLDAP's slapd for the directory tests (Debian's package; the tests run private instances).
-if [[ ! -x /usr/sbin/slapd ]]; then
-  if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "[test] installing slapd and ldap-utils" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slapd ldap-utils >/dev/null
-  else
-    echo "slapd is missing: apt-get install slapd ldap-utils" >&2
-    exit 1
-  fi
-fi
+source scripts/ensure-slapd.sh
 
 # The SCIM 2.0 server for the SCIM tests (PyPI scim2-server in a venv, cached outside the repo).
 SCIM_VENV="$HOME/.cache/peoplesync/scim2-server-0.8.3"

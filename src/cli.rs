@@ -50,7 +50,8 @@ pub enum Command {
     /// Call a HollyHR tenant with PeopleSync's client.
     #[command(name = "hollyhr")]
     HollyHr(HollyHrArgs),
-    /// Start an in-process sandbox, list everyone through the client and print totals.
+    /// The main job on its local default: a HollyHR sandbox and a private OpenLDAP, a full sync,
+    /// a change through the HollyHR API and the incremental cycle that carries it.
     Demo(DemoArgs),
     /// Run the sync engine without Kubernetes, from a file with the PeopleSync spec shape.
     Sync(SyncArgs),
@@ -342,6 +343,8 @@ pub enum CliError {
     ControlPlane(#[from] crate::controlplane::ControlPlaneError),
     #[error(transparent)]
     Sync(#[from] sync::SyncCliError),
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
 }
 
 /// Runs the parsed command line.

@@ -320,4 +320,19 @@ mod tests {
             "{message}"
         );
     }
+
+    #[test]
+    fn a_config_that_is_not_a_spec_names_the_field() {
+        let path = std::env::temp_dir().join(format!("peoplesync-bad-{}.yaml", std::process::id()));
+        std::fs::write(
+            &path,
+            "spec:\n  source: {}\n  target:\n    ldap: {url: 3}\n",
+        )
+        .expect("written");
+        let error = read_spec(&path).expect_err("not a spec");
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("target.ldap"), "{message}");
+        let _ = std::fs::remove_file(&path);
+    }
 }
