@@ -28,6 +28,10 @@ pub use guard::{Guard, GuardDecision, GuardTrip};
 pub use mapping::{Mapping, MappingError};
 pub use scope::Scope;
 
+/// The deepest wave of creates: a chain of new managers deeper than this gets its references in
+/// a later step instead.
+pub const MAX_WAVE: u8 = 15;
+
 /// What happens to people who have not started yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FutureStarters {
@@ -147,11 +151,13 @@ pub struct Step {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// A new entry; `references` are written with it (their targets exist already).
+    /// A new entry; `references` are written with it (their targets exist already, or are
+    /// created in an earlier `wave`: managers before their reports).
     Create {
         attributes: Attributes,
         enabled: bool,
         references: BTreeMap<String, Option<String>>,
+        wave: u8,
     },
     /// Replace these attributes (an empty list removes one).
     Update {
@@ -200,20 +206,21 @@ impl Action {
     }
 
     /// The phase the applier runs this step in: earlier phases finish before later ones start,
-    /// and steps within one phase touch distinct entries (so they may run concurrently).
+    /// and steps within one phase touch distinct entries (so they may run concurrently). Creates
+    /// run in waves (managers first) so a report's create can name its new manager.
     pub fn phase(&self) -> u8 {
         match self {
-            Action::Create { .. } => 0,
-            Action::Rename { .. } => 1,
-            Action::Update { .. } => 2,
-            Action::Enable => 3,
-            Action::Disable => 4,
-            Action::SetReferences { .. } => 5,
-            Action::CreateGroup { .. } | Action::RenameGroup { .. } => 6,
-            Action::SetGroupMembers { .. } => 7,
-            Action::DeleteGroup => 8,
+            Action::Create { wave, .. } => (*wave).min(MAX_WAVE),
+            Action::Rename { .. } => MAX_WAVE + 1,
+            Action::Update { .. } => MAX_WAVE + 2,
+            Action::Enable => MAX_WAVE + 3,
+            Action::Disable => MAX_WAVE + 4,
+            Action::SetReferences { .. } => MAX_WAVE + 5,
+            Action::CreateGroup { .. } | Action::RenameGroup { .. } => MAX_WAVE + 6,
+            Action::SetGroupMembers { .. } => MAX_WAVE + 7,
+            Action::DeleteGroup => MAX_WAVE + 8,
             // Last: references and memberships pointing at a deleted entry are gone by now.
-            Action::Delete => 9,
+            Action::Delete => MAX_WAVE + 9,
         }
     }
 

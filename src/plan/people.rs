@@ -206,6 +206,7 @@ pub(crate) fn plan_people(inputs: &Inputs<'_>, index: &Index<'_>, hold: bool) ->
                                 attributes: mapped,
                                 enabled,
                                 references: BTreeMap::new(),
+                                wave: 0,
                             },
                         });
                     }
@@ -406,33 +407,85 @@ pub(crate) fn plan_references(
             action: Action::SetReferences { set },
         });
     }
-    // Fold references that can be written with the create (the target exists before the plan
-    // and keeps its id) into the create: one write instead of two.
-    let stable =
-        |target: &str| index.entries.contains_key(target) && !people.changing_ids.contains(target);
-    let mut creates: HashMap<&str, usize> = HashMap::new();
+    // Creates run in waves, managers before their reports; a reference to an entry that exists
+    // already (and keeps its id) or is created in an earlier wave is written with the create:
+    // one write instead of two.
+    let mut creates: HashMap<String, usize> = HashMap::new();
     for (i, step) in people.steps.iter().enumerate() {
         if matches!(step.action, Action::Create { .. }) {
-            creates.insert(step.anchor.as_str(), i);
+            creates.insert(step.anchor.clone(), i);
         }
     }
-    let mut folded = Vec::new();
+    let waves = waves(&creates, &people.placed);
+    for (anchor, wave) in &waves {
+        if let Action::Create { wave: w, .. } = &mut people.steps[creates[anchor]].action {
+            *w = *wave;
+        }
+    }
+    let foldable = |anchor: &str, target: &str| match (waves.get(target), waves.get(anchor)) {
+        (Some(target_wave), Some(wave)) => target_wave < wave,
+        (None, _) => index.entries.contains_key(target) && !people.changing_ids.contains(target),
+        _ => false,
+    };
     let mut rest = Vec::new();
     for step in steps {
         let Action::SetReferences { set } = &step.action else {
             continue;
         };
-        match creates.get(step.anchor.as_str()) {
-            Some(&i) if set.values().all(|t| t.as_deref().is_none_or(stable)) => {
-                folded.push((i, set.clone()));
+        let fold = creates.get(step.anchor.as_str()).copied().filter(|_| {
+            set.values()
+                .all(|t| t.as_deref().is_none_or(|t| foldable(&step.anchor, t)))
+        });
+        match fold {
+            Some(i) => {
+                if let Action::Create { references, .. } = &mut people.steps[i].action {
+                    references.extend(set.clone().into_iter().filter(|(_, t)| t.is_some()));
+                }
             }
-            _ => rest.push(step),
-        }
-    }
-    for (i, set) in folded {
-        if let Action::Create { references, .. } = &mut people.steps[i].action {
-            references.extend(set.into_iter().filter(|(_, t)| t.is_some()));
+            None => rest.push(step),
         }
     }
     rest
+}
+
+/// The wave of each new entry: 0 unless its manager is created in this plan too, then one more
+/// than the manager's (cycles and chains deeper than [`super::MAX_WAVE`] stay where they are and
+/// get their reference in a later step).
+fn waves(
+    creates: &HashMap<String, usize>,
+    placed: &BTreeMap<String, Placement>,
+) -> BTreeMap<String, u8> {
+    let mut waves: BTreeMap<String, u8> = BTreeMap::new();
+    for anchor in creates.keys() {
+        // Walk up the chain of new managers (bounded), then assign on the way back down.
+        let mut chain = vec![anchor.as_str()];
+        let base = loop {
+            let current = chain[chain.len() - 1];
+            if let Some(known) = waves.get(current) {
+                let known = *known;
+                chain.pop();
+                break known;
+            }
+            let manager = placed
+                .get(current)
+                .and_then(|p| p.manager.as_deref())
+                .filter(|m| creates.contains_key(*m));
+            match manager {
+                Some(m) if !chain.contains(&m) && chain.len() <= super::MAX_WAVE as usize => {
+                    chain.push(m)
+                }
+                _ => {
+                    waves.insert(current.to_owned(), 0);
+                    chain.pop();
+                    break 0;
+                }
+            }
+        };
+        let mut wave = base;
+        for anchor in chain.into_iter().rev() {
+            wave = wave.saturating_add(1).min(super::MAX_WAVE);
+            waves.insert(anchor.to_owned(), wave);
+        }
+    }
+    waves
 }

@@ -206,8 +206,25 @@ async fn a_first_sync_creates_everyone_with_managers_and_groups_then_nothing_cha
         let counts = plan.counts();
         assert_eq!(counts["create"], 3);
         assert_eq!(
-            counts["set-references"], 2,
-            "managers created in the same run are referenced once they exist"
+            counts.get("set-references"),
+            None,
+            "managers are created first, and their reports reference them in their creates"
+        );
+        let waves: Vec<(String, u8)> = plan
+            .steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Create { wave, .. } => Some((s.anchor.clone(), *wave)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            waves,
+            [
+                ("p1".to_owned(), 0),
+                ("p2".to_owned(), 1),
+                ("p3".to_owned(), 1)
+            ]
         );
         assert_eq!(counts["create-group"], 2);
         let (manager_id, _) = harness.entry("p1").await.expect("p1 exists");
@@ -238,6 +255,23 @@ async fn a_first_sync_creates_everyone_with_managers_and_groups_then_nothing_cha
             actions(&again)
         );
     }
+}
+
+#[tokio::test]
+async fn managers_who_manage_each_other_get_their_references_after_both_exist() {
+    let pair = vec![
+        managed_by(person("p1", "Ada", "Lovelace"), "p2"),
+        managed_by(person("p2", "Alan", "Turing"), "p1"),
+    ];
+    let harness = Harness::scim();
+    let plan = harness.sync(&pair, &[]).await;
+    let counts = plan.counts();
+    assert_eq!(counts["create"], 2);
+    assert!(counts.get("set-references").is_some(), "{counts:?}");
+    let (again, _) = harness
+        .plan(&pair, Some(&[]), Coverage::Full, now(), None)
+        .await;
+    assert!(again.is_empty(), "{:?}", actions(&again));
 }
 
 #[tokio::test]

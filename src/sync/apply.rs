@@ -183,6 +183,7 @@ fn to_write(step: &Step, ids: &Ids) -> Result<Write, Missing> {
             attributes,
             enabled,
             references,
+            ..
         } => {
             let mut attributes = attributes.clone();
             attributes.extend(
