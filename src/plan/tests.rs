@@ -267,7 +267,7 @@ async fn managers_who_manage_each_other_get_their_references_after_both_exist() 
     let plan = harness.sync(&pair, &[]).await;
     let counts = plan.counts();
     assert_eq!(counts["create"], 2);
-    assert!(counts.get("set-references").is_some(), "{counts:?}");
+    assert!(counts.contains_key("set-references"), "{counts:?}");
     let (again, _) = harness
         .plan(&pair, Some(&[]), Coverage::Full, now(), None)
         .await;
