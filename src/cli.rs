@@ -2,6 +2,7 @@
 //! turns them into typed configuration and hands it to a command in `cli/`.
 
 mod demo;
+pub mod explain;
 mod hollyhr;
 mod sandbox;
 pub mod sync;
@@ -55,6 +56,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the sync engine without Kubernetes, from a file with the PeopleSync spec shape.
     Sync(SyncArgs),
+    /// Explain what PeopleSync does for one person (source record, scope, mapping, directory
+    /// entry, planned changes); `--apply` carries it out now.
+    Explain(ExplainArgs),
     /// Print the PeopleSync CustomResourceDefinition as YAML (what `crds/peoplesync.yaml` holds).
     Crd,
     /// Run the operator: reconcile PeopleSync objects in the cluster of the current kubeconfig
@@ -129,6 +133,22 @@ impl SyncArgs {
             full: self.full,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// A PeopleSync object (or just its spec) as YAML or JSON.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Where Secret references are read from (see `peoplesync sync --help`).
+    #[arg(long)]
+    pub secrets_dir: Option<PathBuf>,
+    /// The HollyHR person id.
+    #[arg(long)]
+    pub person: String,
+    /// Apply the planned changes for this person now.
+    #[arg(long)]
+    pub apply: bool,
 }
 
 #[derive(Debug, Args)]
@@ -361,6 +381,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Demo(args) => demo::run(args.people, args.seed).await,
         Command::Sync(args) => sync::run(args.into_job()).await,
+        Command::Explain(args) => {
+            let beside = args
+                .config
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            explain::run(explain::ExplainJob {
+                secrets_dir: args.secrets_dir.unwrap_or_else(|| beside.join("secrets")),
+                config: args.config,
+                person: args.person,
+                apply: args.apply,
+            })
+            .await
+        }
         Command::Crd => {
             use std::io::Write;
             std::io::stdout()

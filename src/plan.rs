@@ -375,6 +375,18 @@ impl<'a> Index<'a> {
 }
 
 /// `attributes[name]`, with LDAP's case-insensitive attribute names.
+pub fn attribute_values<'a>(attributes: &'a Attributes, name: &str) -> Option<&'a Vec<String>> {
+    attribute(attributes, name)
+}
+
+/// The attributes `person` maps to now, as the planner computes them (unique values against
+/// every managed and unowned entry), for `explain`.
+pub fn mapped_attributes(inputs: &Inputs<'_>, person: &Person) -> Result<Attributes, MappingError> {
+    let index = Index::new(inputs.entries, inputs.groups);
+    people::mapped(inputs, &index, person)
+}
+
+/// `attributes[name]`, with LDAP's case-insensitive attribute names.
 pub(crate) fn attribute<'a>(attributes: &'a Attributes, name: &str) -> Option<&'a Vec<String>> {
     attributes.get(name).or_else(|| {
         attributes

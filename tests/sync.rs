@@ -544,3 +544,109 @@ async fn server_errors_and_rate_limit_bursts_converge_with_bounded_retries() {
     let again = harness.cycle(CycleKind::Full).await;
     assert!(again.plan.is_empty());
 }
+
+/// Writes a config and Secrets for the standalone commands, as a user would.
+fn standalone_files(harness: &Harness) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = harness.slapd.dir().join("standalone");
+    let secrets = dir.join("secrets");
+    for (name, key, value) in [
+        ("hollyhr", "apiKey", DEFAULT_API_KEY),
+        ("ldap", "password", harness.slapd.admin_password.as_str()),
+    ] {
+        std::fs::create_dir_all(secrets.join(name)).expect("dir");
+        std::fs::write(secrets.join(name).join(key), value).expect("secret");
+    }
+    let config = dir.join("peoplesync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: peoplesync.dev/v1alpha1\nkind: PeopleSync\nmetadata: {{name: acme}}\nspec:\n  source:\n    hollyhr: {{baseUrl: \"{}\", apiKeySecretRef: {{name: hollyhr, key: apiKey}}}}\n  target:\n    ldap: {{url: \"{}\", bindDn: \"{}\", bindPasswordSecretRef: {{name: ldap, key: password}}, baseDn: \"{}\", peopleDn: \"{}\", groupsDn: \"{}\"}}\n",
+            harness.sandbox.base_url(),
+            harness.slapd.url(),
+            peoplesync::slapd::ADMIN_DN,
+            peoplesync::slapd::BASE_DN,
+            peoplesync::slapd::PEOPLE_DN,
+            peoplesync::slapd::GROUPS_DN,
+        ),
+    )
+    .expect("config");
+    (config, dir)
+}
+
+/// Runs the binary (asynchronously: the sandbox serves it from this test's runtime).
+async fn peoplesync(args: &[&str]) -> String {
+    let owned: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_peoplesync"))
+            .args(owned)
+            .output()
+    })
+    .await
+    .expect("joins")
+    .expect("runs");
+    assert!(
+        output.status.success(),
+        "peoplesync {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn the_standalone_commands_dry_run_explain_and_apply_one_person() {
+    let harness = Harness::start(60).await;
+    let (config, dir) = standalone_files(&harness);
+    let config = config.to_str().expect("utf-8").to_owned();
+
+    let dry = peoplesync(&["sync", "--config", &config, "--once", "--dry-run"]).await;
+    assert!(dry.contains("dry run, nothing written"), "{dry}");
+    assert!(dry.contains("create"), "{dry}");
+    assert!(
+        harness.entries().await.is_empty(),
+        "a dry run writes nothing"
+    );
+    assert!(!dir.join("peoplesync.yaml.state.json").exists());
+
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let person = harness
+        .source()
+        .await
+        .into_iter()
+        .find(|p| p.lifecycle(today) == Lifecycle::Active)
+        .expect("someone active");
+    let explained = peoplesync(&["explain", "--config", &config, "--person", &person.id]).await;
+    assert!(
+        explained.contains(&format!("Person {}", person.id)),
+        "{explained}"
+    );
+    assert!(explained.contains("in scope"), "{explained}");
+    assert!(
+        explained.contains("no entry carries this person's anchor"),
+        "{explained}"
+    );
+    assert!(explained.contains("create"), "{explained}");
+    assert!(explained.contains("employeeNumber"), "{explained}");
+
+    let applied = peoplesync(&[
+        "explain", "--config", &config, "--person", &person.id, "--apply",
+    ])
+    .await;
+    assert!(applied.contains("Applied          create 1"), "{applied}");
+    let entries = harness.entries().await;
+    assert_eq!(entries.len(), 1);
+    assert!(entries.contains_key(&person.id));
+
+    let again = peoplesync(&["explain", "--config", &config, "--person", &person.id]).await;
+    assert!(again.contains("nothing to do"), "{again}");
+    assert!(again.contains("matched by its anchor"), "{again}");
+
+    let synced = peoplesync(&["sync", "--config", &config, "--once"]).await;
+    assert!(synced.contains("full cycle"), "{synced}");
+    assert!(
+        dir.join("peoplesync.yaml.state.json").exists(),
+        "the state is kept"
+    );
+    let incremental = peoplesync(&["sync", "--config", &config, "--once"]).await;
+    assert!(incremental.contains("incremental cycle"), "{incremental}");
+    assert!(incremental.contains("no changes"), "{incremental}");
+}

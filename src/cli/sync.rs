@@ -217,38 +217,65 @@ pub fn summary(report: &Report, dry_run: bool) -> String {
     text
 }
 
+/// What a standalone command works with: the spec, the engine settings, the connected source
+/// and directory.
+pub struct Standalone {
+    pub spec: PeopleSyncSpec,
+    pub settings: engine::Settings,
+    pub source: HollyHrClient,
+    pub directory: AnyDirectory,
+}
+
+impl Standalone {
+    /// Reads the config and the Secrets, and connects (the directory binds or checks its token).
+    pub async fn connect(config: &Path, secrets_dir: &Path) -> Result<Self, CliError> {
+        let spec = read_spec(config)?;
+        let settings = crate::sync::spec::settings(&spec).map_err(SyncCliError::from)?;
+        let hollyhr = spec
+            .source
+            .hollyhr
+            .as_ref()
+            .ok_or(SyncCliError::Spec(crate::sync::spec::SpecError::NoTarget))?;
+        let api_key = read_secret(secrets_dir, &hollyhr.api_key_secret_ref)?;
+        let source = HollyHrClient::new(ClientConfig::new(&hollyhr.base_url, api_key)?)?;
+        let (secret_ref, ca_ref) = match (&spec.target.ldap, &spec.target.scim) {
+            (Some(ldap), _) => (&ldap.bind_password_secret_ref, ldap.ca_secret_ref.as_ref()),
+            (None, Some(scim)) => (&scim.token_secret_ref, None),
+            (None, None) => {
+                return Err(SyncCliError::Spec(crate::sync::spec::SpecError::NoTarget).into());
+            }
+        };
+        let credentials = Credentials {
+            secret: read_secret(secrets_dir, secret_ref)?,
+            ca_pem: match ca_ref {
+                Some(reference) => Some(
+                    read_secret(secrets_dir, reference)?
+                        .expose_secret()
+                        .to_owned(),
+                ),
+                None => None,
+            },
+        };
+        let directory = AnyDirectory::connect(&spec.target, credentials)
+            .await
+            .map_err(SyncCliError::from)?;
+        Ok(Self {
+            spec,
+            settings,
+            source,
+            directory,
+        })
+    }
+}
+
 pub async fn run(job: SyncJob) -> Result<(), CliError> {
-    let spec = read_spec(&job.config)?;
-    let mut settings = crate::sync::spec::settings(&spec).map_err(SyncCliError::from)?;
+    let Standalone {
+        spec,
+        mut settings,
+        source,
+        directory,
+    } = Standalone::connect(&job.config, &job.secrets_dir).await?;
     settings.dry_run |= job.dry_run;
-    let hollyhr = spec
-        .source
-        .hollyhr
-        .as_ref()
-        .ok_or(SyncCliError::Spec(crate::sync::spec::SpecError::NoTarget))?;
-    let api_key = read_secret(&job.secrets_dir, &hollyhr.api_key_secret_ref)?;
-    let source = HollyHrClient::new(ClientConfig::new(&hollyhr.base_url, api_key)?)?;
-    let (secret_ref, ca_ref) = match (&spec.target.ldap, &spec.target.scim) {
-        (Some(ldap), _) => (&ldap.bind_password_secret_ref, ldap.ca_secret_ref.as_ref()),
-        (None, Some(scim)) => (&scim.token_secret_ref, None),
-        (None, None) => {
-            return Err(SyncCliError::Spec(crate::sync::spec::SpecError::NoTarget).into());
-        }
-    };
-    let credentials = Credentials {
-        secret: read_secret(&job.secrets_dir, secret_ref)?,
-        ca_pem: match ca_ref {
-            Some(reference) => Some(
-                read_secret(&job.secrets_dir, reference)?
-                    .expose_secret()
-                    .to_owned(),
-            ),
-            None => None,
-        },
-    };
-    let directory = AnyDirectory::connect(&spec.target, credentials)
-        .await
-        .map_err(SyncCliError::from)?;
     let poll = spec.poll_interval().unwrap_or(Duration::from_secs(300));
     let full_interval = spec
         .full_resync_interval()

@@ -227,6 +227,22 @@ pub(crate) fn plan_people(inputs: &Inputs<'_>, index: &Index<'_>, hold: bool) ->
     out
 }
 
+/// One person's mapped attributes, with unique values checked as the planner checks them.
+pub(crate) fn mapped(
+    inputs: &Inputs<'_>,
+    index: &Index<'_>,
+    person: &Person,
+) -> Result<Attributes, crate::plan::MappingError> {
+    let taken = Taken::new(inputs, index);
+    let current = index.entries.get(person.id.as_str()).map(|e| &e.attributes);
+    inputs
+        .mapping
+        .map(person, current, &|attribute, value| {
+            taken.is_taken_by_other(&person.id, attribute, value)
+        })
+        .map(|m| m.attributes)
+}
+
 /// Steps that bring an existing entry to its mapped attributes and enabled state.
 fn update(
     inputs: &Inputs<'_>,

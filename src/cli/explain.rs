@@ -1,0 +1,257 @@
+//! `peoplesync explain --person <id>`: why PeopleSync does what it does for one person — the
+//! safe source record, the scope and lifecycle decision, the mapped attributes, the directory
+//! entry it matched, and the planned changes with old and new values. `--apply` carries them out
+//! now. This is an operator's tool on a terminal: unlike logs and status, it prints values.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+
+use super::CliError;
+use super::sync::{Standalone, SyncCliError};
+use crate::directory::{Attributes, Directory, Entry};
+use crate::plan::{self, Action, Coverage, Inputs, Plan, Policy};
+use crate::source::{PeopleSource, Person};
+use crate::sync::{DirectorySnapshot, apply};
+
+#[derive(Debug, Clone)]
+pub struct ExplainJob {
+    pub config: PathBuf,
+    pub secrets_dir: PathBuf,
+    pub person: String,
+    pub apply: bool,
+}
+
+fn value_of(attributes: &Attributes, name: &str) -> String {
+    plan::attribute_values(attributes, name)
+        .map(|values| values.join(", "))
+        .unwrap_or_default()
+}
+
+/// The explanation as text (pure: everything it shows is passed in).
+pub fn render(
+    person: &Person,
+    policy: &Policy,
+    mapped: Result<&Attributes, &plan::MappingError>,
+    entry: Option<&Entry>,
+    plan: &Plan,
+    now: Timestamp,
+) -> String {
+    let mut out = String::new();
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let or_dash = |v: Option<String>| v.filter(|v| !v.is_empty()).unwrap_or_else(|| "—".into());
+    let _ = writeln!(out, "Person {} (HollyHR, safe projection)", person.id);
+    let rows = [
+        ("display name", Some(person.display_name.clone())),
+        ("work email", person.work_email.clone()),
+        ("job title", person.job_title.clone()),
+        (
+            "department",
+            person
+                .department
+                .as_ref()
+                .map(|d| format!("{} ({})", d.name, d.id)),
+        ),
+        ("manager", person.manager.as_ref().map(|m| m.id.clone())),
+        ("start date", person.start_date.map(|d| d.to_string())),
+        ("end date", person.end_date.map(|d| d.to_string())),
+        ("status", person.status.clone()),
+        ("updated at", Some(person.updated_at.to_string())),
+    ];
+    for (label, value) in rows {
+        let _ = writeln!(out, "  {label:<14} {}", or_dash(value));
+    }
+    let lifecycle = match person.lifecycle(today) {
+        crate::source::hollyhr::model::Lifecycle::Active => "active",
+        crate::source::hollyhr::model::Lifecycle::Leaver => "leaver (past the end date)",
+        crate::source::hollyhr::model::Lifecycle::FutureStarter => "future starter",
+    };
+    let _ = writeln!(out, "  {:<14} {lifecycle}", "lifecycle");
+    let _ = writeln!(
+        out,
+        "Scope            {}",
+        if policy.scope.admits(person) {
+            "in scope"
+        } else {
+            "out of scope (spec.scope): not provisioned; an existing entry is deprovisioned"
+        }
+    );
+    match mapped {
+        Ok(attributes) => {
+            let _ = writeln!(out, "Mapped attributes");
+            for (name, values) in attributes {
+                let _ = writeln!(out, "  {name:<26} {}", values.join(", "));
+            }
+        }
+        Err(error) => {
+            let _ = writeln!(out, "Mapping failed   {error}");
+        }
+    }
+    match entry {
+        Some(entry) => {
+            let _ = writeln!(
+                out,
+                "Directory        {} ({}), matched by its anchor",
+                entry.id,
+                if entry.enabled { "enabled" } else { "disabled" }
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "Directory        no entry carries this person's anchor"
+            );
+        }
+    }
+    let steps: Vec<_> = plan
+        .steps
+        .iter()
+        .chain(&plan.held)
+        .filter(|s| s.anchor == person.id)
+        .collect();
+    if steps.is_empty() {
+        let _ = writeln!(
+            out,
+            "Plan             nothing to do: the directory matches HollyHR"
+        );
+    } else {
+        let _ = writeln!(out, "Plan");
+        for step in steps {
+            let held = if plan.held.contains(step) {
+                " (held by the guard)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  {:<14} because {}{held}",
+                step.action.name(),
+                step.reason.as_str()
+            );
+            let changes: Vec<(String, String)> = match &step.action {
+                Action::Create {
+                    attributes,
+                    references,
+                    ..
+                } => attributes
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.join(", ")))
+                    .chain(references.iter().map(|(k, v)| {
+                        (
+                            k.clone(),
+                            format!("the entry of {}", v.clone().unwrap_or_default()),
+                        )
+                    }))
+                    .collect(),
+                Action::Update { set } => set
+                    .iter()
+                    .map(|(k, v)| {
+                        let old = entry
+                            .map(|e| value_of(&e.attributes, k))
+                            .unwrap_or_default();
+                        (
+                            k.clone(),
+                            format!("{} → {}", or_dash(Some(old)), or_dash(Some(v.join(", ")))),
+                        )
+                    })
+                    .collect(),
+                Action::Rename { new_rdn_value } => vec![("rdn".into(), new_rdn_value.clone())],
+                Action::SetReferences { set } => set
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_ref()
+                                .map_or("(removed)".into(), |a| format!("the entry of {a}")),
+                        )
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for (name, change) in changes {
+                let _ = writeln!(out, "    {name:<24} {change}");
+            }
+        }
+    }
+    for failure in plan.failures.iter().filter(|f| f.anchor == person.id) {
+        let _ = writeln!(
+            out,
+            "Failure          {} {}",
+            failure.reason, failure.message
+        );
+    }
+    out
+}
+
+pub async fn run(job: ExplainJob) -> Result<(), CliError> {
+    let standalone = Standalone::connect(&job.config, &job.secrets_dir).await?;
+    let Some(person) = PeopleSource::person(&standalone.source, &job.person).await? else {
+        println!(
+            "Person {} is not in HollyHR (or not visible to this key): a full cycle treats a \
+             managed entry for it as vanished.",
+            job.person
+        );
+        return Ok(());
+    };
+    let directory = &standalone.directory;
+    let policy = Policy {
+        directory: directory.traits(),
+        ..standalone.settings.policy.clone()
+    };
+    let snapshot = DirectorySnapshot::read(directory, &standalone.settings.mapping, false)
+        .await
+        .map_err(|e| SyncCliError::Cycle {
+            reason: "DirectoryError",
+            source: Box::new(e),
+        })?;
+    let now = Timestamp::now();
+    let people = [person];
+    let inputs = Inputs {
+        people: &people,
+        org_units: None,
+        entries: &snapshot.entries,
+        groups: &snapshot.groups,
+        reserved: &snapshot.reserved,
+        mapping: &standalone.settings.mapping,
+        policy: &policy,
+        coverage: Coverage::Partial,
+        now,
+        disabled_since: &Default::default(),
+        approved: None,
+    };
+    let plan = plan::plan(&inputs);
+    let mapped = plan::mapped_attributes(&inputs, &people[0]);
+    let entry = snapshot.entries.iter().find(|e| e.anchor == people[0].id);
+    print!(
+        "{}",
+        render(&people[0], &policy, mapped.as_ref(), entry, &plan, now)
+    );
+    if job.apply {
+        let mut ids = snapshot.ids();
+        let applied =
+            apply(directory, &plan, &mut ids, 1)
+                .await
+                .map_err(|e| SyncCliError::Cycle {
+                    reason: e.reason,
+                    source: Box::new(e),
+                })?;
+        let counts: Vec<String> = applied
+            .counts
+            .iter()
+            .map(|(action, n)| format!("{action} {n}"))
+            .collect();
+        println!(
+            "Applied          {}",
+            if counts.is_empty() {
+                "nothing".into()
+            } else {
+                counts.join(", ")
+            }
+        );
+        for failure in &applied.failures {
+            println!("Failed           {} {}", failure.reason, failure.message);
+        }
+    }
+    Ok(())
+}
