@@ -52,6 +52,9 @@ pub struct PeopleSyncSpec {
     /// What happens to the directory account of someone who left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprovision: Option<DeprovisionSpec>,
+    /// What happens to people who have not started yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<LifecycleSpec>,
     /// The mass-deprovision guard: a cycle that would deprovision more than this is held until
     /// approved with the annotation `peoplesync.dev/approve-deprovision: <plan hash>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,6 +282,24 @@ pub enum DeprovisionAction {
     Disable,
     Delete,
     DisableThenDelete,
+}
+
+/// Joiners' accounts.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecycleSpec {
+    /// `ProvisionDisabled` (default: the account waits, disabled, for the start date) or `Skip`
+    /// (no account before the start date).
+    #[serde(default)]
+    pub future_starters: FutureStartersPolicy,
+}
+
+/// See [`LifecycleSpec::future_starters`].
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FutureStartersPolicy {
+    #[default]
+    ProvisionDisabled,
+    Skip,
 }
 
 /// Mass-deprovision guard thresholds.
@@ -620,6 +641,7 @@ impl PeopleSyncSpec {
             },
             schedule: None,
             deprovision: None,
+            lifecycle: None,
             guard: None,
             scope: None,
             webhook: None,

@@ -650,3 +650,64 @@ async fn the_standalone_commands_dry_run_explain_and_apply_one_person() {
     assert!(incremental.contains("incremental cycle"), "{incremental}");
     assert!(incremental.contains("no changes"), "{incremental}");
 }
+
+#[tokio::test]
+async fn a_baseline_into_scim2_server_lands_and_a_second_full_run_writes_nothing() {
+    use peoplesync::directory::scim::{ScimConfig, ScimDirectory};
+    use peoplesync::scim_server::ScimServer;
+    let sandbox = sandbox::start(SandboxConfig {
+        people: 200,
+        rate_limit_per_minute: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("the sandbox starts");
+    let server = ScimServer::start().await.expect("scim2-server starts");
+    let directory = ScimDirectory::connect(ScimConfig::new(
+        &server.base_url_for("baseline"),
+        SecretString::from(server.token.clone()),
+    ))
+    .await
+    .expect("connects");
+    let client = client(&sandbox);
+    let mut settings = settings(Guard::default());
+    settings.mapping = Mapping::new(Profile::Scim, &BTreeMap::new()).expect("compiles");
+    let run = |state: SyncState| {
+        let (client, directory, settings) = (&client, &directory, &settings);
+        async move {
+            engine::run_cycle(
+                client,
+                directory,
+                settings,
+                &state,
+                CycleKind::Full,
+                None,
+                Timestamp::now(),
+            )
+            .await
+            .expect("the cycle succeeds")
+        }
+    };
+    let first = run(SyncState::default()).await;
+    assert!(first.failures().is_empty(), "{:?}", first.failures());
+    let people: Vec<Person> = PeopleSource::people(&client, None)
+        .try_collect()
+        .await
+        .expect("lists");
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let provisioned = people
+        .iter()
+        .filter(|p| p.lifecycle(today) != Lifecycle::Leaver)
+        .count();
+    let entries: Vec<Entry> = directory.entries().try_collect().await.expect("lists");
+    assert_eq!(entries.len(), provisioned);
+    let with_manager = entries
+        .iter()
+        .filter(|e| e.attributes.contains_key("enterprise.manager"))
+        .count();
+    assert!(with_manager > provisioned / 2, "{with_manager}");
+    let groups: Vec<Group> = directory.groups().try_collect().await.expect("groups");
+    assert!(!groups.is_empty());
+    let second = run(first.state.clone()).await;
+    assert!(second.plan.is_empty(), "{:?}", second.plan.counts());
+}

@@ -4,9 +4,9 @@
 use jiff::SignedDuration;
 
 use super::engine::{DEFAULT_CONCURRENCY, DEFAULT_OVERLAP, Settings};
-use crate::crd::{DeprovisionAction, PeopleSyncSpec, duration};
+use crate::crd::{DeprovisionAction, FutureStartersPolicy, PeopleSyncSpec, duration};
 use crate::directory::any;
-use crate::plan::{Deprovision, Guard, Mapping, MappingError, Policy, Scope};
+use crate::plan::{Deprovision, FutureStarters, Guard, Mapping, MappingError, Policy, Scope};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -58,6 +58,10 @@ pub fn settings(spec: &PeopleSyncSpec) -> Result<Settings, SpecError> {
     Ok(Settings {
         mapping,
         policy: Policy {
+            future_starters: match spec.lifecycle.as_ref().map(|l| l.future_starters) {
+                Some(FutureStartersPolicy::Skip) => FutureStarters::Skip,
+                _ => FutureStarters::ProvisionDisabled,
+            },
             deprovision,
             guard,
             scope: Scope::from_spec(spec.scope.as_ref()),
@@ -98,6 +102,7 @@ mod tests {
         let settings = settings(&spec(serde_json::json!({
             "deprovision": {"action": "DisableThenDelete", "delay": "720h"},
             "guard": {"maxCount": 3, "maxPercent": 1},
+            "lifecycle": {"futureStarters": "Skip"},
             "dryRun": true,
         })))
         .expect("valid");
@@ -115,6 +120,7 @@ mod tests {
             }
         );
         assert!(settings.dry_run);
+        assert_eq!(settings.policy.future_starters, FutureStarters::Skip);
     }
 
     #[test]
