@@ -55,6 +55,9 @@ pub struct PeopleSyncSpec {
     /// What happens to people who have not started yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<LifecycleSpec>,
+    /// Taking over accounts that exist before PeopleSync (no anchor yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adoption: Option<AdoptionSpec>,
     /// The mass-deprovision guard: a cycle that would deprovision more than this is held until
     /// approved with the annotation `peoplesync.dev/approve-deprovision: <plan hash>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -282,6 +285,22 @@ pub enum DeprovisionAction {
     Disable,
     Delete,
     DisableThenDelete,
+}
+
+/// Adoption: an entry without PeopleSync's anchor that matches a person who has no entry yet is
+/// taken over (the anchor is set) instead of creating a second account. A match must be unique
+/// both ways; an ambiguous one is reported for the person (`AmbiguousMatch`) and never guessed.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AdoptionSpec {
+    /// Adopt matching entries (default false: every new person gets a new entry).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Target attributes compared (case-insensitively) with the person's mapped values, in
+    /// order; the first attribute with any match decides. Default: `mail` then `uid` (OpenLDAP,
+    /// 389-ds), `mail` then `sAMAccountName` (AD), `emails.work` then `userName` (SCIM).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_by: Vec<String>,
 }
 
 /// Joiners' accounts.
@@ -642,6 +661,7 @@ impl PeopleSyncSpec {
             schedule: None,
             deprovision: None,
             lifecycle: None,
+            adoption: None,
             guard: None,
             scope: None,
             webhook: None,

@@ -61,6 +61,12 @@ pub enum Change {
         id: String,
         anchor: String,
     },
+    /// Sets `anchor` on an entry that has none: PeopleSync takes it over (adoption). Refused
+    /// when the entry carries an anchor already.
+    Adopt {
+        id: String,
+        anchor: String,
+    },
 }
 
 impl Change {
@@ -73,6 +79,7 @@ impl Change {
             Change::Disable { .. } => "disable",
             Change::Enable { .. } => "enable",
             Change::Delete { .. } => "delete",
+            Change::Adopt { .. } => "adopt",
         }
     }
 
@@ -83,7 +90,8 @@ impl Change {
             | Change::Rename { anchor, .. }
             | Change::Disable { anchor, .. }
             | Change::Enable { anchor, .. }
-            | Change::Delete { anchor, .. } => anchor,
+            | Change::Delete { anchor, .. }
+            | Change::Adopt { anchor, .. } => anchor,
         }
     }
 }
@@ -164,12 +172,10 @@ pub trait Directory: Send + Sync {
     /// Applies one change; returns the entry's id (new for creates and renames).
     fn apply(&self, change: &Change) -> impl Future<Output = Result<String, Self::Error>> + Send;
 
-    /// Values of unique attributes held by entries PeopleSync does not own (so a new person's
-    /// `uid` never collides with a hand-made account): `(attribute, value)` pairs.
-    fn reserved(
-        &self,
-        _attributes: &[String],
-    ) -> BoxStream<'_, Result<(String, String), Self::Error>> {
+    /// Entries PeopleSync does not own (no anchor) where it keeps people, with their attributes
+    /// (`anchor` empty). Their unique values are never given to anyone else, and with adoption on
+    /// they can be matched to a person and adopted.
+    fn unowned(&self) -> BoxStream<'_, Result<Entry, Self::Error>> {
         futures::stream::empty().boxed()
     }
 

@@ -62,6 +62,9 @@ pub struct Policy {
     pub scope: Scope,
     pub guard: Guard,
     pub directory: DirectoryTraits,
+    /// Adopt an unowned entry that matches a new person by these attributes, tried in order
+    /// (empty: adoption is off).
+    pub adoption: Vec<String>,
 }
 
 /// Unique values held by unowned entries, lower-cased: attribute → values.
@@ -83,6 +86,8 @@ pub struct Inputs<'a> {
     pub org_units: Option<&'a [OrgUnit]>,
     pub entries: &'a [Entry],
     pub groups: &'a [Group],
+    /// Entries without an anchor (adoption candidates).
+    pub unowned: &'a [Entry],
     /// Unique values held by entries PeopleSync does not own: attribute (lower case) → values
     /// (lower case). New values avoid them.
     pub reserved: &'a Reserved,
@@ -119,6 +124,8 @@ pub enum Reason {
     DelayElapsed,
     /// A referenced entry (manager, member) was created, renamed, moved or removed.
     Reference,
+    /// An unowned entry matched the person and is taken over.
+    Adopted,
     /// Org units changed.
     OrgUnit,
 }
@@ -136,6 +143,7 @@ impl Reason {
             Reason::OutOfScope => "OutOfScope",
             Reason::DelayElapsed => "DelayElapsed",
             Reason::Reference => "Reference",
+            Reason::Adopted => "Adopted",
             Reason::OrgUnit => "OrgUnit",
         }
     }
@@ -166,6 +174,10 @@ pub enum Action {
     Rename {
         new_rdn_value: String,
     },
+    /// Set the person's anchor on this unowned entry (it becomes PeopleSync's).
+    Adopt {
+        id: String,
+    },
     Disable,
     Enable,
     Delete,
@@ -194,6 +206,7 @@ impl Action {
             Action::Create { .. } => "create",
             Action::Update { .. } => "update",
             Action::Rename { .. } => "rename",
+            Action::Adopt { .. } => "adopt",
             Action::Disable => "disable",
             Action::Enable => "enable",
             Action::Delete => "delete",
@@ -210,7 +223,9 @@ impl Action {
     /// run in waves (managers first) so a report's create can name its new manager.
     pub fn phase(&self) -> u8 {
         match self {
-            Action::Create { wave, .. } => (*wave).min(MAX_WAVE),
+            // Adoptions first: later steps find the adopted entry by its new anchor.
+            Action::Adopt { .. } => 0,
+            Action::Create { wave, .. } => (*wave).min(MAX_WAVE - 1) + 1,
             Action::Rename { .. } => MAX_WAVE + 1,
             Action::Update { .. } => MAX_WAVE + 2,
             Action::Enable => MAX_WAVE + 3,

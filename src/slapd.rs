@@ -317,9 +317,75 @@ impl Slapd {
         self.spawn().await
     }
 
+    /// Adds LDIF with `ldapadd` (one connection, sequential adds): the baseline the benchmarks
+    /// measure the backend against.
+    pub fn ldapadd(&self, ldif: &str) -> Result<(), SlapdError> {
+        let file = self
+            .dir
+            .join(format!("add-{}.ldif", rand::rng().random::<u32>()));
+        std::fs::write(&file, ldif).map_err(|source| SlapdError::Io {
+            action: "write LDIF".into(),
+            source,
+        })?;
+        let status = Command::new("ldapadd")
+            .args([
+                "-x",
+                "-H",
+                &self.url(),
+                "-D",
+                ADMIN_DN,
+                "-w",
+                &self.admin_password,
+                "-f",
+            ])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|source| SlapdError::Io {
+                action: "run ldapadd (apt-get install ldap-utils)".into(),
+                source,
+            })?;
+        let _ = std::fs::remove_file(&file);
+        if status.success() {
+            Ok(())
+        } else {
+            Err(SlapdError::Seed(format!("ldapadd exited with {status}")))
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// LDIF (RFC 2849) for `entries` (DN, attributes): values that are not safe ASCII are base64.
+pub fn ldif<'a>(
+    entries: impl IntoIterator<Item = (&'a str, &'a crate::directory::Attributes)>,
+) -> String {
+    use base64::Engine as _;
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let line = |out: &mut String, attribute: &str, value: &str| {
+        let safe = value.bytes().all(|b| (0x20..0x7f).contains(&b))
+            && !value.starts_with([' ', ':', '<'])
+            && !value.ends_with(' ');
+        if safe {
+            let _ = writeln!(out, "{attribute}: {value}");
+        } else {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(value.as_bytes());
+            let _ = writeln!(out, "{attribute}:: {encoded}");
+        }
+    };
+    for (dn, attributes) in entries {
+        line(&mut out, "dn", dn);
+        for (name, values) in attributes {
+            for value in values {
+                line(&mut out, name, value);
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 impl Drop for Slapd {

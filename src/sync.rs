@@ -12,12 +12,15 @@ pub use apply::{Aborted, Applied, Ids, apply};
 use crate::directory::{Directory, Entry, Group};
 use crate::plan::{Mapping, Reserved};
 
-/// The directory as the planner needs it: managed entries and groups, and the unique values
-/// held by entries PeopleSync does not own.
+/// The directory as the planner needs it: managed entries and groups, and the entries
+/// PeopleSync does not own.
 #[derive(Debug, Clone, Default)]
 pub struct DirectorySnapshot {
     pub entries: Vec<Entry>,
     pub groups: Vec<Group>,
+    /// Entries without an anchor where PeopleSync keeps people (candidates for adoption).
+    pub unowned: Vec<Entry>,
+    /// Their unique values, lower-cased (never given to anyone else).
     pub reserved: Reserved,
 }
 
@@ -33,23 +36,26 @@ impl DirectorySnapshot {
         } else {
             Vec::new()
         };
-        let unique: Vec<String> = mapping
-            .rules()
-            .iter()
-            .filter(|(_, rule)| rule.unique)
-            .map(|(name, _)| name.clone())
-            .collect();
+        let unowned: Vec<Entry> = directory.unowned().try_collect().await?;
         let mut reserved = Reserved::new();
-        let mut values = directory.reserved(&unique);
-        while let Some((attribute, value)) = values.try_next().await? {
-            reserved
-                .entry(attribute.to_lowercase())
-                .or_default()
-                .insert(value.to_lowercase());
+        for (name, rule) in mapping.rules() {
+            if !rule.unique {
+                continue;
+            }
+            let values = reserved.entry(name.to_lowercase()).or_default();
+            for entry in &unowned {
+                for value in crate::plan::attribute_values(&entry.attributes, name)
+                    .into_iter()
+                    .flatten()
+                {
+                    values.insert(value.to_lowercase());
+                }
+            }
         }
         Ok(Self {
             entries,
             groups,
+            unowned,
             reserved,
         })
     }

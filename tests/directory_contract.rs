@@ -63,6 +63,7 @@ impl<D: Directory> Contract<D> {
             org_units: Some(&self.units),
             entries: &snapshot.entries,
             groups: &snapshot.groups,
+            unowned: &snapshot.unowned,
             reserved: &snapshot.reserved,
             mapping: &self.mapping,
             policy: &self.policy,

@@ -300,16 +300,15 @@ async fn entries_without_our_anchor_are_never_modified() {
         listed(&directory).await.is_empty(),
         "unowned entries are not listed as managed"
     );
-    let reserved: Vec<(String, String)> = directory
-        .reserved(&["uid".to_owned()])
+    let unowned: Vec<Entry> = directory
+        .unowned()
         .try_collect()
         .await
-        .expect("reserved values are listed");
-    assert_eq!(
-        reserved,
-        [("uid".to_owned(), "hand.made".to_owned())],
-        "a new person never takes the uid of an unowned entry"
-    );
+        .expect("unowned entries are listed");
+    assert_eq!(unowned.len(), 1, "the hand-made entry, with its attributes");
+    assert_eq!(unowned[0].id, hand_made);
+    assert_eq!(unowned[0].anchor, "");
+    assert_eq!(unowned[0].attributes["uid"], ["hand.made"]);
 }
 
 #[tokio::test]

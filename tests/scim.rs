@@ -190,12 +190,10 @@ async fn users_without_our_external_id_are_never_listed_or_written() {
     .await;
     assert_eq!(before, after, "byte for byte, meta.version included");
     assert!(listed(&directory).await.is_empty());
-    let reserved: Vec<(String, String)> = directory
-        .reserved(&["userName".to_owned()])
-        .try_collect()
-        .await
-        .expect("lists");
-    assert_eq!(reserved, [("userName".to_owned(), "hand.made".to_owned())]);
+    let unowned: Vec<Entry> = directory.unowned().try_collect().await.expect("lists");
+    assert_eq!(unowned.len(), 1);
+    assert_eq!(unowned[0].id, id);
+    assert_eq!(unowned[0].attributes["userName"], ["hand.made"]);
 }
 
 #[tokio::test]

@@ -474,11 +474,8 @@ impl Directory for Failing<'_> {
     fn entries(&self) -> BoxStream<'_, Result<Entry, Self::Error>> {
         self.inner.entries()
     }
-    fn reserved(
-        &self,
-        attributes: &[String],
-    ) -> BoxStream<'_, Result<(String, String), Self::Error>> {
-        self.inner.reserved(attributes)
+    fn unowned(&self) -> BoxStream<'_, Result<Entry, Self::Error>> {
+        self.inner.unowned()
     }
     async fn apply(&self, change: &Change) -> Result<String, Self::Error> {
         if self.writes.fetch_add(1, Ordering::SeqCst) == self.after {
@@ -710,4 +707,83 @@ async fn a_baseline_into_scim2_server_lands_and_a_second_full_run_writes_nothing
     assert!(!groups.is_empty());
     let second = run(first.state.clone()).await;
     assert!(second.plan.is_empty(), "{:?}", second.plan.counts());
+}
+
+#[tokio::test]
+async fn existing_accounts_are_adopted_by_mail_and_ambiguous_ones_are_reported() {
+    let mut harness = Harness::start(100).await;
+    harness.settings.policy.adoption = vec!["mail".into(), "uid".into()];
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let people = harness.source().await;
+    let active: Vec<&Person> = people
+        .iter()
+        .filter(|p| p.lifecycle(today) == Lifecycle::Active && p.work_email.is_some())
+        .collect();
+    let (adoptee, ambiguous) = (active[0], active[1]);
+    // Accounts made by hand before PeopleSync: one matches by mail, two share another mail.
+    let (connection, mut admin) = ldap3::LdapConnAsync::new(&harness.slapd.url())
+        .await
+        .expect("connect");
+    ldap3::drive!(connection);
+    admin
+        .simple_bind(peoplesync::slapd::ADMIN_DN, &harness.slapd.admin_password)
+        .await
+        .expect("bind")
+        .success()
+        .expect("bound");
+    let add = |uid: &str, mail: &str| {
+        let mut admin = admin.clone();
+        let dn = format!("uid={uid},{}", peoplesync::slapd::PEOPLE_DN);
+        let attrs: Vec<(String, std::collections::HashSet<String>)> = vec![
+            (
+                "objectClass".into(),
+                ["top", "person", "organizationalPerson", "inetOrgPerson"]
+                    .map(String::from)
+                    .into(),
+            ),
+            ("uid".into(), [uid.to_owned()].into()),
+            ("cn".into(), ["Hand Made".to_owned()].into()),
+            ("sn".into(), ["Made".to_owned()].into()),
+            ("mail".into(), [mail.to_owned()].into()),
+        ];
+        async move {
+            admin
+                .add(&dn, attrs)
+                .await
+                .expect("add")
+                .success()
+                .expect("added");
+            dn
+        }
+    };
+    let adopted_dn = add("old.account", adoptee.work_email.as_deref().expect("mail")).await;
+    let other = ambiguous.work_email.as_deref().expect("mail");
+    add("twin.one", other).await;
+    add("twin.two", other).await;
+
+    let report = harness
+        .try_cycle(CycleKind::Full, None)
+        .await
+        .expect("the cycle runs");
+    let failures = report.failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].anchor, ambiguous.id);
+    assert_eq!(failures[0].reason, "AmbiguousMatch");
+    let entries = harness.entries().await;
+    let adopted = &entries[&adoptee.id];
+    assert_eq!(
+        adopted.attributes["cn"],
+        vec![adoptee.display_name.clone()],
+        "brought in line with HollyHR"
+    );
+    assert!(
+        adopted.id == adopted_dn || adopted.id.starts_with("uid="),
+        "{}",
+        adopted.id
+    );
+    assert!(!entries.contains_key(&ambiguous.id), "nothing guessed");
+    assert_eq!(
+        harness.state.retry.iter().collect::<Vec<_>>(),
+        [&ambiguous.id]
+    );
 }

@@ -212,6 +212,7 @@ pub async fn run(job: ExplainJob) -> Result<(), CliError> {
         org_units: None,
         entries: &snapshot.entries,
         groups: &snapshot.groups,
+        unowned: &snapshot.unowned,
         reserved: &snapshot.reserved,
         mapping: &standalone.settings.mapping,
         policy: &policy,

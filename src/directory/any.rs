@@ -122,13 +122,10 @@ impl Directory for AnyDirectory {
         }
     }
 
-    fn reserved(
-        &self,
-        attributes: &[String],
-    ) -> BoxStream<'_, Result<(String, String), AnyDirectoryError>> {
+    fn unowned(&self) -> BoxStream<'_, Result<Entry, AnyDirectoryError>> {
         match self {
-            AnyDirectory::Ldap(d) => boxed(d.reserved(attributes)),
-            AnyDirectory::Scim(d) => boxed(d.reserved(attributes)),
+            AnyDirectory::Ldap(d) => boxed(d.unowned()),
+            AnyDirectory::Scim(d) => boxed(d.unowned()),
         }
     }
 

@@ -270,6 +270,7 @@ const NAMING_VIOLATION: u32 = 64;
 const OBJECT_CLASS_VIOLATION: u32 = 65;
 const ALREADY_EXISTS: u32 = 68;
 const UNDEFINED_ATTRIBUTE_TYPE: u32 = 17;
+const TYPE_OR_VALUE_EXISTS: u32 = 20;
 
 impl DirectoryError for LdapBackendError {
     fn reason(&self) -> &'static str {
@@ -705,6 +706,32 @@ impl LdapDirectory {
             .boxed()
     }
 
+    /// Entries under the people DNs matching `filter`, as the planner sees them.
+    fn entries_matching(&self, filter: String) -> BoxStream<'_, Result<Entry, LdapBackendError>> {
+        // `*` returns user attributes only; a ppolicy lock is operational, so ask for it by name.
+        let mut wanted = vec!["*".to_owned()];
+        if let DisableStrategy::SetAttribute { attribute, .. } = &self.config.disable {
+            wanted.push(attribute.clone());
+        }
+        self.paged(self.bases(), filter, wanted)
+            .map(move |entry| {
+                let entry = entry?;
+                let attributes: Attributes = entry.attrs.into_iter().collect::<BTreeMap<_, _>>();
+                let anchor = attributes
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(&self.config.anchor_attribute))
+                    .and_then(|(_, v)| v.first().cloned())
+                    .unwrap_or_default();
+                Ok(Entry {
+                    enabled: self.config.enabled_of(&entry.dn, &attributes),
+                    id: entry.dn,
+                    anchor,
+                    attributes,
+                })
+            })
+            .boxed()
+    }
+
     fn bases(&self) -> Vec<String> {
         let mut bases = vec![self.config.people_dn.clone()];
         if let DisableStrategy::MoveToOu { disabled_dn } = &self.config.disable {
@@ -871,67 +898,15 @@ impl Directory for LdapDirectory {
         }
     }
 
-    /// Values of `attributes` on entries under the people DNs that lack the anchor.
-    fn reserved(
-        &self,
-        attributes: &[String],
-    ) -> BoxStream<'_, Result<(String, String), LdapBackendError>> {
-        if attributes.is_empty() {
-            return futures::stream::empty().boxed();
-        }
-        let any: String = attributes.iter().map(|a| format!("({a}=*)")).collect();
-        let filter = format!("(&(|{any})(!({}=*)))", self.config.anchor_attribute);
-        let wanted = attributes.to_vec();
-        self.paged(self.bases(), filter, wanted.clone())
-            .map(move |entry| {
-                let entry = entry?;
-                let pairs: Vec<Result<(String, String), LdapBackendError>> = entry
-                    .attrs
-                    .into_iter()
-                    .filter_map(|(name, values)| {
-                        wanted
-                            .iter()
-                            .find(|w| w.eq_ignore_ascii_case(&name))
-                            .map(|w| (w.clone(), values))
-                    })
-                    .flat_map(|(name, values)| {
-                        values.into_iter().map(move |v| Ok((name.clone(), v)))
-                    })
-                    .collect();
-                Ok::<_, LdapBackendError>(futures::stream::iter(pairs))
-            })
-            .map(|result| match result {
-                Ok(stream) => stream.boxed(),
-                Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
-            })
-            .flatten()
-            .boxed()
+    /// Entries under the people DNs that lack the anchor.
+    fn unowned(&self) -> BoxStream<'_, Result<Entry, LdapBackendError>> {
+        let filter = format!("(!({}=*))", self.config.anchor_attribute);
+        self.entries_matching(filter)
     }
 
     fn entries(&self) -> BoxStream<'_, Result<Entry, LdapBackendError>> {
         let filter = format!("({}=*)", self.config.anchor_attribute);
-        // `*` returns user attributes only; a ppolicy lock is operational, so ask for it by name.
-        let mut wanted = vec!["*".to_owned()];
-        if let DisableStrategy::SetAttribute { attribute, .. } = &self.config.disable {
-            wanted.push(attribute.clone());
-        }
-        self.paged(self.bases(), filter, wanted)
-            .map(move |entry| {
-                let entry = entry?;
-                let attributes: Attributes = entry.attrs.into_iter().collect::<BTreeMap<_, _>>();
-                let anchor = attributes
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(&self.config.anchor_attribute))
-                    .and_then(|(_, v)| v.first().cloned())
-                    .unwrap_or_default();
-                Ok(Entry {
-                    enabled: self.config.enabled_of(&entry.dn, &attributes),
-                    id: entry.dn,
-                    anchor,
-                    attributes,
-                })
-            })
-            .boxed()
+        self.entries_matching(filter)
     }
 
     async fn apply(&self, change: &Change) -> Result<String, LdapBackendError> {
@@ -1048,6 +1023,26 @@ impl Directory for LdapDirectory {
                         self.check_result("move", id, anchor, result)?;
                         Ok(format!("{rdn},{target}"))
                     }
+                }
+            }
+            Change::Adopt { id, anchor } => {
+                // The profiles' anchor attributes are SINGLE-VALUE (employeeNumber, employeeID):
+                // adding one to an entry that already has one fails, so nothing is overwritten.
+                let mods = vec![Mod::Add(
+                    self.config.anchor_attribute.clone(),
+                    HashSet::from([anchor.clone()]),
+                )];
+                let result = self.modify("adopt", id, mods).await?;
+                match result.rc {
+                    CONSTRAINT_VIOLATION | TYPE_OR_VALUE_EXISTS => {
+                        Err(LdapBackendError::NotOwned {
+                            dn: id.clone(),
+                            anchor: anchor.clone(),
+                        })
+                    }
+                    _ => self
+                        .check_result("adopt", id, anchor, result)
+                        .map(|()| id.clone()),
                 }
             }
             Change::Delete { id, anchor } => {

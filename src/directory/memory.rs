@@ -293,27 +293,36 @@ impl Directory for MemoryDirectory {
                 state.entries.remove(id);
                 Ok(id.clone())
             }
+            Change::Adopt { id, anchor } => {
+                let stored = state
+                    .entries
+                    .get_mut(id)
+                    .ok_or_else(|| MemoryError::Missing(id.clone()))?;
+                if stored.anchor.is_some() {
+                    return Err(MemoryError::NotOwned(id.clone()));
+                }
+                stored.anchor = Some(anchor.clone());
+                Ok(id.clone())
+            }
         }
     }
 
-    fn reserved(
-        &self,
-        attributes: &[String],
-    ) -> BoxStream<'_, Result<(String, String), MemoryError>> {
-        let values: Vec<Result<(String, String), MemoryError>> = self
+    fn unowned(&self) -> BoxStream<'_, Result<Entry, MemoryError>> {
+        let entries: Vec<Result<Entry, MemoryError>> = self
             .state()
             .entries
-            .values()
-            .filter(|stored| stored.anchor.is_none())
-            .flat_map(|stored| {
-                attributes
-                    .iter()
-                    .filter_map(|name| stored.attributes.get(name).map(|v| (name, v)))
-                    .flat_map(|(name, values)| values.iter().map(|v| Ok((name.clone(), v.clone()))))
-                    .collect::<Vec<_>>()
+            .iter()
+            .filter(|(_, stored)| stored.anchor.is_none())
+            .map(|(id, stored)| {
+                Ok(Entry {
+                    id: id.clone(),
+                    anchor: String::new(),
+                    attributes: stored.attributes.clone(),
+                    enabled: stored.enabled,
+                })
             })
             .collect();
-        futures::stream::iter(values).boxed()
+        futures::stream::iter(entries).boxed()
     }
 
     fn groups(&self) -> BoxStream<'_, Result<Group, MemoryError>> {

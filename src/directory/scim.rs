@@ -504,32 +504,14 @@ impl Directory for ScimDirectory {
             .boxed()
     }
 
-    fn reserved(
-        &self,
-        attributes: &[String],
-    ) -> BoxStream<'_, Result<(String, String), ScimBackendError>> {
-        let attributes = attributes.to_vec();
+    fn unowned(&self) -> BoxStream<'_, Result<Entry, ScimBackendError>> {
         self.list("list users", "/Users", Some("not (externalId pr)".into()))
-            .map(move |user| {
-                let user = user?;
-                if user["externalId"].is_string() {
-                    return Ok(Vec::new());
+            .filter_map(|user| async move {
+                match user {
+                    Err(error) => Some(Err(error)),
+                    Ok(user) => resource::to_unowned(&user).map(Ok),
                 }
-                let flat = to_attributes(&user);
-                Ok(attributes
-                    .iter()
-                    .filter_map(|name| flat.get(name).map(|v| (name, v)))
-                    .flat_map(|(name, values)| {
-                        values.iter().map(move |v| (name.clone(), v.clone()))
-                    })
-                    .collect::<Vec<_>>())
             })
-            .flat_map(
-                |result: Result<Vec<(String, String)>, ScimBackendError>| match result {
-                    Ok(pairs) => futures::stream::iter(pairs.into_iter().map(Ok)).boxed(),
-                    Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
-                },
-            )
             .boxed()
     }
 
@@ -575,6 +557,45 @@ impl Directory for ScimDirectory {
                     user["active"] = Value::Bool(active);
                 })
                 .await?;
+                Ok(id.clone())
+            }
+            Change::Adopt { id, anchor } => {
+                let path = format!("/Users/{id}");
+                let current = self.send("read", Method::GET, &path, None, None).await?;
+                if current.body["externalId"].is_string() {
+                    return Err(ScimBackendError::NotOwned {
+                        resource: path,
+                        anchor: anchor.clone(),
+                    });
+                }
+                let result = if self.features.patch {
+                    let body = json!({"schemas": [PATCH_OP], "Operations": [
+                        {"op": "add", "path": "externalId", "value": anchor}
+                    ]});
+                    self.send(
+                        "adopt",
+                        Method::PATCH,
+                        &path,
+                        Some(&body),
+                        current.etag.as_deref(),
+                    )
+                    .await
+                } else {
+                    let mut body = current.body.clone();
+                    if let Some(object) = body.as_object_mut() {
+                        object.remove("meta");
+                    }
+                    body["externalId"] = Value::String(anchor.clone());
+                    self.send(
+                        "adopt",
+                        Method::PUT,
+                        &path,
+                        Some(&body),
+                        current.etag.as_deref(),
+                    )
+                    .await
+                };
+                result?;
                 Ok(id.clone())
             }
             Change::Delete { id, anchor } => {

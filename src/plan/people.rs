@@ -131,6 +131,7 @@ pub(crate) fn plan_people(inputs: &Inputs<'_>, index: &Index<'_>, hold: bool) ->
     };
     let mut taken = Taken::new(inputs, index);
     let mut seen = BTreeSet::new();
+    let adoptions = adoptions(inputs, index);
 
     for person in unique_people(inputs.people) {
         let anchor = person.id.as_str();
@@ -171,6 +172,24 @@ pub(crate) fn plan_people(inputs: &Inputs<'_>, index: &Index<'_>, hold: bool) ->
                 }
             }
             Desired::Provisioned { enabled, reason } => {
+                // Without an entry of its own, a person may adopt a matching unowned one.
+                let adopted: Option<Entry> = match (entry, adoptions.get(anchor)) {
+                    (None, Some(Ok(index))) => {
+                        let mut entry = inputs.unowned[*index].clone();
+                        entry.anchor = anchor.to_owned();
+                        Some(entry)
+                    }
+                    (None, Some(Err(message))) => {
+                        out.failures.push(Failure {
+                            anchor: anchor.to_owned(),
+                            reason: "AmbiguousMatch",
+                            message: message.clone(),
+                        });
+                        continue;
+                    }
+                    _ => None,
+                };
+                let entry = entry.or(adopted.as_ref());
                 let current = entry.map(|e| &e.attributes);
                 let mapped = inputs.mapping.map(person, current, &|attribute, value| {
                     taken.is_taken_by_other(anchor, attribute, value)
@@ -210,7 +229,18 @@ pub(crate) fn plan_people(inputs: &Inputs<'_>, index: &Index<'_>, hold: bool) ->
                             },
                         });
                     }
-                    Some(entry) => update(inputs, &mut out, entry, &mapped, enabled, reason, hold),
+                    Some(entry) => {
+                        if adopted.is_some() {
+                            out.steps.push(Step {
+                                anchor: anchor.to_owned(),
+                                reason: Reason::Adopted,
+                                action: Action::Adopt {
+                                    id: entry.id.clone(),
+                                },
+                            });
+                        }
+                        update(inputs, &mut out, entry, &mapped, enabled, reason, hold)
+                    }
                 }
             }
         }
@@ -225,6 +255,77 @@ pub(crate) fn plan_people(inputs: &Inputs<'_>, index: &Index<'_>, hold: bool) ->
         }
     }
     out
+}
+
+/// Which unowned entry each person without an entry would adopt (its index in `inputs.unowned`),
+/// or why none can be chosen. Attributes are tried in the configured order; the first one with
+/// matches decides. A match is only taken when it is unique both ways: one entry for the person,
+/// and no other person matching that entry. Nothing is ever guessed.
+fn adoptions(inputs: &Inputs<'_>, index: &Index<'_>) -> HashMap<String, Result<usize, String>> {
+    let attributes = &inputs.policy.adoption;
+    let mut found: HashMap<String, Result<usize, String>> = HashMap::new();
+    if attributes.is_empty() || inputs.unowned.is_empty() {
+        return found;
+    }
+    // attribute → lower-cased value → unowned entries holding it
+    let mut by_value: HashMap<&str, HashMap<String, Vec<usize>>> = HashMap::new();
+    for name in attributes {
+        let values = by_value.entry(name.as_str()).or_default();
+        for (i, entry) in inputs.unowned.iter().enumerate() {
+            for value in attribute(&entry.attributes, name).into_iter().flatten() {
+                values.entry(value.to_lowercase()).or_default().push(i);
+            }
+        }
+    }
+    for person in unique_people(inputs.people) {
+        if index.entries.contains_key(person.id.as_str()) {
+            continue;
+        }
+        // The person's own values, before uniqueness is applied (`first.last`, not `first.last2`).
+        let Ok(mapped) = inputs.mapping.map(person, None, &|_, _| false) else {
+            continue;
+        };
+        for name in attributes {
+            let Some(value) = attribute(&mapped.attributes, name).and_then(|v| v.first()) else {
+                continue;
+            };
+            match by_value[name.as_str()]
+                .get(&value.to_lowercase())
+                .map(Vec::as_slice)
+            {
+                None | Some([]) => continue,
+                Some([one]) => {
+                    found.insert(person.id.clone(), Ok(*one));
+                }
+                Some(many) => {
+                    found.insert(
+                        person.id.clone(),
+                        Err(format!(
+                            "{} entries without an anchor match by {name}: adopt one by hand (set its anchor) or remove the others",
+                            many.len()
+                        )),
+                    );
+                }
+            }
+            break;
+        }
+    }
+    // An entry two people match is nobody's.
+    let mut claims: HashMap<usize, usize> = HashMap::new();
+    for result in found.values().flatten() {
+        *claims.entry(*result).or_default() += 1;
+    }
+    for result in found.values_mut() {
+        if let Ok(i) = result
+            && claims[i] > 1
+        {
+            *result = Err(format!(
+                "{} people match the same entry without an anchor: it is adopted by nobody",
+                claims[i]
+            ));
+        }
+    }
+    found
 }
 
 /// One person's mapped attributes, with unique values checked as the planner checks them.

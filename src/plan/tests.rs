@@ -134,6 +134,7 @@ impl Harness {
             org_units,
             entries: &snapshot.entries,
             groups: &snapshot.groups,
+            unowned: &snapshot.unowned,
             reserved: &snapshot.reserved,
             mapping: &self.mapping,
             policy: &self.policy,
@@ -574,6 +575,98 @@ async fn a_new_uid_avoids_values_of_entries_peoplesync_does_not_own() {
     harness.sync(&staff()[..1], &[]).await;
     let (id, _) = harness.entry("p1").await.expect("created");
     assert_eq!(id, "uid=ada.lovelace2");
+}
+
+fn hand_made(uid: &str, mail: &str) -> Stored {
+    Stored {
+        anchor: None,
+        attributes: BTreeMap::from([
+            ("uid".to_owned(), vec![uid.to_owned()]),
+            ("mail".to_owned(), vec![mail.to_owned()]),
+            ("cn".to_owned(), vec!["A. Lovelace".to_owned()]),
+        ]),
+        enabled: true,
+    }
+}
+
+#[tokio::test]
+async fn an_unowned_entry_with_the_same_mail_is_adopted_and_brought_in_line() {
+    let mut harness = Harness::ldap();
+    harness.policy.adoption = vec!["mail".into(), "uid".into()];
+    harness.directory.insert(
+        "uid=ada.lovelace",
+        hand_made("ada.lovelace", "ADA.LOVELACE@example.com"),
+    );
+    let plan = harness.sync(&staff()[..1], &[]).await;
+    let mut got = actions(&plan);
+    got.sort();
+    assert_eq!(
+        got,
+        [("p1".to_owned(), "adopt"), ("p1".to_owned(), "update")]
+    );
+    assert!(plan.steps.iter().any(|s| s.reason == Reason::Adopted));
+    let (id, stored) = harness.entry("p1").await.expect("adopted");
+    assert_eq!(
+        id, "uid=ada.lovelace",
+        "the existing account, not a new one"
+    );
+    assert_eq!(stored.attributes["cn"], ["Ada Lovelace"]);
+    let (again, _) = harness
+        .plan(&staff()[..1], Some(&[]), Coverage::Full, now(), None)
+        .await;
+    assert!(again.is_empty(), "{:?}", actions(&again));
+}
+
+#[tokio::test]
+async fn an_ambiguous_match_is_reported_and_never_guessed() {
+    let mut harness = Harness::ldap();
+    harness.policy.adoption = vec!["mail".into()];
+    for uid in ["ada", "alovelace"] {
+        harness.directory.insert(
+            &format!("uid={uid}"),
+            hand_made(uid, "ada.lovelace@example.com"),
+        );
+    }
+    let plan = harness.sync(&staff()[..1], &[]).await;
+    assert!(plan.is_empty(), "{:?}", actions(&plan));
+    assert_eq!(plan.failures.len(), 1);
+    assert_eq!(plan.failures[0].reason, "AmbiguousMatch");
+    assert!(
+        plan.failures[0].message.contains("2 entries"),
+        "{}",
+        plan.failures[0].message
+    );
+    assert!(harness.entry("p1").await.is_none());
+
+    // Two people matching one entry: neither takes it.
+    let mut harness = Harness::ldap();
+    harness.policy.adoption = vec!["mail".into()];
+    harness.directory.insert(
+        "uid=shared",
+        hand_made("shared", "ada.lovelace@example.com"),
+    );
+    let mut twin = person("p9", "Ada", "Lovelace");
+    twin.display_name = "Ada Lovelace (2)".into();
+    let plan = harness.sync(&[staff()[0].clone(), twin], &[]).await;
+    assert_eq!(plan.failures.len(), 2, "{:?}", plan.failures);
+    assert!(plan.failures.iter().all(|f| f.reason == "AmbiguousMatch"));
+}
+
+#[tokio::test]
+async fn without_adoption_a_new_person_gets_a_new_entry_beside_the_unowned_one() {
+    let harness = Harness::ldap();
+    harness.directory.insert(
+        "uid=ada.lovelace",
+        hand_made("ada.lovelace", "ada.lovelace@example.com"),
+    );
+    harness.sync(&staff()[..1], &[]).await;
+    let (id, _) = harness.entry("p1").await.expect("created");
+    assert_eq!(id, "uid=ada.lovelace2");
+    assert_eq!(
+        harness.directory.snapshot()["uid=ada.lovelace"],
+        hand_made("ada.lovelace", "ada.lovelace@example.com"),
+        "the unowned entry is untouched"
+    );
 }
 
 #[tokio::test]

@@ -216,6 +216,10 @@ fn to_write(step: &Step, ids: &Ids) -> Result<Write, Missing> {
             anchor,
             new_rdn_value: new_rdn_value.clone(),
         }),
+        Action::Adopt { id } => Write::Person(Change::Adopt {
+            id: id.clone(),
+            anchor,
+        }),
         Action::Disable => Write::Person(Change::Disable {
             id: person()?,
             anchor,

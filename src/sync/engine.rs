@@ -256,6 +256,7 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
         org_units: org_units.as_deref(),
         entries: &snapshot.entries,
         groups: &snapshot.groups,
+        unowned: &snapshot.unowned,
         reserved: &snapshot.reserved,
         mapping: &settings.mapping,
         policy: &policy,

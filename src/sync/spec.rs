@@ -4,8 +4,9 @@
 use jiff::SignedDuration;
 
 use super::engine::{DEFAULT_CONCURRENCY, DEFAULT_OVERLAP, Settings};
-use crate::crd::{DeprovisionAction, FutureStartersPolicy, PeopleSyncSpec, duration};
+use crate::crd::{DeprovisionAction, FutureStartersPolicy, LdapProfile, PeopleSyncSpec, duration};
 use crate::directory::any;
+use crate::plan::mapping::Profile;
 use crate::plan::{Deprovision, FutureStarters, Guard, Mapping, MappingError, Policy, Scope};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,16 @@ impl SpecError {
             _ => "InvalidSpec",
         }
     }
+}
+
+/// The attributes adoption matches by when the spec names none.
+fn default_match_by(profile: Profile) -> Vec<String> {
+    let names: &[&str] = match profile {
+        Profile::Ldap(LdapProfile::ActiveDirectory) => &["mail", "sAMAccountName"],
+        Profile::Ldap(_) => &["mail", "uid"],
+        Profile::Scim => &["emails.work", "userName"],
+    };
+    names.iter().map(|n| (*n).to_owned()).collect()
 }
 
 pub fn settings(spec: &PeopleSyncSpec) -> Result<Settings, SpecError> {
@@ -65,6 +76,13 @@ pub fn settings(spec: &PeopleSyncSpec) -> Result<Settings, SpecError> {
             deprovision,
             guard,
             scope: Scope::from_spec(spec.scope.as_ref()),
+            adoption: match &spec.adoption {
+                Some(adoption) if adoption.enabled && !adoption.match_by.is_empty() => {
+                    adoption.match_by.clone()
+                }
+                Some(adoption) if adoption.enabled => default_match_by(profile),
+                _ => Vec::new(),
+            },
             ..Policy::default()
         },
         concurrency: DEFAULT_CONCURRENCY,
@@ -95,6 +113,10 @@ mod tests {
         assert_eq!(settings.policy.guard, Guard::default());
         assert!(!settings.dry_run);
         assert!(settings.mapping.rules().contains_key("userName"));
+        assert!(
+            settings.policy.adoption.is_empty(),
+            "adoption is off by default"
+        );
     }
 
     #[test]
@@ -103,6 +125,7 @@ mod tests {
             "deprovision": {"action": "DisableThenDelete", "delay": "720h"},
             "guard": {"maxCount": 3, "maxPercent": 1},
             "lifecycle": {"futureStarters": "Skip"},
+            "adoption": {"enabled": true},
             "dryRun": true,
         })))
         .expect("valid");
@@ -121,6 +144,7 @@ mod tests {
         );
         assert!(settings.dry_run);
         assert_eq!(settings.policy.future_starters, FutureStarters::Skip);
+        assert_eq!(settings.policy.adoption, ["emails.work", "userName"]);
     }
 
     #[test]

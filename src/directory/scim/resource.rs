@@ -226,6 +226,19 @@ pub fn to_attributes(user: &Value) -> Attributes {
     attributes
 }
 
+/// A user without `externalId` (not PeopleSync's), as an entry with an empty anchor.
+pub fn to_unowned(user: &Value) -> Option<Entry> {
+    if user["externalId"].is_string() {
+        return None;
+    }
+    Some(Entry {
+        id: user["id"].as_str()?.to_owned(),
+        anchor: String::new(),
+        attributes: to_attributes(user),
+        enabled: user["active"].as_bool().unwrap_or(true),
+    })
+}
+
 /// A managed entry, or `None` for a user without `externalId` (not PeopleSync's).
 pub fn to_entry(user: &Value) -> Option<Entry> {
     let anchor = user["externalId"].as_str()?.to_owned();
