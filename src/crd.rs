@@ -478,6 +478,10 @@ pub struct SyncStateStatus {
     /// The approval hash already used: an approval releases exactly one plan, once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_used: Option<String>,
+    /// People applied just before the checkpoint and the version (`updated_at`, RFC 3339)
+    /// applied: the overlap re-reads them and skips the unchanged ones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub edge: BTreeMap<String, String>,
 }
 
 /// Short labels for printer columns.

@@ -297,6 +297,10 @@ async fn changes_through_the_api_and_the_ui_reach_the_directory_in_the_next_incr
     controls.clear_requests().await.expect("cleared");
     let quiet = harness.cycle(CycleKind::Incremental).await;
     assert!(quiet.plan.is_empty());
+    assert_eq!(
+        quiet.plan.managed, 0,
+        "the overlap re-read only versions already applied: the directory was not read"
+    );
     let requests = controls.requests().await.expect("the log");
     assert_eq!(requests.len(), 1, "{requests:?}");
 

@@ -152,6 +152,11 @@ pub fn state_of(status: Option<&PeopleSyncStatus>) -> SyncState {
             .collect(),
         retry: kept.retry.into_iter().collect(),
         approval_used: kept.approval_used,
+        edge: kept
+            .edge
+            .iter()
+            .filter_map(|(id, at)| parse_time(at).map(|at| (id.clone(), at)))
+            .collect(),
     }
 }
 
@@ -180,6 +185,11 @@ pub fn fold(status: &mut PeopleSyncStatus, completed: &Completed, next: Option<T
             .map(|(anchor, at)| (anchor.clone(), at.to_string()))
             .collect(),
         approval_used: state.approval_used.clone(),
+        edge: state
+            .edge
+            .iter()
+            .map(|(id, at)| (id.clone(), at.to_string()))
+            .collect(),
     })
     .filter(|s| *s != SyncStateStatus::default());
     let counted = |action: &str| completed.counts.get(action).copied().unwrap_or(0) as u64;
@@ -220,6 +230,7 @@ mod tests {
             disabled_since: BTreeMap::from([("p1".into(), at("2026-05-01T00:00:00Z"))]),
             retry: ["p2".to_owned()].into(),
             approval_used: Some("abc".into()),
+            edge: BTreeMap::from([("p3".into(), at("2026-06-01T09:59:30Z"))]),
         };
         let completed = Completed {
             kind: CycleKind::Full,

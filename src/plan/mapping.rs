@@ -306,7 +306,7 @@ impl Mapping {
         &self,
         attribute: &str,
         index: usize,
-        fields: &TemplateFields,
+        fields: &minijinja::Value,
         n: Option<u32>,
     ) -> Result<String, MappingError> {
         let rule = &self.rules[attribute];
@@ -314,7 +314,11 @@ impl Mapping {
             .env
             .get_template(&template_name(attribute, index))
             .expect("every rule's templates were added at construction");
-        let context = minijinja::context! { n => n.map(|n| n.to_string()).unwrap_or_default(), ..minijinja::Value::from_serialize(fields) };
+        // `n` only for numbered candidates: most renders reuse the person's fields as they are.
+        let context = match n {
+            Some(n) => minijinja::context! { n => n.to_string(), ..fields.clone() },
+            None => minijinja::context! { n => "", ..fields.clone() },
+        };
         let rendered = template
             .render(context)
             .map_err(|error| MappingError::Render {
@@ -337,7 +341,8 @@ impl Mapping {
         current: Option<&BTreeMap<String, Vec<String>>>,
         taken: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Mapped, MappingError> {
-        let fields = TemplateFields::of(person);
+        // Serialised once per person; every attribute's template renders from it.
+        let fields = minijinja::Value::from_serialize(TemplateFields::of(person));
         let mut mapped = Mapped::default();
         for (attribute, rule) in &self.rules {
             let value = if rule.unique {
@@ -380,7 +385,7 @@ impl Mapping {
         &self,
         attribute: &str,
         rule: &AttributeRule,
-        fields: &TemplateFields,
+        fields: &minijinja::Value,
         value: &str,
     ) -> Result<bool, MappingError> {
         for index in 0..rule.templates.len() {
@@ -405,7 +410,7 @@ impl Mapping {
         &self,
         attribute: &str,
         rule: &AttributeRule,
-        fields: &TemplateFields,
+        fields: &minijinja::Value,
         taken: &dyn Fn(&str, &str) -> bool,
     ) -> Result<String, MappingError> {
         for index in 0..rule.templates.len() {

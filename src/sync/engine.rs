@@ -51,6 +51,10 @@ pub struct SyncState {
     /// People whose last change failed: re-read by id in the next cycle.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub retry: BTreeSet<String>,
+    /// People applied inside the overlap window before the checkpoint, with the `updated_at` that
+    /// was applied: the next incremental cycle re-reads them and skips those unchanged.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub edge: BTreeMap<String, Timestamp>,
     /// The approval hash already used (an approval releases exactly one plan, once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_used: Option<String>,
@@ -222,16 +226,49 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
         }
     };
     let max_updated = people.iter().map(|p| p.updated_at).max();
+    let checkpoint = match (state.checkpoint, max_updated) {
+        (Some(old), Some(new)) => Some(old.max(new)),
+        (old, new) => old.or(new),
+    };
+    // People inside the overlap window: re-read by the next cycle, skipped when unchanged.
+    let mut edge: BTreeMap<String, Timestamp> = match checkpoint {
+        Some(checkpoint) => {
+            let window = checkpoint - settings.overlap;
+            state
+                .edge
+                .iter()
+                .filter(|(_, at)| **at >= window)
+                .map(|(id, at)| (id.clone(), *at))
+                .chain(
+                    people
+                        .iter()
+                        .filter(|p| p.updated_at >= window)
+                        .map(|p| (p.id.clone(), p.updated_at)),
+                )
+                .collect()
+        }
+        None => BTreeMap::new(),
+    };
+    let people_read = people.len();
+    let mut people = people;
+    if kind == CycleKind::Incremental {
+        // The overlap re-reads what the last cycle applied: the same version needs nothing.
+        people.retain(|p| {
+            state.retry.contains(&p.id) || state.edge.get(&p.id) != Some(&p.updated_at)
+        });
+    }
     let mut next = state.clone();
     if kind == CycleKind::Incremental && people.is_empty() {
         // Nothing changed: no directory reads, no writes.
         next.retry.clear();
+        next.checkpoint = checkpoint;
+        next.edge = edge;
         return Ok(Report {
             kind,
             plan: Plan::default(),
             applied: None,
             state: next,
-            people_read: 0,
+            people_read,
             duration: started.elapsed(),
         });
     }
@@ -265,7 +302,6 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
         disabled_since: &disabled_since,
         approved,
     });
-    let people_read = people.len();
     drop(people);
     if settings.dry_run {
         return Ok(Report {
@@ -309,11 +345,11 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
         };
     }
     next.disabled_since = disabled_since;
+    // A failed person's version was not applied: it must not be skipped next time.
+    edge.retain(|id, _| !failed.contains(id));
     next.retry = failed;
-    next.checkpoint = match (state.checkpoint, max_updated) {
-        (Some(old), Some(new)) => Some(old.max(new)),
-        (old, new) => old.or(new),
-    };
+    next.checkpoint = checkpoint;
+    next.edge = edge;
     if kind == CycleKind::Full {
         next.last_full_sync = Some(now);
     }
