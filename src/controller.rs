@@ -424,6 +424,14 @@ async fn run_sync(
             match result {
                 Ok(report) => {
                     ctx.metrics.cycle(&report);
+                    if let Some(checkpoint) = report.state.checkpoint {
+                        let age = jiff::Timestamp::now().duration_since(checkpoint).as_secs();
+                        ctx.metrics.checkpoint_age(
+                            &object.namespace().unwrap_or_default(),
+                            &object.name_any(),
+                            age,
+                        );
+                    }
                     if kind == engine::CycleKind::Full && !settings.dry_run {
                         ctx.full_cycle_done(&uid);
                     }
@@ -545,7 +553,19 @@ async fn observe(
     if spec.suspend {
         return Ok((observed, None));
     }
-    let (source, client) = probe_source(&hollyhr.base_url, api_key, &spec.required_scopes()).await;
+    let observer = {
+        let metrics = ctx.metrics.clone();
+        hollyhr::RequestObserver(Arc::new(move |route, status| {
+            metrics.source_request(route, status)
+        }))
+    };
+    let (source, client) = probe_source(
+        &hollyhr.base_url,
+        api_key,
+        &spec.required_scopes(),
+        observer,
+    )
+    .await;
     let (directory, connected) = probe_directory(spec, namespace, ctx).await?;
     observed.source = source;
     observed.directory = directory;
@@ -605,12 +625,15 @@ async fn probe_source(
     base_url: &str,
     api_key: SecretString,
     required: &[&str],
+    observer: hollyhr::RequestObserver,
 ) -> (SourceOutcome, Option<hollyhr::HollyHrClient>) {
-    let client =
-        match hollyhr::ClientConfig::new(base_url, api_key).and_then(hollyhr::HollyHrClient::new) {
-            Ok(client) => client,
-            Err(error) => return (SourceOutcome::Unreachable(error.to_string()), None),
-        };
+    let client = match hollyhr::ClientConfig::new(base_url, api_key).and_then(|mut config| {
+        config.observer = Some(observer);
+        hollyhr::HollyHrClient::new(config)
+    }) {
+        Ok(client) => client,
+        Err(error) => return (SourceOutcome::Unreachable(error.to_string()), None),
+    };
     match client.whoami().await {
         Ok(principal) => {
             let missing = principal.missing_scopes(required);

@@ -29,8 +29,23 @@ struct ChangeLabels {
     action: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceRequestLabels {
+    /// The route template, e.g. `/people/{id}` (never an id).
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ObjectLabels {
+    namespace: String,
+    name: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    source_requests: Family<SourceRequestLabels, Counter>,
+    checkpoint_age: Family<ObjectLabels, prometheus_client::metrics::gauge::Gauge>,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_seconds: Histogram,
     status_writes: Counter,
@@ -88,8 +103,23 @@ impl Default for Metrics {
             "Per-person failures (retried next cycle)",
             failures.clone(),
         );
+        let source_requests = Family::<SourceRequestLabels, Counter>::default();
+        registry.register(
+            "hollyhr_requests",
+            "HollyHR requests by route template and status",
+            source_requests.clone(),
+        );
+        let checkpoint_age =
+            Family::<ObjectLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "checkpoint_age_seconds",
+            "Seconds between the last cycle and its checkpoint, per PeopleSync",
+            checkpoint_age.clone(),
+        );
         Self {
             registry,
+            source_requests,
+            checkpoint_age,
             reconciles,
             reconcile_seconds,
             status_writes,
@@ -142,6 +172,26 @@ impl Metrics {
             .inc();
     }
 
+    /// One answered HollyHR request.
+    pub fn source_request(&self, route: &'static str, status: u16) {
+        self.source_requests
+            .get_or_create(&SourceRequestLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
+    /// How far behind now the object's checkpoint is, after a cycle.
+    pub fn checkpoint_age(&self, namespace: &str, name: &str, seconds: i64) {
+        self.checkpoint_age
+            .get_or_create(&ObjectLabels {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            })
+            .set(seconds);
+    }
+
     pub fn status_written(&self) {
         self.status_writes.inc();
     }
@@ -175,5 +225,16 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("peoplesync_status_writes_total 1"), "{text}");
+        metrics.source_request("/people", 200);
+        metrics.checkpoint_age("team", "acme", 42);
+        let text = metrics.encode();
+        assert!(
+            text.contains("peoplesync_hollyhr_requests_total{route=\"/people\",status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("peoplesync_checkpoint_age_seconds{namespace=\"team\",name=\"acme\"} 42"),
+            "{text}"
+        );
     }
 }

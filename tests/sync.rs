@@ -791,3 +791,65 @@ async fn existing_accounts_are_adopted_by_mail_and_ambiguous_ones_are_reported()
         [&ambiguous.id]
     );
 }
+
+#[tokio::test]
+async fn a_full_cycle_reverts_manual_drift_of_managed_attributes_and_leaves_others_alone() {
+    let mut harness = Harness::start(50).await;
+    harness.cycle(CycleKind::Full).await;
+    let entries = harness.entries().await;
+    let (anchor, entry) = entries
+        .iter()
+        .find(|(_, e)| e.enabled && e.attributes.contains_key("title"))
+        .expect("an entry with a title");
+    let (connection, mut admin) = ldap3::LdapConnAsync::new(&harness.slapd.url())
+        .await
+        .expect("connect");
+    ldap3::drive!(connection);
+    admin
+        .simple_bind(peoplesync::slapd::ADMIN_DN, &harness.slapd.admin_password)
+        .await
+        .expect("bind")
+        .success()
+        .expect("bound");
+    // Someone edits a managed attribute by hand, and adds one PeopleSync does not manage.
+    admin
+        .modify(
+            &entry.id,
+            vec![
+                ldap3::Mod::Replace("title".to_owned(), ["Self-appointed CEO".to_owned()].into()),
+                ldap3::Mod::Add(
+                    "description".to_owned(),
+                    ["Desk by the window".to_owned()].into(),
+                ),
+            ],
+        )
+        .await
+        .expect("modify")
+        .success()
+        .expect("modified");
+    let quiet = harness.cycle(CycleKind::Incremental).await;
+    assert!(
+        quiet.plan.is_empty(),
+        "HollyHR did not change: no webhook, no update"
+    );
+    let full = harness.cycle(CycleKind::Full).await;
+    let updated: Vec<_> = full
+        .plan
+        .steps
+        .iter()
+        .filter(|s| s.action.name() == "update")
+        .collect();
+    assert_eq!(updated.len(), 1);
+    assert_eq!(&updated[0].anchor, anchor);
+    assert_eq!(updated[0].action.attribute_names(), ["title"]);
+    let after = &harness.entries().await[anchor];
+    assert_eq!(
+        after.attributes["title"], entry.attributes["title"],
+        "reverted"
+    );
+    assert_eq!(
+        after.attributes["description"],
+        ["Desk by the window"],
+        "an attribute PeopleSync does not map is left alone"
+    );
+}

@@ -62,6 +62,28 @@ pub struct TemplateFields {
 }
 
 impl TemplateFields {
+    /// A field by its template name.
+    fn get(&self, name: &str) -> Option<&str> {
+        Some(match name {
+            "id" => &self.id,
+            "first_name" => &self.first_name,
+            "last_name" => &self.last_name,
+            "preferred_name" => &self.preferred_name,
+            "given_name" => &self.given_name,
+            "display_name" => &self.display_name,
+            "work_email" => &self.work_email,
+            "staff_id" => &self.staff_id,
+            "job_title" => &self.job_title,
+            "department" => &self.department,
+            "department_id" => &self.department_id,
+            "manager_id" => &self.manager_id,
+            "work_place" => &self.work_place,
+            "work_type" => &self.work_type,
+            "status" => &self.status,
+            _ => return None,
+        })
+    }
+
     pub fn of(person: &Person) -> Self {
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
         Self {
@@ -240,6 +262,36 @@ pub enum Profile {
 pub struct Mapping {
     env: Environment<'static>,
     rules: BTreeMap<String, AttributeRule>,
+    /// Templates that are a bare field (`{{ display_name }}`), by (attribute, index): read
+    /// directly, without rendering (most defaults are; a full cycle maps every person).
+    plain: BTreeMap<(String, usize), String>,
+}
+
+/// One person's template inputs: the fields, and their minijinja value built on first use.
+struct Context {
+    fields: TemplateFields,
+    value: std::cell::OnceCell<minijinja::Value>,
+}
+
+impl Context {
+    fn value(&self) -> &minijinja::Value {
+        self.value
+            .get_or_init(|| minijinja::Value::from_serialize(&self.fields))
+    }
+}
+
+/// The field a template names when it is nothing but `{{ field }}`.
+fn plain_field(template: &str) -> Option<&str> {
+    let inner = template
+        .trim()
+        .strip_prefix("{{")?
+        .strip_suffix("}}")?
+        .trim();
+    let known = TemplateFields::default();
+    (!inner.is_empty()
+        && inner.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        && known.get(inner).is_some())
+    .then_some(inner)
 }
 
 impl std::fmt::Debug for Mapping {
@@ -295,7 +347,18 @@ impl Mapping {
                     })?;
             }
         }
-        Ok(Self { env, rules })
+        let plain = rules
+            .iter()
+            .flat_map(|(attribute, rule)| {
+                rule.templates
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(index, t)| {
+                        plain_field(t).map(|field| ((attribute.clone(), index), field.to_owned()))
+                    })
+            })
+            .collect();
+        Ok(Self { env, rules, plain })
     }
 
     pub fn rules(&self) -> &BTreeMap<String, AttributeRule> {
@@ -306,10 +369,18 @@ impl Mapping {
         &self,
         attribute: &str,
         index: usize,
-        fields: &minijinja::Value,
+        fields: &Context,
         n: Option<u32>,
     ) -> Result<String, MappingError> {
         let rule = &self.rules[attribute];
+        if let Some(field) = self.plain.get(&(attribute.to_owned(), index)) {
+            let value = fields.fields.get(field).unwrap_or_default().trim();
+            return Ok(match rule.max_chars {
+                Some(max) => value.chars().take(max).collect(),
+                None => value.to_owned(),
+            });
+        }
+        let fields = fields.value();
         let template = self
             .env
             .get_template(&template_name(attribute, index))
@@ -341,8 +412,11 @@ impl Mapping {
         current: Option<&BTreeMap<String, Vec<String>>>,
         taken: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Mapped, MappingError> {
-        // Serialised once per person; every attribute's template renders from it.
-        let fields = minijinja::Value::from_serialize(TemplateFields::of(person));
+        // Serialised at most once per person; plain field templates do not even need that.
+        let fields = Context {
+            fields: TemplateFields::of(person),
+            value: std::cell::OnceCell::new(),
+        };
         let mut mapped = Mapped::default();
         for (attribute, rule) in &self.rules {
             let value = if rule.unique {
@@ -385,7 +459,7 @@ impl Mapping {
         &self,
         attribute: &str,
         rule: &AttributeRule,
-        fields: &minijinja::Value,
+        fields: &Context,
         value: &str,
     ) -> Result<bool, MappingError> {
         for index in 0..rule.templates.len() {
@@ -410,7 +484,7 @@ impl Mapping {
         &self,
         attribute: &str,
         rule: &AttributeRule,
-        fields: &minijinja::Value,
+        fields: &Context,
         taken: &dyn Fn(&str, &str) -> bool,
     ) -> Result<String, MappingError> {
         for index in 0..rule.templates.len() {
@@ -640,5 +714,48 @@ mod tests {
         assert_eq!(mapped.attributes["userName"], ["ada.lovelace@example.com"]);
         assert_eq!(mapped.attributes["externalId"], ["abcdefghjkmn"]);
         assert_eq!(mapped.attributes["enterprise.department"], ["Engineering"]);
+    }
+
+    #[test]
+    fn bare_field_templates_read_the_field_exactly_as_rendering_would() {
+        assert_eq!(plain_field("{{ display_name }}"), Some("display_name"));
+        assert_eq!(plain_field("{{display_name}}"), Some("display_name"));
+        assert_eq!(plain_field("{{ display_name|upper }}"), None);
+        assert_eq!(
+            plain_field("{{ no_such_field }}"),
+            None,
+            "unknown fields still fail loudly"
+        );
+        assert_eq!(plain_field("x{{ id }}"), None);
+        let person = person("Ada", "Lovelace");
+        for field in [
+            "id",
+            "given_name",
+            "display_name",
+            "work_email",
+            "job_title",
+            "department",
+            "status",
+        ] {
+            let fast = Mapping::new(
+                Profile::Scim,
+                &BTreeMap::from([("x".to_owned(), format!("{{{{ {field} }}}}"))]),
+            )
+            .expect("compiles");
+            // The same template, made non-plain by a no-op filter, goes through minijinja.
+            let rendered = Mapping::new(
+                Profile::Scim,
+                &BTreeMap::from([("x".to_owned(), format!("{{{{ {field}|string }}}}"))]),
+            )
+            .expect("compiles");
+            let get = |m: &Mapping| {
+                m.map(&person, None, &nothing_taken)
+                    .expect("maps")
+                    .attributes
+                    .get("x")
+                    .cloned()
+            };
+            assert_eq!(get(&fast), get(&rendered), "{field}");
+        }
     }
 }

@@ -15,7 +15,9 @@ mod people;
 pub mod retry;
 mod webhooks;
 
-pub use client::{ClientConfig, Conditional, HollyHrClient, PageLimit, ResourceEtag, Versioned};
+pub use client::{
+    ClientConfig, Conditional, HollyHrClient, PageLimit, RequestObserver, ResourceEtag, Versioned,
+};
 pub use error::{ApiError, ErrorReason, HollyHrError};
 pub use idempotency::{Idempotency, IdempotencyKey};
 pub use pacing::PacingPolicy;

@@ -28,6 +28,16 @@ const REQUEST_ID: &str = "x-request-id";
 const CORRELATION_ID: &str = "x-correlation-id";
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+/// Called with the route template and the status of every answered request (metrics).
+#[derive(Clone)]
+pub struct RequestObserver(pub Arc<dyn Fn(&'static str, u16) + Send + Sync>);
+
+impl fmt::Debug for RequestObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RequestObserver")
+    }
+}
+
 /// Everything a [`HollyHrClient`] needs. `Debug` is safe: the key prints as `[REDACTED]`.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -40,6 +50,8 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
     pub user_agent: String,
+    /// Told about every answered request (route template and status), e.g. for metrics.
+    pub observer: Option<RequestObserver>,
 }
 
 impl ClientConfig {
@@ -61,6 +73,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             user_agent: concat!("peoplesync/", env!("CARGO_PKG_VERSION")).to_owned(),
+            observer: None,
         })
     }
 }
@@ -152,6 +165,7 @@ struct Inner {
     retry: RetryPolicy,
     pacing: PacingPolicy,
     pacer: Pacer,
+    observer: Option<RequestObserver>,
 }
 
 impl fmt::Debug for HollyHrClient {
@@ -287,6 +301,7 @@ impl HollyHrClient {
                 retry: config.retry,
                 pacing: config.pacing,
                 pacer: Pacer::default(),
+                observer: config.observer,
             }),
         })
     }
@@ -405,6 +420,9 @@ impl HollyHrClient {
             .or_else(|| header_text(&headers, CORRELATION_ID))
             .map(str::to_owned);
         let body = response.bytes().await.map_err(transport)?;
+        if let Some(observer) = &self.inner.observer {
+            (observer.0)(route, status.as_u16());
+        }
         tracing::debug!(
             method = %method,
             route,
