@@ -179,6 +179,12 @@ pub trait Directory: Send + Sync {
         futures::stream::empty().boxed()
     }
 
+    /// Every entry where PeopleSync keeps people in one pass: managed ones and unowned ones
+    /// (empty anchor). Backends that can list both at once override it.
+    fn everyone(&self) -> BoxStream<'_, Result<Entry, Self::Error>> {
+        self.entries().chain(self.unowned()).boxed()
+    }
+
     /// Every managed group (empty when groups are not managed).
     fn groups(&self) -> BoxStream<'_, Result<Group, Self::Error>>;
 

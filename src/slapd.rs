@@ -217,7 +217,9 @@ impl Slapd {
         self.start_again().await
     }
 
-    async fn seed(&self) -> Result<(), SlapdError> {
+    /// A plain ldap3 connection bound as the admin (for seeding, and for tests that act as
+    /// someone editing the directory by hand).
+    pub async fn admin(&self) -> Result<ldap3::Ldap, SlapdError> {
         let (connection, mut ldap) = ldap3::LdapConnAsync::new(&self.url())
             .await
             .map_err(|e| SlapdError::Seed(e.to_string()))?;
@@ -226,6 +228,11 @@ impl Slapd {
             .await
             .and_then(|r| r.success())
             .map_err(|e| SlapdError::Seed(e.to_string()))?;
+        Ok(ldap)
+    }
+
+    async fn seed(&self) -> Result<(), SlapdError> {
+        let mut ldap = self.admin().await?;
         let set = |values: &[&str]| {
             values
                 .iter()

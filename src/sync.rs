@@ -30,13 +30,17 @@ impl DirectorySnapshot {
         mapping: &Mapping,
         groups: bool,
     ) -> Result<Self, D::Error> {
-        let entries: Vec<Entry> = directory.entries().try_collect().await?;
+        let (entries, unowned): (Vec<Entry>, Vec<Entry>) = directory
+            .everyone()
+            .try_collect::<Vec<Entry>>()
+            .await?
+            .into_iter()
+            .partition(|e| !e.anchor.is_empty());
         let groups = if groups {
             directory.groups().try_collect().await?
         } else {
             Vec::new()
         };
-        let unowned: Vec<Entry> = directory.unowned().try_collect().await?;
         let mut reserved = Reserved::new();
         for (name, rule) in mapping.rules() {
             if !rule.unique {

@@ -42,17 +42,7 @@ fn lock() -> DisableStrategy {
 
 /// A plain ldap3 connection bound as the admin, for what the backend must not do itself.
 async fn admin(server: &Slapd) -> ldap3::Ldap {
-    let (connection, mut admin) = ldap3::LdapConnAsync::new(&server.url())
-        .await
-        .expect("connect");
-    ldap3::drive!(connection);
-    admin
-        .simple_bind(slapd::ADMIN_DN, &server.admin_password)
-        .await
-        .expect("bind")
-        .success()
-        .expect("bound");
-    admin
+    server.admin().await.expect("an admin connection")
 }
 
 async fn listed(directory: &LdapDirectory) -> BTreeMap<String, Entry> {

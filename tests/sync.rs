@@ -725,16 +725,7 @@ async fn existing_accounts_are_adopted_by_mail_and_ambiguous_ones_are_reported()
         .collect();
     let (adoptee, ambiguous) = (active[0], active[1]);
     // Accounts made by hand before PeopleSync: one matches by mail, two share another mail.
-    let (connection, mut admin) = ldap3::LdapConnAsync::new(&harness.slapd.url())
-        .await
-        .expect("connect");
-    ldap3::drive!(connection);
-    admin
-        .simple_bind(peoplesync::slapd::ADMIN_DN, &harness.slapd.admin_password)
-        .await
-        .expect("bind")
-        .success()
-        .expect("bound");
+    let admin = harness.slapd.admin().await.expect("an admin connection");
     let add = |uid: &str, mail: &str| {
         let mut admin = admin.clone();
         let dn = format!("uid={uid},{}", peoplesync::slapd::PEOPLE_DN);
@@ -801,16 +792,7 @@ async fn a_full_cycle_reverts_manual_drift_of_managed_attributes_and_leaves_othe
         .iter()
         .find(|(_, e)| e.enabled && e.attributes.contains_key("title"))
         .expect("an entry with a title");
-    let (connection, mut admin) = ldap3::LdapConnAsync::new(&harness.slapd.url())
-        .await
-        .expect("connect");
-    ldap3::drive!(connection);
-    admin
-        .simple_bind(peoplesync::slapd::ADMIN_DN, &harness.slapd.admin_password)
-        .await
-        .expect("bind")
-        .success()
-        .expect("bound");
+    let mut admin = harness.slapd.admin().await.expect("an admin connection");
     // Someone edits a managed attribute by hand, and adds one PeopleSync does not manage.
     admin
         .modify(

@@ -122,6 +122,13 @@ impl Directory for AnyDirectory {
         }
     }
 
+    fn everyone(&self) -> BoxStream<'_, Result<Entry, AnyDirectoryError>> {
+        match self {
+            AnyDirectory::Ldap(d) => boxed(d.everyone()),
+            AnyDirectory::Scim(d) => boxed(d.everyone()),
+        }
+    }
+
     fn unowned(&self) -> BoxStream<'_, Result<Entry, AnyDirectoryError>> {
         match self {
             AnyDirectory::Ldap(d) => boxed(d.unowned()),

@@ -909,6 +909,11 @@ impl Directory for LdapDirectory {
         self.entries_matching(filter)
     }
 
+    /// One paged search for managed and unowned entries alike (slapd scans the OU either way).
+    fn everyone(&self) -> BoxStream<'_, Result<Entry, LdapBackendError>> {
+        self.entries_matching("(objectClass=*)".to_owned())
+    }
+
     async fn apply(&self, change: &Change) -> Result<String, LdapBackendError> {
         match change {
             Change::Create {

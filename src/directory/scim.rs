@@ -359,6 +359,24 @@ impl ScimDirectory {
         .boxed()
     }
 
+    /// The resources of `endpoint` matching `filter` that `convert` accepts.
+    fn list_as<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        endpoint: &'static str,
+        filter: &str,
+        convert: fn(&Value) -> Option<T>,
+    ) -> BoxStream<'_, Result<T, ScimBackendError>> {
+        self.list(operation, endpoint, Some(filter.to_owned()))
+            .filter_map(move |resource| {
+                std::future::ready(match resource {
+                    Err(error) => Some(Err(error)),
+                    Ok(resource) => convert(&resource).map(Ok),
+                })
+            })
+            .boxed()
+    }
+
     /// Reads a resource and checks that its `externalId` is `anchor`; returns its ETag and body.
     async fn owned(&self, path: &str, anchor: &str) -> Result<Reply, ScimBackendError> {
         let reply = self.send("read", Method::GET, path, None, None).await?;
@@ -493,26 +511,17 @@ impl Directory for ScimDirectory {
     }
 
     fn entries(&self) -> BoxStream<'_, Result<Entry, ScimBackendError>> {
-        self.list("list users", "/Users", Some("externalId pr".into()))
-            .filter_map(|user| async move {
-                match user {
-                    Err(error) => Some(Err(error)),
-                    // Without filter support the listing holds unowned users too: skip them.
-                    Ok(user) => resource::to_entry(&user).map(Ok),
-                }
-            })
-            .boxed()
+        // Without filter support the listing holds unowned users too: `to_entry` skips them.
+        self.list_as("list users", "/Users", "externalId pr", resource::to_entry)
     }
 
     fn unowned(&self) -> BoxStream<'_, Result<Entry, ScimBackendError>> {
-        self.list("list users", "/Users", Some("not (externalId pr)".into()))
-            .filter_map(|user| async move {
-                match user {
-                    Err(error) => Some(Err(error)),
-                    Ok(user) => resource::to_unowned(&user).map(Ok),
-                }
-            })
-            .boxed()
+        self.list_as(
+            "list users",
+            "/Users",
+            "not (externalId pr)",
+            resource::to_unowned,
+        )
     }
 
     async fn apply(&self, change: &Change) -> Result<String, ScimBackendError> {
@@ -607,14 +616,7 @@ impl Directory for ScimDirectory {
     }
 
     fn groups(&self) -> BoxStream<'_, Result<Group, ScimBackendError>> {
-        self.list("list groups", "/Groups", Some("externalId pr".into()))
-            .filter_map(|group| async move {
-                match group {
-                    Err(error) => Some(Err(error)),
-                    Ok(group) => Self::group_of(&group).map(Ok),
-                }
-            })
-            .boxed()
+        self.list_as("list groups", "/Groups", "externalId pr", Self::group_of)
     }
 
     async fn apply_group(&self, change: &GroupChange) -> Result<String, ScimBackendError> {
