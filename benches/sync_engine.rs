@@ -195,6 +195,14 @@ async fn run(people: usize, rss_people: usize) {
         ms(p3_bare),
         verdict(writes == 0 && p3_ratio <= 1.5)
     );
+    let t = reconcile.timings;
+    println!(
+        "     reconcile stages: source {:.0} ms, directory {:.0} ms, plan {:.0} ms, apply {:.0} ms",
+        ms(t.source),
+        ms(t.directory),
+        ms(t.plan),
+        ms(t.apply)
+    );
     if let Some((rss_kib, took)) = rss {
         println!(
             "  P5 peak RSS of `peoplesync sync --once` at {rss_people} people: {:.1} MiB in {:.1} s (goal ≤ 64 MiB: {})",

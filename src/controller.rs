@@ -441,6 +441,10 @@ async fn run_sync(
                         people = report.people_read,
                         failures = report.failures().len(),
                         took_ms = report.duration.as_millis() as u64,
+                        source_ms = report.timings.source.as_millis() as u64,
+                        directory_ms = report.timings.directory.as_millis() as u64,
+                        plan_ms = report.timings.plan.as_millis() as u64,
+                        apply_ms = report.timings.apply.as_millis() as u64,
                         "sync cycle finished"
                     );
                     sync::SyncOutcome::Completed(Box::new(sync::Completed::of(

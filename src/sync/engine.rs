@@ -89,6 +89,17 @@ pub struct Report {
     /// People read from the source.
     pub people_read: usize,
     pub duration: Duration,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// Time spent per stage of a cycle (for logs and benchmarks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub source: Duration,
+    pub directory: Duration,
+    pub plan: Duration,
+    pub apply: Duration,
 }
 
 impl Report {
@@ -270,9 +281,18 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
             state: next,
             people_read,
             duration: started.elapsed(),
+            timings: Timings {
+                source: started.elapsed(),
+                ..Timings::default()
+            },
         });
     }
 
+    let mut timings = Timings {
+        source: started.elapsed(),
+        ..Timings::default()
+    };
+    let stage = std::time::Instant::now();
     directory.check().await.map_err(CycleError::Directory)?;
     let snapshot = DirectorySnapshot::read(directory, &settings.mapping, policy.directory.groups)
         .await
@@ -288,6 +308,8 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
         })
         .collect();
     let approved = approved.filter(|hash| state.approval_used.as_deref() != Some(*hash));
+    timings.directory = stage.elapsed();
+    let stage = std::time::Instant::now();
     let plan = plan::plan(&Inputs {
         people: &people,
         org_units: org_units.as_deref(),
@@ -302,6 +324,7 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
         disabled_since: &disabled_since,
         approved,
     });
+    timings.plan = stage.elapsed();
     drop(people);
     if settings.dry_run {
         return Ok(Report {
@@ -311,14 +334,17 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
             state: state.clone(),
             people_read,
             duration: started.elapsed(),
+            timings,
         });
     }
 
     let mut ids = snapshot.ids();
     drop(snapshot);
+    let stage = std::time::Instant::now();
     let applied = apply(directory, &plan, &mut ids, settings.concurrency)
         .await
         .map_err(|aborted| CycleError::Apply(Box::new(aborted)))?;
+    timings.apply = stage.elapsed();
 
     for step in &plan.steps {
         match step.action {
@@ -363,5 +389,6 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
         state: next,
         people_read,
         duration: started.elapsed(),
+        timings,
     })
 }
