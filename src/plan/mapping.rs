@@ -264,7 +264,7 @@ pub struct Mapping {
     rules: BTreeMap<String, AttributeRule>,
     /// Templates that are a bare field (`{{ display_name }}`), by (attribute, index): read
     /// directly, without rendering (most defaults are; a full cycle maps every person).
-    plain: BTreeMap<(String, usize), String>,
+    plain: BTreeMap<String, Vec<Option<String>>>,
 }
 
 /// One person's template inputs: the fields, and their minijinja value built on first use.
@@ -349,13 +349,13 @@ impl Mapping {
         }
         let plain = rules
             .iter()
-            .flat_map(|(attribute, rule)| {
-                rule.templates
+            .map(|(attribute, rule)| {
+                let fields = rule
+                    .templates
                     .iter()
-                    .enumerate()
-                    .filter_map(move |(index, t)| {
-                        plain_field(t).map(|field| ((attribute.clone(), index), field.to_owned()))
-                    })
+                    .map(|t| plain_field(t).map(str::to_owned))
+                    .collect();
+                (attribute.clone(), fields)
             })
             .collect();
         Ok(Self { env, rules, plain })
@@ -373,7 +373,7 @@ impl Mapping {
         n: Option<u32>,
     ) -> Result<String, MappingError> {
         let rule = &self.rules[attribute];
-        if let Some(field) = self.plain.get(&(attribute.to_owned(), index)) {
+        if let Some(Some(field)) = self.plain.get(attribute).and_then(|t| t.get(index)) {
             let value = fields.fields.get(field).unwrap_or_default().trim();
             return Ok(match rule.max_chars {
                 Some(max) => value.chars().take(max).collect(),

@@ -96,6 +96,9 @@ impl<'a> Taken<'a> {
 }
 
 fn same_values(a: &[String], b: &[String]) -> bool {
+    if a == b {
+        return true;
+    }
     if a.len() != b.len() {
         return false;
     }
