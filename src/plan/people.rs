@@ -576,7 +576,10 @@ fn waves(
     placed: &BTreeMap<String, Placement>,
 ) -> BTreeMap<String, u8> {
     let mut waves: BTreeMap<String, u8> = BTreeMap::new();
-    for anchor in creates.keys() {
+    // In anchor order: where managers form a cycle, who goes first must not depend on hashing.
+    let mut anchors: Vec<&String> = creates.keys().collect();
+    anchors.sort();
+    for anchor in anchors {
         // Walk up the chain of new managers (bounded), then assign on the way back down.
         let mut chain = vec![anchor.as_str()];
         let base = loop {
