@@ -69,6 +69,21 @@ fn people_sync(name: &str, base_url: &str, scim_url: &str) -> Value {
     })
 }
 
+/// A PeopleSync writing to a private slapd (with its groups DN when `groups`).
+fn ldap_people_sync(hollyhr_url: &str, ldap: &peoplesync::slapd::Slapd, groups: bool) -> Value {
+    use peoplesync::slapd;
+    let mut object = people_sync("acme", hollyhr_url, UNUSED_SCIM);
+    object["spec"]["target"] = json!({ "ldap": {
+        "url": ldap.url(), "bindDn": slapd::ADMIN_DN,
+        "bindPasswordSecretRef": { "name": "ldap", "key": "password" },
+        "baseDn": slapd::BASE_DN, "peopleDn": slapd::PEOPLE_DN
+    }});
+    if groups {
+        object["spec"]["target"]["ldap"]["groupsDn"] = json!(slapd::GROUPS_DN);
+    }
+    object
+}
+
 async fn create(
     client: &Client,
     namespace: &str,
@@ -734,7 +749,7 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
 
 #[tokio::test]
 async fn an_ldap_target_is_checked_with_a_bind_and_a_wrong_password_shows() {
-    use peoplesync::slapd::{self, Slapd};
+    use peoplesync::slapd::Slapd;
     let plane = control_plane().await;
     let hollyhr = hollyhr().await;
     let ldap = Slapd::start().await.expect("slapd starts");
@@ -743,12 +758,7 @@ async fn an_ldap_target_is_checked_with_a_bind_and_a_wrong_password_shows() {
     secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
     secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
     let controller = run_controller(client.clone(), &ns);
-    let mut object = people_sync("acme", &hollyhr.base_url(), UNUSED_SCIM);
-    object["spec"]["target"] = json!({ "ldap": {
-        "url": ldap.url(), "bindDn": slapd::ADMIN_DN,
-        "bindPasswordSecretRef": { "name": "ldap", "key": "password" },
-        "baseDn": slapd::BASE_DN, "peopleDn": slapd::PEOPLE_DN
-    }});
+    let object = ldap_people_sync(&hollyhr.base_url(), &ldap, false);
     create(&client, &ns, object).await.expect("created");
     wait_condition(
         &client,
@@ -794,7 +804,7 @@ async fn an_ldap_target_is_checked_with_a_bind_and_a_wrong_password_shows() {
 
 #[tokio::test]
 async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_approval() {
-    use peoplesync::slapd::{self, Slapd};
+    use peoplesync::slapd::Slapd;
     let plane = control_plane().await;
     let hollyhr = hollyhr().await;
     let ldap = Slapd::start().await.expect("slapd starts");
@@ -803,12 +813,7 @@ async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_appr
     secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
     secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
     let controller = run_controller(client.clone(), &ns);
-    let mut object = people_sync("acme", &hollyhr.base_url(), UNUSED_SCIM);
-    object["spec"]["target"] = json!({ "ldap": {
-        "url": ldap.url(), "bindDn": slapd::ADMIN_DN,
-        "bindPasswordSecretRef": { "name": "ldap", "key": "password" },
-        "baseDn": slapd::BASE_DN, "peopleDn": slapd::PEOPLE_DN, "groupsDn": slapd::GROUPS_DN
-    }});
+    let object = ldap_people_sync(&hollyhr.base_url(), &ldap, true);
     create(&client, &ns, object).await.expect("created");
     let synced = wait_condition(&client, &ns, "acme", "Synced", "True", Some("Synced")).await;
     assert!(
