@@ -9,6 +9,7 @@ pub mod crd;
 pub mod directory;
 pub mod metrics;
 pub mod plan;
+pub mod receiver;
 pub mod retry;
 pub mod sandbox;
 pub mod scim_server;

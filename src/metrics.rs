@@ -42,8 +42,15 @@ struct ObjectLabels {
     name: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    /// `accepted`, `duplicate`, `bad_signature`, … (see `receiver::Outcome`).
+    outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    deliveries: Family<DeliveryLabels, Counter>,
     source_requests: Family<SourceRequestLabels, Counter>,
     checkpoint_age: Family<ObjectLabels, prometheus_client::metrics::gauge::Gauge>,
     reconciles: Family<ReconcileLabels, Counter>,
@@ -116,8 +123,15 @@ impl Default for Metrics {
             "Seconds between the last cycle and its checkpoint, per PeopleSync",
             checkpoint_age.clone(),
         );
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries received, by outcome",
+            deliveries.clone(),
+        );
         Self {
             registry,
+            deliveries,
             source_requests,
             checkpoint_age,
             reconciles,
@@ -168,6 +182,15 @@ impl Metrics {
             .get_or_create(&CycleLabels {
                 kind: kind.as_str().to_owned(),
                 result: category.to_owned(),
+            })
+            .inc();
+    }
+
+    /// One webhook delivery answered by the receiver.
+    pub fn webhook_delivery(&self, outcome: crate::receiver::Outcome) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                outcome: outcome.as_str().to_owned(),
             })
             .inc();
     }
@@ -227,6 +250,7 @@ mod tests {
         assert!(text.contains("peoplesync_status_writes_total 1"), "{text}");
         metrics.source_request("/people", 200);
         metrics.checkpoint_age("team", "acme", 42);
+        metrics.webhook_delivery(crate::receiver::Outcome::BadSignature);
         let text = metrics.encode();
         assert!(
             text.contains("peoplesync_hollyhr_requests_total{route=\"/people\",status=\"200\"} 1"),
@@ -234,6 +258,10 @@ mod tests {
         );
         assert!(
             text.contains("peoplesync_checkpoint_age_seconds{namespace=\"team\",name=\"acme\"} 42"),
+            "{text}"
+        );
+        assert!(
+            text.contains("peoplesync_webhook_deliveries_total{outcome=\"bad_signature\"} 1"),
             "{text}"
         );
     }

@@ -1,0 +1,313 @@
+//! The receiver over real HTTP on loopback, with deliveries signed as HollyHR signs them.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::signature::Variant;
+
+const SECRET: &str = "whsec_current_0123456789abcdef";
+const OLD_SECRET: &str = "whsec_previous_0123456789abcdef";
+const START: i64 = 1_780_000_000;
+
+struct Running {
+    url: String,
+    jobs: mpsc::Receiver<Job>,
+    clock: Arc<AtomicI64>,
+    http: reqwest::Client,
+}
+
+async fn start(queue: usize) -> Running {
+    let book = SecretBook::default();
+    book.set(
+        "team",
+        "acme",
+        SigningSecrets {
+            current: SecretString::from(SECRET),
+            previous: Some((
+                SecretString::from(OLD_SECRET),
+                Timestamp::from_second(START + 3600).expect("a time"),
+            )),
+        },
+    );
+    let (sender, jobs) = mpsc::channel(queue);
+    let clock = Arc::new(AtomicI64::new(START));
+    let ticks = clock.clone();
+    let receiver = Receiver::new(book, sender, |_| {})
+        .with_clock(move || Timestamp::from_second(ticks.load(Ordering::SeqCst)).expect("a time"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    tokio::spawn(async move { axum::serve(listener, router(Arc::new(receiver))).await });
+    Running {
+        url,
+        jobs,
+        clock,
+        http: reqwest::Client::new(),
+    }
+}
+
+fn event(id: &str, kind: &str, subject: &str) -> String {
+    json!({
+        "id": id, "type": kind, "api_version": "v1", "occurred_at": "2026-06-18T09:00:00.000Z",
+        "data": {"id": subject, "resource_type": "person"}
+    })
+    .to_string()
+}
+
+impl Running {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_second(self.clock.load(Ordering::SeqCst)).expect("a time")
+    }
+
+    /// Sends `body` signed with `secret` (guide variant unless told) to `path`.
+    async fn deliver(
+        &self,
+        path: &str,
+        id: &str,
+        body: &str,
+        secret: &str,
+        variant: Variant,
+        at: Timestamp,
+    ) -> reqwest::Response {
+        let timestamp = variant.format_timestamp(at);
+        let digest = signature::sign(variant, secret, id, &timestamp, body.as_bytes());
+        self.http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .header(signature::HEADER_ID, id)
+            .header(signature::HEADER_TIMESTAMP, timestamp)
+            .header(variant.signature_header(), format!("v1={digest}"))
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("sent")
+    }
+
+    async fn send(&self, id: &str, body: &str) -> reqwest::Response {
+        self.deliver(
+            "/hooks/team/acme",
+            id,
+            body,
+            SECRET,
+            Variant::Guide,
+            self.now(),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_signed_person_event_is_accepted_once_and_becomes_a_job() {
+    let mut running = start(8).await;
+    let body = event("evt_1", "person.updated", "abcdefghjkmn");
+    let response = running.send("evt_1", &body).await;
+    assert_eq!(response.status(), 202);
+    let job = running.jobs.try_recv().expect("a job");
+    assert_eq!(job.subject, Subject::Person("abcdefghjkmn".into()));
+    assert_eq!(
+        (job.namespace.as_str(), job.name.as_str()),
+        ("team", "acme")
+    );
+
+    let again = running.send("evt_1", &body).await;
+    assert_eq!(
+        again.status(),
+        200,
+        "a replayed id is acknowledged, not queued"
+    );
+    assert!(running.jobs.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn the_sdk_variant_the_previous_secret_and_test_events_are_accepted() {
+    let mut running = start(8).await;
+    let now = running.now();
+    let sdk = running
+        .deliver(
+            "/hooks/team/acme",
+            "evt_2",
+            &event("evt_2", "org_unit.updated", "org_unit_x"),
+            SECRET,
+            Variant::Sdk,
+            now,
+        )
+        .await;
+    assert_eq!(sdk.status(), 202);
+    assert_eq!(
+        running.jobs.try_recv().expect("a job").subject,
+        Subject::OrgUnit("org_unit_x".into())
+    );
+    let old = running
+        .deliver(
+            "/hooks/team/acme",
+            "evt_3",
+            &event("evt_3", "person.created", "p1"),
+            OLD_SECRET,
+            Variant::Guide,
+            now,
+        )
+        .await;
+    assert_eq!(
+        old.status(),
+        202,
+        "the previous secret is valid during the overlap"
+    );
+    let test = running
+        .send("evt_4", &event("evt_4", "webhook.test", "x"))
+        .await;
+    assert_eq!(test.status(), 202);
+    running.jobs.try_recv().expect("the person job");
+    assert!(
+        running.jobs.try_recv().is_err(),
+        "webhook.test queues nothing"
+    );
+
+    // After the overlap, the old secret alone is rejected.
+    running.clock.store(START + 3601, Ordering::SeqCst);
+    let late = running
+        .deliver(
+            "/hooks/team/acme",
+            "evt_5",
+            &event("evt_5", "person.created", "p1"),
+            OLD_SECRET,
+            Variant::Guide,
+            running.now(),
+        )
+        .await;
+    assert_eq!(late.status(), 401);
+}
+
+#[tokio::test]
+async fn bad_deliveries_are_refused_with_their_status_and_queue_nothing() {
+    let mut running = start(8).await;
+    let body = event("evt_9", "person.updated", "p1");
+    let now = running.now();
+    let wrong_secret = running
+        .deliver(
+            "/hooks/team/acme",
+            "evt_9",
+            &body,
+            "whsec_wrong",
+            Variant::Guide,
+            now,
+        )
+        .await;
+    assert_eq!(wrong_secret.status(), 401);
+    let stale = running
+        .deliver(
+            "/hooks/team/acme",
+            "evt_9",
+            &body,
+            SECRET,
+            Variant::Guide,
+            now - jiff::SignedDuration::from_secs(301),
+        )
+        .await;
+    assert_eq!(stale.status(), 400);
+    let future = running
+        .deliver(
+            "/hooks/team/acme",
+            "evt_9",
+            &body,
+            SECRET,
+            Variant::Guide,
+            now + jiff::SignedDuration::from_secs(301),
+        )
+        .await;
+    assert_eq!(future.status(), 400);
+    let unknown = running
+        .deliver(
+            "/hooks/team/other",
+            "evt_9",
+            &body,
+            SECRET,
+            Variant::Guide,
+            now,
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+    let malformed = running.send("evt_10", "{not json").await;
+    assert_eq!(malformed.status(), 400, "validly signed, but not an event");
+    let no_subject = running
+        .send("evt_11", r#"{"type":"person.updated","data":{}}"#)
+        .await;
+    assert_eq!(no_subject.status(), 400);
+
+    let unsigned = running
+        .http
+        .post(format!("{}/hooks/team/acme", running.url))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(unsigned.status(), 400, "missing headers");
+    let text = running
+        .http
+        .post(format!("{}/hooks/team/acme", running.url))
+        .header("content-type", "text/plain")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(text.status(), 415);
+    let huge = "x".repeat(BODY_LIMIT + 1);
+    let too_large = running.send("evt_12", &huge).await;
+    assert_eq!(too_large.status(), 413);
+    for response in [wrong_secret, stale, unknown] {
+        let text = response.text().await.expect("a body");
+        assert!(!text.contains(SECRET) && !text.contains("whsec"), "{text}");
+    }
+    assert!(running.jobs.try_recv().is_err(), "nothing was queued");
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_with_retry_after_and_the_retry_is_accepted() {
+    let mut running = start(1).await;
+    assert_eq!(
+        running
+            .send("evt_a", &event("evt_a", "person.updated", "p1"))
+            .await
+            .status(),
+        202
+    );
+    let busy = running
+        .send("evt_b", &event("evt_b", "person.updated", "p2"))
+        .await;
+    assert_eq!(busy.status(), 503);
+    assert!(busy.headers().contains_key("retry-after"));
+    running.jobs.try_recv().expect("the first job");
+    let retried = running
+        .send("evt_b", &event("evt_b", "person.updated", "p2"))
+        .await;
+    assert_eq!(
+        retried.status(),
+        202,
+        "a refused delivery is not remembered as seen"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn header_and_signature_parsing_never_panics(
+        timestamp in ".{0,40}", signature_header in ".{0,200}", id in ".{0,60}", body in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let _ = signature::parse_timestamp(&timestamp);
+        let _ = signature::parse_signature_header(&signature_header);
+        let headers = SignedHeaders {
+            event_id: Some(&id),
+            timestamp: Some(&timestamp),
+            signature: Some(&signature_header),
+            sdk_signature: None,
+        };
+        let now = Timestamp::from_second(START).expect("a time");
+        let result = signature::verify(&headers, &body, &[SECRET.as_bytes()], now, signature::DEFAULT_TOLERANCE);
+        prop_assert!(result.is_err(), "random input never verifies");
+        let _ = serde_json::from_slice::<Event>(&body).map(|e| subject(&e.kind, e.data.as_ref()));
+    }
+}
