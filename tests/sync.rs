@@ -835,3 +835,52 @@ async fn a_full_cycle_reverts_manual_drift_of_managed_attributes_and_leaves_othe
         "an attribute PeopleSync does not map is left alone"
     );
 }
+
+#[tokio::test]
+async fn one_person_is_applied_at_once_without_moving_the_checkpoint_past_anyone_else() {
+    let mut harness = Harness::start(80).await;
+    harness.cycle(CycleKind::Full).await;
+    let checkpoint = harness.state.checkpoint;
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let people = harness.source().await;
+    let active: Vec<&Person> = people
+        .iter()
+        .filter(|p| p.lifecycle(today) == Lifecycle::Active)
+        .collect();
+    harness
+        .change_job_title(&active[0].id, "Other change")
+        .await;
+    harness
+        .change_job_title(&active[1].id, "Webhook change")
+        .await;
+    // What a webhook for the second person triggers.
+    let report = engine::run_person(
+        &harness.client,
+        &harness.directory,
+        &harness.settings,
+        &harness.state,
+        &active[1].id,
+        Timestamp::now(),
+    )
+    .await
+    .expect("runs");
+    assert_eq!(
+        changed_anchors(&report),
+        BTreeSet::from([active[1].id.clone()])
+    );
+    assert_eq!(
+        report.state.checkpoint, checkpoint,
+        "the checkpoint did not move"
+    );
+    harness.state = report.state;
+    let entries = harness.entries().await;
+    assert_eq!(
+        entries[&active[1].id].attributes["title"],
+        ["Webhook change"]
+    );
+    assert_ne!(entries[&active[0].id].attributes["title"], ["Other change"]);
+    // The next incremental cycle still sees the first change.
+    let next = harness.cycle(CycleKind::Incremental).await;
+    assert!(changed_anchors(&next).contains(&active[0].id));
+    harness.verify().await;
+}

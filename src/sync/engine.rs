@@ -236,13 +236,107 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
             (people, None, Coverage::Partial)
         }
     };
-    let max_updated = people.iter().map(|p| p.updated_at).max();
+    finish(
+        directory,
+        settings,
+        &policy,
+        state,
+        Read {
+            kind,
+            people,
+            org_units,
+            coverage,
+            advance: true,
+        },
+        approved,
+        now,
+        started,
+    )
+    .await
+}
+
+/// One person now (a webhook event, `explain --apply`): read them by id, plan and apply just
+/// them. The checkpoint does not move: other people changed since it were not read.
+pub async fn run_person<S: PeopleSource, D: Directory>(
+    source: &S,
+    directory: &D,
+    settings: &Settings,
+    state: &SyncState,
+    id: &str,
+    now: Timestamp,
+) -> Result<Report, CycleError<S::Error, D::Error>> {
+    let started = std::time::Instant::now();
+    let policy = Policy {
+        directory: directory.traits(),
+        ..settings.policy.clone()
+    };
+    // Gone from the source: a full cycle decides (with the guard); nothing to do here.
+    let people: Vec<Person> = source
+        .person(id)
+        .await
+        .map_err(CycleError::Source)?
+        .into_iter()
+        .collect();
+    finish(
+        directory,
+        settings,
+        &policy,
+        state,
+        Read {
+            kind: CycleKind::Incremental,
+            people,
+            org_units: None,
+            coverage: Coverage::Partial,
+            advance: false,
+        },
+        None,
+        now,
+        started,
+    )
+    .await
+}
+
+/// What a cycle read from the source.
+struct Read {
+    kind: CycleKind,
+    people: Vec<Person>,
+    org_units: Option<Vec<crate::source::OrgUnit>>,
+    coverage: Coverage,
+    /// Whether the checkpoint may move (only when everyone changed since it was read).
+    advance: bool,
+}
+
+/// Plans and applies what was read, and computes the next state.
+#[allow(clippy::too_many_arguments)]
+async fn finish<SE: SourceError, D: Directory>(
+    directory: &D,
+    settings: &Settings,
+    policy: &Policy,
+    state: &SyncState,
+    read: Read,
+    approved: Option<&str>,
+    now: Timestamp,
+    started: std::time::Instant,
+) -> Result<Report, CycleError<SE, D::Error>> {
+    let Read {
+        kind,
+        people,
+        org_units,
+        coverage,
+        advance,
+    } = read;
+    let max_updated = people
+        .iter()
+        .map(|p| p.updated_at)
+        .max()
+        .filter(|_| advance);
     let checkpoint = match (state.checkpoint, max_updated) {
         (Some(old), Some(new)) => Some(old.max(new)),
         (old, new) => old.or(new),
     };
     // People inside the overlap window: re-read by the next cycle, skipped when unchanged.
     let mut edge: BTreeMap<String, Timestamp> = match checkpoint {
+        Some(_) if !advance => state.edge.clone(),
         Some(checkpoint) => {
             let window = checkpoint - settings.overlap;
             state
@@ -271,7 +365,9 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
     let mut next = state.clone();
     if kind == CycleKind::Incremental && people.is_empty() {
         // Nothing changed: no directory reads, no writes.
-        next.retry.clear();
+        if advance {
+            next.retry.clear();
+        }
         next.checkpoint = checkpoint;
         next.edge = edge;
         return Ok(Report {
@@ -318,7 +414,7 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
         unowned: &snapshot.unowned,
         reserved: &snapshot.reserved,
         mapping: &settings.mapping,
-        policy: &policy,
+        policy,
         coverage,
         now,
         disabled_since: &disabled_since,
@@ -373,7 +469,19 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
     next.disabled_since = disabled_since;
     // A failed person's version was not applied: it must not be skipped next time.
     edge.retain(|id, _| !failed.contains(id));
-    next.retry = failed;
+    next.retry = if advance {
+        failed
+    } else {
+        // A targeted run settles only its own people; the others still wait for their retry.
+        let read: BTreeSet<&String> = plan.steps.iter().map(|s| &s.anchor).collect();
+        state
+            .retry
+            .iter()
+            .filter(|id| !read.contains(id))
+            .cloned()
+            .chain(failed)
+            .collect()
+    };
     next.checkpoint = checkpoint;
     next.edge = edge;
     if kind == CycleKind::Full {
