@@ -18,3 +18,4 @@ pub mod slapd;
 pub mod source;
 pub mod sync;
 pub mod telemetry;
+pub mod webhook;
