@@ -176,6 +176,36 @@ pub struct ControllerArgs {
     /// Seconds before expiry at which the holder renews.
     #[arg(long, default_value_t = 5)]
     pub lease_grace_seconds: u64,
+    /// Where the webhook receiver listens (`POST /hooks/{namespace}/{name}`); "off" for none.
+    #[arg(
+        long,
+        default_value = "0.0.0.0:8443",
+        env = "PEOPLESYNC_RECEIVER_LISTEN"
+    )]
+    pub receiver_listen: ListenArg,
+    /// How often each webhook's health endpoint is read at most.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub webhook_health_interval: std::time::Duration,
+}
+
+/// A listen address, or `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenArg(pub Option<SocketAddr>);
+
+impl std::str::FromStr for ListenArg {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.eq_ignore_ascii_case("off") {
+            Ok(Self(None))
+        } else {
+            value.parse().map(|addr| Self(Some(addr)))
+        }
+    }
+}
+
+fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
+    crate::crd::duration::parse(value).map_err(|e| e.to_string())
 }
 
 impl ControllerArgs {
@@ -200,6 +230,10 @@ impl ControllerArgs {
                     grace_seconds: self.lease_grace_seconds,
                 }),
             instance: identity,
+            receiver_listen: self.receiver_listen.0,
+            webhook: crate::controller::webhook::WebhookConfig {
+                health_interval: self.webhook_health_interval,
+            },
         }
     }
 }

@@ -3,8 +3,10 @@
 //! changed, Events on condition transitions, per-object backoff, leader election on a Lease and an
 //! admin server (`/healthz`, `/readyz`, `/metrics`).
 //!
-//! The reconcile is a short driver of named steps — dereference → check the source → status —
-//! each with its own error; the sync engine and the webhook lifecycle plug in here later.
+//! The reconcile is a short driver of named steps — dereference → check the source and the
+//! directory → the webhook (registration, rotation, health, self-healing) → the sync cycle that is
+//! due → status — each with its own error. Beside it run the webhook receiver (its own port) and
+//! the job consumer that turns verified deliveries into targeted syncs.
 
 pub mod admin;
 pub mod conditions;
@@ -12,8 +14,10 @@ pub mod leader;
 #[cfg(test)]
 mod scenarios;
 pub mod secrets;
+pub mod signing;
 pub mod status;
 pub mod sync;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::future::IntoFuture;
@@ -55,6 +59,9 @@ pub struct Config {
     pub leader_election: Option<leader::LeaseConfig>,
     /// Shown as the Event reporter instance.
     pub instance: String,
+    /// Where the webhook receiver listens (`None`: no receiver in this process).
+    pub receiver_listen: Option<SocketAddr>,
+    pub webhook: webhook::WebhookConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,15 +100,31 @@ pub struct Context {
     pub client: kube::Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    pub webhook: webhook::WebhookConfig,
+    /// The connected source and directory of each object (by uid), from its last reconcile:
+    /// the job consumer reuses them.
+    handles: Mutex<HashMap<String, Arc<Handles>>>,
+    /// One writer to each object's directory at a time: cycles and targeted syncs take turns.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Objects (by uid) whose next cycle is a full one (an org-unit event asked for it).
+    full_requested: Mutex<std::collections::HashSet<String>>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<PeopleSync>, u32>>,
     /// Objects (by uid) that had a full cycle since this process started: the first cycle of
     /// every object after a start is a full one.
     fully_synced: Mutex<std::collections::HashSet<String>>,
+    /// When each object's next sync cycle is due (by uid): reconciles in between (health
+    /// checks, status echoes) keep the webhook and status but do not poll the source.
+    next_cycle: Mutex<HashMap<String, jiff::Timestamp>>,
 }
 
 impl Context {
-    pub fn new(client: kube::Client, instance: &str, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        client: kube::Client,
+        instance: &str,
+        metrics: Arc<Metrics>,
+        webhook: webhook::WebhookConfig,
+    ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: Some(instance.to_owned()),
@@ -110,8 +133,13 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
+            webhook,
+            handles: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            full_requested: Mutex::new(std::collections::HashSet::new()),
             failures: Mutex::new(HashMap::new()),
             fully_synced: Mutex::new(std::collections::HashSet::new()),
+            next_cycle: Mutex::new(HashMap::new()),
         }
     }
 
@@ -127,6 +155,82 @@ impl Context {
             .lock()
             .expect("the set lock is never poisoned")
             .insert(uid.to_owned());
+    }
+
+    /// The time the next cycle is due, when it is still ahead.
+    fn cycle_ahead(&self, uid: &str, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        self.next_cycle
+            .lock()
+            .expect("the map lock is never poisoned")
+            .get(uid)
+            .copied()
+            .filter(|at| *at > now)
+    }
+
+    fn cycle_due_at(&self, uid: &str, at: jiff::Timestamp) {
+        self.next_cycle
+            .lock()
+            .expect("the map lock is never poisoned")
+            .insert(uid.to_owned(), at);
+    }
+
+    /// Drop what is kept in memory for a deleted object.
+    fn forget(&self, uid: &str) {
+        self.keep_handles(uid, None);
+        self.next_cycle
+            .lock()
+            .expect("the map lock is never poisoned")
+            .remove(uid);
+        self.fully_synced
+            .lock()
+            .expect("the set lock is never poisoned")
+            .remove(uid);
+        self.locks
+            .lock()
+            .expect("the lock map is never poisoned")
+            .remove(uid);
+    }
+
+    fn lock_of(&self, uid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("the lock map is never poisoned")
+            .entry(uid.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    fn handles_of(&self, uid: &str) -> Option<Arc<Handles>> {
+        self.handles
+            .lock()
+            .expect("the handles lock is never poisoned")
+            .get(uid)
+            .cloned()
+    }
+
+    fn keep_handles(&self, uid: &str, handles: Option<Arc<Handles>>) {
+        let mut map = self
+            .handles
+            .lock()
+            .expect("the handles lock is never poisoned");
+        match handles {
+            Some(handles) => map.insert(uid.to_owned(), handles),
+            None => map.remove(uid),
+        };
+    }
+
+    fn request_full(&self, uid: &str) {
+        self.full_requested
+            .lock()
+            .expect("the set lock is never poisoned")
+            .insert(uid.to_owned());
+    }
+
+    fn take_full_request(&self, uid: &str) -> bool {
+        self.full_requested
+            .lock()
+            .expect("the set lock is never poisoned")
+            .remove(uid)
     }
 
     fn backoff(&self, object: &PeopleSync) -> Duration {
@@ -157,8 +261,36 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("failed to listen on {addr} for the webhook receiver")]
+    ReceiverListen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Leader(#[from] leader::LeaderError),
+}
+
+/// Background tasks that are aborted together when dropped.
+#[derive(Default)]
+struct Tasks(Vec<tokio::task::AbortHandle>);
+
+impl Tasks {
+    fn spawn<F>(&mut self, task: F)
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.push(tokio::spawn(task).abort_handle());
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// Runs the controller until SIGTERM/Ctrl-C (and, with leader election, only while leading).
@@ -171,16 +303,50 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), RunError> {
             addr: config.admin_listen,
             source,
         })?;
-    let admin = tokio::spawn(
+    // Every task started here stops when `run` returns or is dropped (a test aborting it frees
+    // the receiver's port for the next start).
+    let mut tasks = Tasks::default();
+    tasks.spawn(
         axum::serve(listener, admin::router(metrics.clone(), readiness.clone())).into_future(),
     );
+    // The receiver: verified deliveries become jobs on a bounded queue; the Secret watch keeps
+    // its signing secrets. It answers 503 (HollyHR retries) while no consumer runs.
+    let book = crate::receiver::SecretBook::default();
+    let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel(JOB_QUEUE);
+    match config.receiver_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunError::ReceiverListen { addr, source })?;
+            let observer = metrics.clone();
+            let receiver = Arc::new(crate::receiver::Receiver::new(
+                book.clone(),
+                jobs_tx,
+                move |outcome| observer.webhook_delivery(outcome),
+            ));
+            info!(%addr, "webhook receiver listening");
+            tasks.spawn(axum::serve(listener, crate::receiver::router(receiver)).into_future());
+        }
+        None => drop(jobs_tx),
+    }
+    tasks.spawn(signing::watch(
+        client.clone(),
+        config.namespace.clone(),
+        book,
+    ));
+    let jobs = Arc::new(tokio::sync::Mutex::new(jobs_rx));
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         shutdown_signal().await;
         info!("shutdown requested");
         let _ = shutdown_tx.send(true);
     });
-    let context = Arc::new(Context::new(client.clone(), &config.instance, metrics));
+    let context = Arc::new(Context::new(
+        client.clone(),
+        &config.instance,
+        metrics,
+        config.webhook.clone(),
+    ));
     let result = match &config.leader_election {
         None => {
             readiness.set(true);
@@ -188,25 +354,31 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), RunError> {
             let stop = async move {
                 let _ = rx.wait_for(|stopped| *stopped).await;
             };
-            run_controller(client, &config, context, stop).await;
+            run_controller(client, &config, context, jobs, stop).await;
             Ok(())
         }
         Some(lease) => {
             leader::run_while_leading(client.clone(), lease, readiness, shutdown_rx, |stop| {
-                run_controller(client.clone(), &config, context.clone(), stop)
+                run_controller(client.clone(), &config, context.clone(), jobs.clone(), stop)
             })
             .await
             .map_err(RunError::from)
         }
     };
-    admin.abort();
+    drop(tasks);
     result
 }
+
+/// Jobs the receiver may queue before it answers 503.
+const JOB_QUEUE: usize = 10_000;
+/// Jobs taken in one batch: one directory read serves them all.
+const JOB_BATCH: usize = 200;
 
 async fn run_controller(
     client: kube::Client,
     config: &Config,
     context: Arc<Context>,
+    jobs: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<crate::receiver::Job>>>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (objects, secrets): (Api<PeopleSync>, Api<Secret>) = match &config.namespace {
@@ -224,8 +396,17 @@ async fn run_controller(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
-    let controller = Controller::for_stream(triggers, reader);
+    let (refresh_tx, refresh_rx) = futures::channel::mpsc::channel(JOB_QUEUE);
+    let controller = Controller::for_stream(triggers, reader).reconcile_on(refresh_rx);
     let store = controller.store();
+    // The job consumer runs while this process leads (it is the directory's other writer).
+    let mut consumer = Tasks::default();
+    consumer.spawn(consume(
+        jobs,
+        controller.store(),
+        context.clone(),
+        refresh_tx,
+    ));
     controller
         // A Secret that a PeopleSync references changed (e.g. it was created after the object):
         // reconcile those objects at once instead of waiting for a requeue.
@@ -240,6 +421,104 @@ async fn run_controller(
             }
         })
         .await;
+    drop(consumer);
+}
+
+/// Turns verified deliveries into targeted syncs: person events read and apply those people
+/// (batched per object, one directory read per batch); org-unit events ask for a full cycle now.
+/// A job for an object that is gone, suspended, in dry run or not connected yet is dropped: the
+/// next cycle covers its change (it moved `updated_at`).
+async fn consume(
+    jobs: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<crate::receiver::Job>>>,
+    store: Store<PeopleSync>,
+    ctx: Arc<Context>,
+    mut refresh: futures::channel::mpsc::Sender<ObjectRef<PeopleSync>>,
+) {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut jobs = jobs.lock().await;
+    let mut batch = Vec::with_capacity(JOB_BATCH);
+    while jobs.recv_many(&mut batch, JOB_BATCH).await > 0 {
+        let mut by_object: BTreeMap<(String, String), (BTreeSet<String>, bool)> = BTreeMap::new();
+        for job in batch.drain(..) {
+            let entry = by_object.entry((job.namespace, job.name)).or_default();
+            match job.subject {
+                crate::receiver::Subject::Person(id) => {
+                    entry.0.insert(id);
+                }
+                crate::receiver::Subject::OrgUnit(_) => entry.1 = true,
+                crate::receiver::Subject::Nothing => {}
+            }
+        }
+        for ((namespace, name), (people, org_units)) in by_object {
+            let reference = ObjectRef::<PeopleSync>::new(&name).within(&namespace);
+            let Some(object) = store.get(&reference) else {
+                continue;
+            };
+            let uid = object.uid().unwrap_or_default();
+            if org_units {
+                ctx.request_full(&uid);
+                let _ = refresh.try_send(reference.clone());
+            }
+            if people.is_empty() || object.spec.suspend {
+                continue;
+            }
+            let ids: Vec<String> = people.into_iter().collect();
+            targeted(&object, &ctx, &ids, &mut refresh, reference).await;
+        }
+    }
+}
+
+async fn targeted(
+    object: &PeopleSync,
+    ctx: &Context,
+    ids: &[String],
+    refresh: &mut futures::channel::mpsc::Sender<ObjectRef<PeopleSync>>,
+    reference: ObjectRef<PeopleSync>,
+) {
+    use crate::sync::engine;
+    let uid = object.uid().unwrap_or_default();
+    let Some(handles) = ctx.handles_of(&uid) else {
+        // Not connected yet: a reconcile connects and its cycle covers the change.
+        let _ = refresh.try_send(reference);
+        return;
+    };
+    let Ok(settings) = crate::sync::spec::settings(&object.spec) else {
+        return;
+    };
+    if settings.dry_run {
+        return;
+    }
+    let lock = ctx.lock_of(&uid);
+    let _turn = lock.lock().await;
+    let state = sync::state_of(object.status.as_ref());
+    let started = std::time::Instant::now();
+    match engine::run_people(
+        &handles.source,
+        &handles.directory,
+        &settings,
+        &state,
+        ids,
+        jiff::Timestamp::now(),
+    )
+    .await
+    {
+        Ok(report) => {
+            ctx.metrics.cycle(&report);
+            info!(
+                name = %object.name_any(),
+                people = ids.len(),
+                changes = report.plan.steps.len(),
+                failures = report.failures().len(),
+                took_ms = started.elapsed().as_millis() as u64,
+                "targeted sync from webhook events"
+            );
+        }
+        Err(error) => {
+            ctx.metrics
+                .cycle_failed(engine::CycleKind::Incremental, error.detail());
+            warn!(name = %object.name_any(), error = %crate::cli::report(&error), "targeted sync failed; the next cycle covers it");
+        }
+    }
 }
 
 /// What in an object should start a reconcile: its generation (spec), annotations (approvals),
@@ -332,24 +611,40 @@ fn error_policy(object: Arc<PeopleSync>, error: &Error, ctx: Arc<Context>) -> Ac
         name = %object.name_any(),
         namespace = object.namespace().unwrap_or_default(),
         category = error.category(),
-        error = %error,
+        error = %crate::cli::report(error),
         retry_in_s = wait.as_secs(),
         "reconcile failed"
     );
     Action::requeue(wait)
 }
 
-/// The reconcile of a live object: observe, run the sync cycle that is due, compute status, write
-/// it if it changed, requeue for the next cycle.
+/// The reconcile of a live object: observe, keep the webhook, run the sync cycle that is due,
+/// compute status, write it if it changed, requeue for the next cycle or health check.
 async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
     let namespace = object.namespace().ok_or(Error::NoNamespace)?;
-    let (mut observed, handles) = observe(object, &namespace, ctx).await?;
+    let uid = object.uid().unwrap_or_default();
+    let (mut observed, source, handles) = observe(object, &namespace, ctx).await?;
+    ctx.keep_handles(&uid, handles.clone());
     let spec = &object.spec;
     let poll = spec.poll_interval().unwrap_or(Duration::from_secs(300));
     let full_interval = spec
         .full_resync_interval()
         .unwrap_or(Duration::from_secs(6 * 3600));
+    let mut notes = Vec::new();
+    if let Some(source) = &source {
+        observed.webhook = webhook::reconcile(
+            object,
+            &ctx.client,
+            source,
+            &ctx.webhook,
+            jiff::Timestamp::now(),
+        )
+        .await;
+        notes = webhook_notes(&observed.webhook);
+    }
     if let Some(handles) = handles {
+        let lock = ctx.lock_of(&uid);
+        let _turn = lock.lock().await;
         run_sync(object, ctx, &handles, &mut observed, poll, full_interval).await;
     }
     let now = jiff::Timestamp::now();
@@ -364,13 +659,16 @@ async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
     for transition in &transitions {
         publish(ctx, object, transition).await;
     }
+    for (reason, note) in notes {
+        note_event(ctx, object, EventType::Normal, reason, note).await;
+    }
     if let sync::SyncOutcome::Completed(completed) = &observed.sync
         && completed.changed()
     {
         publish_cycle(ctx, object, completed).await;
     }
     ctx.succeeded(object);
-    let wait = match observed.next_sync {
+    let mut wait = match observed.next_sync {
         Some(at) => Duration::try_from(at.duration_since(jiff::Timestamp::now()))
             .unwrap_or(Duration::ZERO)
             .max(Duration::from_secs(1)),
@@ -378,7 +676,73 @@ async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
         None if observed.blocker.is_some() => poll.min(Duration::from_secs(60)),
         None => poll,
     };
+    // The webhook's health is read once per interval, and a rotation is due on time.
+    if let webhook::WebhookOutcome::Registered(registered) = &observed.webhook {
+        wait = wait.min(ctx.webhook.health_interval);
+        if let Some(at) = registered.next_rotation {
+            let until = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
+            wait = wait.min(until.max(Duration::from_secs(1)));
+        }
+    } else if matches!(observed.webhook, webhook::WebhookOutcome::Failed { .. }) {
+        wait = wait.min(Duration::from_secs(30));
+    }
     Ok(Action::requeue(wait))
+}
+
+/// Events for what the webhook step did (transitions get their own Events).
+fn webhook_notes(outcome: &webhook::WebhookOutcome) -> Vec<(&'static str, String)> {
+    let webhook::WebhookOutcome::Registered(r) = outcome else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    if r.created {
+        notes.push((
+            "WebhookCreated",
+            format!(
+                "registered HollyHR webhook {} for {}",
+                r.webhook.id, r.webhook.url
+            ),
+        ));
+    }
+    if let Some(cause) = r.rotated {
+        notes.push((
+            "SecretRotated",
+            format!(
+                "rotated the signing secret of webhook {} ({}); the previous one stays valid for the overlap",
+                r.webhook.id,
+                cause.as_str()
+            ),
+        ));
+    }
+    if let webhook::RemediationOutcome::ReEnabled { redelivered } = r.remediation {
+        notes.push((
+            "WebhookReEnabled",
+            format!(
+                "the receiver answers again: re-enabled webhook {} and redelivered {redelivered} failed deliveries",
+                r.webhook.id
+            ),
+        ));
+    }
+    notes
+}
+
+async fn note_event(
+    ctx: &Context,
+    object: &PeopleSync,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Webhook".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        warn!(%error, "failed to publish an Event");
+    }
 }
 
 /// Runs the cycle that is due and records its outcome in `observed`.
@@ -402,8 +766,14 @@ async fn run_sync(
     let spec_changed = object.status.as_ref().and_then(|s| s.observed_generation)
         != object.meta().generation
         || !ctx.had_full_cycle(&uid)
-        || new_approval;
+        || new_approval
+        || ctx.take_full_request(&uid);
     let started = jiff::Timestamp::now();
+    if !spec_changed && let Some(at) = ctx.cycle_ahead(&uid, started) {
+        // Not due yet: this reconcile is for the webhook's health or a status echo.
+        observed.next_sync = Some(at);
+        return;
+    }
     let kind = engine::due(&state, full_interval, started, spec_changed);
     let outcome = match crate::sync::spec::settings(&object.spec) {
         Err(error) => sync::SyncOutcome::Failed {
@@ -474,12 +844,9 @@ async fn run_sync(
         _ => state,
     };
     observed.sync = outcome;
-    observed.next_sync = Some(engine::next_run(
-        &next_state,
-        poll,
-        full_interval,
-        jiff::Timestamp::now(),
-    ));
+    let next = engine::next_run(&next_state, poll, full_interval, jiff::Timestamp::now());
+    ctx.cycle_due_at(&uid, next);
+    observed.next_sync = Some(next);
 }
 
 /// An Event for a cycle that changed the directory (counts only).
@@ -500,10 +867,69 @@ async fn publish_cycle(ctx: &Context, object: &PeopleSync, completed: &sync::Com
     }
 }
 
-/// Nothing outside the cluster holds state yet; webhook disabling joins here later.
-/// A broken spec never blocks deletion.
-async fn cleanup(object: &PeopleSync, _ctx: &Context) -> Result<Action, Error> {
-    info!(name = %object.name_any(), "PeopleSync deleted; finalizer released");
+/// Deletion: disable the object's HollyHR webhook (404 counts as done) and forget its handles.
+/// A broken spec or a missing or rejected API key never blocks deletion (an Event says what was
+/// left behind); a transient HollyHR error is retried with backoff.
+async fn cleanup(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
+    let uid = object.uid().unwrap_or_default();
+    ctx.forget(&uid);
+    let namespace = object.namespace().ok_or(Error::NoNamespace)?;
+    let name = object.name_any();
+    let registered = object
+        .status
+        .as_ref()
+        .and_then(|s| s.webhook.as_ref())
+        .and_then(|w| w.id.as_ref())
+        .is_some();
+    if let (true, Some(hollyhr)) = (registered, &object.spec.source.hollyhr) {
+        let left_behind = |why: String| {
+            format!(
+                "webhook peoplesync-{namespace}-{name} was left active in HollyHR: {why}; disable it there"
+            )
+        };
+        let outcome = match secrets::read_key(&ctx.client, &namespace, &hollyhr.api_key_secret_ref)
+            .await
+        {
+            Err(error) if error.blocker().is_some() => Err(left_behind(error.to_string())),
+            Err(error) => return Err(error.into()),
+            Ok(key) => match hollyhr::ClientConfig::new(&hollyhr.base_url, key)
+                .and_then(hollyhr::HollyHrClient::new)
+            {
+                Err(error) => Err(left_behind(error.to_string())),
+                Ok(client) => match webhook::disable_all(&client, &namespace, &name).await {
+                    Ok(count) => Ok(count),
+                    Err(error)
+                        if matches!(
+                            error.category(),
+                            hollyhr::ErrorReason::RateLimited
+                                | hollyhr::ErrorReason::ServerError
+                                | hollyhr::ErrorReason::Timeout
+                                | hollyhr::ErrorReason::Network
+                        ) =>
+                    {
+                        warn!(%namespace, %name, error = %error, "disabling the webhook failed; retrying");
+                        return Ok(Action::requeue(ctx.backoff(object)));
+                    }
+                    Err(error) => Err(left_behind(crate::cli::report(&error))),
+                },
+            },
+        };
+        match outcome {
+            Ok(count) => info!(%namespace, %name, disabled = count, "disabled the HollyHR webhook"),
+            Err(message) => {
+                warn!(%namespace, %name, %message, "webhook not disabled");
+                note_event(
+                    ctx,
+                    object,
+                    EventType::Warning,
+                    "WebhookLeftActive",
+                    message,
+                )
+                .await;
+            }
+        }
+    }
+    info!(%name, "PeopleSync deleted; finalizer released");
     Ok(Action::await_change())
 }
 
@@ -514,11 +940,15 @@ struct Handles {
     directory: crate::directory::any::AnyDirectory,
 }
 
-async fn observe(
-    object: &PeopleSync,
-    namespace: &str,
-    ctx: &Context,
-) -> Result<(Observation, Option<Handles>), Error> {
+/// What `observe` found: the observation, the source client when it passed its checks, and both
+/// connections when the directory did too.
+type Observed = (
+    Observation,
+    Option<hollyhr::HollyHrClient>,
+    Option<Arc<Handles>>,
+);
+
+async fn observe(object: &PeopleSync, namespace: &str, ctx: &Context) -> Result<Observed, Error> {
     let spec = &object.spec;
     let mut observed = Observation {
         blocker: None,
@@ -527,17 +957,18 @@ async fn observe(
         suspended: spec.suspend,
         sync: sync::SyncOutcome::NotRun,
         next_sync: None,
+        webhook: webhook::WebhookOutcome::NotChecked,
     };
     if let Some(blocker) = validate(spec) {
         observed.blocker = Some(blocker);
-        return Ok((observed, None));
+        return Ok((observed, None, None));
     }
     let Some(hollyhr) = &spec.source.hollyhr else {
         observed.blocker = Some(Blocker {
             reason: "InvalidSpec",
             message: "no source is set: set spec.source.hollyhr".into(),
         });
-        return Ok((observed, None));
+        return Ok((observed, None, None));
     };
     let api_key = match secrets::read_key(&ctx.client, namespace, &hollyhr.api_key_secret_ref).await
     {
@@ -545,17 +976,17 @@ async fn observe(
         Err(error) => match error.blocker() {
             Some(blocker) => {
                 observed.blocker = Some(blocker);
-                return Ok((observed, None));
+                return Ok((observed, None, None));
             }
             None => return Err(error.into()),
         },
     };
     if let Some(blocker) = check_target_secrets(spec, namespace, ctx).await? {
         observed.blocker = Some(blocker);
-        return Ok((observed, None));
+        return Ok((observed, None, None));
     }
     if spec.suspend {
-        return Ok((observed, None));
+        return Ok((observed, None, None));
     }
     let observer = {
         let metrics = ctx.metrics.clone();
@@ -573,11 +1004,14 @@ async fn observe(
     let (directory, connected) = probe_directory(spec, namespace, ctx).await?;
     observed.source = source;
     observed.directory = directory;
-    let handles = match (client, connected) {
-        (Some(source), Some(directory)) => Some(Handles { source, directory }),
+    let handles = match (&client, connected) {
+        (Some(source), Some(directory)) => Some(Arc::new(Handles {
+            source: source.clone(),
+            directory,
+        })),
         _ => None,
     };
-    Ok((observed, handles))
+    Ok((observed, client, handles))
 }
 
 /// What the schema and CEL cannot fully say (defence in depth for objects stored before a rule).

@@ -526,12 +526,31 @@ pub struct WebhookStatusInfo {
     /// HollyHR's recommended action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommended_action: Option<String>,
+    /// Whether HollyHR says someone has to act (failing or disabled endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_required: Option<bool>,
     /// Delivery counts from the health endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliveries: Option<BTreeMap<String, u64>>,
     /// The latest failure, sanitised (status code, error class, time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_failure: Option<String>,
+    /// The last delivery HollyHR saw succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_time: Option<Time>,
+    /// The last delivery HollyHR saw fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
+    /// When the health endpoint was last read (at most once a minute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_health_check_time: Option<Time>,
+    /// Re-enables of an auto-disabled endpoint since it was last healthy (self-healing backs
+    /// off by this count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation_attempts: Option<u32>,
+    /// The last re-enable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_remediation_time: Option<Time>,
     /// The last four characters of the current signing secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_last_four: Option<String>,
@@ -544,6 +563,9 @@ pub struct WebhookStatusInfo {
 /// Annotate a PeopleSync with this key and a held plan's hash to release that plan's
 /// deprovisions once.
 pub const APPROVE_DEPROVISION: &str = "peoplesync.dev/approve-deprovision";
+
+/// Annotate a PeopleSync with this key and a new value to rotate its webhook signing secret now.
+pub const ROTATE_WEBHOOK_SECRET: &str = "peoplesync.dev/rotate-webhook-secret";
 
 /// What the last plan would do (no personal data: ids, actions, attribute names).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
@@ -574,6 +596,15 @@ pub struct PlannedChange {
 
 impl PeopleSyncSpec {
     /// The incremental polling interval (default 5m).
+    /// How often the webhook signing secret is rotated (default 720h).
+    pub fn rotation_interval(&self) -> Result<Duration, duration::InvalidDuration> {
+        let raw = self
+            .webhook
+            .as_ref()
+            .map_or("720h", |w| w.rotation_interval.as_str());
+        duration::parse(raw)
+    }
+
     pub fn poll_interval(&self) -> Result<Duration, duration::InvalidDuration> {
         let raw = self
             .schedule

@@ -62,6 +62,11 @@ impl SecretBook {
             .remove(&(namespace.to_owned(), name.to_owned()));
     }
 
+    /// Whether secrets are held for this PeopleSync.
+    pub fn contains(&self, namespace: &str, name: &str) -> bool {
+        self.get(namespace, name).is_some()
+    }
+
     fn get(&self, namespace: &str, name: &str) -> Option<SigningSecrets> {
         self.0
             .read()
@@ -152,8 +157,13 @@ impl Receiver {
     }
 }
 
+/// The path the controller probes at the public URL before re-enabling a disabled endpoint:
+/// it answers through the same Ingress as deliveries.
+pub const HEALTH_PATH: &str = "/hooks/healthz";
+
 pub fn router(receiver: Arc<Receiver>) -> Router {
     Router::new()
+        .route(HEALTH_PATH, axum::routing::get(|| async { "ok" }))
         .route("/hooks/{namespace}/{name}", post(receive))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(receiver)

@@ -52,10 +52,84 @@ pub fn desired(spec: &PeopleSyncSpec, namespace: &str, name: &str) -> Option<Des
 }
 
 fn event_name(event: &EventType) -> String {
-    serde_json::to_value(event)
+    event.as_str().to_owned()
+}
+
+/// The spec's event names as HollyHR event types; the first unknown name is the error.
+pub fn event_types(events: &BTreeSet<String>) -> Result<Vec<EventType>, String> {
+    events
+        .iter()
+        .map(|name| {
+            serde_json::from_value(serde_json::Value::String(name.clone())).map_err(|_| {
+                format!(
+                    "spec.webhook.events: {name:?} is not a HollyHR event type (e.g. person.updated, org_unit.archived)"
+                )
+            })
+        })
+        .collect()
+}
+
+/// Why the signing secret is rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateCause {
+    /// No secret is held, or the held one is not the webhook's (a lost Secret, or a crash between
+    /// the rotate call and the Secret write).
+    Recover,
+    /// `rotationInterval` passed since the last rotation.
+    Scheduled,
+    /// The `peoplesync.dev/rotate-webhook-secret` annotation has a value not handled yet.
+    Requested,
+}
+
+impl RotateCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RotateCause::Recover => "Recovered",
+            RotateCause::Scheduled => "Scheduled",
+            RotateCause::Requested => "Requested",
+        }
+    }
+}
+
+/// What PeopleSync holds of a webhook's signing secret (from the owned Secret), without the
+/// secret itself: enough to decide.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldView {
+    /// The last four characters of the held current secret.
+    pub last_four: Option<String>,
+    /// When the held secret was created or last rotated.
+    pub rotated_at: Option<jiff::Timestamp>,
+    /// The last handled value of the rotation annotation.
+    pub handled_request: Option<String>,
+}
+
+/// When a rotation is due (scheduled or requested), given the held secret.
+pub fn rotation_due(
+    held: &HeldView,
+    interval: std::time::Duration,
+    requested: Option<&str>,
+    now: jiff::Timestamp,
+) -> Option<RotateCause> {
+    if let Some(value) = requested.filter(|v| !v.is_empty())
+        && held.handled_request.as_deref() != Some(value)
+    {
+        return Some(RotateCause::Requested);
+    }
+    let rotated = held.rotated_at?;
+    let due = rotated
+        .checked_add(jiff::SignedDuration::try_from(interval).ok()?)
+        .ok()?;
+    (due <= now).then_some(RotateCause::Scheduled)
+}
+
+/// The time the next scheduled rotation is due.
+pub fn next_rotation(
+    rotated_at: jiff::Timestamp,
+    interval: std::time::Duration,
+) -> Option<jiff::Timestamp> {
+    rotated_at
+        .checked_add(jiff::SignedDuration::try_from(interval).ok()?)
         .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// One registration call to make.
@@ -70,20 +144,20 @@ pub enum Registration {
         url: Option<String>,
         events: Option<BTreeSet<String>>,
     },
-    /// The held secret is missing or is not the webhook's (`secret_last_four`): rotate and store
-    /// the new one.
-    Rotate { id: String },
+    /// Rotate the signing secret and store the new one (the old one as previous).
+    Rotate { id: String, cause: RotateCause },
     /// Disable this webhook (feature off, object deleted, or a duplicate of ours).
     Disable { id: String },
 }
 
-/// What to do, given the desired webhook, HollyHR's webhooks, and the last four characters of
-/// the secret held in the owned Secret (`None` when none is held).
+/// What to do, given the desired webhook, HollyHR's webhooks, what is held of the secret in the
+/// owned Secret, and a due rotation (scheduled or requested), if any.
 pub fn decide(
     desired: Option<&Desired>,
     name: &str,
     webhooks: &[Webhook],
-    held_secret_last_four: Option<&str>,
+    held: &HeldView,
+    due: Option<RotateCause>,
 ) -> Vec<Registration> {
     let mut ours: Vec<&Webhook> = webhooks.iter().filter(|w| w.name == name).collect();
     // The oldest is the one kept; any other with our name is a duplicate.
@@ -114,12 +188,66 @@ pub fn decide(
             events,
         });
     }
-    if held_secret_last_four != Some(kept.secret_last_four.as_str()) {
+    let cause = if held.last_four.as_deref() != Some(kept.secret_last_four.as_str()) {
+        Some(RotateCause::Recover)
+    } else {
+        due
+    };
+    if let Some(cause) = cause {
         steps.push(Registration::Rotate {
             id: kept.id.clone(),
+            cause,
         });
     }
     steps
+}
+
+/// Self-healing of an endpoint HollyHR disabled (Decision 4: after 10 terminal failures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remediation {
+    /// The endpoint is active, or self-healing is off.
+    Nothing,
+    /// The receiver does not answer at its public URL yet: re-enabling would only fail again.
+    ReceiverDown,
+    /// An earlier attempt did not hold; the next one waits (backoff, so it never loops).
+    Wait { until: jiff::Timestamp },
+    /// Re-enable the endpoint and redeliver its failed deliveries.
+    ReEnable,
+}
+
+/// The first wait after a re-enable that did not hold; doubled per attempt up to an hour.
+pub const REMEDIATION_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
+const REMEDIATION_BACKOFF_CAP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What to do about the endpoint now. `attempts` counts re-enables since the webhook was last
+/// healthy; `last` is the latest of them.
+pub fn remediation(
+    endpoint: WebhookStatus,
+    auto_remediate: bool,
+    receiver_reachable: bool,
+    attempts: u32,
+    last: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+) -> Remediation {
+    if endpoint == WebhookStatus::Active || !auto_remediate {
+        return Remediation::Nothing;
+    }
+    if !receiver_reachable {
+        return Remediation::ReceiverDown;
+    }
+    if let (Some(last), Some(exponent)) = (last, attempts.checked_sub(1)) {
+        let wait = REMEDIATION_BACKOFF
+            .saturating_mul(1u32 << exponent.min(6))
+            .min(REMEDIATION_BACKOFF_CAP);
+        if let Some(until) = jiff::SignedDuration::try_from(wait)
+            .ok()
+            .and_then(|wait| last.checked_add(wait).ok())
+            && until > now
+        {
+            return Remediation::Wait { until };
+        }
+    }
+    Remediation::ReEnable
 }
 
 #[cfg(test)]
@@ -155,6 +283,13 @@ mod tests {
         .expect("enabled")
     }
 
+    fn held(last_four: &str) -> HeldView {
+        HeldView {
+            last_four: Some(last_four.into()),
+            ..HeldView::default()
+        }
+    }
+
     const URL: &str = "https://hooks.example.com/hooks/team/acme";
     const NAME: &str = "peoplesync-team-acme";
 
@@ -175,11 +310,17 @@ mod tests {
     fn nothing_with_our_name_is_created_and_a_matching_one_with_our_secret_is_left_alone() {
         let other = webhook("wh_other", "someone-else", URL, 1, "abcd");
         assert_eq!(
-            decide(Some(&enabled()), NAME, std::slice::from_ref(&other), None),
+            decide(
+                Some(&enabled()),
+                NAME,
+                std::slice::from_ref(&other),
+                &HeldView::default(),
+                None
+            ),
             [Registration::Create]
         );
         let ours = webhook("wh_1", NAME, URL, 1, "wxyz");
-        assert!(decide(Some(&enabled()), NAME, &[other, ours], Some("wxyz")).is_empty());
+        assert!(decide(Some(&enabled()), NAME, &[other, ours], &held("wxyz"), None).is_empty());
     }
 
     #[test]
@@ -192,7 +333,13 @@ mod tests {
             "wxyz",
         );
         let duplicate = webhook("wh_2", NAME, URL, 2, "qrst");
-        let steps = decide(Some(&enabled()), NAME, &[duplicate, drifted], None);
+        let steps = decide(
+            Some(&enabled()),
+            NAME,
+            &[duplicate, drifted],
+            &HeldView::default(),
+            None,
+        );
         assert_eq!(
             steps,
             [
@@ -202,16 +349,26 @@ mod tests {
                     url: Some(URL.into()),
                     events: None
                 },
-                Registration::Rotate { id: "wh_1".into() },
+                Registration::Rotate {
+                    id: "wh_1".into(),
+                    cause: RotateCause::Recover
+                },
             ]
         );
         let mismatch = decide(
             Some(&enabled()),
             NAME,
             &[webhook("wh_1", NAME, URL, 1, "wxyz")],
-            Some("nope"),
+            &held("nope"),
+            Some(RotateCause::Scheduled),
         );
-        assert_eq!(mismatch, [Registration::Rotate { id: "wh_1".into() }]);
+        assert_eq!(
+            mismatch,
+            [Registration::Rotate {
+                id: "wh_1".into(),
+                cause: RotateCause::Recover
+            }]
+        );
     }
 
     #[test]
@@ -219,8 +376,98 @@ mod tests {
         let ours = webhook("wh_1", NAME, URL, 1, "wxyz");
         let other = webhook("wh_other", "someone-else", URL, 1, "abcd");
         assert_eq!(
-            decide(None, NAME, &[ours, other], Some("wxyz")),
+            decide(None, NAME, &[ours, other], &held("wxyz"), None),
             [Registration::Disable { id: "wh_1".into() }]
+        );
+    }
+
+    #[test]
+    fn rotation_is_due_after_the_interval_or_on_a_new_annotation_value_only() {
+        let day = std::time::Duration::from_secs(86_400);
+        let at = |s: i64| jiff::Timestamp::from_second(s).expect("a time");
+        let held = HeldView {
+            last_four: Some("wxyz".into()),
+            rotated_at: Some(at(1_000_000)),
+            handled_request: Some("one".into()),
+        };
+        assert_eq!(rotation_due(&held, day, None, at(1_000_000 + 86_399)), None);
+        assert_eq!(
+            rotation_due(&held, day, None, at(1_000_000 + 86_400)),
+            Some(RotateCause::Scheduled)
+        );
+        assert_eq!(rotation_due(&held, day, Some("one"), at(1_000_100)), None);
+        assert_eq!(
+            rotation_due(&held, day, Some("two"), at(1_000_100)),
+            Some(RotateCause::Requested)
+        );
+        // A due rotation is one step, on the kept webhook.
+        let ours = webhook("wh_1", NAME, URL, 1, "wxyz");
+        assert_eq!(
+            decide(
+                Some(&enabled()),
+                NAME,
+                &[ours],
+                &held,
+                Some(RotateCause::Requested)
+            ),
+            [Registration::Rotate {
+                id: "wh_1".into(),
+                cause: RotateCause::Requested
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_event_names_are_reported_by_name() {
+        let events: BTreeSet<String> = ["person.updated".to_owned(), "person.exploded".to_owned()]
+            .into_iter()
+            .collect();
+        let error = event_types(&events).expect_err("unknown");
+        assert!(error.contains("person.exploded"), "{error}");
+        assert_eq!(
+            enabled().events.len(),
+            event_types(&enabled().events).expect("known").len()
+        );
+    }
+
+    #[test]
+    fn a_disabled_endpoint_is_re_enabled_once_the_receiver_answers_with_a_growing_backoff() {
+        let at = |s: i64| jiff::Timestamp::from_second(s).expect("a time");
+        let now = at(10_000);
+        let disabled = WebhookStatus::Disabled;
+        assert_eq!(
+            remediation(WebhookStatus::Active, true, true, 0, None, now),
+            Remediation::Nothing
+        );
+        assert_eq!(
+            remediation(disabled, false, true, 0, None, now),
+            Remediation::Nothing
+        );
+        assert_eq!(
+            remediation(disabled, true, false, 0, None, now),
+            Remediation::ReceiverDown
+        );
+        assert_eq!(
+            remediation(disabled, true, true, 0, None, now),
+            Remediation::ReEnable
+        );
+        // One attempt a minute ago: wait a minute; three attempts: four minutes.
+        assert_eq!(
+            remediation(disabled, true, true, 1, Some(at(9_970)), now),
+            Remediation::Wait { until: at(10_030) }
+        );
+        assert_eq!(
+            remediation(disabled, true, true, 1, Some(at(9_940)), now),
+            Remediation::ReEnable
+        );
+        assert_eq!(
+            remediation(disabled, true, true, 3, Some(at(9_900)), now),
+            Remediation::Wait { until: at(10_140) }
+        );
+        // Capped at an hour.
+        assert_eq!(
+            remediation(disabled, true, true, 30, Some(now), now),
+            Remediation::Wait { until: at(13_600) }
         );
     }
 }

@@ -2,7 +2,6 @@
 //! modules; see scripts/controlplane/build.sh) with the HollyHR sandbox as the source.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,25 +15,12 @@ use peoplesync::crd::PeopleSync;
 use peoplesync::sandbox::{self, ApiKeySpec, SandboxConfig, SandboxHandle};
 use peoplesync::scim_server::ScimServer;
 use serde_json::{Value, json};
+use support::*;
 
-const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+mod support;
+
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:peoplesync-system:peoplesync";
 const NO_PEOPLE_READ_KEY: &str = "hhr_test_no_people_read";
-
-async fn control_plane() -> ControlPlane {
-    let plane = ControlPlane::start()
-        .await
-        .expect("the control plane starts");
-    eprintln!(
-        "control plane ready in {:.2} s",
-        plane.startup.as_secs_f64()
-    );
-    plane
-        .install_crds(Path::new(CRDS))
-        .await
-        .expect("CRDs install");
-    plane
-}
 
 async fn hollyhr() -> SandboxHandle {
     sandbox::start(SandboxConfig {
@@ -49,51 +35,6 @@ async fn hollyhr() -> SandboxHandle {
     .expect("the sandbox starts")
 }
 
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("address")
-}
-
-/// A SCIM URL for objects no controller reconciles in the test.
-const UNUSED_SCIM: &str = "https://scim.example.com/v2";
-
-fn people_sync(name: &str, base_url: &str, scim_url: &str) -> Value {
-    json!({
-        "apiVersion": "peoplesync.dev/v1alpha1",
-        "kind": "PeopleSync",
-        "metadata": { "name": name },
-        "spec": {
-            "source": { "hollyhr": { "baseUrl": base_url, "apiKeySecretRef": { "name": "hollyhr", "key": "apiKey" } } },
-            "target": { "scim": { "baseUrl": scim_url, "tokenSecretRef": { "name": "scim", "key": "token" } } }
-        }
-    })
-}
-
-/// A PeopleSync writing to a private slapd (with its groups DN when `groups`).
-fn ldap_people_sync(hollyhr_url: &str, ldap: &peoplesync::slapd::Slapd, groups: bool) -> Value {
-    use peoplesync::slapd;
-    let mut object = people_sync("acme", hollyhr_url, UNUSED_SCIM);
-    object["spec"]["target"] = json!({ "ldap": {
-        "url": ldap.url(), "bindDn": slapd::ADMIN_DN,
-        "bindPasswordSecretRef": { "name": "ldap", "key": "password" },
-        "baseDn": slapd::BASE_DN, "peopleDn": slapd::PEOPLE_DN
-    }});
-    if groups {
-        object["spec"]["target"]["ldap"]["groupsDn"] = json!(slapd::GROUPS_DN);
-    }
-    object
-}
-
-async fn create(
-    client: &Client,
-    namespace: &str,
-    object: Value,
-) -> Result<PeopleSync, kube::Error> {
-    let api: Api<PeopleSync> = Api::namespaced(client.clone(), namespace);
-    let object: PeopleSync = serde_json::from_value(object).expect("a PeopleSync");
-    api.create(&PostParams::default(), &object).await
-}
-
 /// Creates an object from raw JSON (no Rust type in between, so invalid specs reach the API server).
 async fn create_raw(
     client: &Client,
@@ -106,55 +47,14 @@ async fn create_raw(
     api.create(&PostParams::default(), &object).await
 }
 
-async fn secret(client: &Client, namespace: &str, name: &str, key: &str, value: &str) {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": { "name": name }, "stringData": { key: value }
-    }))
-    .expect("a Secret");
-    api.create(&PostParams::default(), &secret)
-        .await
-        .expect("Secret created");
-}
-
-/// Waits (bounded) until a condition of `name` has `status` (and `reason`, when given).
-async fn wait_condition(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    kind: &str,
-    status: &str,
-    reason: Option<&str>,
-) -> Value {
-    let api: Api<PeopleSync> = Api::namespaced(client.clone(), namespace);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let object = api.get(name).await.expect("the object exists");
-        let conditions =
-            serde_json::to_value(object.status.as_ref().map(|s| &s.conditions)).expect("json");
-        let found = conditions
-            .as_array()
-            .and_then(|list| list.iter().find(|c| c["type"] == kind).cloned());
-        if let Some(condition) = &found
-            && condition["status"] == status
-            && reason.is_none_or(|r| condition["reason"] == r)
-        {
-            return condition.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: {kind} never became {status}/{reason:?}; conditions: {conditions}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn run_controller(client: Client, namespace: &str) -> tokio::task::JoinHandle<()> {
     let config = controller::Config {
         admin_listen: free_addr(),
         namespace: Some(namespace.to_owned()),
         leader_election: None,
         instance: "test".into(),
+        receiver_listen: None,
+        webhook: Default::default(),
     };
     tokio::spawn(async move {
         controller::run(client, config)
@@ -679,6 +579,8 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
             grace_seconds: 1,
         }),
         instance: "rbac-test".into(),
+        receiver_listen: None,
+        webhook: Default::default(),
     };
     let running =
         tokio::spawn(async move { controller::run(as_operator, config).await.expect("runs") });
@@ -709,6 +611,9 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
         &["patch", "peoplesyncs.peoplesync.dev/status", "-n", &ns],
         &["get", "secrets", "-n", &ns],
         &["watch", "secrets", "-A"],
+        // The owned webhook signing Secret is written by server-side apply.
+        &["create", "secrets", "-n", &ns],
+        &["patch", "secrets", "-n", &ns],
         &["create", "events.events.k8s.io", "-n", &ns],
         &[
             "patch",
@@ -718,7 +623,6 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
         ],
     ];
     let denied: &[&[&str]] = &[
-        &["create", "secrets", "-n", &ns],
         &["update", "secrets", "-n", &ns],
         &["delete", "secrets", "-n", &ns],
         &["create", "peoplesyncs.peoplesync.dev", "-n", &ns],

@@ -854,12 +854,12 @@ async fn one_person_is_applied_at_once_without_moving_the_checkpoint_past_anyone
         .change_job_title(&active[1].id, "Webhook change")
         .await;
     // What a webhook for the second person triggers.
-    let report = engine::run_person(
+    let report = engine::run_people(
         &harness.client,
         &harness.directory,
         &harness.settings,
         &harness.state,
-        &active[1].id,
+        std::slice::from_ref(&active[1].id),
         Timestamp::now(),
     )
     .await

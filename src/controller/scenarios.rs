@@ -22,7 +22,12 @@ fn context() -> (Arc<Context>, Verifier) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     (
-        Arc::new(Context::new(client, "test", Arc::new(Metrics::default()))),
+        Arc::new(Context::new(
+            client,
+            "test",
+            Arc::new(Metrics::default()),
+            Default::default(),
+        )),
         handle,
     )
 }
@@ -174,6 +179,7 @@ async fn an_unchanged_status_is_not_written_again() {
         suspended: false,
         sync: crate::controller::sync::SyncOutcome::NotRun,
         next_sync: None,
+        webhook: crate::controller::webhook::WebhookOutcome::NotChecked,
     };
     let (current, _) = status::compute(
         &object.spec,

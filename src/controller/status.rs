@@ -5,8 +5,11 @@ use jiff::Timestamp;
 
 use super::conditions::{self as cond, Desired, Status};
 use super::sync::{self as cycle, SyncOutcome};
+use super::webhook::WebhookOutcome;
 use crate::crd::{PeopleSyncSpec, PeopleSyncStatus};
 use crate::plan::GuardDecision;
+
+mod webhook;
 
 /// What reaching the HR source showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +57,8 @@ pub struct Observation {
     pub sync: SyncOutcome,
     /// When the next cycle is due.
     pub next_sync: Option<Timestamp>,
+    /// What the webhook step saw and did.
+    pub webhook: WebhookOutcome,
 }
 
 /// A condition that flipped, for an Event.
@@ -147,6 +152,17 @@ pub fn compute(
         ),
     };
 
+    let hooks = webhook::fold(&mut status, &observed.webhook, now);
+    if hooks.remove {
+        status.conditions.retain(|c| {
+            ![
+                cond::WEBHOOK_REGISTERED,
+                cond::WEBHOOK_HEALTHY,
+                cond::SECRET_ROTATED,
+            ]
+            .contains(&c.type_.as_str())
+        });
+    }
     // Ready: the first unmet prerequisite explains why not.
     let ready = if observed.suspended {
         Desired::new(
@@ -178,6 +194,8 @@ pub fn compute(
         )
     } else if let SyncOutcome::Failed { reason, message } = &observed.sync {
         Desired::new(cond::READY, Status::False, reason, message.clone())
+    } else if let Some((reason, message)) = &hooks.not_ready {
+        Desired::new(cond::READY, Status::False, reason, message.clone())
     } else {
         Desired::new(
             cond::READY,
@@ -187,6 +205,7 @@ pub fn compute(
         )
     };
     desired.extend([ready, source, directory]);
+    desired.extend(hooks.desired);
     let had_synced = cond::get(&status.conditions, cond::SYNCED).is_some();
     desired.extend(synced(observed, had_synced));
     if let SyncOutcome::Completed(completed) = &observed.sync {
@@ -341,6 +360,7 @@ mod tests {
             suspended: false,
             sync: crate::controller::sync::SyncOutcome::NotRun,
             next_sync: None,
+            webhook: WebhookOutcome::NotChecked,
         }
     }
 
@@ -361,6 +381,7 @@ mod tests {
             suspended: false,
             sync: crate::controller::sync::SyncOutcome::NotRun,
             next_sync: None,
+            webhook: WebhookOutcome::NotChecked,
         };
         let (status, transitions) = compute(&spec(), None, &observation, Some(1), now());
         assert_eq!(

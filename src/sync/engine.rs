@@ -255,14 +255,14 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
     .await
 }
 
-/// One person now (a webhook event, `explain --apply`): read them by id, plan and apply just
+/// These people now (webhook events, `explain --apply`): read each by id, plan and apply just
 /// them. The checkpoint does not move: other people changed since it were not read.
-pub async fn run_person<S: PeopleSource, D: Directory>(
+pub async fn run_people<S: PeopleSource, D: Directory>(
     source: &S,
     directory: &D,
     settings: &Settings,
     state: &SyncState,
-    id: &str,
+    ids: &[String],
     now: Timestamp,
 ) -> Result<Report, CycleError<S::Error, D::Error>> {
     let started = std::time::Instant::now();
@@ -271,12 +271,14 @@ pub async fn run_person<S: PeopleSource, D: Directory>(
         ..settings.policy.clone()
     };
     // Gone from the source: a full cycle decides (with the guard); nothing to do here.
-    let people: Vec<Person> = source
-        .person(id)
-        .await
-        .map_err(CycleError::Source)?
-        .into_iter()
-        .collect();
+    let mut people: Vec<Person> = Vec::with_capacity(ids.len());
+    // Eight reads in flight at most.
+    for chunk in ids.chunks(8) {
+        let read = futures::future::try_join_all(chunk.iter().map(|id| source.person(id)))
+            .await
+            .map_err(CycleError::Source)?;
+        people.extend(read.into_iter().flatten());
+    }
     finish(
         directory,
         settings,

@@ -1,0 +1,320 @@
+//! The webhook signing secret, kept in a Secret owned by its PeopleSync
+//! (`<name>-webhook-signing`): the current secret, the previous one during a rotation overlap,
+//! and (as annotations, nothing secret) the webhook id, the rotation time, the overlap's end and
+//! the last handled rotation request. The controller is its only writer (server-side apply); the
+//! receiver reads it through a watch ([`watch`] → [`SecretBook`]), never per request.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use secrecy::{ExposeSecret, SecretString};
+use tracing::warn;
+
+use crate::crd::PeopleSync;
+use crate::receiver::{SecretBook, SigningSecrets};
+use crate::webhook::HeldView;
+
+/// Marks the Secrets this module writes (the watch selects on it).
+pub const LABEL: &str = "peoplesync.dev/webhook-signing";
+/// The owning PeopleSync's name.
+pub const OWNER_LABEL: &str = "peoplesync.dev/peoplesync";
+const KEY_CURRENT: &str = "current";
+const KEY_PREVIOUS: &str = "previous";
+const WEBHOOK_ID: &str = "peoplesync.dev/webhook-id";
+const ROTATED_AT: &str = "peoplesync.dev/rotated-at";
+const PREVIOUS_EXPIRES_AT: &str = "peoplesync.dev/previous-expires-at";
+const HANDLED_REQUEST: &str = "peoplesync.dev/rotation-request";
+
+/// The owned Secret's name for a PeopleSync.
+pub fn secret_name(name: &str) -> String {
+    format!("{name}-webhook-signing")
+}
+
+/// What the owned Secret holds.
+#[derive(Clone, Default)]
+pub struct Held {
+    pub webhook_id: Option<String>,
+    pub current: Option<SecretString>,
+    pub previous: Option<(SecretString, Timestamp)>,
+    pub rotated_at: Option<Timestamp>,
+    pub handled_request: Option<String>,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("webhook_id", &self.webhook_id)
+            .field("last_four", &self.last_four())
+            .field("previous_expires", &self.previous.as_ref().map(|p| p.1))
+            .field("rotated_at", &self.rotated_at)
+            .finish()
+    }
+}
+
+impl Held {
+    /// The last four characters of the current secret (what HollyHR shows as
+    /// `secret_last_four`).
+    pub fn last_four(&self) -> Option<String> {
+        let secret = self.current.as_ref()?.expose_secret();
+        let start = secret.char_indices().rev().nth(3).map(|(i, _)| i)?;
+        Some(secret[start..].to_owned())
+    }
+
+    pub fn view(&self) -> HeldView {
+        HeldView {
+            last_four: self.last_four(),
+            rotated_at: self.rotated_at,
+            handled_request: self.handled_request.clone(),
+        }
+    }
+
+    /// The secrets the receiver verifies with; `None` without a current secret.
+    pub fn signing_secrets(&self) -> Option<SigningSecrets> {
+        Some(SigningSecrets {
+            current: self.current.clone()?,
+            previous: self.previous.clone(),
+        })
+    }
+
+    /// After a rotation: the new secret is current, the old current is previous until
+    /// `expires` (HollyHR's `previous_secret_expires_at`).
+    pub fn rotated(
+        &self,
+        webhook_id: &str,
+        secret: SecretString,
+        expires: Option<Timestamp>,
+        now: Timestamp,
+        handled_request: Option<String>,
+    ) -> Held {
+        Held {
+            webhook_id: Some(webhook_id.to_owned()),
+            previous: match (&self.current, expires) {
+                (Some(old), Some(expires)) if self.webhook_id.as_deref() == Some(webhook_id) => {
+                    Some((old.clone(), expires))
+                }
+                _ => None,
+            },
+            current: Some(secret),
+            rotated_at: Some(now),
+            handled_request: handled_request.or_else(|| self.handled_request.clone()),
+        }
+    }
+
+    fn from_secret(secret: &Secret) -> Held {
+        let text = |key: &str| {
+            secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .and_then(|v| String::from_utf8(v.0.clone()).ok())
+                .filter(|v| !v.is_empty())
+                .map(SecretString::from)
+        };
+        let annotations = secret.annotations();
+        let time = |key: &str| annotations.get(key).and_then(|v| v.parse().ok());
+        let previous = match (text(KEY_PREVIOUS), time(PREVIOUS_EXPIRES_AT)) {
+            (Some(secret), Some(expires)) => Some((secret, expires)),
+            _ => None,
+        };
+        Held {
+            webhook_id: annotations.get(WEBHOOK_ID).cloned(),
+            current: text(KEY_CURRENT),
+            previous,
+            rotated_at: time(ROTATED_AT),
+            handled_request: annotations.get(HANDLED_REQUEST).cloned(),
+        }
+    }
+}
+
+/// Reads the owned Secret (an empty [`Held`] when there is none).
+pub async fn read(client: &kube::Client, namespace: &str, name: &str) -> Result<Held, kube::Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    Ok(api
+        .get_opt(&secret_name(name))
+        .await?
+        .map(|secret| Held::from_secret(&secret))
+        .unwrap_or_default())
+}
+
+/// Writes the owned Secret by server-side apply (fields no longer held are dropped).
+pub async fn write(
+    client: &kube::Client,
+    object: &PeopleSync,
+    held: &Held,
+    field_manager: &str,
+) -> Result<(), kube::Error> {
+    let namespace = object.namespace().unwrap_or_default();
+    let name = object.name_any();
+    let mut data = BTreeMap::new();
+    if let Some(current) = &held.current {
+        data.insert(
+            KEY_CURRENT.to_owned(),
+            ByteString(current.expose_secret().as_bytes().to_vec()),
+        );
+    }
+    let mut annotations = BTreeMap::new();
+    if let Some((previous, expires)) = &held.previous {
+        data.insert(
+            KEY_PREVIOUS.to_owned(),
+            ByteString(previous.expose_secret().as_bytes().to_vec()),
+        );
+        annotations.insert(PREVIOUS_EXPIRES_AT.to_owned(), expires.to_string());
+    }
+    if let Some(id) = &held.webhook_id {
+        annotations.insert(WEBHOOK_ID.to_owned(), id.clone());
+    }
+    if let Some(at) = held.rotated_at {
+        annotations.insert(ROTATED_AT.to_owned(), at.to_string());
+    }
+    if let Some(request) = &held.handled_request {
+        annotations.insert(HANDLED_REQUEST.to_owned(), request.clone());
+    }
+    let owner = object.controller_owner_ref(&());
+    let secret = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": secret_name(&name),
+            "namespace": namespace,
+            "labels": {
+                LABEL: "true",
+                OWNER_LABEL: name,
+                "app.kubernetes.io/managed-by": "peoplesync",
+            },
+            "annotations": annotations,
+            "ownerReferences": owner.into_iter().collect::<Vec<_>>(),
+        },
+        "type": "Opaque",
+        "data": data,
+    });
+    let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    api.patch(
+        &secret_name(&name),
+        &PatchParams::apply(field_manager).force(),
+        &Patch::Apply(secret),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Keeps `book` in step with the owned Secrets (in `namespace`, or all) until the stream ends.
+pub async fn watch(client: kube::Client, namespace: Option<String>, book: SecretBook) {
+    let api: Api<Secret> = match &namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let config = watcher::Config::default().labels(&format!("{LABEL}=true"));
+    let mut events = watcher(api, config).default_backoff().boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Apply(secret) | watcher::Event::InitApply(secret)) => {
+                update(&book, &secret);
+            }
+            Ok(watcher::Event::Delete(secret)) => {
+                if let Some((namespace, name)) = owner_of(&secret) {
+                    book.remove(&namespace, &name);
+                }
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
+            Err(error) => warn!(%error, "watching the webhook signing Secrets failed; retrying"),
+        }
+    }
+}
+
+fn owner_of(secret: &Secret) -> Option<(String, String)> {
+    Some((
+        secret.namespace()?,
+        secret.labels().get(OWNER_LABEL)?.clone(),
+    ))
+}
+
+fn update(book: &SecretBook, secret: &Secret) {
+    let Some((namespace, name)) = owner_of(secret) else {
+        return;
+    };
+    if secret.meta().deletion_timestamp.is_some() {
+        book.remove(&namespace, &name);
+        return;
+    }
+    match Held::from_secret(secret).signing_secrets() {
+        Some(secrets) => book.set(&namespace, &name, secrets),
+        None => book.remove(&namespace, &name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(data: &[(&str, &str)], annotations: &[(&str, &str)]) -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "acme-webhook-signing", "namespace": "team",
+                "labels": { LABEL: "true", OWNER_LABEL: "acme" },
+                "annotations": annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            },
+            "data": data.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect::<BTreeMap<_, _>>(),
+        }))
+        .expect("a Secret")
+    }
+
+    #[test]
+    fn the_held_secret_is_read_with_its_overlap_and_never_printed() {
+        let held = Held::from_secret(&secret(
+            &[
+                ("current", "whsec_newsecretABCD"),
+                ("previous", "whsec_oldsecretWXYZ"),
+            ],
+            &[
+                (WEBHOOK_ID, "wh_1"),
+                (PREVIOUS_EXPIRES_AT, "2026-11-23T10:00:00Z"),
+                (ROTATED_AT, "2026-11-22T10:00:00Z"),
+            ],
+        ));
+        assert_eq!(held.last_four().as_deref(), Some("ABCD"));
+        assert_eq!(held.webhook_id.as_deref(), Some("wh_1"));
+        let previous = held.previous.as_ref().expect("an overlap");
+        assert_eq!(previous.0.expose_secret(), "whsec_oldsecretWXYZ");
+        assert_eq!(previous.1.to_string(), "2026-11-23T10:00:00Z");
+        let printed = format!("{held:?}");
+        assert!(!printed.contains("whsec_"), "{printed}");
+        // A previous secret without its expiry is not trusted.
+        let held = Held::from_secret(&secret(&[("current", "c"), ("previous", "p")], &[]));
+        assert!(held.previous.is_none());
+        assert_eq!(held.last_four(), None, "too short to have four characters");
+    }
+
+    #[test]
+    fn a_rotation_keeps_the_old_secret_as_previous_only_for_the_same_webhook() {
+        let now = Timestamp::from_second(1_000_000).expect("a time");
+        let expires = Timestamp::from_second(1_086_400).expect("a time");
+        let held = Held {
+            webhook_id: Some("wh_1".into()),
+            current: Some("whsec_old0".into()),
+            ..Held::default()
+        };
+        let next = held.rotated("wh_1", "whsec_new1".into(), Some(expires), now, None);
+        assert_eq!(next.last_four().as_deref(), Some("new1"));
+        let (previous, until) = next.previous.as_ref().expect("an overlap");
+        assert_eq!(previous.expose_secret(), "whsec_old0");
+        assert_eq!(*until, expires);
+        assert_eq!(next.rotated_at, Some(now));
+        let other = held.rotated("wh_2", "whsec_new2".into(), Some(expires), now, None);
+        assert!(other.previous.is_none());
+    }
+
+    #[test]
+    fn the_book_follows_the_secret() {
+        let book = SecretBook::default();
+        update(&book, &secret(&[("current", "whsec_abcd")], &[]));
+        assert!(book.contains("team", "acme"));
+        update(&book, &secret(&[], &[]));
+        assert!(!book.contains("team", "acme"));
+    }
+}

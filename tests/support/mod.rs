@@ -1,0 +1,119 @@
+//! Helpers shared by the control-plane tests: the API server with the CRDs, Secrets, objects and
+//! bounded waits on conditions.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PostParams;
+use kube::{Api, Client};
+use peoplesync::controlplane::ControlPlane;
+use peoplesync::crd::PeopleSync;
+use serde_json::{Value, json};
+
+pub const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+
+pub async fn control_plane() -> ControlPlane {
+    let plane = ControlPlane::start()
+        .await
+        .expect("the control plane starts");
+    eprintln!(
+        "control plane ready in {:.2} s",
+        plane.startup.as_secs_f64()
+    );
+    plane
+        .install_crds(Path::new(CRDS))
+        .await
+        .expect("CRDs install");
+    plane
+}
+
+pub fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("address")
+}
+
+/// A SCIM URL for objects no controller reconciles in the test.
+pub const UNUSED_SCIM: &str = "https://scim.example.com/v2";
+
+pub fn people_sync(name: &str, base_url: &str, scim_url: &str) -> Value {
+    json!({
+        "apiVersion": "peoplesync.dev/v1alpha1",
+        "kind": "PeopleSync",
+        "metadata": { "name": name },
+        "spec": {
+            "source": { "hollyhr": { "baseUrl": base_url, "apiKeySecretRef": { "name": "hollyhr", "key": "apiKey" } } },
+            "target": { "scim": { "baseUrl": scim_url, "tokenSecretRef": { "name": "scim", "key": "token" } } }
+        }
+    })
+}
+
+/// A PeopleSync writing to a private slapd (with its groups DN when `groups`).
+pub fn ldap_people_sync(hollyhr_url: &str, ldap: &peoplesync::slapd::Slapd, groups: bool) -> Value {
+    use peoplesync::slapd;
+    let mut object = people_sync("acme", hollyhr_url, UNUSED_SCIM);
+    object["spec"]["target"] = json!({ "ldap": {
+        "url": ldap.url(), "bindDn": slapd::ADMIN_DN,
+        "bindPasswordSecretRef": { "name": "ldap", "key": "password" },
+        "baseDn": slapd::BASE_DN, "peopleDn": slapd::PEOPLE_DN
+    }});
+    if groups {
+        object["spec"]["target"]["ldap"]["groupsDn"] = json!(slapd::GROUPS_DN);
+    }
+    object
+}
+
+pub async fn create(
+    client: &Client,
+    namespace: &str,
+    object: Value,
+) -> Result<PeopleSync, kube::Error> {
+    let api: Api<PeopleSync> = Api::namespaced(client.clone(), namespace);
+    let object: PeopleSync = serde_json::from_value(object).expect("a PeopleSync");
+    api.create(&PostParams::default(), &object).await
+}
+
+pub async fn secret(client: &Client, namespace: &str, name: &str, key: &str, value: &str) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": name }, "stringData": { key: value }
+    }))
+    .expect("a Secret");
+    api.create(&PostParams::default(), &secret)
+        .await
+        .expect("Secret created");
+}
+
+/// Waits (bounded) until a condition of `name` has `status` (and `reason`, when given).
+pub async fn wait_condition(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    kind: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> Value {
+    let api: Api<PeopleSync> = Api::namespaced(client.clone(), namespace);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let object = api.get(name).await.expect("the object exists");
+        let conditions =
+            serde_json::to_value(object.status.as_ref().map(|s| &s.conditions)).expect("json");
+        let found = conditions
+            .as_array()
+            .and_then(|list| list.iter().find(|c| c["type"] == kind).cloned());
+        if let Some(condition) = &found
+            && condition["status"] == status
+            && reason.is_none_or(|r| condition["reason"] == r)
+        {
+            return condition.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {kind} never became {status}/{reason:?}; conditions: {conditions}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,761 @@
+//! Webhooks end to end on real parts: the API server (control plane), the HollyHR sandbox
+//! delivering real signed HTTP on loopback, the operator's receiver behind a small proxy (the
+//! Ingress, which the self-healing test breaks and repairs), and slapd as the directory.
+//! Polling is set to an hour, so a change that reaches the directory came through a webhook.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Client};
+use peoplesync::controller;
+use peoplesync::controlplane::ControlPlane;
+use peoplesync::crd::PeopleSync;
+use peoplesync::sandbox::{self, SandboxConfig, SandboxHandle};
+use peoplesync::signature::{self, Variant};
+use peoplesync::slapd::Slapd;
+use peoplesync::source::hollyhr::model::{UpdateEmploymentRequest, Webhook, WebhookStatus};
+use peoplesync::source::hollyhr::{self, HollyHrClient, Idempotency};
+use serde_json::{Value, json};
+use support::*;
+
+mod support;
+
+/// The Ingress in front of the receiver: forwards, or answers 502 while `failing`.
+struct Proxy {
+    addr: SocketAddr,
+    failing: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let failing = Arc::new(AtomicBool::new(false));
+        let state = (failing.clone(), reqwest::Client::new());
+        let app = axum::Router::new().fallback(
+            move |method: http::Method,
+                  uri: http::Uri,
+                  headers: http::HeaderMap,
+                  body: axum::body::Bytes| {
+                let (failing, http) = state.clone();
+                async move {
+                    if failing.load(Ordering::SeqCst) {
+                        return (http::StatusCode::BAD_GATEWAY, Vec::new());
+                    }
+                    let mut request = http.request(method, format!("http://{upstream}{uri}"));
+                    for (name, value) in &headers {
+                        if name != http::header::HOST {
+                            request = request.header(name, value);
+                        }
+                    }
+                    match request.body(body).send().await {
+                        Ok(response) => (
+                            response.status(),
+                            response
+                                .bytes()
+                                .await
+                                .map(|b| b.to_vec())
+                                .unwrap_or_default(),
+                        ),
+                        Err(_) => (http::StatusCode::BAD_GATEWAY, Vec::new()),
+                    }
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("an address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, failing }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+}
+
+struct Env {
+    _plane: ControlPlane,
+    hollyhr: SandboxHandle,
+    ldap: Slapd,
+    client: Client,
+    ns: String,
+    receiver: SocketAddr,
+    proxy: Proxy,
+    controller: tokio::task::JoinHandle<()>,
+    source: HollyHrClient,
+}
+
+fn start_controller(
+    client: Client,
+    namespace: &str,
+    receiver: SocketAddr,
+) -> tokio::task::JoinHandle<()> {
+    let config = controller::Config {
+        admin_listen: free_addr(),
+        namespace: Some(namespace.to_owned()),
+        leader_election: None,
+        instance: "webhook-test".into(),
+        receiver_listen: Some(receiver),
+        webhook: controller::webhook::WebhookConfig {
+            health_interval: Duration::from_secs(1),
+        },
+    };
+    tokio::spawn(async move {
+        controller::run(client, config)
+            .await
+            .expect("the controller runs");
+    })
+}
+
+impl Env {
+    async fn start(name: &str) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let plane = control_plane().await;
+        let hollyhr = sandbox::start(SandboxConfig {
+            people: 30,
+            allow_insecure_webhook_urls: true,
+            // Three quick attempts, so a broken receiver fails deliveries for good in ms.
+            delivery_retry_schedule: vec![Duration::from_millis(20), Duration::from_millis(20)],
+            delivery_timeout: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .await
+        .expect("the sandbox starts");
+        let ldap = Slapd::start().await.expect("slapd starts");
+        let client = plane.client().await.expect("client");
+        let ns = plane.create_namespace(name).await.expect("namespace");
+        secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
+        secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
+        let receiver = free_addr();
+        let proxy = Proxy::start(receiver).await;
+        let controller = start_controller(client.clone(), &ns, receiver);
+        let mut object = ldap_people_sync(&hollyhr.base_url(), &ldap, false);
+        object["spec"]["webhook"] = json!({ "enabled": true, "publicUrl": proxy.url() });
+        object["spec"]["schedule"] = json!({ "pollInterval": "1h", "fullResyncInterval": "6h" });
+        create(&client, &ns, object).await.expect("created");
+        let source = HollyHrClient::new(
+            hollyhr::ClientConfig::new(&hollyhr.base_url(), sandbox::DEFAULT_API_KEY.into())
+                .expect("config"),
+        )
+        .expect("client");
+        Self {
+            _plane: plane,
+            hollyhr,
+            ldap,
+            client,
+            ns,
+            receiver,
+            proxy,
+            controller,
+            source,
+        }
+    }
+
+    fn api(&self) -> Api<PeopleSync> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn status(&self) -> peoplesync::crd::PeopleSyncStatus {
+        self.api()
+            .get("acme")
+            .await
+            .expect("read")
+            .status
+            .unwrap_or_default()
+    }
+
+    async fn ours(&self) -> Vec<Webhook> {
+        let name = format!("peoplesync-{}-acme", self.ns);
+        self.source
+            .webhooks()
+            .await
+            .expect("lists webhooks")
+            .into_iter()
+            .filter(|w| w.name == name)
+            .collect()
+    }
+
+    async fn ready(&self) {
+        wait_condition(
+            &self.client,
+            &self.ns,
+            "acme",
+            "WebhookRegistered",
+            "True",
+            None,
+        )
+        .await;
+        wait_condition(
+            &self.client,
+            &self.ns,
+            "acme",
+            "Synced",
+            "True",
+            Some("Synced"),
+        )
+        .await;
+    }
+
+    async fn annotate(&self, key: &str, value: &str) {
+        let patch = json!({"metadata": {"annotations": { key: value }}});
+        self.api()
+            .patch("acme", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("annotated");
+    }
+
+    async fn active_people(&self) -> Vec<String> {
+        use futures::TryStreamExt;
+        let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+        let people: Vec<hollyhr::model::Person> = self
+            .source
+            .people(&hollyhr::PeopleQuery::default())
+            .try_collect()
+            .await
+            .expect("lists");
+        people
+            .into_iter()
+            .filter(|p| p.lifecycle(today) == hollyhr::model::Lifecycle::Active)
+            .map(|p| p.id)
+            .collect()
+    }
+
+    async fn change_title(&self, person: &str, title: &str) {
+        let employment = self.source.person_employment(person).await.expect("reads");
+        self.source
+            .update_employment(
+                person,
+                &UpdateEmploymentRequest {
+                    job_title: Some(Some(title.to_owned())),
+                    ..UpdateEmploymentRequest::default()
+                },
+                &employment.etag.expect("an ETag"),
+                Idempotency::Derived,
+            )
+            .await
+            .expect("patched");
+    }
+
+    /// The directory entry's title (the default mapping's `title`).
+    async fn title(&self, person: &str) -> Option<String> {
+        use futures::TryStreamExt;
+        use peoplesync::directory::Directory;
+        let directory =
+            peoplesync::directory::ldap::LdapDirectory::connect(self.ldap.ldap_config())
+                .await
+                .expect("binds");
+        let entries: Vec<peoplesync::directory::Entry> =
+            directory.entries().try_collect().await.expect("lists");
+        entries
+            .into_iter()
+            .find(|e| e.anchor == person)
+            .and_then(|e| {
+                peoplesync::plan::attribute_values(&e.attributes, "title")
+                    .and_then(|values| values.first().cloned())
+            })
+    }
+
+    /// Waits (bounded) until the person's entry has `title` in the directory.
+    async fn wait_title(&self, person: &str, title: &str) -> Duration {
+        let started = Instant::now();
+        loop {
+            if self.title(person).await.as_deref() == Some(title) {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{person} never got title {title:?} (has {:?})",
+                self.title(person).await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn signing_secret(&self) -> Secret {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
+        api.get("acme-webhook-signing")
+            .await
+            .expect("the owned Secret")
+    }
+
+    /// A delivery to the receiver (directly, not through the proxy), signed with `secret`.
+    async fn deliver(&self, path: &str, id: &str, body: &str, secret: &str, at: Timestamp) -> u16 {
+        let variant = Variant::Guide;
+        let timestamp = variant.format_timestamp(at);
+        let digest = signature::sign(variant, secret, id, &timestamp, body.as_bytes());
+        reqwest::Client::new()
+            .post(format!("http://{}{path}", self.receiver))
+            .header("content-type", "application/json")
+            .header(signature::HEADER_ID, id)
+            .header(signature::HEADER_TIMESTAMP, timestamp)
+            .header(variant.signature_header(), format!("v1={digest}"))
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("sent")
+            .status()
+            .as_u16()
+    }
+
+    fn hook_path(&self) -> String {
+        format!("/hooks/{}/acme", self.ns)
+    }
+}
+
+fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
+
+fn event(id: &str, kind: &str, subject: &str) -> String {
+    json!({
+        "id": id, "type": kind, "api_version": "v1", "occurred_at": Timestamp::now().to_string(),
+        "data": {"id": subject, "resource_type": "person"}
+    })
+    .to_string()
+}
+
+/// Waits (bounded) until `check` holds for the status.
+async fn wait_status(
+    env: &Env,
+    what: &str,
+    check: impl Fn(&peoplesync::crd::PeopleSyncStatus) -> bool,
+) {
+    let started = Instant::now();
+    loop {
+        let status = env.status().await;
+        if check(&status) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never: {what}; status: {}",
+            serde_json::to_string(&status).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_peoplesync_registers_one_webhook_applies_deliveries_rotates_and_disables_it_on_deletion()
+{
+    let mut env = Env::start("hooks").await;
+    env.ready().await;
+
+    // One webhook, an owned Secret, and the status naming both.
+    let ours = env.ours().await;
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    let webhook = &ours[0];
+    assert_eq!(webhook.status, WebhookStatus::Active);
+    assert_eq!(
+        webhook.url,
+        format!("{}/hooks/{}/acme", env.proxy.url(), env.ns)
+    );
+    let status = env.status().await;
+    let info = status.webhook.clone().expect("status.webhook");
+    assert_eq!(info.id.as_deref(), Some(webhook.id.as_str()));
+    assert_eq!(
+        info.secret_last_four.as_deref(),
+        Some(webhook.secret_last_four.as_str())
+    );
+    let owned = env.signing_secret().await;
+    let owner = &owned.metadata.owner_references.as_ref().expect("owned")[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("PeopleSync", "acme")
+    );
+    assert!(
+        secret_value(&owned, "current")
+            .expect("the current secret")
+            .ends_with(&webhook.secret_last_four)
+    );
+
+    // A write through the API reaches the directory through the webhook (polling is hourly).
+    let people = env.active_people().await;
+    env.change_title(&people[0], "Webhook One").await;
+    let took = env.wait_title(&people[0], "Webhook One").await;
+    eprintln!("write → directory via webhook: {} ms", took.as_millis());
+
+    // A restarted controller and repeated reconciles never create a second webhook.
+    env.controller.abort();
+    let stopped = (&mut env.controller).await;
+    assert!(
+        stopped.is_err_and(|e| e.is_cancelled()),
+        "the controller was stopped"
+    );
+    env.controller = start_controller(env.client.clone(), &env.ns, env.receiver);
+    for poke in 0..3 {
+        env.annotate("test.peoplesync.dev/poke", &poke.to_string())
+            .await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    wait_condition(
+        &env.client,
+        &env.ns,
+        "acme",
+        "WebhookRegistered",
+        "True",
+        Some("Registered"),
+    )
+    .await;
+    let again = env.ours().await;
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].id, webhook.id);
+
+    // Rotation on demand while deliveries are in flight: every delivery is accepted.
+    let before = env.signing_secret().await;
+    let old_secret = secret_value(&before, "current").expect("a secret");
+    let writer = {
+        let people = people.clone();
+        let source = env.source.clone();
+        tokio::spawn(async move {
+            for (i, person) in people.iter().take(12).enumerate() {
+                let employment = source.person_employment(person).await.expect("reads");
+                source
+                    .update_employment(
+                        person,
+                        &UpdateEmploymentRequest {
+                            job_title: Some(Some(format!("During rotation {i}"))),
+                            ..UpdateEmploymentRequest::default()
+                        },
+                        &employment.etag.expect("an ETag"),
+                        Idempotency::Derived,
+                    )
+                    .await
+                    .expect("patched");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    env.annotate(peoplesync::crd::ROTATE_WEBHOOK_SECRET, "first")
+        .await;
+    let rotated = wait_condition(
+        &env.client,
+        &env.ns,
+        "acme",
+        "SecretRotated",
+        "True",
+        Some("Requested"),
+    )
+    .await;
+    assert!(
+        rotated["message"]
+            .as_str()
+            .expect("message")
+            .contains("annotation")
+    );
+    writer.await.expect("writes");
+    for (i, person) in people.iter().take(12).enumerate() {
+        env.wait_title(person, &format!("During rotation {i}"))
+            .await;
+    }
+    let after = env.signing_secret().await;
+    assert_ne!(secret_value(&after, "current"), Some(old_secret.clone()));
+    assert_eq!(
+        secret_value(&after, "previous"),
+        Some(old_secret.clone()),
+        "the old secret stays for the overlap"
+    );
+    let health = env
+        .source
+        .webhook_health(&webhook.id)
+        .await
+        .expect("health");
+    assert_eq!(health.delivery_counts.failed, 0, "{health:?}");
+    let status = env.status().await;
+    assert_eq!(
+        status
+            .webhook
+            .as_ref()
+            .and_then(|w| w.secret_last_four.clone()),
+        Some(env.ours().await[0].secret_last_four.clone())
+    );
+
+    // After the overlap, a signature made only with the old secret is rejected. The sandbox's
+    // clock is set 25 h back for a second rotation, so its overlap has already ended.
+    let during = secret_value(&after, "current").expect("a secret");
+    let controls = env.hollyhr.controls();
+    controls
+        .clock(json!({"advance_seconds": -90_000}))
+        .await
+        .expect("clock");
+    env.annotate(peoplesync::crd::ROTATE_WEBHOOK_SECRET, "second")
+        .await;
+    wait_status(&env, "the second rotation", |s| {
+        s.webhook
+            .as_ref()
+            .and_then(|w| w.secret_last_four.as_deref())
+            != during.get(during.len() - 4..)
+    })
+    .await;
+    controls
+        .clock(json!({"advance_seconds": 90_000}))
+        .await
+        .expect("clock");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let newest = secret_value(&env.signing_secret().await, "current").expect("a secret");
+    let body = event("evt_expired_1", "webhook.test", "x");
+    assert_eq!(
+        env.deliver(
+            &env.hook_path(),
+            "evt_expired_1",
+            &body,
+            &during,
+            Timestamp::now()
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        env.deliver(
+            &env.hook_path(),
+            "evt_expired_1",
+            &body,
+            &newest,
+            Timestamp::now()
+        )
+        .await,
+        202
+    );
+
+    // Deleting the PeopleSync disables its webhook.
+    env.api()
+        .delete("acme", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    let started = Instant::now();
+    while env.api().get_opt("acme").await.expect("read").is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the finalizer was never released"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gone = env.ours().await;
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].status, WebhookStatus::Disabled);
+}
+
+#[tokio::test]
+async fn bad_deliveries_are_rejected_with_their_status_and_read_nothing() {
+    let env = Env::start("badhooks").await;
+    env.ready().await;
+    let secret = secret_value(&env.signing_secret().await, "current").expect("a secret");
+    let person = env.active_people().await.remove(0);
+    let controls = env.hollyhr.controls();
+    controls.clear_requests().await.expect("cleared");
+    let path = env.hook_path();
+    let now = Timestamp::now();
+    let body = |id: &str| event(id, "person.updated", &person);
+    let http = reqwest::Client::new();
+    let url = format!("http://{}{path}", env.receiver);
+
+    let mut statuses = Vec::new();
+    statuses.push((
+        "forged",
+        env.deliver(
+            &path,
+            "evt_b1",
+            &body("evt_b1"),
+            "whsec_forged_by_someone",
+            now,
+        )
+        .await,
+        401,
+    ));
+    let wrong = format!("{secret}x");
+    statuses.push((
+        "wrong secret",
+        env.deliver(&path, "evt_b2", &body("evt_b2"), &wrong, now)
+            .await,
+        401,
+    ));
+    let stale = now - jiff::SignedDuration::from_secs(400);
+    statuses.push((
+        "stale",
+        env.deliver(&path, "evt_b3", &body("evt_b3"), &secret, stale)
+            .await,
+        400,
+    ));
+    let future = now + jiff::SignedDuration::from_secs(400);
+    statuses.push((
+        "future",
+        env.deliver(&path, "evt_b4", &body("evt_b4"), &secret, future)
+            .await,
+        400,
+    ));
+    statuses.push((
+        "malformed",
+        env.deliver(&path, "evt_b5", "{\"type\": ", &secret, now)
+            .await,
+        400,
+    ));
+    let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(300 * 1024));
+    statuses.push((
+        "oversized",
+        env.deliver(&path, "evt_b6", &huge, &secret, now).await,
+        413,
+    ));
+    let unknown = format!("/hooks/{}/nobody", env.ns);
+    statuses.push((
+        "unknown object",
+        env.deliver(&unknown, "evt_b7", &body("evt_b7"), &secret, now)
+            .await,
+        404,
+    ));
+    let bare = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body("evt_b8"))
+        .send()
+        .await
+        .expect("sent")
+        .status()
+        .as_u16();
+    statuses.push(("missing headers", bare, 400));
+    let text = http
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body(body("evt_b9"))
+        .send()
+        .await
+        .expect("sent")
+        .status()
+        .as_u16();
+    statuses.push(("wrong content type", text, 415));
+    // A replay of a valid (test) event is answered as a duplicate.
+    let test = event("evt_b10", "webhook.test", "x");
+    statuses.push((
+        "first",
+        env.deliver(&path, "evt_b10", &test, &secret, now).await,
+        202,
+    ));
+    statuses.push((
+        "replayed",
+        env.deliver(&path, "evt_b10", &test, &secret, now).await,
+        200,
+    ));
+    for (what, got, want) in &statuses {
+        assert_eq!(got, want, "{what}: {statuses:?}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let reads: Vec<_> = controls
+        .requests()
+        .await
+        .expect("the request log")
+        .into_iter()
+        .filter(|r| r.route.starts_with("/people"))
+        .collect();
+    assert!(
+        reads.is_empty(),
+        "rejected deliveries read people: {reads:?}"
+    );
+
+    // The same person event, signed right, is read and applied: the receiver still serves.
+    assert_eq!(
+        env.deliver(
+            &path,
+            "evt_b11",
+            &body("evt_b11"),
+            &secret,
+            Timestamp::now()
+        )
+        .await,
+        202
+    );
+    let started = Instant::now();
+    loop {
+        let reads = controls.requests().await.expect("log");
+        if reads.iter().any(|r| r.route == "/people/{personId}") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the good delivery was never read: {reads:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_endpoint_disabled_by_failures_is_re_enabled_and_redelivered_once_the_receiver_answers()
+{
+    let env = Env::start("healing").await;
+    env.ready().await;
+    let people = env.active_people().await;
+    // The Ingress breaks: every delivery fails for good (three quick attempts each).
+    env.proxy.fail(true);
+    for (i, person) in people.iter().take(11).enumerate() {
+        env.change_title(person, &format!("While broken {i}")).await;
+    }
+    let disabled = wait_condition(
+        &env.client,
+        &env.ns,
+        "acme",
+        "WebhookHealthy",
+        "False",
+        Some("Disabled"),
+    )
+    .await;
+    assert!(
+        disabled["message"]
+            .as_str()
+            .expect("message")
+            .contains("does not answer"),
+        "{disabled}"
+    );
+    let ready = wait_condition(
+        &env.client,
+        &env.ns,
+        "acme",
+        "Ready",
+        "False",
+        Some("WebhookDisabled"),
+    )
+    .await;
+    assert!(ready["message"].as_str().is_some());
+    assert_eq!(env.ours().await[0].status, WebhookStatus::Disabled);
+    assert_ne!(
+        env.title(&people[0]).await.as_deref(),
+        Some("While broken 0")
+    );
+
+    // The Ingress is repaired: re-enabled, the failed deliveries redelivered and applied.
+    env.proxy.fail(false);
+    wait_condition(
+        &env.client,
+        &env.ns,
+        "acme",
+        "WebhookHealthy",
+        "True",
+        Some("Healthy"),
+    )
+    .await;
+    wait_condition(&env.client, &env.ns, "acme", "Ready", "True", None).await;
+    for (i, person) in people.iter().take(11).enumerate() {
+        env.wait_title(person, &format!("While broken {i}")).await;
+    }
+    assert_eq!(env.ours().await[0].status, WebhookStatus::Active);
+    let status = env.status().await;
+    let info = status.webhook.expect("status.webhook");
+    assert_eq!(info.health.as_deref(), Some("healthy"));
+    assert!(info.last_remediation_time.is_some());
+    let value: Value = serde_json::to_value(&info).expect("json");
+    assert!(value["deliveries"]["failed"] == 0, "{value}");
+}
