@@ -410,6 +410,9 @@ fn start_replica(plane: &ControlPlane, identity: &'static str, namespace: &str) 
             namespace,
             "--admin-listen",
             &admin.to_string(),
+            // Each replica its own receiver port (both run on this machine).
+            "--receiver-listen",
+            &free_addr().to_string(),
         ])
         .env("KUBECONFIG", plane.kubeconfig_path())
         .env("RUST_LOG", "warn")
