@@ -116,7 +116,15 @@ pub struct Context {
     /// When each object's next sync cycle is due (by uid): reconciles in between (health
     /// checks, status echoes) keep the webhook and status but do not poll the source.
     next_cycle: Mutex<HashMap<String, jiff::Timestamp>>,
+    /// The directory as targeted syncs left it (by uid), with when it was read: a burst of
+    /// webhook events plans against it instead of reading the whole directory each time. Only
+    /// PeopleSync's writes move it; every cycle drops it, and it is read anew after
+    /// [`SNAPSHOT_MAX_AGE`], so manual drift is seen as soon as without it.
+    snapshots: Mutex<HashMap<String, (crate::sync::DirectorySnapshot, std::time::Instant)>>,
 }
+
+/// How long targeted syncs reuse a directory snapshot before reading it again.
+const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(60);
 
 impl Context {
     pub fn new(
@@ -140,6 +148,7 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             fully_synced: Mutex::new(std::collections::HashSet::new()),
             next_cycle: Mutex::new(HashMap::new()),
+            snapshots: Mutex::new(HashMap::new()),
         }
     }
 
@@ -174,9 +183,41 @@ impl Context {
             .insert(uid.to_owned(), at);
     }
 
+    /// The kept directory snapshot of an object, while it is young enough.
+    fn take_snapshot(
+        &self,
+        uid: &str,
+    ) -> Option<(crate::sync::DirectorySnapshot, std::time::Instant)> {
+        self.snapshots
+            .lock()
+            .expect("the snapshot lock is never poisoned")
+            .remove(uid)
+            .filter(|(_, read_at)| read_at.elapsed() < SNAPSHOT_MAX_AGE)
+    }
+
+    fn keep_snapshot(
+        &self,
+        uid: &str,
+        snapshot: crate::sync::DirectorySnapshot,
+        read_at: std::time::Instant,
+    ) {
+        self.snapshots
+            .lock()
+            .expect("the snapshot lock is never poisoned")
+            .insert(uid.to_owned(), (snapshot, read_at));
+    }
+
+    fn drop_snapshot(&self, uid: &str) {
+        self.snapshots
+            .lock()
+            .expect("the snapshot lock is never poisoned")
+            .remove(uid);
+    }
+
     /// Drop what is kept in memory for a deleted object.
     fn forget(&self, uid: &str) {
         self.keep_handles(uid, None);
+        self.drop_snapshot(uid);
         self.next_cycle
             .lock()
             .expect("the map lock is never poisoned")
@@ -492,16 +533,24 @@ async fn targeted(
     let _turn = lock.lock().await;
     let state = sync::state_of(object.status.as_ref());
     let started = std::time::Instant::now();
-    match engine::run_people(
+    let (mut snapshot, read_at) = match ctx.take_snapshot(&uid) {
+        Some((snapshot, read_at)) => (Some(snapshot), read_at),
+        None => (None, started),
+    };
+    let result = engine::run_people(
         &handles.source,
         &handles.directory,
         &settings,
         &state,
         ids,
+        &mut snapshot,
         jiff::Timestamp::now(),
     )
-    .await
-    {
+    .await;
+    if let Some(snapshot) = snapshot {
+        ctx.keep_snapshot(&uid, snapshot, read_at);
+    }
+    match result {
         Ok(report) => {
             ctx.metrics.cycle(&report);
             info!(
@@ -774,6 +823,8 @@ async fn run_sync(
         observed.next_sync = Some(at);
         return;
     }
+    // The cycle reads the directory afresh; targeted syncs after it read it again too.
+    ctx.drop_snapshot(&uid);
     let kind = engine::due(&state, full_interval, started, spec_changed);
     let outcome = match crate::sync::spec::settings(&object.spec) {
         Err(error) => sync::SyncOutcome::Failed {

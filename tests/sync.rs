@@ -860,6 +860,7 @@ async fn one_person_is_applied_at_once_without_moving_the_checkpoint_past_anyone
         &harness.settings,
         &harness.state,
         std::slice::from_ref(&active[1].id),
+        &mut None,
         Timestamp::now(),
     )
     .await
@@ -883,4 +884,161 @@ async fn one_person_is_applied_at_once_without_moving_the_checkpoint_past_anyone
     let next = harness.cycle(CycleKind::Incremental).await;
     assert!(changed_anchors(&next).contains(&active[0].id));
     harness.verify().await;
+}
+
+/// What the planner reads of each entry: its id, whether it is enabled and the attributes the
+/// mapping and the manager reference name (lower-case names, sorted values). A backend's own
+/// bookkeeping, such as the lock attribute of a disabled entry, is not the planner's business.
+/// An entry as the planner sees it: anchor → (id, enabled, attributes).
+type Seen = BTreeMap<String, (String, bool, BTreeMap<String, Vec<String>>)>;
+
+fn normalized(entries: &[Entry], mapping: &Mapping) -> Seen {
+    let read: BTreeSet<String> = mapping
+        .rules()
+        .keys()
+        .map(|name| name.to_lowercase())
+        .chain(["manager".to_owned()])
+        .collect();
+    entries
+        .iter()
+        .map(|e| {
+            let attributes = e
+                .attributes
+                .iter()
+                .filter(|(name, _)| read.contains(&name.to_lowercase()))
+                .map(|(name, values)| {
+                    let mut values = values.clone();
+                    values.sort();
+                    (name.to_lowercase(), values)
+                })
+                .collect();
+            (
+                e.anchor.clone(),
+                (e.id.to_lowercase(), e.enabled, attributes),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_kept_directory_snapshot_stays_what_a_fresh_read_gives() {
+    let mut harness = Harness::start(120).await;
+    harness.cycle(CycleKind::Full).await;
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let active: Vec<Person> = harness
+        .source()
+        .await
+        .into_iter()
+        .filter(|p| p.lifecycle(today) == Lifecycle::Active)
+        .collect();
+    let controls = harness.sandbox.controls();
+    let mut snapshot = None;
+
+    // The first run of a burst reads the directory and keeps it.
+    harness.change_job_title(&active[0].id, "Kept once").await;
+    engine::run_people(
+        &harness.client,
+        &harness.directory,
+        &harness.settings,
+        &harness.state,
+        std::slice::from_ref(&active[0].id),
+        &mut snapshot,
+        Timestamp::now(),
+    )
+    .await
+    .expect("runs");
+    assert!(
+        snapshot.is_some(),
+        "kept after a run where every step applied"
+    );
+
+    // The next plans against the kept snapshot: a title, a rename, a department move (groups),
+    // a leaver (disabled) and a new manager (a reference).
+    harness.change_job_title(&active[1].id, "Kept twice").await;
+    controls
+        .ui_edit(&active[2].id, json!({"last_name": "Kept"}))
+        .await
+        .expect("edited");
+    let department = |p: &Person| p.department.as_ref().map(|d| d.id.clone());
+    let other = active
+        .iter()
+        .filter_map(department)
+        .find(|d| Some(d) != department(&active[3]).as_ref())
+        .expect("two departments");
+    controls
+        .ui_edit(&active[3].id, json!({"department_org_unit_id": other}))
+        .await
+        .expect("edited");
+    let yesterday = today.yesterday().expect("a date").to_string();
+    controls
+        .ui_edit(&active[4].id, json!({"end_date": yesterday}))
+        .await
+        .expect("edited");
+    controls
+        .ui_edit(&active[5].id, json!({"manager_id": active[6].id}))
+        .await
+        .expect("edited");
+    let ids: Vec<String> = active[1..=5].iter().map(|p| p.id.clone()).collect();
+    let report = engine::run_people(
+        &harness.client,
+        &harness.directory,
+        &harness.settings,
+        &harness.state,
+        &ids,
+        &mut snapshot,
+        Timestamp::now(),
+    )
+    .await
+    .expect("runs");
+    let actions: BTreeSet<&str> = report.plan.steps.iter().map(|s| s.action.name()).collect();
+    for action in [
+        "update",
+        "rename",
+        "disable",
+        "set-group-members",
+        "set-references",
+    ] {
+        assert!(actions.contains(action), "{action} in {actions:?}");
+    }
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
+
+    let kept = snapshot.expect("kept again");
+    let fresh = peoplesync::sync::DirectorySnapshot::read(
+        &harness.directory,
+        &harness.settings.mapping,
+        true,
+    )
+    .await
+    .expect("reads");
+    let mapping = &harness.settings.mapping;
+    let (kept_entries, fresh_entries) = (
+        normalized(&kept.entries, mapping),
+        normalized(&fresh.entries, mapping),
+    );
+    let differing: Vec<_> = fresh_entries
+        .keys()
+        .chain(kept_entries.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|anchor| kept_entries.get(*anchor) != fresh_entries.get(*anchor))
+        .map(|anchor| (kept_entries.get(anchor), fresh_entries.get(anchor)))
+        .collect();
+    assert!(differing.is_empty(), "kept vs fresh: {differing:#?}");
+    let groups = |groups: &[Group]| -> BTreeMap<String, (String, String, BTreeSet<String>)> {
+        groups
+            .iter()
+            .map(|g| {
+                (
+                    g.anchor.clone(),
+                    (
+                        g.id.to_lowercase(),
+                        g.name.clone(),
+                        g.members.iter().map(|m| m.to_lowercase()).collect(),
+                    ),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(groups(&kept.groups), groups(&fresh.groups));
+    assert_eq!(kept.reserved, fresh.reserved);
 }

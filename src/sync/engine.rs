@@ -249,6 +249,7 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
             advance: true,
         },
         approved,
+        None,
         now,
         started,
     )
@@ -257,12 +258,19 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
 
 /// These people now (webhook events, `explain --apply`): read each by id, plan and apply just
 /// them. The checkpoint does not move: other people changed since it were not read.
+///
+/// `snapshot` carries the directory between runs: when it holds one, it is planned against
+/// instead of reading the whole directory, and after a run where every step applied it holds the
+/// directory as that run left it (otherwise it is emptied and the next run reads anew). Only
+/// PeopleSync's own writes move it, so a caller keeps it briefly (webhook bursts) and drops it
+/// when a cycle runs: the cycles' fresh reads catch manual drift.
 pub async fn run_people<S: PeopleSource, D: Directory>(
     source: &S,
     directory: &D,
     settings: &Settings,
     state: &SyncState,
     ids: &[String],
+    snapshot: &mut Option<DirectorySnapshot>,
     now: Timestamp,
 ) -> Result<Report, CycleError<S::Error, D::Error>> {
     let started = std::time::Instant::now();
@@ -292,6 +300,7 @@ pub async fn run_people<S: PeopleSource, D: Directory>(
             advance: false,
         },
         None,
+        Some(snapshot),
         now,
         started,
     )
@@ -317,6 +326,7 @@ async fn finish<SE: SourceError, D: Directory>(
     state: &SyncState,
     read: Read,
     approved: Option<&str>,
+    mut cache: Option<&mut Option<DirectorySnapshot>>,
     now: Timestamp,
     started: std::time::Instant,
 ) -> Result<Report, CycleError<SE, D::Error>> {
@@ -391,10 +401,16 @@ async fn finish<SE: SourceError, D: Directory>(
         ..Timings::default()
     };
     let stage = std::time::Instant::now();
-    directory.check().await.map_err(CycleError::Directory)?;
-    let snapshot = DirectorySnapshot::read(directory, &settings.mapping, policy.directory.groups)
-        .await
-        .map_err(CycleError::Directory)?;
+    let cached = cache.as_deref_mut().and_then(Option::take);
+    let snapshot = match cached {
+        Some(snapshot) => snapshot,
+        None => {
+            directory.check().await.map_err(CycleError::Directory)?;
+            DirectorySnapshot::read(directory, &settings.mapping, policy.directory.groups)
+                .await
+                .map_err(CycleError::Directory)?
+        }
+    };
     // An entry found disabled without a record starts its delay now.
     let mut disabled_since: BTreeMap<String, Timestamp> = snapshot
         .entries
@@ -437,12 +453,19 @@ async fn finish<SE: SourceError, D: Directory>(
     }
 
     let mut ids = snapshot.ids();
-    drop(snapshot);
+    // A cycle frees the listing before applying (memory); a kept snapshot goes on.
+    let kept = cache.is_some().then_some(snapshot);
     let stage = std::time::Instant::now();
     let applied = apply(directory, &plan, &mut ids, settings.concurrency)
         .await
         .map_err(|aborted| CycleError::Apply(Box::new(aborted)))?;
     timings.apply = stage.elapsed();
+    if let (Some(cache), Some(mut snapshot)) = (cache, kept)
+        && applied.failures.is_empty()
+        && snapshot.absorb(&plan, &ids, &policy.directory)
+    {
+        *cache = Some(snapshot);
+    }
 
     for step in &plan.steps {
         match step.action {
