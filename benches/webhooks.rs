@@ -54,6 +54,14 @@ fn main() {
     let rate = env_number("PEOPLESYNC_BENCH_RATE", 100).max(1);
     let seconds = env_number("PEOPLESYNC_BENCH_SECONDS", 60);
     let bad = env_number("PEOPLESYNC_BENCH_BAD", 10_000);
+    // RUST_LOG=peoplesync=info shows each targeted sync's timing.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

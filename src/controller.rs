@@ -559,6 +559,10 @@ async fn targeted(
                 changes = report.plan.steps.len(),
                 failures = report.failures().len(),
                 took_ms = started.elapsed().as_millis() as u64,
+                source_us = report.timings.source.as_micros() as u64,
+                directory_us = report.timings.directory.as_micros() as u64,
+                plan_us = report.timings.plan.as_micros() as u64,
+                apply_us = report.timings.apply.as_micros() as u64,
                 "targeted sync from webhook events"
             );
         }

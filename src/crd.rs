@@ -722,11 +722,19 @@ mod tests {
 
     const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/peoplesync.yaml");
 
+    const CHART_COPY: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charts/peoplesync/files/peoplesync.yaml"
+    );
+
     #[test]
     fn committed_crd_matches_the_rust_types() {
         let generated = crd_yaml();
         if std::env::var_os("PEOPLESYNC_WRITE_CRD").is_some() {
             std::fs::write(COMMITTED, &generated).expect("write crds/peoplesync.yaml");
+            // The Helm chart carries a copy (tests/chart.rs checks they are equal).
+            std::fs::write(CHART_COPY, &generated)
+                .expect("write charts/peoplesync/files/peoplesync.yaml");
         }
         let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
         assert!(
