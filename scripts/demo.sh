@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The README's first command: the main job on its local default. It starts a HollyHR sandbox with
-# 1,000 people and a private OpenLDAP slapd, runs `peoplesync sync` (a full cycle), changes a person
-# through the HollyHR API and runs the incremental cycle that carries the change.
+# The README's first command: the main job on its local default. On a fresh machine it installs
+# what is missing (slapd), builds PeopleSync and the local control plane (kube-apiserver + etcd
+# from their Go modules, cached by version; the first build shows its progress and takes a few
+# minutes), then runs `peoplesync demo`: the operator on that control plane, a HollyHR sandbox
+# with 1,000 people and a private slapd; a PeopleSync is applied and reaches Ready, and a change
+# made through the HollyHR API reaches the directory through the signed webhook. In a terminal
+# everything keeps running until Ctrl-C; otherwise (CI) it stops after the showcase.
 #
-#   ./scripts/demo.sh [--people N] [--seed S]
+#   ./scripts/demo.sh [--people N] [--seed S] [--exit] [--standalone]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -13,6 +17,11 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 source scripts/ensure-slapd.sh
+if [[ " $* " != *" --standalone "* && -z "${PEOPLESYNC_CONTROLPLANE_BIN:-}" ]]; then
+  echo "[demo] the local control plane (built once, then cached by version)" >&2
+  PEOPLESYNC_CONTROLPLANE_BIN="$(bash scripts/controlplane/build.sh | tail -n 1)"
+  export PEOPLESYNC_CONTROLPLANE_BIN
+fi
 echo "[demo] building peoplesync (the first build takes a few minutes)" >&2
 cargo build --locked --quiet --bin peoplesync
 exec "$CARGO_TARGET_DIR/debug/peoplesync" demo "$@"

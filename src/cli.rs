@@ -364,6 +364,13 @@ pub struct DemoArgs {
     pub people: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Without Kubernetes: `peoplesync sync` from a config file, incremental cycles.
+    #[arg(long)]
+    pub standalone: bool,
+    /// Stop after the showcase instead of keeping everything running until Ctrl-C (the default
+    /// when stdout is not a terminal, e.g. in CI).
+    #[arg(long)]
+    pub exit: bool,
 }
 
 /// A failed command.
@@ -413,7 +420,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let config = ClientConfig::new(&args.base_url, key)?;
             hollyhr::run(config, args.command).await
         }
-        Command::Demo(args) => demo::run(args.people, args.seed).await,
+        Command::Demo(args) if args.standalone => {
+            demo::run_standalone(args.people, args.seed).await
+        }
+        Command::Demo(args) => {
+            use std::io::IsTerminal;
+            let keep = !args.exit && std::io::stdout().is_terminal();
+            demo::run(args.people, args.seed, keep).await
+        }
         Command::Sync(args) => sync::run(args.into_job()).await,
         Command::Explain(args) => {
             let beside = args

@@ -1,7 +1,8 @@
-//! `peoplesync demo`: the main job on its local default. A HollyHR sandbox (1,000 people) and a
-//! private OpenLDAP slapd are started; `peoplesync sync` runs a full cycle from a generated config
-//! file, a person is changed through the HollyHR API, and an incremental cycle carries the change
-//! into the directory.
+//! `peoplesync demo`: the main job on its local default. The operator on a local control plane
+//! (kube-apiserver + etcd), a HollyHR sandbox (1,000 people) and a private OpenLDAP slapd: a
+//! PeopleSync is applied, reaches `Ready`, and a change made through the HollyHR API reaches the
+//! directory through the signed webhook. `--standalone` runs the same sync without Kubernetes
+//! (`peoplesync sync` from a config file, incremental cycles instead of the webhook).
 
 use std::time::Instant;
 
@@ -29,6 +30,24 @@ pub enum DemoError {
     },
     #[error("failed to read the directory")]
     Directory(#[from] crate::directory::ldap::LdapBackendError),
+    #[error(
+        "failed to start the local control plane (build it first: scripts/controlplane/build.sh)"
+    )]
+    ControlPlane(#[from] crate::controlplane::ControlPlaneError),
+    #[error("the Kubernetes API refused {what}")]
+    Kube {
+        what: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{0}")]
+    Timeout(String),
+    #[error("failed to run kubectl")]
+    Kubectl(#[source] std::io::Error),
+}
+
+fn kube_error(what: &'static str) -> impl FnOnce(kube::Error) -> DemoError {
+    move |source| DemoError::Kube { what, source }
 }
 
 fn files_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DemoError + '_ {
@@ -73,7 +92,7 @@ fn show(entry: &Entry) -> String {
     )
 }
 
-pub async fn run(people: usize, seed: u64) -> Result<(), CliError> {
+pub async fn run_standalone(people: usize, seed: u64) -> Result<(), CliError> {
     let started = Instant::now();
     let sandbox = crate::sandbox::start(SandboxConfig {
         people,
@@ -171,5 +190,300 @@ pub async fn run(people: usize, seed: u64) -> Result<(), CliError> {
         started.elapsed().as_secs_f64()
     );
     sandbox.shutdown().await;
+    Ok(())
+}
+
+/// A free loopback address for one of the demo's listeners.
+fn free_addr() -> Result<std::net::SocketAddr, DemoError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(DemoError::Kubectl)?;
+    listener.local_addr().map_err(DemoError::Kubectl)
+}
+
+/// The PeopleSync the demo applies: the sandbox as the source, slapd as the target, the webhook
+/// on the operator's receiver; polling every 5 minutes (changes arrive through the webhook).
+fn demo_object(hollyhr_url: &str, ldap_url: &str, receiver: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "peoplesync.dev/v1alpha1",
+        "kind": "PeopleSync",
+        "metadata": { "name": "acme", "namespace": DEMO_NAMESPACE },
+        "spec": {
+            "source": { "hollyhr": {
+                "baseUrl": hollyhr_url,
+                "apiKeySecretRef": { "name": "hollyhr", "key": "apiKey" }
+            }},
+            "target": { "ldap": {
+                "url": ldap_url,
+                "bindDn": slapd::ADMIN_DN,
+                "bindPasswordSecretRef": { "name": "ldap", "key": "password" },
+                "baseDn": slapd::BASE_DN,
+                "peopleDn": slapd::PEOPLE_DN,
+                "groupsDn": slapd::GROUPS_DN
+            }},
+            "webhook": { "enabled": true, "publicUrl": receiver },
+            "schedule": { "pollInterval": "5m", "fullResyncInterval": "6h" }
+        }
+    })
+}
+
+const DEMO_NAMESPACE: &str = "demo";
+
+/// Waits (bounded) until the object's condition `kind` is True.
+async fn wait_true(
+    api: &kube::Api<crate::crd::PeopleSync>,
+    kind: &str,
+    within: std::time::Duration,
+) -> Result<(), DemoError> {
+    let deadline = Instant::now() + within;
+    loop {
+        let object = api
+            .get("acme")
+            .await
+            .map_err(kube_error("reading the PeopleSync"))?;
+        let conditions = object.status.map(|s| s.conditions).unwrap_or_default();
+        let found = conditions.iter().find(|c| c.type_ == kind);
+        if found.is_some_and(|c| c.status == "True") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(DemoError::Timeout(format!(
+                "{kind} did not become True within {} s: {}",
+                within.as_secs(),
+                found
+                    .map(|c| format!("{} ({}): {}", c.status, c.reason, c.message))
+                    .unwrap_or_else(|| "no condition yet".into())
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+fn kubectl(plane: &crate::controlplane::ControlPlane, args: &[&str]) -> Result<String, DemoError> {
+    let output = plane
+        .kubectl()
+        .args(args)
+        .output()
+        .map_err(DemoError::Kubectl)?;
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ))
+}
+
+/// The operator demo. With `keep`, everything stays up until Ctrl-C.
+pub async fn run(people: usize, seed: u64, keep: bool) -> Result<(), CliError> {
+    use k8s_openapi::api::core::v1::{Namespace, Secret};
+    use kube::Api;
+    use kube::api::PostParams;
+
+    let started = Instant::now();
+    println!("[demo] starting a local control plane (etcd + kube-apiserver)");
+    let plane = crate::controlplane::ControlPlane::start()
+        .await
+        .map_err(DemoError::from)?;
+    let crds = std::env::temp_dir().join(format!("peoplesync-demo-crds-{}", std::process::id()));
+    std::fs::create_dir_all(&crds).map_err(files_error(&crds))?;
+    let crd_file = crds.join("peoplesync.yaml");
+    std::fs::write(&crd_file, crate::crd::crd_yaml()).map_err(files_error(&crd_file))?;
+    plane.install_crds(&crds).await.map_err(DemoError::from)?;
+    let _ = std::fs::remove_dir_all(&crds);
+    let client = plane.client().await.map_err(DemoError::from)?;
+    println!(
+        "[demo] control plane ready in {:.1} s; installed the PeopleSync CRD",
+        plane.startup.as_secs_f64()
+    );
+
+    let sandbox = crate::sandbox::start(SandboxConfig {
+        people,
+        seed,
+        allow_insecure_webhook_urls: true,
+        ..SandboxConfig::default()
+    })
+    .await?;
+    let ldap = Slapd::start().await.map_err(DemoError::from)?;
+    println!(
+        "[demo] HollyHR sandbox with {people} people at {}; OpenLDAP at {}",
+        sandbox.base_url(),
+        ldap.url()
+    );
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": DEMO_NAMESPACE}}))
+            .expect("a Namespace");
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .map_err(kube_error("creating the demo namespace"))?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), DEMO_NAMESPACE);
+    for (name, key, value) in [
+        ("hollyhr", "apiKey", DEFAULT_API_KEY),
+        ("ldap", "password", ldap.admin_password.as_str()),
+    ] {
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name }, "stringData": { key: value }
+        }))
+        .expect("a Secret");
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .map_err(kube_error("creating a Secret"))?;
+    }
+
+    // The operator, in this process: reconciler, webhook receiver, metrics.
+    let receiver = free_addr()?;
+    let admin = free_addr()?;
+    let config = crate::controller::Config {
+        admin_listen: admin,
+        namespace: Some(DEMO_NAMESPACE.to_owned()),
+        leader_election: None,
+        instance: "demo".into(),
+        receiver_listen: Some(receiver),
+        // Health read every few seconds, so the table below shows the first delivery's effect.
+        webhook: crate::controller::webhook::WebhookConfig {
+            health_interval: std::time::Duration::from_secs(2),
+        },
+    };
+    let operator_client = client.clone();
+    let operator =
+        tokio::spawn(async move { crate::controller::run(operator_client, config).await });
+    println!(
+        "[demo] operator running: webhook receiver on {receiver}, metrics on http://{admin}/metrics"
+    );
+
+    let object = demo_object(
+        &sandbox.base_url(),
+        &ldap.url(),
+        &format!("http://{receiver}"),
+    );
+    println!(
+        "\n$ kubectl apply -f - <<EOF\n{}EOF",
+        serde_yaml_ng::to_string(&object).unwrap_or_default()
+    );
+    let api: Api<crate::crd::PeopleSync> = Api::namespaced(client.clone(), DEMO_NAMESPACE);
+    let typed: crate::crd::PeopleSync =
+        serde_json::from_value(object).expect("the demo object is a PeopleSync");
+    api.create(&PostParams::default(), &typed)
+        .await
+        .map_err(kube_error("creating the PeopleSync"))?;
+    let wait = std::time::Duration::from_secs(120);
+    wait_true(&api, "Ready", wait).await?;
+    wait_true(&api, "Synced", wait).await?;
+    wait_true(&api, "WebhookRegistered", wait).await?;
+    println!("\n$ kubectl get peoplesyncs -n {DEMO_NAMESPACE}");
+    print!(
+        "{}",
+        kubectl(&plane, &["get", "peoplesyncs", "-n", DEMO_NAMESPACE])?
+    );
+
+    let directory = LdapDirectory::connect(ldap.ldap_config())
+        .await
+        .map_err(DemoError::from)?;
+    let entries: Vec<Entry> = directory
+        .entries()
+        .try_collect()
+        .await
+        .map_err(DemoError::from)?;
+    let enabled = entries.iter().filter(|e| e.enabled).count();
+    println!(
+        "\nThe directory holds {} managed entries ({enabled} enabled; future starters wait disabled).",
+        entries.len()
+    );
+
+    // A change made through the HollyHR API reaches the directory through the webhook.
+    let hollyhr = HollyHrClient::new(ClientConfig::new(
+        &sandbox.base_url(),
+        SecretString::from(DEFAULT_API_KEY),
+    )?)?;
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let person = crate::source::PeopleSource::people(&hollyhr, None)
+        .try_collect::<Vec<_>>()
+        .await?
+        .into_iter()
+        .find(|p| p.lifecycle(today) == Lifecycle::Active && p.manager.is_some());
+    if let Some(person) = person {
+        if let Some(entry) = entries.iter().find(|e| e.anchor == person.id) {
+            println!("\nOne of them:\n{}", show(entry));
+        }
+        let employment = hollyhr.person_employment(&person.id).await?;
+        if let Some(etag) = employment.etag {
+            let title = "Head of Demonstrations";
+            let body = UpdateEmploymentRequest {
+                job_title: Some(Some(title.to_owned())),
+                ..UpdateEmploymentRequest::default()
+            };
+            let changed = Instant::now();
+            hollyhr
+                .update_employment(&person.id, &body, &etag, Idempotency::Derived)
+                .await?;
+            println!(
+                "\nChanged the job title of {} through the HollyHR API (polling is every 5 minutes; the webhook carries it):",
+                person.id
+            );
+            let deadline = changed + std::time::Duration::from_secs(30);
+            loop {
+                let entries: Vec<Entry> = directory
+                    .entries()
+                    .try_collect()
+                    .await
+                    .map_err(DemoError::from)?;
+                let entry = entries.into_iter().find(|e| e.anchor == person.id);
+                let has = entry.as_ref().is_some_and(|e| {
+                    e.attributes
+                        .get("title")
+                        .and_then(|v| v.first())
+                        .map(String::as_str)
+                        == Some(title)
+                });
+                if let (true, Some(entry)) = (has, entry) {
+                    println!(
+                        "the directory entry changed {:.0} ms after the write:\n{}",
+                        changed.elapsed().as_secs_f64() * 1e3,
+                        show(&entry)
+                    );
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(DemoError::Timeout(
+                        "the change did not reach the directory within 30 s".into(),
+                    )
+                    .into());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+    // HollyHR's health endpoint now counts the delivery: WebhookHealthy turns True.
+    if let Err(error) = wait_true(&api, "WebhookHealthy", std::time::Duration::from_secs(20)).await
+    {
+        println!("\n{error}");
+    }
+    println!("\n$ kubectl get peoplesyncs -n {DEMO_NAMESPACE}");
+    print!(
+        "{}",
+        kubectl(&plane, &["get", "peoplesyncs", "-n", DEMO_NAMESPACE])?
+    );
+    println!("\nReady in {:.1} s.", started.elapsed().as_secs_f64());
+
+    if keep {
+        println!(
+            "\nEverything keeps running. In another terminal:\n  export KUBECONFIG={}\n  \
+             {}/kubectl get peoplesyncs -n {DEMO_NAMESPACE}\n  \
+             {}/kubectl describe peoplesync acme -n {DEMO_NAMESPACE}\n  \
+             curl -s http://{admin}/metrics | grep peoplesync_\n\
+             Stop everything with Ctrl-C.",
+            plane.kubeconfig_path().display(),
+            plane.bin_dir().display(),
+            plane.bin_dir().display(),
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        println!("\nStopping.");
+    }
+    operator.abort();
+    sandbox.shutdown().await;
+    drop(ldap);
+    drop(plane);
     Ok(())
 }
