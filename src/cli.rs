@@ -60,7 +60,7 @@ pub enum Command {
     /// entry, planned changes); `--apply` carries it out now.
     Explain(ExplainArgs),
     /// Print the PeopleSync CustomResourceDefinition as YAML (what `crds/peoplesync.yaml` holds).
-    Crd,
+    Crd(CrdArgs),
     /// Run the operator: reconcile PeopleSync objects in the cluster of the current kubeconfig
     /// (or the in-cluster service account).
     Controller(ControllerArgs),
@@ -358,6 +358,13 @@ pub enum HollyHrCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct CrdArgs {
+    /// Print the spec reference (every field, type, default and doc) as Markdown instead.
+    #[arg(long)]
+    pub reference: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Size of the in-process sandbox's tenant.
     #[arg(long, default_value_t = 1000)]
@@ -443,10 +450,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             })
             .await
         }
-        Command::Crd => {
+        Command::Crd(args) => {
             use std::io::Write;
+            let text = if args.reference {
+                crate::crd::reference_markdown()
+            } else {
+                crate::crd::crd_yaml()
+            };
             std::io::stdout()
-                .write_all(crate::crd::crd_yaml().as_bytes())
+                .write_all(text.as_bytes())
                 .map_err(CliError::Output)
         }
         Command::Controlplane(command) => {

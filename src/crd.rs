@@ -716,9 +716,102 @@ pub fn crd_yaml() -> String {
     yaml
 }
 
+/// The `spec` reference as a Markdown table, from the CRD's own schema and field docs (what the
+/// README's "PeopleSync reference" section holds between its markers).
+pub fn reference_markdown() -> String {
+    use kube::CustomResourceExt;
+    let crd = serde_json::to_value(PeopleSync::crd()).expect("the CRD serializes");
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let mut out = String::from("| field | type | default | description |\n|---|---|---|---|\n");
+    reference_rows(spec, "spec", &mut out);
+    out
+}
+
+fn reference_rows(schema: &serde_json::Value, path: &str, out: &mut String) {
+    let Some(properties) = schema["properties"].as_object() else {
+        return;
+    };
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    for (name, field) in properties {
+        let path = format!("{path}.{name}");
+        let (kind, inner) = match field["type"].as_str() {
+            Some("array") => (
+                format!("[]{}", field["items"]["type"].as_str().unwrap_or("object")),
+                &field["items"],
+            ),
+            Some(kind) => (kind.to_owned(), field),
+            None => ("object".to_owned(), field),
+        };
+        let kind = if required.contains(&name.as_str()) {
+            format!("{kind} (required)")
+        } else {
+            kind
+        };
+        let default = match &field["default"] {
+            serde_json::Value::Null => String::new(),
+            value => format!("`{value}`"),
+        };
+        let description = field["description"]
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace('|', "\\|");
+        out.push_str(&format!(
+            "| `{path}` | {kind} | {default} | {description} |\n"
+        ));
+        reference_rows(inner, &path, out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    const REFERENCE_START: &str = "<!-- crd-reference:start (generated from src/crd.rs; PEOPLESYNC_WRITE_CRD=1 cargo test --lib crd:: rewrites it) -->\n";
+    const REFERENCE_END: &str = "<!-- crd-reference:end -->";
+
+    #[test]
+    fn the_readme_reference_is_generated_from_the_crd() {
+        let readme = std::fs::read_to_string(README).expect("README.md");
+        let start = readme
+            .find(REFERENCE_START)
+            .expect("the README has the reference's start marker")
+            + REFERENCE_START.len();
+        let end = readme[start..]
+            .find(REFERENCE_END)
+            .expect("the README has the reference's end marker")
+            + start;
+        let generated = reference_markdown();
+        if std::env::var_os("PEOPLESYNC_WRITE_CRD").is_some() {
+            let updated = format!("{}{generated}{}", &readme[..start], &readme[end..]);
+            std::fs::write(README, updated).expect("write README.md");
+            return;
+        }
+        assert!(
+            readme[start..end] == generated,
+            "the README's PeopleSync reference is stale: run `PEOPLESYNC_WRITE_CRD=1 cargo test --lib crd::`"
+        );
+    }
+
+    #[test]
+    fn the_reference_names_nested_fields_with_their_docs() {
+        let reference = reference_markdown();
+        assert!(reference.contains("| `spec.source.hollyhr.baseUrl` | string"));
+        assert!(reference.contains("| `spec.webhook.enabled` |"));
+        assert!(
+            reference.lines().skip(2).all(|line| line
+                .split(" | ")
+                .nth(3)
+                .is_some_and(|d| !d.trim_end_matches(" |").is_empty())),
+            "every field has a description"
+        );
+    }
 
     const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/peoplesync.yaml");
 
