@@ -42,6 +42,16 @@ pub enum FutureStarters {
     Skip,
 }
 
+/// What happens to people on long-term leave (a source that knows it: Personio's LEAVE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnLeave {
+    /// They stay provisioned and enabled.
+    #[default]
+    Keep,
+    /// Their entry is disabled until they are back (and counts as a deprovision for the guard).
+    Disable,
+}
+
 /// What happens to a leaver's (or a vanished person's) entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Deprovision {
@@ -58,6 +68,7 @@ pub enum Deprovision {
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub future_starters: FutureStarters,
+    pub on_leave: OnLeave,
     pub deprovision: Deprovision,
     pub scope: Scope,
     pub guard: Guard,
@@ -116,6 +127,8 @@ pub enum Reason {
     Reactivated,
     /// Past their end date.
     Leaver,
+    /// On long-term leave (enabled or disabled per `spec.lifecycle.onLeave`).
+    OnLeave,
     /// Managed entry whose person is no longer in the source.
     Vanished,
     /// The person no longer matches the scope filters.
@@ -139,6 +152,7 @@ impl Reason {
             Reason::Renamed => "Renamed",
             Reason::Reactivated => "Reactivated",
             Reason::Leaver => "Leaver",
+            Reason::OnLeave => "OnLeave",
             Reason::Vanished => "Vanished",
             Reason::OutOfScope => "OutOfScope",
             Reason::DelayElapsed => "DelayElapsed",

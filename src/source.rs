@@ -1,4 +1,4 @@
-//! HR sources. Today: HollyHR's safe People projection.
+//! HR sources: HollyHR's safe People projection and Personio's API v2.
 //!
 //! [`PeopleSource`] is the seam the sync engine reads through: who am I, everyone (or everyone
 //! changed since a checkpoint) as a stream, one person, the org units. It is deliberately narrow;
@@ -10,6 +10,7 @@ use futures::stream::BoxStream;
 use jiff::Timestamp;
 
 pub mod hollyhr;
+pub mod personio;
 
 use hollyhr::model::scope;
 // The sync engine's neutral model does not exist yet; until it does, sources hand out HollyHR's

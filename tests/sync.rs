@@ -156,7 +156,7 @@ impl Harness {
                     let entry = entry.expect("future starters are provisioned");
                     assert!(!entry.enabled, "future starter {} waits", person.id);
                 }
-                Lifecycle::Active => {
+                Lifecycle::Active | Lifecycle::OnLeave => {
                     let entry = entry.unwrap_or_else(|| panic!("{} has an entry", person.id));
                     assert!(entry.enabled, "{} is enabled", person.id);
                 }

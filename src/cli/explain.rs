@@ -66,6 +66,7 @@ pub fn render(
         crate::source::hollyhr::model::Lifecycle::Active => "active",
         crate::source::hollyhr::model::Lifecycle::Leaver => "leaver (past the end date)",
         crate::source::hollyhr::model::Lifecycle::FutureStarter => "future starter",
+        crate::source::hollyhr::model::Lifecycle::OnLeave => "on leave (spec.lifecycle.onLeave)",
     };
     let _ = writeln!(out, "  {:<14} {lifecycle}", "lifecycle");
     let _ = writeln!(

@@ -121,7 +121,7 @@ pub(super) struct LifecycleCounts {
 impl LifecycleCounts {
     pub fn add(&mut self, lifecycle: Lifecycle) {
         match lifecycle {
-            Lifecycle::Active => self.active += 1,
+            Lifecycle::Active | Lifecycle::OnLeave => self.active += 1,
             Lifecycle::Leaver => self.leavers += 1,
             Lifecycle::FutureStarter => self.future_starters += 1,
         }

@@ -8,8 +8,8 @@ use crate::source::Person;
 use crate::source::hollyhr::model::Lifecycle;
 
 use super::{
-    Action, Coverage, Deprovision, Failure, FutureStarters, Index, Inputs, Reason, Step, attribute,
-    today,
+    Action, Coverage, Deprovision, Failure, FutureStarters, Index, Inputs, OnLeave, Reason, Step,
+    attribute, today,
 };
 
 /// The people part of a plan, and what later parts need to know about its outcome.
@@ -164,6 +164,10 @@ pub(crate) fn plan_people(inputs: &Inputs<'_>, index: &Index<'_>, hold: bool) ->
                     },
                 },
                 Lifecycle::Leaver => Desired::Deprovisioned(Reason::Leaver),
+                Lifecycle::OnLeave => Desired::Provisioned {
+                    enabled: policy.on_leave == OnLeave::Keep,
+                    reason: Reason::OnLeave,
+                },
             }
         };
         match desired {

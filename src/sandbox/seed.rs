@@ -544,6 +544,7 @@ pub fn generate(count: usize, seed: u64, now: Timestamp) -> Tenant {
             end_date: end,
             created_at: super::clock::truncate_to_millis(created_at),
             updated_at: super::clock::truncate_to_millis(updated_at.min(now)),
+            hint: Default::default(),
         });
         teams.push(team_index.map(|t| departments[dept_index].2[t].id.clone()));
     }

@@ -341,6 +341,7 @@ impl State {
             end_date: None,
             created_at: now,
             updated_at: now,
+            hint: Default::default(),
         };
         let index = self.people.len();
         self.people.push(PersonRecord {

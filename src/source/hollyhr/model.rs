@@ -144,6 +144,22 @@ pub struct Person {
     pub end_date: Option<Date>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// What another source states about the lifecycle besides dates (Personio's employment
+    /// status). Never on HollyHR's wire: HollyHR people always carry [`StatusHint::None`].
+    #[serde(skip)]
+    pub hint: StatusHint,
+}
+
+/// A lifecycle fact a source states outright rather than through `start_date` / `end_date`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StatusHint {
+    /// Dates decide (HollyHR, Decision 8).
+    #[default]
+    None,
+    /// The source says the person is inactive (Personio: the latest employment is INACTIVE).
+    Inactive,
+    /// On long-term leave (Personio: employment status LEAVE): still employed.
+    OnLeave,
 }
 
 impl fmt::Debug for Person {
@@ -165,6 +181,8 @@ pub enum Lifecycle {
     Leaver,
     /// `start_date` is after today.
     FutureStarter,
+    /// Active, but on long-term leave (a source's [`StatusHint::OnLeave`]).
+    OnLeave,
 }
 
 impl Person {
@@ -198,15 +216,18 @@ impl Person {
             end_date: None,
             created_at: at,
             updated_at: at,
+            hint: StatusHint::None,
         }
     }
 
-    /// The lifecycle on `today` (UTC), from `start_date` / `end_date` only: `status` is a free
-    /// string in the contract.
+    /// The lifecycle on `today` (UTC), from `start_date` / `end_date` and a non-HollyHR source's
+    /// [`StatusHint`]; HollyHR's `status` is a free string in the contract.
     pub fn lifecycle(&self, today: Date) -> Lifecycle {
-        match (self.start_date, self.end_date) {
-            (_, Some(end)) if end < today => Lifecycle::Leaver,
-            (Some(start), _) if start > today => Lifecycle::FutureStarter,
+        match (self.hint, self.start_date, self.end_date) {
+            (StatusHint::Inactive, _, _) => Lifecycle::Leaver,
+            (_, _, Some(end)) if end < today => Lifecycle::Leaver,
+            (_, Some(start), _) if start > today => Lifecycle::FutureStarter,
+            (StatusHint::OnLeave, _, _) => Lifecycle::OnLeave,
             _ => Lifecycle::Active,
         }
     }
@@ -1038,6 +1059,7 @@ mod tests {
             end_date: end.map(|d| d.parse().expect("valid date")),
             created_at: Timestamp::UNIX_EPOCH,
             updated_at: Timestamp::UNIX_EPOCH,
+            hint: StatusHint::None,
         };
         let cases = [
             (Some("2020-01-01"), None, Lifecycle::Active),
@@ -1053,6 +1075,44 @@ mod tests {
                 person(start, end).lifecycle(today),
                 expected,
                 "{start:?}–{end:?}"
+            );
+        }
+        // A source's hint: inactive is a leaver whatever the dates; leave is active people only.
+        let hinted = |start: Option<&str>, end: Option<&str>, hint| Person {
+            hint,
+            ..person(start, end)
+        };
+        let cases = [
+            (
+                Some("2020-01-01"),
+                None,
+                StatusHint::Inactive,
+                Lifecycle::Leaver,
+            ),
+            (
+                Some("2020-01-01"),
+                None,
+                StatusHint::OnLeave,
+                Lifecycle::OnLeave,
+            ),
+            (
+                Some("2020-01-01"),
+                Some("2026-06-15"),
+                StatusHint::OnLeave,
+                Lifecycle::Leaver,
+            ),
+            (
+                Some("2026-06-17"),
+                None,
+                StatusHint::OnLeave,
+                Lifecycle::FutureStarter,
+            ),
+        ];
+        for (start, end, hint, expected) in cases {
+            assert_eq!(
+                hinted(start, end, hint).lifecycle(today),
+                expected,
+                "{hint:?}"
             );
         }
     }
