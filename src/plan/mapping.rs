@@ -269,14 +269,49 @@ pub struct Mapping {
 
 /// One person's template inputs: the fields, and their minijinja value built on first use.
 struct Context {
-    fields: TemplateFields,
-    value: std::cell::OnceCell<minijinja::Value>,
+    fields: std::sync::Arc<TemplateFields>,
 }
 
-impl Context {
-    fn value(&self) -> &minijinja::Value {
-        self.value
-            .get_or_init(|| minijinja::Value::from_serialize(&self.fields))
+/// The names a template can use: every field, and `n` for numbered candidates.
+const CONTEXT_NAMES: [&str; 16] = [
+    "id",
+    "first_name",
+    "last_name",
+    "preferred_name",
+    "given_name",
+    "display_name",
+    "work_email",
+    "staff_id",
+    "job_title",
+    "department",
+    "department_id",
+    "manager_id",
+    "work_place",
+    "work_type",
+    "status",
+    "n",
+];
+
+/// One render's context: the person's fields, looked up as the template asks for them (no map
+/// is built per render), and `n`.
+#[derive(Debug)]
+struct RenderContext {
+    fields: std::sync::Arc<TemplateFields>,
+    n: Option<u32>,
+}
+
+impl minijinja::value::Object for RenderContext {
+    fn get_value(self: &std::sync::Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        match key.as_str()? {
+            "n" => Some(minijinja::Value::from(
+                self.n.map(|n| n.to_string()).unwrap_or_default(),
+            )),
+            name => self.fields.get(name).map(minijinja::Value::from),
+        }
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(&CONTEXT_NAMES)
     }
 }
 
@@ -380,16 +415,14 @@ impl Mapping {
                 None => value.to_owned(),
             });
         }
-        let fields = fields.value();
         let template = self
             .env
             .get_template(&template_name(attribute, index))
             .expect("every rule's templates were added at construction");
-        // `n` only for numbered candidates: most renders reuse the person's fields as they are.
-        let context = match n {
-            Some(n) => minijinja::context! { n => n.to_string(), ..fields.clone() },
-            None => minijinja::context! { n => "", ..fields.clone() },
-        };
+        let context = minijinja::Value::from_object(RenderContext {
+            fields: fields.fields.clone(),
+            n,
+        });
         let rendered = template
             .render(context)
             .map_err(|error| MappingError::Render {
@@ -412,10 +445,8 @@ impl Mapping {
         current: Option<&BTreeMap<String, Vec<String>>>,
         taken: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Mapped, MappingError> {
-        // Serialised at most once per person; plain field templates do not even need that.
         let fields = Context {
-            fields: TemplateFields::of(person),
-            value: std::cell::OnceCell::new(),
+            fields: std::sync::Arc::new(TemplateFields::of(person)),
         };
         let mut mapped = Mapped::default();
         for (attribute, rule) in &self.rules {

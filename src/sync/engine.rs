@@ -203,19 +203,39 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
         directory: directory.traits(),
         ..settings.policy.clone()
     };
-    let (people, org_units, coverage) = match kind {
+    let (people, org_units, coverage, snapshot) = match kind {
         CycleKind::Full => {
-            let people: Vec<Person> = source
-                .people(None)
-                .try_collect()
-                .await
-                .map_err(CycleError::Source)?;
-            let org_units = if policy.directory.groups {
-                Some(source.org_units().await.map_err(CycleError::Source)?)
-            } else {
-                None
+            // A full cycle needs both listings whatever they hold: read them side by side.
+            let read_source = async {
+                let people: Vec<Person> = source.people(None).try_collect().await?;
+                let org_units = if policy.directory.groups {
+                    Some(source.org_units().await?)
+                } else {
+                    None
+                };
+                let read = started.elapsed();
+                Ok((people, org_units, read))
             };
-            (people, org_units, Coverage::Full)
+            let read_directory = async {
+                let stage = std::time::Instant::now();
+                directory.check().await?;
+                let snapshot =
+                    DirectorySnapshot::read(directory, &settings.mapping, policy.directory.groups)
+                        .await?;
+                Ok((snapshot, stage.elapsed()))
+            };
+            let ((people, org_units, source_time), (snapshot, directory_time)) =
+                futures::future::try_join(
+                    futures::TryFutureExt::map_err(read_source, CycleError::Source),
+                    futures::TryFutureExt::map_err(read_directory, CycleError::Directory),
+                )
+                .await?;
+            let prefetched = Prefetched {
+                snapshot,
+                source_time,
+                directory_time,
+            };
+            (people, org_units, Coverage::Full, Some(prefetched))
         }
         CycleKind::Incremental => {
             let since = state
@@ -233,7 +253,7 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
                     people.push(person);
                 }
             }
-            (people, None, Coverage::Partial)
+            (people, None, Coverage::Partial, None)
         }
     };
     finish(
@@ -247,6 +267,7 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
             org_units,
             coverage,
             advance: true,
+            snapshot,
         },
         approved,
         None,
@@ -298,6 +319,7 @@ pub async fn run_people<S: PeopleSource, D: Directory>(
             org_units: None,
             coverage: Coverage::Partial,
             advance: false,
+            snapshot: None,
         },
         None,
         Some(snapshot),
@@ -315,6 +337,15 @@ struct Read {
     coverage: Coverage,
     /// Whether the checkpoint may move (only when everyone changed since it was read).
     advance: bool,
+    /// The directory, when it was read alongside the source (full cycles).
+    snapshot: Option<Prefetched>,
+}
+
+/// A directory read made alongside the source, and how long each read took.
+struct Prefetched {
+    snapshot: DirectorySnapshot,
+    source_time: Duration,
+    directory_time: Duration,
 }
 
 /// Plans and applies what was read, and computes the next state.
@@ -336,6 +367,7 @@ async fn finish<SE: SourceError, D: Directory>(
         org_units,
         coverage,
         advance,
+        snapshot: prefetched,
     } = read;
     let max_updated = people
         .iter()
@@ -402,13 +434,21 @@ async fn finish<SE: SourceError, D: Directory>(
     };
     let stage = std::time::Instant::now();
     let cached = cache.as_deref_mut().and_then(Option::take);
-    let snapshot = match cached {
-        Some(snapshot) => snapshot,
-        None => {
+    let snapshot = match (prefetched, cached) {
+        (Some(prefetched), _) => {
+            timings.source = prefetched.source_time;
+            timings.directory = prefetched.directory_time;
+            prefetched.snapshot
+        }
+        (None, Some(snapshot)) => snapshot,
+        (None, None) => {
             directory.check().await.map_err(CycleError::Directory)?;
-            DirectorySnapshot::read(directory, &settings.mapping, policy.directory.groups)
-                .await
-                .map_err(CycleError::Directory)?
+            let snapshot =
+                DirectorySnapshot::read(directory, &settings.mapping, policy.directory.groups)
+                    .await
+                    .map_err(CycleError::Directory)?;
+            timings.directory = stage.elapsed();
+            snapshot
         }
     };
     // An entry found disabled without a record starts its delay now.
@@ -422,7 +462,6 @@ async fn finish<SE: SourceError, D: Directory>(
         })
         .collect();
     let approved = approved.filter(|hash| state.approval_used.as_deref() != Some(*hash));
-    timings.directory = stage.elapsed();
     let stage = std::time::Instant::now();
     let plan = plan::plan(&Inputs {
         people: &people,
