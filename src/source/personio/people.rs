@@ -138,14 +138,15 @@ impl PersonioClient {
                 .iter()
                 .find(|u| u.kind.eq_ignore_ascii_case(kind))
         });
-        let name = match department {
-            Some(unit) => self
-                .department(&unit.id)
-                .await?
-                .and_then(|found| found.name),
+        // Only the unit the mapping will pick is resolved: one lookup per person at most.
+        let resolved = match department {
+            Some(unit) => Some((unit.id.as_str(), self.department(&unit.id).await?)),
             None => None,
         };
-        let names = |_: &str| name.clone();
+        let names = |id: &str| match &resolved {
+            Some((known, found)) if *known == id => found.as_ref().and_then(|u| u.name.clone()),
+            _ => None,
+        };
         Ok(Some(mapping::to_person_in(
             &person,
             employment.as_ref(),
@@ -227,8 +228,14 @@ impl PeopleSource for PersonioClient {
         &self,
         updated_since: Option<Timestamp>,
     ) -> BoxStream<'static, Result<Person, PersonioError>> {
+        // The trait reads changes at or after `updated_since`; Personio only has strictly-after,
+        // so one second earlier (the filter is sent in whole seconds) includes the instant itself.
         let query = PersonsQuery {
-            updated_after: updated_since,
+            updated_after: updated_since.map(|since| {
+                since
+                    .checked_sub(jiff::SignedDuration::from_secs(1))
+                    .unwrap_or(since)
+            }),
             ..PersonsQuery::default()
         };
         let client = self.clone();

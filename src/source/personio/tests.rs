@@ -780,6 +780,21 @@ async fn people_skip_vanished_persons_keep_order_and_name_departments_once_per_i
 }
 
 #[tokio::test]
+async fn people_changed_since_an_instant_include_that_instant() {
+    let double = people_double().await;
+    let since: jiff::Timestamp = "2026-05-01T10:00:00Z".parse().expect("a time");
+    let people: Vec<Person> = PeopleSource::people(&double.client(), Some(since))
+        .try_collect()
+        .await
+        .expect("lists");
+    assert_eq!(people.len(), 5);
+    for seen in double.requests("GET", route::PERSONS) {
+        assert_eq!(seen.param("updated_at.gt"), Some("2026-05-01T09:59:59Z"));
+        assert_eq!(seen.param("status"), None);
+    }
+}
+
+#[tokio::test]
 async fn one_person_is_read_with_their_employment_and_an_unknown_one_is_none() {
     let double = people_double().await;
     let client = double.client();
@@ -956,4 +971,69 @@ async fn webhooks_are_updated_deleted_pinged_and_their_activity_read() {
     }
     // every webhook call shared one webhook token
     assert_eq!(double.tokens().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs
+// ---------------------------------------------------------------------------------------------
+
+/// Everything a subscriber writes, shared with the test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("buffer").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn request_logs_carry_route_templates_and_statuses_but_no_people_or_secrets() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let double = Double::api(|seen, nth| {
+        if seen.authorization == bearer(1) {
+            Reply::problem(401, "common.unauthorized", "tr-401")
+        } else if nth == 1 {
+            Reply::problem(429, "common.too_many_requests", "tr-429").header("retry-after", "0")
+        } else if seen.path.ends_with("/employments") {
+            Reply::problem(404, "common.resource_not_found", "tr-404")
+        } else {
+            Reply::ok(json!({"id": "31415", "first_name": "Grace", "email": "grace@example.com"}))
+        }
+    })
+    .await;
+    let client = double.client();
+    assert_eq!(
+        PeopleSource::person(&client, "31415").await.expect("read"),
+        None
+    );
+
+    let logs = String::from_utf8(captured.0.lock().expect("buffer").clone()).expect("UTF-8");
+    for expected in [
+        "Personio answered",
+        "/v2/persons/{id}",
+        "status=401",
+        "refreshing it once",
+        "retrying",
+        "tr-429",
+        "vanished",
+    ] {
+        assert!(logs.contains(expected), "{expected} missing from:\n{logs}");
+    }
+    for secret in ["papi-token", "papi-topsecret", "Grace", "grace@", "31415"] {
+        assert!(!logs.contains(secret), "{secret} leaked into:\n{logs}");
+    }
 }
