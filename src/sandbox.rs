@@ -17,6 +17,7 @@ mod controls;
 mod delivery;
 mod error;
 mod ids;
+pub mod personio;
 mod ratelimit;
 pub mod remote;
 mod seed;

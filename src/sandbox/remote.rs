@@ -26,9 +26,9 @@ pub struct Controls {
 #[derive(Debug, thiserror::Error)]
 #[error("the sandbox control {path} failed")]
 pub struct ControlError {
-    path: String,
+    pub(super) path: String,
     #[source]
-    source: reqwest::Error,
+    pub(super) source: reqwest::Error,
 }
 
 impl Controls {

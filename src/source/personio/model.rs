@@ -379,6 +379,9 @@ pub struct OrgUnit {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
+    /// The ancestors from the parent upward, with details; only with `include_parent_chain=true`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parent_chain: Vec<OrgUnit>,
 }
 
 // ---------------------------------------------------------------------------------------------
