@@ -110,7 +110,10 @@ async fn run(n: usize) {
             .iter()
             .map(|e| (e.anchor.as_str(), e))
             .collect();
-        let found = people.iter().filter(|p| index.contains_key(p.id.as_str())).count();
+        let found = people
+            .iter()
+            .filter(|p| index.contains_key(p.id.as_str()))
+            .count();
         best_bare = best_bare.min(started.elapsed());
         assert!(found > 0);
     }

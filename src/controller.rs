@@ -34,13 +34,13 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
-use secrecy::SecretString;
 use tracing::{info, warn};
 
 use self::status::{Blocker, DirectoryOutcome, Observation, SourceOutcome};
 use crate::crd::{PeopleSync, PeopleSyncSpec, PeopleSyncStatus};
 use crate::metrics::Metrics;
 use crate::source::PeopleSource;
+use crate::source::any::{AnySource, SourceCredentials};
 use crate::source::hollyhr;
 
 /// The finalizer PeopleSync puts on every object it manages.
@@ -606,6 +606,9 @@ fn secret_names(spec: &PeopleSyncSpec) -> Vec<&str> {
     if let Some(h) = &spec.source.hollyhr {
         names.push(h.api_key_secret_ref.name.as_str());
     }
+    if let Some(p) = &spec.source.personio {
+        names.push(p.credentials_secret_ref.name.as_str());
+    }
     if let Some(ldap) = &spec.target.ldap {
         names.push(ldap.bind_password_secret_ref.name.as_str());
         if let Some(ca) = &ldap.ca_secret_ref {
@@ -684,16 +687,29 @@ async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
         .full_resync_interval()
         .unwrap_or(Duration::from_secs(6 * 3600));
     let mut notes = Vec::new();
-    if let Some(source) = &source {
-        observed.webhook = webhook::reconcile(
-            object,
-            &ctx.client,
-            source,
-            &ctx.webhook,
-            jiff::Timestamp::now(),
-        )
-        .await;
-        notes = webhook_notes(&observed.webhook);
+    match source.as_ref().map(|s| (s, s.hollyhr())) {
+        Some((_, Some(hollyhr))) => {
+            observed.webhook = webhook::reconcile(
+                object,
+                &ctx.client,
+                hollyhr,
+                &ctx.webhook,
+                jiff::Timestamp::now(),
+            )
+            .await;
+            notes = webhook_notes(&observed.webhook);
+        }
+        Some((source, None)) if spec.webhook_enabled() => {
+            observed.webhook = webhook::WebhookOutcome::Failed {
+                reason: "NotSupported",
+                message: format!(
+                    "{} webhooks are not managed yet: polling carries every change",
+                    source.kind()
+                ),
+            };
+        }
+        Some((_, None)) => observed.webhook = webhook::WebhookOutcome::Off,
+        None => {}
     }
     if let Some(handles) = handles {
         let lock = ctx.lock_of(&uid);
@@ -991,17 +1007,13 @@ async fn cleanup(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
 /// Gathers what this reconcile knows: spec problems, Secrets, the source.
 /// The connected source and directory, when both are reachable (the cycle reuses them).
 struct Handles {
-    source: hollyhr::HollyHrClient,
+    source: AnySource,
     directory: crate::directory::any::AnyDirectory,
 }
 
 /// What `observe` found: the observation, the source client when it passed its checks, and both
 /// connections when the directory did too.
-type Observed = (
-    Observation,
-    Option<hollyhr::HollyHrClient>,
-    Option<Arc<Handles>>,
-);
+type Observed = (Observation, Option<AnySource>, Option<Arc<Handles>>);
 
 async fn observe(object: &PeopleSync, namespace: &str, ctx: &Context) -> Result<Observed, Error> {
     let spec = &object.spec;
@@ -1018,16 +1030,16 @@ async fn observe(object: &PeopleSync, namespace: &str, ctx: &Context) -> Result<
         observed.blocker = Some(blocker);
         return Ok((observed, None, None));
     }
-    let Some(hollyhr) = &spec.source.hollyhr else {
-        observed.blocker = Some(Blocker {
-            reason: "InvalidSpec",
-            message: "no source is set: set spec.source.hollyhr".into(),
-        });
-        return Ok((observed, None, None));
-    };
-    let api_key = match secrets::read_key(&ctx.client, namespace, &hollyhr.api_key_secret_ref).await
-    {
-        Ok(key) => key,
+    let credentials = match source_credentials(spec, namespace, ctx).await {
+        Ok(Some(credentials)) => credentials,
+        Ok(None) => {
+            observed.blocker = Some(Blocker {
+                reason: "InvalidSpec",
+                message: "set exactly one source: spec.source.hollyhr or spec.source.personio"
+                    .into(),
+            });
+            return Ok((observed, None, None));
+        }
         Err(error) => match error.blocker() {
             Some(blocker) => {
                 observed.blocker = Some(blocker);
@@ -1049,13 +1061,7 @@ async fn observe(object: &PeopleSync, namespace: &str, ctx: &Context) -> Result<
             metrics.source_request(route, status)
         }))
     };
-    let (source, client) = probe_source(
-        &hollyhr.base_url,
-        api_key,
-        &spec.required_scopes(),
-        observer,
-    )
-    .await;
+    let (source, client) = probe_source(spec, credentials, observer).await;
     let (directory, connected) = probe_directory(spec, namespace, ctx).await?;
     observed.source = source;
     observed.directory = directory;
@@ -1113,23 +1119,54 @@ async fn check_target_secrets(
     Ok(None)
 }
 
-/// `GET /me` with the configured key, and the scope check; the client when it passed.
+/// The source's credentials from the referenced Secret(s); `None` when not exactly one source
+/// is set.
+async fn source_credentials(
+    spec: &PeopleSyncSpec,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Option<SourceCredentials>, secrets::SecretError> {
+    use crate::source::any::{PERSONIO_CLIENT_ID_KEY, PERSONIO_CLIENT_SECRET_KEY};
+    match (&spec.source.hollyhr, &spec.source.personio) {
+        (None, Some(personio)) => {
+            let secret = &personio.credentials_secret_ref;
+            Ok(Some(SourceCredentials::Personio {
+                client_id: secrets::read_key(
+                    &ctx.client,
+                    namespace,
+                    &secret.key(PERSONIO_CLIENT_ID_KEY),
+                )
+                .await?,
+                client_secret: secrets::read_key(
+                    &ctx.client,
+                    namespace,
+                    &secret.key(PERSONIO_CLIENT_SECRET_KEY),
+                )
+                .await?,
+            }))
+        }
+        (Some(hollyhr), None) => Ok(Some(SourceCredentials::HollyHr {
+            api_key: secrets::read_key(&ctx.client, namespace, &hollyhr.api_key_secret_ref).await?,
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// Who the credentials belong to (HollyHR's `GET /me`; a Personio token), and the scope check;
+/// the client when it passed.
 async fn probe_source(
-    base_url: &str,
-    api_key: SecretString,
-    required: &[&str],
+    spec: &PeopleSyncSpec,
+    credentials: SourceCredentials,
     observer: hollyhr::RequestObserver,
-) -> (SourceOutcome, Option<hollyhr::HollyHrClient>) {
-    let client = match hollyhr::ClientConfig::new(base_url, api_key).and_then(|mut config| {
-        config.observer = Some(observer);
-        hollyhr::HollyHrClient::new(config)
-    }) {
+) -> (SourceOutcome, Option<AnySource>) {
+    let required = spec.required_scopes();
+    let client = match AnySource::connect(&spec.source, credentials, Some(observer)) {
         Ok(client) => client,
         Err(error) => return (SourceOutcome::Unreachable(error.to_string()), None),
     };
     match client.whoami().await {
         Ok(principal) => {
-            let missing = principal.missing_scopes(required);
+            let missing = principal.missing_scopes(&required);
             if missing.is_empty() {
                 let environment = if principal.sandbox { "sandbox" } else { "live" }.to_owned();
                 (SourceOutcome::Reachable { environment }, Some(client))
@@ -1138,10 +1175,13 @@ async fn probe_source(
                 (SourceOutcome::MissingScope(missing), None)
             }
         }
-        Err(error) if error.category() == hollyhr::ErrorReason::Unauthorized => {
-            (SourceOutcome::Unauthorized, None)
-        }
-        Err(error) => (SourceOutcome::Unreachable(error.to_string()), None),
+        Err(error) if error.is_unauthorized() => (SourceOutcome::Unauthorized, None),
+        // Personio refuses a token for a scope the credential lacks.
+        Err(error) if error.is_missing_scope() => (
+            SourceOutcome::MissingScope(required.iter().map(|s| (*s).to_owned()).collect()),
+            None,
+        ),
+        Err(error) => (SourceOutcome::Unreachable(crate::cli::report(&error)), None),
     }
 }
 

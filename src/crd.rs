@@ -52,7 +52,7 @@ pub struct PeopleSyncSpec {
     /// What happens to the directory account of someone who left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprovision: Option<DeprovisionSpec>,
-    /// What happens to people who have not started yet.
+    /// What happens to people who have not started yet, or are on leave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<LifecycleSpec>,
     /// Taking over accounts that exist before PeopleSync (no anchor yet).
@@ -91,11 +91,84 @@ pub struct SecretKeyRef {
 /// The HR source. Exactly one kind is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.hollyhr)").message("set exactly one source: source.hollyhr"))]
+#[x_kube(validation = Rule::new("has(self.hollyhr) != has(self.personio)").message("set exactly one source: source.hollyhr or source.personio"))]
 pub struct SourceSpec {
     /// HollyHR's safe People projection (API v1, scope `people:read`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hollyhr: Option<HollyHrSource>,
+    /// Personio's public API v2 (persons and their latest employment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personio: Option<PersonioSource>,
+}
+
+impl SourceSpec {
+    /// The source's name for `kubectl get`, conditions and messages.
+    pub fn kind(&self) -> &'static str {
+        match (&self.hollyhr, &self.personio) {
+            (_, Some(_)) => "Personio",
+            _ => "HollyHR",
+        }
+    }
+}
+
+/// Connection to one Personio company.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonioSource {
+    /// The API base URL without `/v2` (default `https://api.personio.de`). Must be https (plain
+    /// http only to a loopback address, for local testing).
+    #[serde(default = "default_personio_url")]
+    #[x_kube(validation = Rule::new(HTTPS_OR_LOOPBACK).message("source.personio.baseUrl must be an https:// URL (http:// only for 127.0.0.1 or localhost)"))]
+    pub base_url: String,
+    /// The Secret holding the API credential under the keys `client_id` and `client_secret`. The
+    /// credential needs `personio:persons:read` (and `personio:webhooks:read` /
+    /// `personio:webhooks:write` for webhooks) and must be allowed to read the attributes the
+    /// mapping uses.
+    pub credentials_secret_ref: SecretRef,
+    /// Sent as `X-Personio-App-ID` on every request (Personio asks integrations to identify
+    /// themselves), in UPPER_SNAKE_CASE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Z][A-Z0-9_]{0,63}$')").message("source.personio.appId must be UPPER_SNAKE_CASE, e.g. PEOPLESYNC"))]
+    pub app_id: Option<String>,
+    /// Persons per page when listing (1–50; Personio's maximum is 50).
+    #[serde(default = "default_personio_page_size")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 50").message("source.personio.pageSize must be between 1 and 50"))]
+    pub page_size: u32,
+    /// The org-unit type that becomes the department (and the department groups).
+    #[serde(default = "default_department_type")]
+    #[x_kube(validation = Rule::new("self.size() > 0").message("source.personio.departmentType must not be empty"))]
+    pub department_type: String,
+}
+
+fn default_personio_url() -> String {
+    "https://api.personio.de".to_owned()
+}
+
+fn default_personio_page_size() -> u32 {
+    50
+}
+
+fn default_department_type() -> String {
+    "department".to_owned()
+}
+
+/// A whole Secret in the PeopleSync's namespace (its keys are fixed by the field using it).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Name of the Secret.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("a Secret name must not be empty"))]
+    pub name: String,
+}
+
+impl SecretRef {
+    /// One key of this Secret.
+    pub fn key(&self, key: &str) -> SecretKeyRef {
+        SecretKeyRef {
+            name: self.name.clone(),
+            key: key.to_owned(),
+        }
+    }
 }
 
 /// Connection to one HollyHR tenant.
@@ -303,7 +376,7 @@ pub struct AdoptionSpec {
     pub match_by: Vec<String>,
 }
 
-/// Joiners' accounts.
+/// Joiners' accounts, and accounts of people on leave.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecycleSpec {
@@ -311,6 +384,19 @@ pub struct LifecycleSpec {
     /// (no account before the start date).
     #[serde(default)]
     pub future_starters: FutureStartersPolicy,
+    /// People on long-term leave (a source that reports it: Personio's LEAVE): `Keep` (default:
+    /// their account stays enabled) or `Disable` (disabled until they are back; counted by the
+    /// guard like any deprovision).
+    #[serde(default)]
+    pub on_leave: OnLeavePolicy,
+}
+
+/// See [`LifecycleSpec::on_leave`].
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnLeavePolicy {
+    #[default]
+    Keep,
+    Disable,
 }
 
 /// See [`LifecycleSpec::future_starters`].
@@ -627,9 +713,14 @@ impl PeopleSyncSpec {
         self.webhook.as_ref().is_some_and(|w| w.enabled)
     }
 
-    /// The HollyHR scopes this spec needs: `people:read` always, `org_units:read` when groups are
-    /// managed, `webhooks:manage` when webhooks are enabled.
+    /// The source scopes this spec needs. HollyHR: `people:read` always, `org_units:read` when
+    /// groups are managed, `webhooks:manage` when webhooks are enabled. Personio:
+    /// `personio:persons:read` (it covers employments and org units); the webhook scopes are
+    /// asked for with a token of their own, so a credential without them still syncs.
     pub fn required_scopes(&self) -> Vec<&'static str> {
+        if self.source.personio.is_some() {
+            return vec!["personio:persons:read"];
+        }
         let mut scopes = vec!["people:read"];
         let groups = self
             .target
@@ -661,7 +752,7 @@ impl PeopleSyncSpec {
             (None, None) => "none".to_owned(),
         };
         StatusSummary {
-            source: "HollyHR".to_owned(),
+            source: self.source.kind().to_owned(),
             target,
         }
     }
@@ -681,6 +772,7 @@ impl PeopleSyncSpec {
                     },
                     page_size: 100,
                 }),
+                personio: None,
             },
             target: TargetSpec {
                 ldap: None,

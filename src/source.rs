@@ -9,6 +9,7 @@ use std::future::Future;
 use futures::stream::BoxStream;
 use jiff::Timestamp;
 
+pub mod any;
 pub mod hollyhr;
 pub mod personio;
 

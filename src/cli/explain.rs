@@ -31,6 +31,7 @@ fn value_of(attributes: &Attributes, name: &str) -> String {
 
 /// The explanation as text (pure: everything it shows is passed in).
 pub fn render(
+    source: &str,
     person: &Person,
     policy: &Policy,
     mapped: Result<&Attributes, &plan::MappingError>,
@@ -41,7 +42,11 @@ pub fn render(
     let mut out = String::new();
     let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
     let or_dash = |v: Option<String>| v.filter(|v| !v.is_empty()).unwrap_or_else(|| "—".into());
-    let _ = writeln!(out, "Person {} (HollyHR, safe projection)", person.id);
+    let projection = match source {
+        "HollyHR" => "HollyHR, safe projection",
+        other => other,
+    };
+    let _ = writeln!(out, "Person {} ({projection})", person.id);
     let rows = [
         ("display name", Some(person.display_name.clone())),
         ("work email", person.work_email.clone()),
@@ -187,11 +192,15 @@ pub fn render(
 
 pub async fn run(job: ExplainJob) -> Result<(), CliError> {
     let standalone = Standalone::connect(&job.config, &job.secrets_dir).await?;
-    let Some(person) = PeopleSource::person(&standalone.source, &job.person).await? else {
+    let Some(person) = PeopleSource::person(&standalone.source, &job.person)
+        .await
+        .map_err(SyncCliError::from)?
+    else {
         println!(
-            "Person {} is not in HollyHR (or not visible to this key): a full cycle treats a \
-             managed entry for it as vanished.",
-            job.person
+            "Person {} is not in {} (or not visible to these credentials): a full cycle treats \
+             a managed entry for it as vanished.",
+            job.person,
+            standalone.source.kind()
         );
         return Ok(());
     };
@@ -227,7 +236,15 @@ pub async fn run(job: ExplainJob) -> Result<(), CliError> {
     let entry = snapshot.entries.iter().find(|e| e.anchor == people[0].id);
     print!(
         "{}",
-        render(&people[0], &policy, mapped.as_ref(), entry, &plan, now)
+        render(
+            standalone.source.kind(),
+            &people[0],
+            &policy,
+            mapped.as_ref(),
+            entry,
+            &plan,
+            now
+        )
     );
     if job.apply {
         let mut ids = snapshot.ids();

@@ -13,7 +13,7 @@ use super::CliError;
 use super::table::Table;
 use crate::crd::{PeopleSyncSpec, SecretKeyRef};
 use crate::directory::any::{AnyDirectory, Credentials};
-use crate::source::hollyhr::{ClientConfig, HollyHrClient};
+use crate::source::any::{AnySource, AnySourceError, SourceCredentials};
 use crate::sync::engine::{self, Report, SyncState};
 
 /// Changes listed by a dry run (the same number the status keeps).
@@ -48,12 +48,20 @@ pub enum SyncCliError {
     Spec(#[from] crate::sync::spec::SpecError),
     #[error("failed to connect to the directory")]
     Directory(#[from] crate::directory::any::AnyDirectoryError),
+    #[error("failed to set up the source")]
+    Source(#[source] Box<AnySourceError>),
     #[error("the sync cycle failed ({reason})")]
     Cycle {
         reason: &'static str,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl From<AnySourceError> for SyncCliError {
+    fn from(error: AnySourceError) -> Self {
+        SyncCliError::Source(Box::new(error))
+    }
 }
 
 /// What `peoplesync sync` was asked to do.
@@ -222,7 +230,7 @@ pub fn summary(report: &Report, dry_run: bool) -> String {
 pub struct Standalone {
     pub spec: PeopleSyncSpec,
     pub settings: engine::Settings,
-    pub source: HollyHrClient,
+    pub source: AnySource,
     pub directory: AnyDirectory,
 }
 
@@ -231,13 +239,9 @@ impl Standalone {
     pub async fn connect(config: &Path, secrets_dir: &Path) -> Result<Self, CliError> {
         let spec = read_spec(config)?;
         let settings = crate::sync::spec::settings(&spec).map_err(SyncCliError::from)?;
-        let hollyhr = spec
-            .source
-            .hollyhr
-            .as_ref()
-            .ok_or(SyncCliError::Spec(crate::sync::spec::SpecError::NoTarget))?;
-        let api_key = read_secret(secrets_dir, &hollyhr.api_key_secret_ref)?;
-        let source = HollyHrClient::new(ClientConfig::new(&hollyhr.base_url, api_key)?)?;
+        let source =
+            AnySource::connect(&spec.source, source_credentials(&spec, secrets_dir)?, None)
+                .map_err(SyncCliError::from)?;
         let (secret_ref, ca_ref) = match (&spec.target.ldap, &spec.target.scim) {
             (Some(ldap), _) => (&ldap.bind_password_secret_ref, ldap.ca_secret_ref.as_ref()),
             (None, Some(scim)) => (&scim.token_secret_ref, None),
@@ -265,6 +269,28 @@ impl Standalone {
             source,
             directory,
         })
+    }
+}
+
+/// The source's credentials from the secrets dir (or env): HollyHR's API key, or Personio's
+/// `client_id` and `client_secret`.
+fn source_credentials(
+    spec: &PeopleSyncSpec,
+    secrets_dir: &Path,
+) -> Result<SourceCredentials, SyncCliError> {
+    use crate::source::any::{PERSONIO_CLIENT_ID_KEY, PERSONIO_CLIENT_SECRET_KEY};
+    match (&spec.source.hollyhr, &spec.source.personio) {
+        (Some(hollyhr), None) => Ok(SourceCredentials::HollyHr {
+            api_key: read_secret(secrets_dir, &hollyhr.api_key_secret_ref)?,
+        }),
+        (None, Some(personio)) => {
+            let secret = &personio.credentials_secret_ref;
+            Ok(SourceCredentials::Personio {
+                client_id: read_secret(secrets_dir, &secret.key(PERSONIO_CLIENT_ID_KEY))?,
+                client_secret: read_secret(secrets_dir, &secret.key(PERSONIO_CLIENT_SECRET_KEY))?,
+            })
+        }
+        _ => Err(SyncCliError::Spec(crate::sync::spec::SpecError::NoSource)),
     }
 }
 

@@ -83,6 +83,8 @@ pub fn compute(
     status.summary = Some(spec.summary());
     let mut desired = Vec::new();
 
+    let kind = spec.source.kind();
+    let personio = spec.source.personio.is_some();
     let source = match (&observed.blocker, &observed.source) {
         (Some(blocker), _) => Desired::new(
             cond::SOURCE_REACHABLE,
@@ -94,29 +96,43 @@ pub fn compute(
             cond::SOURCE_REACHABLE,
             Status::True,
             "Reachable",
-            format!("HollyHR answered with every needed scope ({environment} environment)"),
+            format!("{kind} answered with every needed scope ({environment} environment)"),
         ),
         (None, SourceOutcome::MissingScope(scopes)) => Desired::new(
             cond::SOURCE_REACHABLE,
             Status::False,
             "MissingScope",
             format!(
-                "the HollyHR API key lacks the scope{} {}: create a key with it in HollyHR (Settings > API) and update the Secret",
+                "the {} lacks the scope{} {}: {}",
+                if personio {
+                    "Personio API credential"
+                } else {
+                    "HollyHR API key"
+                },
                 if scopes.len() == 1 { "" } else { "s" },
-                scopes.join(", ")
+                scopes.join(", "),
+                if personio {
+                    "grant it in Personio (Settings > Integrations > API credentials)"
+                } else {
+                    "create a key with it in HollyHR (Settings > API) and update the Secret"
+                }
             ),
         ),
         (None, SourceOutcome::Unauthorized) => Desired::new(
             cond::SOURCE_REACHABLE,
             Status::False,
             "Unauthorized",
-            "HollyHR rejected the API key (401): check the key in the referenced Secret",
+            if personio {
+                "Personio rejected the client credentials: check client_id and client_secret in the referenced Secret"
+            } else {
+                "HollyHR rejected the API key (401): check the key in the referenced Secret"
+            },
         ),
         (None, SourceOutcome::Unreachable(message)) => Desired::new(
             cond::SOURCE_REACHABLE,
             Status::False,
             "Unreachable",
-            format!("HollyHR could not be reached: {message}"),
+            format!("{kind} could not be reached: {message}"),
         ),
         (None, SourceOutcome::NotChecked) => Desired::new(
             cond::SOURCE_REACHABLE,

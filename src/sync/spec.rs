@@ -4,15 +4,21 @@
 use jiff::SignedDuration;
 
 use super::engine::{DEFAULT_CONCURRENCY, DEFAULT_OVERLAP, Settings};
-use crate::crd::{DeprovisionAction, FutureStartersPolicy, LdapProfile, PeopleSyncSpec, duration};
+use crate::crd::{
+    DeprovisionAction, FutureStartersPolicy, LdapProfile, OnLeavePolicy, PeopleSyncSpec, duration,
+};
 use crate::directory::any;
 use crate::plan::mapping::Profile;
-use crate::plan::{Deprovision, FutureStarters, Guard, Mapping, MappingError, Policy, Scope};
+use crate::plan::{
+    Deprovision, FutureStarters, Guard, Mapping, MappingError, OnLeave, Policy, Scope,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("no target is set: set target.ldap or target.scim")]
     NoTarget,
+    #[error("set exactly one source: source.hollyhr or source.personio")]
+    NoSource,
     #[error("the attribute mapping is invalid")]
     Mapping(#[from] MappingError),
     #[error("deprovision.delay: {0}")]
@@ -72,6 +78,10 @@ pub fn settings(spec: &PeopleSyncSpec) -> Result<Settings, SpecError> {
             future_starters: match spec.lifecycle.as_ref().map(|l| l.future_starters) {
                 Some(FutureStartersPolicy::Skip) => FutureStarters::Skip,
                 _ => FutureStarters::ProvisionDisabled,
+            },
+            on_leave: match spec.lifecycle.as_ref().map(|l| l.on_leave) {
+                Some(OnLeavePolicy::Disable) => OnLeave::Disable,
+                _ => OnLeave::Keep,
             },
             deprovision,
             guard,

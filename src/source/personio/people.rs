@@ -300,6 +300,7 @@ mod tests {
             abbreviation: Some("RES".into()),
             description: None,
             parent_id: None,
+            parent_chain: Vec::new(),
         };
         let unit = department_unit("12", Some(&found));
         assert_eq!(

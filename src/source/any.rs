@@ -1,0 +1,199 @@
+//! The source of one PeopleSync, whichever HR system it is: one [`AnySource::connect`] dispatch
+//! from the spec, so the engine, the controller and the standalone commands stay generic.
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use jiff::Timestamp;
+use secrecy::SecretString;
+
+use super::hollyhr::{self, HollyHrClient, HollyHrError, RequestObserver};
+use super::personio::{self, PersonioClient, PersonioError};
+use super::{OrgUnit, PeopleSource, Person, Principal, SourceError};
+use crate::crd::SourceSpec;
+
+/// The keys of the Personio credentials Secret.
+pub const PERSONIO_CLIENT_ID_KEY: &str = "client_id";
+pub const PERSONIO_CLIENT_SECRET_KEY: &str = "client_secret";
+
+/// A connected HR source.
+#[derive(Clone)]
+pub enum AnySource {
+    HollyHr(HollyHrClient),
+    Personio(PersonioClient),
+}
+
+/// What a source needs from Secrets.
+pub enum SourceCredentials {
+    HollyHr {
+        api_key: SecretString,
+    },
+    Personio {
+        client_id: SecretString,
+        client_secret: SecretString,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnySourceError {
+    #[error(transparent)]
+    HollyHr(#[from] HollyHrError),
+    /// Boxed: Personio's errors carry the route, code, title and trace id.
+    #[error(transparent)]
+    Personio(Box<PersonioError>),
+    #[error("failed to set up the source: {0}")]
+    Spec(String),
+}
+
+impl From<PersonioError> for AnySourceError {
+    fn from(error: PersonioError) -> Self {
+        AnySourceError::Personio(Box::new(error))
+    }
+}
+
+impl AnySourceError {
+    /// The credentials were refused (HollyHR's 401; Personio's token refusal or a 401 after a
+    /// fresh token).
+    pub fn is_unauthorized(&self) -> bool {
+        match self {
+            AnySourceError::HollyHr(error) => {
+                error.category() == hollyhr::ErrorReason::Unauthorized
+            }
+            AnySourceError::Personio(error) => matches!(
+                error.category(),
+                personio::ErrorCategory::InvalidCredentials | personio::ErrorCategory::Unauthorized
+            ),
+            AnySourceError::Spec(_) => false,
+        }
+    }
+
+    /// The credential lacks a scope it asked for (Personio's `invalid_scope`).
+    pub fn is_missing_scope(&self) -> bool {
+        matches!(self, AnySourceError::Personio(error) if error.category() == personio::ErrorCategory::MissingScope)
+    }
+}
+
+impl SourceError for AnySourceError {
+    fn reason(&self) -> &'static str {
+        match self {
+            AnySourceError::HollyHr(error) => error.reason(),
+            AnySourceError::Personio(error) => error.reason(),
+            AnySourceError::Spec(_) => "InvalidSpec",
+        }
+    }
+}
+
+impl AnySource {
+    /// The client for the spec's source (no request is made yet). `observer` sees every
+    /// request's route template and status (metrics).
+    pub fn connect(
+        spec: &SourceSpec,
+        credentials: SourceCredentials,
+        observer: Option<RequestObserver>,
+    ) -> Result<Self, AnySourceError> {
+        use secrecy::ExposeSecret;
+        match (spec, credentials) {
+            (
+                SourceSpec {
+                    hollyhr: Some(hollyhr),
+                    personio: None,
+                },
+                SourceCredentials::HollyHr { api_key },
+            ) => {
+                let mut config = hollyhr::ClientConfig::new(&hollyhr.base_url, api_key)?;
+                config.observer = observer;
+                Ok(AnySource::HollyHr(HollyHrClient::new(config)?))
+            }
+            (
+                SourceSpec {
+                    hollyhr: None,
+                    personio: Some(p),
+                },
+                SourceCredentials::Personio {
+                    client_id,
+                    client_secret,
+                },
+            ) => {
+                let base_url = url::Url::parse(&p.base_url).map_err(|error| {
+                    AnySourceError::Spec(format!("source.personio.baseUrl: {error}"))
+                })?;
+                let mut config = personio::PersonioConfig::new(
+                    base_url,
+                    client_id.expose_secret().trim(),
+                    client_secret,
+                );
+                config.app_id = p.app_id.clone();
+                config.page_size = p.page_size;
+                config.department_type = p.department_type.clone();
+                let client = PersonioClient::new(config)?;
+                Ok(AnySource::Personio(match observer {
+                    Some(observer) => client.with_observer(observer),
+                    None => client,
+                }))
+            }
+            _ => Err(AnySourceError::Spec(
+                "set exactly one source: source.hollyhr or source.personio".into(),
+            )),
+        }
+    }
+
+    /// The HR system's name, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnySource::HollyHr(_) => "HollyHR",
+            AnySource::Personio(_) => "Personio",
+        }
+    }
+
+    pub fn hollyhr(&self) -> Option<&HollyHrClient> {
+        match self {
+            AnySource::HollyHr(client) => Some(client),
+            AnySource::Personio(_) => None,
+        }
+    }
+
+    pub fn personio(&self) -> Option<&PersonioClient> {
+        match self {
+            AnySource::Personio(client) => Some(client),
+            AnySource::HollyHr(_) => None,
+        }
+    }
+}
+
+impl PeopleSource for AnySource {
+    type Error = AnySourceError;
+
+    async fn whoami(&self) -> Result<Principal, AnySourceError> {
+        Ok(match self {
+            AnySource::HollyHr(client) => client.whoami().await?,
+            AnySource::Personio(client) => client.whoami().await?,
+        })
+    }
+
+    fn people(
+        &self,
+        updated_since: Option<Timestamp>,
+    ) -> BoxStream<'static, Result<Person, AnySourceError>> {
+        match self {
+            AnySource::HollyHr(client) => PeopleSource::people(client, updated_since)
+                .map(|r| r.map_err(AnySourceError::from))
+                .boxed(),
+            AnySource::Personio(client) => PeopleSource::people(client, updated_since)
+                .map(|r| r.map_err(AnySourceError::from))
+                .boxed(),
+        }
+    }
+
+    async fn person(&self, id: &str) -> Result<Option<Person>, AnySourceError> {
+        Ok(match self {
+            AnySource::HollyHr(client) => PeopleSource::person(client, id).await?,
+            AnySource::Personio(client) => PeopleSource::person(client, id).await?,
+        })
+    }
+
+    async fn org_units(&self) -> Result<Vec<OrgUnit>, AnySourceError> {
+        Ok(match self {
+            AnySource::HollyHr(client) => PeopleSource::org_units(client).await?,
+            AnySource::Personio(client) => PeopleSource::org_units(client).await?,
+        })
+    }
+}
