@@ -203,6 +203,21 @@ async fn invalid_specs_are_rejected_with_messages_a_person_understands() {
             "Unsupported value",
         ),
         (
+            "two sources",
+            json!({"source": {"hollyhr": base["spec"]["source"]["hollyhr"], "personio": {"credentialsSecretRef": {"name": "p"}}}}),
+            "set exactly one source",
+        ),
+        (
+            "personio page size",
+            json!({"source": {"personio": {"pageSize": 100, "credentialsSecretRef": {"name": "p"}}}}),
+            "pageSize must be between 1 and 50",
+        ),
+        (
+            "personio app id",
+            json!({"source": {"personio": {"appId": "my app", "credentialsSecretRef": {"name": "p"}}}}),
+            "UPPER_SNAKE_CASE",
+        ),
+        (
             "empty secret name",
             json!({"source": {"hollyhr": {"baseUrl": "https://a.hollyhr.com/api/v1", "apiKeySecretRef": {"name": "", "key": "k"}}}}),
             "a Secret name is 1 to 253 characters",
@@ -825,5 +840,116 @@ async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_appr
         "{:?}",
         status.counts
     );
+    controller.abort();
+}
+
+/// A Secret with several keys.
+async fn secret_with(client: &Client, namespace: &str, name: &str, data: Value) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": name }, "stringData": data
+    }))
+    .expect("a Secret");
+    api.create(&PostParams::default(), &secret)
+        .await
+        .expect("Secret created");
+}
+
+#[tokio::test]
+async fn a_personio_peoplesync_syncs_into_slapd_and_wrong_credentials_show_as_unauthorized() {
+    use peoplesync::sandbox::personio::{self as personio, PersonioSandboxConfig};
+    use peoplesync::slapd::Slapd;
+    let plane = control_plane().await;
+    let sandbox = personio::start(PersonioSandboxConfig {
+        people: 40,
+        ..PersonioSandboxConfig::default()
+    })
+    .await
+    .expect("the Personio sandbox starts");
+    let ldap = Slapd::start().await.expect("slapd starts");
+    let client = plane.client().await.expect("client");
+    let ns = plane.create_namespace("personio").await.expect("namespace");
+    secret_with(
+        &client,
+        &ns,
+        "personio",
+        json!({"client_id": personio::DEFAULT_CLIENT_ID, "client_secret": personio::DEFAULT_CLIENT_SECRET}),
+    )
+    .await;
+    secret_with(
+        &client,
+        &ns,
+        "personio-wrong",
+        json!({"client_id": personio::DEFAULT_CLIENT_ID, "client_secret": "papi-not-the-secret"}),
+    )
+    .await;
+    secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
+    let controller = run_controller(client.clone(), &ns);
+    let mut object = ldap_people_sync("https://unused.example.com/api/v1", &ldap, true);
+    object["spec"]["source"] = json!({"personio": {
+        "baseUrl": sandbox.base_url(),
+        "credentialsSecretRef": {"name": "personio"},
+        "appId": "PEOPLESYNC"
+    }});
+    create(&client, &ns, object.clone()).await.expect("created");
+    let reachable = wait_condition(&client, &ns, "acme", "SourceReachable", "True", None).await;
+    assert!(
+        reachable["message"]
+            .as_str()
+            .expect("message")
+            .contains("Personio"),
+        "{reachable}"
+    );
+    wait_condition(&client, &ns, "acme", "Synced", "True", Some("Synced")).await;
+    wait_condition(&client, &ns, "acme", "Ready", "True", Some("Ready")).await;
+    let api: Api<PeopleSync> = Api::namespaced(client.clone(), &ns);
+    let status = api
+        .get("acme")
+        .await
+        .expect("read")
+        .status
+        .expect("a status");
+    assert_eq!(status.counts.as_ref().map(|c| c.people), Some(40));
+    let table = plane
+        .kubectl()
+        .args(["get", "peoplesyncs", "-n", &ns])
+        .output()
+        .expect("kubectl");
+    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    assert!(
+        table.contains("Personio") && table.contains("True") && table.contains("40"),
+        "{table}"
+    );
+    let directory = peoplesync::directory::ldap::LdapDirectory::connect(ldap.ldap_config())
+        .await
+        .expect("binds");
+    let entries: Vec<peoplesync::directory::Entry> = {
+        use futures::TryStreamExt;
+        use peoplesync::directory::Directory;
+        directory.entries().try_collect().await.expect("lists")
+    };
+    assert!(entries.len() > 30, "{}", entries.len());
+
+    // The same object with a wrong client secret.
+    object["metadata"]["name"] = json!("wrong");
+    object["spec"]["source"]["personio"]["credentialsSecretRef"]["name"] = json!("personio-wrong");
+    create(&client, &ns, object).await.expect("created");
+    let refused = wait_condition(
+        &client,
+        &ns,
+        "wrong",
+        "SourceReachable",
+        "False",
+        Some("Unauthorized"),
+    )
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .expect("message")
+            .contains("client_secret"),
+        "{refused}"
+    );
+    wait_condition(&client, &ns, "wrong", "Ready", "False", None).await;
     controller.abort();
 }
