@@ -374,6 +374,9 @@ pub struct DemoArgs {
     /// Without Kubernetes: `peoplesync sync` from a config file, incremental cycles.
     #[arg(long)]
     pub standalone: bool,
+    /// The HR sandbox to sync from (`personio` runs the standalone flow for now).
+    #[arg(long, value_enum, default_value_t = demo::DemoSource::Hollyhr)]
+    pub source: demo::DemoSource,
     /// Stop after the showcase instead of keeping everything running until Ctrl-C (the default
     /// when stdout is not a terminal, e.g. in CI).
     #[arg(long)]
@@ -427,8 +430,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let config = ClientConfig::new(&args.base_url, key)?;
             hollyhr::run(config, args.command).await
         }
-        Command::Demo(args) if args.standalone => {
-            demo::run_standalone(args.people, args.seed).await
+        Command::Demo(args) if args.standalone || args.source == demo::DemoSource::Personio => {
+            demo::run_standalone(args.people, args.seed, args.source).await
         }
         Command::Demo(args) => {
             use std::io::IsTerminal;

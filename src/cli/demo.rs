@@ -57,11 +57,11 @@ fn files_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DemoErr
     }
 }
 
-/// The config a user would write, pointing at the demo's sandbox and slapd.
-fn config_yaml(hollyhr_url: &str, ldap_url: &str) -> String {
+/// The config a user would write, pointing at the demo's source and slapd.
+fn config_yaml(source: &str, ldap_url: &str) -> String {
     format!(
         "# A PeopleSync spec for `peoplesync sync` (the same shape as the Kubernetes object).\n\
-         source:\n  hollyhr:\n    baseUrl: {hollyhr_url}\n    apiKeySecretRef: {{ name: hollyhr, key: apiKey }}\n\
+         source:\n{source}\
          target:\n  ldap:\n    url: {ldap_url}\n    bindDn: \"{admin}\"\n    bindPasswordSecretRef: {{ name: ldap, key: password }}\n\
          \x20   baseDn: \"{base}\"\n    peopleDn: \"{people}\"\n    groupsDn: \"{groups}\"\n\
          schedule:\n  pollInterval: 30s\n",
@@ -69,6 +69,18 @@ fn config_yaml(hollyhr_url: &str, ldap_url: &str) -> String {
         base = slapd::BASE_DN,
         people = slapd::PEOPLE_DN,
         groups = slapd::GROUPS_DN,
+    )
+}
+
+fn hollyhr_source_yaml(base_url: &str) -> String {
+    format!(
+        "  hollyhr:\n    baseUrl: {base_url}\n    apiKeySecretRef: {{ name: hollyhr, key: apiKey }}\n"
+    )
+}
+
+fn personio_source_yaml(base_url: &str) -> String {
+    format!(
+        "  personio:\n    baseUrl: {base_url}\n    credentialsSecretRef: {{ name: personio }}\n    appId: PEOPLESYNC_DEMO\n"
     )
 }
 
@@ -92,37 +104,108 @@ fn show(entry: &Entry) -> String {
     )
 }
 
-pub async fn run_standalone(people: usize, seed: u64) -> Result<(), CliError> {
-    let started = Instant::now();
-    let sandbox = crate::sandbox::start(SandboxConfig {
-        people,
-        seed,
-        ..SandboxConfig::default()
-    })
-    .await?;
-    let ldap = Slapd::start().await.map_err(DemoError::from)?;
-    println!(
-        "Started a HollyHR sandbox with {people} people at {} and OpenLDAP at {}.",
-        sandbox.base_url(),
-        ldap.url()
-    );
+/// Which HR sandbox a demo runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DemoSource {
+    #[default]
+    Hollyhr,
+    Personio,
+}
 
+/// A change made through the source's API for the demo: whose entry to show, and what changed.
+type Changed = Option<(String, &'static str)>;
+
+pub async fn run_standalone(people: usize, seed: u64, source: DemoSource) -> Result<(), CliError> {
+    let started = Instant::now();
+    let ldap = Slapd::start().await.map_err(DemoError::from)?;
+    match source {
+        DemoSource::Hollyhr => {
+            let sandbox = crate::sandbox::start(SandboxConfig {
+                people,
+                seed,
+                ..SandboxConfig::default()
+            })
+            .await?;
+            println!(
+                "Started a HollyHR sandbox with {people} people at {} and OpenLDAP at {}.",
+                sandbox.base_url(),
+                ldap.url()
+            );
+            let secrets = [("hollyhr", "apiKey", DEFAULT_API_KEY.to_owned())];
+            let url = sandbox.base_url();
+            let yaml = hollyhr_source_yaml(&url);
+            showcase(&ldap, &yaml, &secrets, || change_in_hollyhr(&url)).await?;
+            sandbox.shutdown().await;
+        }
+        DemoSource::Personio => {
+            use crate::sandbox::personio::{
+                self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, PersonioSandboxConfig,
+            };
+            let sandbox = personio::start(PersonioSandboxConfig {
+                people,
+                seed,
+                // One employment read per person: at the default 600 a minute a 1,000-person
+                // demo would spend most of its time waiting out `Retry-After`.
+                rate_limit_per_minute: 0,
+                ..PersonioSandboxConfig::default()
+            })
+            .await?;
+            println!(
+                "Started a Personio sandbox with {people} people at {} and OpenLDAP at {}.",
+                sandbox.base_url(),
+                ldap.url()
+            );
+            let secrets = [
+                ("personio", "client_id", DEFAULT_CLIENT_ID.to_owned()),
+                (
+                    "personio",
+                    "client_secret",
+                    DEFAULT_CLIENT_SECRET.to_owned(),
+                ),
+            ];
+            let url = sandbox.base_url();
+            let yaml = personio_source_yaml(&url);
+            showcase(&ldap, &yaml, &secrets, || change_in_personio(&url)).await?;
+            sandbox.shutdown().await;
+        }
+    }
+    println!(
+        "\nDone in {:.1} s. The sandbox and slapd stop with this command; on a cluster, the same spec \
+         is a PeopleSync object (README: The operator).",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The Kubernetes-free showcase for either source: the config and Secrets a user would write, a
+/// full cycle, a change made through the source's API, and the incremental cycle that carries it.
+async fn showcase<F, Fut>(
+    ldap: &Slapd,
+    source_yaml: &str,
+    secrets: &[(&str, &str, String)],
+    change: F,
+) -> Result<(), CliError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Changed, CliError>>,
+{
     let dir = ldap.dir().join("demo");
-    let secrets = dir.join("secrets");
-    for (name, key, value) in [
-        ("hollyhr", "apiKey", DEFAULT_API_KEY),
-        ("ldap", "password", ldap.admin_password.as_str()),
-    ] {
-        let path = secrets.join(name);
+    let secrets_dir = dir.join("secrets");
+    let password = ldap.admin_password.clone();
+    for (name, key, value) in secrets
+        .iter()
+        .map(|(n, k, v)| (*n, *k, v.as_str()))
+        .chain([("ldap", "password", password.as_str())])
+    {
+        let path = secrets_dir.join(name);
         std::fs::create_dir_all(&path).map_err(files_error(&path))?;
         std::fs::write(path.join(key), value).map_err(files_error(&path))?;
     }
     let config = dir.join("peoplesync.yaml");
-    std::fs::write(&config, config_yaml(&sandbox.base_url(), &ldap.url()))
-        .map_err(files_error(&config))?;
+    std::fs::write(&config, config_yaml(source_yaml, &ldap.url())).map_err(files_error(&config))?;
     let job = SyncJob {
         config: config.clone(),
-        secrets_dir: secrets,
+        secrets_dir,
         state: dir.join("peoplesync.state.json"),
         once: true,
         dry_run: false,
@@ -145,9 +228,28 @@ pub async fn run_standalone(people: usize, seed: u64) -> Result<(), CliError> {
         entries.len()
     );
 
-    // A change made in HollyHR reaches the directory in the next incremental cycle.
+    if let Some((anchor, what)) = change().await? {
+        println!(
+            "\nChanged the job title of {anchor} through the {what} API; the next cycle picks it up:"
+        );
+        println!("$ peoplesync sync --config {} --once", config.display());
+        run_sync(job).await?;
+        let entries: Vec<Entry> = directory
+            .entries()
+            .try_collect()
+            .await
+            .map_err(DemoError::from)?;
+        if let Some(entry) = entries.iter().find(|e| e.anchor == anchor) {
+            println!("\n{}", show(entry));
+        }
+    }
+    Ok(())
+}
+
+/// A new job title for an active person with a manager, through the HollyHR API.
+async fn change_in_hollyhr(base_url: &str) -> Result<Changed, CliError> {
     let client = HollyHrClient::new(ClientConfig::new(
-        &sandbox.base_url(),
+        base_url,
         SecretString::from(DEFAULT_API_KEY),
     )?)?;
     let today = jiff::Timestamp::now()
@@ -158,39 +260,91 @@ pub async fn run_standalone(people: usize, seed: u64) -> Result<(), CliError> {
         .await?
         .into_iter()
         .find(|p| p.lifecycle(today) == Lifecycle::Active && p.manager.is_some());
-    if let Some(person) = person {
-        let employment = client.person_employment(&person.id).await?;
-        if let Some(etag) = employment.etag {
-            let body = UpdateEmploymentRequest {
-                job_title: Some(Some("Head of Demonstrations".to_owned())),
-                ..UpdateEmploymentRequest::default()
-            };
-            client
-                .update_employment(&person.id, &body, &etag, Idempotency::Derived)
-                .await?;
-            println!(
-                "\nChanged the job title of {} through the HollyHR API; the next cycle picks it up:",
-                person.id
-            );
-            println!("$ peoplesync sync --config {} --once", config.display());
-            run_sync(job).await?;
-            let entries: Vec<Entry> = directory
-                .entries()
-                .try_collect()
-                .await
-                .map_err(DemoError::from)?;
-            if let Some(entry) = entries.iter().find(|e| e.anchor == person.id) {
-                println!("\n{}", show(entry));
-            }
+    let Some(person) = person else {
+        return Ok(None);
+    };
+    let employment = client.person_employment(&person.id).await?;
+    let Some(etag) = employment.etag else {
+        return Ok(None);
+    };
+    let body = UpdateEmploymentRequest {
+        job_title: Some(Some("Head of Demonstrations".to_owned())),
+        ..UpdateEmploymentRequest::default()
+    };
+    client
+        .update_employment(&person.id, &body, &etag, Idempotency::Derived)
+        .await?;
+    Ok(Some((person.id, "HollyHR")))
+}
+
+/// A new job title for an active person with a supervisor, through Personio's write API
+/// (`personio:persons:write`; PeopleSync itself never writes to Personio).
+async fn change_in_personio(base_url: &str) -> Result<Changed, CliError> {
+    use crate::sandbox::personio::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+    use crate::source::personio::{PersonioClient, PersonioConfig, PersonsQuery};
+    let failed =
+        |error: reqwest::Error| DemoError::Timeout(format!("the Personio sandbox: {error}"));
+    let url: url::Url = base_url
+        .parse()
+        .map_err(|e| DemoError::Timeout(format!("the Personio sandbox URL: {e}")))?;
+    let client = PersonioClient::new(PersonioConfig::new(
+        url,
+        DEFAULT_CLIENT_ID,
+        SecretString::from(DEFAULT_CLIENT_SECRET),
+    ))
+    .map_err(crate::source::any::AnySourceError::from)
+    .map_err(super::sync::SyncCliError::from)?;
+    let source_error = |e: crate::source::personio::PersonioError| {
+        super::sync::SyncCliError::from(crate::source::any::AnySourceError::from(e))
+    };
+    let persons: Vec<_> = client
+        .persons(&PersonsQuery {
+            status: Some("ACTIVE".into()),
+            ..PersonsQuery::default()
+        })
+        .try_collect()
+        .await
+        .map_err(source_error)?;
+    for person in persons {
+        let Some(employment) = client
+            .latest_employment(&person.id)
+            .await
+            .map_err(source_error)?
+        else {
+            continue;
+        };
+        if employment.status.as_deref() != Some("ACTIVE") || employment.supervisor.is_none() {
+            continue;
         }
+        let http = reqwest::Client::new();
+        let token: serde_json::Value = http
+            .post(format!("{base_url}/v2/auth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", DEFAULT_CLIENT_ID),
+                ("client_secret", DEFAULT_CLIENT_SECRET),
+                ("scope", "personio:persons:write"),
+            ])
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed)?
+            .json()
+            .await
+            .map_err(failed)?;
+        http.patch(format!(
+            "{base_url}/v2/persons/{}/employments/{}",
+            person.id, employment.id
+        ))
+        .bearer_auth(token["access_token"].as_str().unwrap_or_default())
+        .json(&serde_json::json!({"position": {"title": "Head of Demonstrations"}}))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(failed)?;
+        return Ok(Some((person.id, "Personio")));
     }
-    println!(
-        "\nDone in {:.1} s. The sandbox and slapd stop with this command; on a cluster, the same spec \
-         is a PeopleSync object (README: The operator).",
-        started.elapsed().as_secs_f64()
-    );
-    sandbox.shutdown().await;
-    Ok(())
+    Ok(None)
 }
 
 /// A free loopback address for one of the demo's listeners.

@@ -45,7 +45,13 @@ impl PersonioConfig {
             app_id: None,
             page_size: model::MAX_PAGE,
             concurrency: DEFAULT_CONCURRENCY,
-            retry: RetryPolicy::default(),
+            // Personio throttles the per-person employment reads hard and documents no limits:
+            // waiting out a `Retry-After` beats failing a full cycle that is mostly done.
+            retry: RetryPolicy {
+                max_attempts: 8,
+                max_elapsed: std::time::Duration::from_secs(300),
+                ..RetryPolicy::default()
+            },
             department_type: DEFAULT_DEPARTMENT_TYPE.to_owned(),
         }
     }
