@@ -7,7 +7,7 @@
 # made through the HollyHR API reaches the directory through the signed webhook. In a terminal
 # everything keeps running until Ctrl-C; otherwise (CI) it stops after the showcase.
 #
-#   ./scripts/demo.sh [--people N] [--seed S] [--exit] [--standalone]
+#   ./scripts/demo.sh [--people N] [--seed S] [--exit] [--standalone] [--source hollyhr|personio]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
