@@ -13,6 +13,7 @@
 
 mod api;
 mod clock;
+mod control_routes;
 mod controls;
 mod delivery;
 mod error;
@@ -21,16 +22,14 @@ pub mod personio;
 mod ratelimit;
 pub mod remote;
 mod seed;
+mod server;
 mod store;
 mod validate;
+mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 pub use crate::signature::Variant as SignatureVariant;
 
@@ -159,24 +158,22 @@ pub enum SandboxError {
 
 /// A running sandbox. Dropping it stops the server and its delivery worker.
 pub struct SandboxHandle {
-    addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    server: Option<JoinHandle<()>>,
+    server: server::Server,
 }
 
 impl SandboxHandle {
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT/api/v1`: what a client takes as its base URL.
     pub fn base_url(&self) -> String {
-        format!("http://{}/api/v1", self.addr)
+        format!("http://{}/api/v1", self.addr())
     }
 
     /// `http://127.0.0.1:PORT/_sandbox`: the test controls.
     pub fn control_url(&self) -> String {
-        format!("http://{}/_sandbox", self.addr)
+        format!("http://{}/_sandbox", self.addr())
     }
 
     /// A client for the test controls.
@@ -185,20 +182,8 @@ impl SandboxHandle {
     }
 
     /// Stops accepting requests and waits for the server to finish.
-    pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
-        }
-    }
-}
-
-impl Drop for SandboxHandle {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
@@ -222,32 +207,14 @@ pub fn generate_organisation(
 
 /// Seeds the tenant, binds, and serves until the handle is shut down or dropped.
 pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| SandboxError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| SandboxError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let (shutdown, mut stop) = watch::channel(false);
-    let state = Arc::new(store::Sandbox::new(config));
-    let worker = delivery::spawn(state.clone(), shutdown.subscribe());
-    let app = api::router(state.clone()).merge(controls::router(state));
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        });
-        if let Err(error) = serve.await {
-            tracing::error!(%error, "sandbox server stopped");
-        }
-        worker.abort();
-    });
-    Ok(SandboxHandle {
-        addr,
-        shutdown,
-        server: Some(server),
+    let server = server::Server::start(config.listen, "sandbox", |stop| {
+        let state = Arc::new(store::Sandbox::new(config));
+        let worker = delivery::spawn(state.clone(), stop);
+        (
+            api::router(state.clone()).merge(controls::router(state)),
+            worker,
+        )
     })
+    .await?;
+    Ok(SandboxHandle { server })
 }

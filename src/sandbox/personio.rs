@@ -62,11 +62,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-
 pub use super::SandboxError;
+use super::server::Server;
 pub use seed::{EMAIL_DOMAIN, Tenant};
 
 use crate::source::personio::model::scope;
@@ -149,24 +146,22 @@ impl Default for PersonioSandboxConfig {
 
 /// A running Personio sandbox. Dropping it stops the server and its delivery worker.
 pub struct PersonioSandboxHandle {
-    addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    server: Option<JoinHandle<()>>,
+    server: Server,
 }
 
 impl PersonioSandboxHandle {
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT`: what a client takes as its base URL (paths start with `/v2/`).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
     /// `http://127.0.0.1:PORT/_sandbox`: the test controls.
     pub fn control_url(&self) -> String {
-        format!("http://{}/_sandbox", self.addr)
+        format!("http://{}/_sandbox", self.addr())
     }
 
     /// A client for the test controls.
@@ -175,20 +170,8 @@ impl PersonioSandboxHandle {
     }
 
     /// Stops accepting requests and waits for the server to finish.
-    pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
-        }
-    }
-}
-
-impl Drop for PersonioSandboxHandle {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
@@ -200,32 +183,14 @@ pub fn generate_tenant(people: usize, seed: u64) -> Tenant {
 
 /// Seeds the tenant, binds, and serves until the handle is shut down or dropped.
 pub async fn start(config: PersonioSandboxConfig) -> Result<PersonioSandboxHandle, SandboxError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| SandboxError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| SandboxError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let (shutdown, mut stop) = watch::channel(false);
-    let state = Arc::new(store::Sandbox::new(config));
-    let worker = delivery::spawn(state.clone(), shutdown.subscribe());
-    let app = api::router(state.clone()).merge(controls::router(state));
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        });
-        if let Err(error) = serve.await {
-            tracing::error!(%error, "personio sandbox server stopped");
-        }
-        worker.abort();
-    });
-    Ok(PersonioSandboxHandle {
-        addr,
-        shutdown,
-        server: Some(server),
+    let server = Server::start(config.listen, "personio sandbox", |stop| {
+        let state = Arc::new(store::Sandbox::new(config));
+        let worker = delivery::spawn(state.clone(), stop);
+        (
+            api::router(state.clone()).merge(controls::router(state)),
+            worker,
+        )
     })
+    .await?;
+    Ok(PersonioSandboxHandle { server })
 }

@@ -2,6 +2,7 @@
 //! edits, the request log, reset), for tests, the demo and benchmarks.
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// One logged API request (no bodies, no keys).
@@ -12,15 +13,15 @@ pub struct LoggedRequest {
     pub status: u16,
 }
 
+/// The `{data: [...]}` envelope of the list controls.
 #[derive(Deserialize)]
-struct Log {
-    data: Vec<LoggedRequest>,
+struct Data<T> {
+    data: Vec<T>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Controls {
-    http: reqwest::Client,
-    base: String,
+    client: ControlClient,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +32,17 @@ pub struct ControlError {
     pub(super) source: reqwest::Error,
 }
 
-impl Controls {
-    /// Controls of the sandbox whose control URL (`http://…/_sandbox`) is `base`.
-    pub fn new(base: &str) -> Self {
+/// The HTTP plumbing both sandboxes' control clients share: a request to `base` + path whose
+/// failure (transport, non-2xx, undecodable body) names the control path.
+#[derive(Debug, Clone)]
+pub(crate) struct ControlClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl ControlClient {
+    /// A client for the control URL (`http://…/_sandbox`) `base`.
+    pub(crate) fn new(base: &str) -> Self {
         Self {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_owned(),
@@ -61,68 +70,91 @@ impl Controls {
             .map_err(failed)
     }
 
+    /// `GET path`, answered with `{data: [...]}`.
+    pub(crate) async fn list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Vec<T>, ControlError> {
+        let response = self.send(reqwest::Method::GET, path, None).await?;
+        response
+            .json::<Data<T>>()
+            .await
+            .map(|data| data.data)
+            .map_err(|source| ControlError {
+                path: path.to_owned(),
+                source,
+            })
+    }
+
+    /// A control call whose answer body is not needed.
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(), ControlError> {
+        self.send(method, path, body).await.map(|_| ())
+    }
+}
+
+impl Controls {
+    /// Controls of the sandbox whose control URL (`http://…/_sandbox`) is `base`.
+    pub fn new(base: &str) -> Self {
+        Self {
+            client: ControlClient::new(base),
+        }
+    }
+
     /// `PUT /_sandbox/settings` (e.g. `{"updated_since_exclusive": true}`, `{"empty_tenant": true}`).
     pub async fn settings(&self, patch: Value) -> Result<(), ControlError> {
-        self.send(reqwest::Method::PUT, "/settings", Some(&patch))
+        self.client
+            .call(reqwest::Method::PUT, "/settings", Some(&patch))
             .await
-            .map(|_| ())
     }
 
     /// `PUT /_sandbox/faults` (e.g. `{"error_rate": 0.2}`, `{"rate_limit_burst": 3}`).
     pub async fn faults(&self, faults: Value) -> Result<(), ControlError> {
-        self.send(reqwest::Method::PUT, "/faults", Some(&faults))
+        self.client
+            .call(reqwest::Method::PUT, "/faults", Some(&faults))
             .await
-            .map(|_| ())
     }
 
     pub async fn clear_faults(&self) -> Result<(), ControlError> {
-        self.send(reqwest::Method::DELETE, "/faults", None)
+        self.client
+            .call(reqwest::Method::DELETE, "/faults", None)
             .await
-            .map(|_| ())
     }
 
     /// `PUT /_sandbox/clock` (e.g. `{"frozen": true}`, `{"advance_seconds": 60}`).
     pub async fn clock(&self, request: Value) -> Result<(), ControlError> {
-        self.send(reqwest::Method::PUT, "/clock", Some(&request))
+        self.client
+            .call(reqwest::Method::PUT, "/clock", Some(&request))
             .await
-            .map(|_| ())
     }
 
     /// An edit as the HollyHR UI makes it: no webhook event, but `updated_at` moves.
     pub async fn ui_edit(&self, person: &str, edit: Value) -> Result<(), ControlError> {
-        self.send(
-            reqwest::Method::POST,
-            &format!("/people/{person}/ui-edit"),
-            Some(&edit),
-        )
-        .await
-        .map(|_| ())
+        let path = format!("/people/{person}/ui-edit");
+        self.client
+            .call(reqwest::Method::POST, &path, Some(&edit))
+            .await
     }
 
     /// `POST /_sandbox/reset` with another size (same seed: the first people stay the same).
     pub async fn reset(&self, people: usize) -> Result<(), ControlError> {
-        self.send(
-            reqwest::Method::POST,
-            "/reset",
-            Some(&serde_json::json!({ "people": people })),
-        )
-        .await
-        .map(|_| ())
+        let body = serde_json::json!({ "people": people });
+        self.client
+            .call(reqwest::Method::POST, "/reset", Some(&body))
+            .await
     }
 
     pub async fn requests(&self) -> Result<Vec<LoggedRequest>, ControlError> {
-        let response = self.send(reqwest::Method::GET, "/requests", None).await?;
-        let path = "/requests".to_owned();
-        response
-            .json::<Log>()
-            .await
-            .map(|log| log.data)
-            .map_err(|source| ControlError { path, source })
+        self.client.list("/requests").await
     }
 
     pub async fn clear_requests(&self) -> Result<(), ControlError> {
-        self.send(reqwest::Method::DELETE, "/requests", None)
+        self.client
+            .call(reqwest::Method::DELETE, "/requests", None)
             .await
-            .map(|_| ())
     }
 }

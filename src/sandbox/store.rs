@@ -2,8 +2,8 @@
 //! `now`, so the HTTP layer (`api.rs`) stays a thin translation and the rules are testable alone.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use jiff::civil::Date;
@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use super::clock::Clock;
+use super::control_routes;
 use super::error::{ApiError, ApiResult};
 use super::ratelimit::RateLimiter;
 use super::{SandboxConfig, SignatureVariant, ids, seed};
@@ -53,11 +54,7 @@ pub struct Sandbox {
 }
 
 /// Test controls: settings, faults and the request log.
-pub struct Controls {
-    pub settings: Settings,
-    pub faults: Faults,
-    pub log: VecDeque<LogEntry>,
-}
+pub type Controls = control_routes::Controls<Settings, Faults, LogEntry>;
 
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
@@ -233,13 +230,13 @@ impl Sandbox {
         }
     }
 
-    pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    pub fn state(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
             .expect("sandbox state lock is never poisoned")
     }
 
-    pub fn controls(&self) -> std::sync::MutexGuard<'_, Controls> {
+    pub fn controls(&self) -> MutexGuard<'_, Controls> {
         self.controls
             .lock()
             .expect("sandbox controls lock is never poisoned")
@@ -278,6 +275,36 @@ impl Sandbox {
         };
         drop(controls);
         self.limiter.reset();
+    }
+}
+
+impl control_routes::Controlled for Sandbox {
+    type Settings = Settings;
+    type Faults = Faults;
+    type LogEntry = LogEntry;
+
+    fn control_state(&self) -> MutexGuard<'_, Controls> {
+        self.controls()
+    }
+
+    fn error_rate(faults: &Faults) -> f64 {
+        faults.error_rate
+    }
+
+    fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    fn wake(&self) -> &Notify {
+        &self.wake
+    }
+
+    fn seeded_with(&self) -> (usize, u64) {
+        (self.config.people, self.config.seed)
+    }
+
+    fn reset(&self, people: usize, seed: u64) {
+        Sandbox::reset(self, people, seed);
     }
 }
 

@@ -2,9 +2,9 @@
 //! clock, UI edits, emitted events, the request log, reset), for tests, the demo and benchmarks.
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::super::remote::ControlClient;
 pub use super::super::remote::ControlError;
 use crate::source::personio::model::Event;
 
@@ -19,88 +19,44 @@ pub struct LoggedRequest {
     pub status: u16,
 }
 
-#[derive(Deserialize)]
-struct Data<T> {
-    data: Vec<T>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Controls {
-    http: reqwest::Client,
-    base: String,
+    client: ControlClient,
 }
 
 impl Controls {
     /// Controls of the sandbox whose control URL (`http://…/_sandbox`) is `base`.
     pub fn new(base: &str) -> Self {
         Self {
-            http: reqwest::Client::new(),
-            base: base.trim_end_matches('/').to_owned(),
+            client: ControlClient::new(base),
         }
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<reqwest::Response, ControlError> {
-        let failed = |source| ControlError {
-            path: path.to_owned(),
-            source,
-        };
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        request
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(failed)
-    }
-
-    async fn list<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, ControlError> {
-        let response = self.send(reqwest::Method::GET, path, None).await?;
-        response
-            .json::<Data<T>>()
-            .await
-            .map(|data| data.data)
-            .map_err(|source| ControlError {
-                path: path.to_owned(),
-                source,
-            })
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(), ControlError> {
-        self.send(method, path, body).await.map(|_| ())
     }
 
     /// `PUT /_sandbox/settings` (e.g. `{"empty_tenant": true}`, `{"employment_bumps_person": false}`).
     pub async fn settings(&self, patch: Value) -> Result<(), ControlError> {
-        self.call(reqwest::Method::PUT, "/settings", Some(&patch))
+        self.client
+            .call(reqwest::Method::PUT, "/settings", Some(&patch))
             .await
     }
 
     /// `PUT /_sandbox/faults` (e.g. `{"error_rate": 0.2}`, `{"rate_limit_burst": 3}`,
     /// `{"loop_next_link": true}`).
     pub async fn faults(&self, faults: Value) -> Result<(), ControlError> {
-        self.call(reqwest::Method::PUT, "/faults", Some(&faults))
+        self.client
+            .call(reqwest::Method::PUT, "/faults", Some(&faults))
             .await
     }
 
     pub async fn clear_faults(&self) -> Result<(), ControlError> {
-        self.call(reqwest::Method::DELETE, "/faults", None).await
+        self.client
+            .call(reqwest::Method::DELETE, "/faults", None)
+            .await
     }
 
     /// `PUT /_sandbox/clock` (e.g. `{"frozen": true}`, `{"advance_seconds": 60}`).
     pub async fn clock(&self, request: Value) -> Result<(), ControlError> {
-        self.call(reqwest::Method::PUT, "/clock", Some(&request))
+        self.client
+            .call(reqwest::Method::PUT, "/clock", Some(&request))
             .await
     }
 
@@ -108,34 +64,40 @@ impl Controls {
     /// employment); `updated_at` moves, no webhook event is emitted.
     pub async fn ui_edit(&self, person_id: &str, edit: Value) -> Result<(), ControlError> {
         let path = format!("/persons/{person_id}/ui-edit");
-        self.call(reqwest::Method::POST, &path, Some(&edit)).await
+        self.client
+            .call(reqwest::Method::POST, &path, Some(&edit))
+            .await
     }
 
     /// `POST /_sandbox/reset` with another size (same seed: the same people come back).
     pub async fn reset(&self, people: usize) -> Result<(), ControlError> {
         let body = serde_json::json!({ "people": people });
-        self.call(reqwest::Method::POST, "/reset", Some(&body))
+        self.client
+            .call(reqwest::Method::POST, "/reset", Some(&body))
             .await
     }
 
     /// `POST /_sandbox/reset` with another size and seed.
     pub async fn reset_with_seed(&self, people: usize, seed: u64) -> Result<(), ControlError> {
         let body = serde_json::json!({ "people": people, "seed": seed });
-        self.call(reqwest::Method::POST, "/reset", Some(&body))
+        self.client
+            .call(reqwest::Method::POST, "/reset", Some(&body))
             .await
     }
 
     /// Every event the sandbox emitted since it started or was reset, oldest first (whether or
     /// not a webhook was subscribed).
     pub async fn events(&self) -> Result<Vec<Event>, ControlError> {
-        self.list("/events").await
+        self.client.list("/events").await
     }
 
     pub async fn requests(&self) -> Result<Vec<LoggedRequest>, ControlError> {
-        self.list("/requests").await
+        self.client.list("/requests").await
     }
 
     pub async fn clear_requests(&self) -> Result<(), ControlError> {
-        self.call(reqwest::Method::DELETE, "/requests", None).await
+        self.client
+            .call(reqwest::Method::DELETE, "/requests", None)
+            .await
     }
 }

@@ -11,6 +11,7 @@ use rand::rngs::StdRng;
 use tokio::sync::Notify;
 
 use super::super::clock::Clock;
+use super::super::control_routes;
 use super::super::ratelimit::RateLimiter;
 use super::PersonioSandboxConfig;
 use super::auth::{Credential, TokenLimiter, Tokens};
@@ -49,11 +50,7 @@ pub struct Sandbox {
 }
 
 /// Test controls: settings, faults and the request log.
-pub struct Controls {
-    pub settings: Settings,
-    pub faults: Faults,
-    pub log: VecDeque<LogEntry>,
-}
+pub type Controls = control_routes::Controls<Settings, Faults, LogEntry>;
 
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -211,6 +208,36 @@ impl Sandbox {
             .token_limiter
             .lock()
             .expect("token limiter lock is never poisoned") = TokenLimiter::default();
+    }
+}
+
+impl control_routes::Controlled for Sandbox {
+    type Settings = Settings;
+    type Faults = Faults;
+    type LogEntry = LogEntry;
+
+    fn control_state(&self) -> MutexGuard<'_, Controls> {
+        self.controls()
+    }
+
+    fn error_rate(faults: &Faults) -> f64 {
+        faults.error_rate
+    }
+
+    fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    fn wake(&self) -> &Notify {
+        &self.wake
+    }
+
+    fn seeded_with(&self) -> (usize, u64) {
+        (self.config.people, self.config.seed)
+    }
+
+    fn reset(&self, people: usize, seed: u64) {
+        Sandbox::reset(self, people, seed);
     }
 }
 
