@@ -601,3 +601,58 @@ async fn wrong_or_missing_personio_tokens_are_refused_with_401_and_read_nothing(
         "a repeated event is a duplicate"
     );
 }
+
+#[tokio::test]
+async fn a_disabled_webhook_is_re_enabled_and_a_lost_token_secret_is_recovered_by_rotating() {
+    let env = Env::start("phealing").await;
+    env.ready().await;
+    let webhook = env.ours().await.remove(0);
+    let people: Vec<String> = env.titles().await.into_keys().take(2).collect();
+
+    // Someone disables the webhook in Personio: the receiver answers, so it is enabled again.
+    env.call(
+        reqwest::Method::PATCH,
+        &format!("/v2/webhooks/{}", webhook.id),
+        Some(json!({"status": "DISABLED"})),
+    )
+    .await;
+    eventually("the webhook is re-enabled", || async {
+        env.status()
+            .await
+            .webhook
+            .is_some_and(|w| w.last_remediation_time.is_some())
+            && env.ours().await[0].status.as_deref() == Some("ENABLED")
+    })
+    .await;
+    env.change_title(&people[0], "After re-enable").await;
+    env.wait_title(&people[0], "After re-enable").await;
+
+    // The owned Secret is lost: Personio never echoes the token, so a new one is set.
+    let lost = secret_value(&env.token_secret().await, "current").expect("the token");
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
+    secrets
+        .delete("acme-webhook-signing", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    wait_condition(
+        &env.client,
+        &env.ns,
+        "acme",
+        "SecretRotated",
+        "True",
+        Some("Recovered"),
+    )
+    .await;
+    let recovered = secret_value(&env.token_secret().await, "current").expect("a new token");
+    assert_ne!(recovered, lost);
+    assert_eq!(env.ours().await.len(), 1, "the same webhook, not a new one");
+    assert_eq!(env.ours().await[0].id, webhook.id);
+    env.change_title(&people[1], "After recovery").await;
+    env.wait_title(&people[1], "After recovery").await;
+    let body = event("ping", json!({"id": "probe"}));
+    assert_eq!(
+        env.deliver(Some(&lost), &body).await,
+        401,
+        "the lost token is gone"
+    );
+}
