@@ -116,6 +116,9 @@ pub struct Context {
     /// When each object's next sync cycle is due (by uid): reconciles in between (health
     /// checks, status echoes) keep the webhook and status but do not poll the source.
     next_cycle: Mutex<HashMap<String, jiff::Timestamp>>,
+    /// This process's webhook receiver's book, when it runs one: Personio rotations wait for it
+    /// to hold a new token, and Personio's health reads its accepted deliveries.
+    book: Option<crate::receiver::SecretBook>,
     /// The directory as targeted syncs left it (by uid), with when it was read: a burst of
     /// webhook events plans against it instead of reading the whole directory each time. Only
     /// PeopleSync's writes move it; every cycle drops it, and it is read anew after
@@ -149,7 +152,14 @@ impl Context {
             fully_synced: Mutex::new(std::collections::HashSet::new()),
             next_cycle: Mutex::new(HashMap::new()),
             snapshots: Mutex::new(HashMap::new()),
+            book: None,
         }
+    }
+
+    /// The same, with this process's receiver's book.
+    pub fn with_book(mut self, book: crate::receiver::SecretBook) -> Self {
+        self.book = Some(book);
+        self
     }
 
     fn had_full_cycle(&self, uid: &str) -> bool {
@@ -354,6 +364,7 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), RunError> {
     // its signing secrets. It answers 503 (HollyHR retries) while no consumer runs.
     let book = crate::receiver::SecretBook::default();
     let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel(JOB_QUEUE);
+    let receiver_book = config.receiver_listen.map(|_| book.clone());
     match config.receiver_listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -382,12 +393,16 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), RunError> {
         info!("shutdown requested");
         let _ = shutdown_tx.send(true);
     });
-    let context = Arc::new(Context::new(
+    let mut context = Context::new(
         client.clone(),
         &config.instance,
         metrics,
         config.webhook.clone(),
-    ));
+    );
+    if let Some(book) = receiver_book {
+        context = context.with_book(book);
+    }
+    let context = Arc::new(context);
     let result = match &config.leader_election {
         None => {
             readiness.set(true);
@@ -699,16 +714,21 @@ async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
             .await;
             notes = webhook_notes(&observed.webhook);
         }
-        Some((source, None)) if spec.webhook_enabled() => {
-            observed.webhook = webhook::WebhookOutcome::Failed {
-                reason: "NotSupported",
-                message: format!(
-                    "{} webhooks are not managed yet: polling carries every change",
-                    source.kind()
-                ),
-            };
-        }
-        Some((_, None)) => observed.webhook = webhook::WebhookOutcome::Off,
+        Some((source, None)) => match source.personio() {
+            Some(personio) => {
+                observed.webhook = webhook::personio::reconcile(
+                    object,
+                    &ctx.client,
+                    personio,
+                    &ctx.webhook,
+                    ctx.book.as_ref(),
+                    jiff::Timestamp::now(),
+                )
+                .await;
+                notes = webhook_notes(&observed.webhook);
+            }
+            None => observed.webhook = webhook::WebhookOutcome::Off,
+        },
         None => {}
     }
     if let Some(handles) = handles {
@@ -746,9 +766,9 @@ async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
         None => poll,
     };
     // The webhook's health is read once per interval, and a rotation is due on time.
-    if let webhook::WebhookOutcome::Registered(registered) = &observed.webhook {
+    if let Some(next_rotation) = observed.webhook.next_rotation() {
         wait = wait.min(ctx.webhook.health_interval);
-        if let Some(at) = registered.next_rotation {
+        if let Some(at) = next_rotation {
             let until = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
             wait = wait.min(until.max(Duration::from_secs(1)));
         }
@@ -760,6 +780,9 @@ async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
 
 /// Events for what the webhook step did (transitions get their own Events).
 fn webhook_notes(outcome: &webhook::WebhookOutcome) -> Vec<(&'static str, String)> {
+    if let webhook::WebhookOutcome::Personio(r) = outcome {
+        return personio_notes(r);
+    }
     let webhook::WebhookOutcome::Registered(r) = outcome else {
         return Vec::new();
     };
@@ -788,6 +811,42 @@ fn webhook_notes(outcome: &webhook::WebhookOutcome) -> Vec<(&'static str, String
             "WebhookReEnabled",
             format!(
                 "the receiver answers again: re-enabled webhook {} and redelivered {redelivered} failed deliveries",
+                r.webhook.id
+            ),
+        ));
+    }
+    notes
+}
+
+/// Events for what the Personio webhook step did.
+fn personio_notes(r: &webhook::personio::Registered) -> Vec<(&'static str, String)> {
+    let mut notes = Vec::new();
+    if r.created {
+        notes.push((
+            "WebhookCreated",
+            format!(
+                "registered and enabled Personio webhook {} for {}",
+                r.webhook.id, r.webhook.url
+            ),
+        ));
+    }
+    if let Some(cause) = r.rotated {
+        notes.push((
+            "SecretRotated",
+            format!(
+                "set a new token on Personio webhook {} ({}); the previous one is accepted until {}",
+                r.webhook.id,
+                cause.as_str(),
+                r.previous_expires
+                    .map_or_else(|| "now".to_owned(), |t| t.to_string())
+            ),
+        ));
+    }
+    if let webhook::RemediationOutcome::ReEnabled { .. } = r.remediation {
+        notes.push((
+            "WebhookReEnabled",
+            format!(
+                "the receiver answers again: re-enabled Personio webhook {}",
                 r.webhook.id
             ),
         ));
@@ -938,7 +997,8 @@ async fn publish_cycle(ctx: &Context, object: &PeopleSync, completed: &sync::Com
     }
 }
 
-/// Deletion: disable the object's HollyHR webhook (404 counts as done) and forget its handles.
+/// Deletion: disable the object's HollyHR webhook, or delete its Personio webhook (404 counts
+/// as done), and forget its handles.
 /// A broken spec or a missing or rejected API key never blocks deletion (an Event says what was
 /// left behind); a transient HollyHR error is retried with backoff.
 async fn cleanup(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
@@ -1000,8 +1060,75 @@ async fn cleanup(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
             }
         }
     }
+    if let (true, Some(_)) = (registered, &object.spec.source.personio)
+        && let Some(action) = cleanup_personio(object, ctx, &namespace, &name).await?
+    {
+        return Ok(action);
+    }
     info!(%name, "PeopleSync deleted; finalizer released");
     Ok(Action::await_change())
+}
+
+/// Deletion of a Personio source's webhook(s); `Some` to retry later (a transient error). A
+/// missing or refused credential, or a broken spec, leaves the webhook behind with a Warning
+/// Event instead of blocking deletion.
+async fn cleanup_personio(
+    object: &PeopleSync,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Action>, Error> {
+    let left_behind = |why: String| {
+        format!(
+            "the Personio webhook of {namespace}/{name} (description \"{}\") was left in Personio: {why}; delete it there",
+            crate::webhook::personio::marker(namespace, name)
+        )
+    };
+    let outcome = match source_credentials(&object.spec, namespace, ctx).await {
+        Err(error) if error.blocker().is_some() => Err(left_behind(error.to_string())),
+        Err(error) => return Err(error.into()),
+        Ok(None) => Err(left_behind("the spec sets no single source".into())),
+        Ok(Some(credentials)) => match AnySource::connect(&object.spec.source, credentials, None) {
+            Err(error) => Err(left_behind(crate::cli::report(&error))),
+            Ok(source) => match source.personio() {
+                None => Err(left_behind("the source is not Personio".into())),
+                Some(client) => {
+                    let url = crate::webhook::personio::desired(&object.spec, namespace, name)
+                        .map(|d| d.url);
+                    let id = object
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.webhook.as_ref())
+                        .and_then(|w| w.id.as_deref());
+                    match webhook::personio::delete_all(client, namespace, name, url.as_deref(), id)
+                        .await
+                    {
+                        Ok(count) => Ok(count),
+                        Err(error) if webhook::personio::is_transient(&error) => {
+                            warn!(%namespace, %name, error = %error, "deleting the Personio webhook failed; retrying");
+                            return Ok(Some(Action::requeue(ctx.backoff(object))));
+                        }
+                        Err(error) => Err(left_behind(crate::cli::report(&error))),
+                    }
+                }
+            },
+        },
+    };
+    match outcome {
+        Ok(count) => info!(%namespace, %name, deleted = count, "deleted the Personio webhook"),
+        Err(message) => {
+            warn!(%namespace, %name, %message, "webhook not deleted");
+            note_event(
+                ctx,
+                object,
+                EventType::Warning,
+                "WebhookLeftActive",
+                message,
+            )
+            .await;
+        }
+    }
+    Ok(None)
 }
 
 /// Gathers what this reconcile knows: spec problems, Secrets, the source.

@@ -9,6 +9,10 @@
 //! held secret made; 404 an unknown PeopleSync; 413 a body over 256 KiB; 415 not JSON; 503 (with
 //! `Retry-After`) a full queue; 200 a duplicate; 202 accepted. No response or log line carries a
 //! secret, a digest, or anything from the body.
+//!
+//! Which scheme applies is known per object from its owned Secret (see
+//! `controller::signing`): HMAC signatures for HollyHR, the static `Authorization` token for
+//! Personio ([`personio`]: 401 for a missing or wrong token before the body is read).
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -43,23 +47,59 @@ pub struct SigningSecrets {
     pub previous: Option<(SecretString, Timestamp)>,
 }
 
-/// Secrets by PeopleSync (namespace, name); written by the controller, read per request.
+/// The tokens a Personio webhook may send: the current one and, during a rotation (pending or
+/// in its overlap), the previous one until it expires.
+#[derive(Clone)]
+pub struct TokenSecrets {
+    pub current: SecretString,
+    pub previous: Option<(SecretString, Timestamp)>,
+}
+
+/// How one object's deliveries are authenticated, with what.
+#[derive(Clone)]
+enum Credentials {
+    Signing(SigningSecrets),
+    Token(TokenSecrets),
+}
+
+type ObjectKey = (String, String);
+
+/// Secrets by PeopleSync (namespace, name); written by the controller, read per request. It
+/// also records when the receiver last accepted an authenticated delivery per object (the
+/// controller reads it for Personio's `WebhookHealthy`).
 #[derive(Clone, Default)]
-pub struct SecretBook(Arc<RwLock<HashMap<(String, String), SigningSecrets>>>);
+pub struct SecretBook {
+    secrets: Arc<RwLock<HashMap<ObjectKey, Credentials>>>,
+    accepted: Arc<RwLock<HashMap<ObjectKey, Timestamp>>>,
+}
+
+fn key(namespace: &str, name: &str) -> ObjectKey {
+    (namespace.to_owned(), name.to_owned())
+}
 
 impl SecretBook {
+    /// HollyHR: verify this object's deliveries by their HMAC signatures.
     pub fn set(&self, namespace: &str, name: &str, secrets: SigningSecrets) {
-        self.0
+        self.insert(namespace, name, Credentials::Signing(secrets));
+    }
+
+    /// Personio: verify this object's deliveries by their `Authorization` token.
+    pub fn set_token(&self, namespace: &str, name: &str, tokens: TokenSecrets) {
+        self.insert(namespace, name, Credentials::Token(tokens));
+    }
+
+    fn insert(&self, namespace: &str, name: &str, credentials: Credentials) {
+        self.secrets
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((namespace.to_owned(), name.to_owned()), secrets);
+            .insert(key(namespace, name), credentials);
     }
 
     pub fn remove(&self, namespace: &str, name: &str) {
-        self.0
+        self.secrets
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(namespace.to_owned(), name.to_owned()));
+            .remove(&key(namespace, name));
     }
 
     /// Whether secrets are held for this PeopleSync.
@@ -67,11 +107,39 @@ impl SecretBook {
         self.get(namespace, name).is_some()
     }
 
-    fn get(&self, namespace: &str, name: &str) -> Option<SigningSecrets> {
-        self.0
+    /// Whether `token` is this object's current Personio token here (the controller waits for
+    /// it before Personio may send it).
+    pub fn holds_token(&self, namespace: &str, name: &str, token: &SecretString) -> bool {
+        match self.get(namespace, name) {
+            Some(Credentials::Token(tokens)) => {
+                personio::same_token(tokens.current.expose_secret(), token.expose_secret())
+            }
+            _ => false,
+        }
+    }
+
+    /// When the receiver last accepted an authenticated delivery for this object (since the
+    /// process started).
+    pub fn last_accepted(&self, namespace: &str, name: &str) -> Option<Timestamp> {
+        self.accepted
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&(namespace.to_owned(), name.to_owned()))
+            .get(&key(namespace, name))
+            .copied()
+    }
+
+    fn note_accepted(&self, namespace: &str, name: &str, at: Timestamp) {
+        self.accepted
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key(namespace, name), at);
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> Option<Credentials> {
+        self.secrets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key(namespace, name))
             .cloned()
     }
 }
@@ -224,13 +292,19 @@ async fn receive(
             "deliveries are application/json",
         );
     }
-    let Some(secrets) = receiver.secrets.get(&namespace, &name) else {
-        return answer(
-            &receiver,
-            Outcome::UnknownObject,
-            StatusCode::NOT_FOUND,
-            "no PeopleSync with a webhook here",
-        );
+    let secrets = match receiver.secrets.get(&namespace, &name) {
+        Some(Credentials::Signing(secrets)) => secrets,
+        Some(Credentials::Token(tokens)) => {
+            return personio::receive(&receiver, namespace, name, &tokens, &headers, &body);
+        }
+        None => {
+            return answer(
+                &receiver,
+                Outcome::UnknownObject,
+                StatusCode::NOT_FOUND,
+                "no PeopleSync with a webhook here",
+            );
+        }
     };
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let signed = SignedHeaders {
@@ -256,6 +330,7 @@ async fn receive(
         return answer(&receiver, outcome, status, &error.to_string());
     }
     // Authenticated: only now is anything parsed.
+    receiver.secrets.note_accepted(&namespace, &name, now);
     let Some(event_id) = signed
         .event_id
         .filter(|id| !id.is_empty() && id.len() <= 200)
@@ -313,14 +388,8 @@ async fn receive(
             event_type: event.kind,
             subject,
         };
-        if receiver.queue.try_send(job).is_err() {
-            (receiver.observe)(Outcome::QueueFull);
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())],
-                axum::Json(json!({ "status": "queue_full", "message": "busy: retry later" })),
-            )
-                .into_response();
+        if let Some(busy) = enqueue(&receiver, job) {
+            return busy;
         }
         Outcome::Accepted
     };
@@ -333,5 +402,22 @@ async fn receive(
     answer(&receiver, outcome, StatusCode::ACCEPTED, "accepted")
 }
 
+/// Queues `job`; the answer to give instead (503 with `Retry-After`) when the queue is full.
+fn enqueue(receiver: &Receiver, job: Job) -> Option<Response> {
+    if receiver.queue.try_send(job).is_ok() {
+        return None;
+    }
+    (receiver.observe)(Outcome::QueueFull);
+    Some(
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())],
+            axum::Json(json!({ "status": "queue_full", "message": "busy: retry later" })),
+        )
+            .into_response(),
+    )
+}
+
+pub mod personio;
 #[cfg(test)]
 mod tests;

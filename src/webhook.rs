@@ -5,6 +5,8 @@
 //! secret is recovered by rotating; duplicates with our name are disabled; a disabled feature or a
 //! deleted object disables the webhook.
 
+pub mod personio;
+
 use std::collections::BTreeSet;
 
 use crate::crd::PeopleSyncSpec;

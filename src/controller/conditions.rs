@@ -14,12 +14,13 @@ pub const SOURCE_REACHABLE: &str = "SourceReachable";
 pub const DIRECTORY_REACHABLE: &str = "DirectoryReachable";
 /// True when the last sync cycle applied every change (no per-person failures, nothing held).
 pub const SYNCED: &str = "Synced";
-/// True when exactly one HollyHR webhook with the expected URL and events exists and its signing
-/// secret is held in the owned Secret.
+/// True when exactly one webhook with the expected URL and events exists and its signing secret
+/// (HollyHR) or token (Personio) is held in the owned Secret.
 pub const WEBHOOK_REGISTERED: &str = "WebhookRegistered";
-/// True when HollyHR reports the webhook endpoint as healthy.
+/// True when HollyHR reports the webhook endpoint as healthy; for Personio (no health endpoint),
+/// when the latest delivery in its activity log or at the receiver succeeded.
 pub const WEBHOOK_HEALTHY: &str = "WebhookHealthy";
-/// True when the signing secret was rotated within `rotationInterval`.
+/// True when the signing secret (or Personio token) was rotated within `rotationInterval`.
 pub const SECRET_ROTATED: &str = "SecretRotated";
 /// True when the mass-deprovision guard is holding deprovisions back (awaiting approval).
 pub const DEPROVISION_GUARD: &str = "DeprovisionGuard";

@@ -3,6 +3,14 @@
 //! and (as annotations, nothing secret) the webhook id, the rotation time, the overlap's end and
 //! the last handled rotation request. The controller is its only writer (server-side apply); the
 //! receiver reads it through a watch ([`watch`] → [`SecretBook`]), never per request.
+//!
+//! The same Secret holds a Personio webhook's token (the `Authorization` value Personio sends),
+//! marked by the annotation `peoplesync.dev/webhook-auth: token`: that is how the receiver knows
+//! which scheme applies to the object, with one Secret watch for both sources. A Personio
+//! rotation is written in two steps: first the new token as current with the old one as previous
+//! and `peoplesync.dev/token-pending: "true"` (the receiver accepts both before Personio sends
+//! the new one), then, once Personio took it, without the pending mark and with the previous
+//! token's expiry moved to the end of the overlap.
 
 use std::collections::BTreeMap;
 
@@ -17,8 +25,9 @@ use secrecy::{ExposeSecret, SecretString};
 use tracing::warn;
 
 use crate::crd::PeopleSync;
-use crate::receiver::{SecretBook, SigningSecrets};
+use crate::receiver::{SecretBook, SigningSecrets, TokenSecrets};
 use crate::webhook::HeldView;
+use crate::webhook::personio::TokenView;
 
 /// Marks the Secrets this module writes (the watch selects on it).
 pub const LABEL: &str = "peoplesync.dev/webhook-signing";
@@ -30,6 +39,34 @@ const WEBHOOK_ID: &str = "peoplesync.dev/webhook-id";
 const ROTATED_AT: &str = "peoplesync.dev/rotated-at";
 const PREVIOUS_EXPIRES_AT: &str = "peoplesync.dev/previous-expires-at";
 const HANDLED_REQUEST: &str = "peoplesync.dev/rotation-request";
+/// `token` for a Personio webhook token; absent for a HollyHR signing secret.
+const AUTH: &str = "peoplesync.dev/webhook-auth";
+const AUTH_TOKEN: &str = "token";
+/// `"true"` while a new token is held but Personio has not confirmed taking it.
+const TOKEN_PENDING: &str = "peoplesync.dev/token-pending";
+
+/// Random bytes in a Personio webhook token (the task asks for at least 32; 256 bits).
+const TOKEN_BYTES: usize = 32;
+
+/// A new Personio webhook token: `Bearer ` and 32 bytes from `rand`'s thread-local CSPRNG (the
+/// generator the sandboxes use for HollyHR's signing secrets; ChaCha, seeded from the OS), URL-safe
+/// base64 so it is a valid header value. Personio sends it verbatim as `Authorization`.
+pub fn new_token() -> SecretString {
+    use base64::Engine;
+    let bytes: [u8; TOKEN_BYTES] = rand::random();
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    SecretString::from(format!("Bearer {text}"))
+}
+
+/// How deliveries to an object are authenticated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scheme {
+    /// HollyHR: HMAC signatures with the signing secret.
+    #[default]
+    Hmac,
+    /// Personio: the static token in `Authorization`.
+    Token,
+}
 
 /// The owned Secret's name for a PeopleSync.
 pub fn secret_name(name: &str) -> String {
@@ -44,6 +81,9 @@ pub struct Held {
     pub previous: Option<(SecretString, Timestamp)>,
     pub rotated_at: Option<Timestamp>,
     pub handled_request: Option<String>,
+    pub scheme: Scheme,
+    /// Personio: the current token is not confirmed as the webhook's yet.
+    pub pending: bool,
 }
 
 impl std::fmt::Debug for Held {
@@ -53,6 +93,8 @@ impl std::fmt::Debug for Held {
             .field("last_four", &self.last_four())
             .field("previous_expires", &self.previous.as_ref().map(|p| p.1))
             .field("rotated_at", &self.rotated_at)
+            .field("scheme", &self.scheme)
+            .field("pending", &self.pending)
             .finish()
     }
 }
@@ -71,6 +113,60 @@ impl Held {
             last_four: self.last_four(),
             rotated_at: self.rotated_at,
             handled_request: self.handled_request.clone(),
+        }
+    }
+
+    /// What the Personio decisions need to know of the held token.
+    pub fn token_view(&self) -> TokenView {
+        TokenView {
+            webhook_id: self.webhook_id.clone(),
+            has_token: self.scheme == Scheme::Token && self.current.is_some(),
+            pending: self.pending,
+        }
+    }
+
+    /// The tokens the receiver accepts; `None` without a current token.
+    pub fn token_secrets(&self) -> Option<TokenSecrets> {
+        Some(TokenSecrets {
+            current: self.current.clone()?,
+            previous: self.previous.clone(),
+        })
+    }
+
+    /// A Personio token for `webhook_id` becomes current, pending until Personio confirms it;
+    /// the old token (of the same webhook) stays previous until `hold_until`.
+    pub fn token_issued(
+        &self,
+        webhook_id: &str,
+        token: SecretString,
+        hold_until: Timestamp,
+        now: Timestamp,
+        handled_request: Option<String>,
+    ) -> Held {
+        let same = self.scheme == Scheme::Token && self.webhook_id.as_deref() == Some(webhook_id);
+        Held {
+            previous: match (&self.current, &self.previous) {
+                // A rotation retried while pending: the token Personio still sends is the
+                // previous one.
+                (_, Some((old, _))) if same && self.pending => Some((old.clone(), hold_until)),
+                (Some(old), _) if same => Some((old.clone(), hold_until)),
+                _ => None,
+            },
+            scheme: Scheme::Token,
+            pending: true,
+            ..self.rotated(webhook_id, token, None, now, handled_request)
+        }
+    }
+
+    /// Personio took the current token: the previous one is accepted until `expires` only.
+    pub fn token_confirmed(&self, expires: Timestamp) -> Held {
+        Held {
+            previous: self
+                .previous
+                .as_ref()
+                .map(|(old, _)| (old.clone(), expires)),
+            pending: false,
+            ..self.clone()
         }
     }
 
@@ -103,6 +199,8 @@ impl Held {
             current: Some(secret),
             rotated_at: Some(now),
             handled_request: handled_request.or_else(|| self.handled_request.clone()),
+            scheme: self.scheme,
+            pending: false,
         }
     }
 
@@ -128,6 +226,12 @@ impl Held {
             previous,
             rotated_at: time(ROTATED_AT),
             handled_request: annotations.get(HANDLED_REQUEST).cloned(),
+            scheme: if annotations.get(AUTH).map(String::as_str) == Some(AUTH_TOKEN) {
+                Scheme::Token
+            } else {
+                Scheme::Hmac
+            },
+            pending: annotations.get(TOKEN_PENDING).map(String::as_str) == Some("true"),
         }
     }
 }
@@ -174,6 +278,12 @@ pub async fn write(
     }
     if let Some(request) = &held.handled_request {
         annotations.insert(HANDLED_REQUEST.to_owned(), request.clone());
+    }
+    if held.scheme == Scheme::Token {
+        annotations.insert(AUTH.to_owned(), AUTH_TOKEN.to_owned());
+        if held.pending {
+            annotations.insert(TOKEN_PENDING.to_owned(), "true".to_owned());
+        }
     }
     let owner = object.controller_owner_ref(&());
     let secret = serde_json::json!({
@@ -242,9 +352,16 @@ fn update(book: &SecretBook, secret: &Secret) {
         book.remove(&namespace, &name);
         return;
     }
-    match Held::from_secret(secret).signing_secrets() {
-        Some(secrets) => book.set(&namespace, &name, secrets),
-        None => book.remove(&namespace, &name),
+    let held = Held::from_secret(secret);
+    match held.scheme {
+        Scheme::Hmac => match held.signing_secrets() {
+            Some(secrets) => book.set(&namespace, &name, secrets),
+            None => book.remove(&namespace, &name),
+        },
+        Scheme::Token => match held.token_secrets() {
+            Some(tokens) => book.set_token(&namespace, &name, tokens),
+            None => book.remove(&namespace, &name),
+        },
     }
 }
 
@@ -316,5 +433,57 @@ mod tests {
         assert!(book.contains("team", "acme"));
         update(&book, &secret(&[], &[]));
         assert!(!book.contains("team", "acme"));
+    }
+
+    #[test]
+    fn a_token_secret_is_read_as_the_token_scheme_and_its_rotation_has_two_steps() {
+        let annotations = [(AUTH, AUTH_TOKEN), (WEBHOOK_ID, "w-1")];
+        let held = Held::from_secret(&secret(&[("current", "Bearer old")], &annotations));
+        assert_eq!(held.scheme, Scheme::Token);
+        assert_eq!(
+            held.token_view(),
+            TokenView {
+                webhook_id: Some("w-1".into()),
+                has_token: true,
+                pending: false
+            }
+        );
+        let book = SecretBook::default();
+        update(&book, &secret(&[("current", "Bearer old")], &annotations));
+        assert!(book.holds_token("team", "acme", &SecretString::from("Bearer old")));
+
+        let now = Timestamp::from_second(1_000_000).expect("a time");
+        let hold = Timestamp::from_second(1_086_400).expect("a time");
+        let issued = held.token_issued("w-1", "Bearer new".into(), hold, now, Some("r1".into()));
+        assert!(issued.pending && issued.scheme == Scheme::Token);
+        assert_eq!(
+            issued.current.as_ref().map(|c| c.expose_secret()),
+            Some("Bearer new")
+        );
+        let (old, until) = issued.previous.as_ref().expect("the old token is kept");
+        assert_eq!((old.expose_secret(), *until), ("Bearer old", hold));
+        let overlap_end = Timestamp::from_second(1_000_600).expect("a time");
+        let confirmed = issued.token_confirmed(overlap_end);
+        assert!(!confirmed.pending);
+        assert_eq!(confirmed.previous.as_ref().map(|p| p.1), Some(overlap_end));
+        assert_eq!(confirmed.handled_request.as_deref(), Some("r1"));
+        // A token for another webhook keeps nothing of the old one.
+        let fresh = held.token_issued("w-2", "Bearer other".into(), hold, now, None);
+        assert!(fresh.previous.is_none());
+    }
+
+    #[test]
+    fn new_tokens_are_bearer_values_of_256_random_bits() {
+        let one = new_token();
+        let two = new_token();
+        let text = one.expose_secret();
+        assert!(text.starts_with("Bearer "));
+        assert_eq!(
+            text.len(),
+            "Bearer ".len() + 43,
+            "32 bytes in unpadded base64"
+        );
+        assert!(http::HeaderValue::from_str(text).is_ok());
+        assert_ne!(text, two.expose_secret());
     }
 }

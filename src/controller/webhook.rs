@@ -5,7 +5,10 @@
 //! heal an auto-disabled endpoint once the receiver answers at its public URL again.
 //!
 //! The decisions are data (`crate::webhook`); this module makes the calls and reports what it saw
-//! as a [`WebhookOutcome`] that `status::compute` turns into conditions.
+//! as a [`WebhookOutcome`] that `status::compute` turns into conditions. The Personio webhook
+//! (token-authenticated, no health endpoint) is [`personio`].
+
+pub mod personio;
 
 use std::time::Duration;
 
@@ -56,6 +59,20 @@ pub enum WebhookOutcome {
         message: String,
     },
     Registered(Box<Registered>),
+    /// The Personio webhook is registered (see [`personio::Registered`]).
+    Personio(Box<personio::Registered>),
+}
+
+impl WebhookOutcome {
+    /// When the next scheduled rotation is due, for a registered webhook (`Some(None)`: none
+    /// is scheduled); `None` when nothing is registered.
+    pub fn next_rotation(&self) -> Option<Option<Timestamp>> {
+        match self {
+            WebhookOutcome::Registered(r) => Some(r.next_rotation),
+            WebhookOutcome::Personio(r) => Some(r.next_rotation),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! The receiver over real HTTP on loopback, with deliveries signed as HollyHR signs them.
+//! The receiver over real HTTP on loopback, with deliveries signed as HollyHR signs them and
+//! token-authenticated as Personio sends them.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -10,12 +11,17 @@ use crate::signature::Variant;
 const SECRET: &str = "whsec_current_0123456789abcdef";
 const OLD_SECRET: &str = "whsec_previous_0123456789abcdef";
 const START: i64 = 1_780_000_000;
+const TOKEN: &str = "Bearer current-personio-token-0123456789abcdefghijk";
+const OLD_TOKEN: &str = "Bearer previous-personio-token-0123456789abcdefghij";
+/// The Personio object's path (the HollyHR one is `/hooks/team/acme`).
+const PERSONIO: &str = "/hooks/team/people";
 
 struct Running {
     url: String,
     jobs: mpsc::Receiver<Job>,
     clock: Arc<AtomicI64>,
     http: reqwest::Client,
+    book: SecretBook,
 }
 
 async fn start(queue: usize) -> Running {
@@ -31,10 +37,21 @@ async fn start(queue: usize) -> Running {
             )),
         },
     );
+    book.set_token(
+        "team",
+        "people",
+        TokenSecrets {
+            current: SecretString::from(TOKEN),
+            previous: Some((
+                SecretString::from(OLD_TOKEN),
+                Timestamp::from_second(START + 600).expect("a time"),
+            )),
+        },
+    );
     let (sender, jobs) = mpsc::channel(queue);
     let clock = Arc::new(AtomicI64::new(START));
     let ticks = clock.clone();
-    let receiver = Receiver::new(book, sender, |_| {})
+    let receiver = Receiver::new(book.clone(), sender, |_| {})
         .with_clock(move || Timestamp::from_second(ticks.load(Ordering::SeqCst)).expect("a time"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -46,6 +63,7 @@ async fn start(queue: usize) -> Running {
         jobs,
         clock,
         http: reqwest::Client::new(),
+        book,
     }
 }
 
@@ -288,6 +306,224 @@ async fn a_full_queue_answers_503_with_retry_after_and_the_retry_is_accepted() {
         202,
         "a refused delivery is not remembered as seen"
     );
+}
+
+fn personio_event(name: &str, payload: serde_json::Value) -> String {
+    json!({
+        "company_id": "100042", "event_name": name,
+        "occurred_at": "2026-06-18T09:00:00Z", "payload": payload
+    })
+    .to_string()
+}
+
+impl Running {
+    /// A Personio delivery: `token` verbatim as `Authorization` (none when `None`).
+    async fn personio(&self, token: Option<&str>, body: &str) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}{PERSONIO}", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.header("authorization", token);
+        }
+        request.send().await.expect("sent")
+    }
+}
+
+#[tokio::test]
+async fn a_personio_delivery_with_the_token_is_accepted_once_and_becomes_a_person_job() {
+    let mut running = start(8).await;
+    let body = personio_event(
+        "employment.updated",
+        json!({"id": "9f1c-employment", "person_id": "3004"}),
+    );
+    let response = running.personio(Some(TOKEN), &body).await;
+    assert_eq!(response.status(), 202);
+    let job = running.jobs.try_recv().expect("a job");
+    assert_eq!(job.subject, Subject::Person("3004".into()));
+    assert_eq!(
+        (job.namespace.as_str(), job.name.as_str()),
+        ("team", "people")
+    );
+    assert_eq!(job.event_type, "employment.updated");
+    assert_eq!(
+        running.book.last_accepted("team", "people"),
+        Some(running.now())
+    );
+
+    let again = running.personio(Some(TOKEN), &body).await;
+    assert_eq!(again.status(), 200, "a retried event is a duplicate");
+    assert!(running.jobs.try_recv().is_err());
+    // The same change at another time is another event.
+    let later = body.replace("09:00:00Z", "09:00:01Z");
+    assert_eq!(running.personio(Some(TOKEN), &later).await.status(), 202);
+    running.jobs.try_recv().expect("a second job");
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_personio_token_is_refused_before_the_body_is_read() {
+    let mut running = start(8).await;
+    let body = personio_event("person.updated", json!({"id": "3001"}));
+    let wrong = format!("{TOKEN}x");
+    let hmac_secret = format!("Bearer {SECRET}");
+    let cases = [
+        ("missing", None),
+        ("wrong", Some(wrong.as_str())),
+        (
+            "bare token without Bearer",
+            Some(TOKEN.trim_start_matches("Bearer ")),
+        ),
+        ("another object's secret", Some(hmac_secret.as_str())),
+    ];
+    for (what, token) in cases {
+        let response = running.personio(token, &body).await;
+        assert_eq!(response.status(), 401, "{what}");
+        let text = response.text().await.expect("a body");
+        assert!(!text.contains("personio-token"), "{what}: {text}");
+    }
+    // Not even a malformed body is looked at without the token.
+    assert_eq!(running.personio(None, "{not json").await.status(), 401);
+    assert_eq!(
+        running.personio(Some(TOKEN), "{not json").await.status(),
+        400
+    );
+    assert!(running.jobs.try_recv().is_err(), "nothing was queued");
+    assert_eq!(
+        running.book.last_accepted("team", "people"),
+        None,
+        "refused deliveries are not accepted ones"
+    );
+    // A HollyHR-signed delivery to the Personio object is refused as well.
+    let signed = running
+        .deliver(
+            PERSONIO,
+            "evt_1",
+            &body,
+            SECRET,
+            Variant::Guide,
+            running.now(),
+        )
+        .await;
+    assert_eq!(signed.status(), 401);
+}
+
+#[tokio::test]
+async fn the_previous_personio_token_works_until_its_overlap_ends() {
+    let mut running = start(8).await;
+    let event = |person: &str| personio_event("person.updated", json!({"id": person}));
+    assert_eq!(
+        running
+            .personio(Some(OLD_TOKEN), &event("3001"))
+            .await
+            .status(),
+        202
+    );
+    running.jobs.try_recv().expect("a job");
+    running.clock.store(START + 600, Ordering::SeqCst);
+    assert_eq!(
+        running
+            .personio(Some(OLD_TOKEN), &event("3002"))
+            .await
+            .status(),
+        401,
+        "refused once the overlap ended"
+    );
+    assert_eq!(
+        running.personio(Some(TOKEN), &event("3002")).await.status(),
+        202
+    );
+}
+
+#[tokio::test]
+async fn a_ping_is_acknowledged_and_a_deleted_person_is_still_a_person_job() {
+    let mut running = start(8).await;
+    let ping = running
+        .personio(
+            Some(TOKEN),
+            &personio_event("ping", json!({"id": "webhook-1"})),
+        )
+        .await;
+    assert_eq!(ping.status(), 200);
+    assert!(running.jobs.try_recv().is_err(), "a ping queues nothing");
+    let deleted = running
+        .personio(
+            Some(TOKEN),
+            &personio_event("person.deleted", json!({"id": "3009"})),
+        )
+        .await;
+    assert_eq!(deleted.status(), 202);
+    assert_eq!(
+        running.jobs.try_recv().expect("a job").subject,
+        Subject::Person("3009".into())
+    );
+    let no_person = running
+        .personio(
+            Some(TOKEN),
+            &personio_event("employment.updated", json!({"id": "e-1"})),
+        )
+        .await;
+    assert_eq!(no_person.status(), 200);
+    assert!(running.jobs.try_recv().is_err());
+}
+
+#[test]
+fn the_token_check_accepts_exactly_the_current_and_the_unexpired_previous_token() {
+    let now = Timestamp::from_second(START).expect("a time");
+    let tokens = TokenSecrets {
+        current: SecretString::from(TOKEN),
+        previous: Some((SecretString::from(OLD_TOKEN), now)),
+    };
+    assert!(personio::authorized(Some(TOKEN.as_bytes()), &tokens, now));
+    assert!(
+        !personio::authorized(Some(OLD_TOKEN.as_bytes()), &tokens, now),
+        "the previous token expires at its instant"
+    );
+    let before = now - jiff::SignedDuration::from_secs(1);
+    assert!(personio::authorized(
+        Some(OLD_TOKEN.as_bytes()),
+        &tokens,
+        before
+    ));
+    for refused in [
+        "",
+        "Bearer",
+        &TOKEN[..TOKEN.len() - 1],
+        &format!("{TOKEN} "),
+    ] {
+        assert!(
+            !personio::authorized(Some(refused.as_bytes()), &tokens, before),
+            "{refused:?}"
+        );
+    }
+    assert!(!personio::authorized(None, &tokens, before));
+    assert!(personio::same_token(TOKEN, TOKEN) && !personio::same_token(TOKEN, OLD_TOKEN));
+}
+
+#[test]
+fn the_dedupe_key_covers_company_event_time_and_payload() {
+    let event =
+        |company: &str, name: &str, at: &str, id: &str| crate::source::personio::model::Event {
+            company_id: company.into(),
+            event_name: name.into(),
+            occurred_at: at.parse().expect("a time"),
+            payload: json!({"id": id}),
+            meta: None,
+        };
+    let base = personio::event_key(&event("1", "person.updated", "2026-06-18T09:00:00Z", "7"));
+    assert_eq!(base.len(), 32);
+    assert_eq!(
+        base,
+        personio::event_key(&event("1", "person.updated", "2026-06-18T09:00:00Z", "7"))
+    );
+    for other in [
+        event("2", "person.updated", "2026-06-18T09:00:00Z", "7"),
+        event("1", "person.created", "2026-06-18T09:00:00Z", "7"),
+        event("1", "person.updated", "2026-06-18T09:00:01Z", "7"),
+        event("1", "person.updated", "2026-06-18T09:00:00Z", "8"),
+    ] {
+        assert_ne!(base, personio::event_key(&other));
+    }
 }
 
 proptest! {

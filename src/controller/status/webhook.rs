@@ -1,4 +1,7 @@
-//! The webhook's conditions and status fields from what the webhook step saw (pure).
+//! The webhook's conditions and status fields from what the webhook step saw (pure). Personio's
+//! are in [`personio`].
+
+mod personio;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -62,6 +65,9 @@ pub(super) fn fold(
         }
         WebhookOutcome::Registered(registered) => {
             registered_conditions(status, registered, now, &mut out)
+        }
+        WebhookOutcome::Personio(registered) => {
+            personio::conditions(status, registered, now, &mut out)
         }
     }
     out
