@@ -38,7 +38,7 @@ const HTTPS_OR_LOOPBACK: &str = "self.startsWith('https://') || self.matches('^h
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("!has(self.webhook) || !self.webhook.enabled || has(self.webhook.publicUrl)").message("webhook.publicUrl is required when webhook.enabled is true: it is the address HollyHR sends events to"),
+    validation = Rule::new("!has(self.webhook) || !self.webhook.enabled || has(self.webhook.publicUrl)").message("webhook.publicUrl is required when webhook.enabled is true: it is the address the HR system sends events to"),
     validation = Rule::new("!has(self.schedule) || !has(self.schedule.pollInterval) || !has(self.schedule.fullResyncInterval) || duration(self.schedule.fullResyncInterval) >= duration(self.schedule.pollInterval)").message("schedule.fullResyncInterval must not be shorter than schedule.pollInterval")
 )]
 pub struct PeopleSyncSpec {
@@ -65,7 +65,8 @@ pub struct PeopleSyncSpec {
     /// Which people are synchronised. Empty means everyone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<ScopeSpec>,
-    /// HollyHR webhooks: a latency shortcut; polling stays the safety net.
+    /// Webhooks from the source (HollyHR or Personio): a latency shortcut; polling stays the
+    /// safety net.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookSpec>,
     /// Plan only: compute and report the changes in status without writing to the directory.
@@ -256,7 +257,7 @@ pub struct LdapTarget {
     /// The attribute used as the entry's RDN (default `uid`, AD `cn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdn_attribute: Option<String>,
-    /// The attribute that holds the HollyHR person id and marks an entry as managed
+    /// The attribute that holds the source's person id and marks an entry as managed
     /// (default `employeeNumber`). Entries without it are never modified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anchor_attribute: Option<String>,
@@ -317,13 +318,14 @@ pub struct ScimTarget {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleSpec {
-    /// How often an incremental cycle asks HollyHR for people changed since the checkpoint
+    /// How often an incremental cycle asks the source for people changed since the checkpoint
     /// (default `5m`, at least `30s`).
     #[serde(default = "default_poll_interval")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('30s')").message("schedule.pollInterval must be at least 30s"))]
     pub poll_interval: String,
-    /// How often everyone is compared with every managed entry, catching edits made in the HollyHR
-    /// UI (which send no webhook), drift and orphans (default `6h`, at least `5m`).
+    /// How often everyone is compared with every managed entry, catching edits made in the HR
+    /// system's UI (which send no webhook), deletions, drift and orphans (default `6h`, at least
+    /// `5m`).
     #[serde(default = "default_full_resync_interval")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('5m')").message("schedule.fullResyncInterval must be at least 5m"))]
     pub full_resync_interval: String,
@@ -463,28 +465,30 @@ pub struct ScopeFilter {
     pub email_domains: Vec<String>,
 }
 
-/// HollyHR webhook registration and rotation.
+/// Webhook registration and rotation (HollyHR: a signing secret; Personio: a token).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSpec {
-    /// Register a HollyHR webhook for this object and accept its deliveries.
+    /// Register a webhook in the source for this object and accept its deliveries.
     #[serde(default)]
     pub enabled: bool,
     /// The public https base URL of the operator's receiver (usually an Ingress); deliveries go to
     /// `<publicUrl>/hooks/<namespace>/<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(HTTPS_OR_LOOPBACK).message("webhook.publicUrl must be an https:// URL (HollyHR only delivers to public HTTPS)"))]
+    #[x_kube(validation = Rule::new(HTTPS_OR_LOOPBACK).message("webhook.publicUrl must be an https:// URL (HollyHR and Personio only deliver to public HTTPS)"))]
     pub public_url: Option<String>,
-    /// Event types to subscribe to (default: person.created/updated/ended/reactivated and
-    /// org_unit.created/updated/archived/reactivated).
+    /// Event types to subscribe to. Default for HollyHR: person.created/updated/ended/reactivated
+    /// and org_unit.created/updated/archived/reactivated; for Personio: person.created/updated/
+    /// deleted and employment.created/updated/deleted/terminated/started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
-    /// How often the signing secret is rotated (default `720h`, at least `1h`).
+    /// How often the signing secret (HollyHR) or token (Personio) is rotated (default `720h`, at
+    /// least `1h`).
     #[serde(default = "default_rotation_interval")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1h')").message("webhook.rotationInterval must be at least 1h"))]
     pub rotation_interval: String,
-    /// Re-enable an auto-disabled endpoint and redeliver failed deliveries once the receiver is
-    /// healthy again (default true).
+    /// Re-enable a disabled webhook (and, for HollyHR, redeliver failed deliveries) once the
+    /// receiver is healthy again (default true).
     #[serde(default = "default_true")]
     pub auto_remediate: bool,
 }
@@ -526,7 +530,7 @@ pub struct PeopleSyncStatus {
     /// Counts of the last cycle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<SyncCounts>,
-    /// The HollyHR webhook as last seen.
+    /// The source's webhook as last seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookStatusInfo>,
     /// The last plan's summary.
@@ -544,7 +548,7 @@ pub struct PeopleSyncStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PersonFailure {
-    /// The HollyHR person id.
+    /// The source's person id.
     pub person_id: String,
     /// A CamelCase category, e.g. `SchemaViolation`, `EntryExists`, `MappingFailed`.
     pub reason: String,
@@ -574,7 +578,7 @@ pub struct SyncStateStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusSummary {
-    /// `HollyHR`.
+    /// `HollyHR` or `Personio`.
     pub source: String,
     /// `LDAP (openldap)`, `LDAP (ad)`, `SCIM`.
     pub target: String,
@@ -596,17 +600,18 @@ pub struct SyncCounts {
     pub failed: u64,
 }
 
-/// The webhook's registration and health as last read from HollyHR.
+/// The webhook's registration and health as last read from the source.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookStatusInfo {
-    /// HollyHR's webhook id.
+    /// The source's webhook id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// `active` or `disabled`.
+    /// HollyHR: `active` or `disabled`; Personio: `ENABLED` or `DISABLED`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    /// HollyHR's health status: healthy, recovering, failing, inactive or unknown.
+    /// Health: HollyHR's health status (healthy, recovering, failing, inactive, unknown), or for
+    /// Personio the one derived from its activity log and the receiver's deliveries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
     /// HollyHR's recommended action.
@@ -621,10 +626,10 @@ pub struct WebhookStatusInfo {
     /// The latest failure, sanitised (status code, error class, time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_failure: Option<String>,
-    /// The last delivery HollyHR saw succeed.
+    /// The last delivery the source saw succeed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success_time: Option<Time>,
-    /// The last delivery HollyHR saw fail.
+    /// The last delivery the source saw fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_time: Option<Time>,
     /// When the health endpoint was last read (at most once a minute).
@@ -708,7 +713,7 @@ impl PeopleSyncSpec {
         duration::parse(raw)
     }
 
-    /// Whether HollyHR webhooks are managed for this object.
+    /// Whether the source's webhooks are managed for this object.
     pub fn webhook_enabled(&self) -> bool {
         self.webhook.as_ref().is_some_and(|w| w.enabled)
     }
