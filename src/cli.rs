@@ -374,7 +374,7 @@ pub struct DemoArgs {
     /// Without Kubernetes: `peoplesync sync` from a config file, incremental cycles.
     #[arg(long)]
     pub standalone: bool,
-    /// The HR sandbox to sync from (`personio` runs the standalone flow for now).
+    /// The HR sandbox to sync from.
     #[arg(long, value_enum, default_value_t = demo::DemoSource::Hollyhr)]
     pub source: demo::DemoSource,
     /// Stop after the showcase instead of keeping everything running until Ctrl-C (the default
@@ -430,13 +430,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let config = ClientConfig::new(&args.base_url, key)?;
             hollyhr::run(config, args.command).await
         }
-        Command::Demo(args) if args.standalone || args.source == demo::DemoSource::Personio => {
+        Command::Demo(args) if args.standalone => {
             demo::run_standalone(args.people, args.seed, args.source).await
         }
         Command::Demo(args) => {
             use std::io::IsTerminal;
             let keep = !args.exit && std::io::stdout().is_terminal();
-            demo::run(args.people, args.seed, keep).await
+            demo::run(args.people, args.seed, args.source, keep).await
         }
         Command::Sync(args) => sync::run(args.into_job()).await,
         Command::Explain(args) => {

@@ -355,16 +355,13 @@ fn free_addr() -> Result<std::net::SocketAddr, DemoError> {
 
 /// The PeopleSync the demo applies: the sandbox as the source, slapd as the target, the webhook
 /// on the operator's receiver; polling every 5 minutes (changes arrive through the webhook).
-fn demo_object(hollyhr_url: &str, ldap_url: &str, receiver: &str) -> serde_json::Value {
+fn demo_object(source: serde_json::Value, ldap_url: &str, receiver: &str) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": "peoplesync.dev/v1alpha1",
         "kind": "PeopleSync",
         "metadata": { "name": "acme", "namespace": DEMO_NAMESPACE },
         "spec": {
-            "source": { "hollyhr": {
-                "baseUrl": hollyhr_url,
-                "apiKeySecretRef": { "name": "hollyhr", "key": "apiKey" }
-            }},
+            "source": source,
             "target": { "ldap": {
                 "url": ldap_url,
                 "bindDn": slapd::ADMIN_DN,
@@ -425,7 +422,89 @@ fn kubectl(plane: &crate::controlplane::ControlPlane, args: &[&str]) -> Result<S
 }
 
 /// The operator demo. With `keep`, everything stays up until Ctrl-C.
-pub async fn run(people: usize, seed: u64, keep: bool) -> Result<(), CliError> {
+/// The sandbox the operator demo reads from; dropping it stops it.
+enum DemoSandbox {
+    Hollyhr(crate::sandbox::SandboxHandle),
+    Personio(crate::sandbox::personio::PersonioSandboxHandle),
+}
+
+impl DemoSandbox {
+    async fn start(source: DemoSource, people: usize, seed: u64) -> Result<Self, CliError> {
+        Ok(match source {
+            DemoSource::Hollyhr => DemoSandbox::Hollyhr(
+                crate::sandbox::start(SandboxConfig {
+                    people,
+                    seed,
+                    allow_insecure_webhook_urls: true,
+                    ..SandboxConfig::default()
+                })
+                .await?,
+            ),
+            DemoSource::Personio => DemoSandbox::Personio(
+                crate::sandbox::personio::start(crate::sandbox::personio::PersonioSandboxConfig {
+                    people,
+                    seed,
+                    allow_insecure_webhook_urls: true,
+                    // One employment read per person (see `run_standalone`).
+                    rate_limit_per_minute: 0,
+                    ..Default::default()
+                })
+                .await?,
+            ),
+        })
+    }
+
+    fn base_url(&self) -> String {
+        match self {
+            DemoSandbox::Hollyhr(sandbox) => sandbox.base_url(),
+            DemoSandbox::Personio(sandbox) => sandbox.base_url(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            DemoSandbox::Hollyhr(_) => "HollyHR",
+            DemoSandbox::Personio(_) => "Personio",
+        }
+    }
+
+    /// The Secrets the PeopleSync references for its source: (name, key, value).
+    fn secrets(&self) -> Vec<(&'static str, &'static str, &'static str)> {
+        use crate::sandbox::personio::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+        match self {
+            DemoSandbox::Hollyhr(_) => vec![("hollyhr", "apiKey", DEFAULT_API_KEY)],
+            DemoSandbox::Personio(_) => vec![
+                ("personio", "client_id", DEFAULT_CLIENT_ID),
+                ("personio", "client_secret", DEFAULT_CLIENT_SECRET),
+            ],
+        }
+    }
+
+    /// `spec.source` pointing at this sandbox.
+    fn source(&self) -> serde_json::Value {
+        match self {
+            DemoSandbox::Hollyhr(sandbox) => serde_json::json!({ "hollyhr": {
+                "baseUrl": sandbox.base_url(),
+                "apiKeySecretRef": { "name": "hollyhr", "key": "apiKey" }
+            }}),
+            DemoSandbox::Personio(sandbox) => serde_json::json!({ "personio": {
+                "baseUrl": sandbox.base_url(),
+                "credentialsSecretRef": { "name": "personio" },
+                "appId": "PEOPLESYNC_DEMO"
+            }}),
+        }
+    }
+
+    /// A new job title for an active person with a manager, through the source's API.
+    async fn change(&self) -> Result<Changed, CliError> {
+        match self {
+            DemoSandbox::Hollyhr(sandbox) => change_in_hollyhr(&sandbox.base_url()).await,
+            DemoSandbox::Personio(sandbox) => change_in_personio(&sandbox.base_url()).await,
+        }
+    }
+}
+
+pub async fn run(people: usize, seed: u64, source: DemoSource, keep: bool) -> Result<(), CliError> {
     use k8s_openapi::api::core::v1::{Namespace, Secret};
     use kube::Api;
     use kube::api::PostParams;
@@ -447,16 +526,11 @@ pub async fn run(people: usize, seed: u64, keep: bool) -> Result<(), CliError> {
         plane.startup.as_secs_f64()
     );
 
-    let sandbox = crate::sandbox::start(SandboxConfig {
-        people,
-        seed,
-        allow_insecure_webhook_urls: true,
-        ..SandboxConfig::default()
-    })
-    .await?;
+    let sandbox = DemoSandbox::start(source, people, seed).await?;
     let ldap = Slapd::start().await.map_err(DemoError::from)?;
     println!(
-        "[demo] HollyHR sandbox with {people} people at {}; OpenLDAP at {}",
+        "[demo] {} sandbox with {people} people at {}; OpenLDAP at {}",
+        sandbox.name(),
         sandbox.base_url(),
         ldap.url()
     );
@@ -470,12 +544,20 @@ pub async fn run(people: usize, seed: u64, keep: bool) -> Result<(), CliError> {
         .await
         .map_err(kube_error("creating the demo namespace"))?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), DEMO_NAMESPACE);
-    for (name, key, value) in [
-        ("hollyhr", "apiKey", DEFAULT_API_KEY),
-        ("ldap", "password", ldap.admin_password.as_str()),
-    ] {
+    let mut data: std::collections::BTreeMap<&str, serde_json::Map<String, serde_json::Value>> =
+        std::collections::BTreeMap::new();
+    for (name, key, value) in sandbox
+        .secrets()
+        .into_iter()
+        .chain([("ldap", "password", ldap.admin_password.as_str())])
+    {
+        data.entry(name)
+            .or_default()
+            .insert(key.to_owned(), value.into());
+    }
+    for (name, keys) in data {
         let secret: Secret = serde_json::from_value(serde_json::json!({
-            "metadata": { "name": name }, "stringData": { key: value }
+            "metadata": { "name": name }, "stringData": keys
         }))
         .expect("a Secret");
         secrets
@@ -505,11 +587,7 @@ pub async fn run(people: usize, seed: u64, keep: bool) -> Result<(), CliError> {
         "[demo] operator running: webhook receiver on {receiver}, metrics on http://{admin}/metrics"
     );
 
-    let object = demo_object(
-        &sandbox.base_url(),
-        &ldap.url(),
-        &format!("http://{receiver}"),
-    );
+    let object = demo_object(sandbox.source(), &ldap.url(), &format!("http://{receiver}"));
     println!(
         "\n$ kubectl apply -f - <<EOF\n{}EOF",
         serde_yaml_ng::to_string(&object).unwrap_or_default()
@@ -544,72 +622,50 @@ pub async fn run(people: usize, seed: u64, keep: bool) -> Result<(), CliError> {
         entries.len()
     );
 
-    // A change made through the HollyHR API reaches the directory through the webhook.
-    let hollyhr = HollyHrClient::new(ClientConfig::new(
-        &sandbox.base_url(),
-        SecretString::from(DEFAULT_API_KEY),
-    )?)?;
-    let today = jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date();
-    let person = crate::source::PeopleSource::people(&hollyhr, None)
-        .try_collect::<Vec<_>>()
-        .await?
-        .into_iter()
-        .find(|p| p.lifecycle(today) == Lifecycle::Active && p.manager.is_some());
-    if let Some(person) = person {
-        if let Some(entry) = entries.iter().find(|e| e.anchor == person.id) {
-            println!("\nOne of them:\n{}", show(entry));
+    // A change made through the source's API reaches the directory through the webhook.
+    let title = "Head of Demonstrations";
+    if let Some((anchor, what)) = sandbox.change().await? {
+        let changed = Instant::now();
+        if let Some(entry) = entries.iter().find(|e| e.anchor == anchor) {
+            println!("\nOne of them, before:\n{}", show(entry));
         }
-        let employment = hollyhr.person_employment(&person.id).await?;
-        if let Some(etag) = employment.etag {
-            let title = "Head of Demonstrations";
-            let body = UpdateEmploymentRequest {
-                job_title: Some(Some(title.to_owned())),
-                ..UpdateEmploymentRequest::default()
-            };
-            let changed = Instant::now();
-            hollyhr
-                .update_employment(&person.id, &body, &etag, Idempotency::Derived)
-                .await?;
-            println!(
-                "\nChanged the job title of {} through the HollyHR API (polling is every 5 minutes; the webhook carries it):",
-                person.id
-            );
-            let deadline = changed + std::time::Duration::from_secs(30);
-            loop {
-                let entries: Vec<Entry> = directory
-                    .entries()
-                    .try_collect()
-                    .await
-                    .map_err(DemoError::from)?;
-                let entry = entries.into_iter().find(|e| e.anchor == person.id);
-                let has = entry.as_ref().is_some_and(|e| {
-                    e.attributes
-                        .get("title")
-                        .and_then(|v| v.first())
-                        .map(String::as_str)
-                        == Some(title)
-                });
-                if let (true, Some(entry)) = (has, entry) {
-                    println!(
-                        "the directory entry changed {:.0} ms after the write:\n{}",
-                        changed.elapsed().as_secs_f64() * 1e3,
-                        show(&entry)
-                    );
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err(DemoError::Timeout(
-                        "the change did not reach the directory within 30 s".into(),
-                    )
-                    .into());
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        println!(
+            "\nChanged the job title of {anchor} through the {what} API (polling is every 5 minutes; the webhook carries it):"
+        );
+        let deadline = changed + std::time::Duration::from_secs(30);
+        loop {
+            let entries: Vec<Entry> = directory
+                .entries()
+                .try_collect()
+                .await
+                .map_err(DemoError::from)?;
+            let entry = entries.into_iter().find(|e| e.anchor == anchor);
+            let has = entry.as_ref().is_some_and(|e| {
+                e.attributes
+                    .get("title")
+                    .and_then(|v| v.first())
+                    .map(String::as_str)
+                    == Some(title)
+            });
+            if let (true, Some(entry)) = (has, entry) {
+                println!(
+                    "the directory entry changed {:.0} ms after the write returned:\n{}",
+                    changed.elapsed().as_secs_f64() * 1e3,
+                    show(&entry)
+                );
+                break;
             }
+            if Instant::now() > deadline {
+                return Err(DemoError::Timeout(
+                    "the change did not reach the directory within 30 s".into(),
+                )
+                .into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
-    // HollyHR's health endpoint now counts the delivery: WebhookHealthy turns True.
+    // The source now counts the delivery (HollyHR's health endpoint, Personio's activity log):
+    // WebhookHealthy turns True.
     if let Err(error) = wait_true(&api, "WebhookHealthy", std::time::Duration::from_secs(20)).await
     {
         println!("\n{error}");
@@ -636,7 +692,7 @@ pub async fn run(people: usize, seed: u64, keep: bool) -> Result<(), CliError> {
         println!("\nStopping.");
     }
     operator.abort();
-    sandbox.shutdown().await;
+    drop(sandbox);
     drop(ldap);
     drop(plane);
     Ok(())
