@@ -546,10 +546,11 @@ pub async fn run(people: usize, seed: u64, source: DemoSource, keep: bool) -> Re
     let secrets: Api<Secret> = Api::namespaced(client.clone(), DEMO_NAMESPACE);
     let mut data: std::collections::BTreeMap<&str, serde_json::Map<String, serde_json::Value>> =
         std::collections::BTreeMap::new();
-    for (name, key, value) in sandbox
-        .secrets()
-        .into_iter()
-        .chain([("ldap", "password", ldap.admin_password.as_str())])
+    for (name, key, value) in
+        sandbox
+            .secrets()
+            .into_iter()
+            .chain([("ldap", "password", ldap.admin_password.as_str())])
     {
         data.entry(name)
             .or_default()
