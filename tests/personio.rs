@@ -670,7 +670,7 @@ async fn server_errors_and_rate_limit_bursts_are_retried_until_the_cycle_converg
 }
 
 #[tokio::test]
-async fn a_baseline_from_personio_into_scim2_server_lands_and_a_second_run_writes_nothing() {
+async fn a_baseline_and_an_incremental_cycle_from_personio_land_in_scim2_server() {
     use peoplesync::directory::scim::{ScimConfig, ScimDirectory};
     use peoplesync::scim_server::ScimServer;
     let sandbox = personio_sandbox::start(PersonioSandboxConfig {
@@ -741,6 +741,44 @@ async fn a_baseline_from_personio_into_scim2_server_lands_and_a_second_run_write
     assert!(!groups.is_empty(), "department groups");
     let second = run(first.state.clone()).await;
     assert!(second.plan.is_empty(), "{:?}", second.plan.counts());
+
+    // A change through Personio's API arrives in the next incremental cycle.
+    let (person, _) = tenant
+        .iter()
+        .find(|(p, e)| {
+            expected(p, e, OnLeave::Keep) == Expected::Enabled
+                && e.status.as_deref() == Some("ACTIVE")
+        })
+        .expect("an active person");
+    let hr = Hr::new(&sandbox).await;
+    hr.patch_employment(
+        &client,
+        &person.id,
+        json!({"position": {"title": "Chief Example Officer"}}),
+    )
+    .await;
+    let incremental = engine::run_cycle(
+        &client,
+        &directory,
+        &settings,
+        &second.state,
+        CycleKind::Incremental,
+        None,
+        Timestamp::now(),
+    )
+    .await
+    .expect("the cycle succeeds");
+    assert!(
+        incremental.failures().is_empty(),
+        "{:?}",
+        incremental.failures()
+    );
+    let users: Vec<Entry> = directory.entries().try_collect().await.expect("lists");
+    let user = users
+        .iter()
+        .find(|u| u.anchor == person.id)
+        .expect("the user");
+    assert_eq!(one(user, "title"), Some("Chief Example Officer"));
 }
 
 #[tokio::test]
@@ -783,4 +821,47 @@ async fn the_source_trait_reads_changes_at_or_after_an_instant_and_one_person_by
             .expect("reads"),
         None
     );
+}
+
+#[tokio::test]
+async fn an_empty_personio_tenant_holds_every_deprovision_until_that_plan_is_approved() {
+    use peoplesync::plan::GuardDecision;
+    let mut harness = Harness::start(60).await;
+    harness.settings.policy.guard = Guard::default();
+    harness.cycle(CycleKind::Full).await;
+    let before = harness.entries().await;
+    harness
+        .sandbox
+        .controls()
+        .settings(json!({"empty_tenant": true}))
+        .await
+        .expect("set");
+    let held = harness.cycle(CycleKind::Full).await;
+    let GuardDecision::Held(trip) = &held.plan.guard else {
+        panic!("held: {:?}", held.plan.guard);
+    };
+    assert_eq!(trip.reason.as_str(), "EmptySource");
+    assert!(!held.changed(), "nothing deprovisioned");
+    assert_eq!(harness.entries().await, before);
+
+    let hash = trip.hash.clone();
+    let report = engine::run_cycle(
+        &harness.client,
+        &harness.directory,
+        &harness.settings,
+        &harness.state,
+        CycleKind::Full,
+        Some(&hash),
+        Timestamp::now(),
+    )
+    .await
+    .expect("the approved cycle runs");
+    assert!(matches!(report.plan.guard, GuardDecision::Approved(_)));
+    let enabled = harness
+        .entries()
+        .await
+        .values()
+        .filter(|e| e.enabled)
+        .count();
+    assert_eq!(enabled, 0, "the approved plan disabled everyone");
 }
