@@ -36,9 +36,11 @@ fn client(sandbox: &PersonioSandboxHandle, page_size: u32) -> PersonioClient {
     );
     config.page_size = page_size;
     config.app_id = Some("PEOPLESYNC_TESTS".into());
-    // Fast retries: the behaviour, not the production timings.
+    // Fast retries: the behaviour, not the production timings. As many attempts as it takes for
+    // the fault test (a burst of five 429s on the token request, then 20 % 503s) to be
+    // practically certain to get through, as production's budget is.
     config.retry = RetryPolicy {
-        max_attempts: 6,
+        max_attempts: 12,
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(100),
         max_elapsed: Duration::from_secs(30),
