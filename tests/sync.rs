@@ -39,7 +39,8 @@ fn client(sandbox: &SandboxHandle) -> HollyHrClient {
         .expect("a client config");
     // Fast retries: the behaviour, not the production timings.
     config.retry = RetryPolicy {
-        max_attempts: 6,
+        // Enough that a burst of 429s followed by 20 % 503s cannot use up the budget by chance.
+        max_attempts: 12,
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(100),
         max_elapsed: Duration::from_secs(30),
