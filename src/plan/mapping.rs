@@ -332,6 +332,25 @@ pub struct Mapped {
     pub attributes: BTreeMap<String, Vec<String>>,
 }
 
+/// One attribute's rule as `map` hands it to the renders (looked up once per attribute, not
+/// once per render).
+struct RuleRef<'a> {
+    attribute: &'a str,
+    rule: &'a AttributeRule,
+    fast: &'a [Option<fast::Compiled>],
+}
+
+/// A rendered value as stored: trimmed, cut to `max` characters (reusing the string when it
+/// needs neither).
+fn finish(rendered: String, max: Option<usize>) -> String {
+    let trimmed = rendered.trim();
+    match max {
+        Some(max) if trimmed.chars().nth(max).is_some() => trimmed.chars().take(max).collect(),
+        _ if trimmed.len() == rendered.len() => rendered,
+        _ => trimmed.to_owned(),
+    }
+}
+
 fn template_name(attribute: &str, index: usize) -> String {
     format!("{attribute}#{index}")
 }
@@ -386,28 +405,22 @@ impl Mapping {
 
     fn render(
         &self,
-        attribute: &str,
+        rule: &RuleRef<'_>,
         index: usize,
         fields: &Context,
         n: Option<u32>,
     ) -> Result<String, MappingError> {
-        let rule = &self.rules[attribute];
-        let fast = self
+        let fast = rule
             .fast
-            .get(attribute)
-            .and_then(|t| t.get(index))
+            .get(index)
             .and_then(Option::as_ref)
             .and_then(|compiled| compiled.render(&fields.fields, n));
         if let Some(rendered) = fast {
-            let rendered = rendered.trim();
-            return Ok(match rule.max_chars {
-                Some(max) => rendered.chars().take(max).collect(),
-                None => rendered.to_owned(),
-            });
+            return Ok(finish(rendered, rule.rule.max_chars));
         }
         let template = self
             .env
-            .get_template(&template_name(attribute, index))
+            .get_template(&template_name(rule.attribute, index))
             .expect("every rule's templates were added at construction");
         let context = minijinja::Value::from_object(RenderContext {
             fields: fields.fields.clone(),
@@ -416,15 +429,11 @@ impl Mapping {
         let rendered = template
             .render(context)
             .map_err(|error| MappingError::Render {
-                attribute: attribute.to_owned(),
-                template: rule.templates[index].clone(),
+                attribute: rule.attribute.to_owned(),
+                template: rule.rule.templates[index].clone(),
                 message: error.to_string(),
             })?;
-        let rendered = rendered.trim().to_owned();
-        Ok(match rule.max_chars {
-            Some(max) => rendered.chars().take(max).collect(),
-            None => rendered,
-        })
+        Ok(finish(rendered, rule.rule.max_chars))
     }
 
     /// Maps one person. `current` holds the entry's present values (a unique value it already has
@@ -439,7 +448,13 @@ impl Mapping {
             fields: std::sync::Arc::new(TemplateFields::of(person)),
         };
         let mut mapped = Mapped::default();
-        for (attribute, rule) in &self.rules {
+        // Both maps have the same keys, so they iterate in step.
+        for ((attribute, rule), fast) in self.rules.iter().zip(self.fast.values()) {
+            let rule_ref = RuleRef {
+                attribute,
+                rule,
+                fast,
+            };
             let value = if rule.unique {
                 let current = current
                     .and_then(|c| {
@@ -450,13 +465,11 @@ impl Mapping {
                     .and_then(|values| values.first())
                     .filter(|v| !v.is_empty());
                 match current {
-                    Some(value) if self.is_candidate(attribute, rule, &fields, value)? => {
-                        value.clone()
-                    }
-                    _ => self.first_free(attribute, rule, &fields, taken)?,
+                    Some(value) if self.is_candidate(&rule_ref, &fields, value)? => value.clone(),
+                    _ => self.first_free(&rule_ref, &fields, taken)?,
                 }
             } else {
-                self.render(attribute, 0, &fields, None)?
+                self.render(&rule_ref, 0, &fields, None)?
             };
             if value.is_empty() {
                 if rule.required {
@@ -478,11 +491,11 @@ impl Mapping {
     /// so this costs one render per template.
     fn is_candidate(
         &self,
-        attribute: &str,
-        rule: &AttributeRule,
+        rule_ref: &RuleRef<'_>,
         fields: &Context,
         value: &str,
     ) -> Result<bool, MappingError> {
+        let rule = rule_ref.rule;
         for index in 0..rule.templates.len() {
             let n = if is_numbered(&rule.templates[index]) {
                 let digits =
@@ -494,7 +507,7 @@ impl Mapping {
             } else {
                 None
             };
-            if self.render(attribute, index, fields, n)? == value {
+            if self.render(rule_ref, index, fields, n)? == value {
                 return Ok(true);
             }
         }
@@ -503,11 +516,11 @@ impl Mapping {
 
     fn first_free(
         &self,
-        attribute: &str,
-        rule: &AttributeRule,
+        rule_ref: &RuleRef<'_>,
         fields: &Context,
         taken: &dyn Fn(&str, &str) -> bool,
     ) -> Result<String, MappingError> {
+        let (attribute, rule) = (rule_ref.attribute, rule_ref.rule);
         for index in 0..rule.templates.len() {
             let numbered = is_numbered(&rule.templates[index]);
             let numbers: Box<dyn Iterator<Item = Option<u32>>> = if numbered {
@@ -516,7 +529,7 @@ impl Mapping {
                 Box::new(std::iter::once(None))
             };
             for n in numbers {
-                let value = self.render(attribute, index, fields, n)?;
+                let value = self.render(rule_ref, index, fields, n)?;
                 if value.is_empty() {
                     return Err(MappingError::EmptyRequired {
                         attribute: attribute.to_owned(),
@@ -735,6 +748,25 @@ mod tests {
         assert_eq!(mapped.attributes["userName"], ["ada.lovelace@example.com"]);
         assert_eq!(mapped.attributes["externalId"], ["abcdefghjkmn"]);
         assert_eq!(mapped.attributes["enterprise.department"], ["Engineering"]);
+    }
+
+    #[test]
+    fn rendered_values_are_trimmed_and_cut_to_their_maximum() {
+        let cases = [
+            ("ada", None, "ada"),
+            ("  ada ", None, "ada"),
+            ("ada", Some(3), "ada"),
+            ("adalovelace", Some(3), "ada"),
+            (" zoë o ", Some(3), "zoë"),
+            ("", Some(3), ""),
+        ];
+        for (rendered, max, expected) in cases {
+            assert_eq!(
+                finish(rendered.to_owned(), max),
+                expected,
+                "{rendered:?} {max:?}"
+            );
+        }
     }
 
     #[test]
