@@ -8,10 +8,10 @@ use crate::source::hollyhr::model::OrgUnitType;
 use super::people::PeoplePlan;
 use super::{Action, Index, Inputs, Reason, Step, today};
 
-pub(crate) fn plan_groups(
-    inputs: &Inputs<'_>,
-    index: &Index<'_>,
-    people: &PeoplePlan,
+pub(crate) fn plan_groups<'a>(
+    inputs: &Inputs<'a>,
+    index: &Index<'a>,
+    people: &PeoplePlan<'a>,
 ) -> Vec<Step> {
     let today = today(inputs.now);
     // Anchor → name of every group that should exist.
@@ -37,7 +37,8 @@ pub(crate) fn plan_groups(
     // Memberships: people this run decided on are placed by their department; everyone else
     // keeps the groups they are in, while their entry stays enabled.
     let enabled = |anchor: &str| people.after.get(anchor).copied().unwrap_or(false);
-    let mut members: BTreeMap<&str, BTreeSet<String>> = desired
+    // Member anchors, borrowed: owned strings only for the groups whose step needs them.
+    let mut members: BTreeMap<&str, BTreeSet<&'a str>> = desired
         .keys()
         .map(|anchor| (*anchor, BTreeSet::new()))
         .collect();
@@ -50,16 +51,16 @@ pub(crate) fn plan_groups(
                 && !people.decided.contains(member)
                 && enabled(member)
             {
-                set.insert(member.to_owned());
+                set.insert(member);
             }
         }
     }
     for (anchor, placement) in &people.placed {
-        if let Some(department) = placement.department.as_deref()
+        if let Some(department) = placement.department
             && enabled(anchor)
             && let Some(set) = members.get_mut(department)
         {
-            set.insert(anchor.clone());
+            set.insert(*anchor);
         }
     }
 
@@ -72,7 +73,7 @@ pub(crate) fn plan_groups(
                 reason: Reason::OrgUnit,
                 action: Action::CreateGroup {
                     name: (*name).to_owned(),
-                    members: wanted,
+                    members: owned(&wanted),
                 },
             });
             continue;
@@ -101,7 +102,9 @@ pub(crate) fn plan_groups(
                 } else {
                     Reason::Changed
                 },
-                action: Action::SetGroupMembers { members: wanted },
+                action: Action::SetGroupMembers {
+                    members: owned(&wanted),
+                },
             });
         }
     }
@@ -117,4 +120,8 @@ pub(crate) fn plan_groups(
         }
     }
     steps
+}
+
+fn owned(members: &BTreeSet<&str>) -> BTreeSet<String> {
+    members.iter().map(|m| (*m).to_owned()).collect()
 }

@@ -13,29 +13,30 @@ use super::{
 };
 
 /// The people part of a plan, and what later parts need to know about its outcome.
+/// Anchors are borrowed from the inputs: a full cycle holds one of each per person.
 #[derive(Debug, Default)]
-pub(crate) struct PeoplePlan {
+pub(crate) struct PeoplePlan<'a> {
     pub steps: Vec<Step>,
     /// Deprovisions the guard holds (only when planned with `hold`).
     pub held: Vec<Step>,
     pub failures: Vec<Failure>,
     pub in_scope: usize,
     /// Every entry that exists once the plan is applied, and whether it is enabled.
-    pub after: BTreeMap<String, bool>,
+    pub after: BTreeMap<&'a str, bool>,
     /// Entries whose id changes in this plan (created, renamed, moved): references to them must be
     /// rewritten even when the referenced person stays the same.
-    pub changing_ids: BTreeSet<String>,
+    pub changing_ids: BTreeSet<&'a str>,
     /// People of this run the plan provisions, with their manager and department as HR says.
-    pub placed: BTreeMap<String, Placement>,
+    pub placed: BTreeMap<&'a str, Placement<'a>>,
     /// People of this run whose entry the plan decided on (not failures): their memberships and
     /// references are recomputed; everyone else's are kept.
-    pub decided: BTreeSet<String>,
+    pub decided: BTreeSet<&'a str>,
 }
 
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Placement {
-    pub manager: Option<String>,
-    pub department: Option<String>,
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Placement<'a> {
+    pub manager: Option<&'a str>,
+    pub department: Option<&'a str>,
 }
 
 /// What one person's entry should be.
@@ -121,14 +122,18 @@ fn unique_people(people: &[Person]) -> Vec<&Person> {
     by_id.into_values().collect()
 }
 
-pub(crate) fn plan_people(inputs: &Inputs<'_>, index: &Index<'_>, hold: bool) -> PeoplePlan {
+pub(crate) fn plan_people<'a>(
+    inputs: &Inputs<'a>,
+    index: &Index<'a>,
+    hold: bool,
+) -> PeoplePlan<'a> {
     let policy = inputs.policy;
     let today = today(inputs.now);
     let mut out = PeoplePlan {
         after: index
             .entries
             .iter()
-            .map(|(anchor, entry)| ((*anchor).to_owned(), entry.enabled))
+            .map(|(anchor, entry)| (*anchor, entry.enabled))
             .collect(),
         ..PeoplePlan::default()
     };
@@ -173,7 +178,7 @@ pub(crate) fn plan_people(inputs: &Inputs<'_>, index: &Index<'_>, hold: bool) ->
         match desired {
             Desired::Absent => {}
             Desired::Deprovisioned(reason) => {
-                out.decided.insert(anchor.to_owned());
+                out.decided.insert(anchor);
                 if let Some(entry) = entry {
                     deprovision(inputs, &mut out, entry, reason, hold);
                 }
@@ -213,18 +218,18 @@ pub(crate) fn plan_people(inputs: &Inputs<'_>, index: &Index<'_>, hold: bool) ->
                     }
                 };
                 taken.claim(anchor, &mapped);
-                out.decided.insert(anchor.to_owned());
+                out.decided.insert(anchor);
                 out.placed.insert(
-                    anchor.to_owned(),
+                    anchor,
                     Placement {
-                        manager: person.manager.as_ref().map(|m| m.id.clone()),
-                        department: person.department.as_ref().map(|d| d.id.clone()),
+                        manager: person.manager.as_ref().map(|m| m.id.as_str()),
+                        department: person.department.as_ref().map(|d| d.id.as_str()),
                     },
                 );
-                out.after.insert(anchor.to_owned(), enabled);
+                out.after.insert(anchor, enabled);
                 match entry {
                     None => {
-                        out.changing_ids.insert(anchor.to_owned());
+                        out.changing_ids.insert(anchor);
                         out.steps.push(Step {
                             anchor: anchor.to_owned(),
                             reason,
@@ -246,7 +251,13 @@ pub(crate) fn plan_people(inputs: &Inputs<'_>, index: &Index<'_>, hold: bool) ->
                                 },
                             });
                         }
-                        update(inputs, &mut out, entry, &mapped, enabled, reason, hold)
+                        let wanted = Wanted {
+                            anchor,
+                            mapped: &mapped,
+                            enabled,
+                            reason,
+                        };
+                        update(inputs, &mut out, entry, wanted, hold)
                     }
                 }
             }
@@ -256,7 +267,7 @@ pub(crate) fn plan_people(inputs: &Inputs<'_>, index: &Index<'_>, hold: bool) ->
     if inputs.coverage == Coverage::Full {
         for (anchor, entry) in &index.entries {
             if !seen.contains(anchor) {
-                out.decided.insert((*anchor).to_owned());
+                out.decided.insert(*anchor);
                 deprovision(inputs, &mut out, entry, Reason::Vanished, hold);
             }
         }
@@ -352,17 +363,29 @@ pub(crate) fn mapped(
 }
 
 /// Steps that bring an existing entry to its mapped attributes and enabled state.
-fn update(
-    inputs: &Inputs<'_>,
-    out: &mut PeoplePlan,
-    entry: &Entry,
-    mapped: &Attributes,
+/// What one person's existing entry should become.
+struct Wanted<'a, 'm> {
+    /// The person's id (an adopted entry is a copy, so the anchor comes from the person).
+    anchor: &'a str,
+    mapped: &'m Attributes,
     enabled: bool,
     reason: Reason,
+}
+
+fn update<'a>(
+    inputs: &Inputs<'_>,
+    out: &mut PeoplePlan<'a>,
+    entry: &Entry,
+    wanted: Wanted<'a, '_>,
     hold: bool,
 ) {
+    let Wanted {
+        anchor,
+        mapped,
+        enabled,
+        reason,
+    } = wanted;
     let traits = &inputs.policy.directory;
-    let anchor = entry.anchor.clone();
     let rdn = traits.rdn_attribute.as_deref();
     if let Some(rdn) = rdn {
         let new = attribute(mapped, rdn).and_then(|v| v.first());
@@ -371,10 +394,10 @@ fn update(
             && Some(new) != old
         {
             if traits.rename_changes_id {
-                out.changing_ids.insert(anchor.clone());
+                out.changing_ids.insert(anchor);
             }
             out.steps.push(Step {
-                anchor: anchor.clone(),
+                anchor: anchor.to_owned(),
                 reason: Reason::Renamed,
                 action: Action::Rename {
                     new_rdn_value: new.clone(),
@@ -397,7 +420,7 @@ fn update(
     }
     if !set.is_empty() {
         out.steps.push(Step {
-            anchor: anchor.clone(),
+            anchor: anchor.to_owned(),
             reason: Reason::Changed,
             action: Action::Update { set },
         });
@@ -405,10 +428,10 @@ fn update(
     match (enabled, entry.enabled) {
         (true, false) => {
             if traits.disable_changes_id {
-                out.changing_ids.insert(anchor.clone());
+                out.changing_ids.insert(anchor);
             }
             out.steps.push(Step {
-                anchor,
+                anchor: anchor.to_owned(),
                 reason: Reason::Reactivated,
                 action: Action::Enable,
             });
@@ -416,7 +439,7 @@ fn update(
         (false, true) => {
             // A start date moved into the future: the account waits, disabled.
             let step = Step {
-                anchor: anchor.clone(),
+                anchor: anchor.to_owned(),
                 reason,
                 action: Action::Disable,
             };
@@ -435,15 +458,15 @@ fn update(
 }
 
 /// The steps that take an entry's access away, per `deprovision.action`.
-fn deprovision(
+fn deprovision<'a>(
     inputs: &Inputs<'_>,
-    out: &mut PeoplePlan,
-    entry: &Entry,
+    out: &mut PeoplePlan<'a>,
+    entry: &'a Entry,
     reason: Reason,
     hold: bool,
 ) {
     let traits = &inputs.policy.directory;
-    let anchor = entry.anchor.clone();
+    let anchor = entry.anchor.as_str();
     let (action, reason) = match inputs.policy.deprovision {
         Deprovision::Delete => (Some(Action::Delete), reason),
         Deprovision::Disable if entry.enabled => (Some(Action::Disable), reason),
@@ -452,7 +475,7 @@ fn deprovision(
         Deprovision::DisableThenDelete { delay } => {
             let due = inputs
                 .disabled_since
-                .get(&anchor)
+                .get(anchor)
                 .and_then(|since| since.checked_add(delay).ok())
                 .is_some_and(|due| due <= inputs.now);
             if due {
@@ -466,22 +489,22 @@ fn deprovision(
         return;
     };
     let step = Step {
-        anchor: anchor.clone(),
+        anchor: anchor.to_owned(),
         reason,
         action,
     };
     if hold {
         // Held: the entry stays as it is, memberships included.
-        out.decided.remove(&anchor);
+        out.decided.remove(anchor);
         out.held.push(step);
         return;
     }
     match step.action {
         Action::Delete => {
-            out.after.remove(&anchor);
+            out.after.remove(anchor);
         }
         _ => {
-            out.after.insert(anchor.clone(), false);
+            out.after.insert(anchor, false);
             if traits.disable_changes_id {
                 out.changing_ids.insert(anchor);
             }
@@ -503,14 +526,14 @@ pub(crate) fn plan_references(
         return Vec::new();
     };
     let mut steps = Vec::new();
-    for anchor in people.after.keys() {
-        let entry = index.entries.get(anchor.as_str());
+    for &anchor in people.after.keys() {
+        let entry = index.entries.get(anchor);
         let current_value = entry
             .and_then(|e| attribute(&e.attributes, manager_attribute))
             .and_then(|values| values.first());
         let current = current_value.and_then(|value| index.anchor_of(value));
         let desired = match people.placed.get(anchor) {
-            Some(placement) => placement.manager.as_deref(),
+            Some(placement) => placement.manager,
             None => current,
         }
         .filter(|manager| *manager != anchor && people.after.contains_key(*manager));
@@ -522,7 +545,7 @@ pub(crate) fn plan_references(
         }
         let set = BTreeMap::from([(manager_attribute.to_owned(), desired.map(str::to_owned))]);
         steps.push(Step {
-            anchor: anchor.clone(),
+            anchor: anchor.to_owned(),
             reason: if people.placed.contains_key(anchor) && desired != current {
                 Reason::Changed
             } else {
@@ -577,7 +600,7 @@ pub(crate) fn plan_references(
 /// get their reference in a later step).
 fn waves(
     creates: &HashMap<String, usize>,
-    placed: &BTreeMap<String, Placement>,
+    placed: &BTreeMap<&str, Placement<'_>>,
 ) -> BTreeMap<String, u8> {
     let mut waves: BTreeMap<String, u8> = BTreeMap::new();
     // In anchor order: where managers form a cycle, who goes first must not depend on hashing.
@@ -595,7 +618,7 @@ fn waves(
             }
             let manager = placed
                 .get(current)
-                .and_then(|p| p.manager.as_deref())
+                .and_then(|p| p.manager)
                 .filter(|m| creates.contains_key(*m));
             match manager {
                 Some(m) if !chain.contains(&m) && chain.len() <= super::MAX_WAVE as usize => {
