@@ -116,6 +116,31 @@ fn failed(reason: &'static str, error: impl std::fmt::Display) -> WebhookOutcome
     }
 }
 
+/// What the webhook step of either source reads first: the rotation interval, the owned Secret
+/// as held, and the value of a rotation request (the annotation), if any.
+async fn rotation_inputs(
+    object: &PeopleSync,
+    kube: &kube::Client,
+    reading: &str,
+) -> Result<(Duration, Held, Option<String>), WebhookOutcome> {
+    let interval = object.spec.rotation_interval().map_err(|error| {
+        failed(
+            "InvalidSpec",
+            format!("spec.webhook.rotationInterval: {error}"),
+        )
+    })?;
+    let namespace = object.namespace().unwrap_or_default();
+    let held = signing::read(kube, &namespace, &object.name_any())
+        .await
+        .map_err(|error| failed("SecretReadFailed", cause(reading, &error)))?;
+    let requested = object
+        .annotations()
+        .get(crate::crd::ROTATE_WEBHOOK_SECRET)
+        .filter(|v| !v.is_empty())
+        .cloned();
+    Ok((interval, held, requested))
+}
+
 /// Runs the webhook step of one reconcile.
 pub async fn reconcile(
     object: &PeopleSync,
@@ -142,34 +167,16 @@ pub async fn reconcile(
         Some(Ok(events)) => events,
         None => Vec::new(),
     };
-    let interval = match spec.rotation_interval() {
-        Ok(interval) => interval,
-        Err(error) => {
-            return failed(
-                "InvalidSpec",
-                format!("spec.webhook.rotationInterval: {error}"),
-            );
-        }
-    };
-    let mut held = match signing::read(kube, &namespace, &name).await {
-        Ok(held) => held,
-        Err(error) => {
-            return failed(
-                "SecretReadFailed",
-                cause("reading the signing Secret", &error),
-            );
-        }
-    };
+    let (interval, mut held, requested) =
+        match rotation_inputs(object, kube, "reading the signing Secret").await {
+            Ok(inputs) => inputs,
+            Err(outcome) => return outcome,
+        };
     let webhooks = match source.webhooks().await {
         Ok(webhooks) => webhooks,
         Err(error) => return failed(registration_reason(&error), cause("GET /webhooks", &error)),
     };
     let webhook_name = decide::webhook_name(&namespace, &name);
-    let requested = object
-        .annotations()
-        .get(crate::crd::ROTATE_WEBHOOK_SECRET)
-        .filter(|v| !v.is_empty())
-        .cloned();
     let due = decide::rotation_due(&held.view(), interval, requested.as_deref(), now);
     let steps = decide::decide(
         desired.as_ref(),

@@ -24,6 +24,14 @@ pub struct Controls {
     client: ControlClient,
 }
 
+impl std::ops::Deref for Controls {
+    type Target = ControlClient;
+
+    fn deref(&self) -> &ControlClient {
+        &self.client
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("the sandbox control {path} failed")]
 pub struct ControlError {
@@ -32,10 +40,11 @@ pub struct ControlError {
     pub(super) source: reqwest::Error,
 }
 
-/// The HTTP plumbing both sandboxes' control clients share: a request to `base` + path whose
-/// failure (transport, non-2xx, undecodable body) names the control path.
+/// What both sandboxes' control clients share: the controls they have in common (each
+/// `Controls` dereferences to it) and the HTTP plumbing, a request to `base` + path whose failure
+/// (transport, non-2xx, undecodable body) names the control path.
 #[derive(Debug, Clone)]
-pub(crate) struct ControlClient {
+pub struct ControlClient {
     http: reqwest::Client,
     base: String,
 }
@@ -86,6 +95,42 @@ impl ControlClient {
             })
     }
 
+    /// `PUT /_sandbox/settings` (HollyHR: `{"updated_since_exclusive": true}`,
+    /// `{"empty_tenant": true}`; Personio: `{"empty_tenant": true}`,
+    /// `{"employment_bumps_person": false}`).
+    pub async fn settings(&self, patch: Value) -> Result<(), ControlError> {
+        self.call(reqwest::Method::PUT, "/settings", Some(&patch))
+            .await
+    }
+
+    /// `PUT /_sandbox/faults` (e.g. `{"error_rate": 0.2}`, `{"rate_limit_burst": 3}`; Personio
+    /// also `{"loop_next_link": true}`).
+    pub async fn faults(&self, faults: Value) -> Result<(), ControlError> {
+        self.call(reqwest::Method::PUT, "/faults", Some(&faults))
+            .await
+    }
+
+    pub async fn clear_faults(&self) -> Result<(), ControlError> {
+        self.call(reqwest::Method::DELETE, "/faults", None).await
+    }
+
+    /// `PUT /_sandbox/clock` (e.g. `{"frozen": true}`, `{"advance_seconds": 60}`).
+    pub async fn clock(&self, request: Value) -> Result<(), ControlError> {
+        self.call(reqwest::Method::PUT, "/clock", Some(&request))
+            .await
+    }
+
+    /// `POST /_sandbox/reset` with another size (same seed: the same people come back).
+    pub async fn reset(&self, people: usize) -> Result<(), ControlError> {
+        let body = serde_json::json!({ "people": people });
+        self.call(reqwest::Method::POST, "/reset", Some(&body))
+            .await
+    }
+
+    pub async fn clear_requests(&self) -> Result<(), ControlError> {
+        self.call(reqwest::Method::DELETE, "/requests", None).await
+    }
+
     /// A control call whose answer body is not needed.
     pub(crate) async fn call(
         &self,
@@ -105,33 +150,6 @@ impl Controls {
         }
     }
 
-    /// `PUT /_sandbox/settings` (e.g. `{"updated_since_exclusive": true}`, `{"empty_tenant": true}`).
-    pub async fn settings(&self, patch: Value) -> Result<(), ControlError> {
-        self.client
-            .call(reqwest::Method::PUT, "/settings", Some(&patch))
-            .await
-    }
-
-    /// `PUT /_sandbox/faults` (e.g. `{"error_rate": 0.2}`, `{"rate_limit_burst": 3}`).
-    pub async fn faults(&self, faults: Value) -> Result<(), ControlError> {
-        self.client
-            .call(reqwest::Method::PUT, "/faults", Some(&faults))
-            .await
-    }
-
-    pub async fn clear_faults(&self) -> Result<(), ControlError> {
-        self.client
-            .call(reqwest::Method::DELETE, "/faults", None)
-            .await
-    }
-
-    /// `PUT /_sandbox/clock` (e.g. `{"frozen": true}`, `{"advance_seconds": 60}`).
-    pub async fn clock(&self, request: Value) -> Result<(), ControlError> {
-        self.client
-            .call(reqwest::Method::PUT, "/clock", Some(&request))
-            .await
-    }
-
     /// An edit as the HollyHR UI makes it: no webhook event, but `updated_at` moves.
     pub async fn ui_edit(&self, person: &str, edit: Value) -> Result<(), ControlError> {
         let path = format!("/people/{person}/ui-edit");
@@ -140,21 +158,7 @@ impl Controls {
             .await
     }
 
-    /// `POST /_sandbox/reset` with another size (same seed: the first people stay the same).
-    pub async fn reset(&self, people: usize) -> Result<(), ControlError> {
-        let body = serde_json::json!({ "people": people });
-        self.client
-            .call(reqwest::Method::POST, "/reset", Some(&body))
-            .await
-    }
-
     pub async fn requests(&self) -> Result<Vec<LoggedRequest>, ControlError> {
         self.client.list("/requests").await
-    }
-
-    pub async fn clear_requests(&self) -> Result<(), ControlError> {
-        self.client
-            .call(reqwest::Method::DELETE, "/requests", None)
-            .await
     }
 }

@@ -94,34 +94,16 @@ pub async fn reconcile(
     if desired.is_none() && previous.and_then(|w| w.id.as_ref()).is_none() {
         return WebhookOutcome::Off;
     }
-    let interval = match spec.rotation_interval() {
-        Ok(interval) => interval,
-        Err(error) => {
-            return failed(
-                "InvalidSpec",
-                format!("spec.webhook.rotationInterval: {error}"),
-            );
-        }
-    };
-    let mut held = match signing::read(kube, &namespace, &name).await {
-        Ok(held) => held,
-        Err(error) => {
-            return failed(
-                "SecretReadFailed",
-                cause("reading the token Secret", &error),
-            );
-        }
-    };
+    let (interval, mut held, requested) =
+        match super::rotation_inputs(object, kube, "reading the token Secret").await {
+            Ok(inputs) => inputs,
+            Err(outcome) => return outcome,
+        };
     let webhooks = match source.webhooks().await {
         Ok(webhooks) => webhooks,
         Err(error) => return failed(reason(&error), cause("GET /v2/webhooks", &error)),
     };
     let marker = decide::marker(&namespace, &name);
-    let requested = object
-        .annotations()
-        .get(crate::crd::ROTATE_WEBHOOK_SECRET)
-        .filter(|v| !v.is_empty())
-        .cloned();
     let due = shared::rotation_due(&held.view(), interval, requested.as_deref(), now);
     let steps = decide::decide(
         desired.as_ref(),

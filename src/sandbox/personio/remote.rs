@@ -24,6 +24,14 @@ pub struct Controls {
     client: ControlClient,
 }
 
+impl std::ops::Deref for Controls {
+    type Target = ControlClient;
+
+    fn deref(&self) -> &ControlClient {
+        &self.client
+    }
+}
+
 impl Controls {
     /// Controls of the sandbox whose control URL (`http://…/_sandbox`) is `base`.
     pub fn new(base: &str) -> Self {
@@ -32,48 +40,12 @@ impl Controls {
         }
     }
 
-    /// `PUT /_sandbox/settings` (e.g. `{"empty_tenant": true}`, `{"employment_bumps_person": false}`).
-    pub async fn settings(&self, patch: Value) -> Result<(), ControlError> {
-        self.client
-            .call(reqwest::Method::PUT, "/settings", Some(&patch))
-            .await
-    }
-
-    /// `PUT /_sandbox/faults` (e.g. `{"error_rate": 0.2}`, `{"rate_limit_burst": 3}`,
-    /// `{"loop_next_link": true}`).
-    pub async fn faults(&self, faults: Value) -> Result<(), ControlError> {
-        self.client
-            .call(reqwest::Method::PUT, "/faults", Some(&faults))
-            .await
-    }
-
-    pub async fn clear_faults(&self) -> Result<(), ControlError> {
-        self.client
-            .call(reqwest::Method::DELETE, "/faults", None)
-            .await
-    }
-
-    /// `PUT /_sandbox/clock` (e.g. `{"frozen": true}`, `{"advance_seconds": 60}`).
-    pub async fn clock(&self, request: Value) -> Result<(), ControlError> {
-        self.client
-            .call(reqwest::Method::PUT, "/clock", Some(&request))
-            .await
-    }
-
     /// An edit as Personio's UI makes it: `{"person": {...}, "employment": {...}}` (the latest
     /// employment); `updated_at` moves, no webhook event is emitted.
     pub async fn ui_edit(&self, person_id: &str, edit: Value) -> Result<(), ControlError> {
         let path = format!("/persons/{person_id}/ui-edit");
         self.client
             .call(reqwest::Method::POST, &path, Some(&edit))
-            .await
-    }
-
-    /// `POST /_sandbox/reset` with another size (same seed: the same people come back).
-    pub async fn reset(&self, people: usize) -> Result<(), ControlError> {
-        let body = serde_json::json!({ "people": people });
-        self.client
-            .call(reqwest::Method::POST, "/reset", Some(&body))
             .await
     }
 
@@ -93,11 +65,5 @@ impl Controls {
 
     pub async fn requests(&self) -> Result<Vec<LoggedRequest>, ControlError> {
         self.client.list("/requests").await
-    }
-
-    pub async fn clear_requests(&self) -> Result<(), ControlError> {
-        self.client
-            .call(reqwest::Method::DELETE, "/requests", None)
-            .await
     }
 }
