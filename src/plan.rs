@@ -11,6 +11,7 @@
 
 pub mod groups;
 pub mod guard;
+pub mod known;
 pub mod mapping;
 pub mod people;
 pub mod scope;
@@ -307,6 +308,9 @@ pub struct Plan {
     pub in_scope: usize,
     /// Managed entries before the plan.
     pub managed: usize,
+    /// A streamed cycle keeps the counts of its steps, not every step: then `steps` holds the
+    /// deprovisions it made and the first few other steps.
+    pub counted: Option<BTreeMap<&'static str, usize>>,
 }
 
 impl Plan {
@@ -316,6 +320,9 @@ impl Plan {
 
     /// How many steps of each action.
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        if let Some(counted) = &self.counted {
+            return counted.clone();
+        }
         let mut counts = BTreeMap::new();
         for step in &self.steps {
             *counts.entry(step.action.name()).or_default() += 1;
@@ -327,12 +334,12 @@ impl Plan {
 /// Plans one run. Deterministic: the same inputs give the same plan.
 pub fn plan(inputs: &Inputs<'_>) -> Plan {
     let index = Index::new(inputs.entries, inputs.groups);
-    let mut people = people::plan_people(inputs, &index, false);
+    let mut people = people::plan_people(inputs, &index, false, None);
     let guard = guard::decide(inputs, &index, &people.steps);
     if matches!(guard, GuardDecision::Held(_)) {
         // Plan again holding every deprovision, so memberships and references keep describing
         // the entries as they stay.
-        people = people::plan_people(inputs, &index, true);
+        people = people::plan_people(inputs, &index, true, None);
     }
     let references = people::plan_references(inputs, &index, &mut people);
     let groups = if inputs.policy.directory.groups {
@@ -354,6 +361,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         people: inputs.people.len(),
         in_scope: people.in_scope,
         managed: index.entries.len(),
+        counted: None,
     }
 }
 
@@ -367,7 +375,7 @@ pub(crate) struct Index<'a> {
 }
 
 impl<'a> Index<'a> {
-    fn new(entries: &'a [Entry], groups: &'a [Group]) -> Self {
+    pub(crate) fn new(entries: &'a [Entry], groups: &'a [Group]) -> Self {
         let mut by_anchor: BTreeMap<&str, &Entry> = BTreeMap::new();
         let mut ids = HashMap::with_capacity(entries.len() * 2);
         for entry in entries {
@@ -431,4 +439,4 @@ pub(crate) fn today(now: Timestamp) -> Date {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

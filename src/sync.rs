@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod engine;
 pub mod spec;
+mod stream;
 
 use futures::TryStreamExt;
 
@@ -41,21 +42,7 @@ impl DirectorySnapshot {
         } else {
             Vec::new()
         };
-        let mut reserved = Reserved::new();
-        for (name, rule) in mapping.rules() {
-            if !rule.unique {
-                continue;
-            }
-            let values = reserved.entry(name.to_lowercase()).or_default();
-            for entry in &unowned {
-                for value in crate::plan::attribute_values(&entry.attributes, name)
-                    .into_iter()
-                    .flatten()
-                {
-                    values.insert(value.to_lowercase());
-                }
-            }
-        }
+        let reserved = reserved(mapping, &unowned);
         Ok(Self {
             entries,
             groups,
@@ -181,8 +168,32 @@ impl DirectorySnapshot {
     }
 }
 
+/// The unique values of entries PeopleSync does not own, lower-cased (never given to anyone).
+pub(crate) fn reserved(mapping: &Mapping, unowned: &[Entry]) -> Reserved {
+    let mut reserved = Reserved::new();
+    for (name, rule) in mapping.rules() {
+        if !rule.unique {
+            continue;
+        }
+        let values = reserved.entry(name.to_lowercase()).or_default();
+        for entry in unowned {
+            for value in crate::plan::attribute_values(&entry.attributes, name)
+                .into_iter()
+                .flatten()
+            {
+                values.insert(value.to_lowercase());
+            }
+        }
+    }
+    reserved
+}
+
 /// Replaces one attribute (LDAP names compare case-insensitively); no values removes it.
-fn set_attribute(attributes: &mut crate::directory::Attributes, name: &str, values: Vec<String>) {
+pub(crate) fn set_attribute(
+    attributes: &mut crate::directory::Attributes,
+    name: &str,
+    values: Vec<String>,
+) {
     attributes.retain(|key, _| !key.eq_ignore_ascii_case(name));
     if !values.is_empty() {
         attributes.insert(name.to_owned(), values);

@@ -98,26 +98,43 @@ pub fn deprovision_hash<'a>(steps: impl Iterator<Item = &'a Step>) -> String {
 }
 
 pub(crate) fn decide(inputs: &Inputs<'_>, index: &Index<'_>, steps: &[Step]) -> GuardDecision {
-    let guard = inputs.policy.guard;
-    let managed = index.entries.len();
-    let deprovisions = steps.iter().filter(|s| s.action.is_deprovision()).count();
-    let empty_source = inputs.coverage == Coverage::Full && inputs.people.is_empty() && managed > 0;
-    let over_count = deprovisions > guard.max_count as usize;
-    let over_percent = deprovisions * 100 > guard.max_percent as usize * managed;
+    let empty_source = inputs.coverage == Coverage::Full && inputs.people.is_empty();
+    decide_over(
+        inputs.policy.guard,
+        empty_source,
+        index.entries.len(),
+        steps.iter().filter(|s| s.action.is_deprovision()),
+        inputs.approved,
+    )
+}
+
+/// The guard's decision over a cycle's deprovisions: `empty_source` when a full read found no
+/// people, `managed` entries before the cycle.
+pub(crate) fn decide_over<'a>(
+    guard: Guard,
+    empty_source: bool,
+    managed: usize,
+    deprovisions: impl Iterator<Item = &'a Step> + Clone,
+    approved: Option<&str>,
+) -> GuardDecision {
+    let count = deprovisions.clone().count();
+    let empty_source = empty_source && managed > 0;
+    let over_count = count > guard.max_count as usize;
+    let over_percent = count * 100 > guard.max_percent as usize * managed;
     let reason = if empty_source {
         GuardReason::EmptySource
-    } else if deprovisions > 0 && (over_count || over_percent) {
+    } else if count > 0 && (over_count || over_percent) {
         GuardReason::ThresholdExceeded
     } else {
         return GuardDecision::Clear;
     };
     let trip = GuardTrip {
         reason,
-        deprovisions,
+        deprovisions: count,
         managed,
-        hash: deprovision_hash(steps.iter()),
+        hash: deprovision_hash(deprovisions),
     };
-    if inputs.approved == Some(trip.hash.as_str()) {
+    if approved == Some(trip.hash.as_str()) {
         GuardDecision::Approved(trip)
     } else {
         GuardDecision::Held(trip)

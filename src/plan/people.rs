@@ -40,20 +40,61 @@ pub(crate) struct Placement<'a> {
 }
 
 /// What one person's entry should be.
-enum Desired {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Desired {
     Provisioned { enabled: bool, reason: Reason },
     Deprovisioned(Reason),
     Absent,
 }
 
-/// Unique values in use: attribute (lower case) → value (lower case) → owner anchor.
-struct Taken<'a> {
-    owned: HashMap<String, HashMap<String, String>>,
-    reserved: &'a super::Reserved,
+/// The state a person's entry should be in, from scope, lifecycle and policy; `entry_enabled`
+/// is the present entry's state (`None`: no entry).
+pub(crate) fn desired(
+    policy: &super::Policy,
+    person: &Person,
+    entry_enabled: Option<bool>,
+    today: jiff::civil::Date,
+) -> Desired {
+    if !policy.scope.admits(person) {
+        return Desired::Deprovisioned(Reason::OutOfScope);
+    }
+    match person.lifecycle(today) {
+        Lifecycle::Active => Desired::Provisioned {
+            enabled: true,
+            reason: if entry_enabled == Some(false) {
+                Reason::Reactivated
+            } else {
+                Reason::New
+            },
+        },
+        Lifecycle::FutureStarter => match (policy.future_starters, entry_enabled) {
+            (FutureStarters::Skip, None) => Desired::Absent,
+            _ => Desired::Provisioned {
+                enabled: false,
+                reason: Reason::FutureStarter,
+            },
+        },
+        Lifecycle::Leaver => Desired::Deprovisioned(Reason::Leaver),
+        Lifecycle::OnLeave => Desired::Provisioned {
+            enabled: policy.on_leave == OnLeave::Keep,
+            reason: Reason::OnLeave,
+        },
+    }
 }
 
-impl<'a> Taken<'a> {
-    fn new(inputs: &Inputs<'a>, index: &Index<'_>) -> Self {
+/// Says whether a unique value (attribute and value as given) belongs to an entry outside the
+/// planned set, other than `anchor`'s (a streamed cycle plans a part of the directory at a time).
+pub(crate) type Elsewhere<'e> = &'e dyn Fn(&str, &str, &str) -> bool;
+
+/// Unique values in use: attribute (lower case) → value (lower case) → owner anchor.
+struct Taken<'a, 'e> {
+    owned: HashMap<String, HashMap<String, String>>,
+    reserved: &'a super::Reserved,
+    elsewhere: Option<Elsewhere<'e>>,
+}
+
+impl<'a, 'e> Taken<'a, 'e> {
+    fn new(inputs: &Inputs<'a>, index: &Index<'_>, elsewhere: Option<Elsewhere<'e>>) -> Self {
         let mut taken: HashMap<String, HashMap<String, String>> = HashMap::new();
         for (name, rule) in inputs.mapping.rules() {
             if !rule.unique {
@@ -69,10 +110,17 @@ impl<'a> Taken<'a> {
         Self {
             owned: taken,
             reserved: inputs.reserved,
+            elsewhere,
         }
     }
 
     fn is_taken_by_other(&self, anchor: &str, attribute: &str, value: &str) -> bool {
+        if self
+            .elsewhere
+            .is_some_and(|elsewhere| elsewhere(anchor, attribute, value))
+        {
+            return true;
+        }
         let attribute = attribute.to_lowercase();
         let value = value.to_lowercase();
         self.reserved
@@ -96,7 +144,7 @@ impl<'a> Taken<'a> {
     }
 }
 
-fn same_values(a: &[String], b: &[String]) -> bool {
+pub(crate) fn same_values(a: &[String], b: &[String]) -> bool {
     if a == b {
         return true;
     }
@@ -126,6 +174,7 @@ pub(crate) fn plan_people<'a>(
     inputs: &Inputs<'a>,
     index: &Index<'a>,
     hold: bool,
+    elsewhere: Option<Elsewhere<'_>>,
 ) -> PeoplePlan<'a> {
     let policy = inputs.policy;
     let today = today(inputs.now);
@@ -137,7 +186,7 @@ pub(crate) fn plan_people<'a>(
             .collect(),
         ..PeoplePlan::default()
     };
-    let mut taken = Taken::new(inputs, index);
+    let mut taken = Taken::new(inputs, index, elsewhere);
     let mut seen = BTreeSet::new();
     let adoptions = adoptions(inputs, index);
 
@@ -149,32 +198,7 @@ pub(crate) fn plan_people<'a>(
         if in_scope {
             out.in_scope += 1;
         }
-        let desired = if !in_scope {
-            Desired::Deprovisioned(Reason::OutOfScope)
-        } else {
-            match person.lifecycle(today) {
-                Lifecycle::Active => Desired::Provisioned {
-                    enabled: true,
-                    reason: if entry.is_some_and(|e| !e.enabled) {
-                        Reason::Reactivated
-                    } else {
-                        Reason::New
-                    },
-                },
-                Lifecycle::FutureStarter => match (policy.future_starters, entry) {
-                    (FutureStarters::Skip, None) => Desired::Absent,
-                    _ => Desired::Provisioned {
-                        enabled: false,
-                        reason: Reason::FutureStarter,
-                    },
-                },
-                Lifecycle::Leaver => Desired::Deprovisioned(Reason::Leaver),
-                Lifecycle::OnLeave => Desired::Provisioned {
-                    enabled: policy.on_leave == OnLeave::Keep,
-                    reason: Reason::OnLeave,
-                },
-            }
-        };
+        let desired = desired(policy, person, entry.map(|e| e.enabled), today);
         match desired {
             Desired::Absent => {}
             Desired::Deprovisioned(reason) => {
@@ -352,7 +376,7 @@ pub(crate) fn mapped(
     index: &Index<'_>,
     person: &Person,
 ) -> Result<Attributes, crate::plan::MappingError> {
-    let taken = Taken::new(inputs, index);
+    let taken = Taken::new(inputs, index, None);
     let current = index.entries.get(person.id.as_str()).map(|e| &e.attributes);
     inputs
         .mapping
@@ -457,6 +481,39 @@ fn update<'a>(
     }
 }
 
+/// The step that takes an entry's access away, per `deprovision.action` (none when it is
+/// disabled already and not due for deletion).
+pub(crate) fn deprovision_step(
+    inputs: &Inputs<'_>,
+    anchor: &str,
+    enabled: bool,
+    reason: Reason,
+) -> Option<Step> {
+    let (action, reason) = match inputs.policy.deprovision {
+        Deprovision::Delete => (Action::Delete, reason),
+        Deprovision::Disable | Deprovision::DisableThenDelete { .. } if enabled => {
+            (Action::Disable, reason)
+        }
+        Deprovision::Disable => return None,
+        Deprovision::DisableThenDelete { delay } => {
+            let due = inputs
+                .disabled_since
+                .get(anchor)
+                .and_then(|since| since.checked_add(delay).ok())
+                .is_some_and(|due| due <= inputs.now);
+            if !due {
+                return None;
+            }
+            (Action::Delete, Reason::DelayElapsed)
+        }
+    };
+    Some(Step {
+        anchor: anchor.to_owned(),
+        reason,
+        action,
+    })
+}
+
 /// The steps that take an entry's access away, per `deprovision.action`.
 fn deprovision<'a>(
     inputs: &Inputs<'_>,
@@ -467,31 +524,8 @@ fn deprovision<'a>(
 ) {
     let traits = &inputs.policy.directory;
     let anchor = entry.anchor.as_str();
-    let (action, reason) = match inputs.policy.deprovision {
-        Deprovision::Delete => (Some(Action::Delete), reason),
-        Deprovision::Disable if entry.enabled => (Some(Action::Disable), reason),
-        Deprovision::Disable => (None, reason),
-        Deprovision::DisableThenDelete { .. } if entry.enabled => (Some(Action::Disable), reason),
-        Deprovision::DisableThenDelete { delay } => {
-            let due = inputs
-                .disabled_since
-                .get(anchor)
-                .and_then(|since| since.checked_add(delay).ok())
-                .is_some_and(|due| due <= inputs.now);
-            if due {
-                (Some(Action::Delete), Reason::DelayElapsed)
-            } else {
-                (None, reason)
-            }
-        }
-    };
-    let Some(action) = action else {
+    let Some(step) = deprovision_step(inputs, anchor, entry.enabled, reason) else {
         return;
-    };
-    let step = Step {
-        anchor: anchor.to_owned(),
-        reason,
-        action,
     };
     if hold {
         // Held: the entry stays as it is, memberships included.
@@ -598,7 +632,7 @@ pub(crate) fn plan_references(
 /// The wave of each new entry: 0 unless its manager is created in this plan too, then one more
 /// than the manager's (cycles and chains deeper than [`super::MAX_WAVE`] stay where they are and
 /// get their reference in a later step).
-fn waves(
+pub(crate) fn waves(
     creates: &HashMap<String, usize>,
     placed: &BTreeMap<&str, Placement<'_>>,
 ) -> BTreeMap<String, u8> {

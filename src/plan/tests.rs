@@ -13,9 +13,9 @@ use crate::plan::mapping::Profile;
 use crate::source::hollyhr::model::{DepartmentRef, PersonRef};
 use crate::sync::{DirectorySnapshot, Ids, apply};
 
-const NOW: &str = "2026-06-15T12:00:00Z";
+pub(crate) const NOW: &str = "2026-06-15T12:00:00Z";
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     NOW.parse().expect("a timestamp")
 }
 
@@ -53,7 +53,7 @@ fn department(id: &str, name: &str) -> OrgUnit {
     OrgUnit::sample_department(id, name)
 }
 
-fn ldap_policy() -> Policy {
+pub(crate) fn ldap_policy() -> Policy {
     Policy {
         guard: Guard {
             max_count: 1000,
@@ -70,7 +70,7 @@ fn ldap_policy() -> Policy {
     }
 }
 
-fn scim_policy() -> Policy {
+pub(crate) fn scim_policy() -> Policy {
     Policy {
         directory: DirectoryTraits {
             rdn_attribute: Some("userName".into()),
@@ -83,20 +83,20 @@ fn scim_policy() -> Policy {
     }
 }
 
-fn openldap() -> Mapping {
+pub(crate) fn openldap() -> Mapping {
     Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("compiles")
 }
 
 /// One side of a sync under test: a directory, a mapping and a policy.
-struct Harness {
-    directory: MemoryDirectory,
-    mapping: Mapping,
-    policy: Policy,
-    disabled_since: BTreeMap<String, Timestamp>,
+pub(crate) struct Harness {
+    pub(crate) directory: MemoryDirectory,
+    pub(crate) mapping: Mapping,
+    pub(crate) policy: Policy,
+    pub(crate) disabled_since: BTreeMap<String, Timestamp>,
 }
 
 impl Harness {
-    fn ldap() -> Self {
+    pub(crate) fn ldap() -> Self {
         Self {
             directory: MemoryDirectory::ldap_like("uid", true),
             mapping: openldap(),
@@ -105,7 +105,7 @@ impl Harness {
         }
     }
 
-    fn scim() -> Self {
+    pub(crate) fn scim() -> Self {
         Self {
             directory: MemoryDirectory::scim_like(),
             mapping: Mapping::new(Profile::Scim, &BTreeMap::new()).expect("compiles"),
@@ -114,13 +114,13 @@ impl Harness {
         }
     }
 
-    async fn snapshot(&self) -> DirectorySnapshot {
+    pub(crate) async fn snapshot(&self) -> DirectorySnapshot {
         DirectorySnapshot::read(&self.directory, &self.mapping, true)
             .await
             .expect("the memory directory lists")
     }
 
-    async fn plan(
+    pub(crate) async fn plan(
         &self,
         people: &[Person],
         org_units: Option<&[OrgUnit]>,
@@ -153,7 +153,7 @@ impl Harness {
     }
 
     /// Plans a full cycle, applies it, and returns the plan.
-    async fn sync(&self, people: &[Person], org_units: &[OrgUnit]) -> Plan {
+    pub(crate) async fn sync(&self, people: &[Person], org_units: &[OrgUnit]) -> Plan {
         self.sync_at(people, Some(org_units), Coverage::Full, now())
             .await
     }
@@ -181,7 +181,7 @@ impl Harness {
     }
 }
 
-fn actions(plan: &Plan) -> Vec<(String, &'static str)> {
+pub(crate) fn actions(plan: &Plan) -> Vec<(String, &'static str)> {
     plan.steps
         .iter()
         .map(|s| (s.anchor.clone(), s.action.name()))
@@ -735,7 +735,7 @@ async fn org_units_renamed_or_archived_rename_or_delete_their_groups() {
 // Properties
 // ---------------------------------------------------------------------------------------------
 
-mod properties {
+pub(crate) mod properties {
     use proptest::prelude::*;
 
     use super::*;
@@ -744,9 +744,9 @@ mod properties {
     const LAST: [&str; 3] = ["Lovelace", "Turing", "du Châtelet"];
 
     /// (first, last, department, manager, lifecycle) per person; ids are positions.
-    type Spec = Vec<(usize, usize, usize, Option<usize>, u8)>;
+    pub(crate) type Spec = Vec<(usize, usize, usize, Option<usize>, u8)>;
 
-    fn people(spec: &Spec) -> Vec<Person> {
+    pub(crate) fn people(spec: &Spec) -> Vec<Person> {
         spec.iter()
             .enumerate()
             .map(|(i, (first, last, department, manager, lifecycle))| {
@@ -768,7 +768,7 @@ mod properties {
             .collect()
     }
 
-    fn spec() -> impl Strategy<Value = Spec> {
+    pub(crate) fn spec() -> impl Strategy<Value = Spec> {
         proptest::collection::vec(
             (
                 0..4usize,
@@ -781,14 +781,14 @@ mod properties {
         )
     }
 
-    fn units(archived: usize) -> Vec<OrgUnit> {
+    pub(crate) fn units(archived: usize) -> Vec<OrgUnit> {
         (0..3)
             .filter(|d| *d != archived)
             .map(|d| department(&format!("d{d}"), &format!("Dept {d}")))
             .collect()
     }
 
-    fn run(future: impl std::future::Future<Output = ()>) {
+    pub(crate) fn run(future: impl std::future::Future<Output = ()>) {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime")

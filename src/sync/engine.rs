@@ -203,6 +203,20 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
         directory: directory.traits(),
         ..settings.policy.clone()
     };
+    if kind == CycleKind::Full && !settings.dry_run {
+        return super::stream::full(
+            source,
+            directory,
+            settings,
+            &policy,
+            state,
+            approved,
+            now,
+            started,
+            super::stream::CHUNK,
+        )
+        .await;
+    }
     let (people, org_units, coverage, snapshot) = match kind {
         CycleKind::Full => {
             // A full cycle needs both listings whatever they hold: read them side by side.

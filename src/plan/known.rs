@@ -1,0 +1,719 @@
+//! The directory as a streamed full cycle keeps it: a few hundred bytes per managed entry
+//! instead of the whole listing. Per entry it holds the anchor and id (in one string arena), the
+//! enabled state, a hash of each mapped attribute and of them all, the values that must stay
+//! exact (unique attributes and the RDN), the manager reference, and what the cycle learns about
+//! the person (seen, decided, HR's manager and department). Pure: the engine feeds it entries,
+//! people and applied steps, and asks it for the steps that link entries (managers, groups).
+//!
+//! A person whose mapped attributes hash to what the entry holds, in the state the entry is in,
+//! needs no step: the cycle keeps only their links. Anyone else is planned by the ordinary
+//! planner ([`super::people`]) against an entry rebuilt from this index ([`Known::rebuild`]):
+//! attributes whose hash matches get the mapped values back, the others a value nothing maps to,
+//! so the planner writes exactly the attributes that differ.
+//!
+//! Hashes are 64-bit SipHash (per attribute truncated to 32 bits, backed by the 64-bit digest
+//! of them all): a collision could hide one drifted attribute until it changes again, with a
+//! probability far below that of a bit flip on the wire.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+
+use crate::directory::{Attributes, Entry, Group};
+use crate::source::OrgUnit;
+use crate::source::hollyhr::model::OrgUnitType;
+
+use super::{Action, Mapping, Reason, Step, attribute};
+
+/// A value no template renders (it holds a NUL): stands for an attribute whose hash differs.
+pub(crate) const DIFFERS: &str = "\u{0}differs";
+
+fn hasher() -> std::hash::DefaultHasher {
+    std::hash::DefaultHasher::new()
+}
+
+fn hash_str(value: &str) -> u64 {
+    let mut h = hasher();
+    value.hash(&mut h);
+    h.finish()
+}
+
+fn hash_lower(value: &str) -> u64 {
+    if value.bytes().any(|b| b.is_ascii_uppercase()) || !value.is_ascii() {
+        hash_str(&value.to_lowercase())
+    } else {
+        hash_str(value)
+    }
+}
+
+/// One attribute's values as a set (the planner compares them in any order).
+fn hash_values(values: &[String]) -> u64 {
+    let mut h = hasher();
+    if values.len() <= 1 {
+        values.hash(&mut h);
+    } else {
+        let mut sorted: Vec<&String> = values.iter().collect();
+        sorted.sort();
+        sorted.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn hash_taken(attribute: &str, value: &str) -> u64 {
+    let mut h = hasher();
+    attribute.to_lowercase().hash(&mut h);
+    value.to_lowercase().hash(&mut h);
+    h.finish()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+#[derive(Debug, Default)]
+struct Arena {
+    text: String,
+}
+
+impl Arena {
+    fn push(&mut self, value: &str) -> Span {
+        let start = self.text.len() as u32;
+        self.text.push_str(value);
+        Span {
+            start,
+            len: value.len() as u32,
+        }
+    }
+
+    fn get(&self, span: Span) -> &str {
+        &self.text[span.start as usize..(span.start + span.len) as usize]
+    }
+}
+
+/// Where an entry's manager reference points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ref {
+    None,
+    /// A value read from the directory (hash of its lower-cased id at the start of the cycle).
+    Read(u64),
+    /// Written in this cycle: the target entry as its id was then (`epoch`).
+    Written {
+        target: u32,
+        epoch: u32,
+    },
+}
+
+const NO_DEPARTMENT: u32 = u32::MAX;
+
+mod flag {
+    pub const ENABLED: u16 = 1;
+    /// Enabled when the cycle started.
+    pub const WAS_ENABLED: u16 = 1 << 1;
+    pub const CREATED: u16 = 1 << 2;
+    /// Its person was in the source.
+    pub const SEEN: u16 = 1 << 3;
+    /// The cycle decided on the entry (its links are recomputed; the others' are kept).
+    pub const DECIDED: u16 = 1 << 4;
+    /// Provisioned in this cycle: its manager and department are HR's.
+    pub const PLACED: u16 = 1 << 5;
+    /// To be deleted at the end of the cycle (not in the state after it).
+    pub const DELETING: u16 = 1 << 6;
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    anchor: Span,
+    id: Span,
+    digest: u64,
+    manager: Ref,
+    hr_manager: Span,
+    department: u32,
+    /// Bumped whenever the entry's id changes in this cycle.
+    epoch: u32,
+    flags: u16,
+}
+
+impl Slot {
+    fn has(&self, flag: u16) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn set(&mut self, flag: u16, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+}
+
+/// A managed group, its members as the hashes of their lower-cased ids.
+#[derive(Debug, Clone)]
+struct KnownGroup {
+    id: String,
+    anchor: String,
+    name: String,
+    members: Vec<u64>,
+}
+
+/// The compact directory (see the module docs).
+#[derive(Debug, Default)]
+pub struct Known {
+    arena: Arena,
+    slots: Vec<Slot>,
+    /// `rules.len()` hashes per slot.
+    hashes: Vec<u32>,
+    /// `kept.len()` first values per slot (empty: none).
+    kept_values: Vec<Span>,
+    rules: Vec<String>,
+    /// Attributes kept exactly: the unique ones, then the RDN when it is not unique.
+    kept: Vec<(String, bool)>,
+    manager_attribute: Option<String>,
+    by_anchor: HashMap<u64, u32>,
+    /// Anchors whose hash another anchor has already (practically never).
+    collisions: HashMap<String, u32>,
+    /// Lower-cased ids at the start of the cycle → slot (manager values, group members).
+    read_ids: HashMap<u64, u32>,
+    /// Unique values in use: hash of (attribute, value), both lower-cased → owner slot.
+    taken: HashMap<u64, u32>,
+    groups: Vec<KnownGroup>,
+    departments: HashMap<String, u32>,
+    department_ids: Vec<String>,
+    /// Managed entries when the cycle started.
+    pub managed: usize,
+}
+
+impl Known {
+    pub fn new(mapping: &Mapping, rdn: Option<&str>, manager_attribute: Option<&str>) -> Self {
+        let rules: Vec<String> = mapping.rules().keys().cloned().collect();
+        let mut kept: Vec<(String, bool)> = mapping
+            .rules()
+            .iter()
+            .filter(|(_, rule)| rule.unique)
+            .map(|(name, _)| (name.clone(), true))
+            .collect();
+        if let Some(rdn) = rdn
+            && !kept.iter().any(|(name, _)| name.eq_ignore_ascii_case(rdn))
+        {
+            kept.push((rdn.to_owned(), false));
+        }
+        Self {
+            rules,
+            kept,
+            manager_attribute: manager_attribute.map(str::to_owned),
+            ..Self::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn anchor(&self, slot: u32) -> &str {
+        self.arena.get(self.slots[slot as usize].anchor)
+    }
+
+    pub fn id(&self, slot: u32) -> &str {
+        self.arena.get(self.slots[slot as usize].id)
+    }
+
+    pub fn enabled(&self, slot: u32) -> bool {
+        self.slots[slot as usize].has(flag::ENABLED)
+    }
+
+    pub fn find(&self, anchor: &str) -> Option<u32> {
+        let slot = *self.by_anchor.get(&hash_str(anchor))?;
+        if self.anchor(slot) == anchor {
+            Some(slot)
+        } else {
+            self.collisions.get(anchor).copied()
+        }
+    }
+
+    fn index_anchor(&mut self, anchor: &str, slot: u32) {
+        match self.by_anchor.entry(hash_str(anchor)) {
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(slot);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.insert(anchor.to_owned(), slot);
+            }
+        }
+    }
+
+    /// Adds a managed entry from the listing (an anchor seen twice keeps the smaller id, as the
+    /// planner does).
+    pub fn push(&mut self, entry: &Entry) {
+        let slot = match self.find(&entry.anchor) {
+            Some(existing) => {
+                self.read_ids.insert(hash_lower(&entry.id), existing);
+                if entry.id.as_str() >= self.id(existing) {
+                    return;
+                }
+                // The same entry for the planner, not a move.
+                self.slots[existing as usize].id = Span::default();
+                existing
+            }
+            None => {
+                let slot = self.slots.len() as u32;
+                let anchor = self.arena.push(&entry.anchor);
+                self.slots.push(Slot {
+                    anchor,
+                    id: Span::default(),
+                    digest: 0,
+                    manager: Ref::None,
+                    hr_manager: Span::default(),
+                    department: NO_DEPARTMENT,
+                    epoch: 0,
+                    flags: 0,
+                });
+                self.hashes.extend(std::iter::repeat_n(0, self.rules.len()));
+                self.kept_values
+                    .extend(std::iter::repeat_n(Span::default(), self.kept.len()));
+                self.index_anchor(&entry.anchor, slot);
+                self.managed += 1;
+                slot
+            }
+        };
+        self.read_ids.insert(hash_lower(&entry.id), slot);
+        self.store(slot, entry);
+        let manager = self
+            .manager_attribute
+            .as_deref()
+            .and_then(|name| attribute(&entry.attributes, name))
+            .and_then(|values| values.first())
+            .map_or(Ref::None, |value| Ref::Read(hash_lower(value)));
+        let s = &mut self.slots[slot as usize];
+        s.manager = manager;
+        s.set(flag::WAS_ENABLED, entry.enabled);
+    }
+
+    /// Records an entry's id, state, attribute hashes and kept values, and claims its unique
+    /// values.
+    fn store(&mut self, slot: u32, entry: &Entry) {
+        let old_id = self.slots[slot as usize].id;
+        if old_id.len == 0 || self.arena.get(old_id) != entry.id {
+            let id = self.arena.push(&entry.id);
+            let s = &mut self.slots[slot as usize];
+            if old_id.len > 0 {
+                s.epoch += 1;
+            }
+            s.id = id;
+        }
+        let mut digest = hasher();
+        let base = slot as usize * self.rules.len();
+        for (i, name) in self.rules.iter().enumerate() {
+            let values = attribute(&entry.attributes, name)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let h = hash_values(values);
+            h.hash(&mut digest);
+            self.hashes[base + i] = h as u32;
+        }
+        let base = slot as usize * self.kept.len();
+        for i in 0..self.kept.len() {
+            let (name, unique) = &self.kept[i];
+            let values = attribute(&entry.attributes, name)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let old = self.kept_values[base + i];
+            // A value stays taken for the rest of the cycle once an entry held it, as in a
+            // plan made in one piece.
+            if *unique {
+                for value in values {
+                    self.taken.insert(hash_taken(name, value), slot);
+                }
+            }
+            let first = values.first().map(String::as_str).unwrap_or("");
+            if self.arena.get(old) != first {
+                self.kept_values[base + i] = self.arena.push(first);
+            }
+        }
+        let s = &mut self.slots[slot as usize];
+        s.digest = digest.finish();
+        s.set(flag::ENABLED, entry.enabled);
+    }
+
+    /// Adds a managed group from the listing.
+    pub fn push_group(&mut self, group: &Group) {
+        if group.anchor.is_empty() || self.groups.iter().any(|g| g.anchor == group.anchor) {
+            return;
+        }
+        self.groups.push(KnownGroup {
+            id: group.id.clone(),
+            anchor: group.anchor.clone(),
+            name: group.name.clone(),
+            members: group.members.iter().map(|m| hash_lower(m)).collect(),
+        });
+    }
+
+    /// The values `mapping.map` needs of an entry: the first value of each kept attribute.
+    pub fn current(&self, slot: u32) -> Attributes {
+        let base = slot as usize * self.kept.len();
+        self.kept
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (name, _))| {
+                let value = self.arena.get(self.kept_values[base + i]);
+                (!value.is_empty()).then(|| (name.clone(), vec![value.to_owned()]))
+            })
+            .collect()
+    }
+
+    /// Whether `mapped` is what the entry holds (every mapped attribute, as the planner compares).
+    pub fn matches(&self, slot: u32, mapped: &Attributes) -> bool {
+        let mut digest = hasher();
+        for name in &self.rules {
+            let values = mapped.get(name).map(Vec::as_slice).unwrap_or(&[]);
+            hash_values(values).hash(&mut digest);
+        }
+        digest.finish() == self.slots[slot as usize].digest
+    }
+
+    /// The entry as the planner needs it, rebuilt for a person whose attributes map to `mapped`
+    /// (see the module docs); `None` rebuilds only the kept values (a deprovision needs no more).
+    pub fn rebuild(&self, slot: u32, mapped: Option<&Attributes>) -> Entry {
+        let mut attributes = Attributes::new();
+        let hashes = &self.hashes[slot as usize * self.rules.len()..][..self.rules.len()];
+        let current = self.current(slot);
+        for (name, stored) in self.rules.iter().zip(hashes) {
+            let kept = current.get(name);
+            let values: Vec<String> = match (kept, mapped) {
+                (Some(kept), _) => {
+                    let mut values = kept.clone();
+                    if hash_values(&values) as u32 != *stored {
+                        values.push(DIFFERS.to_owned());
+                    }
+                    values
+                }
+                (None, Some(mapped)) => {
+                    let wanted = mapped.get(name).map(Vec::as_slice).unwrap_or(&[]);
+                    if hash_values(wanted) as u32 == *stored {
+                        wanted.to_vec()
+                    } else if hash_values(&[]) as u32 == *stored {
+                        Vec::new()
+                    } else {
+                        vec![DIFFERS.to_owned()]
+                    }
+                }
+                (None, None) => Vec::new(),
+            };
+            if !values.is_empty() {
+                attributes.insert(name.clone(), values);
+            }
+        }
+        Entry {
+            id: self.id(slot).to_owned(),
+            anchor: self.anchor(slot).to_owned(),
+            attributes,
+            enabled: self.enabled(slot),
+        }
+    }
+
+    /// Whether a unique value belongs to an entry other than `anchor`'s.
+    pub fn taken_by_other(&self, anchor: &str, attribute: &str, value: &str) -> bool {
+        self.taken
+            .get(&hash_taken(attribute, value))
+            .is_some_and(|owner| self.anchor(*owner) != anchor)
+    }
+
+    /// Records the person behind an existing or new entry: seen, and when the cycle provisions
+    /// them, HR's manager and department.
+    pub fn place(
+        &mut self,
+        slot: u32,
+        decided: bool,
+        placement: Option<(Option<&str>, Option<&str>)>,
+    ) {
+        let hr_manager = placement
+            .and_then(|(manager, _)| manager)
+            .map(|m| self.arena.push(m))
+            .unwrap_or_default();
+        let department = match placement.and_then(|(_, department)| department) {
+            Some(department) => match self.departments.get(department) {
+                Some(index) => *index,
+                None => {
+                    let index = self.department_ids.len() as u32;
+                    self.department_ids.push(department.to_owned());
+                    self.departments.insert(department.to_owned(), index);
+                    index
+                }
+            },
+            None => NO_DEPARTMENT,
+        };
+        let s = &mut self.slots[slot as usize];
+        s.set(flag::SEEN, true);
+        s.set(flag::DECIDED, decided);
+        s.set(flag::PLACED, placement.is_some());
+        s.hr_manager = hr_manager;
+        s.department = department;
+    }
+
+    /// Adds an entry this cycle created (or adopted), as the directory now holds it.
+    pub fn insert(&mut self, entry: &Entry, manager: Option<&str>) -> u32 {
+        let slot = self.slots.len() as u32;
+        let anchor = self.arena.push(&entry.anchor);
+        self.slots.push(Slot {
+            anchor,
+            id: Span::default(),
+            digest: 0,
+            manager: Ref::None,
+            hr_manager: Span::default(),
+            department: NO_DEPARTMENT,
+            epoch: 0,
+            flags: flag::CREATED | flag::SEEN,
+        });
+        self.hashes.extend(std::iter::repeat_n(0, self.rules.len()));
+        self.kept_values
+            .extend(std::iter::repeat_n(Span::default(), self.kept.len()));
+        self.index_anchor(&entry.anchor, slot);
+        self.store(slot, entry);
+        self.set_manager(slot, manager);
+        slot
+    }
+
+    /// Records the entry as the directory holds it after this cycle wrote it.
+    pub fn update(&mut self, slot: u32, entry: &Entry) {
+        self.store(slot, entry);
+    }
+
+    /// Records a manager reference written to the entry (`None` removed it).
+    pub fn set_manager(&mut self, slot: u32, target: Option<&str>) {
+        let manager = match target.and_then(|t| self.find(t)) {
+            Some(target) => Ref::Written {
+                target,
+                epoch: self.slots[target as usize].epoch,
+            },
+            None => Ref::None,
+        };
+        self.slots[slot as usize].manager = manager;
+    }
+
+    /// Marks a deprovision as applied: disabled (with its new id) or to be deleted.
+    pub fn deprovisioned(&mut self, slot: u32, deleting: bool, new_id: Option<&str>) {
+        if let Some(id) = new_id
+            && id != self.id(slot)
+        {
+            let span = self.arena.push(id);
+            let s = &mut self.slots[slot as usize];
+            s.id = span;
+            s.epoch += 1;
+        }
+        let s = &mut self.slots[slot as usize];
+        s.set(flag::DECIDED, true);
+        if deleting {
+            s.set(flag::DELETING, true);
+        } else {
+            s.set(flag::ENABLED, false);
+        }
+    }
+
+    /// Pre-existing entries whose person was not in the source, with their state.
+    pub fn vanished(&self) -> impl Iterator<Item = (u32, bool)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.has(flag::SEEN) && !s.has(flag::CREATED))
+            .map(|(i, s)| (i as u32, s.has(flag::ENABLED)))
+    }
+
+    /// Entries that exist after the cycle, with their anchor and whether they are enabled, and
+    /// whether they were enabled (`None`: created in this cycle).
+    pub fn after(&self) -> impl Iterator<Item = (&str, bool, Option<bool>)> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| !s.has(flag::DELETING))
+            .map(|s| {
+                (
+                    self.arena.get(s.anchor),
+                    s.has(flag::ENABLED),
+                    (!s.has(flag::CREATED)).then(|| s.has(flag::WAS_ENABLED)),
+                )
+            })
+    }
+
+    pub fn exists(&self, slot: u32) -> bool {
+        !self.slots[slot as usize].has(flag::DELETING)
+    }
+
+    /// Whether the entry's id changed in this cycle (created, renamed, moved).
+    fn moved(&self, slot: u32) -> bool {
+        let s = &self.slots[slot as usize];
+        s.has(flag::CREATED) || s.epoch > 0
+    }
+
+    fn hr_manager(&self, slot: u32) -> Option<u32> {
+        let span = self.slots[slot as usize].hr_manager;
+        (span.len > 0)
+            .then(|| self.find(self.arena.get(span)))
+            .flatten()
+    }
+
+    /// The manager references to write once every entry is in place, as
+    /// [`super::people::plan_references`] plans them: HR's manager for people this cycle
+    /// provisioned, the present one for everyone else while it still exists; rewritten when the
+    /// target's id changed after the reference was written.
+    pub fn plan_references(&self) -> Vec<Step> {
+        let Some(manager_attribute) = self.manager_attribute.as_deref() else {
+            return Vec::new();
+        };
+        let mut steps = Vec::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            let slot = i as u32;
+            if !self.exists(slot) {
+                continue;
+            }
+            let (current, foreign, stale_target) = match s.manager {
+                Ref::None => (None, false, false),
+                Ref::Read(hash) => match self.read_ids.get(&hash) {
+                    Some(target) => (Some(*target), false, self.moved(*target)),
+                    None => (None, true, false),
+                },
+                Ref::Written { target, epoch } => (
+                    Some(target),
+                    false,
+                    self.slots[target as usize].epoch != epoch,
+                ),
+            };
+            let placed = s.has(flag::PLACED);
+            let desired = if placed {
+                self.hr_manager(slot)
+            } else {
+                current
+            }
+            .filter(|m| *m != slot && self.exists(*m));
+            let stale = desired.is_some() && desired == current && stale_target;
+            let keep_foreign = foreign && !placed;
+            if (desired == current && !stale) || (keep_foreign && desired.is_none()) {
+                continue;
+            }
+            let set = BTreeMap::from([(
+                manager_attribute.to_owned(),
+                desired.map(|m| self.anchor(m).to_owned()),
+            )]);
+            steps.push(Step {
+                anchor: self.anchor(slot).to_owned(),
+                reason: if placed && desired != current {
+                    Reason::Changed
+                } else {
+                    Reason::Reference
+                },
+                action: Action::SetReferences { set },
+            });
+        }
+        steps
+    }
+
+    /// The group steps once every entry is in place, as [`super::groups::plan_groups`] plans
+    /// them: one group per active department, whose members are the enabled entries of its
+    /// people (people this cycle did not decide on keep their groups).
+    pub fn plan_groups(&self, org_units: &[OrgUnit], today: jiff::civil::Date) -> Vec<Step> {
+        let desired: BTreeMap<&str, &str> = org_units
+            .iter()
+            .filter(|unit| {
+                unit.kind == OrgUnitType::Department
+                    && !unit.is_archived
+                    && unit.active_from <= today
+                    && unit.active_to.is_none_or(|to| to >= today)
+            })
+            .map(|unit| (unit.id.as_str(), unit.name.as_str()))
+            .collect();
+        let enabled = |slot: u32| self.exists(slot) && self.enabled(slot);
+        let mut members: BTreeMap<&str, BTreeSet<u32>> = desired
+            .keys()
+            .map(|anchor| (*anchor, BTreeSet::new()))
+            .collect();
+        for group in &self.groups {
+            let Some(set) = members.get_mut(group.anchor.as_str()) else {
+                continue;
+            };
+            for hash in &group.members {
+                if let Some(member) = self.read_ids.get(hash)
+                    && !self.slots[*member as usize].has(flag::DECIDED)
+                    && enabled(*member)
+                {
+                    set.insert(*member);
+                }
+            }
+        }
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.has(flag::PLACED)
+                && s.department != NO_DEPARTMENT
+                && enabled(i as u32)
+                && let Some(set) =
+                    members.get_mut(self.department_ids[s.department as usize].as_str())
+            {
+                set.insert(i as u32);
+            }
+        }
+        let anchors = |set: &BTreeSet<u32>| -> BTreeSet<String> {
+            set.iter().map(|m| self.anchor(*m).to_owned()).collect()
+        };
+        let mut steps = Vec::new();
+        for (anchor, name) in &desired {
+            let wanted = members.remove(anchor).unwrap_or_default();
+            let Some(group) = self.groups.iter().find(|g| g.anchor == *anchor) else {
+                steps.push(Step {
+                    anchor: (*anchor).to_owned(),
+                    reason: Reason::OrgUnit,
+                    action: Action::CreateGroup {
+                        name: (*name).to_owned(),
+                        members: anchors(&wanted),
+                    },
+                });
+                continue;
+            };
+            if group.name != *name {
+                steps.push(Step {
+                    anchor: (*anchor).to_owned(),
+                    reason: Reason::OrgUnit,
+                    action: Action::RenameGroup {
+                        name: (*name).to_owned(),
+                    },
+                });
+            }
+            let exact = group.members.len() == wanted.len()
+                && group
+                    .members
+                    .iter()
+                    .all(|hash| self.read_ids.get(hash).is_some_and(|m| wanted.contains(m)));
+            let moved = wanted.iter().any(|m| self.moved(*m));
+            if !exact || moved {
+                steps.push(Step {
+                    anchor: (*anchor).to_owned(),
+                    reason: if exact {
+                        Reason::Reference
+                    } else {
+                        Reason::Changed
+                    },
+                    action: Action::SetGroupMembers {
+                        members: anchors(&wanted),
+                    },
+                });
+            }
+        }
+        for group in &self.groups {
+            if !desired.contains_key(group.anchor.as_str()) {
+                steps.push(Step {
+                    anchor: group.anchor.clone(),
+                    reason: Reason::OrgUnit,
+                    action: Action::DeleteGroup,
+                });
+            }
+        }
+        steps
+    }
+
+    /// The group's id, for the applier.
+    pub fn group_id(&self, anchor: &str) -> Option<&str> {
+        self.groups
+            .iter()
+            .find(|g| g.anchor == anchor)
+            .map(|g| g.id.as_str())
+    }
+}

@@ -1,0 +1,755 @@
+//! A full cycle in bounded memory. The directory is read into a compact index
+//! ([`crate::plan::known::Known`]); the source is read page by page, and each person is either
+//! quiet (their entry is what they map to: only their links are noted) or planned and applied
+//! with the others of their chunk by the ordinary planner. Deprovisions wait for the end, where
+//! the guard sees them all; then managers and groups are linked over the whole directory.
+//!
+//! What a full cycle holds at once: the index (a few hundred bytes per managed entry), one chunk
+//! of people with their planned steps, and the deprovisions. The plan's steps are not all kept:
+//! the report counts them, keeps every deprovision (the guard's hash is made of them) and the
+//! first [`SAMPLE`] other steps (for logs and Events).
+//!
+//! Differences from planning everyone at once, all converging to the same directory: a unique
+//! value two new people want goes to whoever the source lists first; a new person's manager
+//! created in a later chunk gets the reference in the link step instead of with the create; a
+//! source error half-way leaves the chunks before it applied (no deprovision ever is: those wait
+//! for a complete read).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Instant;
+
+use futures::TryStreamExt;
+use jiff::Timestamp;
+
+use super::engine::{CycleError, CycleKind, Report, Settings, SyncState, Timings};
+use super::{Aborted, Applied, Ids, apply, set_attribute};
+use crate::directory::{Directory, Entry};
+use crate::plan::known::Known;
+use crate::plan::people::{self, Desired};
+use crate::plan::{
+    self, Action, Coverage, Failure, GuardDecision, Index, Inputs, Plan, Policy, Reason, Step,
+};
+use crate::source::{OrgUnit, PeopleSource, Person};
+
+/// People planned and applied together.
+pub const CHUNK: usize = 1_000;
+
+/// Link steps (manager references) applied together.
+const LINK_BATCH: usize = 500;
+
+/// Steps besides deprovisions a streamed plan keeps as examples (it counts them all).
+pub const SAMPLE: usize = 100;
+
+struct Cycle<'a, D: Directory> {
+    directory: &'a D,
+    settings: &'a Settings,
+    policy: &'a Policy,
+    state: &'a SyncState,
+    now: Timestamp,
+    known: Known,
+    unowned: Vec<Entry>,
+    reserved: plan::Reserved,
+    /// Lower-cased values of unowned entries, per adoption attribute.
+    adoptable: Vec<(String, HashSet<String>)>,
+    /// People without an entry who may adopt one: planned together at the end, where an entry
+    /// two people match is seen as such.
+    adopting: Vec<Person>,
+    /// Deprovisions, held until the guard has seen them all.
+    deprovisions: Vec<Step>,
+    failures: Vec<Failure>,
+    planned: BTreeMap<&'static str, usize>,
+    /// The first [`SAMPLE`] steps that are not deprovisions.
+    sample: Vec<Step>,
+    applied: Applied,
+    in_scope: usize,
+    timings: Timings,
+}
+
+/// Runs a full cycle streamed (see the module docs). Not for dry runs: those plan only, in one
+/// piece, so their plan lists every change.
+pub(super) async fn full<S: PeopleSource, D: Directory>(
+    source: &S,
+    directory: &D,
+    settings: &Settings,
+    policy: &Policy,
+    state: &SyncState,
+    approved: Option<&str>,
+    now: Timestamp,
+    started: Instant,
+    chunk_size: usize,
+) -> Result<Report, CycleError<S::Error, D::Error>> {
+    let chunk_size = chunk_size.max(1);
+    let stage = Instant::now();
+    directory.check().await.map_err(CycleError::Directory)?;
+    let mut known = Known::new(
+        &settings.mapping,
+        policy.directory.rdn_attribute.as_deref(),
+        policy.directory.manager_attribute.as_deref(),
+    );
+    let mut unowned = Vec::new();
+    {
+        let mut listing = directory.everyone();
+        while let Some(entry) = listing.try_next().await.map_err(CycleError::Directory)? {
+            if entry.anchor.is_empty() {
+                unowned.push(entry);
+            } else {
+                known.push(&entry);
+            }
+        }
+    }
+    if policy.directory.groups {
+        let mut groups = directory.groups();
+        while let Some(group) = groups.try_next().await.map_err(CycleError::Directory)? {
+            known.push_group(&group);
+        }
+    }
+    let timings = Timings {
+        directory: stage.elapsed(),
+        ..Timings::default()
+    };
+    let reserved = super::reserved(&settings.mapping, &unowned);
+    let adoptable = if unowned.is_empty() {
+        Vec::new()
+    } else {
+        policy
+            .adoption
+            .iter()
+            .map(|name| {
+                let values = unowned
+                    .iter()
+                    .flat_map(|e| {
+                        plan::attribute_values(&e.attributes, name)
+                            .into_iter()
+                            .flatten()
+                    })
+                    .map(|v| v.to_lowercase())
+                    .collect();
+                (name.clone(), values)
+            })
+            .collect()
+    };
+
+    let mut cycle = Cycle {
+        directory,
+        settings,
+        policy,
+        state,
+        now,
+        known,
+        unowned,
+        reserved,
+        adoptable,
+        adopting: Vec::new(),
+        deprovisions: Vec::new(),
+        failures: Vec::new(),
+        planned: BTreeMap::new(),
+        sample: Vec::new(),
+        applied: Applied::default(),
+        in_scope: 0,
+        timings,
+    };
+
+    // The people, a page at a time.
+    let mut people_read = 0usize;
+    let mut max_updated: Option<Timestamp> = None;
+    // People updated within the overlap before the newest `updated_at` so far.
+    let mut edge: Vec<(String, Timestamp)> = Vec::new();
+    let mut chunk: Vec<Person> = Vec::with_capacity(chunk_size);
+    let mut listing = source.people(None);
+    loop {
+        let stage = Instant::now();
+        let next = listing.try_next().await.map_err(CycleError::Source)?;
+        cycle.timings.source += stage.elapsed();
+        let Some(person) = next else { break };
+        people_read += 1;
+        let newest = max_updated.map_or(person.updated_at, |m| m.max(person.updated_at));
+        max_updated = Some(newest);
+        let window = state.checkpoint.map_or(newest, |c| c.max(newest)) - settings.overlap;
+        if person.updated_at >= window {
+            edge.push((person.id.clone(), person.updated_at));
+            if edge.len() > 4 * chunk_size {
+                edge.retain(|(_, at)| *at >= window);
+            }
+        }
+        let stage = Instant::now();
+        if let Some(person) = cycle.sort(person) {
+            chunk.push(person);
+        }
+        cycle.timings.plan += stage.elapsed();
+        if chunk.len() >= chunk_size {
+            cycle
+                .chunk(std::mem::take(&mut chunk), false)
+                .await
+                .map_err(CycleError::Apply)?;
+        }
+    }
+    drop(listing);
+    // After the people: a source may learn its org units from them (Personio).
+    let stage = Instant::now();
+    let org_units: Option<Vec<OrgUnit>> = if policy.directory.groups {
+        Some(source.org_units().await.map_err(CycleError::Source)?)
+    } else {
+        None
+    };
+    cycle.timings.source += stage.elapsed();
+    cycle.chunk(chunk, false).await.map_err(CycleError::Apply)?;
+    let adopting = std::mem::take(&mut cycle.adopting);
+    cycle
+        .chunk(adopting, true)
+        .await
+        .map_err(CycleError::Apply)?;
+
+    let (plan, guard) = cycle
+        .finish(people_read, org_units.as_deref(), approved)
+        .await
+        .map_err(CycleError::Apply)?;
+    let Cycle {
+        known,
+        applied,
+        timings,
+        ..
+    } = cycle;
+
+    // The next state, as `engine::finish` computes it.
+    let checkpoint = match (state.checkpoint, max_updated) {
+        (Some(old), Some(new)) => Some(old.max(new)),
+        (old, new) => old.or(new),
+    };
+    let failed: BTreeSet<String> = plan
+        .failures
+        .iter()
+        .chain(applied.failures.iter())
+        .map(|f| f.anchor.clone())
+        .collect();
+    let mut next = state.clone();
+    next.disabled_since = known
+        .after()
+        .filter(|(_, enabled, _)| !enabled)
+        .filter_map(|(anchor, _, was)| {
+            let since = match was? {
+                false => state.disabled_since.get(anchor).copied().unwrap_or(now),
+                true => now,
+            };
+            Some((anchor.to_owned(), since))
+        })
+        .collect();
+    next.edge = match checkpoint {
+        Some(checkpoint) => {
+            let window = checkpoint - settings.overlap;
+            state
+                .edge
+                .iter()
+                .map(|(id, at)| (id.clone(), *at))
+                .chain(edge)
+                .filter(|(id, at)| *at >= window && !failed.contains(id))
+                .collect()
+        }
+        None => BTreeMap::new(),
+    };
+    next.retry = failed;
+    next.checkpoint = checkpoint;
+    next.last_full_sync = Some(now);
+    if let GuardDecision::Approved(trip) = &guard {
+        next.approval_used = Some(trip.hash.clone());
+    }
+    Ok(Report {
+        kind: CycleKind::Full,
+        plan,
+        applied: Some(applied),
+        state: next,
+        people_read,
+        duration: started.elapsed(),
+        timings,
+    })
+}
+
+type Apply<E> = Result<(), Box<Aborted<E>>>;
+
+/// The planner's inputs for a chunk (field by field, so the index stays writable meanwhile).
+macro_rules! inputs {
+    ($cycle:expr, $people:expr, $entries:expr, $unowned:expr) => {
+        Inputs {
+            people: $people,
+            org_units: None,
+            entries: $entries,
+            groups: &[],
+            unowned: if $unowned { &$cycle.unowned } else { &[] },
+            reserved: &$cycle.reserved,
+            mapping: &$cycle.settings.mapping,
+            policy: $cycle.policy,
+            coverage: Coverage::Partial,
+            now: $cycle.now,
+            disabled_since: &$cycle.state.disabled_since,
+            approved: None,
+        }
+    };
+}
+
+impl<D: Directory> Cycle<'_, D> {
+    /// What one person needs: `None` when they are quiet (noted in the index), or the person
+    /// back for their chunk.
+    fn sort(&mut self, person: Person) -> Option<Person> {
+        let slot = self.known.find(&person.id);
+        let today = plan::today(self.now);
+        let desired = people::desired(
+            self.policy,
+            &person,
+            slot.map(|s| self.known.enabled(s)),
+            today,
+        );
+        match (slot, desired) {
+            (Some(slot), Desired::Provisioned { enabled, .. })
+                if enabled == self.known.enabled(slot) =>
+            {
+                let current = self.known.current(slot);
+                let quiet = self
+                    .settings
+                    .mapping
+                    .map(&person, Some(&current), &|_, _| false)
+                    .is_ok_and(|mapped| self.known.matches(slot, &mapped.attributes));
+                if quiet {
+                    self.in_scope += 1;
+                    let manager = person.manager.as_ref().map(|m| m.id.as_str());
+                    let department = person.department.as_ref().map(|d| d.id.as_str());
+                    self.known.place(slot, true, Some((manager, department)));
+                    return None;
+                }
+            }
+            (None, _) if !self.adoptable.is_empty() => {
+                // The person's own values (before uniqueness), as the planner matches them: anyone
+                // without an entry counts, so an entry two people match is adopted by nobody.
+                let matches = self
+                    .settings
+                    .mapping
+                    .map(&person, None, &|_, _| false)
+                    .is_ok_and(|mapped| {
+                        self.adoptable.iter().any(|(name, values)| {
+                            plan::attribute_values(&mapped.attributes, name)
+                                .and_then(|v| v.first())
+                                .is_some_and(|v| values.contains(&v.to_lowercase()))
+                        })
+                    });
+                if matches {
+                    self.adopting.push(person);
+                    return None;
+                }
+            }
+            _ => {}
+        }
+        Some(person)
+    }
+
+    /// Plans and applies one chunk of people (deprovisions are only collected).
+    async fn chunk(&mut self, people: Vec<Person>, adopting: bool) -> Apply<D::Error> {
+        if people.is_empty() {
+            return Ok(());
+        }
+        let stage = Instant::now();
+        let today = plan::today(self.now);
+        let entries: Vec<Entry> = people
+            .iter()
+            .filter_map(|person| {
+                let slot = self.known.find(&person.id)?;
+                let provisioned = matches!(
+                    people::desired(self.policy, person, Some(self.known.enabled(slot)), today),
+                    Desired::Provisioned { .. }
+                );
+                let mapped = provisioned
+                    .then(|| {
+                        self.settings
+                            .mapping
+                            .map(person, Some(&self.known.current(slot)), &|_, _| false)
+                            .ok()
+                    })
+                    .flatten();
+                Some(
+                    self.known
+                        .rebuild(slot, mapped.as_ref().map(|m| &m.attributes)),
+                )
+            })
+            .collect();
+        let inputs = inputs!(self, &people, &entries, adopting);
+        let index = Index::new(&entries, &[]);
+        let known = &self.known;
+        let elsewhere = |anchor: &str, attribute: &str, value: &str| {
+            known.taken_by_other(anchor, attribute, value)
+        };
+        let mut planned = people::plan_people(&inputs, &index, true, Some(&elsewhere));
+
+        // Managers: a new entry names its manager when that one exists already or is created
+        // in an earlier wave of this chunk; the link step does the rest.
+        let mut ids = Ids::default();
+        for entry in &entries {
+            ids.people.insert(entry.anchor.clone(), entry.id.clone());
+        }
+        let creates: HashMap<String, usize> = planned
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.action, Action::Create { .. }))
+            .map(|(i, s)| (s.anchor.clone(), i))
+            .collect();
+        let waves = people::waves(&creates, &planned.placed);
+        let mut written: HashMap<String, String> = HashMap::new();
+        if let Some(attribute) = self.policy.directory.manager_attribute.as_deref() {
+            for (anchor, i) in &creates {
+                let wave = waves.get(anchor).copied().unwrap_or(0);
+                let manager = planned
+                    .placed
+                    .get(anchor.as_str())
+                    .and_then(|p| p.manager)
+                    .filter(|m| *m != anchor.as_str());
+                // As the planner folds: not onto an entry whose id this chunk changes.
+                let target = manager.filter(|m| match waves.get(*m) {
+                    Some(w) => *w < wave,
+                    None => {
+                        !planned.changing_ids.contains(m)
+                            && self.known.find(m).is_some_and(|t| self.known.exists(t))
+                    }
+                });
+                if let Action::Create {
+                    references,
+                    wave: w,
+                    ..
+                } = &mut planned.steps[*i].action
+                {
+                    *w = wave;
+                    if let Some(target) = target {
+                        references.insert(attribute.to_owned(), Some(target.to_owned()));
+                        written.insert(anchor.clone(), target.to_owned());
+                        if let Some(t) = self.known.find(target) {
+                            ids.people
+                                .entry(target.to_owned())
+                                .or_insert_with(|| self.known.id(t).to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        let mut steps = std::mem::take(&mut planned.steps);
+        steps.sort_by(|a, b| (a.action.phase(), &a.anchor).cmp(&(b.action.phase(), &b.anchor)));
+        count(&mut self.planned, &mut self.sample, &steps);
+        self.in_scope += planned.in_scope;
+        let chunk_plan = Plan {
+            steps,
+            ..Plan::default()
+        };
+        self.timings.plan += stage.elapsed();
+
+        let stage = Instant::now();
+        let result = apply(
+            self.directory,
+            &chunk_plan,
+            &mut ids,
+            self.settings.concurrency,
+        )
+        .await;
+        self.timings.apply += stage.elapsed();
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(aborted) => return Err(self.abort(aborted)),
+        };
+
+        // The index learns what the directory holds now.
+        let failed: HashSet<&str> = planned
+            .failures
+            .iter()
+            .chain(outcome.failures.iter())
+            .map(|f| f.anchor.as_str())
+            .collect();
+        let mut by_anchor: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();
+        for step in &chunk_plan.steps {
+            by_anchor
+                .entry(step.anchor.as_str())
+                .or_default()
+                .push(step);
+        }
+        let rebuilt: HashMap<&str, &Entry> =
+            entries.iter().map(|e| (e.anchor.as_str(), e)).collect();
+        for (anchor, steps) in &by_anchor {
+            if failed.contains(anchor) {
+                continue;
+            }
+            let Some(id) = ids.people.get(*anchor) else {
+                continue;
+            };
+            let mut entry = match rebuilt.get(anchor) {
+                Some(entry) => (*entry).clone(),
+                None => Entry {
+                    id: id.clone(),
+                    anchor: (*anchor).to_owned(),
+                    attributes: Default::default(),
+                    enabled: true,
+                },
+            };
+            for step in steps {
+                match &step.action {
+                    Action::Create {
+                        attributes,
+                        enabled,
+                        ..
+                    } => {
+                        entry.attributes = attributes.clone();
+                        entry.enabled = *enabled;
+                    }
+                    Action::Adopt { id } => {
+                        if let Some(adopted) = self.unowned.iter().find(|e| e.id == *id) {
+                            entry.attributes = adopted.attributes.clone();
+                            entry.enabled = adopted.enabled;
+                        }
+                    }
+                    Action::Update { set } => {
+                        for (name, values) in set {
+                            set_attribute(&mut entry.attributes, name, values.clone());
+                        }
+                    }
+                    Action::Rename { new_rdn_value } => {
+                        if let Some(rdn) = self.policy.directory.rdn_attribute.as_deref() {
+                            set_attribute(&mut entry.attributes, rdn, vec![new_rdn_value.clone()]);
+                        }
+                    }
+                    Action::Enable => entry.enabled = true,
+                    _ => {}
+                }
+            }
+            entry.id = id.clone();
+            match self.known.find(anchor) {
+                Some(slot) => self.known.update(slot, &entry),
+                None => {
+                    self.known.insert(&entry, None);
+                }
+            }
+        }
+        // References written with creates, once their targets are in the index too.
+        for (anchor, target) in &written {
+            if let Some(slot) = self.known.find(anchor)
+                && !failed.contains(anchor.as_str())
+            {
+                self.known.set_manager(slot, Some(target));
+            }
+        }
+        for person in &people {
+            let anchor = person.id.as_str();
+            let Some(slot) = self.known.find(anchor) else {
+                continue;
+            };
+            let placement = planned
+                .placed
+                .get(anchor)
+                .map(|p| (p.manager, p.department));
+            self.known
+                .place(slot, planned.decided.contains(anchor), placement);
+        }
+        self.deprovisions.append(&mut planned.held);
+        self.failures.append(&mut planned.failures);
+        self.merge(outcome);
+        Ok(())
+    }
+
+    fn merge(&mut self, outcome: Applied) {
+        for (action, n) in outcome.counts {
+            *self.applied.counts.entry(action).or_default() += n;
+        }
+        self.applied.failures.extend(outcome.failures);
+    }
+
+    /// A directory-wide failure: what the cycle applied before it is part of the report.
+    fn abort(&mut self, mut aborted: Aborted<D::Error>) -> Box<Aborted<D::Error>> {
+        let earlier = std::mem::take(&mut self.applied);
+        for (action, n) in earlier.counts {
+            *aborted.applied.counts.entry(action).or_default() += n;
+        }
+        aborted.applied.failures.splice(0..0, earlier.failures);
+        Box::new(aborted)
+    }
+
+    /// Applies `steps` (one phase) with the ids the index knows.
+    async fn apply_steps(&mut self, steps: Vec<Step>, groups: bool) -> Apply<D::Error> {
+        let mut ids = Ids::default();
+        for step in &steps {
+            let mut add = |anchor: &str| {
+                if let Some(slot) = self.known.find(anchor) {
+                    ids.people
+                        .entry(anchor.to_owned())
+                        .or_insert_with(|| self.known.id(slot).to_owned());
+                }
+            };
+            if groups {
+                match &step.action {
+                    Action::CreateGroup { members, .. } | Action::SetGroupMembers { members } => {
+                        members.iter().for_each(|m| add(m))
+                    }
+                    _ => {}
+                }
+            } else {
+                add(&step.anchor);
+                if let Action::SetReferences { set } = &step.action {
+                    set.values().flatten().for_each(|t| add(t));
+                }
+            }
+            if groups && let Some(id) = self.known.group_id(&step.anchor) {
+                ids.groups.insert(step.anchor.clone(), id.to_owned());
+            }
+        }
+        if !steps.first().is_some_and(|s| s.action.is_deprovision()) {
+            count(&mut self.planned, &mut self.sample, &steps);
+        } else {
+            for step in &steps {
+                *self.planned.entry(step.action.name()).or_default() += 1;
+            }
+        }
+        let plan = Plan {
+            steps,
+            ..Plan::default()
+        };
+        let stage = Instant::now();
+        let result = apply(self.directory, &plan, &mut ids, self.settings.concurrency).await;
+        self.timings.apply += stage.elapsed();
+        match result {
+            Ok(outcome) => {
+                // Disables and enables move LDAP entries: the index follows their ids.
+                for step in &plan.steps {
+                    if let Some(slot) = self.known.find(&step.anchor)
+                        && !outcome.failures.iter().any(|f| f.anchor == step.anchor)
+                    {
+                        match step.action {
+                            Action::Disable => self.known.deprovisioned(
+                                slot,
+                                false,
+                                ids.people.get(&step.anchor).map(String::as_str),
+                            ),
+                            Action::SetReferences { ref set } => {
+                                let target = set.values().next().cloned().flatten();
+                                self.known.set_manager(slot, target.as_deref());
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                self.merge(outcome);
+                Ok(())
+            }
+            Err(aborted) => Err(self.abort(aborted)),
+        }
+    }
+
+    /// The end of the cycle: vanished people, the guard, deprovisions, then the links.
+    async fn finish(
+        &mut self,
+        people_read: usize,
+        org_units: Option<&[OrgUnit]>,
+        approved: Option<&str>,
+    ) -> Result<(Plan, GuardDecision), Box<Aborted<D::Error>>> {
+        let stage = Instant::now();
+        let vanished: Vec<(u32, bool)> = self.known.vanished().collect();
+        let steps: Vec<Step> = {
+            let inputs = inputs!(self, &[], &[], false);
+            vanished
+                .iter()
+                .filter_map(|(slot, enabled)| {
+                    people::deprovision_step(
+                        &inputs,
+                        self.known.anchor(*slot),
+                        *enabled,
+                        Reason::Vanished,
+                    )
+                })
+                .collect()
+        };
+        self.deprovisions.extend(steps);
+        let guard = plan::guard::decide_over(
+            self.policy.guard,
+            people_read == 0,
+            self.known.managed,
+            self.deprovisions.iter(),
+            approved,
+        );
+        let deprovisions = std::mem::take(&mut self.deprovisions);
+        let (made, held) = match guard {
+            GuardDecision::Held(_) => {
+                // Held: those entries stay as they are, links included.
+                (Vec::new(), deprovisions)
+            }
+            _ => (deprovisions, Vec::new()),
+        };
+        // The planner decides on a vanished entry, unless the guard holds its deprovision (a
+        // held one keeps its links).
+        let held_anchors: HashSet<&str> = held.iter().map(|s| s.anchor.as_str()).collect();
+        for (slot, _) in &vanished {
+            let decided = !held_anchors.contains(self.known.anchor(*slot));
+            self.known.place(*slot, decided, None);
+        }
+        let (disables, deletes): (Vec<Step>, Vec<Step>) = made
+            .iter()
+            .cloned()
+            .partition(|s| matches!(s.action, Action::Disable));
+        for step in &deletes {
+            if let Some(slot) = self.known.find(&step.anchor) {
+                self.known.deprovisioned(slot, true, None);
+            }
+        }
+        self.timings.plan += stage.elapsed();
+        for batch in chunks(disables, CHUNK) {
+            self.apply_steps(batch, false).await?;
+        }
+
+        let stage = Instant::now();
+        let references = self.known.plan_references();
+        let groups = match org_units {
+            Some(units) => self.known.plan_groups(units, plan::today(self.now)),
+            None => Vec::new(),
+        };
+        self.timings.plan += stage.elapsed();
+        for batch in chunks(references, LINK_BATCH) {
+            self.apply_steps(batch, false).await?;
+        }
+        let mut groups = groups;
+        groups.sort_by(|a, b| (a.action.phase(), &a.anchor).cmp(&(b.action.phase(), &b.anchor)));
+        for step in groups {
+            // One group at a time: its members' ids are all the applier needs.
+            self.apply_steps(vec![step], true).await?;
+        }
+        for batch in chunks(deletes, CHUNK) {
+            self.apply_steps(batch, false).await?;
+        }
+        let mut steps = std::mem::take(&mut self.sample);
+        steps.extend(made);
+        steps.sort_by(|a, b| (a.action.phase(), &a.anchor).cmp(&(b.action.phase(), &b.anchor)));
+        let plan = Plan {
+            steps,
+            held,
+            failures: std::mem::take(&mut self.failures),
+            guard: guard.clone(),
+            people: people_read,
+            in_scope: self.in_scope,
+            managed: self.known.managed,
+            counted: Some(std::mem::take(&mut self.planned)),
+        };
+        Ok((plan, guard))
+    }
+}
+
+/// Counts planned steps, keeping the first few as examples.
+fn count(planned: &mut BTreeMap<&'static str, usize>, sample: &mut Vec<Step>, steps: &[Step]) {
+    for step in steps {
+        *planned.entry(step.action.name()).or_default() += 1;
+        if sample.len() < SAMPLE {
+            sample.push(step.clone());
+        }
+    }
+}
+
+fn chunks(mut steps: Vec<Step>, size: usize) -> Vec<Vec<Step>> {
+    let mut out = Vec::new();
+    while steps.len() > size {
+        let rest = steps.split_off(size);
+        out.push(std::mem::replace(&mut steps, rest));
+    }
+    if !steps.is_empty() {
+        out.push(steps);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,328 @@
+//! The streamed full cycle against the plan made in one piece: from the same directory and the
+//! same source, both leave the same directory (entries, references and groups, compared by
+//! anchor), decide the guard alike and hold the same deprovisions; and planning again after a
+//! streamed cycle finds nothing to do.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use proptest::prelude::*;
+
+use super::*;
+use crate::directory::memory::{MemoryDirectory, Stored};
+use crate::plan::mapping::Profile;
+use crate::plan::tests::properties::{Spec, people, run, spec, units};
+use crate::plan::tests::{Harness, actions, now};
+use crate::plan::{Deprovision, Guard, Mapping};
+use crate::source::Principal;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the listed source cannot fail")]
+struct Never;
+
+impl crate::source::SourceError for Never {
+    fn reason(&self) -> &'static str {
+        "Never"
+    }
+}
+
+/// A source that lists what it was given.
+struct Listed {
+    people: Vec<Person>,
+    units: Vec<OrgUnit>,
+}
+
+impl PeopleSource for Listed {
+    type Error = Never;
+
+    async fn whoami(&self) -> Result<Principal, Never> {
+        Ok(Principal {
+            organisation_id: "org".into(),
+            key_id: "key".into(),
+            scopes: Vec::new(),
+            sandbox: true,
+        })
+    }
+
+    fn people(&self, _: Option<Timestamp>) -> BoxStream<'static, Result<Person, Never>> {
+        futures::stream::iter(self.people.clone().into_iter().map(Ok)).boxed()
+    }
+
+    async fn person(&self, id: &str) -> Result<Option<Person>, Never> {
+        Ok(self.people.iter().find(|p| p.id == id).cloned())
+    }
+
+    async fn org_units(&self) -> Result<Vec<OrgUnit>, Never> {
+        Ok(self.units.clone())
+    }
+}
+
+/// The directory by anchor: attributes with references as anchors, enabled; groups by anchor
+/// with their name and member anchors; unowned entries by id.
+type Normal = (
+    BTreeMap<String, (BTreeMap<String, Vec<String>>, bool)>,
+    BTreeMap<String, (String, Vec<String>)>,
+);
+
+fn normal(directory: &MemoryDirectory) -> Normal {
+    let entries = directory.snapshot();
+    let anchor_of: BTreeMap<String, String> = entries
+        .iter()
+        .filter_map(|(id, e)| e.anchor.clone().map(|a| (id.clone(), a)))
+        .collect();
+    let by_anchor = |id: &String| anchor_of.get(id).cloned().unwrap_or_else(|| id.clone());
+    let people = entries
+        .iter()
+        .map(|(id, stored)| {
+            let key = stored
+                .anchor
+                .clone()
+                .unwrap_or_else(|| format!("unowned {id}"));
+            let attributes = stored
+                .attributes
+                .iter()
+                .map(|(name, values)| {
+                    let values = if name.to_lowercase().contains("manager") {
+                        values.iter().map(by_anchor).collect()
+                    } else {
+                        values.clone()
+                    };
+                    (name.clone(), values)
+                })
+                .collect();
+            (key, (attributes, stored.enabled))
+        })
+        .collect();
+    let groups = directory
+        .group_snapshot()
+        .into_values()
+        .map(|g| {
+            let mut members: Vec<String> = g.members.iter().map(by_anchor).collect();
+            members.sort();
+            (g.anchor, (g.name, members))
+        })
+        .collect();
+    (people, groups)
+}
+
+struct Case {
+    ldap: bool,
+    delete: bool,
+    low_guard: bool,
+    adopt: bool,
+    drift: usize,
+}
+
+fn harness(case: &Case) -> Harness {
+    let mut harness = if case.ldap {
+        Harness::ldap()
+    } else {
+        Harness::scim()
+    };
+    if case.delete {
+        harness.policy.deprovision = Deprovision::Delete;
+    }
+    if case.low_guard {
+        harness.policy.guard = Guard {
+            max_count: 1,
+            max_percent: 10,
+        };
+    }
+    if case.adopt {
+        harness.policy.adoption = vec![if case.ldap { "uid" } else { "userName" }.to_owned()];
+    }
+    // Someone else's account, named like the people (adopted when adoption is on).
+    harness.directory.insert(
+        "uid=ada.turing",
+        Stored {
+            anchor: None,
+            attributes: BTreeMap::from([
+                ("uid".to_owned(), vec!["ada.turing".to_owned()]),
+                (
+                    "userName".to_owned(),
+                    vec!["person3@example.com".to_owned()],
+                ),
+            ]),
+            enabled: true,
+        },
+    );
+    harness
+}
+
+fn mapping(ldap: bool) -> Mapping {
+    if ldap {
+        crate::plan::tests::openldap()
+    } else {
+        Mapping::new(Profile::Scim, &BTreeMap::new()).expect("compiles")
+    }
+}
+
+fn held(plan: &Plan) -> Vec<(String, &'static str)> {
+    let mut held: Vec<_> = plan
+        .held
+        .iter()
+        .map(|s| (s.anchor.clone(), s.action.name()))
+        .collect();
+    held.sort();
+    held
+}
+
+/// Hand edits of managed entries: a changed title, a removed display name with a foreign
+/// manager, or both.
+fn drift(directory: &MemoryDirectory, drift: usize, ldap: bool) {
+    let manager = if ldap {
+        "manager"
+    } else {
+        "enterprise.manager"
+    };
+    for (id, mut stored) in directory.snapshot() {
+        match stored.anchor.as_deref() {
+            Some("p00") if drift & 1 == 1 => {
+                stored
+                    .attributes
+                    .insert("title".into(), vec!["Drifted".into()]);
+            }
+            Some("p01") if drift & 2 == 2 => {
+                stored.attributes.remove("displayName");
+                stored
+                    .attributes
+                    .insert(manager.into(), vec!["uid=someone,else".into()]);
+            }
+            _ => continue,
+        }
+        directory.insert(&id, stored);
+    }
+}
+
+async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: usize) {
+    let whole = harness(&case);
+    let streamed = harness(&case);
+    let (before, after) = (people(&before), people(&after));
+    whole.sync(&before, &units(3)).await;
+    streamed.sync(&before, &units(3)).await;
+    drift(&whole.directory, case.drift, case.ldap);
+    drift(&streamed.directory, case.drift, case.ldap);
+
+    let planned = whole.sync(&after, &units(archived)).await;
+    let settings = Settings {
+        mapping: mapping(case.ldap),
+        policy: streamed.policy.clone(),
+        concurrency: 3,
+        overlap: super::super::engine::DEFAULT_OVERLAP,
+        dry_run: false,
+    };
+    let source = Listed {
+        people: after.clone(),
+        units: units(archived),
+    };
+    let report = full(
+        &source,
+        &streamed.directory,
+        &settings,
+        &streamed.policy,
+        &SyncState::default(),
+        None,
+        now(),
+        Instant::now(),
+        chunk,
+    )
+    .await
+    .expect("the memory directory applies");
+
+    assert_eq!(normal(&streamed.directory), normal(&whole.directory));
+    assert_eq!(report.plan.guard, planned.guard);
+    assert_eq!(held(&report.plan), held(&planned));
+    let failed = |failures: &[Failure]| {
+        let mut anchors: Vec<String> = failures.iter().map(|f| f.anchor.clone()).collect();
+        anchors.sort();
+        anchors
+    };
+    assert_eq!(failed(&report.plan.failures), failed(&planned.failures));
+    assert_eq!(report.plan.in_scope, planned.in_scope);
+    assert_eq!(report.plan.managed, planned.managed);
+    if !matches!(planned.guard, GuardDecision::Held(_)) {
+        let (again, _) = streamed
+            .plan(&after, Some(&units(archived)), Coverage::Full, now(), None)
+            .await;
+        assert!(again.is_empty(), "{:?}", actions(&again));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn a_streamed_full_cycle_leaves_the_directory_as_a_plan_made_in_one_piece(
+        before in spec(), after in spec(), archived in 0..4usize, chunk in 1..5usize,
+        ldap in any::<bool>(), delete in any::<bool>(), low_guard in any::<bool>(),
+        adopt in any::<bool>(), drift in 0..4usize,
+    ) {
+        let case = Case { ldap, delete, low_guard, adopt, drift };
+        run(compare(case, before, after, archived, chunk));
+    }
+}
+
+#[test]
+fn a_second_streamed_cycle_writes_nothing() {
+    run(async {
+        let case = Case {
+            ldap: true,
+            delete: false,
+            low_guard: false,
+            adopt: false,
+            drift: 0,
+        };
+        let harness = harness(&case);
+        let spec: Spec = (0..12)
+            .map(|i| {
+                (
+                    i % 4,
+                    i % 3,
+                    i % 3,
+                    (i > 0).then_some(i / 2),
+                    2 + (i % 4) as u8,
+                )
+            })
+            .collect();
+        let source = Listed {
+            people: people(&spec),
+            units: units(3),
+        };
+        let settings = Settings {
+            mapping: mapping(true),
+            policy: harness.policy.clone(),
+            concurrency: 3,
+            overlap: super::super::engine::DEFAULT_OVERLAP,
+            dry_run: false,
+        };
+        let state = SyncState::default();
+        let cycle = || {
+            full(
+                &source,
+                &harness.directory,
+                &settings,
+                &harness.policy,
+                &state,
+                None,
+                now(),
+                Instant::now(),
+                5,
+            )
+        };
+        let first = cycle().await.expect("applies");
+        assert_eq!(first.plan.counts().get("create"), Some(&12));
+        assert!(first.changed());
+        let writes = harness.directory.writes();
+        let second = cycle().await.expect("applies");
+        assert!(!second.changed(), "{:?}", second.plan.counts());
+        assert!(second.plan.counts().is_empty());
+        assert_eq!(harness.directory.writes(), writes);
+        assert_eq!(second.plan.in_scope, 12);
+        assert_eq!(second.people_read, 12);
+    });
+}
