@@ -79,6 +79,8 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
     chunk_size: usize,
 ) -> Result<Report, CycleError<S::Error, D::Error>> {
     let chunk_size = chunk_size.max(1);
+    // The source is read ahead while the directory is listed and chunks are applied.
+    let mut listing = ReadAhead::start(source.people(None), chunk_size);
     let stage = Instant::now();
     directory.check().await.map_err(CycleError::Directory)?;
     let mut known = Known::new(
@@ -155,10 +157,13 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
     // People updated within the overlap before the newest `updated_at` so far.
     let mut edge: Vec<(String, Timestamp)> = Vec::new();
     let mut chunk: Vec<Person> = Vec::with_capacity(chunk_size);
-    let mut listing = source.people(None);
     loop {
         let stage = Instant::now();
-        let next = listing.try_next().await.map_err(CycleError::Source)?;
+        let next = listing
+            .next()
+            .await
+            .transpose()
+            .map_err(CycleError::Source)?;
         cycle.timings.source += stage.elapsed();
         let Some(person) = next else { break };
         people_read += 1;
@@ -726,6 +731,37 @@ impl<D: Directory> Cycle<'_, D> {
             counted: Some(std::mem::take(&mut self.planned)),
         };
         Ok((plan, guard))
+    }
+}
+
+/// A listing read ahead by a task of its own, at most `ahead` items ahead of its reader; the
+/// task stops when the reader is dropped.
+struct ReadAhead<T> {
+    items: tokio::sync::mpsc::Receiver<T>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<T: Send + 'static> ReadAhead<T> {
+    fn start(mut stream: futures::stream::BoxStream<'static, T>, ahead: usize) -> Self {
+        let (sender, items) = tokio::sync::mpsc::channel(ahead.max(1));
+        let task = tokio::spawn(async move {
+            while let Some(item) = futures::StreamExt::next(&mut stream).await {
+                if sender.send(item).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Self { items, task }
+    }
+
+    async fn next(&mut self) -> Option<T> {
+        self.items.recv().await
+    }
+}
+
+impl<T> Drop for ReadAhead<T> {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
