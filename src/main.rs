@@ -6,14 +6,27 @@ use std::process::ExitCode;
 use clap::Parser;
 use peoplesync::{cli, telemetry};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = cli::Cli::parse();
     if let Err(error) = telemetry::init(args.log_format, &args.log_filter) {
         eprintln!("peoplesync: {}", cli::report(&error));
         return ExitCode::FAILURE;
     }
-    match cli::run(args).await {
+    // A standalone sync is one pipeline (the source read ahead, the planner, the directory's
+    // connection): on one thread its memory stays in one allocator arena, which keeps the peak of
+    // a 100,000-person full cycle well under 64 MiB. Everything else runs multi-threaded.
+    let mut builder = match args.command {
+        cli::Command::Sync(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("peoplesync: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("peoplesync: {}", cli::report(&error));

@@ -4,7 +4,7 @@
 pub mod apply;
 pub mod engine;
 pub mod spec;
-mod stream;
+pub mod stream;
 
 use futures::TryStreamExt;
 

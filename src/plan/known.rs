@@ -119,6 +119,9 @@ mod flag {
     pub const PLACED: u16 = 1 << 5;
     /// To be deleted at the end of the cycle (not in the state after it).
     pub const DELETING: u16 = 1 << 6;
+    /// The id is stored without [`super::Known::id_suffix`].
+    pub const SUFFIXED: u16 = 1 << 7;
+    pub const HAS_ID: u16 = 1 << 8;
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +147,22 @@ impl Slot {
             self.flags |= flag;
         } else {
             self.flags &= !flag;
+        }
+    }
+}
+
+/// A planned group step whose members (entries of the index) are named when it is applied.
+#[derive(Debug, Clone)]
+pub struct GroupStep {
+    pub step: Step,
+    members: Vec<u32>,
+}
+
+impl GroupStep {
+    fn of(step: Step) -> Self {
+        Self {
+            step,
+            members: Vec::new(),
         }
     }
 }
@@ -178,10 +197,15 @@ pub struct Known {
     /// Unique values in use: hash of (attribute, value), both lower-cased → owner slot.
     taken: HashMap<u64, u32>,
     groups: Vec<KnownGroup>,
+    /// Anchors of managers without an entry (yet), stored once.
+    interned: HashMap<u64, Span>,
     departments: HashMap<String, u32>,
     department_ids: Vec<String>,
     /// Managed entries when the cycle started.
     pub managed: usize,
+    /// What ids share after their first comma (the people OU of an LDAP directory), learned from
+    /// the first id that has one: stored once instead of per entry.
+    id_suffix: String,
 }
 
 impl Known {
@@ -218,8 +242,50 @@ impl Known {
         self.arena.get(self.slots[slot as usize].anchor)
     }
 
-    pub fn id(&self, slot: u32) -> &str {
-        self.arena.get(self.slots[slot as usize].id)
+    pub fn id(&self, slot: u32) -> String {
+        let s = &self.slots[slot as usize];
+        let mut id = self.arena.get(s.id).to_owned();
+        if s.has(flag::SUFFIXED) {
+            id.push_str(&self.id_suffix);
+        }
+        id
+    }
+
+    fn id_is(&self, slot: u32, other: &str) -> bool {
+        let s = &self.slots[slot as usize];
+        let stored = self.arena.get(s.id);
+        if s.has(flag::SUFFIXED) {
+            other.len() == stored.len() + self.id_suffix.len()
+                && other.starts_with(stored)
+                && other.ends_with(self.id_suffix.as_str())
+        } else {
+            stored == other
+        }
+    }
+
+    /// Records the entry's id; a change of id (not the first) bumps its epoch.
+    fn set_id(&mut self, slot: u32, id: &str) {
+        let had = self.slots[slot as usize].has(flag::HAS_ID);
+        if had && self.id_is(slot, id) {
+            return;
+        }
+        if self.id_suffix.is_empty()
+            && let Some(comma) = id.find(',')
+        {
+            self.id_suffix = id[comma..].to_owned();
+        }
+        let (text, suffixed) = match id.strip_suffix(self.id_suffix.as_str()) {
+            Some(prefix) if !self.id_suffix.is_empty() => (prefix, true),
+            _ => (id, false),
+        };
+        let span = self.arena.push(text);
+        let s = &mut self.slots[slot as usize];
+        if had {
+            s.epoch += 1;
+        }
+        s.id = span;
+        s.set(flag::SUFFIXED, suffixed);
+        s.set(flag::HAS_ID, true);
     }
 
     pub fn enabled(&self, slot: u32) -> bool {
@@ -252,11 +318,11 @@ impl Known {
         let slot = match self.find(&entry.anchor) {
             Some(existing) => {
                 self.read_ids.insert(hash_lower(&entry.id), existing);
-                if entry.id.as_str() >= self.id(existing) {
+                if entry.id >= self.id(existing) {
                     return;
                 }
                 // The same entry for the planner, not a move.
-                self.slots[existing as usize].id = Span::default();
+                self.slots[existing as usize].set(flag::HAS_ID, false);
                 existing
             }
             None => {
@@ -296,15 +362,7 @@ impl Known {
     /// Records an entry's id, state, attribute hashes and kept values, and claims its unique
     /// values.
     fn store(&mut self, slot: u32, entry: &Entry) {
-        let old_id = self.slots[slot as usize].id;
-        if old_id.len == 0 || self.arena.get(old_id) != entry.id {
-            let id = self.arena.push(&entry.id);
-            let s = &mut self.slots[slot as usize];
-            if old_id.len > 0 {
-                s.epoch += 1;
-            }
-            s.id = id;
-        }
+        self.set_id(slot, &entry.id);
         let mut digest = hasher();
         let base = slot as usize * self.rules.len();
         for (i, name) in self.rules.iter().enumerate() {
@@ -408,7 +466,7 @@ impl Known {
             }
         }
         Entry {
-            id: self.id(slot).to_owned(),
+            id: self.id(slot),
             anchor: self.anchor(slot).to_owned(),
             attributes,
             enabled: self.enabled(slot),
@@ -422,6 +480,23 @@ impl Known {
             .is_some_and(|owner| self.anchor(*owner) != anchor)
     }
 
+    /// An anchor's span: the entry's own when it has one, else one copy per distinct anchor (a
+    /// manager has many reports).
+    fn intern(&mut self, anchor: &str) -> Span {
+        if let Some(slot) = self.find(anchor) {
+            return self.slots[slot as usize].anchor;
+        }
+        let hash = hash_str(anchor);
+        if let Some(span) = self.interned.get(&hash)
+            && self.arena.get(*span) == anchor
+        {
+            return *span;
+        }
+        let span = self.arena.push(anchor);
+        self.interned.entry(hash).or_insert(span);
+        span
+    }
+
     /// Records the person behind an existing or new entry: seen, and when the cycle provisions
     /// them, HR's manager and department.
     pub fn place(
@@ -432,7 +507,7 @@ impl Known {
     ) {
         let hr_manager = placement
             .and_then(|(manager, _)| manager)
-            .map(|m| self.arena.push(m))
+            .map(|m| self.intern(m))
             .unwrap_or_default();
         let department = match placement.and_then(|(_, department)| department) {
             Some(department) => match self.departments.get(department) {
@@ -496,13 +571,8 @@ impl Known {
 
     /// Marks a deprovision as applied: disabled (with its new id) or to be deleted.
     pub fn deprovisioned(&mut self, slot: u32, deleting: bool, new_id: Option<&str>) {
-        if let Some(id) = new_id
-            && id != self.id(slot)
-        {
-            let span = self.arena.push(id);
-            let s = &mut self.slots[slot as usize];
-            s.id = span;
-            s.epoch += 1;
+        if let Some(id) = new_id {
+            self.set_id(slot, id);
         }
         let s = &mut self.slots[slot as usize];
         s.set(flag::DECIDED, true);
@@ -612,7 +682,7 @@ impl Known {
     /// The group steps once every entry is in place, as [`super::groups::plan_groups`] plans
     /// them: one group per active department, whose members are the enabled entries of its
     /// people (people this cycle did not decide on keep their groups).
-    pub fn plan_groups(&self, org_units: &[OrgUnit], today: jiff::civil::Date) -> Vec<Step> {
+    pub fn plan_groups(&self, org_units: &[OrgUnit], today: jiff::civil::Date) -> Vec<GroupStep> {
         let desired: BTreeMap<&str, &str> = org_units
             .iter()
             .filter(|unit| {
@@ -651,31 +721,33 @@ impl Known {
                 set.insert(i as u32);
             }
         }
-        let anchors = |set: &BTreeSet<u32>| -> BTreeSet<String> {
-            set.iter().map(|m| self.anchor(*m).to_owned()).collect()
-        };
+        // Member anchors are filled in one group at a time ([`Known::group_step`]).
+        let anchors = |set: &BTreeSet<u32>| -> Vec<u32> { set.iter().copied().collect() };
         let mut steps = Vec::new();
         for (anchor, name) in &desired {
             let wanted = members.remove(anchor).unwrap_or_default();
             let Some(group) = self.groups.iter().find(|g| g.anchor == *anchor) else {
-                steps.push(Step {
-                    anchor: (*anchor).to_owned(),
-                    reason: Reason::OrgUnit,
-                    action: Action::CreateGroup {
-                        name: (*name).to_owned(),
-                        members: anchors(&wanted),
+                steps.push(GroupStep {
+                    step: Step {
+                        anchor: (*anchor).to_owned(),
+                        reason: Reason::OrgUnit,
+                        action: Action::CreateGroup {
+                            name: (*name).to_owned(),
+                            members: BTreeSet::new(),
+                        },
                     },
+                    members: anchors(&wanted),
                 });
                 continue;
             };
             if group.name != *name {
-                steps.push(Step {
+                steps.push(GroupStep::of(Step {
                     anchor: (*anchor).to_owned(),
                     reason: Reason::OrgUnit,
                     action: Action::RenameGroup {
                         name: (*name).to_owned(),
                     },
-                });
+                }));
             }
             let exact = group.members.len() == wanted.len()
                 && group
@@ -684,29 +756,66 @@ impl Known {
                     .all(|hash| self.read_ids.get(hash).is_some_and(|m| wanted.contains(m)));
             let moved = wanted.iter().any(|m| self.moved(*m));
             if !exact || moved {
-                steps.push(Step {
-                    anchor: (*anchor).to_owned(),
-                    reason: if exact {
-                        Reason::Reference
-                    } else {
-                        Reason::Changed
+                steps.push(GroupStep {
+                    step: Step {
+                        anchor: (*anchor).to_owned(),
+                        reason: if exact {
+                            Reason::Reference
+                        } else {
+                            Reason::Changed
+                        },
+                        action: Action::SetGroupMembers {
+                            members: BTreeSet::new(),
+                        },
                     },
-                    action: Action::SetGroupMembers {
-                        members: anchors(&wanted),
-                    },
+                    members: anchors(&wanted),
                 });
             }
         }
         for group in &self.groups {
             if !desired.contains_key(group.anchor.as_str()) {
-                steps.push(Step {
+                steps.push(GroupStep::of(Step {
                     anchor: group.anchor.clone(),
                     reason: Reason::OrgUnit,
                     action: Action::DeleteGroup,
-                });
+                }));
             }
         }
         steps
+    }
+
+    /// Bytes held (allocated capacity, not counting allocator overhead), for the cycle's log.
+    pub fn footprint(&self) -> usize {
+        fn map<K, V>(m: &HashMap<K, V>) -> usize {
+            m.capacity() * (std::mem::size_of::<(K, V)>() + 1)
+        }
+        self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.hashes.capacity() * 4
+            + self.kept_values.capacity() * std::mem::size_of::<Span>()
+            + self.arena.text.capacity()
+            + map(&self.by_anchor)
+            + map(&self.read_ids)
+            + map(&self.taken)
+            + map(&self.interned)
+            + self
+                .groups
+                .iter()
+                .map(|g| g.members.capacity() * 8)
+                .sum::<usize>()
+    }
+
+    /// A group step with its members named (one group's member anchors at a time).
+    pub fn group_step(&self, planned: GroupStep) -> Step {
+        let GroupStep { mut step, members } = planned;
+        if let Action::CreateGroup { members: m, .. } | Action::SetGroupMembers { members: m } =
+            &mut step.action
+        {
+            *m = members
+                .iter()
+                .map(|slot| self.anchor(*slot).to_owned())
+                .collect();
+        }
+        step
     }
 
     /// The group's id, for the applier.

@@ -1,6 +1,8 @@
 //! One sync cycle: read the source and the directory, plan, apply, and compute the state the next
 //! cycle starts from. The same cycle runs in the controller, in `peoplesync sync` and in the
-//! benchmarks; where the state lives (status or a file) is the caller's business.
+//! benchmarks; where the state lives (status or a file) is the caller's business. A full cycle
+//! that writes runs streamed, in bounded memory ([`super::stream`]); incremental and targeted
+//! cycles, and dry runs, plan what they read in one piece.
 //!
 //! Checkpoint rules (HollyHR Decision 7: `updated_since` may be inclusive or not, ties are not
 //! ordered): an incremental cycle asks for people updated since the checkpoint minus an overlap; the
@@ -81,6 +83,8 @@ impl CycleKind {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub kind: CycleKind,
+    /// The plan; a streamed full cycle's counts its steps and keeps its deprovisions and a few
+    /// others (see [`Plan::counted`]).
     pub plan: Plan,
     /// `None` for a dry run or a cycle with nothing to do.
     pub applied: Option<Applied>,
@@ -208,11 +212,9 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
             source,
             directory,
             settings,
-            &policy,
             state,
             approved,
             now,
-            started,
             super::stream::CHUNK,
         )
         .await;

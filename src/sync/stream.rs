@@ -37,6 +37,9 @@ pub const CHUNK: usize = 1_000;
 /// Link steps (manager references) applied together.
 const LINK_BATCH: usize = 500;
 
+/// People read ahead of the planner (three pages of HollyHR's largest).
+const READ_AHEAD: usize = 300;
+
 /// Steps besides deprovisions a streamed plan keeps as examples (it counts them all).
 pub const SAMPLE: usize = 100;
 
@@ -71,16 +74,19 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
     source: &S,
     directory: &D,
     settings: &Settings,
-    policy: &Policy,
     state: &SyncState,
     approved: Option<&str>,
     now: Timestamp,
-    started: Instant,
     chunk_size: usize,
 ) -> Result<Report, CycleError<S::Error, D::Error>> {
+    let started = Instant::now();
+    let policy = &Policy {
+        directory: directory.traits(),
+        ..settings.policy.clone()
+    };
     let chunk_size = chunk_size.max(1);
     // The source is read ahead while the directory is listed and chunks are applied.
-    let mut listing = ReadAhead::start(source.people(None), chunk_size);
+    let mut listing = ReadAhead::start(source.people(None), READ_AHEAD);
     let stage = Instant::now();
     directory.check().await.map_err(CycleError::Directory)?;
     let mut known = Known::new(
@@ -214,6 +220,11 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
         timings,
         ..
     } = cycle;
+    tracing::debug!(
+        entries = known.len(),
+        index_bytes = known.footprint(),
+        "streamed full cycle"
+    );
 
     // The next state, as `engine::finish` computes it.
     let checkpoint = match (state.checkpoint, max_updated) {
@@ -425,7 +436,7 @@ impl<D: Directory> Cycle<'_, D> {
                         if let Some(t) = self.known.find(target) {
                             ids.people
                                 .entry(target.to_owned())
-                                .or_insert_with(|| self.known.id(t).to_owned());
+                                .or_insert_with(|| self.known.id(t));
                         }
                     }
                 }
@@ -576,7 +587,7 @@ impl<D: Directory> Cycle<'_, D> {
                 if let Some(slot) = self.known.find(anchor) {
                     ids.people
                         .entry(anchor.to_owned())
-                        .or_insert_with(|| self.known.id(slot).to_owned());
+                        .or_insert_with(|| self.known.id(slot));
                 }
             };
             if groups {
@@ -709,9 +720,12 @@ impl<D: Directory> Cycle<'_, D> {
             self.apply_steps(batch, false).await?;
         }
         let mut groups = groups;
-        groups.sort_by(|a, b| (a.action.phase(), &a.anchor).cmp(&(b.action.phase(), &b.anchor)));
-        for step in groups {
-            // One group at a time: its members' ids are all the applier needs.
+        groups.sort_by(|a, b| {
+            (a.step.action.phase(), &a.step.anchor).cmp(&(b.step.action.phase(), &b.step.anchor))
+        });
+        for planned in groups {
+            // One group at a time: its members' anchors and ids are all the applier needs.
+            let step = self.known.group_step(planned);
             self.apply_steps(vec![step], true).await?;
         }
         for batch in chunks(deletes, CHUNK) {

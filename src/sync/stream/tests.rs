@@ -236,11 +236,9 @@ async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: 
         &source,
         &streamed.directory,
         &settings,
-        &streamed.policy,
         &state,
         None,
         now(),
-        Instant::now(),
         chunk,
     )
     .await
@@ -324,11 +322,9 @@ fn a_second_streamed_cycle_writes_nothing() {
                 &source,
                 &harness.directory,
                 &settings,
-                &harness.policy,
                 &state,
                 None,
                 now(),
-                Instant::now(),
                 5,
             )
         };
