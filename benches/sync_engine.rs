@@ -64,6 +64,7 @@ fn settings() -> Settings {
         concurrency: engine::DEFAULT_CONCURRENCY,
         overlap: engine::DEFAULT_OVERLAP,
         dry_run: false,
+        chunk: peoplesync::sync::stream::CHUNK,
     }
 }
 

@@ -62,6 +62,7 @@ fn settings(profile: Profile) -> Settings {
         concurrency: engine::DEFAULT_CONCURRENCY,
         overlap: DEFAULT_OVERLAP,
         dry_run: false,
+        chunk: peoplesync::sync::stream::CHUNK,
     }
 }
 

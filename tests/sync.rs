@@ -59,6 +59,7 @@ fn settings(guard: Guard) -> Settings {
         concurrency: engine::DEFAULT_CONCURRENCY,
         overlap: DEFAULT_OVERLAP,
         dry_run: false,
+        chunk: peoplesync::sync::stream::CHUNK,
     }
 }
 
@@ -257,6 +258,56 @@ async fn a_baseline_of_1000_people_lands_exactly_and_a_second_full_run_writes_no
     let again = harness.cycle(CycleKind::Full).await;
     assert!(again.plan.is_empty(), "{:?}", again.plan.counts());
     assert!(!again.changed());
+}
+
+#[tokio::test]
+async fn a_full_cycle_in_small_chunks_lands_the_same_and_a_second_one_writes_nothing() {
+    // 600 people in chunks of 37: managers created after their reports, namesakes in different
+    // chunks, departments spread over every chunk.
+    let mut harness = Harness::start(600).await;
+    harness.settings.chunk = 37;
+    // Reports in the first chunk whose new manager is listed last (people without reports of
+    // their own, so no manager cycle is made).
+    let listed = harness.source().await;
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let managers: BTreeSet<&str> = listed
+        .iter()
+        .filter_map(|p| p.manager.as_ref().map(|m| m.id.as_str()))
+        .collect();
+    let last = listed
+        .iter()
+        .rev()
+        .find(|p| p.lifecycle(today) == Lifecycle::Active)
+        .expect("an active person");
+    let reports: Vec<&Person> = listed[..37]
+        .iter()
+        .filter(|p| p.lifecycle(today) == Lifecycle::Active && !managers.contains(p.id.as_str()))
+        .take(5)
+        .collect();
+    assert_eq!(reports.len(), 5);
+    let controls = harness.sandbox.controls();
+    for report in &reports {
+        controls
+            .ui_edit(&report.id, json!({"manager_id": last.id}))
+            .await
+            .expect("edited");
+    }
+    let report = harness.cycle(CycleKind::Full).await;
+    assert_eq!(report.people_read, 600);
+    let counts = report.plan.counts();
+    assert!(counts["create"] > 500, "{counts:?}");
+    assert_eq!(
+        counts.get("set-references"),
+        Some(&5),
+        "the five reports get their manager once it exists: {counts:?}"
+    );
+    harness.verify().await;
+
+    let again = harness.cycle(CycleKind::Full).await;
+    assert!(again.plan.is_empty(), "{:?}", again.plan.counts());
+    assert!(!again.changed());
+    let writes: u64 = again.applied.iter().flat_map(|a| a.counts.values()).sum();
+    assert_eq!(writes, 0);
 }
 
 #[tokio::test]

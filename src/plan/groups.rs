@@ -3,10 +3,27 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use jiff::civil::Date;
+
+use crate::source::OrgUnit;
 use crate::source::hollyhr::model::OrgUnitType;
 
 use super::people::PeoplePlan;
 use super::{Action, Index, Inputs, Reason, Step, today};
+
+/// The groups that should exist: anchor → name of each active department.
+pub(crate) fn departments(units: &[OrgUnit], today: Date) -> BTreeMap<&str, &str> {
+    units
+        .iter()
+        .filter(|unit| {
+            unit.kind == OrgUnitType::Department
+                && !unit.is_archived
+                && unit.active_from <= today
+                && unit.active_to.is_none_or(|to| to >= today)
+        })
+        .map(|unit| (unit.id.as_str(), unit.name.as_str()))
+        .collect()
+}
 
 pub(crate) fn plan_groups<'a>(
     inputs: &Inputs<'a>,
@@ -16,16 +33,7 @@ pub(crate) fn plan_groups<'a>(
     let today = today(inputs.now);
     // Anchor → name of every group that should exist.
     let desired: BTreeMap<&str, &str> = match inputs.org_units {
-        Some(units) => units
-            .iter()
-            .filter(|unit| {
-                unit.kind == OrgUnitType::Department
-                    && !unit.is_archived
-                    && unit.active_from <= today
-                    && unit.active_to.is_none_or(|to| to >= today)
-            })
-            .map(|unit| (unit.id.as_str(), unit.name.as_str()))
-            .collect(),
+        Some(units) => departments(units, today),
         // Without org units, the groups stay as they are; only memberships move.
         None => index
             .groups

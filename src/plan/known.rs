@@ -20,7 +20,6 @@ use std::hash::{Hash, Hasher};
 
 use crate::directory::{Attributes, Entry, Group};
 use crate::source::OrgUnit;
-use crate::source::hollyhr::model::OrgUnitType;
 
 use super::{Action, Mapping, Reason, Step, attribute};
 
@@ -312,6 +311,27 @@ impl Known {
         }
     }
 
+    /// A slot for a new anchor (its id, hashes and values are stored next).
+    fn new_slot(&mut self, anchor: &str, flags: u16) -> u32 {
+        let slot = self.slots.len() as u32;
+        let span = self.arena.push(anchor);
+        self.slots.push(Slot {
+            anchor: span,
+            id: Span::default(),
+            digest: 0,
+            manager: Ref::None,
+            hr_manager: Span::default(),
+            department: NO_DEPARTMENT,
+            epoch: 0,
+            flags,
+        });
+        self.hashes.extend(std::iter::repeat_n(0, self.rules.len()));
+        self.kept_values
+            .extend(std::iter::repeat_n(Span::default(), self.kept.len()));
+        self.index_anchor(anchor, slot);
+        slot
+    }
+
     /// Adds a managed entry from the listing (an anchor seen twice keeps the smaller id, as the
     /// planner does).
     pub fn push(&mut self, entry: &Entry) {
@@ -326,24 +346,8 @@ impl Known {
                 existing
             }
             None => {
-                let slot = self.slots.len() as u32;
-                let anchor = self.arena.push(&entry.anchor);
-                self.slots.push(Slot {
-                    anchor,
-                    id: Span::default(),
-                    digest: 0,
-                    manager: Ref::None,
-                    hr_manager: Span::default(),
-                    department: NO_DEPARTMENT,
-                    epoch: 0,
-                    flags: 0,
-                });
-                self.hashes.extend(std::iter::repeat_n(0, self.rules.len()));
-                self.kept_values
-                    .extend(std::iter::repeat_n(Span::default(), self.kept.len()));
-                self.index_anchor(&entry.anchor, slot);
                 self.managed += 1;
-                slot
+                self.new_slot(&entry.anchor, 0)
             }
         };
         self.read_ids.insert(hash_lower(&entry.id), slot);
@@ -531,22 +535,7 @@ impl Known {
 
     /// Adds an entry this cycle created (or adopted), as the directory now holds it.
     pub fn insert(&mut self, entry: &Entry, manager: Option<&str>) -> u32 {
-        let slot = self.slots.len() as u32;
-        let anchor = self.arena.push(&entry.anchor);
-        self.slots.push(Slot {
-            anchor,
-            id: Span::default(),
-            digest: 0,
-            manager: Ref::None,
-            hr_manager: Span::default(),
-            department: NO_DEPARTMENT,
-            epoch: 0,
-            flags: flag::CREATED | flag::SEEN,
-        });
-        self.hashes.extend(std::iter::repeat_n(0, self.rules.len()));
-        self.kept_values
-            .extend(std::iter::repeat_n(Span::default(), self.kept.len()));
-        self.index_anchor(&entry.anchor, slot);
+        let slot = self.new_slot(&entry.anchor, flag::CREATED | flag::SEEN);
         self.store(slot, entry);
         self.set_manager(slot, manager);
         slot
@@ -683,16 +672,7 @@ impl Known {
     /// them: one group per active department, whose members are the enabled entries of its
     /// people (people this cycle did not decide on keep their groups).
     pub fn plan_groups(&self, org_units: &[OrgUnit], today: jiff::civil::Date) -> Vec<GroupStep> {
-        let desired: BTreeMap<&str, &str> = org_units
-            .iter()
-            .filter(|unit| {
-                unit.kind == OrgUnitType::Department
-                    && !unit.is_archived
-                    && unit.active_from <= today
-                    && unit.active_to.is_none_or(|to| to >= today)
-            })
-            .map(|unit| (unit.id.as_str(), unit.name.as_str()))
-            .collect();
+        let desired = super::groups::departments(org_units, today);
         let enabled = |slot: u32| self.exists(slot) && self.enabled(slot);
         let mut members: BTreeMap<&str, BTreeSet<u32>> = desired
             .keys()

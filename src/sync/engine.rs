@@ -36,6 +36,8 @@ pub struct Settings {
     pub overlap: SignedDuration,
     /// Plan only: nothing is written and the state does not move.
     pub dry_run: bool,
+    /// People a streamed full cycle plans and applies together ([`super::stream::CHUNK`]).
+    pub chunk: usize,
 }
 
 /// What the next cycle starts from (kept in status, or in a state file).
@@ -192,6 +194,26 @@ pub fn next_run(
     }
 }
 
+/// The checkpoint after a cycle that read people updated up to `newest` (it never goes back).
+pub(super) fn next_checkpoint(
+    old: Option<Timestamp>,
+    newest: Option<Timestamp>,
+) -> Option<Timestamp> {
+    match (old, newest) {
+        (Some(old), Some(new)) => Some(old.max(new)),
+        (old, new) => old.or(new),
+    }
+}
+
+/// People whose planning or applying failed (retried by id in the next cycle).
+pub(super) fn failed(plan: &Plan, applied: &Applied) -> BTreeSet<String> {
+    plan.failures
+        .iter()
+        .chain(applied.failures.iter())
+        .map(|f| f.anchor.clone())
+        .collect()
+}
+
 /// Runs one cycle. `approved` is the plan hash a person approved (the annotation), if any.
 pub async fn run_cycle<S: PeopleSource, D: Directory>(
     source: &S,
@@ -215,7 +237,7 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
             state,
             approved,
             now,
-            super::stream::CHUNK,
+            settings.chunk,
         )
         .await;
     }
@@ -390,10 +412,7 @@ async fn finish<SE: SourceError, D: Directory>(
         .map(|p| p.updated_at)
         .max()
         .filter(|_| advance);
-    let checkpoint = match (state.checkpoint, max_updated) {
-        (Some(old), Some(new)) => Some(old.max(new)),
-        (old, new) => old.or(new),
-    };
+    let checkpoint = next_checkpoint(state.checkpoint, max_updated);
     // People inside the overlap window: re-read by the next cycle, skipped when unchanged.
     let mut edge: BTreeMap<String, Timestamp> = match checkpoint {
         Some(_) if !advance => state.edge.clone(),
@@ -533,12 +552,7 @@ async fn finish<SE: SourceError, D: Directory>(
             _ => {}
         }
     }
-    let failed: BTreeSet<String> = plan
-        .failures
-        .iter()
-        .chain(applied.failures.iter())
-        .map(|f| f.anchor.clone())
-        .collect();
+    let failed = failed(&plan, &applied);
     // A failed step leaves its entry as it was: keep the old record for it.
     for anchor in &failed {
         match state.disabled_since.get(anchor) {

@@ -98,6 +98,7 @@ pub fn settings(spec: &PeopleSyncSpec) -> Result<Settings, SpecError> {
         concurrency: DEFAULT_CONCURRENCY,
         overlap: DEFAULT_OVERLAP,
         dry_run: spec.dry_run,
+        chunk: super::stream::CHUNK,
     })
 }
 

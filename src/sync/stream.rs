@@ -15,7 +15,7 @@
 //! source error half-way leaves the chunks before it applied (no deprovision ever is: those wait
 //! for a complete read).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use futures::TryStreamExt;
@@ -227,16 +227,8 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
     );
 
     // The next state, as `engine::finish` computes it.
-    let checkpoint = match (state.checkpoint, max_updated) {
-        (Some(old), Some(new)) => Some(old.max(new)),
-        (old, new) => old.or(new),
-    };
-    let failed: BTreeSet<String> = plan
-        .failures
-        .iter()
-        .chain(applied.failures.iter())
-        .map(|f| f.anchor.clone())
-        .collect();
+    let checkpoint = super::engine::next_checkpoint(state.checkpoint, max_updated);
+    let failed = super::engine::failed(&plan, &applied);
     let mut next = state.clone();
     next.disabled_since = known
         .after()

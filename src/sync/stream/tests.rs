@@ -223,6 +223,7 @@ async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: 
         concurrency: 3,
         overlap: super::super::engine::DEFAULT_OVERLAP,
         dry_run: false,
+        chunk,
     };
     let source = Listed {
         people: after.clone(),
@@ -315,6 +316,7 @@ fn a_second_streamed_cycle_writes_nothing() {
             concurrency: 3,
             overlap: super::super::engine::DEFAULT_OVERLAP,
             dry_run: false,
+            chunk: 5,
         };
         let state = SyncState::default();
         let cycle = || {
