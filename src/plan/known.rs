@@ -671,8 +671,20 @@ impl Known {
     /// The group steps once every entry is in place, as [`super::groups::plan_groups`] plans
     /// them: one group per active department, whose members are the enabled entries of its
     /// people (people this cycle did not decide on keep their groups).
-    pub fn plan_groups(&self, org_units: &[OrgUnit], today: jiff::civil::Date) -> Vec<GroupStep> {
-        let desired = super::groups::departments(org_units, today);
+    pub fn plan_groups(
+        &self,
+        org_units: Option<&[OrgUnit]>,
+        today: jiff::civil::Date,
+    ) -> Vec<GroupStep> {
+        let desired: BTreeMap<&str, &str> = match org_units {
+            Some(units) => super::groups::departments(units, today),
+            // Without org units, the groups stay as they are; only memberships move.
+            None => self
+                .groups
+                .iter()
+                .map(|g| (g.anchor.as_str(), g.name.as_str()))
+                .collect(),
+        };
         let enabled = |slot: u32| self.exists(slot) && self.enabled(slot);
         let mut members: BTreeMap<&str, BTreeSet<u32>> = desired
             .keys()
@@ -752,7 +764,7 @@ impl Known {
                 });
             }
         }
-        for group in &self.groups {
+        for group in self.groups.iter().filter(|_| org_units.is_some()) {
             if !desired.contains_key(group.anchor.as_str()) {
                 steps.push(GroupStep::of(Step {
                     anchor: group.anchor.clone(),

@@ -158,7 +158,7 @@ impl Harness {
             .await
     }
 
-    async fn sync_at(
+    pub(crate) async fn sync_at(
         &self,
         people: &[Person],
         org_units: Option<&[OrgUnit]>,

@@ -1,8 +1,10 @@
 //! One sync cycle: read the source and the directory, plan, apply, and compute the state the next
 //! cycle starts from. The same cycle runs in the controller, in `peoplesync sync` and in the
-//! benchmarks; where the state lives (status or a file) is the caller's business. A full cycle
-//! that writes runs streamed, in bounded memory ([`super::stream`]); incremental and targeted
-//! cycles, and dry runs, plan what they read in one piece.
+//! benchmarks; where the state lives (status or a file) is the caller's business. Cycles that
+//! write plan against a compact index of the directory, a chunk of people at a time
+//! ([`super::stream`]): a full cycle streams the source too, an incremental one applies what it
+//! read. Dry runs, and targeted runs (webhooks, `explain --apply`, which keep a directory snapshot
+//! between bursts), plan what they read in one piece.
 //!
 //! Checkpoint rules (HollyHR Decision 7: `updated_since` may be inclusive or not, ties are not
 //! ordered): an incremental cycle asks for people updated since the checkpoint minus an overlap; the
@@ -463,6 +465,19 @@ async fn finish<SE: SourceError, D: Directory>(
         });
     }
 
+    if kind == CycleKind::Incremental && advance && cache.is_none() && !settings.dry_run {
+        // Against the compact index, not the whole listing: memory does not grow with the
+        // directory.
+        let read = super::stream::Partial {
+            people_read,
+            checkpoint,
+            edge,
+            source_time: started.elapsed(),
+            started,
+        };
+        return super::stream::partial(directory, settings, state, people, approved, now, read)
+            .await;
+    }
     let mut timings = Timings {
         source: started.elapsed(),
         ..Timings::default()

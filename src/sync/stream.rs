@@ -29,7 +29,7 @@ use crate::plan::people::{self, Desired};
 use crate::plan::{
     self, Action, Coverage, Failure, GuardDecision, Index, Inputs, Plan, Policy, Reason, Step,
 };
-use crate::source::{OrgUnit, PeopleSource, Person};
+use crate::source::{OrgUnit, PeopleSource, Person, SourceError};
 
 /// People planned and applied together.
 pub const CHUNK: usize = 1_000;
@@ -87,75 +87,9 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
     let chunk_size = chunk_size.max(1);
     // The source is read ahead while the directory is listed and chunks are applied.
     let mut listing = ReadAhead::start(source.people(None), READ_AHEAD);
-    let stage = Instant::now();
-    directory.check().await.map_err(CycleError::Directory)?;
-    let mut known = Known::new(
-        &settings.mapping,
-        policy.directory.rdn_attribute.as_deref(),
-        policy.directory.manager_attribute.as_deref(),
-    );
-    let mut unowned = Vec::new();
-    {
-        let mut listing = directory.everyone();
-        while let Some(entry) = listing.try_next().await.map_err(CycleError::Directory)? {
-            if entry.anchor.is_empty() {
-                unowned.push(entry);
-            } else {
-                known.push(&entry);
-            }
-        }
-    }
-    if policy.directory.groups {
-        let mut groups = directory.groups();
-        while let Some(group) = groups.try_next().await.map_err(CycleError::Directory)? {
-            known.push_group(&group);
-        }
-    }
-    let timings = Timings {
-        directory: stage.elapsed(),
-        ..Timings::default()
-    };
-    let reserved = super::reserved(&settings.mapping, &unowned);
-    let adoptable = if unowned.is_empty() {
-        Vec::new()
-    } else {
-        policy
-            .adoption
-            .iter()
-            .map(|name| {
-                let values = unowned
-                    .iter()
-                    .flat_map(|e| {
-                        plan::attribute_values(&e.attributes, name)
-                            .into_iter()
-                            .flatten()
-                    })
-                    .map(|v| v.to_lowercase())
-                    .collect();
-                (name.clone(), values)
-            })
-            .collect()
-    };
-
-    let mut cycle = Cycle {
-        directory,
-        settings,
-        policy,
-        state,
-        now,
-        known,
-        unowned,
-        reserved,
-        adoptable,
-        adopting: Vec::new(),
-        deprovisions: Vec::new(),
-        failures: Vec::new(),
-        planned: BTreeMap::new(),
-        sample: Vec::new(),
-        applied: Applied::default(),
-        in_scope: 0,
-        timings,
-    };
+    let mut cycle = Cycle::open(directory, settings, policy, state, now)
+        .await
+        .map_err(CycleError::Directory)?;
 
     // The people, a page at a time.
     let mut people_read = 0usize;
@@ -182,11 +116,7 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
                 edge.retain(|(_, at)| *at >= window);
             }
         }
-        let stage = Instant::now();
-        if let Some(person) = cycle.sort(person) {
-            chunk.push(person);
-        }
-        cycle.timings.plan += stage.elapsed();
+        cycle.take(person, &mut chunk);
         if chunk.len() >= chunk_size {
             cycle
                 .chunk(std::mem::take(&mut chunk), false)
@@ -203,45 +133,8 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
         None
     };
     cycle.timings.source += stage.elapsed();
-    cycle.chunk(chunk, false).await.map_err(CycleError::Apply)?;
-    let adopting = std::mem::take(&mut cycle.adopting);
-    cycle
-        .chunk(adopting, true)
-        .await
-        .map_err(CycleError::Apply)?;
-
-    let (plan, guard) = cycle
-        .finish(people_read, org_units.as_deref(), approved)
-        .await
-        .map_err(CycleError::Apply)?;
-    let Cycle {
-        known,
-        applied,
-        timings,
-        ..
-    } = cycle;
-    tracing::debug!(
-        entries = known.len(),
-        index_bytes = known.footprint(),
-        "streamed full cycle"
-    );
-
-    // The next state, as `engine::finish` computes it.
     let checkpoint = super::engine::next_checkpoint(state.checkpoint, max_updated);
-    let failed = super::engine::failed(&plan, &applied);
-    let mut next = state.clone();
-    next.disabled_since = known
-        .after()
-        .filter(|(_, enabled, _)| !enabled)
-        .filter_map(|(anchor, _, was)| {
-            let since = match was? {
-                false => state.disabled_since.get(anchor).copied().unwrap_or(now),
-                true => now,
-            };
-            Some((anchor.to_owned(), since))
-        })
-        .collect();
-    next.edge = match checkpoint {
+    let edge: BTreeMap<String, Timestamp> = match checkpoint {
         Some(checkpoint) => {
             let window = checkpoint - settings.overlap;
             state
@@ -249,26 +142,80 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
                 .iter()
                 .map(|(id, at)| (id.clone(), *at))
                 .chain(edge)
-                .filter(|(id, at)| *at >= window && !failed.contains(id))
+                .filter(|(_, at)| *at >= window)
                 .collect()
         }
         None => BTreeMap::new(),
     };
-    next.retry = failed;
-    next.checkpoint = checkpoint;
-    next.last_full_sync = Some(now);
-    if let GuardDecision::Approved(trip) = &guard {
-        next.approval_used = Some(trip.hash.clone());
-    }
-    Ok(Report {
+    let read = Read {
         kind: CycleKind::Full,
-        plan,
-        applied: Some(applied),
-        state: next,
         people_read,
-        duration: started.elapsed(),
-        timings,
-    })
+        checkpoint,
+        edge,
+        started,
+    };
+    cycle
+        .conclude(chunk, read, org_units.as_deref(), approved)
+        .await
+}
+
+/// What an incremental cycle read before it came here (the engine filtered the people).
+pub(super) struct Partial {
+    pub people_read: usize,
+    pub checkpoint: Option<Timestamp>,
+    pub edge: BTreeMap<String, Timestamp>,
+    pub source_time: std::time::Duration,
+    pub started: Instant,
+}
+
+/// Applies the people an incremental cycle read, against the compact index instead of the whole
+/// listing (the memory of a cycle does not grow with the directory either). Not for dry runs.
+pub(super) async fn partial<SE: SourceError, D: Directory>(
+    directory: &D,
+    settings: &Settings,
+    state: &SyncState,
+    people: Vec<Person>,
+    approved: Option<&str>,
+    now: Timestamp,
+    read: Partial,
+) -> Result<Report, CycleError<SE, D::Error>> {
+    let policy = &Policy {
+        directory: directory.traits(),
+        ..settings.policy.clone()
+    };
+    let chunk_size = settings.chunk.max(1);
+    let mut cycle = Cycle::open(directory, settings, policy, state, now)
+        .await
+        .map_err(CycleError::Directory)?;
+    cycle.timings.source = read.source_time;
+    let mut chunk: Vec<Person> = Vec::with_capacity(chunk_size.min(people.len()));
+    for person in people {
+        cycle.take(person, &mut chunk);
+        if chunk.len() >= chunk_size {
+            cycle
+                .chunk(std::mem::take(&mut chunk), false)
+                .await
+                .map_err(CycleError::Apply)?;
+        }
+    }
+    let read = Read {
+        kind: CycleKind::Incremental,
+        people_read: read.people_read,
+        checkpoint: read.checkpoint,
+        edge: read.edge,
+        started: read.started,
+    };
+    cycle.conclude(chunk, read, None, approved).await
+}
+
+/// What the cycle read, for its report and the next state.
+struct Read {
+    kind: CycleKind,
+    people_read: usize,
+    checkpoint: Option<Timestamp>,
+    /// People inside the overlap window (re-read next time, skipped when unchanged).
+    edge: BTreeMap<String, Timestamp>,
+    started: Instant,
 }
 
 type Apply<E> = Result<(), Box<Aborted<E>>>;
@@ -293,7 +240,168 @@ macro_rules! inputs {
     };
 }
 
-impl<D: Directory> Cycle<'_, D> {
+impl<'a, D: Directory> Cycle<'a, D> {
+    /// Reads the directory into the index (managed entries, unowned ones, groups).
+    async fn open(
+        directory: &'a D,
+        settings: &'a Settings,
+        policy: &'a Policy,
+        state: &'a SyncState,
+        now: Timestamp,
+    ) -> Result<Self, D::Error> {
+        let stage = Instant::now();
+        directory.check().await?;
+        let mut known = Known::new(
+            &settings.mapping,
+            policy.directory.rdn_attribute.as_deref(),
+            policy.directory.manager_attribute.as_deref(),
+        );
+        let mut unowned = Vec::new();
+        {
+            let mut listing = directory.everyone();
+            while let Some(entry) = listing.try_next().await? {
+                if entry.anchor.is_empty() {
+                    unowned.push(entry);
+                } else {
+                    known.push(&entry);
+                }
+            }
+        }
+        if policy.directory.groups {
+            let mut groups = directory.groups();
+            while let Some(group) = groups.try_next().await? {
+                known.push_group(&group);
+            }
+        }
+        let timings = Timings {
+            directory: stage.elapsed(),
+            ..Timings::default()
+        };
+        let reserved = super::reserved(&settings.mapping, &unowned);
+        let adoptable = if unowned.is_empty() {
+            Vec::new()
+        } else {
+            policy
+                .adoption
+                .iter()
+                .map(|name| {
+                    let values = unowned
+                        .iter()
+                        .flat_map(|e| {
+                            plan::attribute_values(&e.attributes, name)
+                                .into_iter()
+                                .flatten()
+                        })
+                        .map(|v| v.to_lowercase())
+                        .collect();
+                    (name.clone(), values)
+                })
+                .collect()
+        };
+        Ok(Self {
+            directory,
+            settings,
+            policy,
+            state,
+            now,
+            known,
+            unowned,
+            reserved,
+            adoptable,
+            adopting: Vec::new(),
+            deprovisions: Vec::new(),
+            failures: Vec::new(),
+            planned: BTreeMap::new(),
+            sample: Vec::new(),
+            applied: Applied::default(),
+            in_scope: 0,
+            timings,
+        })
+    }
+
+    /// Notes a quiet person, or adds them to `chunk` (or to the adoption chunk).
+    fn take(&mut self, person: Person, chunk: &mut Vec<Person>) {
+        let stage = Instant::now();
+        if let Some(person) = self.sort(person) {
+            chunk.push(person);
+        }
+        self.timings.plan += stage.elapsed();
+    }
+
+    /// The last chunk, the adoptions, the end of the cycle, and the next state.
+    async fn conclude<SE: SourceError>(
+        mut self,
+        chunk: Vec<Person>,
+        read: Read,
+        org_units: Option<&[OrgUnit]>,
+        approved: Option<&str>,
+    ) -> Result<Report, CycleError<SE, D::Error>> {
+        let (state, now) = (self.state, self.now);
+        self.chunk(chunk, false).await.map_err(CycleError::Apply)?;
+        let adopting = std::mem::take(&mut self.adopting);
+        self.chunk(adopting, true)
+            .await
+            .map_err(CycleError::Apply)?;
+        // An approval releases exactly one plan, once.
+        let approved = approved.filter(|hash| state.approval_used.as_deref() != Some(*hash));
+        let coverage = match read.kind {
+            CycleKind::Full => Coverage::Full,
+            CycleKind::Incremental => Coverage::Partial,
+        };
+        let (plan, guard) = self
+            .finish(coverage, read.people_read, org_units, approved)
+            .await
+            .map_err(CycleError::Apply)?;
+        let Cycle {
+            known,
+            applied,
+            timings,
+            ..
+        } = self;
+        tracing::debug!(
+            cycle = read.kind.as_str(),
+            entries = known.len(),
+            index_bytes = known.footprint(),
+            "streamed cycle"
+        );
+
+        // The next state, as `engine::finish` computes it.
+        let failed = super::engine::failed(&plan, &applied);
+        let mut next = state.clone();
+        next.disabled_since = known
+            .after()
+            .filter(|(_, enabled, _)| !enabled)
+            .filter_map(|(anchor, _, was)| {
+                let since = match was? {
+                    false => state.disabled_since.get(anchor).copied().unwrap_or(now),
+                    true => now,
+                };
+                Some((anchor.to_owned(), since))
+            })
+            .collect();
+        let mut edge = read.edge;
+        // A failed person's version was not applied: it must not be skipped next time.
+        edge.retain(|id, _| !failed.contains(id));
+        next.edge = edge;
+        next.retry = failed;
+        next.checkpoint = read.checkpoint;
+        if read.kind == CycleKind::Full {
+            next.last_full_sync = Some(now);
+        }
+        if let GuardDecision::Approved(trip) = &guard {
+            next.approval_used = Some(trip.hash.clone());
+        }
+        Ok(Report {
+            kind: read.kind,
+            plan,
+            applied: Some(applied),
+            state: next,
+            people_read: read.people_read,
+            duration: read.started.elapsed(),
+            timings,
+        })
+    }
+
     /// What one person needs: `None` when they are quiet (noted in the index), or the person
     /// back for their chunk.
     fn sort(&mut self, person: Person) -> Option<Person> {
@@ -644,12 +752,17 @@ impl<D: Directory> Cycle<'_, D> {
     /// The end of the cycle: vanished people, the guard, deprovisions, then the links.
     async fn finish(
         &mut self,
+        coverage: Coverage,
         people_read: usize,
         org_units: Option<&[OrgUnit]>,
         approved: Option<&str>,
     ) -> Result<(Plan, GuardDecision), Box<Aborted<D::Error>>> {
         let stage = Instant::now();
-        let vanished: Vec<(u32, bool)> = self.known.vanished().collect();
+        // Only a full read says who is gone.
+        let vanished: Vec<(u32, bool)> = match coverage {
+            Coverage::Full => self.known.vanished().collect(),
+            Coverage::Partial => Vec::new(),
+        };
         let steps: Vec<Step> = {
             let inputs = inputs!(self, &[], &[], false);
             vanished
@@ -667,7 +780,7 @@ impl<D: Directory> Cycle<'_, D> {
         self.deprovisions.extend(steps);
         let guard = plan::guard::decide_over(
             self.policy.guard,
-            people_read == 0,
+            coverage == Coverage::Full && people_read == 0,
             self.known.managed,
             self.deprovisions.iter(),
             approved,
@@ -703,9 +816,10 @@ impl<D: Directory> Cycle<'_, D> {
 
         let stage = Instant::now();
         let references = self.known.plan_references();
-        let groups = match org_units {
-            Some(units) => self.known.plan_groups(units, plan::today(self.now)),
-            None => Vec::new(),
+        let groups = if self.policy.directory.groups {
+            self.known.plan_groups(org_units, plan::today(self.now))
+        } else {
+            Vec::new()
         };
         self.timings.plan += stage.elapsed();
         for batch in chunks(references, LINK_BATCH) {

@@ -1,4 +1,5 @@
-//! The streamed full cycle against the plan made in one piece: from the same directory and the
+//! The streamed cycles (full, and incremental against the index) against the plan made in one
+//! piece: from the same directory and the
 //! same source, both leave the same directory (entries, references and groups, compared by
 //! anchor), decide the guard alike and hold the same deprovisions; and planning again after a
 //! streamed cycle finds nothing to do.
@@ -113,6 +114,8 @@ struct Case {
     low_guard: bool,
     adopt: bool,
     drift: usize,
+    /// An incremental cycle (the people read, no org units, nobody vanishes).
+    partial: bool,
 }
 
 fn harness(case: &Case) -> Harness {
@@ -208,6 +211,11 @@ fn drift(directory: &MemoryDirectory, drift: usize, ldap: bool) {
 }
 
 async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: usize) {
+    let coverage = if case.partial {
+        Coverage::Partial
+    } else {
+        Coverage::Full
+    };
     let whole = harness(&case);
     let mut streamed = harness(&case);
     let (before, after) = (people(&before), people(&after));
@@ -216,7 +224,10 @@ async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: 
     drift(&whole.directory, case.drift, case.ldap);
     drift(&streamed.directory, case.drift, case.ldap);
 
-    let planned = whole.sync(&after, &units(archived)).await;
+    // An incremental cycle sees the people it read, and no org units.
+    let org_units = units(archived);
+    let org_units = (!case.partial).then_some(org_units.as_slice());
+    let planned = whole.sync_at(&after, org_units, coverage, now()).await;
     let settings = Settings {
         mapping: mapping(case.ldap),
         policy: streamed.policy.clone(),
@@ -233,16 +244,36 @@ async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: 
         disabled_since: streamed.disabled_since.clone(),
         ..SyncState::default()
     };
-    let report = full(
-        &source,
-        &streamed.directory,
-        &settings,
-        &state,
-        None,
-        now(),
-        chunk,
-    )
-    .await
+    let report = if case.partial {
+        let read = Partial {
+            people_read: after.len(),
+            checkpoint: None,
+            edge: BTreeMap::new(),
+            source_time: std::time::Duration::ZERO,
+            started: Instant::now(),
+        };
+        partial::<Never, _>(
+            &streamed.directory,
+            &settings,
+            &state,
+            after.clone(),
+            None,
+            now(),
+            read,
+        )
+        .await
+    } else {
+        full(
+            &source,
+            &streamed.directory,
+            &settings,
+            &state,
+            None,
+            now(),
+            chunk,
+        )
+        .await
+    }
     .expect("the memory directory applies");
 
     assert_eq!(normal(&streamed.directory), normal(&whole.directory));
@@ -260,7 +291,7 @@ async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: 
         // From the state the cycle left (a disable just made starts its delay now).
         streamed.disabled_since = report.state.disabled_since.clone();
         let (again, _) = streamed
-            .plan(&after, Some(&units(archived)), Coverage::Full, now(), None)
+            .plan(&after, org_units, coverage, now(), None)
             .await;
         assert!(again.is_empty(), "{:?}", actions(&again));
     }
@@ -277,9 +308,9 @@ proptest! {
     fn a_streamed_full_cycle_leaves_the_directory_as_a_plan_made_in_one_piece(
         before in spec(), after in spec(), archived in 0..4usize, chunk in 1..5usize,
         ldap in any::<bool>(), deprovision in 0..3usize, low_guard in any::<bool>(),
-        adopt in any::<bool>(), drift in 0..4usize,
+        adopt in any::<bool>(), drift in 0..4usize, partial in any::<bool>(),
     ) {
-        let case = Case { ldap, deprovision, low_guard, adopt, drift };
+        let case = Case { ldap, deprovision, low_guard, adopt, drift, partial };
         run(compare(case, before, after, archived, chunk));
     }
 }
@@ -293,6 +324,7 @@ fn a_second_streamed_cycle_writes_nothing() {
             low_guard: false,
             adopt: false,
             drift: 0,
+            partial: false,
         };
         let harness = harness(&case);
         let spec: Spec = (0..12)
