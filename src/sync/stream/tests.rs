@@ -374,3 +374,83 @@ fn a_second_streamed_cycle_writes_nothing() {
         assert_eq!(second.people_read, 12);
     });
 }
+
+#[test]
+fn an_approval_releases_one_plan_once() {
+    run(async {
+        let case = Case {
+            ldap: false,
+            deprovision: 0,
+            low_guard: true,
+            adopt: false,
+            drift: 0,
+            partial: false,
+        };
+        let harness = harness(&case);
+        // Three people (a fourth would want the unowned entry's userName).
+        let staff: Spec = (0..3).map(|i| (i, i, 0, None, 2)).collect();
+        let leaving: Spec = (0..3).map(|i| (i, i, 0, None, 0)).collect();
+        harness.sync(&people(&staff), &units(3)).await;
+        let source = Listed {
+            people: people(&leaving),
+            units: units(3),
+        };
+        let settings = Settings {
+            mapping: mapping(false),
+            policy: harness.policy.clone(),
+            concurrency: 3,
+            overlap: super::super::engine::DEFAULT_OVERLAP,
+            dry_run: false,
+            chunk: 2,
+        };
+        let cycle = |state: SyncState, approved: Option<String>| {
+            let (source, harness, settings) = (&source, &harness, &settings);
+            async move {
+                full(
+                    source,
+                    &harness.directory,
+                    settings,
+                    &state,
+                    approved.as_deref(),
+                    now(),
+                    2,
+                )
+                .await
+                .expect("applies")
+            }
+        };
+        let held = cycle(SyncState::default(), None).await;
+        let GuardDecision::Held(trip) = held.plan.guard.clone() else {
+            panic!("held: {:?}", held.plan.guard);
+        };
+        assert!(!held.changed());
+        assert_eq!(held.plan.held.len(), 3);
+
+        let released = cycle(held.state.clone(), Some(trip.hash.clone())).await;
+        assert!(matches!(released.plan.guard, GuardDecision::Approved(_)));
+        assert_eq!(
+            released.applied.as_ref().map(|a| a.counts["disable"]),
+            Some(3)
+        );
+        assert_eq!(
+            released.state.approval_used.as_deref(),
+            Some(trip.hash.as_str())
+        );
+
+        // Someone enables them again by hand: the same plan is held again, the used approval
+        // does not release it a second time.
+        for (id, mut stored) in harness.directory.snapshot() {
+            if stored.anchor.is_some() {
+                stored.enabled = true;
+                harness.directory.insert(&id, stored);
+            }
+        }
+        let again = cycle(released.state.clone(), Some(trip.hash.clone())).await;
+        assert!(
+            matches!(&again.plan.guard, GuardDecision::Held(t) if t.hash == trip.hash),
+            "{:?}",
+            again.plan.guard
+        );
+        assert!(!again.changed());
+    });
+}
