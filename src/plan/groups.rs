@@ -103,17 +103,7 @@ pub(crate) fn plan_groups<'a>(
                 .all(|member| member.is_some_and(|m| wanted.contains(m)));
         let moved = wanted.iter().any(|m| people.changing_ids.contains(m));
         if !exact || moved {
-            steps.push(Step {
-                anchor: (*anchor).to_owned(),
-                reason: if exact {
-                    Reason::Reference
-                } else {
-                    Reason::Changed
-                },
-                action: Action::SetGroupMembers {
-                    members: owned(&wanted),
-                },
-            });
+            steps.push(set_members(anchor, exact, owned(&wanted)));
         }
     }
     if inputs.org_units.is_some() {
@@ -128,6 +118,20 @@ pub(crate) fn plan_groups<'a>(
         }
     }
     steps
+}
+
+/// Makes a group's members exactly `members`: a changed membership, or (`exact`) the same one
+/// whose ids moved.
+pub(crate) fn set_members(anchor: &str, exact: bool, members: BTreeSet<String>) -> Step {
+    Step {
+        anchor: anchor.to_owned(),
+        reason: if exact {
+            Reason::Reference
+        } else {
+            Reason::Changed
+        },
+        action: Action::SetGroupMembers { members },
+    }
 }
 
 fn owned(members: &BTreeSet<&str>) -> BTreeSet<String> {

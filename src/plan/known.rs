@@ -749,17 +749,7 @@ impl Known {
             let moved = wanted.iter().any(|m| self.moved(*m));
             if !exact || moved {
                 steps.push(GroupStep {
-                    step: Step {
-                        anchor: (*anchor).to_owned(),
-                        reason: if exact {
-                            Reason::Reference
-                        } else {
-                            Reason::Changed
-                        },
-                        action: Action::SetGroupMembers {
-                            members: BTreeSet::new(),
-                        },
-                    },
+                    step: super::groups::set_members(anchor, exact, BTreeSet::new()),
                     members: anchors(&wanted),
                 });
             }

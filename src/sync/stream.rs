@@ -116,13 +116,10 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
                 edge.retain(|(_, at)| *at >= window);
             }
         }
-        cycle.take(person, &mut chunk);
-        if chunk.len() >= chunk_size {
-            cycle
-                .chunk(std::mem::take(&mut chunk), false)
-                .await
-                .map_err(CycleError::Apply)?;
-        }
+        cycle
+            .take(person, &mut chunk, chunk_size)
+            .await
+            .map_err(CycleError::Apply)?;
     }
     drop(listing);
     // After the people: a source may learn its org units from them (Personio).
@@ -190,13 +187,10 @@ pub(super) async fn partial<SE: SourceError, D: Directory>(
     cycle.timings.source = read.source_time;
     let mut chunk: Vec<Person> = Vec::with_capacity(chunk_size.min(people.len()));
     for person in people {
-        cycle.take(person, &mut chunk);
-        if chunk.len() >= chunk_size {
-            cycle
-                .chunk(std::mem::take(&mut chunk), false)
-                .await
-                .map_err(CycleError::Apply)?;
-        }
+        cycle
+            .take(person, &mut chunk, chunk_size)
+            .await
+            .map_err(CycleError::Apply)?;
     }
     let read = Read {
         kind: CycleKind::Incremental,
@@ -319,13 +313,23 @@ impl<'a, D: Directory> Cycle<'a, D> {
         })
     }
 
-    /// Notes a quiet person, or adds them to `chunk` (or to the adoption chunk).
-    fn take(&mut self, person: Person, chunk: &mut Vec<Person>) {
+    /// Notes a quiet person, or adds them to `chunk` (or to the adoption chunk); a chunk of
+    /// `size` is planned and applied.
+    async fn take(
+        &mut self,
+        person: Person,
+        chunk: &mut Vec<Person>,
+        size: usize,
+    ) -> Apply<D::Error> {
         let stage = Instant::now();
         if let Some(person) = self.sort(person) {
             chunk.push(person);
         }
         self.timings.plan += stage.elapsed();
+        if chunk.len() >= size {
+            self.chunk(std::mem::take(chunk), false).await?;
+        }
+        Ok(())
     }
 
     /// The last chunk, the adoptions, the end of the cycle, and the next state.

@@ -173,6 +173,17 @@ fn mapping(ldap: bool) -> Mapping {
     }
 }
 
+fn settings(harness: &Harness, ldap: bool, chunk: usize) -> Settings {
+    Settings {
+        mapping: mapping(ldap),
+        policy: harness.policy.clone(),
+        concurrency: 3,
+        overlap: super::super::engine::DEFAULT_OVERLAP,
+        dry_run: false,
+        chunk,
+    }
+}
+
 fn held(plan: &Plan) -> Vec<(String, &'static str)> {
     let mut held: Vec<_> = plan
         .held
@@ -228,14 +239,7 @@ async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: 
     let org_units = units(archived);
     let org_units = (!case.partial).then_some(org_units.as_slice());
     let planned = whole.sync_at(&after, org_units, coverage, now()).await;
-    let settings = Settings {
-        mapping: mapping(case.ldap),
-        policy: streamed.policy.clone(),
-        concurrency: 3,
-        overlap: super::super::engine::DEFAULT_OVERLAP,
-        dry_run: false,
-        chunk,
-    };
+    let settings = settings(&streamed, case.ldap, chunk);
     let source = Listed {
         people: after.clone(),
         units: units(archived),
@@ -342,14 +346,7 @@ fn a_second_streamed_cycle_writes_nothing() {
             people: people(&spec),
             units: units(3),
         };
-        let settings = Settings {
-            mapping: mapping(true),
-            policy: harness.policy.clone(),
-            concurrency: 3,
-            overlap: super::super::engine::DEFAULT_OVERLAP,
-            dry_run: false,
-            chunk: 5,
-        };
+        let settings = settings(&harness, true, 5);
         let state = SyncState::default();
         let cycle = || {
             full(
@@ -395,14 +392,7 @@ fn an_approval_releases_one_plan_once() {
             people: people(&leaving),
             units: units(3),
         };
-        let settings = Settings {
-            mapping: mapping(false),
-            policy: harness.policy.clone(),
-            concurrency: 3,
-            overlap: super::super::engine::DEFAULT_OVERLAP,
-            dry_run: false,
-            chunk: 2,
-        };
+        let settings = settings(&harness, false, 2);
         let cycle = |state: SyncState, approved: Option<String>| {
             let (source, harness, settings) = (&source, &harness, &settings);
             async move {
