@@ -171,7 +171,27 @@ impl ControlPlane {
         Self::start_in(dir, false).await
     }
 
+    /// Starts one, again on new ports when a port it was given was taken meanwhile (a free port
+    /// is found by binding and releasing it, so another process can take it first).
     async fn start_in(dir: PathBuf, detached: bool) -> Result<Self, ControlPlaneError> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(dir.clone(), detached).await {
+                Err(ControlPlaneError::NotReady { log, .. })
+                    if attempt < 3 && log.contains("address already in use") =>
+                {
+                    tracing::warn!(
+                        attempt,
+                        "a control-plane port was taken meanwhile; starting again"
+                    );
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(dir: PathBuf, detached: bool) -> Result<Self, ControlPlaneError> {
         let started = Instant::now();
         let bin = bin_dir()?;
         std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
@@ -252,14 +272,19 @@ impl ControlPlane {
                 action: "build an HTTP client".into(),
                 source: std::io::Error::other(e),
             })?;
-        wait_until(
+        if let Err(error) = wait_until(
             &http,
             &format!("{etcd_url}/health"),
             None,
             &dir.join("etcd.log"),
             "etcd",
+            plane.etcd.as_mut(),
         )
-        .await?;
+        .await
+        {
+            plane.stop();
+            return Err(error);
+        }
         plane.apiserver = Some(spawn(
             "kube-apiserver",
             bin.join("kube-apiserver"),
@@ -284,14 +309,19 @@ impl ControlPlane {
                 ),
             ],
         )?);
-        wait_until(
+        if let Err(error) = wait_until(
             &http,
             &format!("{}/readyz", plane.server),
             Some(&token),
             &dir.join("kube-apiserver.log"),
             "kube-apiserver",
+            plane.apiserver.as_mut(),
         )
-        .await?;
+        .await
+        {
+            plane.stop();
+            return Err(error);
+        }
         let kubeconfig = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: peoplesync-test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: {ADMIN_USER}\n  user:\n    token: {token}\ncontexts:\n- name: peoplesync-test\n  context:\n    cluster: peoplesync-test\n    user: {ADMIN_USER}\n    namespace: default\ncurrent-context: peoplesync-test\n",
             server = plane.server,
@@ -441,9 +471,20 @@ async fn wait_until(
     token: Option<&str>,
     log: &Path,
     what: &'static str,
+    mut child: Option<&mut Child>,
 ) -> Result<(), ControlPlaneError> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
+        // A process that exited (a port taken, a bad flag) is not going to become ready.
+        if let Some(child) = child.as_deref_mut()
+            && matches!(child.try_wait(), Ok(Some(_)))
+        {
+            return Err(ControlPlaneError::NotReady {
+                what,
+                seconds: READY_TIMEOUT.as_secs(),
+                log: tail(log),
+            });
+        }
         let mut request = http.get(url);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -527,4 +568,55 @@ pub fn down(state_dir: &Path) -> Result<(), ControlPlaneError> {
     }
     std::fs::remove_dir_all(state_dir).map_err(io(format!("remove {}", state_dir.display())))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_process_that_exits_is_not_waited_for_and_its_log_is_reported() {
+        let dir = std::env::temp_dir().join(format!(
+            "peoplesync-cp-test-{:016x}",
+            rand::rng().random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let log = dir.join("server.log");
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "echo 'listen tcp 127.0.0.1:1: bind: address already in use' > {}",
+                    log.display()
+                ),
+            ])
+            .spawn()
+            .expect("sh runs");
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        // Nothing listens on port 9 of loopback: only the exited process ends the wait early.
+        let error = wait_until(
+            &http,
+            "http://127.0.0.1:9/readyz",
+            None,
+            &log,
+            "server",
+            Some(&mut child),
+        )
+        .await
+        .expect_err("not ready");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        match error {
+            ControlPlaneError::NotReady { what, log, .. } => {
+                assert_eq!(what, "server");
+                assert!(log.contains("address already in use"), "{log}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
