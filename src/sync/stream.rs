@@ -23,13 +23,16 @@ use jiff::Timestamp;
 
 use super::engine::{CycleError, CycleKind, Report, Settings, SyncState, Timings};
 use super::{Aborted, Applied, Ids, apply, set_attribute};
-use crate::directory::{Directory, Entry};
+use crate::directory::{Attributes, Directory, Entry};
 use crate::plan::known::Known;
 use crate::plan::people::{self, Desired};
 use crate::plan::{
     self, Action, Coverage, Failure, GuardDecision, Index, Inputs, Plan, Policy, Reason, Step,
 };
 use crate::source::{OrgUnit, PeopleSource, Person, SourceError};
+
+/// People waiting for their chunk, with the attributes they map to when already known.
+type Pending = Vec<(Person, Option<Attributes>)>;
 
 /// People planned and applied together.
 pub const CHUNK: usize = 1_000;
@@ -96,7 +99,7 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
     let mut max_updated: Option<Timestamp> = None;
     // People updated within the overlap before the newest `updated_at` so far.
     let mut edge: Vec<(String, Timestamp)> = Vec::new();
-    let mut chunk: Vec<Person> = Vec::with_capacity(chunk_size);
+    let mut chunk: Pending = Vec::with_capacity(chunk_size);
     loop {
         let stage = Instant::now();
         let next = listing
@@ -185,7 +188,7 @@ pub(super) async fn partial<SE: SourceError, D: Directory>(
         .await
         .map_err(CycleError::Directory)?;
     cycle.timings.source = read.source_time;
-    let mut chunk: Vec<Person> = Vec::with_capacity(chunk_size.min(people.len()));
+    let mut chunk: Pending = Vec::with_capacity(chunk_size.min(people.len()));
     for person in people {
         cycle
             .take(person, &mut chunk, chunk_size)
@@ -315,15 +318,10 @@ impl<'a, D: Directory> Cycle<'a, D> {
 
     /// Notes a quiet person, or adds them to `chunk` (or to the adoption chunk); a chunk of
     /// `size` is planned and applied.
-    async fn take(
-        &mut self,
-        person: Person,
-        chunk: &mut Vec<Person>,
-        size: usize,
-    ) -> Apply<D::Error> {
+    async fn take(&mut self, person: Person, chunk: &mut Pending, size: usize) -> Apply<D::Error> {
         let stage = Instant::now();
-        if let Some(person) = self.sort(person) {
-            chunk.push(person);
+        if let Some(pending) = self.sort(person) {
+            chunk.push(pending);
         }
         self.timings.plan += stage.elapsed();
         if chunk.len() >= size {
@@ -335,14 +333,17 @@ impl<'a, D: Directory> Cycle<'a, D> {
     /// The last chunk, the adoptions, the end of the cycle, and the next state.
     async fn conclude<SE: SourceError>(
         mut self,
-        chunk: Vec<Person>,
+        chunk: Pending,
         read: Read,
         org_units: Option<&[OrgUnit]>,
         approved: Option<&str>,
     ) -> Result<Report, CycleError<SE, D::Error>> {
         let (state, now) = (self.state, self.now);
         self.chunk(chunk, false).await.map_err(CycleError::Apply)?;
-        let adopting = std::mem::take(&mut self.adopting);
+        let adopting = std::mem::take(&mut self.adopting)
+            .into_iter()
+            .map(|person| (person, None))
+            .collect();
         self.chunk(adopting, true)
             .await
             .map_err(CycleError::Apply)?;
@@ -407,8 +408,8 @@ impl<'a, D: Directory> Cycle<'a, D> {
     }
 
     /// What one person needs: `None` when they are quiet (noted in the index), or the person
-    /// back for their chunk.
-    fn sort(&mut self, person: Person) -> Option<Person> {
+    /// back for their chunk, with the attributes they mapped to when that was worked out here.
+    fn sort(&mut self, person: Person) -> Option<(Person, Option<Attributes>)> {
         let slot = self.known.find(&person.id);
         let today = plan::today(self.now);
         let desired = people::desired(
@@ -422,18 +423,23 @@ impl<'a, D: Directory> Cycle<'a, D> {
                 if enabled == self.known.enabled(slot) =>
             {
                 let current = self.known.current(slot);
-                let quiet = self
+                let mapped = self
                     .settings
                     .mapping
                     .map(&person, Some(&current), &|_, _| false)
-                    .is_ok_and(|mapped| self.known.matches(slot, &mapped.attributes));
-                if quiet {
-                    self.in_scope += 1;
-                    let manager = person.manager.as_ref().map(|m| m.id.as_str());
-                    let department = person.department.as_ref().map(|d| d.id.as_str());
-                    self.known.place(slot, true, Some((manager, department)));
-                    return None;
+                    .ok()
+                    .map(|m| m.attributes);
+                let quiet = mapped
+                    .as_ref()
+                    .is_some_and(|mapped| self.known.matches(slot, mapped));
+                if !quiet {
+                    return Some((person, mapped));
                 }
+                self.in_scope += 1;
+                let manager = person.manager.as_ref().map(|m| m.id.as_str());
+                let department = person.department.as_ref().map(|d| d.id.as_str());
+                self.known.place(slot, true, Some((manager, department)));
+                return None;
             }
             (None, _) if !self.adoptable.is_empty() => {
                 // The person's own values (before uniqueness), as the planner matches them: anyone
@@ -456,36 +462,39 @@ impl<'a, D: Directory> Cycle<'a, D> {
             }
             _ => {}
         }
-        Some(person)
+        Some((person, None))
     }
 
     /// Plans and applies one chunk of people (deprovisions are only collected).
-    async fn chunk(&mut self, people: Vec<Person>, adopting: bool) -> Apply<D::Error> {
-        if people.is_empty() {
+    async fn chunk(&mut self, pending: Pending, adopting: bool) -> Apply<D::Error> {
+        if pending.is_empty() {
             return Ok(());
         }
         let stage = Instant::now();
         let today = plan::today(self.now);
+        let (people, mapped): (Vec<Person>, Vec<Option<Attributes>>) = pending.into_iter().unzip();
         let entries: Vec<Entry> = people
             .iter()
-            .filter_map(|person| {
+            .zip(mapped)
+            .filter_map(|(person, mapped)| {
                 let slot = self.known.find(&person.id)?;
-                let provisioned = matches!(
-                    people::desired(self.policy, person, Some(self.known.enabled(slot)), today),
-                    Desired::Provisioned { .. }
-                );
-                let mapped = provisioned
-                    .then(|| {
-                        self.settings
-                            .mapping
-                            .map(person, Some(&self.known.current(slot)), &|_, _| false)
-                            .ok()
-                    })
-                    .flatten();
-                Some(
-                    self.known
-                        .rebuild(slot, mapped.as_ref().map(|m| &m.attributes)),
-                )
+                // Mapped already when the person was sorted, unless their state changes.
+                let mapped = mapped.or_else(|| {
+                    let provisioned = matches!(
+                        people::desired(self.policy, person, Some(self.known.enabled(slot)), today),
+                        Desired::Provisioned { .. }
+                    );
+                    provisioned
+                        .then(|| {
+                            self.settings
+                                .mapping
+                                .map(person, Some(&self.known.current(slot)), &|_, _| false)
+                                .ok()
+                        })
+                        .flatten()
+                        .map(|m| m.attributes)
+                });
+                Some(self.known.rebuild(slot, mapped.as_ref()))
             })
             .collect();
         let inputs = inputs!(self, &people, &entries, adopting);
