@@ -111,41 +111,18 @@ fn registered_conditions(
             r.secret_name,
         ),
     ));
-    let next = r
-        .next_rotation
-        .map(|t| format!("; the next is due at {t}"))
-        .unwrap_or_default();
-    match (r.rotated, r.created) {
-        (Some(cause), _) => out.desired.push(Desired::new(
-            cond::SECRET_ROTATED,
-            Status::True,
-            cause.as_str(),
-            format!(
-                "the signing secret was rotated at {} ({}); the previous one stays valid for 24 h{next}",
-                r.rotated_at.unwrap_or(now),
-                match cause {
-                    crate::webhook::RotateCause::Recover => "the held secret was missing or not the webhook's",
-                    crate::webhook::RotateCause::Scheduled => "rotationInterval passed",
-                    crate::webhook::RotateCause::Requested => "requested by the peoplesync.dev/rotate-webhook-secret annotation",
-                }
-            ),
-        )),
-        (None, true) => out.desired.push(Desired::new(
-            cond::SECRET_ROTATED,
-            Status::True,
-            "Issued",
-            format!("the signing secret was issued with the webhook{next}"),
-        )),
-        (None, false) if cond::get(&status.conditions, cond::SECRET_ROTATED).is_none_or(|c| c.status != "True") => {
-            out.desired.push(Desired::new(
-                cond::SECRET_ROTATED,
-                Status::True,
-                "Current",
-                format!("the held signing secret is the webhook's{next}"),
-            ))
-        }
-        (None, false) => {}
-    }
+    secret_rotated(
+        status,
+        Rotation {
+            cause: r.rotated,
+            created: r.created,
+            at: r.rotated_at.unwrap_or(now),
+            next: r.next_rotation,
+            previous: "the previous one stays valid for 24 h".to_owned(),
+        },
+        &SIGNING_SECRET,
+        out,
+    );
     if let Some(health) = &r.health {
         let desired = healthy(health, &r.remediation);
         if desired.status == Status::False && desired.reason != "Recovering" {
@@ -160,6 +137,80 @@ fn registered_conditions(
     {
         out.not_ready = Some((format!("Webhook{}", c.reason), c.message.clone()));
     }
+}
+
+/// How a source's webhook credential is named in `SecretRotated`.
+pub(super) struct Credential {
+    /// What a rotation did: "the signing secret was rotated".
+    rotated: &'static str,
+    /// Why a lost one was replaced.
+    recovered: &'static str,
+    issued: &'static str,
+    current: &'static str,
+}
+
+const SIGNING_SECRET: Credential = Credential {
+    rotated: "the signing secret was rotated",
+    recovered: "the held secret was missing or not the webhook's",
+    issued: "the signing secret was issued with the webhook",
+    current: "the held signing secret is the webhook's",
+};
+
+/// What the webhook step did to the credential.
+pub(super) struct Rotation {
+    pub cause: Option<crate::webhook::RotateCause>,
+    pub created: bool,
+    pub at: Timestamp,
+    pub next: Option<Timestamp>,
+    /// How long the previous credential is still accepted.
+    pub previous: String,
+}
+
+/// `SecretRotated`, for either source: the rotation and its cause, the credential issued with a
+/// new webhook, or (once) that the held one is current.
+pub(super) fn secret_rotated(
+    status: &PeopleSyncStatus,
+    rotation: Rotation,
+    credential: &Credential,
+    out: &mut Conditions,
+) {
+    use crate::webhook::RotateCause;
+    let next = rotation
+        .next
+        .map(|t| format!("; the next is due at {t}"))
+        .unwrap_or_default();
+    let (reason, message) = match (rotation.cause, rotation.created) {
+        (Some(cause), _) => (
+            cause.as_str(),
+            format!(
+                "{} at {} ({}); {}{next}",
+                credential.rotated,
+                rotation.at,
+                match cause {
+                    RotateCause::Recover => credential.recovered,
+                    RotateCause::Scheduled => "rotationInterval passed",
+                    RotateCause::Requested => {
+                        "requested by the peoplesync.dev/rotate-webhook-secret annotation"
+                    }
+                },
+                rotation.previous,
+            ),
+        ),
+        (None, true) => ("Issued", format!("{}{next}", credential.issued)),
+        (None, false)
+            if cond::get(&status.conditions, cond::SECRET_ROTATED)
+                .is_none_or(|c| c.status != "True") =>
+        {
+            ("Current", format!("{}{next}", credential.current))
+        }
+        (None, false) => return,
+    };
+    out.desired.push(Desired::new(
+        cond::SECRET_ROTATED,
+        Status::True,
+        reason,
+        message,
+    ));
 }
 
 fn endpoint(status: WebhookStatus) -> &'static str {

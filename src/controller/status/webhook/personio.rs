@@ -8,10 +8,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::super::super::conditions::{self as cond, Desired, Status};
 use super::super::super::webhook::RemediationOutcome;
 use super::super::super::webhook::personio::Registered;
-use super::Conditions;
+use super::{Conditions, Credential, Rotation, secret_rotated};
 use crate::crd::{PeopleSyncStatus, WebhookStatusInfo};
-use crate::webhook::RotateCause;
 use crate::webhook::personio::{Health, HealthState, is_enabled};
+
+const TOKEN: Credential = Credential {
+    rotated: "the webhook token was set anew",
+    recovered: "the held token was missing or not the webhook's",
+    issued: "the webhook token was issued with the webhook",
+    current: "the held token is the webhook's",
+};
 
 pub(super) fn conditions(
     status: &mut PeopleSyncStatus,
@@ -56,48 +62,22 @@ pub(super) fn conditions(
             r.secret_name,
         ),
     ));
-    let next = r
-        .next_rotation
-        .map(|t| format!("; the next is due at {t}"))
-        .unwrap_or_default();
-    match (r.rotated, r.created) {
-        (Some(cause), _) => out.desired.push(Desired::new(
-            cond::SECRET_ROTATED,
-            Status::True,
-            cause.as_str(),
-            format!(
-                "the webhook token was set anew at {} ({}); the previous one is accepted until {}{next}",
-                r.rotated_at.unwrap_or(now),
-                match cause {
-                    RotateCause::Recover => "the held token was missing or not the webhook's",
-                    RotateCause::Scheduled => "rotationInterval passed",
-                    RotateCause::Requested => {
-                        "requested by the peoplesync.dev/rotate-webhook-secret annotation"
-                    }
-                },
+    secret_rotated(
+        status,
+        Rotation {
+            cause: r.rotated,
+            created: r.created,
+            at: r.rotated_at.unwrap_or(now),
+            next: r.next_rotation,
+            previous: format!(
+                "the previous one is accepted until {}",
                 r.previous_expires
-                    .map_or_else(|| "now (there was none)".to_owned(), |t| t.to_string()),
+                    .map_or_else(|| "now (there was none)".to_owned(), |t| t.to_string())
             ),
-        )),
-        (None, true) => out.desired.push(Desired::new(
-            cond::SECRET_ROTATED,
-            Status::True,
-            "Issued",
-            format!("the webhook token was issued with the webhook{next}"),
-        )),
-        (None, false)
-            if cond::get(&status.conditions, cond::SECRET_ROTATED)
-                .is_none_or(|c| c.status != "True") =>
-        {
-            out.desired.push(Desired::new(
-                cond::SECRET_ROTATED,
-                Status::True,
-                "Current",
-                format!("the held token is the webhook's{next}"),
-            ))
-        }
-        (None, false) => {}
-    }
+        },
+        &TOKEN,
+        out,
+    );
     if let Some(health) = &r.health {
         let desired = healthy(health, &r.remediation);
         if desired.status == Status::False {
