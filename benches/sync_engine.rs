@@ -65,6 +65,7 @@ fn settings() -> Settings {
         overlap: engine::DEFAULT_OVERLAP,
         dry_run: false,
         chunk: peoplesync::sync::stream::CHUNK,
+        on_step: None,
     }
 }
 

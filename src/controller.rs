@@ -119,15 +119,12 @@ pub struct Context {
     /// This process's webhook receiver's book, when it runs one: Personio rotations wait for it
     /// to hold a new token, and Personio's health reads its accepted deliveries.
     book: Option<crate::receiver::SecretBook>,
-    /// The directory as targeted syncs left it (by uid), with when it was read: a burst of
-    /// webhook events plans against it instead of reading the whole directory each time. Only
-    /// PeopleSync's writes move it; every cycle drops it, and it is read anew after
-    /// [`SNAPSHOT_MAX_AGE`], so manual drift is seen as soon as without it.
-    snapshots: Mutex<HashMap<String, (crate::sync::DirectorySnapshot, std::time::Instant)>>,
+    /// The compact directory index each object's last run left (by uid): targeted syncs
+    /// (webhook events) plan against it instead of listing the directory. Every cycle reads the
+    /// directory afresh and leaves its own; the applier keeps it true after each write, and any
+    /// failure drops it (the next run reads anew).
+    indexes: Mutex<HashMap<String, crate::sync::stream::DirectoryIndex>>,
 }
-
-/// How long targeted syncs reuse a directory snapshot before reading it again.
-const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(60);
 
 impl Context {
     pub fn new(
@@ -151,7 +148,7 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             fully_synced: Mutex::new(std::collections::HashSet::new()),
             next_cycle: Mutex::new(HashMap::new()),
-            snapshots: Mutex::new(HashMap::new()),
+            indexes: Mutex::new(HashMap::new()),
             book: None,
         }
     }
@@ -193,41 +190,29 @@ impl Context {
             .insert(uid.to_owned(), at);
     }
 
-    /// The kept directory snapshot of an object, while it is young enough.
-    fn take_snapshot(
-        &self,
-        uid: &str,
-    ) -> Option<(crate::sync::DirectorySnapshot, std::time::Instant)> {
-        self.snapshots
+    /// The object's kept directory index (taken out: the caller puts back what its run left).
+    fn take_index(&self, uid: &str) -> Option<crate::sync::stream::DirectoryIndex> {
+        self.indexes
             .lock()
-            .expect("the snapshot lock is never poisoned")
+            .expect("the index lock is never poisoned")
             .remove(uid)
-            .filter(|(_, read_at)| read_at.elapsed() < SNAPSHOT_MAX_AGE)
     }
 
-    fn keep_snapshot(
-        &self,
-        uid: &str,
-        snapshot: crate::sync::DirectorySnapshot,
-        read_at: std::time::Instant,
-    ) {
-        self.snapshots
+    fn keep_index(&self, uid: &str, index: Option<crate::sync::stream::DirectoryIndex>) {
+        let mut indexes = self
+            .indexes
             .lock()
-            .expect("the snapshot lock is never poisoned")
-            .insert(uid.to_owned(), (snapshot, read_at));
-    }
-
-    fn drop_snapshot(&self, uid: &str) {
-        self.snapshots
-            .lock()
-            .expect("the snapshot lock is never poisoned")
-            .remove(uid);
+            .expect("the index lock is never poisoned");
+        match index {
+            Some(index) => indexes.insert(uid.to_owned(), index),
+            None => indexes.remove(uid),
+        };
     }
 
     /// Drop what is kept in memory for a deleted object.
     fn forget(&self, uid: &str) {
         self.keep_handles(uid, None);
-        self.drop_snapshot(uid);
+        self.keep_index(uid, None);
         self.next_cycle
             .lock()
             .expect("the map lock is never poisoned")
@@ -548,30 +533,25 @@ async fn targeted(
     let _turn = lock.lock().await;
     let state = sync::state_of(object.status.as_ref());
     let started = std::time::Instant::now();
-    let (mut snapshot, read_at) = match ctx.take_snapshot(&uid) {
-        Some((snapshot, read_at)) => (Some(snapshot), read_at),
-        None => (None, started),
-    };
+    let mut index = ctx.take_index(&uid);
     let result = engine::run_people(
         &handles.source,
         &handles.directory,
         &settings,
         &state,
         ids,
-        &mut snapshot,
+        &mut index,
         jiff::Timestamp::now(),
     )
     .await;
-    if let Some(snapshot) = snapshot {
-        ctx.keep_snapshot(&uid, snapshot, read_at);
-    }
+    ctx.keep_index(&uid, index);
     match result {
         Ok(report) => {
             ctx.metrics.cycle(&report);
             info!(
                 name = %object.name_any(),
                 people = ids.len(),
-                changes = report.plan.steps.len(),
+                changes = report.plan.counts().values().sum::<usize>(),
                 failures = report.failures().len(),
                 took_ms = started.elapsed().as_millis() as u64,
                 source_us = report.timings.source.as_micros() as u64,
@@ -902,8 +882,6 @@ async fn run_sync(
         observed.next_sync = Some(at);
         return;
     }
-    // The cycle reads the directory afresh; targeted syncs after it read it again too.
-    ctx.drop_snapshot(&uid);
     let kind = engine::due(&state, full_interval, started, spec_changed);
     let outcome = match crate::sync::spec::settings(&object.spec) {
         Err(error) => sync::SyncOutcome::Failed {
@@ -911,7 +889,9 @@ async fn run_sync(
             message: crate::cli::report(&error),
         },
         Ok(settings) => {
-            let result = engine::run_cycle(
+            // The cycle reads the directory afresh and leaves its index for targeted syncs.
+            let mut index = ctx.take_index(&uid);
+            let result = engine::run_cycle_indexed(
                 &handles.source,
                 &handles.directory,
                 &settings,
@@ -919,8 +899,10 @@ async fn run_sync(
                 kind,
                 approved,
                 started,
+                &mut index,
             )
             .await;
+            ctx.keep_index(&uid, index);
             match result {
                 Ok(report) => {
                     ctx.metrics.cycle(&report);

@@ -63,6 +63,7 @@ fn settings(profile: Profile) -> Settings {
         overlap: DEFAULT_OVERLAP,
         dry_run: false,
         chunk: peoplesync::sync::stream::CHUNK,
+        on_step: None,
     }
 }
 

@@ -13,7 +13,8 @@ use super::sync::{Standalone, SyncCliError};
 use crate::directory::{Attributes, Directory, Entry};
 use crate::plan::{self, Action, Coverage, Inputs, Plan, Policy};
 use crate::source::{PeopleSource, Person};
-use crate::sync::{DirectorySnapshot, apply};
+use crate::sync::engine::{self, SyncState};
+use crate::sync::stream::DirectoryIndex;
 
 #[derive(Debug, Clone)]
 pub struct ExplainJob {
@@ -191,7 +192,7 @@ pub fn render(
 }
 
 pub async fn run(job: ExplainJob) -> Result<(), CliError> {
-    let standalone = Standalone::connect(&job.config, &job.secrets_dir).await?;
+    let mut standalone = Standalone::connect(&job.config, &job.secrets_dir).await?;
     let Some(person) = PeopleSource::person(&standalone.source, &job.person)
         .await
         .map_err(SyncCliError::from)?
@@ -209,21 +210,43 @@ pub async fn run(job: ExplainJob) -> Result<(), CliError> {
         directory: directory.traits(),
         ..standalone.settings.policy.clone()
     };
-    let snapshot = DirectorySnapshot::read(directory, &standalone.settings.mapping, false)
-        .await
-        .map_err(|e| SyncCliError::Cycle {
-            reason: "DirectoryError",
-            source: Box::new(e),
-        })?;
+    let cycle_error = |reason: &'static str| {
+        move |e: Box<dyn std::error::Error + Send + Sync>| SyncCliError::Cycle { reason, source: e }
+    };
+    // The compact index (as a cycle holds it) and this person's entry in full, for the values
+    // it shows; planned against the index like a webhook's targeted run.
+    let (index, kept) =
+        DirectoryIndex::read_keeping(directory, &standalone.settings, &policy, &person.id)
+            .await
+            .map_err(|e| cycle_error("DirectoryError")(Box::new(e)))?;
     let now = Timestamp::now();
+    // Without --apply the run is a dry run: it plans exactly what --apply would write.
+    standalone.settings.dry_run = !job.apply;
+    let report = engine::run_people(
+        &standalone.source,
+        directory,
+        &standalone.settings,
+        &SyncState::default(),
+        std::slice::from_ref(&person.id),
+        &mut Some(index),
+        now,
+    )
+    .await
+    .map_err(|e| {
+        let reason = e.reason();
+        cycle_error(reason)(Box::new(e))
+    })?;
+    let plan = &report.plan;
+    let entries: Vec<Entry> = kept.into_iter().collect();
     let people = [person];
+    let reserved = Default::default();
     let inputs = Inputs {
         people: &people,
         org_units: None,
-        entries: &snapshot.entries,
-        groups: &snapshot.groups,
-        unowned: &snapshot.unowned,
-        reserved: &snapshot.reserved,
+        entries: &entries,
+        groups: &[],
+        unowned: &[],
+        reserved: &reserved,
         mapping: &standalone.settings.mapping,
         policy: &policy,
         coverage: Coverage::Partial,
@@ -231,9 +254,15 @@ pub async fn run(job: ExplainJob) -> Result<(), CliError> {
         disabled_since: &Default::default(),
         approved: None,
     };
-    let plan = plan::plan(&inputs);
-    let mapped = plan::mapped_attributes(&inputs, &people[0]);
-    let entry = snapshot.entries.iter().find(|e| e.anchor == people[0].id);
+    // A new entry's values are the create's (unique ones checked against the whole directory).
+    let created = plan.steps.iter().find_map(|s| match &s.action {
+        Action::Create { attributes, .. } if s.anchor == people[0].id => Some(attributes.clone()),
+        _ => None,
+    });
+    let mapped = match created {
+        Some(attributes) => Ok(attributes),
+        None => plan::mapped_attributes(&inputs, &people[0]),
+    };
     print!(
         "{}",
         render(
@@ -241,20 +270,12 @@ pub async fn run(job: ExplainJob) -> Result<(), CliError> {
             &people[0],
             &policy,
             mapped.as_ref(),
-            entry,
-            &plan,
+            entries.first(),
+            plan,
             now
         )
     );
-    if job.apply {
-        let mut ids = snapshot.ids();
-        let applied =
-            apply(directory, &plan, &mut ids, 1)
-                .await
-                .map_err(|e| SyncCliError::Cycle {
-                    reason: e.reason,
-                    source: Box::new(e),
-                })?;
+    if let Some(applied) = report.applied.as_ref().filter(|_| job.apply) {
         let counts: Vec<String> = applied
             .counts
             .iter()

@@ -202,7 +202,7 @@ pub fn summary(report: &Report, dry_run: bool) -> String {
     for failure in report.failures().iter().take(LISTED) {
         text.push_str(&format!("failed: {} {}\n", failure.anchor, failure.reason));
     }
-    if dry_run && !report.plan.steps.is_empty() {
+    if dry_run && report.plan.counted.is_none() && !report.plan.steps.is_empty() {
         let table = Table::new(&[14, 18, 12, 60]);
         text.push_str(&table.row(&["ANCHOR", "ACTION", "REASON", "ATTRIBUTES"]));
         text.push('\n');
@@ -223,6 +223,38 @@ pub fn summary(report: &Report, dry_run: bool) -> String {
         }
     }
     text
+}
+
+/// Prints each planned step of a dry run as a table row (a header before the first).
+fn dry_run_printer() -> impl Fn(&crate::plan::Step, bool) + Send + Sync {
+    let table = Table::new(&[14, 18, 12, 60]);
+    let started = std::sync::atomic::AtomicBool::new(false);
+    move |step, held| {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if !started.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let _ = writeln!(
+                out,
+                "{}",
+                table.row(&["ANCHOR", "ACTION", "REASON", "ATTRIBUTES"])
+            );
+        }
+        let action = if held {
+            format!("{} (held)", step.action.name())
+        } else {
+            step.action.name().to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "{}",
+            table.row(&[
+                step.anchor.as_str(),
+                &action,
+                step.reason.as_str(),
+                &step.action.attribute_names().join(","),
+            ])
+        );
+    }
 }
 
 /// What a standalone command works with: the spec, the engine settings, the connected source
@@ -302,6 +334,10 @@ pub async fn run(job: SyncJob) -> Result<(), CliError> {
         directory,
     } = Standalone::connect(&job.config, &job.secrets_dir).await?;
     settings.dry_run |= job.dry_run;
+    if settings.dry_run {
+        // The whole plan, printed as the cycle plans it (ids, actions and attribute names).
+        settings.on_step = Some(engine::StepSink(std::sync::Arc::new(dry_run_printer())));
+    }
     let poll = spec.poll_interval().unwrap_or(Duration::from_secs(300));
     let full_interval = spec
         .full_resync_interval()

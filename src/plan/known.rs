@@ -121,6 +121,12 @@ mod flag {
     /// The id is stored without [`super::Known::id_suffix`].
     pub const SUFFIXED: u16 = 1 << 7;
     pub const HAS_ID: u16 = 1 << 8;
+    /// The run changed something of the slot's: [`super::Known::settle`] looks at it.
+    pub const TOUCHED: u16 = 1 << 9;
+    /// Deleted in an earlier run (a tombstone: slot numbers never move).
+    pub const GONE: u16 = 1 << 10;
+    /// Flags that describe the entry and outlive a run.
+    pub const LASTING: u16 = ENABLED | SUFFIXED | HAS_ID;
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -205,6 +211,18 @@ pub struct Known {
     /// What ids share after their first comma (the people OU of an LDAP directory), learned from
     /// the first id that has one: stored once instead of per entry.
     id_suffix: String,
+    /// Slots whose run state changed since the last [`Known::settle`].
+    touched: Vec<u32>,
+    /// Ids an entry had before it moved in this run (hash, slot): forgotten when settling.
+    stale_ids: Vec<(u64, u32)>,
+    /// Unique values an entry held before this run rewrote it (hash, slot): released when
+    /// settling, unless the entry holds them still.
+    stale_taken: Vec<(u64, u32)>,
+    /// The unique values after the first (which [`Known::current`] keeps) of entries that hold
+    /// several, as hashes: what the entry must release when it is rewritten or deleted.
+    extra_taken: HashMap<u32, Vec<u64>>,
+    /// Arena bytes no span points to any more (replaced ids and values).
+    garbage: usize,
 }
 
 impl Known {
@@ -277,6 +295,11 @@ impl Known {
             Some(prefix) if !self.id_suffix.is_empty() => (prefix, true),
             _ => (id, false),
         };
+        if had {
+            let old = self.id(slot);
+            self.garbage += self.slots[slot as usize].id.len as usize;
+            self.stale_ids.push((hash_lower(&old), slot));
+        }
         let span = self.arena.push(text);
         let s = &mut self.slots[slot as usize];
         if had {
@@ -366,6 +389,13 @@ impl Known {
     /// Records an entry's id, state, attribute hashes and kept values, and claims its unique
     /// values.
     fn store(&mut self, slot: u32, entry: &Entry) {
+        // Stored before (this run rewrote the entry): what it held may be released when settling.
+        let again = self.slots[slot as usize].has(flag::HAS_ID);
+        if again {
+            let held = self.held_values(slot);
+            self.stale_taken.extend(held.into_iter().map(|h| (h, slot)));
+            self.extra_taken.remove(&slot);
+        }
         self.set_id(slot, &entry.id);
         let mut digest = hasher();
         let base = slot as usize * self.rules.len();
@@ -378,6 +408,7 @@ impl Known {
             self.hashes[base + i] = h as u32;
         }
         let base = slot as usize * self.kept.len();
+        let mut extra = Vec::new();
         for i in 0..self.kept.len() {
             let (name, unique) = &self.kept[i];
             let values = attribute(&entry.attributes, name)
@@ -387,14 +418,22 @@ impl Known {
             // A value stays taken for the rest of the cycle once an entry held it, as in a
             // plan made in one piece.
             if *unique {
-                for value in values {
-                    self.taken.insert(hash_taken(name, value), slot);
+                for (n, value) in values.iter().enumerate() {
+                    let h = hash_taken(name, value);
+                    self.taken.insert(h, slot);
+                    if n > 0 {
+                        extra.push(h);
+                    }
                 }
             }
             let first = values.first().map(String::as_str).unwrap_or("");
             if self.arena.get(old) != first {
+                self.garbage += old.len as usize;
                 self.kept_values[base + i] = self.arena.push(first);
             }
+        }
+        if !extra.is_empty() {
+            self.extra_taken.insert(slot, extra);
         }
         let s = &mut self.slots[slot as usize];
         s.digest = digest.finish();
@@ -525,6 +564,7 @@ impl Known {
             },
             None => NO_DEPARTMENT,
         };
+        self.touch(slot);
         let s = &mut self.slots[slot as usize];
         s.set(flag::SEEN, true);
         s.set(flag::DECIDED, decided);
@@ -536,6 +576,7 @@ impl Known {
     /// Adds an entry this cycle created (or adopted), as the directory now holds it.
     pub fn insert(&mut self, entry: &Entry, manager: Option<&str>) -> u32 {
         let slot = self.new_slot(&entry.anchor, flag::CREATED | flag::SEEN);
+        self.touch(slot);
         self.store(slot, entry);
         self.set_manager(slot, manager);
         slot
@@ -543,6 +584,7 @@ impl Known {
 
     /// Records the entry as the directory holds it after this cycle wrote it.
     pub fn update(&mut self, slot: u32, entry: &Entry) {
+        self.touch(slot);
         self.store(slot, entry);
     }
 
@@ -555,11 +597,13 @@ impl Known {
             },
             None => Ref::None,
         };
+        self.touch(slot);
         self.slots[slot as usize].manager = manager;
     }
 
     /// Marks a deprovision as applied: disabled (with its new id) or to be deleted.
     pub fn deprovisioned(&mut self, slot: u32, deleting: bool, new_id: Option<&str>) {
+        self.touch(slot);
         if let Some(id) = new_id {
             self.set_id(slot, id);
         }
@@ -577,7 +621,7 @@ impl Known {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| !s.has(flag::SEEN) && !s.has(flag::CREATED))
+            .filter(|(_, s)| !s.has(flag::SEEN) && !s.has(flag::CREATED) && !s.has(flag::GONE))
             .map(|(i, s)| (i as u32, s.has(flag::ENABLED)))
     }
 
@@ -586,7 +630,7 @@ impl Known {
     pub fn after(&self) -> impl Iterator<Item = (&str, bool, Option<bool>)> + '_ {
         self.slots
             .iter()
-            .filter(|s| !s.has(flag::DELETING))
+            .filter(|s| !s.has(flag::DELETING) && !s.has(flag::GONE))
             .map(|s| {
                 (
                     self.arena.get(s.anchor),
@@ -597,7 +641,7 @@ impl Known {
     }
 
     pub fn exists(&self, slot: u32) -> bool {
-        !self.slots[slot as usize].has(flag::DELETING)
+        !self.slots[slot as usize].has(flag::DELETING | flag::GONE)
     }
 
     /// Whether the entry's id changed in this cycle (created, renamed, moved).
@@ -764,6 +808,251 @@ impl Known {
             }
         }
         steps
+    }
+
+    fn touch(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        if !s.has(flag::TOUCHED) {
+            s.set(flag::TOUCHED, true);
+            self.touched.push(slot);
+        }
+    }
+
+    /// The hashes of the unique values the entry holds now.
+    fn held_values(&self, slot: u32) -> Vec<u64> {
+        let base = slot as usize * self.kept.len();
+        let mut held: Vec<u64> = self
+            .kept
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, unique))| *unique)
+            .filter_map(|(i, (name, _))| {
+                let value = self.arena.get(self.kept_values[base + i]);
+                (!value.is_empty()).then(|| hash_taken(name, value))
+            })
+            .collect();
+        if let Some(extra) = self.extra_taken.get(&slot) {
+            held.extend(extra);
+        }
+        held
+    }
+
+    fn live(&self, slot: u32) -> bool {
+        !self.slots[slot as usize].has(flag::GONE)
+    }
+
+    /// Makes the index describe the directory as this run left it, with no run state: it can be
+    /// kept for the next run instead of listing the directory again (valid only when every
+    /// step the run planned was applied). Costs what the run touched, not the directory's size.
+    pub fn settle(&mut self) {
+        let touched = std::mem::take(&mut self.touched);
+        for &slot in &touched {
+            let s = self.slots[slot as usize];
+            if s.has(flag::DELETING) {
+                self.forget(slot);
+            } else if s.has(flag::CREATED) || s.epoch > 0 {
+                if s.has(flag::CREATED) {
+                    self.managed += 1;
+                }
+                self.read_ids.insert(hash_lower(&self.id(slot)), slot);
+            }
+        }
+        for &slot in &touched {
+            if !self.live(slot) {
+                continue;
+            }
+            let manager = match self.slots[slot as usize].manager {
+                Ref::Written { target, .. } if self.live(target) => {
+                    Ref::Read(hash_lower(&self.id(target)))
+                }
+                Ref::Written { .. } => Ref::None,
+                read => read,
+            };
+            let s = &mut self.slots[slot as usize];
+            s.manager = manager;
+            let enabled = s.has(flag::ENABLED);
+            s.flags &= flag::LASTING;
+            s.set(flag::WAS_ENABLED, enabled);
+            s.epoch = 0;
+            s.hr_manager = Span::default();
+            s.department = NO_DEPARTMENT;
+        }
+        for (hash, slot) in std::mem::take(&mut self.stale_ids) {
+            if self.read_ids.get(&hash) == Some(&slot)
+                && (!self.live(slot) || hash_lower(&self.id(slot)) != hash)
+            {
+                self.read_ids.remove(&hash);
+            }
+        }
+        for (hash, slot) in std::mem::take(&mut self.stale_taken) {
+            if self.taken.get(&hash) == Some(&slot)
+                && (!self.live(slot) || !self.held_values(slot).contains(&hash))
+            {
+                self.taken.remove(&hash);
+            }
+        }
+        self.interned.clear();
+        if self.garbage > (1 << 20) && self.garbage > self.arena.text.len() / 2 {
+            self.compact();
+        }
+    }
+
+    /// Removes a deleted entry (its slot stays, as a tombstone).
+    fn forget(&mut self, slot: u32) {
+        let anchor = self.anchor(slot).to_owned();
+        match self.by_anchor.get(&hash_str(&anchor)) {
+            Some(owner) if *owner == slot => {
+                self.by_anchor.remove(&hash_str(&anchor));
+            }
+            _ => {
+                self.collisions.remove(&anchor);
+            }
+        }
+        let id = hash_lower(&self.id(slot));
+        if self.read_ids.get(&id) == Some(&slot) {
+            self.read_ids.remove(&id);
+        }
+        for hash in self.held_values(slot) {
+            if self.taken.get(&hash) == Some(&slot) {
+                self.taken.remove(&hash);
+            }
+        }
+        self.extra_taken.remove(&slot);
+        let s = &mut self.slots[slot as usize];
+        if !s.has(flag::CREATED) {
+            self.managed -= 1;
+        }
+        self.garbage += (s.anchor.len + s.id.len) as usize;
+        s.flags = flag::GONE;
+        s.manager = Ref::None;
+    }
+
+    /// Copies the live strings into a new arena (settling leaves replaced ones behind).
+    fn compact(&mut self) {
+        let mut arena = Arena {
+            text: String::with_capacity(self.arena.text.len() - self.garbage),
+        };
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            s.hr_manager = Span::default();
+            let base = i * self.kept.len();
+            if s.has(flag::GONE) {
+                s.anchor = Span::default();
+                s.id = Span::default();
+                self.kept_values[base..base + self.kept.len()].fill(Span::default());
+                continue;
+            }
+            s.anchor = arena.push(self.arena.get(s.anchor));
+            s.id = arena.push(self.arena.get(s.id));
+            for span in &mut self.kept_values[base..base + self.kept.len()] {
+                *span = arena.push(self.arena.get(*span));
+            }
+        }
+        self.interned.clear();
+        self.arena = arena;
+        self.garbage = 0;
+    }
+
+    /// Records a group step the applier carried out: the group's id, name and members (by
+    /// their entries' ids) as the directory holds them now.
+    pub fn group_written(
+        &mut self,
+        anchor: &str,
+        id: Option<&str>,
+        name: Option<&str>,
+        members: Option<Vec<&str>>,
+    ) {
+        let members = members.map(|m| m.into_iter().map(hash_lower).collect::<Vec<u64>>());
+        let Some(id) = id else {
+            self.groups.retain(|g| g.anchor != anchor);
+            return;
+        };
+        match self.groups.iter_mut().find(|g| g.anchor == anchor) {
+            Some(group) => {
+                group.id = id.to_owned();
+                if let Some(name) = name {
+                    group.name = name.to_owned();
+                }
+                if let Some(members) = members {
+                    group.members = members;
+                }
+            }
+            None => self.groups.push(KnownGroup {
+                id: id.to_owned(),
+                anchor: anchor.to_owned(),
+                name: name.unwrap_or_default().to_owned(),
+                members: members.unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// What the index says of the directory, by anchor, to compare a settled index with one
+    /// read afresh: each live entry (id, enabled, attribute hashes, kept values, manager as
+    /// an anchor or a foreign hash), each group (id, name, member anchors), the unique values
+    /// in use by owner, and the managed count. For tests: it holds unique values (uids,
+    /// mail addresses), so it is never logged.
+    #[doc(hidden)]
+    pub fn view(&self) -> String {
+        let by_read = |hash: &u64| match self.read_ids.get(hash) {
+            Some(slot) => self.anchor(*slot).to_owned(),
+            None => format!("foreign {hash:x}"),
+        };
+        let mut entries = BTreeMap::new();
+        let mut taken: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            let slot = i as u32;
+            if s.has(flag::GONE) {
+                continue;
+            }
+            let manager = match s.manager {
+                Ref::None => None,
+                Ref::Read(hash) => Some(by_read(&hash)),
+                Ref::Written { target, .. } => Some(format!("written {}", self.anchor(target))),
+            };
+            let hashes = &self.hashes[i * self.rules.len()..][..self.rules.len()];
+            entries.insert(
+                self.anchor(slot).to_owned(),
+                (
+                    self.id(slot).to_lowercase(),
+                    s.has(flag::ENABLED),
+                    hashes.to_vec(),
+                    self.current(slot),
+                    manager,
+                    s.flags & !flag::SUFFIXED,
+                ),
+            );
+        }
+        for (hash, owner) in &self.taken {
+            taken
+                .entry(self.anchor(*owner).to_owned())
+                .or_default()
+                .push(*hash);
+        }
+        taken.values_mut().for_each(|v| v.sort());
+        let mut read_ids: Vec<(u64, String)> = self
+            .read_ids
+            .iter()
+            .map(|(h, slot)| (*h, self.anchor(*slot).to_owned()))
+            .collect();
+        read_ids.sort();
+        let mut groups: Vec<_> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let mut members: Vec<String> = g.members.iter().map(by_read).collect();
+                members.sort();
+                (
+                    g.anchor.clone(),
+                    g.id.to_lowercase(),
+                    g.name.clone(),
+                    members,
+                )
+            })
+            .collect();
+        groups.sort();
+        format!(
+            "managed {}\nentries {entries:#?}\ngroups {groups:#?}\ntaken {taken:?}\nids {read_ids:?}",
+            self.managed
+        )
     }
 
     /// Bytes held (allocated capacity, not counting allocator overhead), for the cycle's log.

@@ -1,10 +1,12 @@
 //! One sync cycle: read the source and the directory, plan, apply, and compute the state the next
 //! cycle starts from. The same cycle runs in the controller, in `peoplesync sync` and in the
-//! benchmarks; where the state lives (status or a file) is the caller's business. Cycles that
-//! write plan against a compact index of the directory, a chunk of people at a time
+//! benchmarks; where the state lives (status or a file) is the caller's business. Every run
+//! plans against a compact index of the directory, a chunk of people at a time
 //! ([`super::stream`]): a full cycle streams the source too, an incremental one applies what it
-//! read. Dry runs, and targeted runs (webhooks, `explain --apply`, which keep a directory snapshot
-//! between bursts), plan what they read in one piece.
+//! read, a targeted run (webhooks, `explain --apply`) the people it was given. Cycles read the
+//! directory afresh and hand back the index as they left it; targeted runs plan against that
+//! kept index instead of listing the directory. A dry run is the same run against a directory
+//! that writes nothing ([`super::dry_run::DryRun`]), so it holds what a real one holds.
 //!
 //! Checkpoint rules (HollyHR Decision 7: `updated_since` may be inclusive or not, ties are not
 //! ordered): an incremental cycle asks for people updated since the checkpoint minus an overlap; the
@@ -19,9 +21,11 @@ use futures::TryStreamExt;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{Aborted, Applied, DirectorySnapshot, apply};
+use super::dry_run::DryRun;
+use super::stream::{DirectoryIndex, Partial};
+use super::{Aborted, Applied};
 use crate::directory::{Directory, DirectoryError};
-use crate::plan::{self, Coverage, Failure, GuardDecision, Inputs, Mapping, Plan, Policy};
+use crate::plan::{self, Failure, Mapping, Plan, Policy};
 use crate::source::{PeopleSource, Person, SourceError};
 
 /// How far before the checkpoint an incremental cycle starts reading (see the module docs).
@@ -40,6 +44,21 @@ pub struct Settings {
     pub dry_run: bool,
     /// People a streamed full cycle plans and applies together ([`super::stream::CHUNK`]).
     pub chunk: usize,
+    /// Told of every planned step as the cycle goes (`peoplesync sync --dry-run` prints them).
+    pub on_step: Option<StepSink>,
+}
+
+/// A function told of a planned step, and whether the guard holds it.
+pub type OnStep = dyn Fn(&plan::Step, bool) + Send + Sync;
+
+/// Receives each planned step (see [`OnStep`]).
+#[derive(Clone)]
+pub struct StepSink(pub std::sync::Arc<OnStep>);
+
+impl std::fmt::Debug for StepSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StepSink")
+    }
 }
 
 /// What the next cycle starts from (kept in status, or in a state file).
@@ -226,13 +245,60 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
     approved: Option<&str>,
     now: Timestamp,
 ) -> Result<Report, CycleError<S::Error, D::Error>> {
+    run_cycle_indexed(
+        source, directory, settings, state, kind, approved, now, &mut None,
+    )
+    .await
+}
+
+/// Runs one cycle, and keeps the directory index it leaves in `index` for targeted runs
+/// ([`run_people`]). A cycle reads the directory afresh (it catches manual drift), so a kept
+/// index is dropped first; a dry run keeps none.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_cycle_indexed<S: PeopleSource, D: Directory>(
+    source: &S,
+    directory: &D,
+    settings: &Settings,
+    state: &SyncState,
+    kind: CycleKind,
+    approved: Option<&str>,
+    now: Timestamp,
+    index: &mut Option<DirectoryIndex>,
+) -> Result<Report, CycleError<S::Error, D::Error>> {
+    if settings.dry_run {
+        *index = None;
+        let dry = DryRun::new(directory);
+        let mut report = cycle(
+            source, &dry, settings, state, kind, approved, now, &mut None,
+        )
+        .await?;
+        // Planned, not applied: the counts are the plan's, and the state does not move.
+        report.applied = None;
+        report.state = state.clone();
+        return Ok(report);
+    }
+    cycle(
+        source, directory, settings, state, kind, approved, now, index,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn cycle<S: PeopleSource, D: Directory>(
+    source: &S,
+    directory: &D,
+    settings: &Settings,
+    state: &SyncState,
+    kind: CycleKind,
+    approved: Option<&str>,
+    now: Timestamp,
+    index: &mut Option<DirectoryIndex>,
+) -> Result<Report, CycleError<S::Error, D::Error>> {
     let started = std::time::Instant::now();
-    let policy = Policy {
-        directory: directory.traits(),
-        ..settings.policy.clone()
-    };
-    if kind == CycleKind::Full && !settings.dry_run {
-        return super::stream::full(
+    if kind == CycleKind::Full {
+        // Two indexes at once would double the memory of a cycle.
+        *index = None;
+        let (report, left) = super::stream::full(
             source,
             directory,
             settings,
@@ -241,183 +307,30 @@ pub async fn run_cycle<S: PeopleSource, D: Directory>(
             now,
             settings.chunk,
         )
-        .await;
+        .await?;
+        *index = left;
+        return Ok(report);
     }
-    let (people, org_units, coverage, snapshot) = match kind {
-        CycleKind::Full => {
-            // A full cycle needs both listings whatever they hold: read them side by side.
-            let read_source = async {
-                let people: Vec<Person> = source.people(None).try_collect().await?;
-                let org_units = if policy.directory.groups {
-                    Some(source.org_units().await?)
-                } else {
-                    None
-                };
-                let read = started.elapsed();
-                Ok((people, org_units, read))
-            };
-            let read_directory = async {
-                let stage = std::time::Instant::now();
-                directory.check().await?;
-                let snapshot =
-                    DirectorySnapshot::read(directory, &settings.mapping, policy.directory.groups)
-                        .await?;
-                Ok((snapshot, stage.elapsed()))
-            };
-            let ((people, org_units, source_time), (snapshot, directory_time)) =
-                futures::future::try_join(
-                    futures::TryFutureExt::map_err(read_source, CycleError::Source),
-                    futures::TryFutureExt::map_err(read_directory, CycleError::Directory),
-                )
-                .await?;
-            let prefetched = Prefetched {
-                snapshot,
-                source_time,
-                directory_time,
-            };
-            (people, org_units, Coverage::Full, Some(prefetched))
+    let since = state
+        .checkpoint
+        .map(|checkpoint| checkpoint - settings.overlap);
+    let mut people: Vec<Person> = source
+        .people(since)
+        .try_collect()
+        .await
+        .map_err(CycleError::Source)?;
+    let read: BTreeSet<String> = people.iter().map(|p| p.id.clone()).collect();
+    for id in state.retry.iter().filter(|id| !read.contains(*id)) {
+        // A person who is gone now is a full cycle's business (vanished).
+        if let Some(person) = source.person(id).await.map_err(CycleError::Source)? {
+            people.push(person);
         }
-        CycleKind::Incremental => {
-            let since = state
-                .checkpoint
-                .map(|checkpoint| checkpoint - settings.overlap);
-            let mut people: Vec<Person> = source
-                .people(since)
-                .try_collect()
-                .await
-                .map_err(CycleError::Source)?;
-            let read: BTreeSet<String> = people.iter().map(|p| p.id.clone()).collect();
-            for id in state.retry.iter().filter(|id| !read.contains(*id)) {
-                // A person who is gone now is a full cycle's business (vanished).
-                if let Some(person) = source.person(id).await.map_err(CycleError::Source)? {
-                    people.push(person);
-                }
-            }
-            (people, None, Coverage::Partial, None)
-        }
-    };
-    finish(
-        directory,
-        settings,
-        &policy,
-        state,
-        Read {
-            kind,
-            people,
-            org_units,
-            coverage,
-            advance: true,
-            snapshot,
-        },
-        approved,
-        None,
-        now,
-        started,
-    )
-    .await
-}
-
-/// These people now (webhook events, `explain --apply`): read each by id, plan and apply just
-/// them. The checkpoint does not move: other people changed since it were not read.
-///
-/// `snapshot` carries the directory between runs: when it holds one, it is planned against
-/// instead of reading the whole directory, and after a run where every step applied it holds the
-/// directory as that run left it (otherwise it is emptied and the next run reads anew). Only
-/// PeopleSync's own writes move it, so a caller keeps it briefly (webhook bursts) and drops it
-/// when a cycle runs: the cycles' fresh reads catch manual drift.
-pub async fn run_people<S: PeopleSource, D: Directory>(
-    source: &S,
-    directory: &D,
-    settings: &Settings,
-    state: &SyncState,
-    ids: &[String],
-    snapshot: &mut Option<DirectorySnapshot>,
-    now: Timestamp,
-) -> Result<Report, CycleError<S::Error, D::Error>> {
-    let started = std::time::Instant::now();
-    let policy = Policy {
-        directory: directory.traits(),
-        ..settings.policy.clone()
-    };
-    // Gone from the source: a full cycle decides (with the guard); nothing to do here.
-    let mut people: Vec<Person> = Vec::with_capacity(ids.len());
-    // Eight reads in flight at most.
-    for chunk in ids.chunks(8) {
-        let read = futures::future::try_join_all(chunk.iter().map(|id| source.person(id)))
-            .await
-            .map_err(CycleError::Source)?;
-        people.extend(read.into_iter().flatten());
     }
-    finish(
-        directory,
-        settings,
-        &policy,
-        state,
-        Read {
-            kind: CycleKind::Incremental,
-            people,
-            org_units: None,
-            coverage: Coverage::Partial,
-            advance: false,
-            snapshot: None,
-        },
-        None,
-        Some(snapshot),
-        now,
-        started,
-    )
-    .await
-}
-
-/// What a cycle read from the source.
-struct Read {
-    kind: CycleKind,
-    people: Vec<Person>,
-    org_units: Option<Vec<crate::source::OrgUnit>>,
-    coverage: Coverage,
-    /// Whether the checkpoint may move (only when everyone changed since it was read).
-    advance: bool,
-    /// The directory, when it was read alongside the source (full cycles).
-    snapshot: Option<Prefetched>,
-}
-
-/// A directory read made alongside the source, and how long each read took.
-struct Prefetched {
-    snapshot: DirectorySnapshot,
-    source_time: Duration,
-    directory_time: Duration,
-}
-
-/// Plans and applies what was read, and computes the next state.
-#[allow(clippy::too_many_arguments)]
-async fn finish<SE: SourceError, D: Directory>(
-    directory: &D,
-    settings: &Settings,
-    policy: &Policy,
-    state: &SyncState,
-    read: Read,
-    approved: Option<&str>,
-    mut cache: Option<&mut Option<DirectorySnapshot>>,
-    now: Timestamp,
-    started: std::time::Instant,
-) -> Result<Report, CycleError<SE, D::Error>> {
-    let Read {
-        kind,
-        people,
-        org_units,
-        coverage,
-        advance,
-        snapshot: prefetched,
-    } = read;
-    let max_updated = people
-        .iter()
-        .map(|p| p.updated_at)
-        .max()
-        .filter(|_| advance);
+    let people_read = people.len();
+    let max_updated = people.iter().map(|p| p.updated_at).max();
     let checkpoint = next_checkpoint(state.checkpoint, max_updated);
     // People inside the overlap window: re-read by the next cycle, skipped when unchanged.
-    let mut edge: BTreeMap<String, Timestamp> = match checkpoint {
-        Some(_) if !advance => state.edge.clone(),
+    let edge: BTreeMap<String, Timestamp> = match checkpoint {
         Some(checkpoint) => {
             let window = checkpoint - settings.overlap;
             state
@@ -435,20 +348,12 @@ async fn finish<SE: SourceError, D: Directory>(
         }
         None => BTreeMap::new(),
     };
-    let people_read = people.len();
-    let mut people = people;
-    if kind == CycleKind::Incremental {
-        // The overlap re-reads what the last cycle applied: the same version needs nothing.
-        people.retain(|p| {
-            state.retry.contains(&p.id) || state.edge.get(&p.id) != Some(&p.updated_at)
-        });
-    }
-    let mut next = state.clone();
-    if kind == CycleKind::Incremental && people.is_empty() {
-        // Nothing changed: no directory reads, no writes.
-        if advance {
-            next.retry.clear();
-        }
+    // The overlap re-reads what the last cycle applied: the same version needs nothing.
+    people.retain(|p| state.retry.contains(&p.id) || state.edge.get(&p.id) != Some(&p.updated_at));
+    if people.is_empty() {
+        // Nothing changed: no directory reads, no writes, the kept index stays.
+        let mut next = state.clone();
+        next.retry.clear();
         next.checkpoint = checkpoint;
         next.edge = edge;
         return Ok(Report {
@@ -464,148 +369,84 @@ async fn finish<SE: SourceError, D: Directory>(
             },
         });
     }
+    // A cycle reads the directory afresh (manual drift, new unowned entries).
+    *index = None;
+    let read = Partial {
+        people_read,
+        checkpoint,
+        edge,
+        source_time: started.elapsed(),
+        started,
+        advance: true,
+    };
+    let (report, left) = super::stream::partial(
+        directory, settings, state, people, approved, now, read, None,
+    )
+    .await?;
+    *index = left;
+    Ok(report)
+}
 
-    if kind == CycleKind::Incremental && advance && cache.is_none() && !settings.dry_run {
-        // Against the compact index, not the whole listing: memory does not grow with the
-        // directory.
-        let read = super::stream::Partial {
-            people_read,
-            checkpoint,
-            edge,
-            source_time: started.elapsed(),
-            started,
-        };
-        return super::stream::partial(directory, settings, state, people, approved, now, read)
-            .await;
+/// These people now (webhook events, `explain --apply`): read each by id, plan and apply just
+/// them. The checkpoint does not move: other people changed since it were not read.
+///
+/// `index` carries the directory between runs: a run plans against the index it holds (read
+/// once when it holds none), and after a run where every step applied it holds the directory as
+/// that run left it; otherwise it is emptied and the next run reads anew. Only PeopleSync's own
+/// writes move it, so cycles, which read afresh, replace it ([`run_cycle_indexed`]).
+pub async fn run_people<S: PeopleSource, D: Directory>(
+    source: &S,
+    directory: &D,
+    settings: &Settings,
+    state: &SyncState,
+    ids: &[String],
+    index: &mut Option<DirectoryIndex>,
+    now: Timestamp,
+) -> Result<Report, CycleError<S::Error, D::Error>> {
+    let started = std::time::Instant::now();
+    // Gone from the source: a full cycle decides (with the guard); nothing to do here.
+    let mut people: Vec<Person> = Vec::with_capacity(ids.len());
+    // Eight reads in flight at most.
+    for chunk in ids.chunks(8) {
+        let read = futures::future::try_join_all(chunk.iter().map(|id| source.person(id)))
+            .await
+            .map_err(CycleError::Source)?;
+        people.extend(read.into_iter().flatten());
     }
-    let mut timings = Timings {
-        source: started.elapsed(),
-        ..Timings::default()
+    let read = Partial {
+        people_read: people.len(),
+        checkpoint: state.checkpoint,
+        edge: state.edge.clone(),
+        source_time: started.elapsed(),
+        started,
+        advance: false,
     };
-    let stage = std::time::Instant::now();
-    let cached = cache.as_deref_mut().and_then(Option::take);
-    let snapshot = match (prefetched, cached) {
-        (Some(prefetched), _) => {
-            timings.source = prefetched.source_time;
-            timings.directory = prefetched.directory_time;
-            prefetched.snapshot
-        }
-        (None, Some(snapshot)) => snapshot,
-        (None, None) => {
-            directory.check().await.map_err(CycleError::Directory)?;
-            let snapshot =
-                DirectorySnapshot::read(directory, &settings.mapping, policy.directory.groups)
-                    .await
-                    .map_err(CycleError::Directory)?;
-            timings.directory = stage.elapsed();
-            snapshot
-        }
-    };
-    // An entry found disabled without a record starts its delay now.
-    let mut disabled_since: BTreeMap<String, Timestamp> = snapshot
-        .entries
-        .iter()
-        .filter(|e| !e.enabled)
-        .map(|e| {
-            let since = state.disabled_since.get(&e.anchor).copied().unwrap_or(now);
-            (e.anchor.clone(), since)
-        })
-        .collect();
-    let approved = approved.filter(|hash| state.approval_used.as_deref() != Some(*hash));
-    let stage = std::time::Instant::now();
-    let plan = plan::plan(&Inputs {
-        people: &people,
-        org_units: org_units.as_deref(),
-        entries: &snapshot.entries,
-        groups: &snapshot.groups,
-        unowned: &snapshot.unowned,
-        reserved: &snapshot.reserved,
-        mapping: &settings.mapping,
-        policy,
-        coverage,
-        now,
-        disabled_since: &disabled_since,
-        approved,
-    });
-    timings.plan = stage.elapsed();
-    drop(people);
-    if settings.dry_run {
+    if people.is_empty() {
         return Ok(Report {
-            kind,
-            plan,
+            kind: CycleKind::Incremental,
+            plan: Plan::default(),
             applied: None,
             state: state.clone(),
-            people_read,
+            people_read: 0,
             duration: started.elapsed(),
-            timings,
+            timings: Timings {
+                source: started.elapsed(),
+                ..Timings::default()
+            },
         });
     }
-
-    let mut ids = snapshot.ids();
-    // A cycle frees the listing before applying (memory); a kept snapshot goes on.
-    let kept = cache.is_some().then_some(snapshot);
-    let stage = std::time::Instant::now();
-    let applied = apply(directory, &plan, &mut ids, settings.concurrency)
-        .await
-        .map_err(|aborted| CycleError::Apply(Box::new(aborted)))?;
-    timings.apply = stage.elapsed();
-    if let (Some(cache), Some(mut snapshot)) = (cache, kept)
-        && applied.failures.is_empty()
-        && snapshot.absorb(&plan, &ids, &policy.directory)
-    {
-        *cache = Some(snapshot);
+    let kept = index.take();
+    if settings.dry_run {
+        let dry = DryRun::new(directory);
+        let (mut report, _) =
+            super::stream::partial(&dry, settings, state, people, None, now, read, None).await?;
+        report.applied = None;
+        report.state = state.clone();
+        *index = kept;
+        return Ok(report);
     }
-
-    for step in &plan.steps {
-        match step.action {
-            plan::Action::Disable => {
-                disabled_since.entry(step.anchor.clone()).or_insert(now);
-            }
-            plan::Action::Enable | plan::Action::Delete => {
-                disabled_since.remove(&step.anchor);
-            }
-            _ => {}
-        }
-    }
-    let failed = failed(&plan, &applied);
-    // A failed step leaves its entry as it was: keep the old record for it.
-    for anchor in &failed {
-        match state.disabled_since.get(anchor) {
-            Some(since) => disabled_since.insert(anchor.clone(), *since),
-            None => disabled_since.remove(anchor),
-        };
-    }
-    next.disabled_since = disabled_since;
-    // A failed person's version was not applied: it must not be skipped next time.
-    edge.retain(|id, _| !failed.contains(id));
-    next.retry = if advance {
-        failed
-    } else {
-        // A targeted run settles only its own people; the others still wait for their retry.
-        let read: BTreeSet<&String> = plan.steps.iter().map(|s| &s.anchor).collect();
-        state
-            .retry
-            .iter()
-            .filter(|id| !read.contains(id))
-            .cloned()
-            .chain(failed)
-            .collect()
-    };
-    next.checkpoint = checkpoint;
-    next.edge = edge;
-    if kind == CycleKind::Full {
-        next.last_full_sync = Some(now);
-    }
-    if let GuardDecision::Approved(trip) = &plan.guard {
-        next.approval_used = Some(trip.hash.clone());
-    }
-    Ok(Report {
-        kind,
-        plan,
-        applied: Some(applied),
-        state: next,
-        people_read,
-        duration: started.elapsed(),
-        timings,
-    })
+    let (report, left) =
+        super::stream::partial(directory, settings, state, people, None, now, read, kept).await?;
+    *index = left;
+    Ok(report)
 }

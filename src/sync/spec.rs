@@ -99,6 +99,7 @@ pub fn settings(spec: &PeopleSyncSpec) -> Result<Settings, SpecError> {
         overlap: DEFAULT_OVERLAP,
         dry_run: spec.dry_run,
         chunk: super::stream::CHUNK,
+        on_step: None,
     })
 }
 

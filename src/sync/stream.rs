@@ -15,7 +15,7 @@
 //! source error half-way leaves the chunks before it applied (no deprovision ever is: those wait
 //! for a complete read).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use futures::TryStreamExt;
@@ -46,6 +46,148 @@ const READ_AHEAD: usize = 300;
 /// Steps besides deprovisions a streamed plan keeps as examples (it counts them all).
 pub const SAMPLE: usize = 100;
 
+/// The directory as a run plans against it: the compact index of managed entries and groups,
+/// and the entries PeopleSync does not own. A cycle reads it afresh; after a run where every
+/// step applied it describes the directory as the run left it ([`Known::settle`]), so the
+/// controller keeps it between runs and targeted runs (webhooks) plan against it without
+/// listing the directory. It is dropped on any failure; the next run reads it anew.
+#[derive(Debug)]
+pub struct DirectoryIndex {
+    known: Known,
+    unowned: Vec<Entry>,
+    reserved: plan::Reserved,
+    /// Lower-cased values of unowned entries, per adoption attribute.
+    adoptable: Vec<(String, HashSet<String>)>,
+    /// What the index was built for (mapped attributes, directory traits, adoption): an index
+    /// built under other settings is read anew.
+    fingerprint: u64,
+}
+
+impl DirectoryIndex {
+    /// Lists the directory into a new index (managed entries, unowned ones, groups).
+    pub async fn read<D: Directory>(
+        directory: &D,
+        settings: &Settings,
+        policy: &Policy,
+    ) -> Result<Self, D::Error> {
+        Ok(Self::read_keeping(directory, settings, policy, "").await?.0)
+    }
+
+    /// The same, and the entry of `anchor` as the directory holds it (`explain` shows its
+    /// values).
+    pub async fn read_keeping<D: Directory>(
+        directory: &D,
+        settings: &Settings,
+        policy: &Policy,
+        anchor: &str,
+    ) -> Result<(Self, Option<Entry>), D::Error> {
+        directory.check().await?;
+        let mut kept = None;
+        let mut known = Known::new(
+            &settings.mapping,
+            policy.directory.rdn_attribute.as_deref(),
+            policy.directory.manager_attribute.as_deref(),
+        );
+        let mut unowned = Vec::new();
+        {
+            let mut listing = directory.everyone();
+            while let Some(entry) = listing.try_next().await? {
+                if entry.anchor.is_empty() {
+                    unowned.push(entry);
+                } else {
+                    known.push(&entry);
+                    if !anchor.is_empty() && entry.anchor == anchor && kept.is_none() {
+                        kept = Some(entry);
+                    }
+                }
+            }
+        }
+        if policy.directory.groups {
+            let mut groups = directory.groups();
+            while let Some(group) = groups.try_next().await? {
+                known.push_group(&group);
+            }
+        }
+        let mut index = Self {
+            known,
+            unowned,
+            reserved: plan::Reserved::new(),
+            adoptable: Vec::new(),
+            fingerprint: fingerprint(settings, policy),
+        };
+        index.derive(settings, policy);
+        Ok((index, kept))
+    }
+
+    /// The reserved and adoptable values, from the unowned entries.
+    fn derive(&mut self, settings: &Settings, policy: &Policy) {
+        self.reserved = super::reserved(&settings.mapping, &self.unowned);
+        self.adoptable = if self.unowned.is_empty() {
+            Vec::new()
+        } else {
+            policy
+                .adoption
+                .iter()
+                .map(|name| {
+                    let values = self
+                        .unowned
+                        .iter()
+                        .flat_map(|e| {
+                            plan::attribute_values(&e.attributes, name)
+                                .into_iter()
+                                .flatten()
+                        })
+                        .map(|v| v.to_lowercase())
+                        .collect();
+                    (name.clone(), values)
+                })
+                .collect()
+        };
+    }
+
+    /// Managed entries in the index.
+    pub fn managed(&self) -> usize {
+        self.known.managed
+    }
+
+    /// Bytes the index holds (for logs).
+    pub fn footprint(&self) -> usize {
+        self.known.footprint()
+    }
+
+    /// The index in a comparable form (tests: a kept index against one read afresh).
+    #[doc(hidden)]
+    pub fn view(&self) -> String {
+        let mut unowned: Vec<&str> = self.unowned.iter().map(|e| e.id.as_str()).collect();
+        unowned.sort();
+        format!(
+            "{}\nunowned {unowned:?}\nreserved {:?}\nadoptable {:?}",
+            self.known.view(),
+            self.reserved,
+            self.adoptable
+                .iter()
+                .map(|(name, values)| (
+                    name,
+                    values.iter().collect::<std::collections::BTreeSet<_>>()
+                ))
+                .collect::<Vec<_>>()
+        )
+    }
+}
+
+/// What an index depends on besides the directory: the mapped attributes and which are
+/// unique, the directory's traits and the adoption attributes.
+fn fingerprint(settings: &Settings, policy: &Policy) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    for (name, rule) in settings.mapping.rules() {
+        (name, rule.unique).hash(&mut h);
+    }
+    format!("{:?}", policy.directory).hash(&mut h);
+    policy.adoption.hash(&mut h);
+    h.finish()
+}
+
 struct Cycle<'a, D: Directory> {
     directory: &'a D,
     settings: &'a Settings,
@@ -57,6 +199,9 @@ struct Cycle<'a, D: Directory> {
     reserved: plan::Reserved,
     /// Lower-cased values of unowned entries, per adoption attribute.
     adoptable: Vec<(String, HashSet<String>)>,
+    fingerprint: u64,
+    /// Ids of unowned entries this run adopted (they leave `unowned` when the index settles).
+    adopted: Vec<String>,
     /// People without an entry who may adopt one: planned together at the end, where an entry
     /// two people match is seen as such.
     adopting: Vec<Person>,
@@ -81,7 +226,7 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
     approved: Option<&str>,
     now: Timestamp,
     chunk_size: usize,
-) -> Result<Report, CycleError<S::Error, D::Error>> {
+) -> Result<(Report, Option<DirectoryIndex>), CycleError<S::Error, D::Error>> {
     let started = Instant::now();
     let policy = &Policy {
         directory: directory.traits(),
@@ -90,7 +235,7 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
     let chunk_size = chunk_size.max(1);
     // The source is read ahead while the directory is listed and chunks are applied.
     let mut listing = ReadAhead::start(source.people(None), READ_AHEAD);
-    let mut cycle = Cycle::open(directory, settings, policy, state, now)
+    let mut cycle = Cycle::open(directory, settings, policy, state, now, None)
         .await
         .map_err(CycleError::Directory)?;
 
@@ -153,23 +298,31 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
         checkpoint,
         edge,
         started,
+        advance: true,
+        settled: BTreeSet::new(),
     };
     cycle
         .conclude(chunk, read, org_units.as_deref(), approved)
         .await
 }
 
-/// What an incremental cycle read before it came here (the engine filtered the people).
+/// What an incremental cycle or a targeted run read before it came here (the engine filtered
+/// the people).
 pub(super) struct Partial {
     pub people_read: usize,
     pub checkpoint: Option<Timestamp>,
     pub edge: BTreeMap<String, Timestamp>,
     pub source_time: std::time::Duration,
     pub started: Instant,
+    /// An incremental cycle read everyone changed since the checkpoint; a targeted run only
+    /// its people (the checkpoint, the overlap and others' retries stay as they were).
+    pub advance: bool,
 }
 
-/// Applies the people an incremental cycle read, against the compact index instead of the whole
-/// listing (the memory of a cycle does not grow with the directory either). Not for dry runs.
+/// Applies the people an incremental cycle or a targeted run read, against the compact index
+/// instead of the whole listing: `kept`, when the caller kept one from an earlier run, else one
+/// read now. Returns the index as the run left it when every step applied.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn partial<SE: SourceError, D: Directory>(
     directory: &D,
     settings: &Settings,
@@ -178,16 +331,22 @@ pub(super) async fn partial<SE: SourceError, D: Directory>(
     approved: Option<&str>,
     now: Timestamp,
     read: Partial,
-) -> Result<Report, CycleError<SE, D::Error>> {
+    kept: Option<DirectoryIndex>,
+) -> Result<(Report, Option<DirectoryIndex>), CycleError<SE, D::Error>> {
     let policy = &Policy {
         directory: directory.traits(),
         ..settings.policy.clone()
     };
     let chunk_size = settings.chunk.max(1);
-    let mut cycle = Cycle::open(directory, settings, policy, state, now)
+    let mut cycle = Cycle::open(directory, settings, policy, state, now, kept)
         .await
         .map_err(CycleError::Directory)?;
     cycle.timings.source = read.source_time;
+    let settled: BTreeSet<String> = if read.advance {
+        BTreeSet::new()
+    } else {
+        people.iter().map(|p| p.id.clone()).collect()
+    };
     let mut chunk: Pending = Vec::with_capacity(chunk_size.min(people.len()));
     for person in people {
         cycle
@@ -201,6 +360,8 @@ pub(super) async fn partial<SE: SourceError, D: Directory>(
         checkpoint: read.checkpoint,
         edge: read.edge,
         started: read.started,
+        advance: read.advance,
+        settled,
     };
     cycle.conclude(chunk, read, None, approved).await
 }
@@ -213,6 +374,10 @@ struct Read {
     /// People inside the overlap window (re-read next time, skipped when unchanged).
     edge: BTreeMap<String, Timestamp>,
     started: Instant,
+    /// See [`Partial::advance`].
+    advance: bool,
+    /// The people a targeted run read: their retries are settled by it.
+    settled: BTreeSet<String>,
 }
 
 type Apply<E> = Result<(), Box<Aborted<E>>>;
@@ -238,63 +403,32 @@ macro_rules! inputs {
 }
 
 impl<'a, D: Directory> Cycle<'a, D> {
-    /// Reads the directory into the index (managed entries, unowned ones, groups).
+    /// Starts a run from a kept index, or reads the directory into a new one.
     async fn open(
         directory: &'a D,
         settings: &'a Settings,
         policy: &'a Policy,
         state: &'a SyncState,
         now: Timestamp,
+        kept: Option<DirectoryIndex>,
     ) -> Result<Self, D::Error> {
         let stage = Instant::now();
-        directory.check().await?;
-        let mut known = Known::new(
-            &settings.mapping,
-            policy.directory.rdn_attribute.as_deref(),
-            policy.directory.manager_attribute.as_deref(),
-        );
-        let mut unowned = Vec::new();
-        {
-            let mut listing = directory.everyone();
-            while let Some(entry) = listing.try_next().await? {
-                if entry.anchor.is_empty() {
-                    unowned.push(entry);
-                } else {
-                    known.push(&entry);
-                }
-            }
-        }
-        if policy.directory.groups {
-            let mut groups = directory.groups();
-            while let Some(group) = groups.try_next().await? {
-                known.push_group(&group);
-            }
-        }
+        let kept = kept.filter(|index| index.fingerprint == fingerprint(settings, policy));
+        let index = match kept {
+            Some(index) => index,
+            None => DirectoryIndex::read(directory, settings, policy).await?,
+        };
         let timings = Timings {
             directory: stage.elapsed(),
             ..Timings::default()
         };
-        let reserved = super::reserved(&settings.mapping, &unowned);
-        let adoptable = if unowned.is_empty() {
-            Vec::new()
-        } else {
-            policy
-                .adoption
-                .iter()
-                .map(|name| {
-                    let values = unowned
-                        .iter()
-                        .flat_map(|e| {
-                            plan::attribute_values(&e.attributes, name)
-                                .into_iter()
-                                .flatten()
-                        })
-                        .map(|v| v.to_lowercase())
-                        .collect();
-                    (name.clone(), values)
-                })
-                .collect()
-        };
+        let DirectoryIndex {
+            known,
+            unowned,
+            reserved,
+            adoptable,
+            fingerprint,
+        } = index;
         Ok(Self {
             directory,
             settings,
@@ -305,6 +439,8 @@ impl<'a, D: Directory> Cycle<'a, D> {
             unowned,
             reserved,
             adoptable,
+            fingerprint,
+            adopted: Vec::new(),
             adopting: Vec::new(),
             deprovisions: Vec::new(),
             failures: Vec::new(),
@@ -337,7 +473,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
         read: Read,
         org_units: Option<&[OrgUnit]>,
         approved: Option<&str>,
-    ) -> Result<Report, CycleError<SE, D::Error>> {
+    ) -> Result<(Report, Option<DirectoryIndex>), CycleError<SE, D::Error>> {
         let (state, now) = (self.state, self.now);
         self.chunk(chunk, false).await.map_err(CycleError::Apply)?;
         let adopting = std::mem::take(&mut self.adopting)
@@ -358,9 +494,16 @@ impl<'a, D: Directory> Cycle<'a, D> {
             .await
             .map_err(CycleError::Apply)?;
         let Cycle {
-            known,
+            mut known,
             applied,
             timings,
+            unowned,
+            reserved,
+            adoptable,
+            adopted,
+            fingerprint,
+            settings,
+            policy,
             ..
         } = self;
         tracing::debug!(
@@ -388,7 +531,18 @@ impl<'a, D: Directory> Cycle<'a, D> {
         // A failed person's version was not applied: it must not be skipped next time.
         edge.retain(|id, _| !failed.contains(id));
         next.edge = edge;
-        next.retry = failed;
+        next.retry = if read.advance {
+            failed
+        } else {
+            // A targeted run settles only its own people; the others still wait for theirs.
+            state
+                .retry
+                .iter()
+                .filter(|id| !read.settled.contains(*id))
+                .cloned()
+                .chain(failed)
+                .collect()
+        };
         next.checkpoint = read.checkpoint;
         if read.kind == CycleKind::Full {
             next.last_full_sync = Some(now);
@@ -396,7 +550,24 @@ impl<'a, D: Directory> Cycle<'a, D> {
         if let GuardDecision::Approved(trip) = &guard {
             next.approval_used = Some(trip.hash.clone());
         }
-        Ok(Report {
+        // Every step applied: the index, settled, is what a fresh read would give.
+        let index = applied.failures.is_empty().then(|| {
+            known.settle();
+            let mut index = DirectoryIndex {
+                known,
+                unowned,
+                reserved,
+                adoptable,
+                fingerprint,
+            };
+            if !adopted.is_empty() {
+                // Adopted entries are managed now: their values are no longer reserved.
+                index.unowned.retain(|e| !adopted.contains(&e.id));
+                index.derive(settings, policy);
+            }
+            index
+        });
+        let report = Report {
             kind: read.kind,
             plan,
             applied: Some(applied),
@@ -404,7 +575,8 @@ impl<'a, D: Directory> Cycle<'a, D> {
             people_read: read.people_read,
             duration: read.started.elapsed(),
             timings,
-        })
+        };
+        Ok((report, index))
     }
 
     /// What one person needs: `None` when they are quiet (noted in the index), or the person
@@ -558,6 +730,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
         let mut steps = std::mem::take(&mut planned.steps);
         steps.sort_by(|a, b| (a.action.phase(), &a.anchor).cmp(&(b.action.phase(), &b.anchor)));
         count(&mut self.planned, &mut self.sample, &steps);
+        self.tell(&steps, false);
         self.in_scope += planned.in_scope;
         let chunk_plan = Plan {
             steps,
@@ -626,6 +799,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
                             entry.attributes = adopted.attributes.clone();
                             entry.enabled = adopted.enabled;
                         }
+                        self.adopted.push(id.clone());
                     }
                     Action::Update { set } => {
                         for (name, values) in set {
@@ -673,6 +847,15 @@ impl<'a, D: Directory> Cycle<'a, D> {
         self.failures.append(&mut planned.failures);
         self.merge(outcome);
         Ok(())
+    }
+
+    /// Tells the settings' step sink (a dry run's printer) of planned steps.
+    fn tell(&self, steps: &[Step], held: bool) {
+        if let Some(sink) = &self.settings.on_step {
+            for step in steps {
+                (sink.0)(step, held);
+            }
+        }
     }
 
     fn merge(&mut self, outcome: Applied) {
@@ -727,6 +910,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
                 *self.planned.entry(step.action.name()).or_default() += 1;
             }
         }
+        self.tell(&steps, false);
         let plan = Plan {
             steps,
             ..Plan::default()
@@ -736,6 +920,11 @@ impl<'a, D: Directory> Cycle<'a, D> {
         self.timings.apply += stage.elapsed();
         match result {
             Ok(outcome) => {
+                if groups {
+                    self.groups_written(&plan.steps, &outcome, &ids);
+                    self.merge(outcome);
+                    return Ok(());
+                }
                 // Disables and enables move LDAP entries: the index follows their ids.
                 for step in &plan.steps {
                     if let Some(slot) = self.known.find(&step.anchor)
@@ -759,6 +948,37 @@ impl<'a, D: Directory> Cycle<'a, D> {
                 Ok(())
             }
             Err(aborted) => Err(self.abort(aborted)),
+        }
+    }
+
+    /// The index learns the groups as the applier left them.
+    fn groups_written(&mut self, steps: &[Step], outcome: &Applied, ids: &Ids) {
+        for step in steps {
+            if outcome.failures.iter().any(|f| f.anchor == step.anchor) {
+                continue;
+            }
+            let id = ids.groups.get(&step.anchor).map(String::as_str);
+            let members = |anchors: &std::collections::BTreeSet<String>| -> Vec<&str> {
+                anchors
+                    .iter()
+                    .filter_map(|m| ids.people.get(m).map(String::as_str))
+                    .collect()
+            };
+            match &step.action {
+                Action::CreateGroup { name, members: m } => {
+                    self.known
+                        .group_written(&step.anchor, id, Some(name), Some(members(m)))
+                }
+                Action::SetGroupMembers { members: m } => {
+                    self.known
+                        .group_written(&step.anchor, id, None, Some(members(m)))
+                }
+                Action::RenameGroup { name } => {
+                    self.known.group_written(&step.anchor, id, Some(name), None)
+                }
+                Action::DeleteGroup => self.known.group_written(&step.anchor, None, None, None),
+                _ => {}
+            }
         }
     }
 
@@ -806,6 +1026,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
             }
             _ => (deprovisions, Vec::new()),
         };
+        self.tell(&held, true);
         // The planner decides on a vanished entry, unless the guard holds its deprovision (a
         // held one keeps its links).
         let held_anchors: HashSet<&str> = held.iter().map(|s| s.anchor.as_str()).collect();

@@ -116,6 +116,9 @@ struct Case {
     drift: usize,
     /// An incremental cycle (the people read, no org units, nobody vanishes).
     partial: bool,
+    /// Targeted runs against the index a streamed full cycle left (instead of a cycle reading
+    /// the directory), the people in two batches split here (with `partial`).
+    kept: Option<usize>,
 }
 
 fn harness(case: &Case) -> Harness {
@@ -181,6 +184,7 @@ fn settings(harness: &Harness, ldap: bool, chunk: usize) -> Settings {
         overlap: super::super::engine::DEFAULT_OVERLAP,
         dry_run: false,
         chunk,
+        on_step: None,
     }
 }
 
@@ -221,32 +225,108 @@ fn drift(directory: &MemoryDirectory, drift: usize, ldap: bool) {
     }
 }
 
+/// A fresh index of the directory, in a comparable form.
+async fn fresh_view(harness: &Harness, settings: &Settings) -> String {
+    let policy = Policy {
+        directory: harness.directory.traits(),
+        ..settings.policy.clone()
+    };
+    DirectoryIndex::read(&harness.directory, settings, &policy)
+        .await
+        .expect("reads")
+        .view()
+}
+
 async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: usize) {
     let coverage = if case.partial {
         Coverage::Partial
     } else {
         Coverage::Full
     };
-    let whole = harness(&case);
+    let mut whole = harness(&case);
     let mut streamed = harness(&case);
     let (before, after) = (people(&before), people(&after));
+    let settings = settings(&streamed, case.ldap, chunk);
+    let state = SyncState {
+        disabled_since: streamed.disabled_since.clone(),
+        ..SyncState::default()
+    };
     whole.sync(&before, &units(3)).await;
-    streamed.sync(&before, &units(3)).await;
-    drift(&whole.directory, case.drift, case.ldap);
-    drift(&streamed.directory, case.drift, case.ldap);
+    let mut kept = None;
+    if case.kept.is_some() {
+        // The index a streamed full cycle leaves, settled, is what a fresh read gives.
+        let source = Listed {
+            people: before.clone(),
+            units: units(3),
+        };
+        let (_, index) = full(
+            &source,
+            &streamed.directory,
+            &settings,
+            &state,
+            None,
+            now(),
+            chunk,
+        )
+        .await
+        .expect("the memory directory applies");
+        assert_eq!(normal(&streamed.directory), normal(&whole.directory));
+        let index = index.expect("kept after a cycle where every step applied");
+        assert_eq!(index.view(), fresh_view(&streamed, &settings).await);
+        kept = Some(index);
+    } else {
+        streamed.sync(&before, &units(3)).await;
+        drift(&whole.directory, case.drift, case.ldap);
+        drift(&streamed.directory, case.drift, case.ldap);
+    }
+
+    if let Some(split) = case.kept {
+        // Two targeted runs (webhook batches), each against the index the one before left,
+        // and each leaving the directory as its batch planned in one piece against a fresh
+        // read does; the index stays what a fresh read gives.
+        let split = split.min(after.len());
+        let mut state = state.clone();
+        for batch in [&after[..split], &after[split..]] {
+            whole.disabled_since = state.disabled_since.clone();
+            let planned = whole.sync_at(batch, None, Coverage::Partial, now()).await;
+            let read = Partial {
+                people_read: batch.len(),
+                checkpoint: None,
+                edge: BTreeMap::new(),
+                source_time: std::time::Duration::ZERO,
+                started: Instant::now(),
+                advance: false,
+            };
+            let (report, index) = partial::<Never, _>(
+                &streamed.directory,
+                &settings,
+                &state,
+                batch.to_vec(),
+                None,
+                now(),
+                read,
+                kept.take(),
+            )
+            .await
+            .expect("the memory directory applies");
+            assert_eq!(normal(&streamed.directory), normal(&whole.directory));
+            assert_eq!(report.plan.guard, planned.guard);
+            assert_eq!(held(&report.plan), held(&planned));
+            let index = index.expect("kept after a run where every step applied");
+            assert_eq!(index.view(), fresh_view(&streamed, &settings).await);
+            kept = Some(index);
+            state = report.state.clone();
+        }
+        return;
+    }
 
     // An incremental cycle sees the people it read, and no org units.
     let org_units = units(archived);
     let org_units = (!case.partial).then_some(org_units.as_slice());
     let planned = whole.sync_at(&after, org_units, coverage, now()).await;
-    let settings = settings(&streamed, case.ldap, chunk);
     let source = Listed {
         people: after.clone(),
         units: units(archived),
-    };
-    let state = SyncState {
-        disabled_since: streamed.disabled_since.clone(),
-        ..SyncState::default()
     };
     let report = if case.partial {
         let read = Partial {
@@ -255,6 +335,7 @@ async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: 
             edge: BTreeMap::new(),
             source_time: std::time::Duration::ZERO,
             started: Instant::now(),
+            advance: true,
         };
         partial::<Never, _>(
             &streamed.directory,
@@ -264,8 +345,11 @@ async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: 
             None,
             now(),
             read,
+            None,
         )
         .await
+        .expect("the memory directory applies")
+        .0
     } else {
         full(
             &source,
@@ -277,8 +361,9 @@ async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: 
             chunk,
         )
         .await
-    }
-    .expect("the memory directory applies");
+        .expect("the memory directory applies")
+        .0
+    };
 
     assert_eq!(normal(&streamed.directory), normal(&whole.directory));
     assert_eq!(report.plan.guard, planned.guard);
@@ -314,8 +399,19 @@ proptest! {
         ldap in any::<bool>(), deprovision in 0..3usize, low_guard in any::<bool>(),
         adopt in any::<bool>(), drift in 0..4usize, partial in any::<bool>(),
     ) {
-        let case = Case { ldap, deprovision, low_guard, adopt, drift, partial };
+        let case = Case { ldap, deprovision, low_guard, adopt, drift, partial, kept: None };
         run(compare(case, before, after, archived, chunk));
+    }
+
+    #[test]
+    fn targeted_runs_against_the_kept_index_leave_the_directory_as_a_plan_made_in_one_piece(
+        before in spec(), after in spec(), chunk in 1..5usize, split in 0..12usize,
+        ldap in any::<bool>(), deprovision in 0..3usize, adopt in any::<bool>(),
+    ) {
+        let case = Case {
+            ldap, deprovision, low_guard: false, adopt, drift: 0, partial: true, kept: Some(split),
+        };
+        run(compare(case, before, after, 3, chunk));
     }
 }
 
@@ -329,6 +425,7 @@ fn a_second_streamed_cycle_writes_nothing() {
             adopt: false,
             drift: 0,
             partial: false,
+            kept: None,
         };
         let harness = harness(&case);
         let spec: Spec = (0..12)
@@ -359,11 +456,11 @@ fn a_second_streamed_cycle_writes_nothing() {
                 5,
             )
         };
-        let first = cycle().await.expect("applies");
+        let first = cycle().await.expect("applies").0;
         assert_eq!(first.plan.counts().get("create"), Some(&12));
         assert!(first.changed());
         let writes = harness.directory.writes();
-        let second = cycle().await.expect("applies");
+        let second = cycle().await.expect("applies").0;
         assert!(!second.changed(), "{:?}", second.plan.counts());
         assert!(second.plan.counts().is_empty());
         assert_eq!(harness.directory.writes(), writes);
@@ -382,6 +479,7 @@ fn an_approval_releases_one_plan_once() {
             adopt: false,
             drift: 0,
             partial: false,
+            kept: None,
         };
         let harness = harness(&case);
         // Three people (a fourth would want the unowned entry's userName).
@@ -407,6 +505,7 @@ fn an_approval_releases_one_plan_once() {
                 )
                 .await
                 .expect("applies")
+                .0
             }
         };
         let held = cycle(SyncState::default(), None).await;
