@@ -1031,3 +1031,127 @@ async fn a_kept_directory_index_stays_what_a_fresh_read_gives() {
         .expect("reads");
     assert_eq!(kept.view(), fresh.view());
 }
+
+/// The highest `entryCSN` under the base DN: it moves with every write slapd accepts.
+async fn highest_csn(slapd: &Slapd) -> String {
+    use ldap3::{Scope, SearchEntry};
+    let mut ldap = slapd.admin().await.expect("binds");
+    let (entries, _) = ldap
+        .search(
+            peoplesync::slapd::BASE_DN,
+            Scope::Subtree,
+            "(objectClass=*)",
+            vec!["entryCSN"],
+        )
+        .await
+        .expect("searches")
+        .success()
+        .expect("found");
+    entries
+        .into_iter()
+        .filter_map(|e| {
+            SearchEntry::construct(e)
+                .attrs
+                .get("entryCSN")?
+                .first()
+                .cloned()
+        })
+        .max()
+        .expect("entries carry entryCSN")
+}
+
+/// The plan's counts and the hash status shows for it (made of every deprovision).
+fn counts_and_hash(report: &Report) -> (BTreeMap<&'static str, usize>, String) {
+    let hash = match &report.plan.guard {
+        GuardDecision::Held(trip) | GuardDecision::Approved(trip) => trip.hash.clone(),
+        GuardDecision::Clear => peoplesync::plan::guard::deprovision_hash(report.plan.steps.iter()),
+    };
+    (report.plan.counts(), hash)
+}
+
+#[tokio::test]
+async fn a_dry_run_of_10k_people_writes_nothing_and_plans_what_the_real_cycle_then_does() {
+    let mut harness = Harness::start(10_000).await;
+    let mut dry_settings = settings(Guard {
+        max_count: 10_000,
+        max_percent: 100,
+    });
+    dry_settings.dry_run = true;
+    let mut pair = async |harness: &mut Harness| {
+        let csn = highest_csn(&harness.slapd).await;
+        let dry = engine::run_cycle(
+            &harness.client,
+            &harness.directory,
+            &dry_settings,
+            &harness.state,
+            CycleKind::Full,
+            None,
+            Timestamp::now(),
+        )
+        .await
+        .expect("the dry run plans");
+        assert_eq!(
+            highest_csn(&harness.slapd).await,
+            csn,
+            "nothing was written"
+        );
+        assert!(dry.applied.is_none());
+        assert_eq!(dry.state, harness.state, "a dry run moves no state");
+        let real = harness.cycle(CycleKind::Full).await;
+        let applied: BTreeMap<&'static str, usize> = real
+            .applied
+            .as_ref()
+            .expect("applied")
+            .counts
+            .iter()
+            .map(|(action, n)| (*action, *n as usize))
+            .collect();
+        assert_eq!(counts_and_hash(&dry), counts_and_hash(&real));
+        assert_eq!(
+            dry.plan.counts(),
+            applied,
+            "the real cycle did what was planned"
+        );
+        assert_eq!(held(&dry), held(&real));
+        dry.plan.counts()
+    };
+    // Into an empty directory: creates, references, groups.
+    let first = pair(&mut harness).await;
+    assert!(first.get("create").is_some_and(|n| *n > 9_000), "{first:?}");
+
+    // Then leavers, a rename, a department move and a title change.
+    let people = harness.source().await;
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let active: Vec<&Person> = people
+        .iter()
+        .filter(|p| p.lifecycle(today) == Lifecycle::Active)
+        .collect();
+    let controls = harness.sandbox.controls();
+    let yesterday = today.yesterday().expect("a date").to_string();
+    for leaver in &active[..20] {
+        controls
+            .ui_edit(&leaver.id, json!({"end_date": yesterday}))
+            .await
+            .expect("edited");
+    }
+    controls
+        .ui_edit(&active[20].id, json!({"last_name": "Renamed"}))
+        .await
+        .expect("edited");
+    harness.change_job_title(&active[21].id, "Dry run").await;
+    let second = pair(&mut harness).await;
+    assert_eq!(second.get("disable"), Some(&20), "{second:?}");
+    assert_eq!(second.get("rename"), Some(&1), "{second:?}");
+    harness.verify().await;
+}
+
+fn held(report: &Report) -> Vec<(String, &'static str)> {
+    let mut held: Vec<_> = report
+        .plan
+        .held
+        .iter()
+        .map(|s| (s.anchor.clone(), s.action.name()))
+        .collect();
+    held.sort();
+    held
+}
