@@ -172,6 +172,7 @@ async fn run(people: usize, rate: usize, seconds: usize, bad: usize) {
         instance: "bench".into(),
         receiver_listen: Some(receiver),
         webhook: controller::webhook::WebhookConfig::default(),
+        max_concurrent_syncs: 4,
     };
     let controller_client = client.clone();
     tokio::spawn(async move {

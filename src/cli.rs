@@ -186,6 +186,16 @@ pub struct ControllerArgs {
     /// How often each webhook's health endpoint is read at most.
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub webhook_health_interval: std::time::Duration,
+    /// PeopleSync objects reconciled (and syncing) at once; the others wait their turn, so
+    /// hundreds of full cycles never run together. Webhook batches of different objects run
+    /// side by side within the same bound.
+    #[arg(
+        long,
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u16).range(1..),
+        env = "PEOPLESYNC_MAX_CONCURRENT_SYNCS"
+    )]
+    pub max_concurrent_syncs: u16,
 }
 
 /// A listen address, or `off`.
@@ -234,6 +244,7 @@ impl ControllerArgs {
             webhook: crate::controller::webhook::WebhookConfig {
                 health_interval: self.webhook_health_interval,
             },
+            max_concurrent_syncs: self.max_concurrent_syncs,
         }
     }
 }

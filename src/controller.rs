@@ -62,6 +62,8 @@ pub struct Config {
     /// Where the webhook receiver listens (`None`: no receiver in this process).
     pub receiver_listen: Option<SocketAddr>,
     pub webhook: webhook::WebhookConfig,
+    /// Objects reconciled at once (`--max-concurrent-syncs`), and webhook batches run at once.
+    pub max_concurrent_syncs: u16,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -438,7 +440,11 @@ async fn run_controller(
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
     let (refresh_tx, refresh_rx) = futures::channel::mpsc::channel(JOB_QUEUE);
-    let controller = Controller::for_stream(triggers, reader).reconcile_on(refresh_rx);
+    let controller = Controller::for_stream(triggers, reader)
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(config.max_concurrent_syncs),
+        )
+        .reconcile_on(refresh_rx);
     let store = controller.store();
     // The job consumer runs while this process leads (it is the directory's other writer).
     let mut consumer = Tasks::default();
@@ -447,6 +453,7 @@ async fn run_controller(
         controller.store(),
         context.clone(),
         refresh_tx,
+        usize::from(config.max_concurrent_syncs),
     ));
     controller
         // A Secret that a PeopleSync references changed (e.g. it was created after the object):
@@ -466,19 +473,28 @@ async fn run_controller(
 }
 
 /// Turns verified deliveries into targeted syncs: person events read and apply those people
-/// (batched per object, one directory read per batch); org-unit events ask for a full cycle now.
-/// A job for an object that is gone, suspended, in dry run or not connected yet is dropped: the
-/// next cycle covers its change (it moved `updated_at`).
+/// (batched per object, one run per batch against the object's kept index); org-unit events ask
+/// for a full cycle now. Each object's batches run on a task of their own, in order, at most
+/// `parallel` objects at a time: an object whose directory is slow, or whose cycle holds its
+/// lock, never delays another object's webhooks. A job for an object that is gone, suspended,
+/// in dry run or not connected yet is dropped: the next cycle covers its change (it moved
+/// `updated_at`).
 async fn consume(
     jobs: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<crate::receiver::Job>>>,
     store: Store<PeopleSync>,
     ctx: Arc<Context>,
-    mut refresh: futures::channel::mpsc::Sender<ObjectRef<PeopleSync>>,
+    refresh: futures::channel::mpsc::Sender<ObjectRef<PeopleSync>>,
+    parallel: usize,
 ) {
     use std::collections::{BTreeMap, BTreeSet};
     let mut jobs = jobs.lock().await;
     let mut batch = Vec::with_capacity(JOB_BATCH);
+    let waiting: Arc<Mutex<HashMap<ObjectRef<PeopleSync>, BTreeSet<String>>>> = Arc::default();
+    let turns = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+    // Aborted with this task (leadership lost, shutdown).
+    let mut workers = tokio::task::JoinSet::new();
     while jobs.recv_many(&mut batch, JOB_BATCH).await > 0 {
+        while workers.try_join_next().is_some() {}
         let mut by_object: BTreeMap<(String, String), (BTreeSet<String>, bool)> = BTreeMap::new();
         for job in batch.drain(..) {
             let entry = by_object.entry((job.namespace, job.name)).or_default();
@@ -495,17 +511,64 @@ async fn consume(
             let Some(object) = store.get(&reference) else {
                 continue;
             };
-            let uid = object.uid().unwrap_or_default();
             if org_units {
-                ctx.request_full(&uid);
-                let _ = refresh.try_send(reference.clone());
+                ctx.request_full(&object.uid().unwrap_or_default());
+                let _ = refresh.clone().try_send(reference.clone());
             }
             if people.is_empty() || object.spec.suspend {
                 continue;
             }
-            let ids: Vec<String> = people.into_iter().collect();
-            targeted(&object, &ctx, &ids, &mut refresh, reference).await;
+            let start = {
+                let mut waiting = waiting.lock().expect("the queue lock is never poisoned");
+                let start = !waiting.contains_key(&reference);
+                waiting.entry(reference.clone()).or_default().extend(people);
+                start
+            };
+            if start {
+                let worker = work_off(
+                    reference,
+                    store.clone(),
+                    ctx.clone(),
+                    refresh.clone(),
+                    waiting.clone(),
+                    turns.clone(),
+                );
+                workers.spawn(worker);
+            }
         }
+    }
+}
+
+/// Runs one object's waiting batches until none waits (one at a time, each with a turn).
+async fn work_off(
+    reference: ObjectRef<PeopleSync>,
+    store: Store<PeopleSync>,
+    ctx: Arc<Context>,
+    mut refresh: futures::channel::mpsc::Sender<ObjectRef<PeopleSync>>,
+    waiting: Arc<Mutex<HashMap<ObjectRef<PeopleSync>, std::collections::BTreeSet<String>>>>,
+    turns: Arc<tokio::sync::Semaphore>,
+) {
+    loop {
+        let ids: Vec<String> = {
+            let mut waiting = waiting.lock().expect("the queue lock is never poisoned");
+            match waiting.get_mut(&reference) {
+                Some(ids) if !ids.is_empty() => std::mem::take(ids).into_iter().collect(),
+                _ => {
+                    waiting.remove(&reference);
+                    return;
+                }
+            }
+        };
+        let Ok(_turn) = turns.acquire().await else {
+            return;
+        };
+        let Some(object) = store.get(&reference) else {
+            continue;
+        };
+        if object.spec.suspend {
+            continue;
+        }
+        targeted(&object, &ctx, &ids, &mut refresh, reference.clone()).await;
     }
 }
 
@@ -1113,11 +1176,45 @@ async fn cleanup_personio(
     Ok(None)
 }
 
-/// Gathers what this reconcile knows: spec problems, Secrets, the source.
-/// The connected source and directory, when both are reachable (the cycle reuses them).
+/// The connected source and directory, when both are reachable: the cycle, the targeted syncs
+/// and the next reconciles reuse them (one HollyHR connection pool and one LDAP bind per object
+/// while its spec and credentials stay the same).
 struct Handles {
     source: AnySource,
     directory: crate::directory::any::AnyDirectory,
+    /// What they were built from: the source and target specs and the credentials.
+    fingerprint: u64,
+}
+
+/// A digest of what an object's handles are built from (specs and credential values; kept in
+/// memory only, never logged).
+fn handles_fingerprint(
+    spec: &PeopleSyncSpec,
+    source: &SourceCredentials,
+    target: &crate::directory::any::Credentials,
+) -> u64 {
+    use secrecy::ExposeSecret;
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(&spec.source)
+        .unwrap_or_default()
+        .hash(&mut h);
+    serde_json::to_string(&spec.target)
+        .unwrap_or_default()
+        .hash(&mut h);
+    match source {
+        SourceCredentials::HollyHr { api_key } => api_key.expose_secret().hash(&mut h),
+        SourceCredentials::Personio {
+            client_id,
+            client_secret,
+        } => {
+            client_id.expose_secret().hash(&mut h);
+            client_secret.expose_secret().hash(&mut h);
+        }
+    }
+    target.secret.expose_secret().hash(&mut h);
+    target.ca_pem.hash(&mut h);
+    h.finish()
 }
 
 /// What `observe` found: the observation, the source client when it passed its checks, and both
@@ -1170,14 +1267,38 @@ async fn observe(object: &PeopleSync, namespace: &str, ctx: &Context) -> Result<
             metrics.source_request(route, status)
         }))
     };
+    let target = directory_credentials(spec, namespace, ctx).await?;
+    let fingerprint = handles_fingerprint(spec, &credentials, &target);
+    let uid = object.uid().unwrap_or_default();
+    if let Some(kept) = ctx
+        .handles_of(&uid)
+        .filter(|h| h.fingerprint == fingerprint)
+    {
+        // The same spec and credentials: check the kept connections instead of making new ones
+        // (no new LDAP bind on a healthy connection).
+        let source = check_source(spec, &kept.source).await;
+        let directory = check_directory(spec, &kept.directory).await;
+        let reachable = matches!(source, SourceOutcome::Reachable { .. })
+            && matches!(directory, DirectoryOutcome::Reachable);
+        observed.source = source;
+        observed.directory = directory;
+        if reachable {
+            let client = kept.source.clone();
+            return Ok((observed, Some(client), Some(kept)));
+        }
+    }
     let (source, client) = probe_source(spec, credentials, observer).await;
-    let (directory, connected) = probe_directory(spec, namespace, ctx).await?;
+    let (directory, connected) = probe_directory(spec, target).await;
+    if connected.is_some() {
+        ctx.metrics.directory_connected();
+    }
     observed.source = source;
     observed.directory = directory;
     let handles = match (&client, connected) {
         (Some(source), Some(directory)) => Some(Arc::new(Handles {
             source: source.clone(),
             directory,
+            fingerprint,
         })),
         _ => None,
     };
@@ -1268,29 +1389,34 @@ async fn probe_source(
     credentials: SourceCredentials,
     observer: hollyhr::RequestObserver,
 ) -> (SourceOutcome, Option<AnySource>) {
-    let required = spec.required_scopes();
     let client = match AnySource::connect(&spec.source, credentials, Some(observer)) {
         Ok(client) => client,
         Err(error) => return (SourceOutcome::Unreachable(error.to_string()), None),
     };
+    let outcome = check_source(spec, &client).await;
+    let passed = matches!(outcome, SourceOutcome::Reachable { .. });
+    (outcome, passed.then_some(client))
+}
+
+/// The identity and scope check of a connected source.
+async fn check_source(spec: &PeopleSyncSpec, client: &AnySource) -> SourceOutcome {
+    let required = spec.required_scopes();
     match client.whoami().await {
         Ok(principal) => {
             let missing = principal.missing_scopes(&required);
             if missing.is_empty() {
                 let environment = if principal.sandbox { "sandbox" } else { "live" }.to_owned();
-                (SourceOutcome::Reachable { environment }, Some(client))
+                SourceOutcome::Reachable { environment }
             } else {
-                let missing = missing.into_iter().map(str::to_owned).collect();
-                (SourceOutcome::MissingScope(missing), None)
+                SourceOutcome::MissingScope(missing.into_iter().map(str::to_owned).collect())
             }
         }
-        Err(error) if error.is_unauthorized() => (SourceOutcome::Unauthorized, None),
+        Err(error) if error.is_unauthorized() => SourceOutcome::Unauthorized,
         // Personio refuses a token for a scope the credential lacks.
-        Err(error) if error.is_missing_scope() => (
-            SourceOutcome::MissingScope(required.iter().map(|s| (*s).to_owned()).collect()),
-            None,
-        ),
-        Err(error) => (SourceOutcome::Unreachable(crate::cli::report(&error)), None),
+        Err(error) if error.is_missing_scope() => {
+            SourceOutcome::MissingScope(required.iter().map(|s| (*s).to_owned()).collect())
+        }
+        Err(error) => SourceOutcome::Unreachable(crate::cli::report(&error)),
     }
 }
 
@@ -1299,44 +1425,47 @@ async fn probe_source(
 /// for SCIM.
 async fn probe_directory(
     spec: &PeopleSyncSpec,
-    namespace: &str,
-    ctx: &Context,
-) -> Result<
-    (
-        DirectoryOutcome,
-        Option<crate::directory::any::AnyDirectory>,
-    ),
-    Error,
-> {
+    credentials: crate::directory::any::Credentials,
+) -> (
+    DirectoryOutcome,
+    Option<crate::directory::any::AnyDirectory>,
+) {
+    use crate::directory::DirectoryError;
     use crate::directory::any::AnyDirectory;
+    match AnyDirectory::connect(&spec.target, credentials).await {
+        Ok(directory) => match check_directory(spec, &directory).await {
+            DirectoryOutcome::Reachable => (DirectoryOutcome::Reachable, Some(directory)),
+            outcome => (outcome, None),
+        },
+        Err(error) => (
+            DirectoryOutcome::Unreachable {
+                reason: error.reason(),
+                message: crate::cli::report(&error),
+            },
+            None,
+        ),
+    }
+}
+
+/// The reachability check of a connected directory (an LDAP read of the people DN on the
+/// existing connection, which reconnects only when it was dropped).
+async fn check_directory(
+    spec: &PeopleSyncSpec,
+    directory: &crate::directory::any::AnyDirectory,
+) -> DirectoryOutcome {
     use crate::directory::{Directory, DirectoryError};
-    let credentials = directory_credentials(spec, namespace, ctx).await?;
     let hint = if spec.target.ldap.is_some() {
         "check the people DN"
     } else {
         "check the base URL"
     };
-    Ok(
-        match AnyDirectory::connect(&spec.target, credentials).await {
-            Ok(directory) => match directory.check().await {
-                Ok(()) => (DirectoryOutcome::Reachable, Some(directory)),
-                Err(error) => (
-                    DirectoryOutcome::Unreachable {
-                        reason: error.reason(),
-                        message: format!("{}: {hint}", crate::cli::report(&error)),
-                    },
-                    None,
-                ),
-            },
-            Err(error) => (
-                DirectoryOutcome::Unreachable {
-                    reason: error.reason(),
-                    message: crate::cli::report(&error),
-                },
-                None,
-            ),
+    match directory.check().await {
+        Ok(()) => DirectoryOutcome::Reachable,
+        Err(error) => DirectoryOutcome::Unreachable {
+            reason: error.reason(),
+            message: format!("{}: {hint}", crate::cli::report(&error)),
         },
-    )
+    }
 }
 
 /// The target's secret (bind password or bearer token) and CA bundle from their Secrets.

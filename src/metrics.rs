@@ -56,6 +56,7 @@ pub struct Metrics {
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_seconds: Histogram,
     status_writes: Counter,
+    directory_connections: Counter,
     cycles: Family<CycleLabels, Counter>,
     cycle_seconds: Histogram,
     changes: Family<ChangeLabels, Counter>,
@@ -79,6 +80,12 @@ impl Default for Metrics {
             "status_writes",
             "Status writes (only when the status changed)",
             status_writes.clone(),
+        );
+        let directory_connections = Counter::default();
+        registry.register(
+            "directory_connections",
+            "Connections made to directories (LDAP binds, SCIM clients); kept ones are reused",
+            directory_connections.clone(),
         );
         let cycles = Family::<CycleLabels, Counter>::default();
         let cycle_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 14));
@@ -137,6 +144,7 @@ impl Default for Metrics {
             reconciles,
             reconcile_seconds,
             status_writes,
+            directory_connections,
             cycles,
             cycle_seconds,
             changes,
@@ -217,6 +225,10 @@ impl Metrics {
 
     pub fn status_written(&self) {
         self.status_writes.inc();
+    }
+
+    pub fn directory_connected(&self) {
+        self.directory_connections.inc();
     }
 
     /// The Prometheus text exposition.

@@ -48,13 +48,22 @@ async fn create_raw(
 }
 
 fn run_controller(client: Client, namespace: &str) -> tokio::task::JoinHandle<()> {
+    run_controller_at(client, namespace, free_addr())
+}
+
+fn run_controller_at(
+    client: Client,
+    namespace: &str,
+    admin: std::net::SocketAddr,
+) -> tokio::task::JoinHandle<()> {
     let config = controller::Config {
-        admin_listen: free_addr(),
+        admin_listen: admin,
         namespace: Some(namespace.to_owned()),
         leader_election: None,
         instance: "test".into(),
         receiver_listen: None,
         webhook: Default::default(),
+        max_concurrent_syncs: 4,
     };
     tokio::spawn(async move {
         controller::run(client, config)
@@ -599,6 +608,7 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
         instance: "rbac-test".into(),
         receiver_listen: None,
         webhook: Default::default(),
+        max_concurrent_syncs: 4,
     };
     let running =
         tokio::spawn(async move { controller::run(as_operator, config).await.expect("runs") });
@@ -734,7 +744,8 @@ async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_appr
     let ns = plane.create_namespace("sync").await.expect("namespace");
     secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
     secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
-    let controller = run_controller(client.clone(), &ns);
+    let admin = free_addr();
+    let controller = run_controller_at(client.clone(), &ns, admin);
     let object = ldap_people_sync(&hollyhr.base_url(), &ldap, true);
     create(&client, &ns, object).await.expect("created");
     let synced = wait_condition(&client, &ns, "acme", "Synced", "True", Some("Synced")).await;
@@ -839,6 +850,22 @@ async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_appr
         status.counts.as_ref().is_some_and(|c| c.disabled > 40),
         "{:?}",
         status.counts
+    );
+    // Three cycles and a spec change later, the first LDAP connection is still the one in use.
+    let metrics = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("peoplesync_directory_connections_total 1\n"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("connections") || l.contains("reconciles_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     controller.abort();
 }

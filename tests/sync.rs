@@ -1077,7 +1077,7 @@ async fn a_dry_run_of_10k_people_writes_nothing_and_plans_what_the_real_cycle_th
         max_percent: 100,
     });
     dry_settings.dry_run = true;
-    let mut pair = async |harness: &mut Harness| {
+    let pair = async |harness: &mut Harness| {
         let csn = highest_csn(&harness.slapd).await;
         let dry = engine::run_cycle(
             &harness.client,

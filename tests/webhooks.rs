@@ -108,6 +108,7 @@ fn start_controller(
         webhook: controller::webhook::WebhookConfig {
             health_interval: Duration::from_secs(1),
         },
+        max_concurrent_syncs: 4,
     };
     tokio::spawn(async move {
         controller::run(client, config)

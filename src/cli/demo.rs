@@ -580,6 +580,7 @@ pub async fn run(people: usize, seed: u64, source: DemoSource, keep: bool) -> Re
         webhook: crate::controller::webhook::WebhookConfig {
             health_interval: std::time::Duration::from_secs(2),
         },
+        max_concurrent_syncs: 4,
     };
     let operator_client = client.clone();
     let operator =
