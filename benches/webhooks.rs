@@ -103,32 +103,6 @@ async fn title_of(ldap: &mut Ldap, dn: &str) -> Option<String> {
     entry.attrs.get("title")?.first().cloned()
 }
 
-/// The highest `entryCSN` under the base DN: it moves with every write slapd accepts.
-async fn highest_csn(ldap: &mut Ldap) -> String {
-    let (entries, _) = ldap
-        .search(
-            slapd::BASE_DN,
-            Scope::Subtree,
-            "(objectClass=*)",
-            vec!["entryCSN"],
-        )
-        .await
-        .expect("searches")
-        .success()
-        .expect("found");
-    entries
-        .into_iter()
-        .filter_map(|e| {
-            SearchEntry::construct(e)
-                .attrs
-                .get("entryCSN")?
-                .first()
-                .cloned()
-        })
-        .max()
-        .expect("entries carry entryCSN")
-}
-
 async fn change_title(source: &HollyHrClient, person: &str, title: &str) -> Instant {
     let employment = source.person_employment(person).await.expect("reads");
     let etag = employment.etag.expect("an ETag");
@@ -303,7 +277,7 @@ async fn run(people: usize, rate: usize, seconds: usize, bad: usize) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     controls.clear_requests().await.expect("cleared");
     let mut reader = ldap(&slapd).await;
-    let csn_before = highest_csn(&mut reader).await;
+    let csn_before = slapd.highest_csn().await.expect("reads");
     let http = reqwest::Client::new();
     // The receiver answers 413 before reading a too-large body and closes that connection; a
     // client that pools it would race the close, so oversized requests use fresh connections.
@@ -426,7 +400,7 @@ async fn run(people: usize, rate: usize, seconds: usize, bad: usize) {
         .into_iter()
         .filter(|r| r.route.starts_with("/people"))
         .count();
-    let csn_after = highest_csn(&mut reader).await;
+    let csn_after = slapd.highest_csn().await.expect("reads");
     let writes = usize::from(csn_after != csn_before);
     // Still serving: a good delivery is accepted and applied.
     let still = {

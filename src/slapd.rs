@@ -217,6 +217,34 @@ impl Slapd {
         self.start_again().await
     }
 
+    /// The highest `entryCSN` under the base DN: it moves with every write slapd accepts (tests
+    /// and benchmarks check that something wrote nothing).
+    pub async fn highest_csn(&self) -> Result<String, SlapdError> {
+        let mut ldap = self.admin().await?;
+        let (entries, _) = ldap
+            .search(
+                BASE_DN,
+                ldap3::Scope::Subtree,
+                "(objectClass=*)",
+                vec!["entryCSN"],
+            )
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| SlapdError::Seed(e.to_string()))?;
+        let _ = ldap.unbind().await;
+        entries
+            .into_iter()
+            .filter_map(|e| {
+                ldap3::SearchEntry::construct(e)
+                    .attrs
+                    .get("entryCSN")?
+                    .first()
+                    .cloned()
+            })
+            .max()
+            .ok_or_else(|| SlapdError::Seed("no entry carries entryCSN".into()))
+    }
+
     /// A plain ldap3 connection bound as the admin (for seeding, and for tests that act as
     /// someone editing the directory by hand).
     pub async fn admin(&self) -> Result<ldap3::Ldap, SlapdError> {

@@ -1032,34 +1032,6 @@ async fn a_kept_directory_index_stays_what_a_fresh_read_gives() {
     assert_eq!(kept.view(), fresh.view());
 }
 
-/// The highest `entryCSN` under the base DN: it moves with every write slapd accepts.
-async fn highest_csn(slapd: &Slapd) -> String {
-    use ldap3::{Scope, SearchEntry};
-    let mut ldap = slapd.admin().await.expect("binds");
-    let (entries, _) = ldap
-        .search(
-            peoplesync::slapd::BASE_DN,
-            Scope::Subtree,
-            "(objectClass=*)",
-            vec!["entryCSN"],
-        )
-        .await
-        .expect("searches")
-        .success()
-        .expect("found");
-    entries
-        .into_iter()
-        .filter_map(|e| {
-            SearchEntry::construct(e)
-                .attrs
-                .get("entryCSN")?
-                .first()
-                .cloned()
-        })
-        .max()
-        .expect("entries carry entryCSN")
-}
-
 /// The plan's counts and the hash status shows for it (made of every deprovision).
 fn counts_and_hash(report: &Report) -> (BTreeMap<&'static str, usize>, String) {
     let hash = match &report.plan.guard {
@@ -1078,7 +1050,7 @@ async fn a_dry_run_of_10k_people_writes_nothing_and_plans_what_the_real_cycle_th
     });
     dry_settings.dry_run = true;
     let pair = async |harness: &mut Harness| {
-        let csn = highest_csn(&harness.slapd).await;
+        let csn = harness.slapd.highest_csn().await.expect("reads");
         let dry = engine::run_cycle(
             &harness.client,
             &harness.directory,
@@ -1091,7 +1063,7 @@ async fn a_dry_run_of_10k_people_writes_nothing_and_plans_what_the_real_cycle_th
         .await
         .expect("the dry run plans");
         assert_eq!(
-            highest_csn(&harness.slapd).await,
+            harness.slapd.highest_csn().await.expect("reads"),
             csn,
             "nothing was written"
         );

@@ -225,6 +225,18 @@ fn drift(directory: &MemoryDirectory, drift: usize, ldap: bool) {
     }
 }
 
+/// What the engine hands a partial run that read `people` (nobody before the checkpoint).
+fn read_of(people: usize, advance: bool) -> Partial {
+    Partial {
+        people_read: people,
+        checkpoint: None,
+        edge: BTreeMap::new(),
+        source_time: std::time::Duration::ZERO,
+        started: Instant::now(),
+        advance,
+    }
+}
+
 /// A fresh index of the directory, in a comparable form.
 async fn fresh_view(harness: &Harness, settings: &Settings) -> String {
     let policy = Policy {
@@ -289,14 +301,7 @@ async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: 
         for batch in [&after[..split], &after[split..]] {
             whole.disabled_since = state.disabled_since.clone();
             let planned = whole.sync_at(batch, None, Coverage::Partial, now()).await;
-            let read = Partial {
-                people_read: batch.len(),
-                checkpoint: None,
-                edge: BTreeMap::new(),
-                source_time: std::time::Duration::ZERO,
-                started: Instant::now(),
-                advance: false,
-            };
+            let read = read_of(batch.len(), false);
             let (report, index) = partial::<Never, _>(
                 &streamed.directory,
                 &settings,
@@ -329,14 +334,7 @@ async fn compare(case: Case, before: Spec, after: Spec, archived: usize, chunk: 
         units: units(archived),
     };
     let report = if case.partial {
-        let read = Partial {
-            people_read: after.len(),
-            checkpoint: None,
-            edge: BTreeMap::new(),
-            source_time: std::time::Duration::ZERO,
-            started: Instant::now(),
-            advance: true,
-        };
+        let read = read_of(after.len(), true);
         partial::<Never, _>(
             &streamed.directory,
             &settings,
