@@ -36,8 +36,7 @@ impl<'a, D: Directory> DryRun<'a, D> {
     fn id_after(&self, change: &Change) -> String {
         match change {
             Change::Create { anchor, .. } => self.moved("created", anchor),
-            Change::Rename { id, anchor, .. } if self.traits.rename_changes_id => {
-                let _ = id;
+            Change::Rename { anchor, .. } if self.traits.rename_changes_id => {
                 self.moved("renamed", anchor)
             }
             Change::Disable { anchor, .. } | Change::Enable { anchor, .. }

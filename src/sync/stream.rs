@@ -145,16 +145,6 @@ impl DirectoryIndex {
         };
     }
 
-    /// Managed entries in the index.
-    pub fn managed(&self) -> usize {
-        self.known.managed
-    }
-
-    /// Bytes the index holds (for logs).
-    pub fn footprint(&self) -> usize {
-        self.known.footprint()
-    }
-
     /// The index in a comparable form (tests: a kept index against one read afresh).
     #[doc(hidden)]
     pub fn view(&self) -> String {
