@@ -148,9 +148,9 @@ async fn run(people: usize, rate: usize, seconds: usize, bad: usize) {
         webhook: controller::webhook::WebhookConfig::default(),
         max_concurrent_syncs: 4,
     };
-    let controller_client = client.clone();
+    let kube = plane.kube_config().await.expect("a kube config");
     tokio::spawn(async move {
-        controller::run(controller_client, config)
+        controller::run(kube, config)
             .await
             .expect("the controller runs")
     });

@@ -417,8 +417,8 @@ pub enum CliError {
     Signal(#[source] std::io::Error),
     #[error("failed to read the sandbox's request log")]
     RequestLog(#[source] reqwest::Error),
-    #[error("failed to connect to Kubernetes (is KUBECONFIG set?)")]
-    Kubernetes(#[source] kube::Error),
+    #[error("no Kubernetes configuration found (in-cluster, or a kubeconfig: is KUBECONFIG set?)")]
+    KubeConfig(#[source] kube::config::InferConfigError),
     #[error(transparent)]
     Controller(#[from] crate::controller::RunError),
     #[error(transparent)]
@@ -508,10 +508,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Controller(args) => {
-            let client = kube::Client::try_default()
-                .await
-                .map_err(CliError::Kubernetes)?;
-            crate::controller::run(client, args.into_config()).await?;
+            let config = kube::Config::infer().await.map_err(CliError::KubeConfig)?;
+            crate::controller::run(config, args.into_config()).await?;
             Ok(())
         }
     }

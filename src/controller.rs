@@ -307,6 +307,20 @@ pub enum RunError {
     },
     #[error(transparent)]
     Leader(#[from] leader::LeaderError),
+    #[error("failed to build the Kubernetes client")]
+    Client(#[source] kube::Error),
+}
+
+/// A Kubernetes client that counts its requests in `peoplesync_kube_requests_total`.
+pub fn connect(config: kube::Config, metrics: Arc<Metrics>) -> Result<kube::Client, kube::Error> {
+    let count =
+        tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
+            metrics.kube_request(request.method(), request.uri());
+            request
+        });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&count)
+        .build())
 }
 
 /// Background tasks that are aborted together when dropped.
@@ -332,8 +346,9 @@ impl Drop for Tasks {
 }
 
 /// Runs the controller until SIGTERM/Ctrl-C (and, with leader election, only while leading).
-pub async fn run(client: kube::Client, config: Config) -> Result<(), RunError> {
+pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
+    let client = connect(kube_config, metrics.clone()).map_err(RunError::Client)?;
     let readiness = admin::Readiness::default();
     let listener = tokio::net::TcpListener::bind(config.admin_listen)
         .await
@@ -416,6 +431,9 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), RunError> {
 const JOB_QUEUE: usize = 10_000;
 /// Jobs taken in one batch: one directory read serves them all.
 const JOB_BATCH: usize = 200;
+/// The most people a targeted sync reads by id; when more wait for one object, an incremental
+/// cycle runs instead.
+const TARGETED_MAX: usize = JOB_BATCH;
 
 async fn run_controller(
     client: kube::Client,
@@ -559,15 +577,29 @@ async fn work_off(
                 }
             }
         };
-        let Ok(_turn) = turns.acquire().await else {
-            return;
-        };
         let Some(object) = store.get(&reference) else {
             continue;
         };
         if object.spec.suspend {
             continue;
         }
+        if ids.len() > TARGETED_MAX {
+            // Read one by one, this many people cost more HollyHR requests (and rate-limit
+            // budget) than one incremental cycle, which reads the changes in pages; ids
+            // HollyHR does not know cost it nothing.
+            ctx.cycle_due_at(&object.uid().unwrap_or_default(), jiff::Timestamp::now());
+            ctx.metrics.handed_over(ids.len());
+            info!(
+                name = %object.name_any(),
+                people = ids.len(),
+                "more people changed at once than a targeted sync reads one by one; an incremental cycle runs now"
+            );
+            let _ = refresh.try_send(reference.clone());
+            continue;
+        }
+        let Ok(_turn) = turns.acquire().await else {
+            return;
+        };
         targeted(&object, &ctx, &ids, &mut refresh, reference.clone()).await;
     }
 }

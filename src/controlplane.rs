@@ -344,14 +344,15 @@ impl ControlPlane {
         &self.bin
     }
 
-    async fn config(&self) -> Result<kube::Config, ControlPlaneError> {
+    /// The cluster admin's client configuration (what the controller builds its client from).
+    pub async fn kube_config(&self) -> Result<kube::Config, ControlPlaneError> {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
         Ok(kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?)
     }
 
     /// A client authenticated as the cluster admin.
     pub async fn client(&self) -> Result<Client, ControlPlaneError> {
-        Ok(Client::try_from(self.config().await?)?)
+        Ok(Client::try_from(self.kube_config().await?)?)
     }
 
     /// A client that impersonates `user` (e.g. `system:serviceaccount:ns:name`) and its groups.
@@ -360,11 +361,20 @@ impl ControlPlane {
         user: &str,
         groups: &[&str],
     ) -> Result<Client, ControlPlaneError> {
-        let mut config = self.config().await?;
+        Ok(Client::try_from(self.kube_config_as(user, groups).await?)?)
+    }
+
+    /// The configuration of a client that impersonates `user` and its groups.
+    pub async fn kube_config_as(
+        &self,
+        user: &str,
+        groups: &[&str],
+    ) -> Result<kube::Config, ControlPlaneError> {
+        let mut config = self.kube_config().await?;
         config.auth_info.impersonate = Some(user.to_owned());
         config.auth_info.impersonate_groups =
             Some(groups.iter().map(|g| (*g).to_owned()).collect());
-        Ok(Client::try_from(config)?)
+        Ok(config)
     }
 
     /// `kubectl --kubeconfig <ours>`.

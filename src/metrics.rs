@@ -48,8 +48,19 @@ struct DeliveryLabels {
     outcome: String,
 }
 
+/// One Kubernetes API request the operator made.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KubeRequestLabels {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`.
+    verb: String,
+    /// The plural resource, with its subresource (`peoplesyncs/status`).
+    resource: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    kube_requests: Family<KubeRequestLabels, Counter>,
+    handed_over: Counter,
     deliveries: Family<DeliveryLabels, Counter>,
     source_requests: Family<SourceRequestLabels, Counter>,
     checkpoint_age: Family<ObjectLabels, prometheus_client::metrics::gauge::Gauge>,
@@ -136,8 +147,22 @@ impl Default for Metrics {
             "Webhook deliveries received, by outcome",
             deliveries.clone(),
         );
+        let kube_requests = Family::<KubeRequestLabels, Counter>::default();
+        registry.register(
+            "kube_requests",
+            "Kubernetes API requests the operator made, by verb and resource (a watch counts once, when it starts)",
+            kube_requests.clone(),
+        );
+        let handed_over = Counter::default();
+        registry.register(
+            "webhook_people_handed_over",
+            "People named by webhook events that an incremental cycle read instead of a targeted sync (too many at once)",
+            handed_over.clone(),
+        );
         Self {
             registry,
+            kube_requests,
+            handed_over,
             deliveries,
             source_requests,
             checkpoint_age,
@@ -227,6 +252,21 @@ impl Metrics {
         self.status_writes.inc();
     }
 
+    /// One request to the Kubernetes API (see [`kube_request_labels`]).
+    pub fn kube_request(&self, method: &http::Method, uri: &http::Uri) {
+        let (verb, resource) = kube_request_labels(method, uri);
+        self.kube_requests
+            .get_or_create(&KubeRequestLabels {
+                verb: verb.to_owned(),
+                resource,
+            })
+            .inc();
+    }
+
+    pub fn handed_over(&self, people: usize) {
+        self.handed_over.inc_by(people as u64);
+    }
+
     pub fn directory_connected(&self) {
         self.directory_connections.inc();
     }
@@ -276,5 +316,100 @@ mod tests {
             text.contains("peoplesync_webhook_deliveries_total{outcome=\"bad_signature\"} 1"),
             "{text}"
         );
+    }
+}
+
+/// The verb and resource of a Kubernetes API request: `/api/v1/namespaces/ns/secrets/x` is a
+/// `get` of `secrets`, `/apis/g/v/namespaces/ns/peoplesyncs/x/status` a `patch` of
+/// `peoplesyncs/status`, a `GET` with `watch=true` a `watch`. Names and namespaces are left out
+/// (they are not bounded, and a name can be a person's).
+pub fn kube_request_labels(method: &http::Method, uri: &http::Uri) -> (&'static str, String) {
+    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    let rest = match segments.first() {
+        Some(&"api") => segments.get(2..),
+        Some(&"apis") => segments.get(3..),
+        _ => None,
+    }
+    .unwrap_or_default();
+    let rest = match rest {
+        ["namespaces", _, tail @ ..] if !tail.is_empty() => tail,
+        other => other,
+    };
+    let resource = match rest {
+        [] => "other".to_owned(),
+        [resource, _, sub, ..] => format!("{resource}/{sub}"),
+        [resource, ..] => (*resource).to_owned(),
+    };
+    let watching = uri.query().is_some_and(|query| {
+        query
+            .split('&')
+            .any(|pair| pair == "watch=true" || pair == "watch=1")
+    });
+    let verb = match *method {
+        http::Method::GET if watching => "watch",
+        http::Method::GET if rest.len() >= 2 => "get",
+        http::Method::GET => "list",
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE => "delete",
+        _ => "other",
+    };
+    (verb, resource)
+}
+
+#[cfg(test)]
+mod kube_request_tests {
+    use super::kube_request_labels;
+    use http::{Method, Uri};
+
+    fn labels(method: Method, uri: &str) -> (&'static str, String) {
+        kube_request_labels(&method, &uri.parse::<Uri>().expect("a URI"))
+    }
+
+    #[test]
+    fn requests_are_named_by_verb_and_resource_without_names() {
+        let cases = [
+            (
+                Method::GET,
+                "/api/v1/namespaces/ns/secrets/hollyhr",
+                ("get", "secrets"),
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/ns/secrets?labelSelector=x",
+                ("list", "secrets"),
+            ),
+            (
+                Method::GET,
+                "/api/v1/secrets?watch=true&resourceVersion=5",
+                ("watch", "secrets"),
+            ),
+            (
+                Method::PATCH,
+                "/apis/peoplesync.dev/v1alpha1/namespaces/ns/peoplesyncs/acme/status?fieldManager=x",
+                ("patch", "peoplesyncs/status"),
+            ),
+            (
+                Method::GET,
+                "/apis/peoplesync.dev/v1alpha1/peoplesyncs?watch=1",
+                ("watch", "peoplesyncs"),
+            ),
+            (
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/ns/events",
+                ("create", "events"),
+            ),
+            (
+                Method::PUT,
+                "/apis/coordination.k8s.io/v1/namespaces/ns/leases/peoplesync",
+                ("update", "leases"),
+            ),
+            (Method::GET, "/api/v1/namespaces/ns", ("get", "namespaces")),
+            (Method::GET, "/version", ("list", "other")),
+        ];
+        for (method, uri, (verb, resource)) in cases {
+            assert_eq!(labels(method, uri), (verb, resource.to_owned()), "{uri}");
+        }
     }
 }

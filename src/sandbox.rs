@@ -10,6 +10,9 @@
 //! | `PUT /_sandbox/settings` | `{updated_since_exclusive?, signature_variant? ("guide"/"sdk"), empty_tenant?}` |
 //! | `POST /_sandbox/people/{id}/ui-edit` | change a person as the HollyHR UI would: bumps `updated_at`, emits no webhook |
 //! | `POST /_sandbox/reset` | `{people?, seed?}`: a fresh seeded tenant, no webhooks, empty logs |
+//!
+//! [`tenants::start`] serves many tenants on one port, told apart by API key; each tenant's
+//! controls are under `/tenants/{n}/_sandbox/`.
 
 mod api;
 mod clock;
@@ -24,6 +27,7 @@ pub mod remote;
 mod seed;
 mod server;
 mod store;
+pub mod tenants;
 mod validate;
 mod worker;
 
@@ -154,6 +158,10 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
+    #[error("a many-tenant sandbox needs at least one tenant")]
+    NoTenants,
+    #[error("tenants {first} and {second} share an API key: each key belongs to one tenant")]
+    SharedKey { first: usize, second: usize },
 }
 
 /// A running sandbox. Dropping it stops the server and its delivery worker.

@@ -220,6 +220,29 @@ impl Slapd {
     /// The highest `entryCSN` under the base DN: it moves with every write slapd accepts (tests
     /// and benchmarks check that something wrote nothing).
     pub async fn highest_csn(&self) -> Result<String, SlapdError> {
+        self.csns()
+            .await?
+            .into_iter()
+            .map(|(_, csn)| csn)
+            .max()
+            .ok_or_else(|| SlapdError::Seed("no entry carries entryCSN".into()))
+    }
+
+    /// The DNs of the entries written after `csn` (one from [`Self::highest_csn`]), sorted.
+    pub async fn changed_since(&self, csn: &str) -> Result<Vec<String>, SlapdError> {
+        let mut changed: Vec<String> = self
+            .csns()
+            .await?
+            .into_iter()
+            .filter(|(_, entry)| entry.as_str() > csn)
+            .map(|(dn, _)| dn)
+            .collect();
+        changed.sort();
+        Ok(changed)
+    }
+
+    /// Every entry's DN and `entryCSN` under the base DN.
+    async fn csns(&self) -> Result<Vec<(String, String)>, SlapdError> {
         let mut ldap = self.admin().await?;
         let (entries, _) = ldap
             .search(
@@ -232,17 +255,14 @@ impl Slapd {
             .and_then(|r| r.success())
             .map_err(|e| SlapdError::Seed(e.to_string()))?;
         let _ = ldap.unbind().await;
-        entries
+        Ok(entries
             .into_iter()
             .filter_map(|e| {
-                ldap3::SearchEntry::construct(e)
-                    .attrs
-                    .get("entryCSN")?
-                    .first()
-                    .cloned()
+                let entry = ldap3::SearchEntry::construct(e);
+                let csn = entry.attrs.get("entryCSN")?.first()?.clone();
+                Some((entry.dn, csn))
             })
-            .max()
-            .ok_or_else(|| SlapdError::Seed("no entry carries entryCSN".into()))
+            .collect())
     }
 
     /// A plain ldap3 connection bound as the admin (for seeding, and for tests that act as

@@ -47,12 +47,12 @@ async fn create_raw(
     api.create(&PostParams::default(), &object).await
 }
 
-fn run_controller(client: Client, namespace: &str) -> tokio::task::JoinHandle<()> {
-    run_controller_at(client, namespace, free_addr())
+async fn run_controller(plane: &ControlPlane, namespace: &str) -> tokio::task::JoinHandle<()> {
+    run_controller_at(plane, namespace, free_addr()).await
 }
 
-fn run_controller_at(
-    client: Client,
+async fn run_controller_at(
+    plane: &ControlPlane,
     namespace: &str,
     admin: std::net::SocketAddr,
 ) -> tokio::task::JoinHandle<()> {
@@ -65,8 +65,9 @@ fn run_controller_at(
         webhook: Default::default(),
         max_concurrent_syncs: 4,
     };
+    let kube = plane.kube_config().await.expect("a kube config");
     tokio::spawn(async move {
-        controller::run(client, config)
+        controller::run(kube, config)
             .await
             .expect("the controller runs");
     })
@@ -259,7 +260,7 @@ async fn a_missing_secret_is_reported_and_creating_it_recovers_without_a_restart
     let scim = ScimServer::start().await.expect("scim2-server starts");
     let client = plane.client().await.expect("client");
     let ns = plane.create_namespace("secrets").await.expect("namespace");
-    let controller = run_controller(client.clone(), &ns);
+    let controller = run_controller(&plane, &ns).await;
     create(
         &client,
         &ns,
@@ -334,7 +335,7 @@ async fn a_key_without_people_read_is_reported_as_missing_scope() {
     let ns = plane.create_namespace("scope").await.expect("namespace");
     secret(&client, &ns, "hollyhr", "apiKey", NO_PEOPLE_READ_KEY).await;
     secret(&client, &ns, "scim", "token", &scim.token).await;
-    let controller = run_controller(client.clone(), &ns);
+    let controller = run_controller(&plane, &ns).await;
     create(
         &client,
         &ns,
@@ -367,7 +368,7 @@ async fn deleting_a_peoplesync_releases_the_finalizer_and_removes_it() {
     let plane = control_plane().await;
     let client = plane.client().await.expect("client");
     let ns = plane.create_namespace("delete").await.expect("namespace");
-    let controller = run_controller(client.clone(), &ns);
+    let controller = run_controller(&plane, &ns).await;
     create(
         &client,
         &ns,
@@ -585,7 +586,7 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
 
     // The controller, impersonating its ServiceAccount, with leader election on: everything works.
     let as_operator = plane
-        .client_as(
+        .kube_config_as(
             SERVICE_ACCOUNT,
             &[
                 "system:serviceaccounts",
@@ -594,7 +595,7 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
             ],
         )
         .await
-        .expect("impersonating client");
+        .expect("impersonating config");
     let config = controller::Config {
         admin_listen: free_addr(),
         namespace: None,
@@ -689,7 +690,7 @@ async fn an_ldap_target_is_checked_with_a_bind_and_a_wrong_password_shows() {
     let ns = plane.create_namespace("ldap").await.expect("namespace");
     secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
     secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
-    let controller = run_controller(client.clone(), &ns);
+    let controller = run_controller(&plane, &ns).await;
     let object = ldap_people_sync(&hollyhr.base_url(), &ldap, false);
     create(&client, &ns, object).await.expect("created");
     wait_condition(
@@ -745,7 +746,7 @@ async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_appr
     secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
     secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
     let admin = free_addr();
-    let controller = run_controller_at(client.clone(), &ns, admin);
+    let controller = run_controller_at(&plane, &ns, admin).await;
     let object = ldap_people_sync(&hollyhr.base_url(), &ldap, true);
     create(&client, &ns, object).await.expect("created");
     let synced = wait_condition(&client, &ns, "acme", "Synced", "True", Some("Synced")).await;
@@ -911,7 +912,7 @@ async fn a_personio_peoplesync_syncs_into_slapd_and_wrong_credentials_show_as_un
     )
     .await;
     secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
-    let controller = run_controller(client.clone(), &ns);
+    let controller = run_controller(&plane, &ns).await;
     let mut object = ldap_people_sync("https://unused.example.com/api/v1", &ldap, true);
     object["spec"]["source"] = json!({"personio": {
         "baseUrl": sandbox.base_url(),

@@ -25,7 +25,7 @@ use support::*;
 mod support;
 
 struct Env {
-    _plane: ControlPlane,
+    plane: ControlPlane,
     personio: PersonioSandboxHandle,
     ldap: Slapd,
     client: Client,
@@ -38,7 +38,7 @@ struct Env {
 }
 
 fn start_controller(
-    client: Client,
+    kube: kube::Config,
     namespace: &str,
     receiver: SocketAddr,
 ) -> tokio::task::JoinHandle<()> {
@@ -54,7 +54,7 @@ fn start_controller(
         max_concurrent_syncs: 4,
     };
     tokio::spawn(async move {
-        controller::run(client, config)
+        controller::run(kube, config)
             .await
             .expect("the controller runs");
     })
@@ -92,7 +92,11 @@ impl Env {
             .expect("Secret created");
         secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
         let receiver = free_addr();
-        let controller = start_controller(client.clone(), &ns, receiver);
+        let controller = start_controller(
+            plane.kube_config().await.expect("a kube config"),
+            &ns,
+            receiver,
+        );
         let mut object = ldap_people_sync("https://unused.example", &ldap, false);
         object["spec"]["source"] = json!({ "personio": {
             "baseUrl": personio.base_url(),
@@ -119,7 +123,7 @@ impl Env {
             .expect("json");
         let token = token["access_token"].as_str().expect("a token").to_owned();
         Self {
-            _plane: plane,
+            plane,
             personio,
             ldap,
             client,
@@ -394,7 +398,11 @@ async fn a_personio_peoplesync_registers_an_enabled_webhook_applies_deliveries_r
     // A restarted controller and repeated reconciles never create a second webhook.
     env.controller.abort();
     let _ = (&mut env.controller).await;
-    env.controller = start_controller(env.client.clone(), &env.ns, env.receiver);
+    env.controller = start_controller(
+        env.plane.kube_config().await.expect("a kube config"),
+        &env.ns,
+        env.receiver,
+    );
     for poke in 0..3 {
         env.annotate("test.peoplesync.dev/poke", &poke.to_string())
             .await;

@@ -83,7 +83,7 @@ impl Proxy {
 }
 
 struct Env {
-    _plane: ControlPlane,
+    plane: ControlPlane,
     hollyhr: SandboxHandle,
     ldap: Slapd,
     client: Client,
@@ -95,7 +95,7 @@ struct Env {
 }
 
 fn start_controller(
-    client: Client,
+    kube: kube::Config,
     namespace: &str,
     receiver: SocketAddr,
 ) -> tokio::task::JoinHandle<()> {
@@ -111,7 +111,7 @@ fn start_controller(
         max_concurrent_syncs: 4,
     };
     tokio::spawn(async move {
-        controller::run(client, config)
+        controller::run(kube, config)
             .await
             .expect("the controller runs");
     })
@@ -141,7 +141,11 @@ impl Env {
         secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
         let receiver = free_addr();
         let proxy = Proxy::start(receiver).await;
-        let controller = start_controller(client.clone(), &ns, receiver);
+        let controller = start_controller(
+            plane.kube_config().await.expect("a kube config"),
+            &ns,
+            receiver,
+        );
         let mut object = ldap_people_sync(&hollyhr.base_url(), &ldap, false);
         object["spec"]["webhook"] = json!({ "enabled": true, "publicUrl": proxy.url() });
         object["spec"]["schedule"] = json!({ "pollInterval": "1h", "fullResyncInterval": "6h" });
@@ -152,7 +156,7 @@ impl Env {
         )
         .expect("client");
         Self {
-            _plane: plane,
+            plane,
             hollyhr,
             ldap,
             client,
@@ -399,7 +403,11 @@ async fn a_peoplesync_registers_one_webhook_applies_deliveries_rotates_and_disab
         stopped.is_err_and(|e| e.is_cancelled()),
         "the controller was stopped"
     );
-    env.controller = start_controller(env.client.clone(), &env.ns, env.receiver);
+    env.controller = start_controller(
+        env.plane.kube_config().await.expect("a kube config"),
+        &env.ns,
+        env.receiver,
+    );
     for poke in 0..3 {
         env.annotate("test.peoplesync.dev/poke", &poke.to_string())
             .await;
@@ -551,6 +559,100 @@ async fn a_peoplesync_registers_one_webhook_applies_deliveries_rotates_and_disab
     let gone = env.ours().await;
     assert_eq!(gone.len(), 1);
     assert_eq!(gone[0].status, WebhookStatus::Disabled);
+}
+
+/// 10,000 signed person events naming people HollyHR does not know: they are not read one by
+/// one (a targeted sync reads at most a batch by id; beyond that one incremental cycle reads the
+/// changes in pages), nothing is written, and a real change after the flood still arrives.
+#[tokio::test]
+async fn a_flood_naming_10_000_unknown_people_is_handed_to_an_incremental_cycle_and_writes_nothing()
+{
+    use futures::StreamExt;
+    let env = Env::start("flood").await;
+    env.ready().await;
+    let secret = secret_value(&env.signing_secret().await, "current").expect("a secret");
+    let controls = env.hollyhr.controls();
+    controls.clear_requests().await.expect("cleared");
+    // Slow answers, so the events pile up behind the first targeted sync as a real flood does.
+    controls
+        .faults(json!({"latency_ms": 20}))
+        .await
+        .expect("faults set");
+    let before = env.ldap.highest_csn().await.expect("reads the CSN");
+    let path = env.hook_path();
+    let started = Instant::now();
+    let statuses: Vec<u16> = futures::stream::iter(0..10_000)
+        .map(|n| {
+            let id = format!("evt_flood_{n:05}");
+            let body = event(&id, "person.updated", &format!("per_unknown_{n:05}"));
+            let (env, path, secret) = (&env, &path, &secret);
+            async move {
+                env.deliver(path, &id, &body, secret, Timestamp::now())
+                    .await
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let accepted = statuses.iter().filter(|s| **s == 202).count();
+    let refused: Vec<_> = statuses
+        .iter()
+        .filter(|s| **s != 202 && **s != 503)
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "answers other than 202/503: {refused:?}"
+    );
+    assert!(accepted >= 9_000, "only {accepted} of 10,000 accepted");
+    eprintln!(
+        "10,000 deliveries answered in {:.1} s ({accepted} accepted)",
+        started.elapsed().as_secs_f64()
+    );
+    controls.clear_faults().await.expect("faults cleared");
+
+    // A real change made after the flood still reaches the directory through its webhook.
+    let person = env.active_people().await.remove(0);
+    env.change_title(&person, "Flood Survivor").await;
+    let took = env.wait_title(&person, "Flood Survivor").await;
+    eprintln!(
+        "a change after the flood arrived in {} ms",
+        took.as_millis()
+    );
+    let reads = controls.requests().await.expect("the request log");
+    let by_id = reads
+        .iter()
+        .filter(|r| r.method == "GET" && r.route == "/people/{personId}")
+        .count();
+    let pages = reads
+        .iter()
+        .filter(|r| r.method == "GET" && r.route == "/people")
+        .count();
+    eprintln!("HollyHR reads: {by_id} by id, {pages} pages");
+    assert!(
+        by_id <= 2_000,
+        "{by_id} people read one by one: the flood was not handed to a cycle"
+    );
+    assert!(pages >= 1, "no incremental cycle read the changes");
+    // Only the title change was written.
+    let changed = env
+        .ldap
+        .changed_since(&before)
+        .await
+        .expect("reads changes");
+    assert_eq!(
+        changed.len(),
+        1,
+        "entries written during the flood: {changed:?}"
+    );
+    wait_condition(
+        &env.client,
+        &env.ns,
+        "acme",
+        "Synced",
+        "True",
+        Some("Synced"),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -582,9 +582,8 @@ pub async fn run(people: usize, seed: u64, source: DemoSource, keep: bool) -> Re
         },
         max_concurrent_syncs: 4,
     };
-    let operator_client = client.clone();
-    let operator =
-        tokio::spawn(async move { crate::controller::run(operator_client, config).await });
+    let kube = plane.kube_config().await.map_err(DemoError::from)?;
+    let operator = tokio::spawn(async move { crate::controller::run(kube, config).await });
     println!(
         "[demo] operator running: webhook receiver on {receiver}, metrics on http://{admin}/metrics"
     );
