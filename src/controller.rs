@@ -209,6 +209,7 @@ impl Context {
             Some(index) => indexes.insert(uid.to_owned(), index),
             None => indexes.remove(uid),
         };
+        self.metrics.indexes_kept(indexes.len());
     }
 
     /// Drop what is kept in memory for a deleted object.

@@ -61,6 +61,7 @@ pub struct Metrics {
     registry: Registry,
     kube_requests: Family<KubeRequestLabels, Counter>,
     handed_over: Counter,
+    indexes: prometheus_client::metrics::gauge::Gauge,
     deliveries: Family<DeliveryLabels, Counter>,
     source_requests: Family<SourceRequestLabels, Counter>,
     checkpoint_age: Family<ObjectLabels, prometheus_client::metrics::gauge::Gauge>,
@@ -159,8 +160,15 @@ impl Default for Metrics {
             "People named by webhook events that an incremental cycle read instead of a targeted sync (too many at once)",
             handed_over.clone(),
         );
+        let indexes = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "directory_indexes",
+            "Directory indexes kept in memory (one per object whose last run applied cleanly)",
+            indexes.clone(),
+        );
         Self {
             registry,
+            indexes,
             kube_requests,
             handed_over,
             deliveries,
@@ -261,6 +269,10 @@ impl Metrics {
                 resource,
             })
             .inc();
+    }
+
+    pub fn indexes_kept(&self, count: usize) {
+        self.indexes.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     pub fn handed_over(&self, people: usize) {

@@ -2,6 +2,8 @@
 //! bounded waits on conditions.
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
