@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -100,6 +99,8 @@ impl Error {
 /// Shared by every reconcile.
 pub struct Context {
     pub client: kube::Client,
+    /// The Secrets reconciles read, kept true by the one Secret watch.
+    pub secrets: secrets::SecretCache,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub webhook: webhook::WebhookConfig,
@@ -141,6 +142,7 @@ impl Context {
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
+            secrets: secrets::SecretCache::new(client.clone()),
             client,
             metrics,
             webhook,
@@ -384,11 +386,6 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
         }
         None => drop(jobs_tx),
     }
-    tasks.spawn(signing::watch(
-        client.clone(),
-        config.namespace.clone(),
-        book,
-    ));
     let jobs = Arc::new(tokio::sync::Mutex::new(jobs_rx));
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     tasks.spawn(async move {
@@ -405,6 +402,16 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
     if let Some(book) = receiver_book {
         context = context.with_book(book);
     }
+    // The one Secret watch: the cache reconciles read, the receiver's signing book, and the
+    // reconciles of objects whose Secret changed.
+    let (changed_tx, changed_rx) = tokio::sync::mpsc::channel(SECRET_CHANGES);
+    tasks.spawn(secrets::watch(
+        context.secrets.clone(),
+        config.namespace.clone(),
+        book,
+        changed_tx,
+    ));
+    let changed = Arc::new(tokio::sync::Mutex::new(changed_rx));
     let context = Arc::new(context);
     let result = match &config.leader_election {
         None => {
@@ -413,12 +420,19 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
             let stop = async move {
                 let _ = rx.wait_for(|stopped| *stopped).await;
             };
-            run_controller(client, &config, context, jobs, stop).await;
+            run_controller(client, &config, context, jobs, changed, stop).await;
             Ok(())
         }
         Some(lease) => {
             leader::run_while_leading(client.clone(), lease, readiness, shutdown_rx, |stop| {
-                run_controller(client.clone(), &config, context.clone(), jobs.clone(), stop)
+                run_controller(
+                    client.clone(),
+                    &config,
+                    context.clone(),
+                    jobs.clone(),
+                    changed.clone(),
+                    stop,
+                )
             })
             .await
             .map_err(RunError::from)
@@ -427,6 +441,9 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
     drop(tasks);
     result
 }
+
+/// Changed Secrets waiting for the reconciles of the objects that reference them.
+const SECRET_CHANGES: usize = 1024;
 
 /// Jobs the receiver may queue before it answers 503.
 const JOB_QUEUE: usize = 10_000;
@@ -441,14 +458,12 @@ async fn run_controller(
     config: &Config,
     context: Arc<Context>,
     jobs: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<crate::receiver::Job>>>,
+    changed: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(String, String)>>>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (objects, secrets): (Api<PeopleSync>, Api<Secret>) = match &config.namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client, ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client)),
+    let objects: Api<PeopleSync> = match &config.namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
     };
     // Status writes (every cycle moves lastSyncTime) must not wake the object again: only spec,
     // annotation (approvals), finalizer and deletion changes do; cycles run on requeue.
@@ -459,6 +474,7 @@ async fn run_controller(
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
     let (refresh_tx, refresh_rx) = futures::channel::mpsc::channel(JOB_QUEUE);
+    let mut refresh = refresh_tx.clone();
     let controller = Controller::for_stream(triggers, reader)
         .with_config(
             kube::runtime::controller::Config::default().concurrency(config.max_concurrent_syncs),
@@ -474,12 +490,17 @@ async fn run_controller(
         refresh_tx,
         usize::from(config.max_concurrent_syncs),
     ));
+    // A Secret that a PeopleSync references changed (e.g. it was created after the object):
+    // reconcile those objects at once instead of waiting for a requeue.
+    consumer.spawn(async move {
+        let mut changed = changed.lock().await;
+        while let Some((namespace, name)) = changed.recv().await {
+            for object in referencing(&store, &namespace, &name) {
+                let _ = refresh.try_send(object);
+            }
+        }
+    });
     controller
-        // A Secret that a PeopleSync references changed (e.g. it was created after the object):
-        // reconcile those objects at once instead of waiting for a requeue.
-        .watches(secrets, watcher::Config::default(), move |secret| {
-            referencing(&store, &secret)
-        })
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -679,15 +700,16 @@ fn trigger_hash(object: &PeopleSync) -> Option<u64> {
 }
 
 /// The PeopleSync objects in the Secret's namespace that reference it.
-fn referencing(store: &Store<PeopleSync>, secret: &Secret) -> Vec<ObjectRef<PeopleSync>> {
-    let (Some(namespace), name) = (secret.namespace(), secret.name_any()) else {
-        return Vec::new();
-    };
+fn referencing(
+    store: &Store<PeopleSync>,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<PeopleSync>> {
     store
         .state()
         .iter()
-        .filter(|ps| ps.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|ps| secret_names(&ps.spec).iter().any(|n| *n == name))
+        .filter(|ps| ps.namespace().as_deref() == Some(namespace))
+        .filter(|ps| secret_names(&ps.spec).contains(&name))
         .map(|ps| ObjectRef::from_obj(ps.as_ref()))
         .collect()
 }
@@ -782,7 +804,7 @@ async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
         Some((_, Some(hollyhr))) => {
             observed.webhook = webhook::reconcile(
                 object,
-                &ctx.client,
+                &ctx.secrets,
                 hollyhr,
                 &ctx.webhook,
                 jiff::Timestamp::now(),
@@ -794,7 +816,7 @@ async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
             Some(personio) => {
                 observed.webhook = webhook::personio::reconcile(
                     object,
-                    &ctx.client,
+                    &ctx.secrets,
                     personio,
                     &ctx.webhook,
                     ctx.book.as_ref(),
@@ -1096,7 +1118,7 @@ async fn cleanup(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
                 "webhook peoplesync-{namespace}-{name} was left active in HollyHR: {why}; disable it there"
             )
         };
-        let outcome = match secrets::read_key(&ctx.client, &namespace, &hollyhr.api_key_secret_ref)
+        let outcome = match secrets::read_key(&ctx.secrets, &namespace, &hollyhr.api_key_secret_ref)
             .await
         {
             Err(error) if error.blocker().is_some() => Err(left_behind(error.to_string())),
@@ -1372,7 +1394,7 @@ async fn check_target_secrets(
         refs.push(&scim.token_secret_ref);
     }
     for reference in refs {
-        if let Err(error) = secrets::read_key(&ctx.client, namespace, reference).await {
+        if let Err(error) = secrets::read_key(&ctx.secrets, namespace, reference).await {
             return match error.blocker() {
                 Some(blocker) => Ok(Some(blocker)),
                 None => Err(error.into()),
@@ -1395,13 +1417,13 @@ async fn source_credentials(
             let secret = &personio.credentials_secret_ref;
             Ok(Some(SourceCredentials::Personio {
                 client_id: secrets::read_key(
-                    &ctx.client,
+                    &ctx.secrets,
                     namespace,
                     &secret.key(PERSONIO_CLIENT_ID_KEY),
                 )
                 .await?,
                 client_secret: secrets::read_key(
-                    &ctx.client,
+                    &ctx.secrets,
                     namespace,
                     &secret.key(PERSONIO_CLIENT_SECRET_KEY),
                 )
@@ -1409,7 +1431,8 @@ async fn source_credentials(
             }))
         }
         (Some(hollyhr), None) => Ok(Some(SourceCredentials::HollyHr {
-            api_key: secrets::read_key(&ctx.client, namespace, &hollyhr.api_key_secret_ref).await?,
+            api_key: secrets::read_key(&ctx.secrets, namespace, &hollyhr.api_key_secret_ref)
+                .await?,
         })),
         _ => Ok(None),
     }
@@ -1513,11 +1536,11 @@ async fn directory_credentials(
         (None, Some(scim)) => (&scim.token_secret_ref, None),
         (None, None) => return Err(Error::NoTarget),
     };
-    let secret = secrets::read_key(&ctx.client, namespace, secret_ref).await?;
+    let secret = secrets::read_key(&ctx.secrets, namespace, secret_ref).await?;
     let ca_pem = match ca_ref {
         // A CA bundle is public data; it only travels in a Secret for convenience.
         Some(reference) => Some(
-            secrets::read_key(&ctx.client, namespace, reference)
+            secrets::read_key(&ctx.secrets, namespace, reference)
                 .await?
                 .expose_secret()
                 .to_owned(),

@@ -14,16 +14,15 @@
 
 use std::collections::BTreeMap;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use secrecy::{ExposeSecret, SecretString};
-use tracing::warn;
 
+use super::secrets::SecretCache;
 use crate::crd::PeopleSync;
 use crate::receiver::{SecretBook, SigningSecrets, TokenSecrets};
 use crate::webhook::HeldView;
@@ -237,10 +236,9 @@ impl Held {
 }
 
 /// Reads the owned Secret (an empty [`Held`] when there is none).
-pub async fn read(client: &kube::Client, namespace: &str, name: &str) -> Result<Held, kube::Error> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    Ok(api
-        .get_opt(&secret_name(name))
+pub async fn read(secrets: &SecretCache, namespace: &str, name: &str) -> Result<Held, kube::Error> {
+    Ok(secrets
+        .get(namespace, &secret_name(name))
         .await?
         .map(|secret| Held::from_secret(&secret))
         .unwrap_or_default())
@@ -248,7 +246,7 @@ pub async fn read(client: &kube::Client, namespace: &str, name: &str) -> Result<
 
 /// Writes the owned Secret by server-side apply (fields no longer held are dropped).
 pub async fn write(
-    client: &kube::Client,
+    secrets: &SecretCache,
     object: &PeopleSync,
     held: &Held,
     field_manager: &str,
@@ -303,41 +301,36 @@ pub async fn write(
         "type": "Opaque",
         "data": data,
     });
-    let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    api.patch(
-        &secret_name(&name),
-        &PatchParams::apply(field_manager).force(),
-        &Patch::Apply(secret),
-    )
-    .await?;
+    let api: Api<Secret> = Api::namespaced(secrets.client().clone(), &namespace);
+    let written = api
+        .patch(
+            &secret_name(&name),
+            &PatchParams::apply(field_manager).force(),
+            &Patch::Apply(secret),
+        )
+        .await?;
+    // Read back at once by the next reconcile, before the watch brings it.
+    secrets.put(written);
     Ok(())
 }
 
-/// Keeps `book` in step with the owned Secrets (in `namespace`, or all) until the stream ends.
-pub async fn watch(client: kube::Client, namespace: Option<String>, book: SecretBook) {
-    let api: Api<Secret> = match &namespace {
-        Some(ns) => Api::namespaced(client, ns),
-        None => Api::all(client),
-    };
-    let config = watcher::Config::default().labels(&format!("{LABEL}=true"));
-    let mut events = watcher(api, config).default_backoff().boxed();
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(watcher::Event::Apply(secret) | watcher::Event::InitApply(secret)) => {
-                update(&book, &secret);
+/// Keeps `book` in step with one event of the Secret watch (only owned Secrets matter).
+pub fn observe(book: &SecretBook, event: &watcher::Event<Secret>) {
+    match event {
+        watcher::Event::Apply(secret) | watcher::Event::InitApply(secret) => update(book, secret),
+        watcher::Event::Delete(secret) => {
+            if let Some((namespace, name)) = owner_of(secret) {
+                book.remove(&namespace, &name);
             }
-            Ok(watcher::Event::Delete(secret)) => {
-                if let Some((namespace, name)) = owner_of(&secret) {
-                    book.remove(&namespace, &name);
-                }
-            }
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
-            Err(error) => warn!(%error, "watching the webhook signing Secrets failed; retrying"),
         }
+        watcher::Event::Init | watcher::Event::InitDone => {}
     }
 }
 
 fn owner_of(secret: &Secret) -> Option<(String, String)> {
+    if secret.labels().get(LABEL).map(String::as_str) != Some("true") {
+        return None;
+    }
     Some((
         secret.namespace()?,
         secret.labels().get(OWNER_LABEL)?.clone(),

@@ -18,6 +18,7 @@ use kube::ResourceExt;
 use secrecy::SecretString;
 use tracing::{info, warn};
 
+use super::secrets::SecretCache;
 use super::signing::{self, Held};
 use crate::crd::PeopleSync;
 use crate::source::hollyhr::model::{
@@ -120,7 +121,7 @@ fn failed(reason: &'static str, error: impl std::fmt::Display) -> WebhookOutcome
 /// as held, and the value of a rotation request (the annotation), if any.
 async fn rotation_inputs(
     object: &PeopleSync,
-    kube: &kube::Client,
+    secrets: &SecretCache,
     reading: &str,
 ) -> Result<(Duration, Held, Option<String>), WebhookOutcome> {
     let interval = object.spec.rotation_interval().map_err(|error| {
@@ -130,7 +131,7 @@ async fn rotation_inputs(
         )
     })?;
     let namespace = object.namespace().unwrap_or_default();
-    let held = signing::read(kube, &namespace, &object.name_any())
+    let held = signing::read(secrets, &namespace, &object.name_any())
         .await
         .map_err(|error| failed("SecretReadFailed", cause(reading, &error)))?;
     let requested = object
@@ -144,7 +145,7 @@ async fn rotation_inputs(
 /// Runs the webhook step of one reconcile.
 pub async fn reconcile(
     object: &PeopleSync,
-    kube: &kube::Client,
+    secrets: &SecretCache,
     source: &HollyHrClient,
     config: &WebhookConfig,
     now: Timestamp,
@@ -168,7 +169,7 @@ pub async fn reconcile(
         None => Vec::new(),
     };
     let (interval, mut held, requested) =
-        match rotation_inputs(object, kube, "reading the signing Secret").await {
+        match rotation_inputs(object, secrets, "reading the signing Secret").await {
             Ok(inputs) => inputs,
             Err(outcome) => return outcome,
         };
@@ -214,13 +215,13 @@ pub async fn reconcile(
                         created = true;
                         let result = match answer.value.signing_secret {
                             Some(secret) => {
-                                store(object, kube, &mut held, &webhook, secret, &requested, now)
+                                store(object, secrets, &mut held, &webhook, secret, &requested, now)
                                     .await
                             }
                             // A replay of an earlier create: its secret was shown once and is
                             // lost; a rotation issues one we keep.
                             None => {
-                                rotate(object, kube, source, &mut held, &webhook.id, &requested, now)
+                                rotate(object, secrets, source, &mut held, &webhook.id, &requested, now)
                                     .await
                                     .inspect(|_| rotated = Some(RotateCause::Recover))
                             }
@@ -253,7 +254,7 @@ pub async fn reconcile(
                 }
             }
             Registration::Rotate { id, cause } => {
-                rotate(object, kube, source, &mut held, &id, &requested, now)
+                rotate(object, secrets, source, &mut held, &id, &requested, now)
                     .await
                     .map(|webhook| {
                         info!(%namespace, %name, webhook = %id, cause = cause.as_str(), "rotated the webhook signing secret");
@@ -426,7 +427,7 @@ fn registration_reason(error: &HollyHrError) -> &'static str {
 /// Stores a newly issued secret (create or rotate) in the owned Secret at once.
 async fn store(
     object: &PeopleSync,
-    kube: &kube::Client,
+    secrets: &SecretCache,
     held: &mut Held,
     webhook: &Webhook,
     secret: SecretString,
@@ -440,7 +441,7 @@ async fn store(
         now,
         requested.clone(),
     );
-    signing::write(kube, object, &next, super::FIELD_MANAGER)
+    signing::write(secrets, object, &next, super::FIELD_MANAGER)
         .await
         .map_err(|error| {
             // HollyHR now signs with a secret no Secret holds: the next reconcile sees the
@@ -459,7 +460,7 @@ async fn store(
 
 async fn rotate(
     object: &PeopleSync,
-    kube: &kube::Client,
+    secrets: &SecretCache,
     source: &HollyHrClient,
     held: &mut Held,
     id: &str,
@@ -482,7 +483,7 @@ async fn rotate(
             "HollyHR answered the rotation without a secret (a replay); rotating again next reconcile",
         ));
     };
-    store(object, kube, held, &webhook, secret, requested, now).await
+    store(object, secrets, held, &webhook, secret, requested, now).await
 }
 
 /// `GET` (for the ETag) then `PATCH /webhooks/{id}`.

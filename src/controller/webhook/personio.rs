@@ -19,6 +19,7 @@ use kube::ResourceExt;
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{info, warn};
 
+use super::super::secrets::SecretCache;
 use super::super::signing::{self, Held};
 use super::{RemediationOutcome, WebhookConfig, WebhookOutcome, cause, failed, receiver_answers};
 use crate::crd::PeopleSync;
@@ -80,7 +81,7 @@ fn after(now: Timestamp, wait: Duration) -> Timestamp {
 /// it runs one (a rotation waits for it to hold the new token; health reads its deliveries).
 pub async fn reconcile(
     object: &PeopleSync,
-    kube: &kube::Client,
+    secrets: &SecretCache,
     source: &PersonioClient,
     config: &WebhookConfig,
     book: Option<&SecretBook>,
@@ -95,7 +96,7 @@ pub async fn reconcile(
         return WebhookOutcome::Off;
     }
     let (interval, mut held, requested) =
-        match super::rotation_inputs(object, kube, "reading the token Secret").await {
+        match super::rotation_inputs(object, secrets, "reading the token Secret").await {
             Ok(inputs) => inputs,
             Err(outcome) => return outcome,
         };
@@ -122,7 +123,7 @@ pub async fn reconcile(
     .map(|w| (*w).clone());
     let rotation = Rotation {
         object,
-        kube,
+        secrets,
         source,
         book,
         requested: &requested,
@@ -332,7 +333,7 @@ async fn enable(source: &PersonioClient, id: &str) -> Result<Webhook, PersonioEr
 /// The calls that set a token, with what they share.
 struct Rotation<'a> {
     object: &'a PeopleSync,
-    kube: &'a kube::Client,
+    secrets: &'a SecretCache,
     source: &'a PersonioClient,
     book: Option<&'a SecretBook>,
     requested: &'a Option<String>,
@@ -340,7 +341,7 @@ struct Rotation<'a> {
 
 impl Rotation<'_> {
     async fn write(&self, held: &Held) -> Result<(), WebhookOutcome> {
-        signing::write(self.kube, self.object, held, super::super::FIELD_MANAGER)
+        signing::write(self.secrets, self.object, held, super::super::FIELD_MANAGER)
             .await
             .map_err(|error| {
                 failed(

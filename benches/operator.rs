@@ -1,0 +1,540 @@
+//! The operator process itself (issue #16), measured as users run it: the real `peoplesync
+//! controller` binary (release build) on the test control plane, the HollyHR sandbox and a
+//! private slapd. Its memory is read from `/proc/PID/status` (`VmHWM`, the peak resident set,
+//! reset between phases through `/proc/PID/clear_refs`), its Kubernetes API requests from its
+//! own `peoplesync_kube_requests_total`.
+//!
+//! - **P5**: one tenant of `PEOPLESYNC_BENCH_PEOPLE` (default 100,000) people. Peak RSS of the
+//!   fresh sync and of a full reconcile (goal ≤ 64 MiB each); of a full cycle with 100 person
+//!   changes a second arriving by webhook (goal ≤ 128 MiB); of a dry run (goal ≤ 128 MiB).
+//! - **P7**: `PEOPLESYNC_BENCH_TENANTS` (default 200) tenants of `PEOPLESYNC_BENCH_TENANT_PEOPLE`
+//!   (default 1,000) people, one object each, webhooks on, poll interval 1 min. Time until every
+//!   object is Synced against 2 × one tenant's time alone × tenants ÷ cores used; peak RSS (goal
+//!   ≤ 256 MiB); Kubernetes API requests at steady state per object per poll interval (goal ≤ 2);
+//!   new LDAP connections per cycle at steady state (goal 0).
+//!
+//! Run: `cargo bench --bench operator` (needs `PEOPLESYNC_CONTROLPLANE_BIN`, as the tests);
+//! `PEOPLESYNC_BENCH_ONLY=p5` or `p7` runs one; `PEOPLESYNC_BENCH_STEADY_SECONDS` (default 150)
+//! is P7's steady-state window.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use peoplesync::controlplane::ControlPlane;
+use peoplesync::crd::PeopleSync;
+use peoplesync::sandbox::{self, SandboxConfig};
+use peoplesync::slapd::Slapd;
+use peoplesync::source::hollyhr::model::UpdateEmploymentRequest;
+use peoplesync::source::hollyhr::{self, HollyHrClient, Idempotency};
+use serde_json::json;
+use support::fleet::{self, is};
+use support::*;
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    if !std::env::args().any(|arg| arg == "--bench") {
+        println!("operator: skipped (run `cargo bench --bench operator`)");
+        return;
+    }
+    let only = std::env::var("PEOPLESYNC_BENCH_ONLY").unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut rows = Vec::new();
+    if only.is_empty() || only == "p5" {
+        rows.extend(runtime.block_on(p5(env_number("PEOPLESYNC_BENCH_PEOPLE", 100_000))));
+    }
+    if only.is_empty() || only == "p7" {
+        rows.extend(runtime.block_on(p7(
+            env_number("PEOPLESYNC_BENCH_TENANTS", 200),
+            env_number("PEOPLESYNC_BENCH_TENANT_PEOPLE", 1_000),
+            env_number("PEOPLESYNC_BENCH_STEADY_SECONDS", 150),
+        )));
+    }
+    println!("\n| goal | measured | baseline (same run) | ratio | verdict |");
+    println!("|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+}
+
+/// The real controller binary, watching one namespace, with its receiver.
+struct Operator {
+    child: Child,
+    admin: SocketAddr,
+    receiver: SocketAddr,
+    http: reqwest::Client,
+}
+
+impl Operator {
+    fn start(plane: &ControlPlane, namespace: &str, log: &std::path::Path) -> Self {
+        let (admin, receiver) = (free_addr(), free_addr());
+        let log = std::fs::File::create(log).expect("a log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_peoplesync"))
+            .args(["controller", "--namespace", namespace])
+            .args(["--admin-listen", &admin.to_string()])
+            .args(["--receiver-listen", &receiver.to_string()])
+            .args(["--max-concurrent-syncs", "4"])
+            .env("KUBECONFIG", plane.kubeconfig_path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the controller binary starts");
+        Self {
+            child,
+            admin,
+            receiver,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the operator runs");
+        status
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(field)?
+                    .trim_start_matches(':')
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Peak resident memory since start or the last [`Self::reset_peak`], in MiB.
+    fn peak_mib(&self) -> f64 {
+        self.status_kib("VmHWM") as f64 / 1024.0
+    }
+
+    fn rss_mib(&self) -> f64 {
+        self.status_kib("VmRSS") as f64 / 1024.0
+    }
+
+    /// Starts a new peak (`VmHWM` back to the current RSS).
+    fn reset_peak(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
+            .expect("clear_refs is writable (root)");
+    }
+
+    async fn metrics(&self) -> String {
+        self.http
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("text")
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// `name{labels} value` samples of the Kubernetes request counter, by label set.
+fn kube_requests(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("peoplesync_kube_requests_total{")?;
+            let (labels, value) = rest.split_once("} ")?;
+            Some((labels.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
+async fn patch_spec(client: &Client, namespace: &str, name: &str, spec: serde_json::Value) {
+    let api: Api<PeopleSync> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": spec })),
+    )
+    .await
+    .expect("patched");
+}
+
+/// Waits (up to `limit`) until the object's status shows a full sync newer than `after` and
+/// Synced=True; the time it took.
+async fn wait_full_sync(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    after: Option<jiff::Timestamp>,
+    limit: Duration,
+) -> Duration {
+    let api: Api<PeopleSync> = Api::namespaced(client.clone(), namespace);
+    let started = Instant::now();
+    loop {
+        let object = api.get(name).await.expect("reads");
+        let status = object.status.unwrap_or_default();
+        let synced = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Synced" && c.status == "True");
+        let full = status.last_full_sync_time.map(|t| t.0);
+        if synced && full.is_some() && (after.is_none() || full > after) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{name} never synced: {:?}",
+            status.conditions
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn last_full(client: &Client, namespace: &str, name: &str) -> Option<jiff::Timestamp> {
+    let api: Api<PeopleSync> = Api::namespaced(client.clone(), namespace);
+    api.get(name)
+        .await
+        .expect("reads")
+        .status?
+        .last_full_sync_time
+        .map(|t| t.0)
+}
+
+async fn p5(people: usize) -> Vec<String> {
+    eprintln!("P5: one tenant of {people} people");
+    let plane = control_plane().await;
+    let hollyhr = sandbox::start(SandboxConfig {
+        people,
+        rate_limit_per_minute: 0,
+        allow_insecure_webhook_urls: true,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("the sandbox starts");
+    let slapd = Slapd::start().await.expect("slapd starts");
+    let client = plane.client().await.expect("client");
+    let ns = plane.create_namespace("p5").await.expect("namespace");
+    secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
+    secret(&client, &ns, "ldap", "password", &slapd.admin_password).await;
+    let log = slapd.dir().join("operator-p5.log");
+    let operator = Operator::start(&plane, &ns, &log);
+    let mut object = ldap_people_sync(&hollyhr.base_url(), &slapd, true);
+    object["spec"]["webhook"] =
+        json!({ "enabled": true, "publicUrl": format!("http://{}", operator.receiver) });
+    object["spec"]["schedule"] = json!({ "pollInterval": "1h", "fullResyncInterval": "6h" });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = operator.rss_mib();
+    create(&client, &ns, object).await.expect("created");
+    let limit = Duration::from_secs(1800);
+    let took = wait_full_sync(&client, &ns, "acme", None, limit).await;
+    let fresh = operator.peak_mib();
+    eprintln!(
+        "  fresh sync: {:.1} s, peak {fresh:.1} MiB (idle {idle:.1})",
+        took.as_secs_f64()
+    );
+
+    // A full reconcile of an unchanged tenant (a spec change makes the next cycle a full one).
+    operator.reset_peak();
+    let before = last_full(&client, &ns, "acme").await;
+    patch_spec(
+        &client,
+        &ns,
+        "acme",
+        json!({"schedule": {"fullResyncInterval": "7h"}}),
+    )
+    .await;
+    let took = wait_full_sync(&client, &ns, "acme", before, limit).await;
+    let reconcile = operator.peak_mib();
+    eprintln!(
+        "  full reconcile: {:.1} s, peak {reconcile:.1} MiB",
+        took.as_secs_f64()
+    );
+
+    // A full cycle while 100 changes a second arrive by webhook.
+    let source = HollyHrClient::new(
+        hollyhr::ClientConfig::new(&hollyhr.base_url(), sandbox::DEFAULT_API_KEY.into())
+            .expect("config"),
+    )
+    .expect("client");
+    let ids: Vec<String> = peoplesync::sandbox::generate_tenant(people.min(2_000), 42)
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    operator.reset_peak();
+    let before = last_full(&client, &ns, "acme").await;
+    patch_spec(
+        &client,
+        &ns,
+        "acme",
+        json!({"schedule": {"fullResyncInterval": "8h"}}),
+    )
+    .await;
+    let events = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_millis(10));
+        let mut sent = 0usize;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            ticker.tick().await;
+            let person = &ids[sent % ids.len()];
+            let Ok(employment) = source.person_employment(person).await else {
+                continue;
+            };
+            let Some(etag) = employment.etag else {
+                continue;
+            };
+            let update = UpdateEmploymentRequest {
+                job_title: Some(Some(format!("Busy {sent}"))),
+                ..UpdateEmploymentRequest::default()
+            };
+            if source
+                .update_employment(person, &update, &etag, Idempotency::Derived)
+                .await
+                .is_ok()
+            {
+                sent += 1;
+            }
+        }
+        sent
+    });
+    let took = wait_full_sync(&client, &ns, "acme", before, limit).await;
+    let sent = events.await.expect("the writer runs");
+    // The events queued behind the cycle are applied after it; their memory counts too.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let busy = operator.peak_mib();
+    eprintln!(
+        "  full cycle with {sent} changes by webhook over 30 s: {:.1} s, peak {busy:.1} MiB",
+        took.as_secs_f64()
+    );
+
+    // A dry run of the whole tenant (a spec change: a full one).
+    operator.reset_peak();
+    let started = Instant::now();
+    patch_spec(
+        &client,
+        &ns,
+        "acme",
+        json!({"dryRun": true, "schedule": {"fullResyncInterval": "9h"}}),
+    )
+    .await;
+    let api: Api<PeopleSync> = Api::namespaced(client.clone(), &ns);
+    loop {
+        let status = api
+            .get("acme")
+            .await
+            .expect("reads")
+            .status
+            .unwrap_or_default();
+        let done = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Synced" && c.reason == "DryRun");
+        if done {
+            break;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the dry run never finished: {:?}",
+            status.conditions
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dry = operator.peak_mib();
+    eprintln!(
+        "  dry run: {:.1} s, peak {dry:.1} MiB",
+        started.elapsed().as_secs_f64()
+    );
+    drop(operator);
+    let k = people / 1000;
+    vec![
+        format!(
+            "| P5 fresh sync {k}k: peak RSS ≤ 64 MiB | {fresh:.1} MiB | idle {idle:.1} MiB | {:.2}× of goal | {} |",
+            fresh / 64.0,
+            verdict(fresh <= 64.0)
+        ),
+        format!(
+            "| P5 full reconcile {k}k: peak RSS ≤ 64 MiB | {reconcile:.1} MiB | idle {idle:.1} MiB | {:.2}× of goal | {} |",
+            reconcile / 64.0,
+            verdict(reconcile <= 64.0)
+        ),
+        format!(
+            "| P5 full cycle {k}k + 100 events/s: peak RSS ≤ 128 MiB | {busy:.1} MiB ({sent} events) | idle {idle:.1} MiB | {:.2}× of goal | {} |",
+            busy / 128.0,
+            verdict(busy <= 128.0)
+        ),
+        format!(
+            "| P5 dry run {k}k: peak RSS ≤ 128 MiB | {dry:.1} MiB | idle {idle:.1} MiB | {:.2}× of goal | {} |",
+            dry / 128.0,
+            verdict(dry <= 128.0)
+        ),
+    ]
+}
+
+async fn p7(tenants: usize, people: usize, steady: usize) -> Vec<String> {
+    eprintln!("P7: {tenants} tenants × {people} people");
+    let plane = control_plane().await;
+    let fleet = fleet::start(tenants, people).await;
+    let client = plane.client().await.expect("client");
+    let ns = plane.create_namespace("p7").await.expect("namespace");
+    let log = fleet.ldap.dir().join("operator-p7.log");
+    let operator = Operator::start(&plane, &ns, &log);
+    let receiver = Some(operator.receiver);
+    secret(&client, &ns, "ldap", "password", &fleet.ldap.admin_password).await;
+    for tenant in 0..tenants {
+        secret(
+            &client,
+            &ns,
+            &fleet::tenant_name(tenant),
+            "apiKey",
+            &fleet::tenant_key(tenant),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = operator.rss_mib();
+    let limit = Duration::from_secs(3600);
+    let all_synced = |count: usize| {
+        move |objects: &BTreeMap<String, fleet::Conditions>| {
+            objects.len() == count
+                && objects
+                    .values()
+                    .all(|c| is(c, "Synced", "True") && is(c, "WebhookRegistered", "True"))
+        }
+    };
+    // One tenant alone: the baseline.
+    create(&client, &ns, fleet.object(0, receiver, None))
+        .await
+        .expect("created");
+    let alone = fleet::wait(
+        &client,
+        &ns,
+        limit,
+        "the first tenant Synced",
+        all_synced(1),
+    )
+    .await;
+    eprintln!("  one tenant alone: {:.2} s", alone.as_secs_f64());
+    // Then all the others at once.
+    let started = Instant::now();
+    for tenant in 1..tenants {
+        create(&client, &ns, fleet.object(tenant, receiver, None))
+            .await
+            .expect("created");
+    }
+    fleet::wait(
+        &client,
+        &ns,
+        limit,
+        "every tenant Synced",
+        all_synced(tenants),
+    )
+    .await;
+    let all = started.elapsed();
+    let peak = operator.peak_mib();
+    eprintln!(
+        "  {} more tenants: {:.1} s, peak {peak:.1} MiB",
+        tenants - 1,
+        all.as_secs_f64()
+    );
+    let cores = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(4);
+    let goal = 2.0 * alone.as_secs_f64() * (tenants - 1) as f64 / cores as f64;
+
+    // Steady state: let the first incremental cycles pass, then count over the window.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let text = operator.metrics().await;
+    let (requests0, connections0, cycles0) = (
+        kube_requests(&text),
+        sum(&text, "peoplesync_directory_connections_total"),
+        sum(&text, "peoplesync_sync_cycles_total"),
+    );
+    operator.reset_peak();
+    tokio::time::sleep(Duration::from_secs(steady as u64)).await;
+    let text = operator.metrics().await;
+    let (requests1, connections1, cycles1) = (
+        kube_requests(&text),
+        sum(&text, "peoplesync_directory_connections_total"),
+        sum(&text, "peoplesync_sync_cycles_total"),
+    );
+    let steady_peak = operator.peak_mib();
+    let mut by_kind: Vec<(String, f64)> = requests1
+        .iter()
+        .map(|(labels, after)| {
+            (
+                labels.clone(),
+                after - requests0.get(labels).copied().unwrap_or(0.0),
+            )
+        })
+        .filter(|(_, delta)| *delta > 0.0)
+        .collect();
+    by_kind.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let requests: f64 = by_kind.iter().map(|(_, d)| d).sum();
+    let poll_intervals = steady as f64 / 60.0;
+    let per_object = requests / tenants as f64 / poll_intervals;
+    let cycles = cycles1 - cycles0;
+    let binds = connections1 - connections0;
+    eprintln!(
+        "  steady state over {steady} s: {requests} Kubernetes requests ({per_object:.2} per object per poll interval), {cycles} cycles, {binds} new LDAP connections, peak {steady_peak:.1} MiB"
+    );
+    for (labels, delta) in by_kind.iter().take(8) {
+        eprintln!("    {delta:>6} {labels}");
+    }
+    let total_peak = peak.max(steady_peak);
+    drop(operator);
+    vec![
+        format!(
+            "| P7 {tenants}×{people}: all Synced ≤ 2 × alone × {} ÷ {cores} cores = {goal:.1} s | {:.1} s | one alone {:.2} s | {:.2}× of goal | {} |",
+            tenants - 1,
+            all.as_secs_f64(),
+            alone.as_secs_f64(),
+            all.as_secs_f64() / goal,
+            verdict(all.as_secs_f64() <= goal)
+        ),
+        format!(
+            "| P7 peak RSS ≤ 256 MiB | {total_peak:.1} MiB | idle {idle:.1} MiB | {:.2}× of goal | {} |",
+            total_peak / 256.0,
+            verdict(total_peak <= 256.0)
+        ),
+        format!(
+            "| P7 Kubernetes requests at steady state ≤ 2 per object per poll interval | {per_object:.2} ({requests} in {steady} s) | – | {:.2}× of goal | {} |",
+            per_object / 2.0,
+            verdict(per_object <= 2.0)
+        ),
+        format!(
+            "| P7 new LDAP connections per cycle at steady state = 0 | {:.3} ({binds} in {cycles} cycles) | – | – | {} |",
+            if cycles > 0.0 { binds / cycles } else { 0.0 },
+            verdict(binds == 0.0 && cycles > 0.0)
+        ),
+    ]
+}
