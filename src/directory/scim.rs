@@ -178,11 +178,12 @@ impl ScimDirectory {
     /// Reads `/ServiceProviderConfig` and proves the token works (the config itself may be
     /// served without authentication, RFC 7644 §4).
     pub async fn connect(config: ScimConfig) -> Result<Self, ScimBackendError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .user_agent(concat!("peoplesync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(ScimBackendError::Client)?;
+        // Shared by every target with the same timeout (one pool per service provider host).
+        let http = crate::http::client(&crate::http::Settings {
+            follow_redirects: true,
+            ..crate::http::Settings::new(config.timeout)
+        })
+        .map_err(ScimBackendError::Client)?;
         let mut directory = Self {
             config,
             http,

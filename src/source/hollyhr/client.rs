@@ -285,14 +285,15 @@ impl HollyHrClient {
                 },
             )?;
         authorization.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .user_agent(config.user_agent)
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
-            // A redirect could carry the bearer token to another host; HollyHR does not redirect.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|error| HollyHrError::Configuration(error.to_string()))?;
+        // Shared by every tenant with the same settings (one pool to HollyHR). No redirects: a
+        // redirect could carry the bearer token to another host; HollyHR does not redirect.
+        let http = crate::http::client(&crate::http::Settings {
+            user_agent: config.user_agent,
+            timeout: config.request_timeout,
+            connect_timeout: Some(config.connect_timeout),
+            follow_redirects: false,
+        })
+        .map_err(|error| HollyHrError::Configuration(error.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,

@@ -127,14 +127,13 @@ impl Request {
 impl PersonioClient {
     pub fn new(config: PersonioConfig) -> Result<Self, PersonioError> {
         config.validate()?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("peoplesync/", env!("CARGO_PKG_VERSION")))
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            // A redirect could carry the bearer token to another host; the API does not redirect.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|error| PersonioError::Configuration(error.to_string()))?;
+        // Shared by every tenant (one pool to Personio). No redirects: a redirect could carry
+        // the bearer token to another host; the API does not redirect.
+        let http = crate::http::client(&crate::http::Settings {
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            ..crate::http::Settings::new(REQUEST_TIMEOUT)
+        })
+        .map_err(|error| PersonioError::Configuration(error.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,

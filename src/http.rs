@@ -1,0 +1,89 @@
+//! The process's HTTP clients: one `reqwest::Client` (its connection pool and TLS roots) per
+//! distinct setting, shared by every source and SCIM target that uses that setting. reqwest's
+//! client is meant to be built once and cloned; an operator serving hundreds of tenants of one
+//! HR system keeps one pool to that host instead of one client per tenant. Credentials are
+//! never part of a client: each request carries its own.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// What makes two clients different.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Settings {
+    pub user_agent: String,
+    /// The whole request, body included.
+    pub timeout: Duration,
+    pub connect_timeout: Option<Duration>,
+    /// Follow redirects (a source carrying a bearer token does not: a redirect could carry it
+    /// to another host).
+    pub follow_redirects: bool,
+}
+
+impl Settings {
+    /// PeopleSync's user agent, no redirects, `timeout` for the whole request.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            user_agent: concat!("peoplesync/", env!("CARGO_PKG_VERSION")).to_owned(),
+            timeout,
+            connect_timeout: None,
+            follow_redirects: false,
+        }
+    }
+}
+
+type Clients = HashMap<Settings, reqwest::Client>;
+
+/// The shared client for `settings` (built on first use).
+pub fn client(settings: &Settings) -> Result<reqwest::Client, reqwest::Error> {
+    static CLIENTS: OnceLock<Mutex<Clients>> = OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Mutex::default)
+        .lock()
+        .expect("the HTTP client map lock is never poisoned");
+    client_in(&mut clients, settings)
+}
+
+fn client_in(
+    clients: &mut Clients,
+    settings: &Settings,
+) -> Result<reqwest::Client, reqwest::Error> {
+    if let Some(client) = clients.get(settings) {
+        return Ok(client.clone());
+    }
+    let mut builder = reqwest::Client::builder()
+        .user_agent(settings.user_agent.as_str())
+        .timeout(settings.timeout);
+    if let Some(connect) = settings.connect_timeout {
+        builder = builder.connect_timeout(connect);
+    }
+    if !settings.follow_redirects {
+        builder = builder.redirect(reqwest::redirect::Policy::none());
+    }
+    let client = builder.build()?;
+    clients.insert(settings.clone(), client.clone());
+    Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_settings_share_one_client_and_others_get_their_own() {
+        let mut clients = Clients::new();
+        let settings = Settings::new(Duration::from_secs(7));
+        for _ in 0..3 {
+            client_in(&mut clients, &settings).expect("a client");
+        }
+        assert_eq!(clients.len(), 1);
+        let redirects = Settings {
+            follow_redirects: true,
+            ..settings.clone()
+        };
+        client_in(&mut clients, &redirects).expect("a client");
+        client_in(&mut clients, &Settings::new(Duration::from_secs(8))).expect("a client");
+        assert_eq!(clients.len(), 3);
+        assert!(client(&settings).is_ok());
+    }
+}
