@@ -143,6 +143,22 @@ impl Operator {
         self.status_kib("VmRSS") as f64 / 1024.0
     }
 
+    /// CPU time the process has used (user + system), from `/proc/PID/stat`.
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("the operator runs");
+        // Fields after the command (which may hold spaces) start after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        // utime and stime are fields 14 and 15 (1-based), in clock ticks of 1/100 s.
+        let ticks: u64 =
+            fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+        Duration::from_millis(ticks * 10)
+    }
+
     /// Starts a new peak (`VmHWM` back to the current RSS).
     fn reset_peak(&self) {
         std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
@@ -287,14 +303,17 @@ async fn p5(people: usize) -> Vec<String> {
     object["spec"]["schedule"] = json!({ "pollInterval": "1h", "fullResyncInterval": "6h" });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = operator.rss_mib();
+    let cpu_before = operator.cpu();
     create(&client, &ns, object).await.expect("created");
     let limit = Duration::from_secs(1800);
     let took = wait_full_sync(&client, &ns, "acme", None, limit).await;
+    let fresh_cores = (operator.cpu() - cpu_before).as_secs_f64() / took.as_secs_f64();
     let fresh = operator.peak_mib();
     let fresh_anon = operator.anon_peak_mib();
     eprintln!(
-        "  fresh sync: {:.1} s, peak {fresh:.1} MiB, anonymous {fresh_anon:.1} MiB (idle {idle:.1})",
-        took.as_secs_f64()
+        "  fresh sync: {:.1} s, peak {fresh:.1} MiB, anonymous {fresh_anon:.1} MiB (idle {idle:.1}), {:.0} millicores",
+        took.as_secs_f64(),
+        fresh_cores * 1000.0
     );
 
     // A full reconcile of an unchanged tenant (a spec change makes the next cycle a full one).
@@ -481,6 +500,7 @@ async fn p7(tenants: usize, people: usize, steady: usize) -> Vec<String> {
     .await;
     eprintln!("  one tenant alone: {:.2} s", alone.as_secs_f64());
     // Then all the others at once.
+    let cpu_before = operator.cpu();
     let started = Instant::now();
     for tenant in 1..tenants {
         create(&client, &ns, fleet.object(tenant, receiver, None))
@@ -496,6 +516,7 @@ async fn p7(tenants: usize, people: usize, steady: usize) -> Vec<String> {
     )
     .await;
     let all = started.elapsed();
+    let sync_cores = (operator.cpu() - cpu_before).as_secs_f64() / all.as_secs_f64();
     let peak = operator.peak_mib();
     let peak_anon = operator.anon_peak_mib();
     eprintln!(
@@ -517,7 +538,9 @@ async fn p7(tenants: usize, people: usize, steady: usize) -> Vec<String> {
         sum(&text, "peoplesync_sync_cycles_total"),
     );
     operator.reset_peak();
+    let cpu_steady = operator.cpu();
     tokio::time::sleep(Duration::from_secs(steady as u64)).await;
+    let steady_cores = (operator.cpu() - cpu_steady).as_secs_f64() / steady as f64;
     let text = operator.metrics().await;
     let (requests1, connections1, cycles1) = (
         kube_requests(&text),
@@ -544,6 +567,12 @@ async fn p7(tenants: usize, people: usize, steady: usize) -> Vec<String> {
     let binds = connections1 - connections0;
     eprintln!(
         "  steady state over {steady} s: {requests} Kubernetes requests ({per_object:.2} per object per poll interval), {cycles} cycles, {binds} new LDAP connections, peak {steady_peak:.1} MiB, anonymous {steady_peak_anon:.1} MiB"
+    );
+    eprintln!(
+        "  CPU: {:.0} millicores while the {} synced, {:.0} millicores at steady state",
+        sync_cores * 1000.0,
+        tenants - 1,
+        steady_cores * 1000.0
     );
     for (labels, delta) in by_kind.iter().take(8) {
         eprintln!("    {delta:>6} {labels}");

@@ -619,8 +619,16 @@ async fn work_off(
             let _ = refresh.try_send(reference.clone());
             continue;
         }
+        // The object's own turn first (its cycle may hold it for long), then one of the shared
+        // turns: an object waiting for its own cycle holds no turn another object could use.
+        let lock = ctx.lock_of(&object.uid().unwrap_or_default());
+        let _mine = lock.lock().await;
         let Ok(_turn) = turns.acquire().await else {
             return;
+        };
+        // As it is now: a cycle may have moved its status while this waited.
+        let Some(object) = store.get(&reference) else {
+            continue;
         };
         targeted(&object, &ctx, &ids, &mut refresh, reference.clone()).await;
     }
@@ -646,8 +654,7 @@ async fn targeted(
     if settings.dry_run {
         return;
     }
-    let lock = ctx.lock_of(&uid);
-    let _turn = lock.lock().await;
+    // The caller holds the object's lock (one writer to its directory at a time).
     let state = sync::state_of(object.status.as_ref());
     let started = std::time::Instant::now();
     let mut index = ctx.take_index(&uid);
