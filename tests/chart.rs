@@ -425,8 +425,8 @@ fn the_deployment_runs_locked_down_with_probes_and_leader_election() {
 
     assert_eq!(
         container["resources"],
-        json!({ "requests": { "cpu": "50m", "memory": "64Mi" },
-                "limits": { "cpu": "500m", "memory": "256Mi" } })
+        json!({ "requests": { "cpu": "50m", "memory": "96Mi" },
+                "limits": { "cpu": "1000m", "memory": "200Mi" } })
     );
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["livenessProbe"]["httpGet"]["port"], "admin");
