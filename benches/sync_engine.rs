@@ -146,24 +146,36 @@ async fn run(people: usize, rss_people: usize) {
     let p2_requests = controls.requests().await.expect("the log").len();
     assert!(quiet.plan.is_empty());
 
-    // P3: a full reconcile of unchanged people, and the bare listings it is made of.
-    let started = Instant::now();
-    let reconcile = cycle(CycleKind::Full).await;
-    let p3 = started.elapsed();
-    let writes: u64 = reconcile
-        .applied
-        .as_ref()
-        .map(|a| a.counts.values().sum())
-        .unwrap_or(0);
-    let started = Instant::now();
-    let listed: Vec<Person> = PeopleSource::people(&client, None)
-        .try_collect()
-        .await
-        .expect("lists");
-    let searched: Vec<Entry> = directory.entries().try_collect().await.expect("lists");
-    let p3_bare = started.elapsed();
-    assert_eq!(listed.len(), people);
-    assert_eq!(searched.len(), entries.len());
+    // P3: a full reconcile of unchanged people, and the bare listings it is made of: five of
+    // each, interleaved, medians compared (one sample of ~250 ms on a busy 2-core machine varies
+    // by ±10 %).
+    let mut reconciles = Vec::new();
+    let mut bares = Vec::new();
+    let mut writes = 0u64;
+    let mut timings = None;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let reconcile = cycle(CycleKind::Full).await;
+        reconciles.push(started.elapsed());
+        writes += reconcile
+            .applied
+            .as_ref()
+            .map(|a| a.counts.values().sum::<u64>())
+            .unwrap_or(0);
+        timings = Some(reconcile.timings);
+        let started = Instant::now();
+        let listed: Vec<Person> = PeopleSource::people(&client, None)
+            .try_collect()
+            .await
+            .expect("lists");
+        let searched: Vec<Entry> = directory.entries().try_collect().await.expect("lists");
+        bares.push(started.elapsed());
+        assert_eq!(listed.len(), people);
+        assert_eq!(searched.len(), entries.len());
+    }
+    reconciles.sort();
+    bares.sort();
+    let (p3, p3_bare) = (reconciles[2], bares[2]);
 
     // P5: the binary's peak RSS during a full sync of `rss_people`.
     let rss = if rss_people > 0 {
@@ -192,14 +204,14 @@ async fn run(people: usize, rss_people: usize) {
         verdict(ms(p2) <= 100.0 && p2_requests <= 2)
     );
     println!(
-        "  P3 full reconcile {:>8.0} ms, {writes} writes; bare listings {:>7.0} ms   {p3_ratio:.2}x (goal 0 writes, ≤ 1.1x: {})",
+        "  P3 full reconcile {:>8.0} ms, {writes} writes; bare listings {:>7.0} ms   {p3_ratio:.2}x (medians of 5; goal 0 writes, ≤ 1.1x: {})",
         ms(p3),
         ms(p3_bare),
         verdict(writes == 0 && p3_ratio <= 1.1)
     );
-    let t = reconcile.timings;
+    let t = timings.expect("five reconciles ran");
     println!(
-        "     reconcile stages: source {:.0} ms, directory {:.0} ms, plan {:.0} ms, apply {:.0} ms",
+        "     last reconcile's stages: source {:.0} ms, directory {:.0} ms, plan {:.0} ms, apply {:.0} ms",
         ms(t.source),
         ms(t.directory),
         ms(t.plan),
