@@ -127,6 +127,9 @@ pub struct Context {
     /// directory afresh and leaves its own; the applier keeps it true after each write, and any
     /// failure drops it (the next run reads anew).
     indexes: Mutex<HashMap<String, crate::sync::stream::DirectoryIndex>>,
+    /// Objects (by uid) that handed a flood of webhook events to a cycle which has not started
+    /// yet: that cycle reads what arrives meanwhile, so it is not read person by person.
+    handed_over: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Context {
@@ -153,6 +156,7 @@ impl Context {
             fully_synced: Mutex::new(std::collections::HashSet::new()),
             next_cycle: Mutex::new(HashMap::new()),
             indexes: Mutex::new(HashMap::new()),
+            handed_over: Mutex::new(std::collections::HashSet::new()),
             book: None,
         }
     }
@@ -214,8 +218,30 @@ impl Context {
         self.metrics.indexes_kept(indexes.len());
     }
 
+    /// Whether a handed-over cycle is pending; `set` marks one.
+    fn hand_over(&self, uid: &str, set: bool) -> bool {
+        let mut pending = self
+            .handed_over
+            .lock()
+            .expect("the set lock is never poisoned");
+        if set {
+            !pending.insert(uid.to_owned())
+        } else {
+            pending.contains(uid)
+        }
+    }
+
+    /// A cycle starts reading: from now on events are read by id again.
+    fn cycle_starts(&self, uid: &str) {
+        self.handed_over
+            .lock()
+            .expect("the set lock is never poisoned")
+            .remove(uid);
+    }
+
     /// Drop what is kept in memory for a deleted object.
     fn forget(&self, uid: &str) {
+        self.cycle_starts(uid);
         self.keep_handles(uid, None);
         self.keep_index(uid, None);
         self.next_cycle
@@ -605,23 +631,36 @@ async fn work_off(
         if object.spec.suspend {
             continue;
         }
-        if ids.len() > TARGETED_MAX {
+        let uid = object.uid().unwrap_or_default();
+        if ctx.hand_over(&uid, false) {
+            // A handed-over cycle that has not started yet reads these too.
+            ctx.metrics.handed_over(ids.len());
+            continue;
+        }
+        let paced = ctx
+            .handles_of(&uid)
+            .is_some_and(|handles| handles.source.person_reads_paced());
+        if ids.len() > TARGETED_MAX || paced {
             // Read one by one, this many people cost more HollyHR requests (and rate-limit
             // budget) than one incremental cycle, which reads the changes in pages; ids
-            // HollyHR does not know cost it nothing.
-            ctx.cycle_due_at(&object.uid().unwrap_or_default(), jiff::Timestamp::now());
+            // HollyHR does not know cost it nothing. The same when reads by id already wait
+            // for the rate limit. Until that cycle starts, further events for the object wait
+            // for it instead of being read one by one.
+            ctx.hand_over(&uid, true);
+            ctx.cycle_due_at(&uid, jiff::Timestamp::now());
             ctx.metrics.handed_over(ids.len());
             info!(
                 name = %object.name_any(),
                 people = ids.len(),
-                "more people changed at once than a targeted sync reads one by one; an incremental cycle runs now"
+                paced,
+                "more people changed at once than a targeted sync reads one by one (or reads by id wait for the rate limit); an incremental cycle runs now"
             );
             let _ = refresh.try_send(reference.clone());
             continue;
         }
         // The object's own turn first (its cycle may hold it for long), then one of the shared
         // turns: an object waiting for its own cycle holds no turn another object could use.
-        let lock = ctx.lock_of(&object.uid().unwrap_or_default());
+        let lock = ctx.lock_of(&uid);
         let _mine = lock.lock().await;
         let Ok(_turn) = turns.acquire().await else {
             return;
@@ -1008,6 +1047,8 @@ async fn run_sync(
         return;
     }
     let kind = engine::due(&state, full_interval, started, spec_changed);
+    // This cycle reads every change up to now, those a flood handed over included.
+    ctx.cycle_starts(&uid);
     let outcome = match crate::sync::spec::settings(&object.spec) {
         Err(error) => sync::SyncOutcome::Failed {
             reason: error.reason(),

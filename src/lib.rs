@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod plan;
 pub mod receiver;
 pub mod retry;
+pub mod samba;
 pub mod sandbox;
 pub mod scim_server;
 pub mod signature;

@@ -356,6 +356,7 @@ impl Slapd {
             page_size: crate::directory::ldap::DEFAULT_PAGE_SIZE,
             groups_dn: Some(GROUPS_DN.into()),
             group_anchor_attribute: "businessCategory".into(),
+            group_object_class: "groupOfNames".into(),
         }
     }
 

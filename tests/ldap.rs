@@ -18,6 +18,7 @@ fn config(server: &Slapd, disable: DisableStrategy) -> LdapConfig {
         ca_pem: None,
         groups_dn: Some(slapd::GROUPS_DN.into()),
         group_anchor_attribute: "businessCategory".into(),
+        group_object_class: "groupOfNames".into(),
         bind_dn: slapd::ADMIN_DN.into(),
         bind_password: SecretString::from(server.admin_password.clone()),
         people_dn: slapd::PEOPLE_DN.into(),

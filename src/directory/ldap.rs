@@ -58,6 +58,9 @@ pub struct LdapConfig {
     /// The attribute holding the org-unit id on a group (default `businessCategory`, which
     /// `groupOfNames` allows).
     pub group_anchor_attribute: String,
+    /// The structural class of the groups it creates: `groupOfNames` (which needs a member: an
+    /// empty group holds the empty DN), or AD's `group` (which may be empty).
+    pub group_object_class: String,
 }
 
 impl std::fmt::Debug for LdapConfig {
@@ -136,6 +139,7 @@ impl LdapConfig {
             page_size: DEFAULT_PAGE_SIZE,
             groups_dn: target.groups_dn.clone(),
             group_anchor_attribute: if ad { "info" } else { "businessCategory" }.to_owned(),
+            group_object_class: if ad { "group" } else { "groupOfNames" }.to_owned(),
         }
     }
 }
@@ -348,7 +352,7 @@ fn transport(operation: &'static str) -> impl FnOnce(LdapError) -> LdapBackendEr
 }
 
 /// A rustls client configuration that trusts exactly the CAs in `pem`.
-fn tls_config(pem: &str) -> Result<rustls::ClientConfig, LdapBackendError> {
+pub fn tls_config(pem: &str) -> Result<rustls::ClientConfig, LdapBackendError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -632,9 +636,15 @@ impl LdapDirectory {
     }
 
     /// `member` values for exactly `members`; `groupOfNames` requires one, so an empty group
-    /// holds the empty DN (a common convention that matches no entry).
-    fn member_values(members: &std::collections::BTreeSet<String>) -> HashSet<String> {
-        if members.is_empty() {
+    /// holds the empty DN (a common convention that matches no entry). AD's `group` may be
+    /// empty (and refuses the empty DN).
+    fn member_values(&self, members: &std::collections::BTreeSet<String>) -> HashSet<String> {
+        if members.is_empty()
+            && self
+                .config
+                .group_object_class
+                .eq_ignore_ascii_case("groupOfNames")
+        {
             HashSet::from([String::new()])
         } else {
             members.iter().cloned().collect()
@@ -819,18 +829,21 @@ impl Directory for LdapDirectory {
                 members,
             } => {
                 let dn = format!("cn={},{groups_dn}", escape_rdn_value(name));
-                let attrs = vec![
+                let mut attrs = vec![
                     (
                         "objectClass".to_owned(),
-                        HashSet::from(["top".to_owned(), "groupOfNames".to_owned()]),
+                        HashSet::from(["top".to_owned(), self.config.group_object_class.clone()]),
                     ),
                     ("cn".to_owned(), HashSet::from([name.clone()])),
-                    ("member".to_owned(), Self::member_values(members)),
                     (
                         self.config.group_anchor_attribute.clone(),
                         HashSet::from([anchor.clone()]),
                     ),
                 ];
+                let member = self.member_values(members);
+                if !member.is_empty() {
+                    attrs.push(("member".to_owned(), member));
+                }
                 let result = self.add("add", &dn, attrs).await?;
                 self.check_result("add", &dn, anchor, result)?;
                 Ok(dn)
@@ -843,7 +856,7 @@ impl Directory for LdapDirectory {
                 let mut mods: Vec<Mod<String>> = self.group_guard(anchor).into();
                 mods.push(Mod::Replace(
                     "member".to_owned(),
-                    Self::member_values(members),
+                    self.member_values(members),
                 ));
                 let result = self.modify("modify", id, mods).await?;
                 self.check_result("modify", id, anchor, result)?;

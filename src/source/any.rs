@@ -83,6 +83,15 @@ impl SourceError for AnySourceError {
 }
 
 impl AnySource {
+    /// Whether reading people one by one would wait for the source's rate limit now (HollyHR's
+    /// `/people/{personId}` bucket in its reserve). Personio's reads are not paced this way.
+    pub fn person_reads_paced(&self) -> bool {
+        match self {
+            AnySource::HollyHr(client) => client.paced(crate::source::hollyhr::routes::PERSON),
+            AnySource::Personio(_) => false,
+        }
+    }
+
     /// The client for the spec's source (no request is made yet). `observer` sees every
     /// request's route template and status (metrics).
     pub fn connect(

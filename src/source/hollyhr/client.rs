@@ -335,6 +335,16 @@ impl HollyHrClient {
         Ok(url)
     }
 
+    /// Whether a request on `route` (a contract path template) would wait for the rate limit
+    /// now: its bucket is in the reserve the pacing keeps, or empty.
+    pub fn paced(&self, route: &'static str) -> bool {
+        !self
+            .inner
+            .pacer
+            .delay(route, Instant::now(), &self.inner.pacing)
+            .is_zero()
+    }
+
     /// Sends a request with pacing and retries; returns the 2xx/304 answer or a typed error.
     pub(super) async fn execute(&self, request: &Request) -> Result<Answer, HollyHrError> {
         let url = self.url(request)?;
