@@ -144,6 +144,22 @@ impl SambaDc {
             lines.insert(global + offset, line);
         }
         std::fs::write(&conf, lines.join("\n") + "\n").map_err(io("write smb.conf"))?;
+        // A DC of an earlier test process may still be stopping (it stops when that process
+        // ends): wait until its fixed ports are free.
+        let waited = Instant::now();
+        while ["127.0.0.1:389", "127.0.0.1:636"]
+            .iter()
+            .any(|addr| std::net::TcpListener::bind(addr).is_err())
+        {
+            if waited.elapsed() > Duration::from_secs(20) {
+                return Err(SambaError::NotReady {
+                    seconds: 20,
+                    log: "ports 389/636 on 127.0.0.1 stay taken (another Samba or LDAP server?)"
+                        .into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let log = std::fs::File::create(dir.join("samba.log")).map_err(io("create samba.log"))?;
         let log_err = log.try_clone().map_err(io("clone the log handle"))?;
         let mut child = Command::new("/usr/sbin/samba")
@@ -216,6 +232,30 @@ impl SambaDc {
             .and_then(|r| r.success())
             .map_err(|e| e.to_string())?;
         Ok(ldap)
+    }
+
+    /// A fresh OU `name` under the domain with `OU=Staff` and `OU=Groups` in it (one per test):
+    /// their DNs.
+    pub async fn ou(&self, name: &str) -> Result<(String, String), String> {
+        let mut admin = self.admin().await?;
+        let base = format!("OU={name},{BASE_DN}");
+        let people = format!("OU=Staff,{base}");
+        let groups = format!("OU=Groups,{base}");
+        for (dn, ou) in [(&base, name), (&people, "Staff"), (&groups, "Groups")] {
+            admin
+                .add(
+                    dn,
+                    vec![
+                        ("objectClass", ["top", "organizationalUnit"].into()),
+                        ("ou", [ou].into()),
+                    ],
+                )
+                .await
+                .and_then(|r| r.success())
+                .map_err(|e| format!("adding {dn}: {e}"))?;
+        }
+        let _ = admin.unbind().await;
+        Ok((people, groups))
     }
 
     pub fn dir(&self) -> &Path {

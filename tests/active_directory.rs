@@ -27,25 +27,7 @@ async fn dc() -> &'static SambaDc {
 
 /// A fresh OU under the domain for one test, with its own people and groups OUs.
 async fn ou(dc: &SambaDc, name: &str) -> (String, String) {
-    let mut admin = dc.admin().await.expect("binds as Administrator");
-    let base = format!("OU={name},{}", samba::BASE_DN);
-    let people = format!("OU=Staff,{base}");
-    let groups = format!("OU=Groups,{base}");
-    for (dn, ou) in [(&base, name), (&people, "Staff"), (&groups, "Groups")] {
-        admin
-            .add(
-                dn,
-                vec![
-                    ("objectClass", ["top", "organizationalUnit"].into()),
-                    ("ou", [ou].into()),
-                ],
-            )
-            .await
-            .and_then(|r| r.success())
-            .unwrap_or_else(|e| panic!("adds {dn}: {e}"));
-    }
-    let _ = admin.unbind().await;
-    (people, groups)
+    dc.ou(name).await.expect("the OUs are added")
 }
 
 fn target(people: &str, groups: &str) -> LdapTarget {

@@ -1,0 +1,143 @@
+//! The operator end to end against Active Directory (issue #18): a PeopleSync with the AD profile,
+//! its bind password and the DC's CA in Secrets, reconciled by the controller on the test control
+//! plane, reaches Synced with the people in a real Samba AD DC.
+//!
+//! A test binary of its own, so its DC is its own: AD's account names and UPNs are unique in the
+//! whole domain, and the people of `tests/active_directory.rs` (same seeded names) would collide
+//! with these across OUs. Reserving the values other OUs hold is #18's next step.
+
+use futures::TryStreamExt;
+use peoplesync::directory::Directory;
+use peoplesync::directory::ldap::{LdapConfig, LdapDirectory};
+use peoplesync::samba::{self, SambaDc};
+use peoplesync::sandbox::{self, DEFAULT_API_KEY, SandboxConfig};
+use secrecy::SecretString;
+use serde_json::json;
+
+/// The operator end to end against AD: a PeopleSync with the AD profile, its bind password and
+/// the DC's CA in Secrets, reconciled by the controller on the test control plane, reaches
+/// Synced with the people in the DC.
+#[tokio::test]
+async fn a_peoplesync_with_the_ad_profile_syncs_into_samba_through_the_controller() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::Api;
+    use kube::api::PostParams;
+    let dc = SambaDc::start().await.expect("the Samba AD DC starts");
+    let (people, groups) = dc.ou("Operator").await.expect("the OUs are added");
+    let hollyhr = sandbox::start(SandboxConfig {
+        people: 40,
+        rate_limit_per_minute: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("the sandbox starts");
+    let plane = peoplesync::controlplane::ControlPlane::start()
+        .await
+        .expect("the control plane starts");
+    plane
+        .install_crds(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/crds"
+        )))
+        .await
+        .expect("CRDs install");
+    let client = plane.client().await.expect("client");
+    let ns = plane.create_namespace("ad").await.expect("namespace");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    for (name, data) in [
+        ("hollyhr", json!({"apiKey": DEFAULT_API_KEY})),
+        (
+            "ad",
+            json!({"password": dc.admin_password, "ca.crt": dc.ca_pem}),
+        ),
+    ] {
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
+                .expect("a Secret");
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("created");
+    }
+    let object: peoplesync::crd::PeopleSync = serde_json::from_value(json!({
+        "apiVersion": "peoplesync.dev/v1alpha1",
+        "kind": "PeopleSync",
+        "metadata": {"name": "corp"},
+        "spec": {
+            "source": {"hollyhr": {"baseUrl": hollyhr.base_url(), "apiKeySecretRef": {"name": "hollyhr", "key": "apiKey"}}},
+            "target": {"ldap": {
+                "url": samba::URL, "bindDn": samba::ADMIN_DN,
+                "bindPasswordSecretRef": {"name": "ad", "key": "password"},
+                "caSecretRef": {"name": "ad", "key": "ca.crt"},
+                "baseDn": samba::BASE_DN, "peopleDn": people, "groupsDn": groups,
+                "profile": "ad"
+            }}
+        }
+    }))
+    .expect("a PeopleSync");
+    let api: Api<peoplesync::crd::PeopleSync> = Api::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &object)
+        .await
+        .expect("created");
+    let config = peoplesync::controller::Config {
+        admin_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        namespace: Some(ns.clone()),
+        leader_election: None,
+        instance: "ad-test".into(),
+        receiver_listen: None,
+        webhook: Default::default(),
+        max_concurrent_syncs: 4,
+    };
+    let kube = plane.kube_config().await.expect("a kube config");
+    let controller = tokio::spawn(async move {
+        peoplesync::controller::run(kube, config)
+            .await
+            .expect("the controller runs");
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        let status = api
+            .get("corp")
+            .await
+            .expect("reads")
+            .status
+            .unwrap_or_default();
+        let synced = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Synced" && c.status == "True");
+        if synced {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "never Synced: {:?}",
+            status.conditions
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(status.counts.as_ref().map(|c| c.people), Some(40));
+    let reachable = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "DirectoryReachable")
+        .expect("a DirectoryReachable condition");
+    assert_eq!(reachable.status, "True", "{reachable:?}");
+    let target: peoplesync::crd::LdapTarget = serde_json::from_value(json!({
+        "url": samba::URL, "bindDn": samba::ADMIN_DN,
+        "bindPasswordSecretRef": {"name": "ad", "key": "password"},
+        "baseDn": samba::BASE_DN, "peopleDn": people, "groupsDn": groups, "profile": "ad"
+    }))
+    .expect("a target");
+    let directory = LdapDirectory::connect(LdapConfig::from_spec(
+        &target,
+        SecretString::from(dc.admin_password.clone()),
+        Some(dc.ca_pem.clone()),
+    ))
+    .await
+    .expect("binds");
+    let entries: Vec<peoplesync::directory::Entry> =
+        directory.entries().try_collect().await.expect("lists");
+    assert!(entries.len() >= 30, "{} entries", entries.len());
+    controller.abort();
+}
