@@ -43,13 +43,6 @@ use serde_json::json;
 use support::fleet::{self, is};
 use support::*;
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     if !std::env::args().any(|arg| arg == "--bench") {
         println!("operator: skipped (run `cargo bench --bench operator`)");

@@ -38,13 +38,6 @@ use peoplesync::source::hollyhr::{self, HollyHrClient, Idempotency};
 use serde_json::json;
 use support::*;
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     if !std::env::args().any(|arg| arg == "--bench") {
         println!("webhooks: skipped (run `cargo bench --bench webhooks`)");

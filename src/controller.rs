@@ -218,17 +218,19 @@ impl Context {
         self.metrics.indexes_kept(indexes.len());
     }
 
-    /// Whether a handed-over cycle is pending; `set` marks one.
-    fn hand_over(&self, uid: &str, set: bool) -> bool {
-        let mut pending = self
-            .handed_over
+    /// Whether the object handed a flood to a cycle that has not started yet.
+    fn handed_over(&self, uid: &str) -> bool {
+        self.handed_over
             .lock()
-            .expect("the set lock is never poisoned");
-        if set {
-            !pending.insert(uid.to_owned())
-        } else {
-            pending.contains(uid)
-        }
+            .expect("the set lock is never poisoned")
+            .contains(uid)
+    }
+
+    fn hand_over(&self, uid: &str) {
+        self.handed_over
+            .lock()
+            .expect("the set lock is never poisoned")
+            .insert(uid.to_owned());
     }
 
     /// A cycle starts reading: from now on events are read by id again.
@@ -632,7 +634,7 @@ async fn work_off(
             continue;
         }
         let uid = object.uid().unwrap_or_default();
-        if ctx.hand_over(&uid, false) {
+        if ctx.handed_over(&uid) {
             // A handed-over cycle that has not started yet reads these too.
             ctx.metrics.handed_over(ids.len());
             continue;
@@ -646,7 +648,7 @@ async fn work_off(
             // HollyHR does not know cost it nothing. The same when reads by id already wait
             // for the rate limit. Until that cycle starts, further events for the object wait
             // for it instead of being read one by one.
-            ctx.hand_over(&uid, true);
+            ctx.hand_over(&uid);
             ctx.cycle_due_at(&uid, jiff::Timestamp::now());
             ctx.metrics.handed_over(ids.len());
             info!(

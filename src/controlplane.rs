@@ -103,9 +103,13 @@ fn free_port() -> Result<u16, ControlPlaneError> {
 }
 
 fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    last_lines(&std::fs::read_to_string(path).unwrap_or_default(), 15)
+}
+
+/// The last `count` lines of `text` (a log's end, for an error message).
+pub(crate) fn last_lines(text: &str, count: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
+    lines[lines.len().saturating_sub(count)..].join("\n")
 }
 
 /// A throwaway CA and a serving certificate it signed for `localhost` and `127.0.0.1`.

@@ -101,7 +101,7 @@ impl SambaDc {
         if !provision.status.success() {
             let log = String::from_utf8_lossy(&provision.stderr);
             return Err(SambaError::Provision {
-                log: tail(&log, 20),
+                log: crate::controlplane::last_lines(&log, 20),
             });
         }
         let pki = crate::controlplane::TestPki::issue("samba")
@@ -209,7 +209,7 @@ impl SambaDc {
 
     fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("samba.log")).unwrap_or_default();
-        tail(&log, 20)
+        crate::controlplane::last_lines(&log, 20)
     }
 
     /// The ldap3 settings that trust this DC's CA.
@@ -268,11 +268,6 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), SambaError> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(io(format!("chmod {}", path.display())))
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 impl Drop for SambaDc {

@@ -24,13 +24,6 @@ use support::*;
 
 mod support;
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn source(fleet: &Fleet, tenant: usize) -> HollyHrClient {
     HollyHrClient::new(
         ClientConfig::new(&fleet.hollyhr.base_url(), tenant_key(tenant).into()).expect("config"),

@@ -97,10 +97,9 @@ pub async fn start(
             by_key,
         });
         let app = Router::new().fallback(dispatch).with_state(front);
-        // The server aborts this one task when it stops; it takes the workers down with it.
+        // Every worker stops on the stop signal; this one task ends with the last of them.
         let worker = tokio::spawn(async move {
-            let _abort = AbortAll(workers);
-            std::future::pending::<()>().await;
+            futures::future::join_all(workers).await;
         });
         (app, worker)
     })
@@ -109,17 +108,6 @@ pub async fn start(
         server,
         tenants: count,
     })
-}
-
-/// Aborts every task it holds when dropped.
-struct AbortAll(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortAll {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
 }
 
 async fn dispatch(State(front): State<Arc<Front>>, mut request: Request) -> Response {

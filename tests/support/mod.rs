@@ -32,6 +32,14 @@ pub async fn control_plane() -> ControlPlane {
     plane
 }
 
+/// A number from the environment (test and benchmark sizes), else `default`.
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn free_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("address")
