@@ -19,6 +19,8 @@ fi
 source scripts/ensure-slapd.sh
 # Samba's AD DC for the Active Directory tests (Debian's packages; the tests run a private domain).
 source scripts/ensure-samba.sh
+# 389 Directory Server for the directory contract suite (Debian's package; private instances).
+source scripts/ensure-389ds.sh
 
 # The SCIM 2.0 server for the SCIM tests (PyPI scim2-server in a venv, cached outside the repo).
 SCIM_VENV="$HOME/.cache/peoplesync/scim2-server-0.8.3"

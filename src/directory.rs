@@ -185,6 +185,14 @@ pub trait Directory: Send + Sync {
         self.entries().chain(self.unowned()).boxed()
     }
 
+    /// Entries outside where PeopleSync keeps people that hold values unique across the whole
+    /// directory (Active Directory: `sAMAccountName` and `userPrincipalName` are unique in the
+    /// domain), carrying only those attributes. Their values are reserved like an unowned
+    /// entry's, but they are never adopted. Empty where uniqueness stops at the OU.
+    fn elsewhere(&self) -> BoxStream<'_, Result<Entry, Self::Error>> {
+        futures::stream::empty().boxed()
+    }
+
     /// Every managed group (empty when groups are not managed).
     fn groups(&self) -> BoxStream<'_, Result<Group, Self::Error>>;
 

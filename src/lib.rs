@@ -7,6 +7,7 @@ pub mod controller;
 pub mod controlplane;
 pub mod crd;
 pub mod directory;
+pub mod ds389;
 pub mod http;
 pub mod metrics;
 pub mod plan;

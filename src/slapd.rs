@@ -342,6 +342,7 @@ impl Slapd {
             ca_pem: None,
             bind_dn: ADMIN_DN.into(),
             bind_password: secrecy::SecretString::from(self.admin_password.clone()),
+            base_dn: BASE_DN.into(),
             people_dn: PEOPLE_DN.into(),
             rdn_attribute: "uid".into(),
             anchor_attribute: "employeeNumber".into(),
@@ -357,6 +358,8 @@ impl Slapd {
             groups_dn: Some(GROUPS_DN.into()),
             group_anchor_attribute: "businessCategory".into(),
             group_object_class: "groupOfNames".into(),
+            directory_unique: Vec::new(),
+            member_range: None,
         }
     }
 

@@ -22,7 +22,8 @@ pub struct DirectorySnapshot {
     pub groups: Vec<Group>,
     /// Entries without an anchor where PeopleSync keeps people (candidates for adoption).
     pub unowned: Vec<Entry>,
-    /// Their unique values, lower-cased (never given to anyone else).
+    /// Their unique values, and those of the directory's other entries where uniqueness is
+    /// directory-wide (AD), lower-cased (never given to anyone else).
     pub reserved: Reserved,
 }
 
@@ -43,7 +44,12 @@ impl DirectorySnapshot {
         } else {
             Vec::new()
         };
-        let reserved = reserved(mapping, &unowned);
+        let mut reserved = reserved(mapping, &unowned);
+        let mut elsewhere = directory.elsewhere();
+        while let Some(entry) = elsewhere.try_next().await? {
+            reserve(&mut reserved, mapping, &entry);
+        }
+        drop(elsewhere);
         Ok(Self {
             entries,
             groups,
@@ -60,21 +66,36 @@ impl DirectorySnapshot {
 /// The unique values of entries PeopleSync does not own, lower-cased (never given to anyone).
 pub(crate) fn reserved(mapping: &Mapping, unowned: &[Entry]) -> Reserved {
     let mut reserved = Reserved::new();
+    for entry in unowned {
+        reserve(&mut reserved, mapping, entry);
+    }
+    reserved
+}
+
+/// Adds an entry's values of the mapping's unique attributes to `reserved`.
+pub(crate) fn reserve(reserved: &mut Reserved, mapping: &Mapping, entry: &Entry) {
     for (name, rule) in mapping.rules() {
         if !rule.unique {
             continue;
         }
         let values = reserved.entry(name.to_lowercase()).or_default();
-        for entry in unowned {
-            for value in crate::plan::attribute_values(&entry.attributes, name)
-                .into_iter()
-                .flatten()
-            {
-                values.insert(value.to_lowercase());
-            }
+        for value in crate::plan::attribute_values(&entry.attributes, name)
+            .into_iter()
+            .flatten()
+        {
+            values.insert(value.to_lowercase());
         }
     }
-    reserved
+}
+
+/// `extra`'s values added to `reserved`.
+pub(crate) fn merge_reserved(reserved: &mut Reserved, extra: &Reserved) {
+    for (name, values) in extra {
+        reserved
+            .entry(name.clone())
+            .or_default()
+            .extend(values.iter().cloned());
+    }
 }
 
 /// Replaces one attribute (LDAP names compare case-insensitively); no values removes it.

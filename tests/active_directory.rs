@@ -177,3 +177,109 @@ async fn people_sync_into_samba_ad_and_a_second_full_cycle_writes_nothing() {
         second.plan.counts()
     );
 }
+
+/// A department of 3,000 people: more members than AD serves in one answer (`MaxValRange`,
+/// 1,500), so reading the group back takes range retrieval.
+#[tokio::test]
+async fn a_group_larger_than_one_member_range_is_read_whole() {
+    use futures::StreamExt as _;
+    use peoplesync::directory::{Change, GroupChange};
+    const MEMBERS: usize = 3000;
+    let dc = dc().await;
+    let (people, groups) = ou(dc, "Range").await;
+    let config = LdapConfig::from_spec(
+        &target(&people, &groups),
+        SecretString::from(dc.admin_password.clone()),
+        Some(dc.ca_pem.clone()),
+    );
+    assert_eq!(config.member_range, Some(1500));
+    let directory = LdapDirectory::connect(config).await.expect("binds");
+    let dns: Vec<String> = futures::stream::iter(0..MEMBERS)
+        .map(|i| {
+            let directory = &directory;
+            async move {
+                let attributes = BTreeMap::from([
+                    ("cn".to_owned(), vec![format!("Member {i:04}")]),
+                    ("sn".to_owned(), vec![format!("Member{i:04}")]),
+                    ("sAMAccountName".to_owned(), vec![format!("member{i:04}")]),
+                    (
+                        "userPrincipalName".to_owned(),
+                        vec![format!("member{i:04}@ps.test")],
+                    ),
+                ]);
+                directory
+                    .apply(&Change::Create {
+                        anchor: format!("range-{i:04}"),
+                        attributes,
+                        enabled: true,
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("member {i}: {e}"))
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let members: std::collections::BTreeSet<String> = dns.into_iter().collect();
+    // AD spells the RDN attribute its own way (`CN=`): DNs compare without case.
+    let lower = |set: &std::collections::BTreeSet<String>| -> std::collections::BTreeSet<String> {
+        set.iter().map(|dn| dn.to_lowercase()).collect()
+    };
+    let id = directory
+        .apply_group(&GroupChange::Create {
+            anchor: "dept-range".into(),
+            name: "Range Department".into(),
+            members: members.clone(),
+        })
+        .await
+        .expect("the group is created");
+
+    // A ranged read answers with that range and says where it stopped. (Samba 4.17 serves every
+    // value when asked for `member` or `member;range=0-*`, where Windows stops at MaxValRange, so
+    // the backend always asks in ranges: the first answer below holds half the members, and
+    // reading the group whole takes a second range.)
+    let mut admin = dc.admin().await.expect("admin binds");
+    let ldap3::SearchResult(found, _) = admin
+        .search(
+            &id,
+            ldap3::Scope::Base,
+            "(objectClass=*)",
+            vec!["member;range=0-1499"],
+        )
+        .await
+        .expect("searches");
+    let entry = ldap3::SearchEntry::construct(found.into_iter().next().expect("the group"));
+    let (name, values) = entry.attrs.iter().next().expect("a member attribute");
+    assert_eq!(
+        (name.as_str(), values.len()),
+        ("member;range=0-1499", 1500),
+        "the server answers one range"
+    );
+
+    let listed: Vec<peoplesync::directory::Group> =
+        directory.groups().try_collect().await.expect("lists");
+    assert_eq!(listed.len(), 1);
+    let read: std::collections::BTreeSet<String> = listed[0].members.iter().cloned().collect();
+    assert_eq!(read.len(), MEMBERS, "every member is read back");
+    assert!(
+        lower(&read) == lower(&members),
+        "the members read back are the ones written"
+    );
+
+    // One leaves: the group is rewritten whole and read back whole.
+    let mut fewer = members.clone();
+    let gone = fewer.pop_first().expect("a member");
+    directory
+        .apply_group(&GroupChange::SetMembers {
+            id: id.clone(),
+            anchor: "dept-range".into(),
+            members: fewer.clone(),
+        })
+        .await
+        .expect("the members are set");
+    let listed: Vec<peoplesync::directory::Group> =
+        directory.groups().try_collect().await.expect("lists");
+    let read: std::collections::BTreeSet<String> = listed[0].members.iter().cloned().collect();
+    assert_eq!(read.len(), MEMBERS - 1);
+    assert!(!lower(&read).contains(&gone.to_lowercase()));
+}

@@ -1,20 +1,24 @@
 //! One contract suite, run against each directory backend on a real server: plan and apply 500
 //! people from a generated organisation, then updates, renames, leavers, returners and deletes,
 //! reading the directory back after every cycle and comparing it with what the source says; a
-//! final cycle plans zero changes.
+//! final cycle plans zero changes. Each backend also holds an entry PeopleSync does not own,
+//! holding the unique value the first person would take: it stays untouched, and the person gets
+//! the next candidate.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
-use peoplesync::crd::LdapProfile;
+use peoplesync::crd::{LdapProfile, LdapTarget};
 use peoplesync::directory::Directory;
-use peoplesync::directory::ldap::LdapDirectory;
+use peoplesync::directory::ldap::{DisableStrategy, LdapConfig, LdapDirectory};
 use peoplesync::directory::scim::{ScimConfig, ScimDirectory};
+use peoplesync::ds389::Ds389;
 use peoplesync::plan::mapping::Profile;
 use peoplesync::plan::{self, Coverage, Deprovision, Guard, Inputs, Mapping, Plan, Policy};
+use peoplesync::samba::{self, SambaDc};
 use peoplesync::sandbox;
 use peoplesync::scim_server::ScimServer;
-use peoplesync::slapd::Slapd;
+use peoplesync::slapd::{self, Slapd};
 use peoplesync::source::hollyhr::model::{Lifecycle, OrgUnitType};
 use peoplesync::source::{OrgUnit, Person};
 use peoplesync::sync::{Applied, DirectorySnapshot, apply};
@@ -27,6 +31,8 @@ struct Contract<D: Directory> {
     policy: Policy,
     units: Vec<OrgUnit>,
     disabled_since: BTreeMap<String, Timestamp>,
+    /// Ids of entries PeopleSync does not own, which every cycle must leave as they are.
+    unowned: Vec<String>,
 }
 
 impl<D: Directory> Contract<D> {
@@ -46,7 +52,30 @@ impl<D: Directory> Contract<D> {
             policy,
             units: Vec::new(),
             disabled_since: BTreeMap::new(),
+            unowned: Vec::new(),
         }
+    }
+
+    fn with_unowned(mut self, id: String) -> Self {
+        self.unowned.push(id);
+        self
+    }
+
+    /// The unowned entries the suite watches, as the directory lists them.
+    async fn watched(&self) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+        let snapshot = self.snapshot().await;
+        let watched: BTreeMap<_, _> = snapshot
+            .unowned
+            .into_iter()
+            .filter(|e| self.unowned.iter().any(|id| id.eq_ignore_ascii_case(&e.id)))
+            .map(|e| (e.id.to_lowercase(), e.attributes))
+            .collect();
+        assert_eq!(
+            watched.len(),
+            self.unowned.len(),
+            "the unowned entries are listed"
+        );
+        watched
     }
 
     async fn snapshot(&self) -> DirectorySnapshot {
@@ -188,6 +217,7 @@ impl<D: Directory> Contract<D> {
         self.units = units;
         let mut people = people;
         let mut deleted = BTreeSet::new();
+        let untouched = self.watched().await;
         let yesterday = Timestamp::now()
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date()
@@ -284,6 +314,11 @@ impl<D: Directory> Contract<D> {
             "a final cycle changes nothing: {:?}",
             last.counts()
         );
+        assert_eq!(
+            self.watched().await,
+            untouched,
+            "unowned entries are untouched"
+        );
     }
 }
 
@@ -299,6 +334,37 @@ fn organisation() -> (Vec<Person>, Vec<OrgUnit>) {
     (people, units)
 }
 
+/// The value of `attribute` the first person would get on an empty directory.
+fn first_choice(mapping: &Mapping, people: &[Person], attribute: &str) -> String {
+    mapping
+        .map(&people[0], None, &|_, _| false)
+        .expect("maps")
+        .attributes[attribute][0]
+        .clone()
+}
+
+/// An inetOrgPerson without an anchor holding `uid` (a hand-made account).
+async fn hand_made_inet_org_person(admin: &mut ldap3::Ldap, people_dn: &str, uid: &str) -> String {
+    let dn = format!("uid={uid},{people_dn}");
+    admin
+        .add(
+            &dn,
+            vec![
+                (
+                    "objectClass",
+                    ["top", "person", "organizationalPerson", "inetOrgPerson"].into(),
+                ),
+                ("uid", [uid].into()),
+                ("cn", ["Hand Made"].into()),
+                ("sn", ["Made"].into()),
+            ],
+        )
+        .await
+        .and_then(|r| r.success())
+        .expect("the hand-made entry is added");
+    dn
+}
+
 #[tokio::test]
 async fn the_directory_contract_holds_on_openldap() {
     let server = Slapd::start().await.expect("slapd starts");
@@ -308,7 +374,146 @@ async fn the_directory_contract_holds_on_openldap() {
     let mapping =
         Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("compiles");
     let (people, units) = organisation();
-    Contract::new(directory, mapping).run(people, units).await;
+    let uid = first_choice(&mapping, &people, "uid");
+    let mut admin = server.admin().await.expect("admin binds");
+    let unowned = hand_made_inet_org_person(&mut admin, slapd::PEOPLE_DN, &uid).await;
+    Contract::new(directory, mapping)
+        .with_unowned(unowned)
+        .run(people, units)
+        .await;
+}
+
+#[tokio::test]
+async fn the_directory_contract_holds_on_389_ds() {
+    let server = Ds389::shared()
+        .await
+        .unwrap_or_else(|error| panic!("389-ds starts: {error}"));
+    let ou = server.ou("contract").await.expect("the OUs are added");
+    let config = server.ldap_config(&ou);
+    assert_eq!(
+        config.disable,
+        DisableStrategy::SetAttribute {
+            attribute: "nsAccountLock".into(),
+            value: "TRUE".into()
+        },
+        "the 389ds profile disables with nsAccountLock"
+    );
+    // Pages smaller than the OU, so paged results are exercised.
+    let directory = LdapDirectory::connect(LdapConfig {
+        page_size: 100,
+        ..config
+    })
+    .await
+    .expect("binds");
+    let mapping =
+        Mapping::new(Profile::Ldap(LdapProfile::Ds389), &BTreeMap::new()).expect("compiles");
+    let (people, units) = organisation();
+    let uid = first_choice(&mapping, &people, "uid");
+    let mut admin = server.admin().await.expect("admin binds");
+    let unowned = hand_made_inet_org_person(&mut admin, &ou.people, &uid).await;
+    Contract::new(directory, mapping)
+        .with_unowned(unowned)
+        .run(people, units)
+        .await;
+}
+
+#[tokio::test]
+async fn the_directory_contract_holds_on_samba_ad() {
+    let dc = SambaDc::shared()
+        .await
+        .unwrap_or_else(|error| panic!("the Samba AD DC starts: {error}"));
+    let (people_dn, groups_dn) = dc.ou("Contract").await.expect("the OUs are added");
+    let target: LdapTarget = serde_json::from_value(serde_json::json!({
+        "url": samba::URL,
+        "bindDn": samba::ADMIN_DN,
+        "bindPasswordSecretRef": {"name": "ad", "key": "password"},
+        "baseDn": samba::BASE_DN,
+        "peopleDn": people_dn,
+        "groupsDn": groups_dn,
+        "profile": "ad"
+    }))
+    .expect("a valid AD target");
+    let config = LdapConfig::from_spec(
+        &target,
+        SecretString::from(dc.admin_password.clone()),
+        Some(dc.ca_pem.clone()),
+    );
+    let directory = LdapDirectory::connect(LdapConfig {
+        page_size: 100,
+        ..config
+    })
+    .await
+    .expect("binds over LDAPS");
+    let mapping = Mapping::new(
+        Profile::Ldap(LdapProfile::ActiveDirectory),
+        &BTreeMap::new(),
+    )
+    .expect("compiles");
+    let (people, units) = organisation();
+    // A hand-made account in the people OU holding the first person's sAMAccountName.
+    let sam = first_choice(&mapping, &people, "sAMAccountName");
+    let unowned = format!("CN=Hand Made,{people_dn}");
+    let mut admin = dc.admin().await.expect("admin binds");
+    admin
+        .add(
+            &unowned,
+            vec![
+                (
+                    "objectClass",
+                    ["top", "person", "organizationalPerson", "user"].into(),
+                ),
+                ("sAMAccountName", [sam.as_str()].into()),
+                ("userAccountControl", ["514"].into()),
+            ],
+        )
+        .await
+        .and_then(|r| r.success())
+        .expect("the hand-made account is added");
+    // Accounts elsewhere in the domain: sAMAccountName and userPrincipalName are unique in the
+    // whole domain, so the second person's account name and the third's e-mail (as UPN) are taken.
+    let sam2 = first_choice(&mapping, &people[1..], "sAMAccountName");
+    let upn3 = first_choice(&mapping, &people[2..], "userPrincipalName");
+    let elsewhere = format!("CN=Elsewhere Account,CN=Users,{}", samba::BASE_DN);
+    admin
+        .add(
+            &elsewhere,
+            vec![
+                (
+                    "objectClass",
+                    ["top", "person", "organizationalPerson", "user"].into(),
+                ),
+                ("sAMAccountName", [sam2.as_str()].into()),
+                ("userPrincipalName", [upn3.as_str()].into()),
+                ("userAccountControl", ["514"].into()),
+            ],
+        )
+        .await
+        .and_then(|r| r.success())
+        .expect("the account elsewhere is added");
+    Contract::new(directory, mapping)
+        .with_unowned(unowned)
+        .run(people, units)
+        .await;
+    for (attribute, value) in [
+        ("sAMAccountName", &sam),
+        ("sAMAccountName", &sam2),
+        ("userPrincipalName", &upn3),
+    ] {
+        let ldap3::SearchResult(found, _) = admin
+            .search(
+                samba::BASE_DN,
+                ldap3::Scope::Subtree,
+                &format!("({attribute}={value})"),
+                vec!["1.1"],
+            )
+            .await
+            .expect("searches");
+        assert_eq!(
+            found.len(),
+            1,
+            "{attribute}={value} is held by the hand-made account only"
+        );
+    }
 }
 
 #[tokio::test]

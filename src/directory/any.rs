@@ -136,6 +136,13 @@ impl Directory for AnyDirectory {
         }
     }
 
+    fn elsewhere(&self) -> BoxStream<'_, Result<Entry, AnyDirectoryError>> {
+        match self {
+            AnyDirectory::Ldap(d) => boxed(d.elsewhere()),
+            AnyDirectory::Scim(d) => boxed(d.elsewhere()),
+        }
+    }
+
     async fn apply(&self, change: &Change) -> Result<String, AnyDirectoryError> {
         match self {
             AnyDirectory::Ldap(d) => Ok(d.apply(change).await?),

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use std::future::Future;
 
@@ -45,6 +45,8 @@ pub struct LdapConfig {
     pub ca_pem: Option<String>,
     pub bind_dn: String,
     pub bind_password: SecretString,
+    /// The directory's base DN (`target.ldap.baseDn`); empty: the people DN's `dc=` suffix.
+    pub base_dn: String,
     pub people_dn: String,
     pub rdn_attribute: String,
     pub anchor_attribute: String,
@@ -61,6 +63,13 @@ pub struct LdapConfig {
     /// The structural class of the groups it creates: `groupOfNames` (which needs a member: an
     /// empty group holds the empty DN), or AD's `group` (which may be empty).
     pub group_object_class: String,
+    /// Attributes whose values are unique across the whole directory, not just the people OU
+    /// (AD: `sAMAccountName`, `userPrincipalName`); values held anywhere under
+    /// [`LdapConfig::naming_context`] are reserved. Empty for OpenLDAP and 389-ds.
+    pub directory_unique: Vec<String>,
+    /// Read `member` in ranges of this many values (`member;range=0-1499`), as Active Directory
+    /// serves groups larger than its `MaxValRange`; `None` reads it whole.
+    pub member_range: Option<u32>,
 }
 
 impl std::fmt::Debug for LdapConfig {
@@ -124,6 +133,7 @@ impl LdapConfig {
             ca_pem,
             bind_dn: target.bind_dn.clone(),
             bind_password,
+            base_dn: target.base_dn.clone(),
             people_dn: target.people_dn.clone(),
             rdn_attribute: target
                 .rdn_attribute
@@ -140,9 +150,18 @@ impl LdapConfig {
             groups_dn: target.groups_dn.clone(),
             group_anchor_attribute: if ad { "info" } else { "businessCategory" }.to_owned(),
             group_object_class: if ad { "group" } else { "groupOfNames" }.to_owned(),
+            member_range: ad.then_some(AD_MAX_VAL_RANGE),
+            directory_unique: if ad {
+                vec!["sAMAccountName".to_owned(), "userPrincipalName".to_owned()]
+            } else {
+                Vec::new()
+            },
         }
     }
 }
+
+/// AD's default `MaxValRange`: values of one attribute per search answer.
+pub const AD_MAX_VAL_RANGE: u32 = 1500;
 
 /// AD's account flags attribute and its bits (MS-ADTS 2.2.16).
 pub const USER_ACCOUNT_CONTROL: &str = "userAccountControl";
@@ -160,6 +179,25 @@ pub fn account_control(current: Option<u32>, disable: bool) -> u32 {
 }
 
 impl LdapConfig {
+    /// The naming context holding the people DN: the base DN, else the people DN's trailing
+    /// `DC=` components (AD: the domain), else the people DN itself.
+    pub fn naming_context(&self) -> String {
+        if !self.base_dn.is_empty() {
+            return self.base_dn.clone();
+        }
+        let mut rest = self.people_dn.as_str();
+        loop {
+            if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case("dc=") {
+                return rest.to_owned();
+            }
+            let parent = LdapDirectory::parent_of(rest);
+            if parent.is_empty() || parent.len() == rest.len() {
+                return self.people_dn.clone();
+            }
+            rest = parent;
+        }
+    }
+
     /// `rdn=value,parent` with the value escaped (RFC 4514).
     pub fn person_dn(&self, rdn_value: &str, parent: &str) -> String {
         format!(
@@ -664,6 +702,7 @@ impl LdapDirectory {
     fn paged(
         &self,
         bases: Vec<String>,
+        scope: Scope,
         filter: String,
         wanted: Vec<String>,
     ) -> BoxStream<'_, Result<SearchEntry, LdapBackendError>> {
@@ -679,7 +718,7 @@ impl LdapDirectory {
                         Box::new(PagedResults::new(page_size)),
                     ];
                     let stream = ldap
-                        .streaming_search_with(adapters, &base, Scope::OneLevel, &filter, wanted)
+                        .streaming_search_with(adapters, &base, scope, &filter, wanted)
                         .await
                         .map_err(transport("search"));
                     futures::stream::unfold(Some(stream), move |state| async move {
@@ -723,7 +762,7 @@ impl LdapDirectory {
         if let DisableStrategy::SetAttribute { attribute, .. } = &self.config.disable {
             wanted.push(attribute.clone());
         }
-        self.paged(self.bases(), filter, wanted)
+        self.paged(self.bases(), Scope::OneLevel, filter, wanted)
             .map(move |entry| {
                 let entry = entry?;
                 let attributes: Attributes = entry.attrs.into_iter().collect::<BTreeMap<_, _>>();
@@ -740,6 +779,71 @@ impl LdapDirectory {
                 })
             })
             .boxed()
+    }
+
+    /// A group's members from its search entry: `member` whole, or with range retrieval the
+    /// first range and then the rest, one range per base search, until the server marks the last
+    /// (`member;range=1500-*`).
+    async fn members_of(&self, entry: &SearchEntry) -> Result<Vec<String>, LdapBackendError> {
+        let mut members = Vec::new();
+        let mut attrs: Vec<(String, Vec<String>)> = entry
+            .attrs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        loop {
+            let mut next = None;
+            for (name, values) in &attrs {
+                let lower = name.to_ascii_lowercase();
+                if lower == "member" {
+                    members.extend(values.iter().filter(|m| !m.is_empty()).cloned());
+                } else if let Some(range) = lower.strip_prefix("member;range=") {
+                    members.extend(values.iter().filter(|m| !m.is_empty()).cloned());
+                    let (_, high) = range.split_once('-').unwrap_or((range, "*"));
+                    if high != "*" {
+                        let high: u64 = high.parse().map_err(|_| LdapBackendError::Operation {
+                            operation: "read the members of",
+                            dn: entry.dn.clone(),
+                            rc: 0,
+                            message: format!("the server sent an unreadable range {name}"),
+                        })?;
+                        next = Some(high + 1);
+                    }
+                }
+            }
+            let Some(low) = next else {
+                return Ok(members);
+            };
+            let step = u64::from(self.config.member_range.unwrap_or(AD_MAX_VAL_RANGE).max(1));
+            let wanted = format!("member;range={low}-{}", low + step - 1);
+            let (found, result) = self
+                .search(
+                    "read the members of",
+                    &entry.dn,
+                    Scope::Base,
+                    "(objectClass=*)",
+                    vec![wanted.as_str()],
+                )
+                .await?;
+            if result.rc != 0 {
+                return Err(LdapBackendError::Operation {
+                    operation: "read the members of",
+                    dn: entry.dn.clone(),
+                    rc: result.rc,
+                    message: result.text,
+                });
+            }
+            attrs = found
+                .into_iter()
+                .next()
+                .map(SearchEntry::construct)
+                .map(|e| e.attrs.into_iter().collect())
+                .unwrap_or_default();
+            if attrs.is_empty() {
+                // The range ran past the last value: the server sends no attribute.
+                return Ok(members);
+            }
+        }
     }
 
     fn bases(&self) -> Vec<String> {
@@ -760,19 +864,20 @@ impl Directory for LdapDirectory {
         };
         let anchor_attribute = self.config.group_anchor_attribute.clone();
         let filter = format!("({anchor_attribute}=*)");
-        let mut ldap = self.current();
+        let member = match self.config.member_range {
+            Some(range) => format!("member;range=0-{}", range.saturating_sub(1)),
+            None => "member".to_owned(),
+        };
         futures::stream::once(async move {
-            let (entries, result) = ldap
+            let (entries, result) = self
                 .search(
+                    "search groups",
                     &groups_dn,
                     Scope::OneLevel,
                     &filter,
-                    vec!["cn", "member", anchor_attribute.as_str()],
+                    vec!["cn", member.as_str(), anchor_attribute.as_str()],
                 )
-                .await
-                .map_err(transport("search groups"))?
-                .non_error()
-                .map_err(transport("search groups"))?;
+                .await?;
             if result.rc != 0 && result.rc != NO_SUCH_OBJECT {
                 return Err(LdapBackendError::Operation {
                     operation: "search",
@@ -781,10 +886,11 @@ impl Directory for LdapDirectory {
                     message: result.text,
                 });
             }
-            let groups: Vec<Result<Group, LdapBackendError>> = entries
-                .into_iter()
-                .map(SearchEntry::construct)
-                .map(|entry| {
+            let entries: Vec<SearchEntry> =
+                entries.into_iter().map(SearchEntry::construct).collect();
+            Ok::<_, LdapBackendError>(futures::stream::iter(entries).then(move |entry| {
+                let anchor_attribute = anchor_attribute.clone();
+                async move {
                     let first = |name: &str| {
                         entry
                             .attrs
@@ -793,20 +899,17 @@ impl Directory for LdapDirectory {
                             .and_then(|(_, v)| v.first().cloned())
                             .unwrap_or_default()
                     };
+                    let anchor = first(&anchor_attribute);
+                    let name = first("cn");
+                    let members = self.members_of(&entry).await?.into_iter().collect();
                     Ok(Group {
-                        anchor: first(&anchor_attribute),
-                        name: first("cn"),
-                        members: entry
-                            .attrs
-                            .iter()
-                            .find(|(k, _)| k.eq_ignore_ascii_case("member"))
-                            .map(|(_, v)| v.iter().filter(|m| !m.is_empty()).cloned().collect())
-                            .unwrap_or_default(),
+                        anchor,
+                        name,
+                        members,
                         id: entry.dn,
                     })
-                })
-                .collect();
-            Ok::<_, LdapBackendError>(futures::stream::iter(groups))
+                }
+            }))
         })
         .map(|result| match result {
             Ok(stream) => stream.boxed(),
@@ -909,6 +1012,41 @@ impl Directory for LdapDirectory {
             manager_attribute: Some("manager".into()),
             groups: self.config.groups_dn.is_some(),
         }
+    }
+
+    /// Every entry under the naming context, outside the people DNs, holding a value of a
+    /// directory-wide unique attribute (AD: accounts in other OUs, other tenants' included).
+    fn elsewhere(&self) -> BoxStream<'_, Result<Entry, LdapBackendError>> {
+        if self.config.directory_unique.is_empty() {
+            return futures::stream::empty().boxed();
+        }
+        let filter = format!(
+            "(|{})",
+            self.config
+                .directory_unique
+                .iter()
+                .map(|name| format!("({name}=*)"))
+                .collect::<String>()
+        );
+        let bases = self.bases();
+        self.paged(
+            vec![self.config.naming_context()],
+            Scope::Subtree,
+            filter,
+            self.config.directory_unique.clone(),
+        )
+        .try_filter(move |entry| {
+            let parent = Self::parent_of(&entry.dn);
+            let ours = bases.iter().any(|base| base.eq_ignore_ascii_case(parent));
+            futures::future::ready(!ours)
+        })
+        .map_ok(|entry| Entry {
+            id: entry.dn,
+            anchor: String::new(),
+            enabled: true,
+            attributes: entry.attrs.into_iter().collect(),
+        })
+        .boxed()
     }
 
     /// Entries under the people DNs that lack the anchor.

@@ -210,7 +210,11 @@ pub fn profile_defaults(profile: Profile) -> BTreeMap<String, AttributeRule> {
                     Some(SAM_ACCOUNT_NAME_MAX),
                 ),
             ),
-            ("cn", AttributeRule::required("{{ display_name }}")),
+            // The RDN: unique in its OU (two people of the same name get a numbered one).
+            (
+                "cn",
+                AttributeRule::unique(&["{{ display_name }}", "{{ display_name }} {{ n }}"], None),
+            ),
             (
                 "sn",
                 AttributeRule::required("{{ last_name or display_name }}"),
@@ -218,9 +222,17 @@ pub fn profile_defaults(profile: Profile) -> BTreeMap<String, AttributeRule> {
             ("givenName", AttributeRule::plain("{{ given_name }}")),
             ("displayName", AttributeRule::plain("{{ display_name }}")),
             ("mail", AttributeRule::plain("{{ work_email }}")),
+            // Unique in the domain, like sAMAccountName; an e-mail another account holds as
+            // its UPN gives way to one made of the person's id.
             (
                 "userPrincipalName",
-                AttributeRule::required("{{ work_email or (id ~ '@peoplesync.invalid') }}"),
+                AttributeRule::unique(
+                    &[
+                        "{{ work_email or (id ~ '@peoplesync.invalid') }}",
+                        "{{ id }}@peoplesync.invalid",
+                    ],
+                    None,
+                ),
             ),
             ("title", AttributeRule::plain("{{ job_title }}")),
             ("department", AttributeRule::plain("{{ department }}")),

@@ -77,6 +77,10 @@ impl<D: Directory> Directory for DryRun<'_, D> {
         self.inner.everyone()
     }
 
+    fn elsewhere(&self) -> BoxStream<'_, Result<Entry, Self::Error>> {
+        self.inner.elsewhere()
+    }
+
     fn groups(&self) -> BoxStream<'_, Result<Group, Self::Error>> {
         self.inner.groups()
     }

@@ -56,6 +56,8 @@ pub struct DirectoryIndex {
     known: Known,
     unowned: Vec<Entry>,
     reserved: plan::Reserved,
+    /// Unique values held by entries elsewhere in the directory (AD: the rest of the domain).
+    elsewhere: plan::Reserved,
     /// Lower-cased values of unowned entries, per adoption attribute.
     adoptable: Vec<(String, HashSet<String>)>,
     /// What the index was built for (mapped attributes, directory traits, adoption): an index
@@ -102,6 +104,13 @@ impl DirectoryIndex {
                 }
             }
         }
+        let mut elsewhere = plan::Reserved::new();
+        {
+            let mut listing = directory.elsewhere();
+            while let Some(entry) = listing.try_next().await? {
+                super::reserve(&mut elsewhere, &settings.mapping, &entry);
+            }
+        }
         if policy.directory.groups {
             let mut groups = directory.groups();
             while let Some(group) = groups.try_next().await? {
@@ -112,6 +121,7 @@ impl DirectoryIndex {
             known,
             unowned,
             reserved: plan::Reserved::new(),
+            elsewhere,
             adoptable: Vec::new(),
             fingerprint: fingerprint(settings, policy),
         };
@@ -122,6 +132,7 @@ impl DirectoryIndex {
     /// The reserved and adoptable values, from the unowned entries.
     fn derive(&mut self, settings: &Settings, policy: &Policy) {
         self.reserved = super::reserved(&settings.mapping, &self.unowned);
+        super::merge_reserved(&mut self.reserved, &self.elsewhere);
         self.adoptable = if self.unowned.is_empty() {
             Vec::new()
         } else {
@@ -187,6 +198,7 @@ struct Cycle<'a, D: Directory> {
     known: Known,
     unowned: Vec<Entry>,
     reserved: plan::Reserved,
+    elsewhere: plan::Reserved,
     /// Lower-cased values of unowned entries, per adoption attribute.
     adoptable: Vec<(String, HashSet<String>)>,
     fingerprint: u64,
@@ -416,6 +428,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
             known,
             unowned,
             reserved,
+            elsewhere,
             adoptable,
             fingerprint,
         } = index;
@@ -428,6 +441,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
             known,
             unowned,
             reserved,
+            elsewhere,
             adoptable,
             fingerprint,
             adopted: Vec::new(),
@@ -489,6 +503,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
             timings,
             unowned,
             reserved,
+            elsewhere,
             adoptable,
             adopted,
             fingerprint,
@@ -547,6 +562,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
                 known,
                 unowned,
                 reserved,
+                elsewhere,
                 adoptable,
                 fingerprint,
             };
