@@ -225,7 +225,9 @@ pub enum LdapProfile {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("!(self.url.startsWith('ldaps://') && has(self.startTls) && self.startTls)").message("startTls cannot be combined with an ldaps:// URL (ldaps is already TLS)")
+    validation = Rule::new("!(self.url.startsWith('ldaps://') && has(self.startTls) && self.startTls)").message("startTls cannot be combined with an ldaps:// URL (ldaps is already TLS)"),
+    validation = Rule::new("!has(self.initialPassword) || (has(self.profile) && self.profile == 'ad')").message("initialPassword applies to the Active Directory profile (profile: ad) only"),
+    validation = Rule::new("!has(self.initialPassword) || self.initialPassword != 'Random' || self.url.startsWith('ldaps://') || (has(self.startTls) && self.startTls)").message("initialPassword Random needs an ldaps:// URL or startTls: AD takes passwords over an encrypted connection only")
 )]
 pub struct LdapTarget {
     /// `ldap://host:port` or `ldaps://host:port`.
@@ -268,6 +270,21 @@ pub struct LdapTarget {
     /// How a leaver's entry is disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable: Option<LdapDisable>,
+    /// Active Directory: the password a new account gets. `None` (the default): no password;
+    /// the account is created disabled and stays so until an administrator sets a password and
+    /// enables it. `Random`: a random password PeopleSync never logs or stores, set over LDAPS
+    /// with `unicodePwd` and `pwdLastSet: 0` (must change at next logon); the account is enabled
+    /// while the person is active. Needs `ldaps://` or StartTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_password: Option<LdapInitialPassword>,
+}
+
+/// See [`LdapTarget::initial_password`].
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LdapInitialPassword {
+    #[default]
+    None,
+    Random,
 }
 
 /// How LDAP entries are disabled.

@@ -360,6 +360,7 @@ impl Slapd {
             group_object_class: "groupOfNames".into(),
             directory_unique: Vec::new(),
             member_range: None,
+            initial_password: Default::default(),
         }
     }
 

@@ -283,3 +283,188 @@ async fn a_group_larger_than_one_member_range_is_read_whole() {
     assert_eq!(read.len(), MEMBERS - 1);
     assert!(!lower(&read).contains(&gone.to_lowercase()));
 }
+
+/// `userAccountControl` and `pwdLastSet` of an account, as an admin reads them.
+async fn account_flags(dc: &SambaDc, dn: &str) -> (u32, String) {
+    let mut admin = dc.admin().await.expect("admin binds");
+    let ldap3::SearchResult(found, _) = admin
+        .search(
+            dn,
+            ldap3::Scope::Base,
+            "(objectClass=*)",
+            vec!["userAccountControl", "pwdLastSet"],
+        )
+        .await
+        .expect("searches");
+    let entry = ldap3::SearchEntry::construct(found.into_iter().next().expect("the account"));
+    (
+        entry.attrs["userAccountControl"][0]
+            .parse()
+            .expect("a number"),
+        entry.attrs["pwdLastSet"][0].clone(),
+    )
+}
+
+/// Whether the DC stores a password for `dn` (read from its database, as root on the DC).
+fn has_password(dc: &SambaDc, dn: &str) -> bool {
+    let out = std::process::Command::new("ldbsearch")
+        .arg("-H")
+        .arg(dc.dir().join("private/sam.ldb"))
+        .args(["-s", "base", "-b", dn, "unicodePwd"])
+        .output()
+        .expect("runs ldbsearch (ldb-tools)");
+    String::from_utf8_lossy(&out.stdout).contains("unicodePwd::")
+}
+
+/// Sets the domain's minimum password length (on the domain object, as Group Policy does;
+/// `samba-tool` caps it at 14, the server takes more).
+async fn set_min_password_length(dc: &SambaDc, length: u32) {
+    let mut admin = dc.admin().await.expect("admin binds");
+    admin
+        .modify(
+            samba::BASE_DN,
+            vec![ldap3::Mod::Replace(
+                "minPwdLength",
+                std::collections::HashSet::from([length.to_string().as_str()]),
+            )],
+        )
+        .await
+        .and_then(|r| r.success())
+        .expect("the domain's password policy changes");
+}
+
+fn person_attributes(sam: &str) -> BTreeMap<String, Vec<String>> {
+    BTreeMap::from([
+        ("cn".to_owned(), vec![format!("Pass {sam}")]),
+        ("sn".to_owned(), vec![sam.to_owned()]),
+        ("sAMAccountName".to_owned(), vec![sam.to_owned()]),
+        (
+            "userPrincipalName".to_owned(),
+            vec![format!("{sam}@ps.test")],
+        ),
+    ])
+}
+
+/// The initial-password policies on the real DC: `None` creates an account that awaits an
+/// administrator (disabled, no password) and counts as enabled until then; `Random` sets a
+/// password that must change at the first logon and enables the account; a password the
+/// domain's policy refuses is a per-person error that names it, and nothing is created.
+#[tokio::test]
+async fn initial_password_policies_on_samba() {
+    use peoplesync::directory::ldap::InitialPassword;
+    use peoplesync::directory::{Change, DirectoryError as _};
+    let dc = dc().await;
+    let (people, groups) = ou(dc, "Passwords").await;
+    let config = LdapConfig::from_spec(
+        &target(&people, &groups),
+        SecretString::from(dc.admin_password.clone()),
+        Some(dc.ca_pem.clone()),
+    );
+    assert_eq!(
+        config.initial_password,
+        InitialPassword::None,
+        "the default"
+    );
+    let none = LdapDirectory::connect(config.clone()).await.expect("binds");
+
+    // None: created disabled with PASSWD_NOTREQD and no password; listed as enabled.
+    let dn = none
+        .apply(&Change::Create {
+            anchor: "pw-none".into(),
+            attributes: person_attributes("pwnone"),
+            enabled: true,
+        })
+        .await
+        .expect("created");
+    assert_eq!(account_flags(dc, &dn).await, (546, "0".to_owned()));
+    assert!(!has_password(dc, &dn));
+    let listed: Vec<peoplesync::directory::Entry> =
+        none.entries().try_collect().await.expect("lists");
+    assert!(
+        listed[0].enabled,
+        "an account awaiting an admin counts as enabled"
+    );
+    // Enabling it without a password leaves it awaiting.
+    none.apply(&Change::Enable {
+        id: dn.clone(),
+        anchor: "pw-none".into(),
+    })
+    .await
+    .expect("enable");
+    assert_eq!(account_flags(dc, &dn).await.0, 546);
+    // An admin sets a password and enables it; from then on only ACCOUNTDISABLE flips.
+    let mut admin = dc.admin().await.expect("admin binds");
+    let password: Vec<u8> = "\"Admin-Set-Pa55word!\""
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    admin
+        .modify(
+            &dn,
+            vec![
+                ldap3::Mod::Replace(
+                    b"unicodePwd".to_vec(),
+                    std::collections::HashSet::from([password]),
+                ),
+                ldap3::Mod::Replace(
+                    b"userAccountControl".to_vec(),
+                    std::collections::HashSet::from([b"512".to_vec()]),
+                ),
+            ],
+        )
+        .await
+        .and_then(|r| r.success())
+        .expect("the admin sets a password");
+    none.apply(&Change::Disable {
+        id: dn.clone(),
+        anchor: "pw-none".into(),
+    })
+    .await
+    .expect("disable");
+    assert_eq!(account_flags(dc, &dn).await.0, 514);
+    none.apply(&Change::Enable {
+        id: dn.clone(),
+        anchor: "pw-none".into(),
+    })
+    .await
+    .expect("enable");
+    assert_eq!(account_flags(dc, &dn).await.0, 512);
+
+    // Random: enabled, a password stored by the DC, must change at the next logon.
+    let random = LdapDirectory::connect(LdapConfig {
+        initial_password: InitialPassword::Random,
+        ..config.clone()
+    })
+    .await
+    .expect("binds");
+    let dn = random
+        .apply(&Change::Create {
+            anchor: "pw-random".into(),
+            attributes: person_attributes("pwrandom"),
+            enabled: true,
+        })
+        .await
+        .expect("created with a password");
+    assert_eq!(account_flags(dc, &dn).await, (512, "0".to_owned()));
+    assert!(has_password(dc, &dn), "the DC holds a password");
+
+    // A policy that refuses the password: a per-person error naming it; nothing created.
+    set_min_password_length(dc, 30).await;
+    let refused = random
+        .apply(&Change::Create {
+            anchor: "pw-refused".into(),
+            attributes: person_attributes("pwrefused"),
+            enabled: true,
+        })
+        .await;
+    set_min_password_length(dc, 7).await;
+    let error = refused.expect_err("the policy refuses a 24-character password");
+    assert_eq!(error.reason(), "PasswordRefused", "{error}");
+    assert!(error.is_per_entry());
+    let listed: Vec<peoplesync::directory::Entry> =
+        random.entries().try_collect().await.expect("lists");
+    assert!(
+        listed.iter().all(|e| e.anchor != "pw-refused"),
+        "nothing half-written"
+    );
+}

@@ -70,7 +70,7 @@ async fn a_peoplesync_with_the_ad_profile_syncs_into_samba_through_the_controlle
                 "bindPasswordSecretRef": {"name": "ad", "key": "password"},
                 "caSecretRef": {"name": "ad", "key": "ca.crt"},
                 "baseDn": samba::BASE_DN, "peopleDn": people, "groupsDn": groups,
-                "profile": "ad"
+                "profile": "ad", "initialPassword": "Random"
             }}
         }
     }))
@@ -139,5 +139,21 @@ async fn a_peoplesync_with_the_ad_profile_syncs_into_samba_through_the_controlle
     let entries: Vec<peoplesync::directory::Entry> =
         directory.entries().try_collect().await.expect("lists");
     assert!(entries.len() >= 30, "{} entries", entries.len());
+    // initialPassword Random: active people's accounts are enabled (NORMAL_ACCOUNT only) with a
+    // password that must change at the first logon; leavers' are disabled.
+    let flag = |entry: &peoplesync::directory::Entry, name: &str| {
+        peoplesync::plan::attribute_values(&entry.attributes, name)
+            .and_then(|v| v.first().cloned())
+            .unwrap_or_default()
+    };
+    let enabled: Vec<_> = entries.iter().filter(|e| e.enabled).collect();
+    assert!(enabled.len() >= 30, "{} enabled", enabled.len());
+    for entry in &enabled {
+        assert_eq!(flag(entry, "userAccountControl"), "512", "{}", entry.id);
+        assert_eq!(flag(entry, "pwdLastSet"), "0", "{}", entry.id);
+    }
+    for entry in entries.iter().filter(|e| !e.enabled) {
+        assert_eq!(flag(entry, "userAccountControl"), "514", "{}", entry.id);
+    }
     controller.abort();
 }

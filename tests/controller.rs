@@ -193,6 +193,16 @@ async fn invalid_specs_are_rejected_with_messages_a_person_understands() {
             "startTls cannot be combined",
         ),
         (
+            "initial password outside AD",
+            json!({"target": {"ldap": {"url": "ldaps://x:636", "initialPassword": "Random", "bindDn": "a", "bindPasswordSecretRef": {"name": "a", "key": "b"}, "baseDn": "b", "peopleDn": "c"}}}),
+            "initialPassword applies to the Active Directory profile",
+        ),
+        (
+            "initial password in the clear",
+            json!({"target": {"ldap": {"url": "ldap://x:389", "profile": "ad", "initialPassword": "Random", "bindDn": "a", "bindPasswordSecretRef": {"name": "a", "key": "b"}, "baseDn": "b", "peopleDn": "c"}}}),
+            "initialPassword Random needs an ldaps:// URL or startTls",
+        ),
+        (
             "webhook without url",
             json!({"webhook": {"enabled": true}}),
             "publicUrl is required",

@@ -21,6 +21,7 @@ fn config(server: &Slapd, disable: DisableStrategy) -> LdapConfig {
         group_object_class: "groupOfNames".into(),
         directory_unique: Vec::new(),
         member_range: None,
+        initial_password: Default::default(),
         bind_dn: slapd::ADMIN_DN.into(),
         bind_password: SecretString::from(server.admin_password.clone()),
         base_dn: slapd::BASE_DN.into(),

@@ -70,6 +70,21 @@ pub struct LdapConfig {
     /// Read `member` in ranges of this many values (`member;range=0-1499`), as Active Directory
     /// serves groups larger than its `MaxValRange`; `None` reads it whole.
     pub member_range: Option<u32>,
+    /// Active Directory: the password new accounts get (see [`InitialPassword`]).
+    pub initial_password: InitialPassword,
+}
+
+/// The password a new AD account gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitialPassword {
+    /// None: the account is created disabled (with `PASSWD_NOTREQD`, as AD wants for an account
+    /// without a password) and awaits an administrator, who sets a password and enables it.
+    /// While it awaits, it counts as enabled: PeopleSync neither enables it nor reports drift.
+    #[default]
+    None,
+    /// A random password (never logged, never stored) with `pwdLastSet: 0`: the user must change
+    /// it at the first logon. The account is enabled while the person is active.
+    Random,
 }
 
 impl std::fmt::Debug for LdapConfig {
@@ -151,6 +166,10 @@ impl LdapConfig {
             group_anchor_attribute: if ad { "info" } else { "businessCategory" }.to_owned(),
             group_object_class: if ad { "group" } else { "groupOfNames" }.to_owned(),
             member_range: ad.then_some(AD_MAX_VAL_RANGE),
+            initial_password: match target.initial_password {
+                Some(crate::crd::LdapInitialPassword::Random) => InitialPassword::Random,
+                _ => InitialPassword::None,
+            },
             directory_unique: if ad {
                 vec!["sAMAccountName".to_owned(), "userPrincipalName".to_owned()]
             } else {
@@ -165,8 +184,40 @@ pub const AD_MAX_VAL_RANGE: u32 = 1500;
 
 /// AD's account flags attribute and its bits (MS-ADTS 2.2.16).
 pub const USER_ACCOUNT_CONTROL: &str = "userAccountControl";
+/// When the password was last set; 0: never (or must change at next logon).
+pub const PWD_LAST_SET: &str = "pwdLastSet";
 const ACCOUNTDISABLE: u32 = 0x2;
+const PASSWD_NOTREQD: u32 = 0x20;
 const NORMAL_ACCOUNT: u32 = 0x200;
+
+/// An AD account created without a password that no administrator has taken over yet: disabled,
+/// `PASSWD_NOTREQD` (as PeopleSync created it) and no password set.
+pub fn awaits_admin(uac: u32, pwd_last_set: Option<&str>) -> bool {
+    uac & ACCOUNTDISABLE != 0 && uac & PASSWD_NOTREQD != 0 && pwd_last_set.is_none_or(|v| v == "0")
+}
+
+/// The `userAccountControl` of an account being enabled or disabled under `policy`: only
+/// ACCOUNTDISABLE changes, except for an account that awaits an administrator (no password):
+/// enabling leaves it awaiting (it cannot be enabled without a password), disabling a leaver's
+/// awaiting account clears the `PASSWD_NOTREQD` PeopleSync set, so it reads as disabled.
+pub fn account_control_for(
+    current: Option<u32>,
+    pwd_last_set: Option<&str>,
+    disable: bool,
+    policy: InitialPassword,
+) -> u32 {
+    let uac = current.unwrap_or(NORMAL_ACCOUNT);
+    let no_password = pwd_last_set.is_none_or(|v| v == "0");
+    match (policy, disable) {
+        (InitialPassword::None, true) if awaits_admin(uac, pwd_last_set) => {
+            (uac | ACCOUNTDISABLE) & !PASSWD_NOTREQD
+        }
+        (InitialPassword::None, false) if no_password && uac & ACCOUNTDISABLE != 0 => {
+            uac | PASSWD_NOTREQD
+        }
+        _ => account_control(Some(uac), disable),
+    }
+}
 
 /// The `userAccountControl` value that disables (or enables) an account, keeping its other flags.
 pub fn account_control(current: Option<u32>, disable: bool) -> u32 {
@@ -215,11 +266,21 @@ impl LdapConfig {
             DisableStrategy::MoveToOu { disabled_dn } => {
                 !LdapDirectory::parent_of(dn).eq_ignore_ascii_case(disabled_dn)
             }
-            DisableStrategy::AdAccountDisable => attributes
-                .get(USER_ACCOUNT_CONTROL)
-                .and_then(|v| v.first())
-                .and_then(|v| v.parse::<u32>().ok())
-                .is_none_or(|uac| uac & 2 == 0),
+            DisableStrategy::AdAccountDisable => {
+                let first = |name: &str| {
+                    attributes
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .and_then(|(_, v)| v.first())
+                };
+                match first(USER_ACCOUNT_CONTROL).and_then(|v| v.parse::<u32>().ok()) {
+                    None => true,
+                    Some(uac) => {
+                        uac & ACCOUNTDISABLE == 0
+                            || awaits_admin(uac, first(PWD_LAST_SET).map(String::as_str))
+                    }
+                }
+            }
         }
     }
 
@@ -259,9 +320,17 @@ impl LdapConfig {
                 attrs.push((attribute.clone(), HashSet::from([value.clone()])));
             }
             (DisableStrategy::AdAccountDisable, _) => {
+                let uac = match self.initial_password {
+                    // No password: disabled; an active person's account awaits an administrator.
+                    InitialPassword::None if enabled => {
+                        NORMAL_ACCOUNT | ACCOUNTDISABLE | PASSWD_NOTREQD
+                    }
+                    InitialPassword::None => NORMAL_ACCOUNT | ACCOUNTDISABLE,
+                    InitialPassword::Random => account_control(None, !enabled),
+                };
                 attrs.push((
                     USER_ACCOUNT_CONTROL.into(),
-                    HashSet::from([account_control(None, !enabled).to_string()]),
+                    HashSet::from([uac.to_string()]),
                 ));
             }
             _ => {}
@@ -292,6 +361,14 @@ pub enum LdapBackendError {
         message: String,
     },
     #[error(
+        "the directory refused the initial password of {dn} (result code {rc}: {message}); the account was not created and is retried next cycle (check the domain's password policy, or use initialPassword None)"
+    )]
+    PasswordRefused {
+        dn: String,
+        rc: u32,
+        message: String,
+    },
+    #[error(
         "entry {dn} does not carry anchor {anchor}: PeopleSync does not own it and left it untouched"
     )]
     NotOwned { dn: String, anchor: String },
@@ -313,6 +390,7 @@ const OBJECT_CLASS_VIOLATION: u32 = 65;
 const ALREADY_EXISTS: u32 = 68;
 const UNDEFINED_ATTRIBUTE_TYPE: u32 = 17;
 const TYPE_OR_VALUE_EXISTS: u32 = 20;
+const UNWILLING_TO_PERFORM: u32 = 53;
 
 impl DirectoryError for LdapBackendError {
     fn reason(&self) -> &'static str {
@@ -324,6 +402,7 @@ impl DirectoryError for LdapBackendError {
             }
             LdapBackendError::Bind { .. } => "BindFailed",
             LdapBackendError::NotOwned { .. } => "EntryNotOwned",
+            LdapBackendError::PasswordRefused { .. } => "PasswordRefused",
             LdapBackendError::Operation { rc, .. } => match *rc {
                 OBJECT_CLASS_VIOLATION
                 | UNDEFINED_ATTRIBUTE_TYPE
@@ -340,7 +419,9 @@ impl DirectoryError for LdapBackendError {
     fn is_per_entry(&self) -> bool {
         matches!(
             self,
-            LdapBackendError::NotOwned { .. } | LdapBackendError::Operation { .. }
+            LdapBackendError::NotOwned { .. }
+                | LdapBackendError::Operation { .. }
+                | LdapBackendError::PasswordRefused { .. }
         )
     }
 }
@@ -411,6 +492,31 @@ pub fn tls_config(pem: &str) -> Result<rustls::ClientConfig, LdapBackendError> {
     .with_safe_default_protocol_versions()
     .map_err(|e| LdapBackendError::InvalidCa(e.to_string()))
     .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// A 24-character password with upper and lower case letters, digits and a symbol (AD's
+/// complexity rules want three of the four).
+fn random_password() -> String {
+    use rand::Rng as _;
+    use rand::seq::IndexedRandom as _;
+    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
+    const DIGITS: &[u8] = b"23456789";
+    const SYMBOLS: &[u8] = b"!#%+-=?@_";
+    let mut rng = rand::rng();
+    let all: Vec<u8> = [UPPER, LOWER, DIGITS, SYMBOLS].concat();
+    let mut chars: Vec<u8> = [UPPER, LOWER, DIGITS, SYMBOLS]
+        .iter()
+        .map(|set| *set.choose(&mut rng).expect("non-empty"))
+        .collect();
+    while chars.len() < 24 {
+        chars.push(*all.choose(&mut rng).expect("non-empty"));
+    }
+    // Shuffle, so the classes are not in a fixed order.
+    for i in (1..chars.len()).rev() {
+        chars.swap(i, rng.random_range(0..=i));
+    }
+    String::from_utf8(chars).expect("ASCII")
 }
 
 fn escape_rdn_value(value: &str) -> String {
@@ -522,6 +628,38 @@ impl LdapDirectory {
     ) -> Result<LdapResult, LdapBackendError> {
         self.retrying(operation, |mut ldap| {
             let attrs = attrs.clone();
+            async move { ldap.add(dn, attrs).await }
+        })
+        .await
+    }
+
+    /// Adds an AD account with a fresh random password (`unicodePwd`: the UTF-16LE of the quoted
+    /// password) that must be changed at the first logon (`pwdLastSet: 0`). The password lives in
+    /// this call only: it is never logged, stored or returned.
+    async fn add_with_password(
+        &self,
+        dn: &str,
+        attrs: Vec<(String, HashSet<String>)>,
+    ) -> Result<LdapResult, LdapBackendError> {
+        let password = SecretString::from(random_password());
+        let mut binary: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
+            .into_iter()
+            .map(|(name, values)| {
+                (
+                    name.into_bytes(),
+                    values.into_iter().map(String::into_bytes).collect(),
+                )
+            })
+            .collect();
+        let quoted = format!("\"{}\"", password.expose_secret());
+        let encoded: Vec<u8> = quoted.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        binary.push((b"unicodePwd".to_vec(), HashSet::from([encoded])));
+        binary.push((
+            PWD_LAST_SET.as_bytes().to_vec(),
+            HashSet::from([b"0".to_vec()]),
+        ));
+        self.retrying("add", |mut ldap| {
+            let attrs = binary.clone();
             async move { ldap.add(dn, attrs).await }
         })
         .await
@@ -759,8 +897,10 @@ impl LdapDirectory {
     fn entries_matching(&self, filter: String) -> BoxStream<'_, Result<Entry, LdapBackendError>> {
         // `*` returns user attributes only; a ppolicy lock is operational, so ask for it by name.
         let mut wanted = vec!["*".to_owned()];
-        if let DisableStrategy::SetAttribute { attribute, .. } = &self.config.disable {
-            wanted.push(attribute.clone());
+        match &self.config.disable {
+            DisableStrategy::SetAttribute { attribute, .. } => wanted.push(attribute.clone()),
+            DisableStrategy::AdAccountDisable => wanted.push(PWD_LAST_SET.to_owned()),
+            DisableStrategy::MoveToOu { .. } => {}
         }
         self.paged(self.bases(), Scope::OneLevel, filter, wanted)
             .map(move |entry| {
@@ -1073,8 +1213,24 @@ impl Directory for LdapDirectory {
                 enabled,
             } => {
                 let (dn, attrs) = self.config.add_request(anchor, attributes, *enabled);
-                let result = self.add("add", &dn, attrs).await?;
-                self.check_result("add", &dn, anchor, result)?;
+                if self.config.disable == DisableStrategy::AdAccountDisable
+                    && self.config.initial_password == InitialPassword::Random
+                {
+                    let result = self.add_with_password(&dn, attrs).await?;
+                    // AD refuses a password its policy rejects with a constraint violation
+                    // (0000052D) or unwillingToPerform: nothing is added.
+                    if matches!(result.rc, CONSTRAINT_VIOLATION | UNWILLING_TO_PERFORM) {
+                        return Err(LdapBackendError::PasswordRefused {
+                            dn,
+                            rc: result.rc,
+                            message: result.text,
+                        });
+                    }
+                    self.check_result("add", &dn, anchor, result)?;
+                } else {
+                    let result = self.add("add", &dn, attrs).await?;
+                    self.check_result("add", &dn, anchor, result)?;
+                }
                 Ok(dn)
             }
             Change::Update {
@@ -1130,7 +1286,7 @@ impl Directory for LdapDirectory {
                                 id,
                                 Scope::Base,
                                 "(objectClass=*)",
-                                vec![USER_ACCOUNT_CONTROL],
+                                vec![USER_ACCOUNT_CONTROL, PWD_LAST_SET],
                             )
                             .await?;
                         if result.rc != 0 {
@@ -1141,17 +1297,26 @@ impl Directory for LdapDirectory {
                                 message: result.text,
                             });
                         }
-                        let current = entries
+                        let attrs = entries
                             .into_iter()
                             .next()
                             .map(SearchEntry::construct)
-                            .and_then(|e| {
-                                e.attrs
-                                    .into_iter()
-                                    .find(|(k, _)| k.eq_ignore_ascii_case(USER_ACCOUNT_CONTROL))
-                            })
-                            .and_then(|(_, v)| v.first().and_then(|v| v.parse::<u32>().ok()));
-                        let value = account_control(current, disable);
+                            .map(|e| e.attrs)
+                            .unwrap_or_default();
+                        let first = |name: &str| {
+                            attrs
+                                .iter()
+                                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                                .and_then(|(_, v)| v.first().cloned())
+                        };
+                        let current =
+                            first(USER_ACCOUNT_CONTROL).and_then(|v| v.parse::<u32>().ok());
+                        let value = account_control_for(
+                            current,
+                            first(PWD_LAST_SET).as_deref(),
+                            disable,
+                            self.config.initial_password,
+                        );
                         self.modify_guarded(
                             id,
                             anchor,
@@ -1269,15 +1434,83 @@ mod tests {
         assert_eq!(sam, "mfeatherstonehaughwo");
         assert_eq!(one("userPrincipalName"), "max.fw@corp.example.com");
         assert_eq!(one("employeeID"), "abcdefghjkmn", "the anchor");
-        assert_eq!(one(USER_ACCOUNT_CONTROL), "512", "NORMAL_ACCOUNT, enabled");
+        assert_eq!(
+            one(USER_ACCOUNT_CONTROL),
+            "546",
+            "no initial password: NORMAL_ACCOUNT, ACCOUNTDISABLE, PASSWD_NOTREQD (awaits an admin)"
+        );
         assert!(!attrs.contains_key("employeeNumber"));
+        assert!(
+            !attrs.contains_key("unicodePwd"),
+            "never in the add request"
+        );
+        let awaiting = BTreeMap::from([(USER_ACCOUNT_CONTROL.to_owned(), vec!["546".to_owned()])]);
+        assert!(
+            config.enabled_of(&dn, &awaiting),
+            "an awaiting account counts as enabled"
+        );
 
-        let (_, disabled) = config.add_request("abcdefghjkmn", &mapped.attributes, false);
+        let (_, leaver) = config.add_request("abcdefghjkmn", &mapped.attributes, false);
+        let leaver: BTreeMap<String, HashSet<String>> = leaver.into_iter().collect();
+        assert_eq!(
+            leaver[USER_ACCOUNT_CONTROL],
+            HashSet::from(["514".to_owned()]),
+            "a leaver's account is plainly disabled"
+        );
+        let random = LdapConfig {
+            initial_password: InitialPassword::Random,
+            ..config
+        };
+        let (_, enabled) = random.add_request("abcdefghjkmn", &mapped.attributes, true);
+        let enabled: BTreeMap<String, HashSet<String>> = enabled.into_iter().collect();
+        assert_eq!(
+            enabled[USER_ACCOUNT_CONTROL],
+            HashSet::from(["512".to_owned()])
+        );
+        let (_, disabled) = random.add_request("abcdefghjkmn", &mapped.attributes, false);
         let disabled: BTreeMap<String, HashSet<String>> = disabled.into_iter().collect();
         assert_eq!(
             disabled[USER_ACCOUNT_CONTROL],
             HashSet::from(["514".to_owned()])
         );
+    }
+
+    #[test]
+    fn an_account_awaiting_an_admin_is_left_awaiting_until_it_has_a_password() {
+        let none = InitialPassword::None;
+        // Enabling an account without a password keeps it disabled and awaiting.
+        assert_eq!(account_control_for(Some(546), Some("0"), false, none), 546);
+        assert!(awaits_admin(546, Some("0")));
+        // A leaver's awaiting account: disabled for good (PASSWD_NOTREQD, ours, cleared).
+        let left = account_control_for(Some(546), Some("0"), true, none);
+        assert_eq!(left, 514);
+        assert!(!awaits_admin(left, Some("0")));
+        // A returner without a password awaits an admin again.
+        assert_eq!(account_control_for(Some(514), Some("0"), false, none), 546);
+        // Once an admin set a password, only ACCOUNTDISABLE flips; other flags stay.
+        let set = Some("133890000000000000");
+        assert!(!awaits_admin(546, set));
+        assert_eq!(account_control_for(Some(544), set, true, none), 546);
+        assert_eq!(account_control_for(Some(66050), set, false, none), 66048);
+        // With random passwords, only the bit flips.
+        let random = InitialPassword::Random;
+        assert_eq!(account_control_for(Some(512), Some("0"), true, random), 514);
+        assert_eq!(
+            account_control_for(Some(514), Some("0"), false, random),
+            512
+        );
+    }
+
+    #[test]
+    fn random_passwords_meet_ad_complexity_and_differ() {
+        let a = random_password();
+        let b = random_password();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 24);
+        assert!(a.chars().any(|c| c.is_ascii_uppercase()));
+        assert!(a.chars().any(|c| c.is_ascii_lowercase()));
+        assert!(a.chars().any(|c| c.is_ascii_digit()));
+        assert!(a.chars().any(|c| !c.is_ascii_alphanumeric()));
     }
 
     #[test]
