@@ -361,6 +361,8 @@ impl Slapd {
             directory_unique: Vec::new(),
             member_range: None,
             initial_password: Default::default(),
+            people_subtree: false,
+            people_filter: String::new(),
         }
     }
 

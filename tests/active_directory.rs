@@ -80,6 +80,8 @@ async fn people_sync_into_samba_ad_and_a_second_full_cycle_writes_nothing() {
     let (people, groups) = ou(dc, "Sync").await;
     let hollyhr = sandbox::start(SandboxConfig {
         people: 60,
+        // Its own people: accounts are unique domain-wide, and tests share one DC.
+        seed: 101,
         rate_limit_per_minute: 0,
         ..SandboxConfig::default()
     })
@@ -467,4 +469,379 @@ async fn initial_password_policies_on_samba() {
         listed.iter().all(|e| e.anchor != "pw-refused"),
         "nothing half-written"
     );
+}
+
+fn ad_settings() -> Settings {
+    Settings {
+        mapping: Mapping::new(
+            Profile::Ldap(LdapProfile::ActiveDirectory),
+            &BTreeMap::new(),
+        )
+        .expect("compiles"),
+        policy: Policy {
+            guard: Guard {
+                max_count: 10_000,
+                max_percent: 100,
+            },
+            ..Policy::default()
+        },
+        concurrency: engine::DEFAULT_CONCURRENCY,
+        overlap: DEFAULT_OVERLAP,
+        dry_run: false,
+        chunk: peoplesync::sync::stream::CHUNK,
+        on_step: None,
+    }
+}
+
+/// The first value of `name` (AD spells attribute names its own way).
+fn value(entry: &peoplesync::directory::Entry, name: &str) -> Option<String> {
+    peoplesync::plan::attribute_values(&entry.attributes, name).and_then(|v| v.first().cloned())
+}
+
+/// An administrator moves one manager's account into a sub-OU and renames another's: the next
+/// cycle finds both by their anchor (no second account), renames the second back to its mapped
+/// `cn` where it is, and every `manager` reference names the current DN (AD keeps DN-valued
+/// links right through moves and renames; PeopleSync must not fight that).
+#[tokio::test]
+async fn accounts_an_admin_moves_or_renames_keep_their_link_and_their_reports() {
+    let dc = dc().await;
+    let (people, groups) = ou(dc, "Moves").await;
+    let hollyhr = sandbox::start(SandboxConfig {
+        people: 40,
+        // Its own people: accounts are unique domain-wide, and tests share one DC.
+        seed: 102,
+        rate_limit_per_minute: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("the sandbox starts");
+    let source = HollyHrClient::new(
+        ClientConfig::new(&hollyhr.base_url(), SecretString::from(DEFAULT_API_KEY))
+            .expect("a client config"),
+    )
+    .expect("a client");
+    let directory = LdapDirectory::connect(LdapConfig::from_spec(
+        &target(&people, &groups),
+        SecretString::from(dc.admin_password.clone()),
+        Some(dc.ca_pem.clone()),
+    ))
+    .await
+    .expect("binds");
+    let settings = ad_settings();
+    let cycle = |state: SyncState| {
+        let (source, directory, settings) = (&source, &directory, &settings);
+        async move {
+            engine::run_cycle(
+                source,
+                directory,
+                settings,
+                &state,
+                CycleKind::Full,
+                None,
+                Timestamp::now(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("a full cycle: {}", peoplesync::cli::report(&e)))
+        }
+    };
+    let first = cycle(SyncState::default()).await;
+    assert!(first.failures().is_empty(), "{:?}", first.failures());
+    let before: Vec<peoplesync::directory::Entry> =
+        directory.entries().try_collect().await.expect("lists");
+    // Two managers: accounts other entries name in `manager`.
+    let mut managers: Vec<String> = before
+        .iter()
+        .filter_map(|e| value(e, "manager"))
+        .map(|m| m.to_lowercase())
+        .collect();
+    managers.sort();
+    managers.dedup();
+    assert!(managers.len() >= 2, "managers: {managers:?}");
+    let find = |dn: &str| {
+        before
+            .iter()
+            .find(|e| e.id.eq_ignore_ascii_case(dn))
+            .expect("a manager's entry")
+            .clone()
+    };
+    let moved = find(&managers[0]);
+    let renamed = find(&managers[1]);
+
+    let mut admin = dc.admin().await.expect("admin binds");
+    let sub = format!("OU=Moved,{people}");
+    admin
+        .add(
+            &sub,
+            vec![
+                ("objectClass", ["top", "organizationalUnit"].into()),
+                ("ou", ["Moved"].into()),
+            ],
+        )
+        .await
+        .and_then(|r| r.success())
+        .expect("the sub-OU is added");
+    let rdn = |dn: &str| {
+        dn.split_once(",OU=")
+            .map(|(r, _)| r.to_owned())
+            .expect("an RDN")
+    };
+    admin
+        .modifydn(&moved.id, &rdn(&moved.id), true, Some(&sub))
+        .await
+        .and_then(|r| r.success())
+        .expect("the admin moves an account");
+    admin
+        .modifydn(&renamed.id, "CN=Renamed By Admin", true, None)
+        .await
+        .and_then(|r| r.success())
+        .expect("the admin renames an account");
+
+    let second = cycle(first.state.clone()).await;
+    assert!(second.failures().is_empty(), "{:?}", second.failures());
+    let counts = second.applied.as_ref().expect("applied").counts.clone();
+    assert_eq!(counts.get("create"), None, "no second account: {counts:?}");
+    assert_eq!(
+        counts.get("rename"),
+        Some(&1),
+        "the renamed one gets its cn back: {counts:?}"
+    );
+    let after: Vec<peoplesync::directory::Entry> =
+        directory.entries().try_collect().await.expect("lists");
+    assert_eq!(after.len(), before.len(), "the same accounts");
+    let now = |anchor: &str| {
+        after
+            .iter()
+            .find(|e| e.anchor == anchor)
+            .expect("still listed")
+            .id
+            .clone()
+    };
+    let moved_now = now(&moved.anchor);
+    assert!(
+        moved_now.to_lowercase().ends_with(&sub.to_lowercase()),
+        "the moved account stays where the admin put it: {moved_now}"
+    );
+    assert!(now(&renamed.anchor).eq_ignore_ascii_case(&format!("{},{people}", rdn(&renamed.id))));
+    // Every report names its manager's current DN.
+    for entry in &after {
+        let Some(manager) = value(entry, "manager") else {
+            continue;
+        };
+        assert!(
+            after.iter().any(|m| m.id.eq_ignore_ascii_case(&manager)),
+            "{} names {manager}, which is no current account",
+            entry.id
+        );
+    }
+    let reports_of_moved = after
+        .iter()
+        .filter(|e| value(e, "manager").is_some_and(|m| m.eq_ignore_ascii_case(&moved_now)))
+        .count();
+    assert!(
+        reports_of_moved > 0,
+        "the moved manager keeps their reports"
+    );
+
+    let third = cycle(second.state.clone()).await;
+    let writes: u64 = third
+        .applied
+        .as_ref()
+        .map(|a| a.counts.values().sum())
+        .unwrap_or(0);
+    assert_eq!(writes, 0, "then nothing: {:?}", third.plan.counts());
+}
+
+/// A TCP forwarder to the DC whose connections can all be cut at once (a dropped LDAPS
+/// connection, as a load balancer or a DC restart drops it).
+struct Cutter {
+    port: u16,
+    cut: tokio::sync::watch::Sender<u64>,
+    /// Connections accepted so far.
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Cutter {
+    async fn start(upstream: &'static str) -> Cutter {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let port = listener.local_addr().expect("an address").port();
+        let (cut, watch) = tokio::sync::watch::channel(0u64);
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut watch = watch.clone();
+                watch.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.changed() => {}
+                    }
+                });
+            }
+        });
+        Cutter {
+            port,
+            cut,
+            accepted,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+/// Accounts in an OU, as an admin counts them.
+async fn count_accounts(dc: &SambaDc, base: &str) -> usize {
+    let mut admin = dc.admin().await.expect("admin binds");
+    let ldap3::SearchResult(found, _) = admin
+        .search(
+            base,
+            ldap3::Scope::Subtree,
+            "(objectClass=user)",
+            vec!["1.1"],
+        )
+        .await
+        .expect("searches");
+    found.len()
+}
+
+/// The LDAPS connection drops in the middle of a full sync: the backend reconnects and retries
+/// (an add that had landed before the drop is recognised by its anchor), and what the cycle
+/// could not apply the next one does. After convergence the OU holds exactly the
+/// accounts a clean sync makes (one per person, none twice), and a further cycle writes nothing.
+#[tokio::test]
+async fn a_dropped_ldaps_connection_mid_cycle_loses_and_duplicates_nothing() {
+    let dc = dc().await;
+    let hollyhr = sandbox::start(SandboxConfig {
+        people: 200,
+        // Its own people: accounts are unique domain-wide, and tests share one DC.
+        seed: 103,
+        rate_limit_per_minute: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("the sandbox starts");
+    let source = HollyHrClient::new(
+        ClientConfig::new(&hollyhr.base_url(), SecretString::from(DEFAULT_API_KEY))
+            .expect("a client config"),
+    )
+    .expect("a client");
+    let settings = ad_settings();
+    let connect = |people: String, groups: String, url: String| async move {
+        let mut target = target(&people, &groups);
+        target.url = url;
+        LdapDirectory::connect(LdapConfig::from_spec(
+            &target,
+            SecretString::from(dc.admin_password.clone()),
+            Some(dc.ca_pem.clone()),
+        ))
+        .await
+        .expect("binds")
+    };
+    let run = |directory: &'static LdapDirectory, state: SyncState| {
+        let (source, settings) = (&source, &settings);
+        async move {
+            engine::run_cycle(
+                source,
+                directory,
+                settings,
+                &state,
+                CycleKind::Full,
+                None,
+                Timestamp::now(),
+            )
+            .await
+        }
+    };
+
+    // The reference: a clean sync of the same people into an OU of its own.
+    let (reference_people, reference_groups) = ou(dc, "CutReference").await;
+    let reference: &'static LdapDirectory = Box::leak(Box::new(
+        connect(reference_people, reference_groups, samba::URL.to_owned()).await,
+    ));
+    let clean = run(reference, SyncState::default())
+        .await
+        .expect("a clean sync");
+    assert!(clean.failures().is_empty(), "{:?}", clean.failures());
+    let expected: std::collections::BTreeSet<(String, bool)> = reference
+        .entries()
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("lists")
+        .into_iter()
+        .map(|e| (e.anchor, e.enabled))
+        .collect();
+
+    let cutter = Cutter::start("127.0.0.1:636").await;
+    let (people, groups) = ou(dc, "Cut").await;
+    let directory: &'static LdapDirectory = Box::leak(Box::new(
+        connect(
+            people.clone(),
+            groups,
+            format!("ldaps://127.0.0.1:{}", cutter.port),
+        )
+        .await,
+    ));
+    // Cut every connection once a quarter of the accounts are in.
+    let watcher = {
+        let people = people.clone();
+        let quarter = expected.len() / 4;
+        async move {
+            while count_accounts(dc, &people).await < quarter {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            cutter.cut();
+            cutter
+        }
+    };
+    let (first, cutter) = tokio::join!(run(directory, SyncState::default()), watcher);
+    let state = match &first {
+        Ok(report) => report.state.clone(),
+        Err(_) => SyncState::default(),
+    };
+    eprintln!(
+        "cycle with the cut: {}",
+        match &first {
+            Ok(report) => format!(
+                "{:?}, {:?}",
+                report.failures(),
+                report.applied.as_ref().map(|a| &a.counts)
+            ),
+            Err(e) => format!("failed: {}", peoplesync::cli::report(e)),
+        }
+    );
+    assert!(
+        cutter.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the backend reconnected after the cut"
+    );
+    let second = run(directory, state).await.expect("the next cycle runs");
+    assert!(second.failures().is_empty(), "{:?}", second.failures());
+    let listed: Vec<peoplesync::directory::Entry> =
+        directory.entries().try_collect().await.expect("lists");
+    let anchors: std::collections::BTreeSet<&str> =
+        listed.iter().map(|e| e.anchor.as_str()).collect();
+    assert_eq!(anchors.len(), listed.len(), "no person has two accounts");
+    assert_eq!(
+        count_accounts(dc, &people).await,
+        listed.len(),
+        "no stray account"
+    );
+    let got: std::collections::BTreeSet<(String, bool)> =
+        listed.into_iter().map(|e| (e.anchor, e.enabled)).collect();
+    assert!(got == expected, "the OU holds what a clean sync makes");
+    let third = run(directory, second.state.clone()).await.expect("runs");
+    let writes: u64 = third
+        .applied
+        .as_ref()
+        .map(|a| a.counts.values().sum())
+        .unwrap_or(0);
+    assert_eq!(writes, 0, "then nothing: {:?}", third.plan.counts());
+    drop(cutter);
 }

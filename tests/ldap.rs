@@ -22,6 +22,8 @@ fn config(server: &Slapd, disable: DisableStrategy) -> LdapConfig {
         directory_unique: Vec::new(),
         member_range: None,
         initial_password: Default::default(),
+        people_subtree: false,
+        people_filter: String::new(),
         bind_dn: slapd::ADMIN_DN.into(),
         bind_password: SecretString::from(server.admin_password.clone()),
         base_dn: slapd::BASE_DN.into(),

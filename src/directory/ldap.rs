@@ -72,6 +72,14 @@ pub struct LdapConfig {
     pub member_range: Option<u32>,
     /// Active Directory: the password new accounts get (see [`InitialPassword`]).
     pub initial_password: InitialPassword,
+    /// List people in the whole subtree of the people DN, not just its children (AD, where
+    /// administrators sort accounts into sub-OUs: a managed account moved into one stays
+    /// linked by its anchor), keeping to person accounts (`people_filter`).
+    pub people_subtree: bool,
+    /// An LDAP filter every person entry matches, ANDed into the listings (AD:
+    /// `(&(objectCategory=person)(objectClass=user))`, which leaves out OUs, groups and
+    /// computers); empty: none.
+    pub people_filter: String,
 }
 
 /// The password a new AD account gets.
@@ -166,6 +174,8 @@ impl LdapConfig {
             group_anchor_attribute: if ad { "info" } else { "businessCategory" }.to_owned(),
             group_object_class: if ad { "group" } else { "groupOfNames" }.to_owned(),
             member_range: ad.then_some(AD_MAX_VAL_RANGE),
+            people_subtree: ad,
+            people_filter: if ad { AD_PERSON_FILTER } else { "" }.to_owned(),
             initial_password: match target.initial_password {
                 Some(crate::crd::LdapInitialPassword::Random) => InitialPassword::Random,
                 _ => InitialPassword::None,
@@ -178,6 +188,9 @@ impl LdapConfig {
         }
     }
 }
+
+/// Person accounts in AD (computers are `user` objects too, of another category).
+pub const AD_PERSON_FILTER: &str = "(&(objectCategory=person)(objectClass=user))";
 
 /// AD's default `MaxValRange`: values of one attribute per search answer.
 pub const AD_MAX_VAL_RANGE: u32 = 1500;
@@ -519,6 +532,14 @@ fn random_password() -> String {
     String::from_utf8(chars).expect("ASCII")
 }
 
+/// Whether `dn` lies below `base` (compared without case, as LDAP compares DNs here).
+fn is_below(dn: &str, base: &str) -> bool {
+    dn.len() > base.len() + 1
+        && dn.is_char_boundary(dn.len() - base.len() - 1)
+        && dn[dn.len() - base.len()..].eq_ignore_ascii_case(base)
+        && dn.as_bytes()[dn.len() - base.len() - 1] == b','
+}
+
 fn escape_rdn_value(value: &str) -> String {
     ldap3::dn_escape(value).into_owned()
 }
@@ -779,6 +800,19 @@ impl LdapDirectory {
     }
 
     /// Reads one entry's anchor (for operations LDAP cannot guard atomically: rename, delete).
+    /// Whether an add that found its DN taken had in fact landed: when the connection drops
+    /// after the server applied an add, the retry on the new connection finds the entry, and
+    /// an entry there carrying this very anchor is the one this add made.
+    async fn landed(
+        &self,
+        dn: &str,
+        anchor_attribute: &str,
+        anchor: &str,
+        result: &LdapResult,
+    ) -> bool {
+        result.rc == ALREADY_EXISTS && self.owned_by(dn, anchor_attribute, anchor).await.is_ok()
+    }
+
     async fn owned(&self, dn: &str, anchor: &str) -> Result<(), LdapBackendError> {
         self.owned_by(dn, &self.config.anchor_attribute, anchor)
             .await
@@ -902,7 +936,20 @@ impl LdapDirectory {
             DisableStrategy::AdAccountDisable => wanted.push(PWD_LAST_SET.to_owned()),
             DisableStrategy::MoveToOu { .. } => {}
         }
-        self.paged(self.bases(), Scope::OneLevel, filter, wanted)
+        let (scope, filter) = if self.config.people_subtree {
+            (
+                Scope::Subtree,
+                format!("(&{}{filter})", self.config.people_filter),
+            )
+        } else if self.config.people_filter.is_empty() {
+            (Scope::OneLevel, filter)
+        } else {
+            (
+                Scope::OneLevel,
+                format!("(&{}{filter})", self.config.people_filter),
+            )
+        };
+        self.paged(self.bases(), scope, filter, wanted)
             .map(move |entry| {
                 let entry = entry?;
                 let attributes: Attributes = entry.attrs.into_iter().collect::<BTreeMap<_, _>>();
@@ -1088,6 +1135,12 @@ impl Directory for LdapDirectory {
                     attrs.push(("member".to_owned(), member));
                 }
                 let result = self.add("add", &dn, attrs).await?;
+                if self
+                    .landed(&dn, &self.config.group_anchor_attribute, anchor, &result)
+                    .await
+                {
+                    return Ok(dn);
+                }
                 self.check_result("add", &dn, anchor, result)?;
                 Ok(dn)
             }
@@ -1169,6 +1222,7 @@ impl Directory for LdapDirectory {
                 .collect::<String>()
         );
         let bases = self.bases();
+        let subtree = self.config.people_subtree;
         self.paged(
             vec![self.config.naming_context()],
             Scope::Subtree,
@@ -1176,8 +1230,10 @@ impl Directory for LdapDirectory {
             self.config.directory_unique.clone(),
         )
         .try_filter(move |entry| {
-            let parent = Self::parent_of(&entry.dn);
-            let ours = bases.iter().any(|base| base.eq_ignore_ascii_case(parent));
+            let ours = bases.iter().any(|base| {
+                let parent = Self::parent_of(&entry.dn);
+                parent.eq_ignore_ascii_case(base) || (subtree && is_below(&entry.dn, base))
+            });
             futures::future::ready(!ours)
         })
         .map_ok(|entry| Entry {
@@ -1217,6 +1273,12 @@ impl Directory for LdapDirectory {
                     && self.config.initial_password == InitialPassword::Random
                 {
                     let result = self.add_with_password(&dn, attrs).await?;
+                    if self
+                        .landed(&dn, &self.config.anchor_attribute, anchor, &result)
+                        .await
+                    {
+                        return Ok(dn);
+                    }
                     // AD refuses a password its policy rejects with a constraint violation
                     // (0000052D) or unwillingToPerform: nothing is added.
                     if matches!(result.rc, CONSTRAINT_VIOLATION | UNWILLING_TO_PERFORM) {
@@ -1229,6 +1291,12 @@ impl Directory for LdapDirectory {
                     self.check_result("add", &dn, anchor, result)?;
                 } else {
                     let result = self.add("add", &dn, attrs).await?;
+                    if self
+                        .landed(&dn, &self.config.anchor_attribute, anchor, &result)
+                        .await
+                    {
+                        return Ok(dn);
+                    }
                     self.check_result("add", &dn, anchor, result)?;
                 }
                 Ok(dn)
