@@ -562,7 +562,10 @@ async fn the_directory_contract_holds_on_389_ds_moving_leavers_to_an_ou() {
     let server = Ds389::shared()
         .await
         .unwrap_or_else(|error| panic!("389-ds starts: {error}"));
-    let ou = server.ou("contract-moves").await.expect("the OUs are added");
+    let ou = server
+        .ou("contract-moves")
+        .await
+        .expect("the OUs are added");
     let directory = LdapDirectory::connect(LdapConfig {
         disable: DisableStrategy::MoveToOu {
             disabled_dn: ou.disabled.clone(),
