@@ -45,4 +45,10 @@ if [[ -z "${PEOPLESYNC_CONTROLPLANE_BIN:-}" ]]; then
   export PEOPLESYNC_CONTROLPLANE_BIN
 fi
 
+# Prometheus's promtool for the alert tests, built from its Go module and cached by version.
+if [[ -z "${PEOPLESYNC_PROMTOOL:-}" ]]; then
+  PEOPLESYNC_PROMTOOL="$(bash scripts/promtool.sh | tail -n 1)"
+  export PEOPLESYNC_PROMTOOL
+fi
+
 cargo test --locked --all-targets "$@"

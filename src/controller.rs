@@ -528,6 +528,8 @@ async fn run_controller(
             }
         }
     });
+    let metrics = context.metrics.clone();
+    metrics.leading(true);
     controller
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, context)
@@ -537,6 +539,7 @@ async fn run_controller(
             }
         })
         .await;
+    metrics.leading(false);
     drop(consumer);
 }
 
@@ -1124,7 +1127,12 @@ async fn run_sync(
         _ => state,
     };
     observed.sync = outcome;
-    let next = engine::next_run(&next_state, poll, full_interval, jiff::Timestamp::now());
+    let mut next = engine::next_run(&next_state, poll, full_interval, jiff::Timestamp::now());
+    if ctx.handed_over(&uid) {
+        // A flood was handed over while this cycle ran, after it had read the changes: the
+        // events wait for a cycle, so the next one runs now, not a poll interval later.
+        next = jiff::Timestamp::now();
+    }
     ctx.cycle_due_at(&uid, next);
     observed.next_sync = Some(next);
 }
@@ -1156,6 +1164,7 @@ async fn cleanup(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
     ctx.forget(&uid);
     let namespace = object.namespace().ok_or(Error::NoNamespace)?;
     let name = object.name_any();
+    ctx.metrics.forget(&namespace, &name);
     let registered = object
         .status
         .as_ref()
@@ -1607,6 +1616,12 @@ async fn write_status(
     next: &PeopleSyncStatus,
     ctx: &Context,
 ) -> Result<(), Error> {
+    ctx.metrics.object_status(
+        namespace,
+        &object.name_any(),
+        next,
+        object.spec.poll_interval().ok(),
+    );
     if object.status.as_ref() == Some(next) {
         return Ok(());
     }

@@ -48,6 +48,22 @@ struct DeliveryLabels {
     outcome: String,
 }
 
+/// One condition of one PeopleSync (kube-state-metrics' shape: 1 for the status it has, 0 for
+/// the others).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    namespace: String,
+    name: String,
+    #[prometheus(flatten)]
+    condition: ConditionType,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionType {
+    r#type: String,
+    status: String,
+}
+
 /// One Kubernetes API request the operator made.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KubeRequestLabels {
@@ -74,6 +90,10 @@ pub struct Metrics {
     changes: Family<ChangeLabels, Counter>,
     people_read: Counter,
     failures: Counter,
+    conditions: Family<ConditionLabels, prometheus_client::metrics::gauge::Gauge>,
+    last_sync: Family<ObjectLabels, prometheus_client::metrics::gauge::Gauge>,
+    poll_interval: Family<ObjectLabels, prometheus_client::metrics::gauge::Gauge>,
+    leader: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Default for Metrics {
@@ -166,8 +186,38 @@ impl Default for Metrics {
             "Directory indexes kept in memory (one per object whose last run applied cleanly)",
             indexes.clone(),
         );
+        let conditions =
+            Family::<ConditionLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "condition",
+            "Status conditions per PeopleSync: 1 for the status the condition has, 0 for the others",
+            conditions.clone(),
+        );
+        let last_sync = Family::<ObjectLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "last_sync_timestamp_seconds",
+            "When the last sync cycle of a PeopleSync finished (Unix seconds)",
+            last_sync.clone(),
+        );
+        let poll_interval =
+            Family::<ObjectLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "poll_interval_seconds",
+            "A PeopleSync's poll interval (spec.schedule.pollInterval)",
+            poll_interval.clone(),
+        );
+        let leader = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease and reconciles, else 0",
+            leader.clone(),
+        );
         Self {
             registry,
+            conditions,
+            last_sync,
+            poll_interval,
+            leader,
             indexes,
             kube_requests,
             handed_over,
@@ -254,6 +304,83 @@ impl Metrics {
                 name: name.to_owned(),
             })
             .set(seconds);
+    }
+
+    /// What alerts watch for one object: its conditions, when its last cycle finished, its poll
+    /// interval. Set from the status the controller computed, written or not.
+    pub fn object_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        status: &crate::crd::PeopleSyncStatus,
+        poll_interval: Option<Duration>,
+    ) {
+        let object = ObjectLabels {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        for condition in &status.conditions {
+            for value in ["True", "False", "Unknown"] {
+                self.conditions
+                    .get_or_create(&ConditionLabels {
+                        namespace: namespace.to_owned(),
+                        name: name.to_owned(),
+                        condition: ConditionType {
+                            r#type: condition.type_.clone(),
+                            status: value.to_owned(),
+                        },
+                    })
+                    .set(i64::from(condition.status == value));
+            }
+        }
+        if let Some(time) = &status.last_sync_time {
+            self.last_sync
+                .get_or_create(&object)
+                .set(time.0.as_second());
+        }
+        if let Some(interval) = poll_interval {
+            self.poll_interval
+                .get_or_create(&object)
+                .set(i64::try_from(interval.as_secs()).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Drops a deleted object's series.
+    pub fn forget(&self, namespace: &str, name: &str) {
+        let object = ObjectLabels {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        self.last_sync.remove(&object);
+        self.poll_interval.remove(&object);
+        self.checkpoint_age.remove(&object);
+        // Families cannot be filtered; remove every condition series of the object.
+        for kind in [
+            "Ready",
+            "SourceReachable",
+            "DirectoryReachable",
+            "Synced",
+            "WebhookRegistered",
+            "WebhookHealthy",
+            "SecretRotated",
+            "DeprovisionGuard",
+        ] {
+            for value in ["True", "False", "Unknown"] {
+                self.conditions.remove(&ConditionLabels {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    condition: ConditionType {
+                        r#type: kind.to_owned(),
+                        status: value.to_owned(),
+                    },
+                });
+            }
+        }
+    }
+
+    /// Whether this replica leads (reconciles).
+    pub fn leading(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     pub fn status_written(&self) {

@@ -472,6 +472,18 @@ async fn lease_holder(client: &Client) -> Option<String> {
         .and_then(|lease| lease.spec.and_then(|spec| spec.holder_identity))
 }
 
+/// The value of an unlabelled gauge on a replica's /metrics.
+async fn gauge(replica: &Replica, name: &str) -> Option<i64> {
+    let text = reqwest::get(format!("http://{}/metrics", replica.admin))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} "))?.parse().ok())
+}
+
 async fn reconciles(replica: &Replica) -> u64 {
     let text = reqwest::get(format!("http://{}/metrics", replica.admin))
         .await
@@ -533,6 +545,9 @@ async fn two_controllers_share_one_lease_and_the_survivor_takes_over() {
         0,
         "the standby never reconciles"
     );
+    // What PeopleSyncNotLeading reads: 1 on the leader, 0 on the standby.
+    assert_eq!(gauge(leading[0], "peoplesync_leader").await, Some(1));
+    assert_eq!(gauge(standby[0], "peoplesync_leader").await, Some(0));
 
     // Kill the leader: the survivor takes the Lease and reconciles new objects.
     let position = replicas
@@ -869,6 +884,31 @@ async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_appr
         .text()
         .await
         .expect("text");
+    // What the alerts read: the object's conditions, its last cycle, its poll interval.
+    for series in [
+        format!(
+            "peoplesync_condition{{namespace=\"{ns}\",name=\"acme\",type=\"Synced\",status=\"True\"}} 1\n"
+        ),
+        format!(
+            "peoplesync_condition{{namespace=\"{ns}\",name=\"acme\",type=\"Synced\",status=\"False\"}} 0\n"
+        ),
+        format!(
+            "peoplesync_condition{{namespace=\"{ns}\",name=\"acme\",type=\"DeprovisionGuard\",status=\"False\"}} 1\n"
+        ),
+        format!("peoplesync_poll_interval_seconds{{namespace=\"{ns}\",name=\"acme\"}} "),
+        format!("peoplesync_last_sync_timestamp_seconds{{namespace=\"{ns}\",name=\"acme\"}} "),
+        "peoplesync_leader 1\n".to_owned(),
+    ] {
+        assert!(
+            metrics.contains(&series),
+            "no {series:?} in:\n{}",
+            metrics
+                .lines()
+                .filter(|l| l.contains("condition") || l.contains("_seconds{"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
     assert!(
         metrics.contains("peoplesync_directory_connections_total 1\n"),
         "{}",
