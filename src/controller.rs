@@ -410,7 +410,23 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
                 move |outcome| observer.webhook_delivery(outcome),
             ));
             info!(%addr, "webhook receiver listening");
-            tasks.spawn(axum::serve(listener, crate::receiver::router(receiver)).into_future());
+            // Every delivery's answer time (the health probe left out).
+            let timer = metrics.clone();
+            let app = crate::receiver::router(receiver).layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    let timer = timer.clone();
+                    async move {
+                        let delivery = request.uri().path() != crate::receiver::HEALTH_PATH;
+                        let started = std::time::Instant::now();
+                        let response = next.run(request).await;
+                        if delivery {
+                            timer.webhook_answered(started.elapsed());
+                        }
+                        response
+                    }
+                },
+            ));
+            tasks.spawn(axum::serve(listener, app).into_future());
         }
         None => drop(jobs_tx),
     }

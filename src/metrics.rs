@@ -94,6 +94,7 @@ pub struct Metrics {
     last_sync: Family<ObjectLabels, prometheus_client::metrics::gauge::Gauge>,
     poll_interval: Family<ObjectLabels, prometheus_client::metrics::gauge::Gauge>,
     leader: prometheus_client::metrics::gauge::Gauge,
+    delivery_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -212,8 +213,15 @@ impl Default for Metrics {
             "1 while this replica holds the leader Lease and reconciles, else 0",
             leader.clone(),
         );
+        let delivery_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        registry.register(
+            "webhook_delivery_duration_seconds",
+            "Time the webhook receiver took to answer a delivery",
+            delivery_seconds.clone(),
+        );
         Self {
             registry,
+            delivery_seconds,
             conditions,
             last_sync,
             poll_interval,
@@ -376,6 +384,11 @@ impl Metrics {
                 });
             }
         }
+    }
+
+    /// How long the receiver took to answer one delivery.
+    pub fn webhook_answered(&self, took: Duration) {
+        self.delivery_seconds.observe(took.as_secs_f64());
     }
 
     /// Whether this replica leads (reconciles).

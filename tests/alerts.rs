@@ -198,3 +198,48 @@ fn the_chart_and_deploy_carry_exactly_these_rules() {
 }
 
 use serde::Deserialize as _;
+
+#[test]
+fn the_chart_ships_the_dashboard_for_grafanas_sidecar() {
+    let bin = std::env::var("PEOPLESYNC_CONTROLPLANE_BIN").expect(
+        "PEOPLESYNC_CONTROLPLANE_BIN (scripts/test.sh sets it; scripts/controlplane/build.sh)",
+    );
+    let output = Command::new(PathBuf::from(&bin).join("helm"))
+        .args([
+            "template",
+            "peoplesync",
+            "charts/peoplesync",
+            "--namespace",
+            "peoplesync-system",
+            "--kube-version",
+            "1.34.4",
+            "--set",
+            "grafanaDashboard.enabled=true,grafanaDashboard.namespace=monitoring",
+        ])
+        .output()
+        .expect("runs helm");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rendered = String::from_utf8_lossy(&output.stdout).into_owned();
+    let config_map = serde_yaml_ng::Deserializer::from_str(&rendered)
+        .filter_map(|doc| serde_json::Value::deserialize(doc).ok())
+        .find(|doc| doc["kind"] == "ConfigMap" && doc["metadata"]["name"] == "peoplesync-dashboard")
+        .expect("the dashboard ConfigMap");
+    assert_eq!(config_map["metadata"]["namespace"], "monitoring");
+    assert_eq!(config_map["metadata"]["labels"]["grafana_dashboard"], "1");
+    let shipped: serde_json::Value = serde_json::from_str(
+        config_map["data"]["peoplesync.json"]
+            .as_str()
+            .expect("the dashboard JSON"),
+    )
+    .expect("valid JSON");
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("charts/peoplesync/files/dashboard.json").expect("the file"),
+    )
+    .expect("valid JSON");
+    assert_eq!(shipped, file);
+    assert_eq!(file["uid"], "peoplesync");
+}

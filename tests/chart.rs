@@ -223,7 +223,9 @@ async fn create_namespace(plane: &ControlPlane, name: &str) {
 fn helm_lint_is_clean_with_defaults_and_with_every_option() {
     for values in [
         None,
-        Some("ingress.enabled=true,serviceMonitor.enabled=true,prometheusRule.enabled=true"),
+        Some(
+            "ingress.enabled=true,serviceMonitor.enabled=true,prometheusRule.enabled=true,grafanaDashboard.enabled=true",
+        ),
         Some(
             "ingress.enabled=true,ingress.className=nginx,ingress.hosts[0]=peoplesync.example.com,\
              ingress.tls.secretName=peoplesync-tls,serviceMonitor.enabled=true,\

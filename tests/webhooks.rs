@@ -89,6 +89,8 @@ struct Env {
     client: Client,
     ns: String,
     receiver: SocketAddr,
+    /// The controller's admin server (/metrics).
+    admin: SocketAddr,
     proxy: Proxy,
     controller: tokio::task::JoinHandle<()>,
     source: HollyHrClient,
@@ -98,9 +100,10 @@ fn start_controller(
     kube: kube::Config,
     namespace: &str,
     receiver: SocketAddr,
+    admin: SocketAddr,
 ) -> tokio::task::JoinHandle<()> {
     let config = controller::Config {
-        admin_listen: free_addr(),
+        admin_listen: admin,
         namespace: Some(namespace.to_owned()),
         leader_election: None,
         instance: "webhook-test".into(),
@@ -141,10 +144,12 @@ impl Env {
         secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
         let receiver = free_addr();
         let proxy = Proxy::start(receiver).await;
+        let admin = free_addr();
         let controller = start_controller(
             plane.kube_config().await.expect("a kube config"),
             &ns,
             receiver,
+            admin,
         );
         let mut object = ldap_people_sync(&hollyhr.base_url(), &ldap, false);
         object["spec"]["webhook"] = json!({ "enabled": true, "publicUrl": proxy.url() });
@@ -162,6 +167,7 @@ impl Env {
             client,
             ns,
             receiver,
+            admin,
             proxy,
             controller,
             source,
@@ -407,6 +413,7 @@ async fn a_peoplesync_registers_one_webhook_applies_deliveries_rotates_and_disab
         env.plane.kube_config().await.expect("a kube config"),
         &env.ns,
         env.receiver,
+        env.admin,
     );
     for poke in 0..3 {
         env.annotate("test.peoplesync.dev/poke", &poke.to_string())
@@ -542,6 +549,15 @@ async fn a_peoplesync_registers_one_webhook_applies_deliveries_rotates_and_disab
         .await,
         202
     );
+
+    // The Grafana dashboard's queries parse and read metrics this running operator exposes.
+    let exposition = reqwest::get(format!("http://{}/metrics", env.admin))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    support::check_dashboard(&exposition);
 
     // Deleting the PeopleSync disables its webhook.
     env.api()

@@ -127,3 +127,98 @@ pub async fn wait_condition(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The Grafana dashboard (`charts/peoplesync/files/dashboard.json`) against a running operator's
+/// exposition: every query (panels and template variables) parses as PromQL — checked by
+/// Prometheus's own parser, `promtool check rules` on the queries as recording rules — and every
+/// metric it reads is one the operator exposes. `deploy/grafana-dashboard.json` is the same file.
+pub fn check_dashboard(exposition: &str) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charts/peoplesync/files/dashboard.json"
+    );
+    let text = std::fs::read_to_string(path).expect("the dashboard");
+    assert_eq!(
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/grafana-dashboard.json"
+        ))
+        .expect("the deploy copy"),
+        text,
+        "deploy/grafana-dashboard.json is a copy of the chart's dashboard"
+    );
+    let dashboard: Value = serde_json::from_str(&text).expect("JSON");
+    let mut queries: Vec<String> = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            queries.push(target["expr"].as_str().expect("an expr").to_owned());
+        }
+    }
+    assert!(queries.len() >= 15, "{} queries", queries.len());
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+    {
+        if let Some(query) = variable["query"]["query"].as_str() {
+            // `label_values(selector, label)` is Grafana's: its selector is PromQL.
+            let selector = query
+                .strip_prefix("label_values(")
+                .and_then(|q| q.rsplit_once(','))
+                .map(|(selector, _)| selector.trim().to_owned())
+                .expect("a label_values query");
+            queries.push(selector);
+        }
+    }
+    // Grafana's variables, as Grafana substitutes them.
+    let concrete: Vec<String> = queries
+        .iter()
+        .map(|q| {
+            q.replace("$__rate_interval", "5m")
+                .replace("$namespace", ".*")
+                .replace("$name", ".*")
+        })
+        .collect();
+    let rules = json!({"groups": [{
+        "name": "dashboard",
+        "rules": concrete.iter().enumerate().map(|(i, expr)| json!({
+            "record": format!("dashboard:query:{i}"),
+            "expr": expr,
+        })).collect::<Vec<_>>(),
+    }]});
+    let dir = std::env::temp_dir().join(format!("peoplesync-dashboard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let file = dir.join("dashboard-rules.yaml");
+    std::fs::write(&file, serde_json::to_string(&rules).expect("JSON")).expect("written");
+    let promtool = std::env::var("PEOPLESYNC_PROMTOOL")
+        .expect("PEOPLESYNC_PROMTOOL (scripts/test.sh sets it; scripts/promtool.sh builds it)");
+    let output = std::process::Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("runs promtool");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        output.status.success(),
+        "promtool refuses a dashboard query:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Metric names as scraped: counters carry `_total`, histograms `_bucket`, `_sum`, `_count`.
+    let mut exposed = std::collections::BTreeSet::new();
+    for line in exposition.lines().filter(|l| !l.starts_with('#')) {
+        if let Some(name) = line.split(['{', ' ']).next() {
+            exposed.insert(name.to_owned());
+        }
+    }
+    for query in &queries {
+        for word in query.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("peoplesync_") {
+                assert!(
+                    exposed.contains(word),
+                    "the dashboard reads {word}, which the running operator does not expose"
+                );
+            }
+        }
+    }
+}
