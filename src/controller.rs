@@ -41,6 +41,7 @@ use crate::metrics::Metrics;
 use crate::source::PeopleSource;
 use crate::source::any::{AnySource, SourceCredentials};
 use crate::source::hollyhr;
+use tracing::Instrument as _;
 
 /// The finalizer PeopleSync puts on every object it manages.
 pub const FINALIZER: &str = "peoplesync.dev/cleanup";
@@ -718,6 +719,12 @@ async fn targeted(
     let state = sync::state_of(object.status.as_ref());
     let started = std::time::Instant::now();
     let mut index = ctx.take_index(&uid);
+    let span = tracing::info_span!(
+        "webhook_run",
+        namespace = %object.namespace().unwrap_or_default(),
+        name = %object.name_any(),
+        cycle = %cycle_id()
+    );
     let result = engine::run_people(
         &handles.source,
         &handles.directory,
@@ -727,6 +734,7 @@ async fn targeted(
         &mut index,
         jiff::Timestamp::now(),
     )
+    .instrument(span)
     .await;
     ctx.keep_index(&uid, index);
     match result {
@@ -1078,6 +1086,15 @@ async fn run_sync(
         Ok(settings) => {
             // The cycle reads the directory afresh and leaves its index for targeted syncs.
             let mut index = ctx.take_index(&uid);
+            let cycle = cycle_id();
+            // Every line the cycle logs (its audit lines included) names the object and cycle.
+            let span = tracing::info_span!(
+                "cycle",
+                namespace = %object.namespace().unwrap_or_default(),
+                name = %object.name_any(),
+                cycle = %cycle,
+                kind = kind.as_str()
+            );
             let result = engine::run_cycle_indexed(
                 &handles.source,
                 &handles.directory,
@@ -1088,6 +1105,7 @@ async fn run_sync(
                 started,
                 &mut index,
             )
+            .instrument(span)
             .await;
             ctx.keep_index(&uid, index);
             match result {
@@ -1116,11 +1134,10 @@ async fn run_sync(
                         apply_ms = report.timings.apply.as_millis() as u64,
                         "sync cycle finished"
                     );
-                    sync::SyncOutcome::Completed(Box::new(sync::Completed::of(
-                        &report,
-                        settings.dry_run,
-                        jiff::Timestamp::now(),
-                    )))
+                    let mut completed =
+                        sync::Completed::of(&report, settings.dry_run, jiff::Timestamp::now());
+                    completed.cycle = cycle;
+                    sync::SyncOutcome::Completed(Box::new(completed))
                 }
                 Err(error) => {
                     ctx.metrics.cycle_failed(kind, error.detail());
@@ -1153,14 +1170,20 @@ async fn run_sync(
     observed.next_sync = Some(next);
 }
 
+/// A cycle's id: 12 hex digits, in its log span, its audit lines and its Event.
+fn cycle_id() -> String {
+    format!("{:012x}", rand::random::<u64>() >> 16)
+}
+
 /// An Event for a cycle that changed the directory (counts only).
 async fn publish_cycle(ctx: &Context, object: &PeopleSync, completed: &sync::Completed) {
     let event = Event {
         type_: EventType::Normal,
         reason: "Synced".into(),
         note: Some(format!(
-            "{} cycle: {}",
+            "{} cycle {}: {}",
             completed.kind.as_str(),
+            completed.cycle,
             completed.describe_counts()
         )),
         action: "Sync".into(),

@@ -475,6 +475,7 @@ mod tests {
                 plan: crate::crd::PlanSummary::default(),
                 state: crate::sync::engine::SyncState::default(),
                 finished: now(),
+                cycle: String::new(),
             })),
             ..observed(SourceOutcome::Reachable {
                 environment: "sandbox".into(),

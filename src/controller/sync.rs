@@ -51,6 +51,8 @@ pub struct Completed {
     pub plan: PlanSummary,
     pub state: SyncState,
     pub finished: Timestamp,
+    /// The cycle's id, as its audit lines and log span carry it (empty where none was given).
+    pub cycle: String,
 }
 
 impl Completed {
@@ -110,6 +112,7 @@ impl Completed {
                 },
             },
             state: report.state.clone(),
+            cycle: String::new(),
             finished,
         }
     }
@@ -246,6 +249,7 @@ mod tests {
             plan: PlanSummary::default(),
             state: state.clone(),
             finished: at("2026-06-01T10:00:05Z"),
+            cycle: String::new(),
         };
         let mut status = PeopleSyncStatus::default();
         fold(&mut status, &completed, Some(at("2026-06-01T10:05:05Z")));
@@ -305,6 +309,7 @@ mod tests {
                 ..SyncState::default()
             },
             finished: at("2026-06-01T10:00:05Z"),
+            cycle: String::new(),
         };
         let mut status = PeopleSyncStatus::default();
         fold(&mut status, &completed, None);

@@ -5,6 +5,11 @@
 //! outstanding at once. Ids are resolved from anchors when a step runs, so a manager created or
 //! renamed earlier in the same plan is referenced by its new id. A per-entry error is recorded for
 //! that person and the rest continue; a directory-wide error stops the run.
+//!
+//! Every write leaves one audit line (target `peoplesync::audit`): the action, the person's (or
+//! org unit's) id, the names of the attributes written — never their values —, the plan's hash
+//! and the result. The controller runs cycles in a span naming the object and the cycle's id,
+//! which JSON logs carry on every line.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -76,6 +81,7 @@ pub async fn apply<D: Directory>(
     concurrency: usize,
 ) -> Result<Applied, Aborted<D::Error>> {
     let mut applied = Applied::default();
+    let plan_hash = plan_hash(&plan.steps);
     let mut start = 0;
     while start < plan.steps.len() {
         let phase = plan.steps[start].action.phase();
@@ -95,6 +101,9 @@ pub async fn apply<D: Directory>(
             .collect()
             .await;
         let mut fatal = None;
+        for (step, result) in &results {
+            audit(step, result, &plan_hash);
+        }
         for (step, result) in results {
             match result {
                 Ok(Outcome::Skipped) => applied.failures.push(Failure {
@@ -144,6 +153,71 @@ pub async fn apply<D: Directory>(
         start = end;
     }
     Ok(applied)
+}
+
+/// A short, stable hash of the steps a run applies (action, id, attribute names): the audit
+/// lines of one run share it.
+pub fn plan_hash(steps: &[Step]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for step in steps {
+        hasher.update(step.action.name().as_bytes());
+        hasher.update(b" ");
+        hasher.update(step.anchor.as_bytes());
+        for name in written_attributes(step) {
+            hasher.update(b" ");
+            hasher.update(name.as_bytes());
+        }
+        hasher.update(b"\n");
+    }
+    hex::encode(&hasher.finalize()[..6])
+}
+
+/// The names of the attributes a step writes (never their values).
+pub fn written_attributes(step: &Step) -> Vec<&str> {
+    match &step.action {
+        Action::Create {
+            attributes,
+            references,
+            ..
+        } => attributes
+            .keys()
+            .chain(references.keys())
+            .map(String::as_str)
+            .collect(),
+        Action::Update { set } => set.keys().map(String::as_str).collect(),
+        Action::SetReferences { set } => set.keys().map(String::as_str).collect(),
+        Action::CreateGroup { .. } | Action::SetGroupMembers { .. } => vec!["member"],
+        Action::Rename { .. } => vec!["rdn"],
+        Action::RenameGroup { .. } => vec!["name"],
+        _ => Vec::new(),
+    }
+}
+
+/// One audit line for one step's write (see the module's docs).
+fn audit<E: DirectoryError>(step: &Step, result: &Result<Outcome, E>, plan: &str) {
+    let subject = if step.action.is_group() {
+        "org_unit"
+    } else {
+        "person"
+    };
+    let attributes = written_attributes(step).join(",");
+    let (result, reason) = match result {
+        Ok(Outcome::Skipped) => ("skipped", "EntryMissing"),
+        Ok(_) => ("applied", ""),
+        Err(error) => ("failed", error.reason()),
+    };
+    tracing::info!(
+        target: "peoplesync::audit",
+        action = step.action.name(),
+        subject,
+        id = %step.anchor,
+        attributes = %attributes,
+        plan = %plan,
+        result,
+        reason,
+        "directory write"
+    );
 }
 
 /// Reference attributes with ids for the anchors that have one; an unresolvable target is left
@@ -287,4 +361,88 @@ async fn write_step<D: Directory>(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod audit_tests {
+    use super::*;
+    use crate::directory::memory::MemoryDirectory;
+    use crate::plan::Reason;
+    use std::sync::{Arc, Mutex};
+
+    /// A writer that keeps what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("not poisoned").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_write_leaves_one_audit_line_with_names_and_never_values() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let directory = MemoryDirectory::ldap_like("uid", false);
+        let create = |anchor: &str, uid: &str| Step {
+            anchor: anchor.to_owned(),
+            reason: Reason::New,
+            action: Action::Create {
+                attributes: BTreeMap::from([
+                    ("uid".to_owned(), vec![uid.to_owned()]),
+                    ("title".to_owned(), vec!["Chief Secret Officer".to_owned()]),
+                ]),
+                enabled: true,
+                references: BTreeMap::new(),
+                wave: 0,
+            },
+        };
+        let plan = Plan {
+            steps: vec![create("p1", "ada.lovelace"), create("p2", "alan.turing")],
+            ..Plan::default()
+        };
+        let mut ids = Ids::default();
+        let span = tracing::info_span!("cycle", name = "acme", cycle = "c0ffee");
+        let applied = tracing::Instrument::instrument(apply(&directory, &plan, &mut ids, 4), span)
+            .await
+            .expect("applied");
+        assert_eq!(applied.counts["create"], 2);
+        let text =
+            String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .filter(|l: &serde_json::Value| l["target"] == "peoplesync::audit")
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let hash = plan_hash(&plan.steps);
+        for line in &lines {
+            assert_eq!(line["fields"]["action"], "create");
+            assert_eq!(line["fields"]["attributes"], "title,uid");
+            assert_eq!(line["fields"]["plan"], hash.as_str());
+            assert_eq!(line["fields"]["result"], "applied");
+            assert_eq!(line["span"]["cycle"], "c0ffee", "the cycle's span");
+        }
+        let mut ids: Vec<&str> = lines
+            .iter()
+            .map(|l| l["fields"]["id"].as_str().expect("an id"))
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["p1", "p2"]);
+        for value in ["ada.lovelace", "alan.turing", "Chief Secret Officer"] {
+            assert!(!text.contains(value), "a value in the audit trail: {value}");
+        }
+    }
 }
