@@ -4,6 +4,7 @@
 mod demo;
 pub mod explain;
 mod hollyhr;
+pub mod plugin;
 mod sandbox;
 pub mod sync;
 mod table;

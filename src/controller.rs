@@ -112,6 +112,8 @@ pub struct Context {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Objects (by uid) whose next cycle is a full one (an org-unit event asked for it).
     full_requested: Mutex<std::collections::HashSet<String>>,
+    /// The last `peoplesync.dev/sync-now` value acted on, per object.
+    sync_now_seen: Mutex<HashMap<String, String>>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<PeopleSync>, u32>>,
     /// Objects (by uid) that had a full cycle since this process started: the first cycle of
@@ -153,6 +155,7 @@ impl Context {
             handles: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             full_requested: Mutex::new(std::collections::HashSet::new()),
+            sync_now_seen: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             fully_synced: Mutex::new(std::collections::HashSet::new()),
             next_cycle: Mutex::new(HashMap::new()),
@@ -294,6 +297,19 @@ impl Context {
             .lock()
             .expect("the set lock is never poisoned")
             .insert(uid.to_owned());
+    }
+
+    /// Whether `value` of the sync-now annotation is new for the object (and remembers it).
+    fn sync_now_requested(&self, uid: &str, value: &str) -> bool {
+        let mut seen = self
+            .sync_now_seen
+            .lock()
+            .expect("the map lock is never poisoned");
+        if seen.get(uid).map(String::as_str) == Some(value) {
+            return false;
+        }
+        seen.insert(uid.to_owned(), value.to_owned());
+        true
     }
 
     fn take_full_request(&self, uid: &str) -> bool {
@@ -1064,11 +1080,17 @@ async fn run_sync(
         .map(String::as_str);
     // A new approval re-runs the full cycle whose plan it approves.
     let new_approval = approved.is_some_and(|hash| state.approval_used.as_deref() != Some(hash));
+    // `kubectl peoplesync sync-now` sets a new value: a full cycle runs now.
+    let sync_now = object
+        .annotations()
+        .get(crate::crd::SYNC_NOW)
+        .is_some_and(|value| ctx.sync_now_requested(&uid, value));
     let spec_changed = object.status.as_ref().and_then(|s| s.observed_generation)
         != object.meta().generation
         || !ctx.had_full_cycle(&uid)
         || new_approval
-        || ctx.take_full_request(&uid);
+        || ctx.take_full_request(&uid)
+        || sync_now;
     let started = jiff::Timestamp::now();
     if !spec_changed && let Some(at) = ctx.cycle_ahead(&uid, started) {
         // Not due yet: this reconcile is for the webhook's health or a status echo.

@@ -675,6 +675,10 @@ pub const APPROVE_DEPROVISION: &str = "peoplesync.dev/approve-deprovision";
 /// Annotate a PeopleSync with this key and a new value to rotate its webhook signing secret now.
 pub const ROTATE_WEBHOOK_SECRET: &str = "peoplesync.dev/rotate-webhook-secret";
 
+/// Annotate a PeopleSync with this key and a new value to run a full cycle now
+/// (`kubectl peoplesync sync-now`).
+pub const SYNC_NOW: &str = "peoplesync.dev/sync-now";
+
 /// What the last plan would do (no personal data: ids, actions, attribute names).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -687,7 +691,8 @@ pub struct PlanSummary {
     pub deletes: u64,
     /// Deprovisions held by the guard.
     pub held: u64,
-    /// The first changes (dry run): person id, action, names of changed attributes.
+    /// The first changes (dry run), or the first deprovisions the guard holds: person id, action,
+    /// names of changed attributes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<PlannedChange>,
 }

@@ -7,6 +7,32 @@ use clap::Parser;
 use peoplesync::{cli, telemetry};
 
 fn main() -> ExitCode {
+    // Installed as `kubectl-peoplesync`, the binary is kubectl's `peoplesync` plugin.
+    let invoked_as = std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    if invoked_as == "kubectl-peoplesync" {
+        let args = cli::plugin::PluginCli::parse();
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                eprintln!("kubectl-peoplesync: cannot start the async runtime: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return match runtime.block_on(cli::plugin::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("kubectl-peoplesync: {}", cli::report(&error));
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = cli::Cli::parse();
     if let Err(error) = telemetry::init(args.log_format, &args.log_filter) {
         eprintln!("peoplesync: {}", cli::report(&error));

@@ -108,7 +108,18 @@ impl Completed {
                         })
                         .collect()
                 } else {
-                    Vec::new()
+                    // The deprovisions the guard holds, for whoever approves them.
+                    report
+                        .plan
+                        .held
+                        .iter()
+                        .take(LISTED_CHANGES)
+                        .map(|step| PlannedChange {
+                            person_id: step.anchor.clone(),
+                            action: step.action.name().to_owned(),
+                            attributes: Vec::new(),
+                        })
+                        .collect()
                 },
             },
             state: report.state.clone(),

@@ -1,0 +1,448 @@
+//! `kubectl peoplesync`: the same binary installed as `kubectl-peoplesync` (as cert-manager ships
+//! `cmctl`), for the decisions people make on day 2. It talks to the API server with the user's
+//! kubeconfig and RBAC, and only reads PeopleSyncs or sets the annotations the controller acts on:
+//! approving a held deprovision, rotating the webhook secret, running a cycle now.
+
+use std::io::{BufRead as _, Write as _};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt as _};
+use serde::Serialize;
+
+use crate::crd::{APPROVE_DEPROVISION, PeopleSync, ROTATE_WEBHOOK_SECRET, SYNC_NOW};
+
+/// The day-2 decisions on PeopleSync objects: status, approve, rotate, sync-now.
+#[derive(Debug, Parser)]
+#[command(name = "kubectl-peoplesync", version, about)]
+pub struct PluginCli {
+    /// The namespace (default: the kubeconfig context's).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    #[command(subcommand)]
+    pub command: PluginCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// A readable summary of one PeopleSync (conditions, counts, guard, webhook) or of all.
+    Status {
+        /// One object; every object in the namespace when left out.
+        name: Option<String>,
+        /// Every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Shows the deprovisions the guard holds and, once confirmed, approves that plan.
+    Approve {
+        name: String,
+        /// Approve without asking (for scripts).
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Rotates the webhook signing secret (or Personio token) now.
+    Rotate { name: String },
+    /// Runs a full cycle now instead of at the next poll.
+    SyncNow { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("cannot reach the Kubernetes API with the current kubeconfig")]
+    Connect(#[source] kube::Error),
+    #[error("PeopleSync {namespace}/{name} not found")]
+    NotFound { namespace: String, name: String },
+    #[error("not allowed to {verb} PeopleSyncs in {namespace}: {message}")]
+    Forbidden {
+        verb: &'static str,
+        namespace: String,
+        message: String,
+    },
+    #[error("the Kubernetes API refused to {verb} PeopleSync {name}")]
+    Api {
+        verb: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("PeopleSync {name} holds no deprovisions: nothing to approve")]
+    NothingHeld { name: String },
+    #[error("PeopleSync {name} has no webhook registered: nothing to rotate")]
+    NoWebhook { name: String },
+    #[error("not approved")]
+    Declined,
+    #[error("failed to write the output")]
+    Output(#[from] std::io::Error),
+    #[error("failed to encode the output")]
+    Encode(String),
+}
+
+fn api_error(verb: &'static str, namespace: &str, name: &str, error: kube::Error) -> PluginError {
+    match &error {
+        kube::Error::Api(response) if response.code == 404 => PluginError::NotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        },
+        kube::Error::Api(response) if response.code == 403 => PluginError::Forbidden {
+            verb,
+            namespace: namespace.to_owned(),
+            message: response.message.clone(),
+        },
+        _ => PluginError::Api {
+            verb,
+            name: name.to_owned(),
+            source: error,
+        },
+    }
+}
+
+/// Runs one plugin command (`approve` asks on stdin unless `--yes`).
+pub async fn run(cli: PluginCli) -> Result<(), PluginError> {
+    let client = Client::try_default().await.map_err(PluginError::Connect)?;
+    let namespace = cli
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        PluginCommand::Status {
+            name,
+            all_namespaces,
+            output,
+        } => {
+            let objects = match (&name, all_namespaces) {
+                (Some(name), _) => {
+                    let api: Api<PeopleSync> = Api::namespaced(client, &namespace);
+                    vec![
+                        api.get(name)
+                            .await
+                            .map_err(|e| api_error("get", &namespace, name, e))?,
+                    ]
+                }
+                (None, true) => {
+                    Api::<PeopleSync>::all(client)
+                        .list(&ListParams::default())
+                        .await
+                        .map_err(|e| api_error("list", "all namespaces", "", e))?
+                        .items
+                }
+                (None, false) => {
+                    Api::<PeopleSync>::namespaced(client, &namespace)
+                        .list(&ListParams::default())
+                        .await
+                        .map_err(|e| api_error("list", &namespace, "", e))?
+                        .items
+                }
+            };
+            let summaries: Vec<Summary> = objects.iter().map(Summary::of).collect();
+            write_status(&mut out, &summaries, name.is_some(), output)
+        }
+        PluginCommand::Approve { name, yes } => {
+            let api: Api<PeopleSync> = Api::namespaced(client, &namespace);
+            let object = api
+                .get(&name)
+                .await
+                .map_err(|e| api_error("get", &namespace, &name, e))?;
+            let held = held_plan(&object)
+                .ok_or_else(|| PluginError::NothingHeld { name: name.clone() })?;
+            writeln!(out, "PeopleSync {namespace}/{name} holds deprovisions:")?;
+            writeln!(out, "  {}", held.message)?;
+            writeln!(
+                out,
+                "  plan {}: {} to disable, {} to delete ({} held)",
+                held.hash, held.disables, held.deletes, held.count
+            )?;
+            if !held.first.is_empty() {
+                writeln!(out, "  first: {}", held.first.join(", "))?;
+            }
+            if !yes {
+                write!(out, "Approve plan {}? [y/N] ", held.hash)?;
+                out.flush()?;
+                let mut answer = String::new();
+                std::io::stdin().lock().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    return Err(PluginError::Declined);
+                }
+            }
+            annotate(&api, &namespace, &name, APPROVE_DEPROVISION, &held.hash).await?;
+            writeln!(
+                out,
+                "approved plan {}: the controller applies it in its next cycle",
+                held.hash
+            )?;
+            Ok(())
+        }
+        PluginCommand::Rotate { name } => {
+            let api: Api<PeopleSync> = Api::namespaced(client, &namespace);
+            let object = api
+                .get(&name)
+                .await
+                .map_err(|e| api_error("get", &namespace, &name, e))?;
+            let registered = object
+                .status
+                .as_ref()
+                .and_then(|s| s.webhook.as_ref())
+                .and_then(|w| w.id.as_ref())
+                .is_some();
+            if !registered {
+                return Err(PluginError::NoWebhook { name });
+            }
+            let now = jiff::Timestamp::now().to_string();
+            annotate(&api, &namespace, &name, ROTATE_WEBHOOK_SECRET, &now).await?;
+            writeln!(
+                out,
+                "asked PeopleSync {namespace}/{name} to rotate its webhook secret now"
+            )?;
+            Ok(())
+        }
+        PluginCommand::SyncNow { name } => {
+            let api: Api<PeopleSync> = Api::namespaced(client, &namespace);
+            let now = jiff::Timestamp::now().to_string();
+            annotate(&api, &namespace, &name, SYNC_NOW, &now).await?;
+            writeln!(
+                out,
+                "asked PeopleSync {namespace}/{name} to run a full cycle now"
+            )?;
+            Ok(())
+        }
+    }
+}
+
+async fn annotate(
+    api: &Api<PeopleSync>,
+    namespace: &str,
+    name: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), PluginError> {
+    let patch = serde_json::json!({"metadata": {"annotations": { key: value }}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| api_error("patch", namespace, name, e))?;
+    Ok(())
+}
+
+/// What the guard holds, from the object's status.
+struct Held {
+    message: String,
+    hash: String,
+    count: u64,
+    disables: u64,
+    deletes: u64,
+    first: Vec<String>,
+}
+
+fn condition<'a>(object: &'a PeopleSync, kind: &str) -> Option<&'a Condition> {
+    object
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+}
+
+fn held_plan(object: &PeopleSync) -> Option<Held> {
+    let guard = condition(object, crate::controller::conditions::DEPROVISION_GUARD)?;
+    if guard.status != "True" {
+        return None;
+    }
+    let plan = object.status.as_ref()?.last_plan.as_ref()?;
+    Some(Held {
+        message: guard.message.clone(),
+        hash: plan.hash.clone(),
+        count: plan.held,
+        disables: plan.disables,
+        deletes: plan.deletes,
+        first: plan
+            .changes
+            .iter()
+            .take(10)
+            .map(|c| format!("{} ({})", c.person_id, c.action))
+            .collect(),
+    })
+}
+
+/// One object, as `status` shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    namespace: String,
+    name: String,
+    conditions: Vec<ConditionSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counts: Option<crate::crd::SyncCounts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_sync_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_sync_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_plan: Option<String>,
+    failures: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct ConditionSummary {
+    r#type: String,
+    status: String,
+    reason: String,
+    message: String,
+}
+
+impl Summary {
+    fn of(object: &PeopleSync) -> Self {
+        let status = object.status.as_ref();
+        Self {
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.name_any(),
+            conditions: status
+                .map(|s| {
+                    s.conditions
+                        .iter()
+                        .map(|c| ConditionSummary {
+                            r#type: c.type_.clone(),
+                            status: c.status.clone(),
+                            reason: c.reason.clone(),
+                            message: c.message.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            counts: status.and_then(|s| s.counts.clone()),
+            last_sync_time: status
+                .and_then(|s| s.last_sync_time.as_ref())
+                .map(|t| t.0.to_string()),
+            next_sync_time: status
+                .and_then(|s| s.next_sync_time.as_ref())
+                .map(|t| t.0.to_string()),
+            held_plan: held_plan(object).map(|h| h.hash),
+            failures: status.map_or(0, |s| s.failures.len()),
+        }
+    }
+
+    fn condition(&self, kind: &str) -> &str {
+        self.conditions
+            .iter()
+            .find(|c| c.r#type == kind)
+            .map_or("-", |c| c.status.as_str())
+    }
+}
+
+fn write_status(
+    out: &mut impl std::io::Write,
+    summaries: &[Summary],
+    one: bool,
+    output: Output,
+) -> Result<(), PluginError> {
+    match output {
+        Output::Json => {
+            let text = if one {
+                serde_json::to_string_pretty(&summaries[0])
+            } else {
+                serde_json::to_string_pretty(summaries)
+            }
+            .map_err(|e| PluginError::Encode(e.to_string()))?;
+            writeln!(out, "{text}")?;
+        }
+        Output::Yaml => {
+            let text = if one {
+                serde_yaml_ng::to_string(&summaries[0])
+            } else {
+                serde_yaml_ng::to_string(summaries)
+            }
+            .map_err(|e| PluginError::Encode(e.to_string()))?;
+            write!(out, "{text}")?;
+        }
+        Output::Table if one => {
+            let s = &summaries[0];
+            writeln!(out, "PeopleSync {}/{}", s.namespace, s.name)?;
+            for c in &s.conditions {
+                writeln!(
+                    out,
+                    "  {:<19} {:<7} {:<20} {}",
+                    c.r#type, c.status, c.reason, c.message
+                )?;
+            }
+            if let Some(counts) = &s.counts {
+                writeln!(
+                    out,
+                    "  people {} (in scope {}), last cycle: {} created, {} updated, {} disabled, {} deleted, {} failed",
+                    counts.people,
+                    counts.in_scope,
+                    counts.created,
+                    counts.updated,
+                    counts.disabled,
+                    counts.deleted,
+                    counts.failed
+                )?;
+            }
+            if let Some(at) = &s.last_sync_time {
+                writeln!(out, "  last cycle {at}")?;
+            }
+            if let Some(at) = &s.next_sync_time {
+                writeln!(out, "  next cycle {at}")?;
+            }
+            if let Some(hash) = &s.held_plan {
+                writeln!(
+                    out,
+                    "  deprovisions held: plan {hash} (kubectl peoplesync approve {})",
+                    s.name
+                )?;
+            }
+        }
+        Output::Table => {
+            let table = super::table::Table::new(&[16, 24, 6, 6, 7, 8, 7, 8, 20]);
+            writeln!(
+                out,
+                "{}",
+                table.row(&[
+                    "NAMESPACE",
+                    "NAME",
+                    "READY",
+                    "SYNCED",
+                    "PEOPLE",
+                    "FAILED",
+                    "GUARD",
+                    "WEBHOOK",
+                    "LAST CYCLE"
+                ])
+            )?;
+            for s in summaries {
+                let people = s
+                    .counts
+                    .as_ref()
+                    .map_or("-".to_owned(), |c| c.people.to_string());
+                let guard = if s.held_plan.is_some() {
+                    "held"
+                } else {
+                    "clear"
+                };
+                writeln!(
+                    out,
+                    "{}",
+                    table.row(&[
+                        s.namespace.as_str(),
+                        s.name.as_str(),
+                        s.condition("Ready"),
+                        s.condition("Synced"),
+                        people.as_str(),
+                        s.failures.to_string().as_str(),
+                        guard,
+                        s.condition("WebhookHealthy"),
+                        s.last_sync_time.as_deref().unwrap_or("-"),
+                    ])
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
