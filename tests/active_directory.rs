@@ -43,6 +43,38 @@ fn target(people: &str, groups: &str) -> LdapTarget {
     .expect("a valid AD target")
 }
 
+/// A HollyHR sandbox of `people` with its own seed (accounts are unique domain-wide and the
+/// tests share one DC, so each test syncs people of its own) and a client for it.
+async fn hollyhr(people: usize, seed: u64) -> (peoplesync::sandbox::SandboxHandle, HollyHrClient) {
+    let sandbox = sandbox::start(SandboxConfig {
+        people,
+        seed,
+        rate_limit_per_minute: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("the sandbox starts");
+    let client = HollyHrClient::new(
+        ClientConfig::new(&sandbox.base_url(), SecretString::from(DEFAULT_API_KEY))
+            .expect("a client config"),
+    )
+    .expect("a client");
+    (sandbox, client)
+}
+
+/// The LDAP backend with the AD profile's defaults for an OU of the DC, at `url`.
+async fn ad_directory(dc: &SambaDc, people: &str, groups: &str, url: &str) -> LdapDirectory {
+    let mut target = target(people, groups);
+    target.url = url.to_owned();
+    LdapDirectory::connect(LdapConfig::from_spec(
+        &target,
+        SecretString::from(dc.admin_password.clone()),
+        Some(dc.ca_pem.clone()),
+    ))
+    .await
+    .expect("binds")
+}
+
 #[tokio::test]
 async fn the_dc_refuses_plain_binds_and_a_wrong_password_and_accepts_ldaps_with_its_ca() {
     let dc = dc().await;
@@ -78,46 +110,9 @@ async fn the_dc_refuses_plain_binds_and_a_wrong_password_and_accepts_ldaps_with_
 async fn people_sync_into_samba_ad_and_a_second_full_cycle_writes_nothing() {
     let dc = dc().await;
     let (people, groups) = ou(dc, "Sync").await;
-    let hollyhr = sandbox::start(SandboxConfig {
-        people: 60,
-        // Its own people: accounts are unique domain-wide, and tests share one DC.
-        seed: 101,
-        rate_limit_per_minute: 0,
-        ..SandboxConfig::default()
-    })
-    .await
-    .expect("the sandbox starts");
-    let source = HollyHrClient::new(
-        ClientConfig::new(&hollyhr.base_url(), SecretString::from(DEFAULT_API_KEY))
-            .expect("a client config"),
-    )
-    .expect("a client");
-    let directory = LdapDirectory::connect(LdapConfig::from_spec(
-        &target(&people, &groups),
-        SecretString::from(dc.admin_password.clone()),
-        Some(dc.ca_pem.clone()),
-    ))
-    .await
-    .expect("binds");
-    let settings = Settings {
-        mapping: Mapping::new(
-            Profile::Ldap(LdapProfile::ActiveDirectory),
-            &BTreeMap::new(),
-        )
-        .expect("compiles"),
-        policy: Policy {
-            guard: Guard {
-                max_count: 10_000,
-                max_percent: 100,
-            },
-            ..Policy::default()
-        },
-        concurrency: engine::DEFAULT_CONCURRENCY,
-        overlap: DEFAULT_OVERLAP,
-        dry_run: false,
-        chunk: peoplesync::sync::stream::CHUNK,
-        on_step: None,
-    };
+    let (_hollyhr, source) = hollyhr(60, 101).await;
+    let directory = ad_directory(dc, &people, &groups, samba::URL).await;
+    let settings = ad_settings();
     let first = engine::run_cycle(
         &source,
         &directory,
@@ -506,27 +501,8 @@ fn value(entry: &peoplesync::directory::Entry, name: &str) -> Option<String> {
 async fn accounts_an_admin_moves_or_renames_keep_their_link_and_their_reports() {
     let dc = dc().await;
     let (people, groups) = ou(dc, "Moves").await;
-    let hollyhr = sandbox::start(SandboxConfig {
-        people: 40,
-        // Its own people: accounts are unique domain-wide, and tests share one DC.
-        seed: 102,
-        rate_limit_per_minute: 0,
-        ..SandboxConfig::default()
-    })
-    .await
-    .expect("the sandbox starts");
-    let source = HollyHrClient::new(
-        ClientConfig::new(&hollyhr.base_url(), SecretString::from(DEFAULT_API_KEY))
-            .expect("a client config"),
-    )
-    .expect("a client");
-    let directory = LdapDirectory::connect(LdapConfig::from_spec(
-        &target(&people, &groups),
-        SecretString::from(dc.admin_password.clone()),
-        Some(dc.ca_pem.clone()),
-    ))
-    .await
-    .expect("binds");
+    let (_hollyhr, source) = hollyhr(40, 102).await;
+    let directory = ad_directory(dc, &people, &groups, samba::URL).await;
     let settings = ad_settings();
     let cycle = |state: SyncState| {
         let (source, directory, settings) = (&source, &directory, &settings);
@@ -719,32 +695,8 @@ async fn count_accounts(dc: &SambaDc, base: &str) -> usize {
 #[tokio::test]
 async fn a_dropped_ldaps_connection_mid_cycle_loses_and_duplicates_nothing() {
     let dc = dc().await;
-    let hollyhr = sandbox::start(SandboxConfig {
-        people: 200,
-        // Its own people: accounts are unique domain-wide, and tests share one DC.
-        seed: 103,
-        rate_limit_per_minute: 0,
-        ..SandboxConfig::default()
-    })
-    .await
-    .expect("the sandbox starts");
-    let source = HollyHrClient::new(
-        ClientConfig::new(&hollyhr.base_url(), SecretString::from(DEFAULT_API_KEY))
-            .expect("a client config"),
-    )
-    .expect("a client");
+    let (_hollyhr, source) = hollyhr(200, 103).await;
     let settings = ad_settings();
-    let connect = |people: String, groups: String, url: String| async move {
-        let mut target = target(&people, &groups);
-        target.url = url;
-        LdapDirectory::connect(LdapConfig::from_spec(
-            &target,
-            SecretString::from(dc.admin_password.clone()),
-            Some(dc.ca_pem.clone()),
-        ))
-        .await
-        .expect("binds")
-    };
     let run = |directory: &'static LdapDirectory, state: SyncState| {
         let (source, settings) = (&source, &settings);
         async move {
@@ -764,7 +716,7 @@ async fn a_dropped_ldaps_connection_mid_cycle_loses_and_duplicates_nothing() {
     // The reference: a clean sync of the same people into an OU of its own.
     let (reference_people, reference_groups) = ou(dc, "CutReference").await;
     let reference: &'static LdapDirectory = Box::leak(Box::new(
-        connect(reference_people, reference_groups, samba::URL.to_owned()).await,
+        ad_directory(dc, &reference_people, &reference_groups, samba::URL).await,
     ));
     let clean = run(reference, SyncState::default())
         .await
@@ -782,10 +734,11 @@ async fn a_dropped_ldaps_connection_mid_cycle_loses_and_duplicates_nothing() {
     let cutter = Cutter::start("127.0.0.1:636").await;
     let (people, groups) = ou(dc, "Cut").await;
     let directory: &'static LdapDirectory = Box::leak(Box::new(
-        connect(
-            people.clone(),
-            groups,
-            format!("ldaps://127.0.0.1:{}", cutter.port),
+        ad_directory(
+            dc,
+            &people,
+            &groups,
+            &format!("ldaps://127.0.0.1:{}", cutter.port),
         )
         .await,
     ));

@@ -52,6 +52,33 @@ fn rules() -> serde_json::Value {
     serde_yaml_ng::from_str(&text).expect("YAML")
 }
 
+/// `helm template` of the chart with `values` (`--set`).
+fn template(values: &str) -> String {
+    let bin = std::env::var("PEOPLESYNC_CONTROLPLANE_BIN").expect(
+        "PEOPLESYNC_CONTROLPLANE_BIN (scripts/test.sh sets it; scripts/controlplane/build.sh)",
+    );
+    let output = Command::new(PathBuf::from(&bin).join("helm"))
+        .args([
+            "template",
+            "peoplesync",
+            "charts/peoplesync",
+            "--namespace",
+            "peoplesync-system",
+            "--kube-version",
+            "1.34.4",
+            "--set",
+            values,
+        ])
+        .output()
+        .expect("runs helm");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 #[test]
 fn promtool_checks_the_rules() {
     let out = run(&["check", "rules", RULES]);
@@ -161,31 +188,6 @@ fn the_chart_and_deploy_carry_exactly_these_rules() {
         file,
         "deploy/prometheus-rules.yaml is a copy of {RULES}"
     );
-    let bin = std::env::var("PEOPLESYNC_CONTROLPLANE_BIN").expect(
-        "PEOPLESYNC_CONTROLPLANE_BIN (scripts/test.sh sets it; scripts/controlplane/build.sh)",
-    );
-    let template = |values: &str| {
-        let output = Command::new(PathBuf::from(&bin).join("helm"))
-            .args([
-                "template",
-                "peoplesync",
-                "charts/peoplesync",
-                "--namespace",
-                "peoplesync-system",
-                "--kube-version",
-                "1.34.4",
-                "--set",
-                values,
-            ])
-            .output()
-            .expect("runs helm");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
     let off = template("prometheusRule.enabled=false");
     assert!(!off.contains("kind: PrometheusRule"), "off by default");
     let on = template("prometheusRule.enabled=true,prometheusRule.labels.release=prometheus");
@@ -201,29 +203,7 @@ use serde::Deserialize as _;
 
 #[test]
 fn the_chart_ships_the_dashboard_for_grafanas_sidecar() {
-    let bin = std::env::var("PEOPLESYNC_CONTROLPLANE_BIN").expect(
-        "PEOPLESYNC_CONTROLPLANE_BIN (scripts/test.sh sets it; scripts/controlplane/build.sh)",
-    );
-    let output = Command::new(PathBuf::from(&bin).join("helm"))
-        .args([
-            "template",
-            "peoplesync",
-            "charts/peoplesync",
-            "--namespace",
-            "peoplesync-system",
-            "--kube-version",
-            "1.34.4",
-            "--set",
-            "grafanaDashboard.enabled=true,grafanaDashboard.namespace=monitoring",
-        ])
-        .output()
-        .expect("runs helm");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let rendered = String::from_utf8_lossy(&output.stdout).into_owned();
+    let rendered = template("grafanaDashboard.enabled=true,grafanaDashboard.namespace=monitoring");
     let config_map = serde_yaml_ng::Deserializer::from_str(&rendered)
         .filter_map(|doc| serde_json::Value::deserialize(doc).ok())
         .find(|doc| doc["kind"] == "ConfigMap" && doc["metadata"]["name"] == "peoplesync-dashboard")

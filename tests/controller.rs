@@ -472,26 +472,28 @@ async fn lease_holder(client: &Client) -> Option<String> {
         .and_then(|lease| lease.spec.and_then(|spec| spec.holder_identity))
 }
 
-/// The value of an unlabelled gauge on a replica's /metrics.
-async fn gauge(replica: &Replica, name: &str) -> Option<i64> {
-    let text = reqwest::get(format!("http://{}/metrics", replica.admin))
+/// A replica's /metrics.
+async fn scrape(replica: &Replica) -> String {
+    reqwest::get(format!("http://{}/metrics", replica.admin))
         .await
         .expect("metrics")
         .text()
         .await
-        .expect("text");
-    text.lines()
+        .expect("text")
+}
+
+/// The value of an unlabelled gauge on a replica's /metrics.
+async fn gauge(replica: &Replica, name: &str) -> Option<i64> {
+    scrape(replica)
+        .await
+        .lines()
         .find_map(|line| line.strip_prefix(&format!("{name} "))?.parse().ok())
 }
 
 async fn reconciles(replica: &Replica) -> u64 {
-    let text = reqwest::get(format!("http://{}/metrics", replica.admin))
+    scrape(replica)
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
+        .lines()
         .filter(|line| line.starts_with("peoplesync_reconciles_total"))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()

@@ -367,22 +367,38 @@ async fn hand_made_inet_org_person(admin: &mut ldap3::Ldap, people_dn: &str, uid
     dn
 }
 
+/// The suite on an `inetOrgPerson` server (OpenLDAP, 389-ds) with `profile`'s mapping, after an
+/// admin added a hand-made entry holding the first person's `uid`.
+async fn inet_org_person_contract(
+    directory: LdapDirectory,
+    profile: LdapProfile,
+    admin: &mut ldap3::Ldap,
+    people_dn: &str,
+) {
+    let mapping = Mapping::new(Profile::Ldap(profile), &BTreeMap::new()).expect("compiles");
+    let (people, units) = organisation();
+    let uid = first_choice(&mapping, &people, "uid");
+    let unowned = hand_made_inet_org_person(admin, people_dn, &uid).await;
+    Contract::new(directory, mapping)
+        .with_unowned(unowned)
+        .run(people, units)
+        .await;
+}
+
 #[tokio::test]
 async fn the_directory_contract_holds_on_openldap() {
     let server = Slapd::start().await.expect("slapd starts");
     let directory = LdapDirectory::connect(server.ldap_config())
         .await
         .expect("binds");
-    let mapping =
-        Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("compiles");
-    let (people, units) = organisation();
-    let uid = first_choice(&mapping, &people, "uid");
     let mut admin = server.admin().await.expect("admin binds");
-    let unowned = hand_made_inet_org_person(&mut admin, slapd::PEOPLE_DN, &uid).await;
-    Contract::new(directory, mapping)
-        .with_unowned(unowned)
-        .run(people, units)
-        .await;
+    inet_org_person_contract(
+        directory,
+        LdapProfile::OpenLdap,
+        &mut admin,
+        slapd::PEOPLE_DN,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -407,16 +423,8 @@ async fn the_directory_contract_holds_on_389_ds() {
     })
     .await
     .expect("binds");
-    let mapping =
-        Mapping::new(Profile::Ldap(LdapProfile::Ds389), &BTreeMap::new()).expect("compiles");
-    let (people, units) = organisation();
-    let uid = first_choice(&mapping, &people, "uid");
     let mut admin = server.admin().await.expect("admin binds");
-    let unowned = hand_made_inet_org_person(&mut admin, &ou.people, &uid).await;
-    Contract::new(directory, mapping)
-        .with_unowned(unowned)
-        .run(people, units)
-        .await;
+    inet_org_person_contract(directory, LdapProfile::Ds389, &mut admin, &ou.people).await;
 }
 
 #[tokio::test]
@@ -574,14 +582,6 @@ async fn the_directory_contract_holds_on_389_ds_moving_leavers_to_an_ou() {
     })
     .await
     .expect("binds");
-    let mapping =
-        Mapping::new(Profile::Ldap(LdapProfile::Ds389), &BTreeMap::new()).expect("compiles");
-    let (people, units) = organisation();
-    let uid = first_choice(&mapping, &people, "uid");
     let mut admin = server.admin().await.expect("admin binds");
-    let unowned = hand_made_inet_org_person(&mut admin, &ou.people, &uid).await;
-    Contract::new(directory, mapping)
-        .with_unowned(unowned)
-        .run(people, units)
-        .await;
+    inet_org_person_contract(directory, LdapProfile::Ds389, &mut admin, &ou.people).await;
 }
