@@ -139,22 +139,26 @@ impl SambaDc {
             format!("\ttls keyfile = {}", tls.join("key.pem").display()),
             format!("\ttls certfile = {}", tls.join("cert.pem").display()),
             format!("\ttls cafile = {}", tls.join("ca.pem").display()),
+            // Above Linux's ephemeral ports (32768-60999), so no client socket of a test and no
+            // port 0 bind can hold the port an RPC endpoint wants (the default starts at 49152).
+            "\trpc server dynamic port range = 61000-61999".to_owned(),
         ];
         for (offset, line) in extra.into_iter().enumerate() {
             lines.insert(global + offset, line);
         }
         std::fs::write(&conf, lines.join("\n") + "\n").map_err(io("write smb.conf"))?;
         // A DC of an earlier test process may still be stopping (it stops when that process
-        // ends): wait until its fixed ports are free.
+        // ends): wait until its processes are gone and its fixed ports are free.
         let waited = Instant::now();
-        while ["127.0.0.1:389", "127.0.0.1:636"]
-            .iter()
-            .any(|addr| std::net::TcpListener::bind(addr).is_err())
+        while samba_running()
+            || ["127.0.0.1:389", "127.0.0.1:636"]
+                .iter()
+                .any(|addr| std::net::TcpListener::bind(addr).is_err())
         {
             if waited.elapsed() > Duration::from_secs(20) {
                 return Err(SambaError::NotReady {
                     seconds: 20,
-                    log: "ports 389/636 on 127.0.0.1 stay taken (another Samba or LDAP server?)"
+                    log: "a samba process keeps running, or ports 389/636 on 127.0.0.1 stay taken (another Samba or LDAP server?)"
                         .into(),
                 });
             }
@@ -261,6 +265,22 @@ impl SambaDc {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Whether a `samba` process runs (one DC per machine: an earlier one is still stopping).
+fn samba_running() -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        // `pid (comm) state …`; a zombie (never reaped where PID 1 does not reap) holds nothing.
+        std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|stat| {
+            let Some((head, rest)) = stat.rsplit_once(") ") else {
+                return false;
+            };
+            head.ends_with("(samba") && !rest.starts_with(['Z', 'X'])
+        })
+    })
 }
 
 #[cfg(unix)]
