@@ -6,7 +6,6 @@
 use std::io::{BufRead as _, Write as _};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt as _};
 use serde::Serialize;
@@ -242,17 +241,12 @@ struct Held {
     first: Vec<String>,
 }
 
-fn condition<'a>(object: &'a PeopleSync, kind: &str) -> Option<&'a Condition> {
-    object
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == kind)
-}
-
 fn held_plan(object: &PeopleSync) -> Option<Held> {
-    let guard = condition(object, crate::controller::conditions::DEPROVISION_GUARD)?;
+    use crate::controller::conditions;
+    let guard = conditions::get(
+        &object.status.as_ref()?.conditions,
+        conditions::DEPROVISION_GUARD,
+    )?;
     if guard.status != "True" {
         return None;
     }

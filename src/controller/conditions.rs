@@ -25,6 +25,18 @@ pub const SECRET_ROTATED: &str = "SecretRotated";
 /// True when the mass-deprovision guard is holding deprovisions back (awaiting approval).
 pub const DEPROVISION_GUARD: &str = "DeprovisionGuard";
 
+/// Every condition type PeopleSync writes.
+pub const ALL: [&str; 8] = [
+    READY,
+    SOURCE_REACHABLE,
+    DIRECTORY_REACHABLE,
+    SYNCED,
+    WEBHOOK_REGISTERED,
+    WEBHOOK_HEALTHY,
+    SECRET_ROTATED,
+    DEPROVISION_GUARD,
+];
+
 /// A condition's tri-state status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
