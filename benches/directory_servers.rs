@@ -254,6 +254,7 @@ async fn measure(kind: &str, client: &HollyHrClient) -> Figures {
         dry_run: false,
         chunk: peoplesync::sync::stream::CHUNK,
         on_step: None,
+        progress: None,
     };
     let directory = LdapDirectory::connect(config.clone()).await.expect("binds");
     let started = Instant::now();

@@ -67,6 +67,7 @@ fn settings() -> Settings {
         dry_run: false,
         chunk: peoplesync::sync::stream::CHUNK,
         on_step: None,
+        progress: None,
     }
 }
 

@@ -111,6 +111,9 @@ pub struct SyncArgs {
     /// Make the first cycle a full reconciliation even when one is not due.
     #[arg(long)]
     pub full: bool,
+    /// How each cycle's report is printed (JSON: one object per cycle, and no progress line).
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 impl SyncArgs {
@@ -132,6 +135,8 @@ impl SyncArgs {
             once: self.once,
             dry_run: self.dry_run,
             full: self.full,
+            output: self.output,
+            progress: false,
         }
     }
 }
@@ -341,8 +346,10 @@ pub enum Output {
     /// Aligned columns for people to read.
     #[default]
     Table,
-    /// NDJSON: one JSON object per line, written as pages arrive.
+    /// NDJSON: one JSON object per line, written as it arrives.
     Json,
+    /// A YAML document per record (`---` between them), written as it arrives.
+    Yaml,
 }
 
 #[derive(Debug, Subcommand)]
@@ -450,7 +457,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let keep = !args.exit && std::io::stdout().is_terminal();
             demo::run(args.people, args.seed, args.source, keep).await
         }
-        Command::Sync(args) => sync::run(args.into_job()).await,
+        Command::Sync(args) => {
+            use std::io::IsTerminal;
+            let mut job = args.into_job();
+            // A progress line for a person at a terminal: not in JSON/YAML, not beside JSON logs.
+            job.progress = job.output == Output::Table
+                && cli.log_format == LogFormat::Text
+                && std::io::stderr().is_terminal();
+            sync::run(job).await
+        }
         Command::Explain(args) => {
             let beside = args
                 .config

@@ -485,6 +485,7 @@ fn ad_settings() -> Settings {
         dry_run: false,
         chunk: peoplesync::sync::stream::CHUNK,
         on_step: None,
+        progress: None,
     }
 }
 

@@ -64,6 +64,7 @@ fn settings(profile: Profile) -> Settings {
         dry_run: false,
         chunk: peoplesync::sync::stream::CHUNK,
         on_step: None,
+        progress: None,
     }
 }
 

@@ -2,7 +2,8 @@
 //! with a kubeconfig, as a person runs it: `status` (table, JSON, YAML, all namespaces),
 //! `sync-now` runs a cycle at once (the poll interval is an hour), `approve` shows the held plan
 //! and sets the approval only when the person says yes, `rotate` explains why it cannot, and a
-//! missing object is a clear error. A controller runs in-process against a HollyHR sandbox and
+//! missing object is a clear error, `explain` reads the object's Secrets through the API server, and
+//! someone with read-only RBAC is refused clearly.  A controller runs in-process against a HollyHR sandbox and
 //! slapd.
 
 mod support;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use kube::Api;
 use peoplesync::controller;
+use peoplesync::controlplane::ControlPlane;
 use peoplesync::crd::PeopleSync;
 use peoplesync::sandbox::{self, SandboxConfig};
 use peoplesync::slapd::Slapd;
@@ -75,6 +77,45 @@ impl Kubectl {
     }
 }
 
+/// A kubeconfig for `jane`, who may get and list PeopleSyncs in `ns` and nothing else (the
+/// admin's credentials, impersonating her, as `kubectl --as` does).
+async fn viewer_kubeconfig(client: &kube::Client, plane: &ControlPlane, ns: &str) -> PathBuf {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let roles: Api<Role> = Api::namespaced(client.clone(), ns);
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "peoplesync-viewer"},
+        "rules": [{
+            "apiGroups": ["peoplesync.dev"],
+            "resources": ["peoplesyncs"],
+            "verbs": ["get", "list"],
+        }],
+    }))
+    .expect("a Role");
+    roles
+        .create(&Default::default(), &role)
+        .await
+        .expect("Role created");
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), ns);
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "jane-views"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "peoplesync-viewer"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "jane"}],
+    }))
+    .expect("a RoleBinding");
+    bindings
+        .create(&Default::default(), &binding)
+        .await
+        .expect("RoleBinding created");
+    let text = std::fs::read_to_string(plane.kubeconfig_path()).expect("the kubeconfig");
+    let mut config: Value = serde_yaml_ng::from_str(&text).expect("YAML");
+    config["users"][0]["user"]["as"] = json!("jane");
+    let path = plane
+        .kubeconfig_path()
+        .with_file_name(format!("kubeconfig-jane-{ns}"));
+    std::fs::write(&path, serde_yaml_ng::to_string(&config).expect("YAML")).expect("written");
+    path
+}
+
 async fn last_sync(api: &Api<PeopleSync>) -> Option<String> {
     api.get("acme")
         .await
@@ -84,7 +125,9 @@ async fn last_sync(api: &Api<PeopleSync>) -> Option<String> {
         .map(|t| t.0.to_string())
 }
 
-#[tokio::test]
+// Several threads: the plugin runs as a blocking child process while the sandbox it asks (for
+// `explain`) is served by this test's runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn kubectl_peoplesync_shows_status_runs_a_cycle_and_approves_only_when_told() {
     let plane = control_plane().await;
     let client = plane.client().await.expect("client");
@@ -176,6 +219,46 @@ async fn kubectl_peoplesync_shows_status_runs_a_cycle_and_approves_only_when_tol
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // explain: one person's record, mapping, entry and plan, with the object's own Secrets read
+    // through the API server; read-only.
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let person = sandbox::generate_tenant(40, SandboxConfig::default().seed)
+        .into_iter()
+        .find(|p| p.lifecycle(today) == peoplesync::source::hollyhr::model::Lifecycle::Active)
+        .expect("someone active");
+    let explained = kubectl.ok(&["explain", "acme", "-n", &ns, "--person", &person.id]);
+    assert!(
+        explained.contains(&format!("Person {}", person.id)),
+        "{explained}"
+    );
+    assert!(
+        explained.contains(&person.display_name),
+        "explain shows values when asked: {explained}"
+    );
+    assert!(explained.contains("matched by its anchor"), "{explained}");
+    assert!(explained.contains("nothing to do"), "{explained}");
+    let unknown = kubectl.ok(&["explain", "acme", "-n", &ns, "--person", "nobody-here"]);
+    assert!(unknown.contains("is not in HollyHR"), "{unknown}");
+
+    // Someone who may read PeopleSyncs but neither patch them nor read Secrets: clear refusals
+    // naming the verb, and nothing changes.
+    let before = api.get("acme").await.expect("read").metadata.annotations;
+    let viewer = viewer_kubeconfig(&client, &plane, &ns).await;
+    let viewer = Kubectl { kubeconfig: viewer };
+    let seen = viewer.ok(&["status", "acme", "-n", &ns]);
+    assert!(seen.contains(&format!("PeopleSync {ns}/acme")), "{seen}");
+    let refused = viewer.fails(&["sync-now", "acme", "-n", &ns], "");
+    assert!(
+        refused.contains("not allowed to patch PeopleSyncs"),
+        "{refused}"
+    );
+    let refused = viewer.fails(&["explain", "acme", "-n", &ns, "--person", &person.id], "");
+    assert!(refused.contains("not allowed to get Secrets"), "{refused}");
+    let after = api.get("acme").await.expect("read").metadata.annotations;
+    assert_eq!(before, after, "a refused command changes nothing");
 
     // HollyHR suddenly returns nobody: the guard holds every deprovision.
     hollyhr

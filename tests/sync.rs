@@ -62,6 +62,7 @@ fn settings(guard: Guard) -> Settings {
         dry_run: false,
         chunk: peoplesync::sync::stream::CHUNK,
         on_step: None,
+        progress: None,
     }
 }
 
@@ -695,6 +696,31 @@ async fn the_standalone_commands_dry_run_explain_and_apply_one_person() {
     assert!(again.contains("nothing to do"), "{again}");
     assert!(again.contains("matched by its anchor"), "{again}");
 
+    // The report as data: a dry run in JSON (one object, its planned steps with ids and
+    // attribute names, no table rows), then the real cycle.
+    let json = peoplesync(&[
+        "sync",
+        "--config",
+        &config,
+        "--once",
+        "--dry-run",
+        "-o",
+        "json",
+    ])
+    .await;
+    let report: serde_json::Value = serde_json::from_str(&json).expect("one JSON object");
+    assert_eq!(report["dryRun"], true, "{json}");
+    assert_eq!(report["kind"], "full", "{json}");
+    assert_eq!(report["peopleRead"], 60, "{json}");
+    assert!(report["changes"]["create"].as_u64() > Some(0), "{json}");
+    let planned = report["planned"].as_array().expect("planned steps");
+    assert!(!planned.is_empty(), "{json}");
+    assert!(planned[0]["personId"].is_string() && planned[0]["attributes"].is_array());
+    assert!(
+        !json.contains(&person.display_name),
+        "ids and names of attributes only: {json}"
+    );
+
     let synced = peoplesync(&["sync", "--config", &config, "--once"]).await;
     assert!(synced.contains("full cycle"), "{synced}");
     assert!(
@@ -704,6 +730,12 @@ async fn the_standalone_commands_dry_run_explain_and_apply_one_person() {
     let incremental = peoplesync(&["sync", "--config", &config, "--once"]).await;
     assert!(incremental.contains("incremental cycle"), "{incremental}");
     assert!(incremental.contains("no changes"), "{incremental}");
+    let yaml = peoplesync(&["sync", "--config", &config, "--once", "-o", "yaml"]).await;
+    assert!(yaml.starts_with("---\n"), "{yaml}");
+    let report: serde_json::Value = serde_yaml_ng::from_str(&yaml).expect("a YAML document");
+    assert_eq!(report["kind"], "incremental", "{yaml}");
+    assert_eq!(report["dryRun"], false, "{yaml}");
+    assert_eq!(report["changes"], serde_json::json!({}), "{yaml}");
 }
 
 #[tokio::test]

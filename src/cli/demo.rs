@@ -210,6 +210,11 @@ where
         once: true,
         dry_run: false,
         full: false,
+        output: super::Output::Table,
+        progress: {
+            use std::io::IsTerminal;
+            std::io::stderr().is_terminal()
+        },
     };
     println!("\n$ peoplesync sync --config {} --once", config.display());
     run_sync(job.clone()).await?;

@@ -192,18 +192,27 @@ pub fn render(
 }
 
 pub async fn run(job: ExplainJob) -> Result<(), CliError> {
-    let mut standalone = Standalone::connect(&job.config, &job.secrets_dir).await?;
-    let Some(person) = PeopleSource::person(&standalone.source, &job.person)
+    let standalone = Standalone::connect(&job.config, &job.secrets_dir).await?;
+    print!("{}", explain(standalone, &job.person, job.apply).await?);
+    Ok(())
+}
+
+/// Explains one person against a connected source and directory (and with `apply`, carries out
+/// the planned changes): the text to print.
+pub async fn explain(
+    mut standalone: Standalone,
+    person_id: &str,
+    apply: bool,
+) -> Result<String, CliError> {
+    let Some(person) = PeopleSource::person(&standalone.source, person_id)
         .await
         .map_err(SyncCliError::from)?
     else {
-        println!(
-            "Person {} is not in {} (or not visible to these credentials): a full cycle treats \
-             a managed entry for it as vanished.",
-            job.person,
+        return Ok(format!(
+            "Person {person_id} is not in {} (or not visible to these credentials): a full cycle \
+             treats a managed entry for it as vanished.\n",
             standalone.source.kind()
-        );
-        return Ok(());
+        ));
     };
     let directory = &standalone.directory;
     let policy = Policy {
@@ -221,7 +230,7 @@ pub async fn run(job: ExplainJob) -> Result<(), CliError> {
             .map_err(|e| cycle_error("DirectoryError")(Box::new(e)))?;
     let now = Timestamp::now();
     // Without --apply the run is a dry run: it plans exactly what --apply would write.
-    standalone.settings.dry_run = !job.apply;
+    standalone.settings.dry_run = !apply;
     let report = engine::run_people(
         &standalone.source,
         directory,
@@ -263,25 +272,23 @@ pub async fn run(job: ExplainJob) -> Result<(), CliError> {
         Some(attributes) => Ok(attributes),
         None => plan::mapped_attributes(&inputs, &people[0]),
     };
-    print!(
-        "{}",
-        render(
-            standalone.source.kind(),
-            &people[0],
-            &policy,
-            mapped.as_ref(),
-            entries.first(),
-            plan,
-            now
-        )
+    let mut out = render(
+        standalone.source.kind(),
+        &people[0],
+        &policy,
+        mapped.as_ref(),
+        entries.first(),
+        plan,
+        now,
     );
-    if let Some(applied) = report.applied.as_ref().filter(|_| job.apply) {
+    if let Some(applied) = report.applied.as_ref().filter(|_| apply) {
         let counts: Vec<String> = applied
             .counts
             .iter()
             .map(|(action, n)| format!("{action} {n}"))
             .collect();
-        println!(
+        let _ = writeln!(
+            out,
             "Applied          {}",
             if counts.is_empty() {
                 "nothing".into()
@@ -290,8 +297,12 @@ pub async fn run(job: ExplainJob) -> Result<(), CliError> {
             }
         );
         for failure in &applied.failures {
-            println!("Failed           {} {}", failure.reason, failure.message);
+            let _ = writeln!(
+                out,
+                "Failed           {} {}",
+                failure.reason, failure.message
+            );
         }
     }
-    Ok(())
+    Ok(out)
 }

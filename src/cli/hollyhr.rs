@@ -49,10 +49,10 @@ pub async fn run(config: ClientConfig, command: HollyHrCommand) -> Result<(), Cl
         HollyHrCommand::OrgUnits { output } => {
             let units = client.org_units().await?;
             match output {
-                Output::Json => {
+                Output::Json | Output::Yaml => {
                     let mut out = std::io::stdout().lock();
                     for unit in &units {
-                        write_json_line(&mut out, unit)?;
+                        write_record(&mut out, unit, output)?;
                     }
                     flush(&mut out)?;
                 }
@@ -87,7 +87,7 @@ async fn list_people(
         for person in &page.data {
             counts.add(person.lifecycle(today));
             let written = match output {
-                Output::Json => write_json_line(&mut out, person),
+                Output::Json | Output::Yaml => write_record(&mut out, person, output),
                 Output::Table => {
                     writeln!(out, "{}", table.row(&person_row(person))).map_err(CliError::Output)
                 }
@@ -180,6 +180,20 @@ fn write_json_line(out: &mut impl Write, value: &impl Serialize) -> Result<(), C
         .map_err(|error| CliError::Output(std::io::Error::other(error)))?;
     line.push(b'\n');
     out.write_all(&line).map_err(CliError::Output)
+}
+
+/// One record as a JSON line or a YAML document.
+fn write_record(
+    out: &mut impl Write,
+    value: &impl Serialize,
+    output: Output,
+) -> Result<(), CliError> {
+    if output != Output::Yaml {
+        return write_json_line(out, value);
+    }
+    let text = serde_yaml_ng::to_string(value)
+        .map_err(|error| CliError::Output(std::io::Error::other(error)))?;
+    write!(out, "---\n{text}").map_err(CliError::Output)
 }
 
 fn flush(out: &mut impl Write) -> Result<(), CliError> {

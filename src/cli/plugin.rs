@@ -46,6 +46,20 @@ pub enum PluginCommand {
     Rotate { name: String },
     /// Runs a full cycle now instead of at the next poll.
     SyncNow { name: String },
+    /// Why PeopleSync does what it does for one person: the source record, scope, mapping,
+    /// matched entry and planned changes with their values. Read-only unless `--apply`.
+    ///
+    /// It reads the object's Secrets through the API server (your RBAC decides) and connects to
+    /// the source and the directory from where you run it, at the addresses in the spec.
+    Explain {
+        name: String,
+        /// The source's person id.
+        #[arg(long)]
+        person: String,
+        /// Carry out the planned changes for this person now.
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,12 +75,21 @@ pub enum PluginError {
     Connect(#[source] kube::Error),
     #[error("PeopleSync {namespace}/{name} not found")]
     NotFound { namespace: String, name: String },
-    #[error("not allowed to {verb} PeopleSyncs in {namespace}: {message}")]
+    #[error("not allowed to {verb} {resource} in {namespace}: {message}")]
     Forbidden {
         verb: &'static str,
+        resource: &'static str,
         namespace: String,
         message: String,
     },
+    #[error("the Secret {namespace}/{name} that PeopleSync {object} refers to does not exist")]
+    SecretNotFound {
+        namespace: String,
+        name: String,
+        object: String,
+    },
+    #[error("failed to explain person {person}: {message}")]
+    Explain { person: String, message: String },
     #[error("the Kubernetes API refused to {verb} PeopleSync {name}")]
     Api {
         verb: &'static str,
@@ -94,6 +117,7 @@ fn api_error(verb: &'static str, namespace: &str, name: &str, error: kube::Error
         },
         kube::Error::Api(response) if response.code == 403 => PluginError::Forbidden {
             verb,
+            resource: "PeopleSyncs",
             namespace: namespace.to_owned(),
             message: response.message.clone(),
         },
@@ -214,7 +238,86 @@ pub async fn run(cli: PluginCli) -> Result<(), PluginError> {
             )?;
             Ok(())
         }
+        PluginCommand::Explain {
+            name,
+            person,
+            apply,
+        } => {
+            let api: Api<PeopleSync> = Api::namespaced(client.clone(), &namespace);
+            let object = api
+                .get(&name)
+                .await
+                .map_err(|e| api_error("get", &namespace, &name, e))?;
+            let text = explain(client, &namespace, &name, object, &person, apply).await?;
+            write!(out, "{text}")?;
+            Ok(())
+        }
     }
+}
+
+/// Reads the Secrets `object` refers to (with the caller's RBAC), connects as the controller
+/// would, and explains one person.
+async fn explain(
+    client: Client,
+    namespace: &str,
+    name: &str,
+    object: PeopleSync,
+    person: &str,
+    apply: bool,
+) -> Result<String, PluginError> {
+    use std::collections::BTreeMap;
+
+    use super::sync::{Standalone, SyncCliError, secret_names};
+    use k8s_openapi::api::core::v1::Secret;
+
+    let api: Api<Secret> = Api::namespaced(client, namespace);
+    let mut secrets: BTreeMap<String, Secret> = BTreeMap::new();
+    for secret_name in secret_names(&object.spec) {
+        let secret = api
+            .get_opt(&secret_name)
+            .await
+            .map_err(|error| match &error {
+                kube::Error::Api(response) if response.code == 403 => PluginError::Forbidden {
+                    verb: "get",
+                    resource: "Secrets",
+                    namespace: namespace.to_owned(),
+                    message: response.message.clone(),
+                },
+                _ => PluginError::Api {
+                    verb: "get the Secret of",
+                    name: name.to_owned(),
+                    source: error,
+                },
+            })?;
+        let secret = secret.ok_or_else(|| PluginError::SecretNotFound {
+            namespace: namespace.to_owned(),
+            name: secret_name.clone(),
+            object: name.to_owned(),
+        })?;
+        secrets.insert(secret_name, secret);
+    }
+    let lookup = |reference: &crate::crd::SecretKeyRef| {
+        let secret =
+            secrets
+                .get(&reference.name)
+                .ok_or_else(|| SyncCliError::MissingSecretKey {
+                    namespace: namespace.to_owned(),
+                    name: reference.name.clone(),
+                    key: reference.key.clone(),
+                })?;
+        crate::controller::secrets::value(secret, namespace, reference)
+            .map_err(|e| SyncCliError::Secret(Box::new(e)))
+    };
+    let failed = |error: super::CliError| PluginError::Explain {
+        person: person.to_owned(),
+        message: super::report(&error),
+    };
+    let standalone = Standalone::connect_spec(object.spec, &lookup)
+        .await
+        .map_err(failed)?;
+    super::explain::explain(standalone, person, apply)
+        .await
+        .map_err(failed)
 }
 
 async fn annotate(

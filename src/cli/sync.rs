@@ -36,6 +36,14 @@ pub enum SyncCliError {
         path: PathBuf,
         env: String,
     },
+    #[error("the Secret {namespace}/{name} has no key {key}")]
+    MissingSecretKey {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error(transparent)]
+    Secret(Box<crate::controller::secrets::SecretError>),
     #[error("failed to write the state file {path}")]
     WriteState {
         path: PathBuf,
@@ -73,6 +81,9 @@ pub struct SyncJob {
     pub once: bool,
     pub dry_run: bool,
     pub full: bool,
+    pub output: super::Output,
+    /// Show a progress line on stderr while a cycle runs (a person at a terminal).
+    pub progress: bool,
 }
 
 /// The spec in a config file: a PeopleSync object or its bare spec, YAML or JSON.
@@ -225,6 +236,188 @@ pub fn summary(report: &Report, dry_run: bool) -> String {
     text
 }
 
+/// One cycle's report as `--output json|yaml` prints it: counts, ids, actions and attribute
+/// names, never values.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CycleSummary {
+    pub kind: &'static str,
+    pub dry_run: bool,
+    pub people_read: usize,
+    pub in_scope: usize,
+    pub managed: usize,
+    /// Changes by action: applied ones, or planned ones in a dry run.
+    pub changes: std::collections::BTreeMap<&'static str, u64>,
+    pub held: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_hash: Option<String>,
+    pub failures: Vec<FailureSummary>,
+    /// A dry run's planned steps (the first [`LISTED`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<StepSummary>,
+    pub duration_seconds: f64,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureSummary {
+    pub person_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepSummary {
+    pub person_id: String,
+    pub action: &'static str,
+    pub reason: &'static str,
+    pub attributes: Vec<String>,
+}
+
+impl CycleSummary {
+    pub fn of(report: &Report, dry_run: bool) -> Self {
+        let changes = match &report.applied {
+            Some(applied) => applied.counts.clone(),
+            None => report
+                .plan
+                .counts()
+                .iter()
+                .map(|(action, n)| (*action, *n as u64))
+                .collect(),
+        };
+        let (guard, plan_hash) = match &report.plan.guard {
+            crate::plan::GuardDecision::Held(trip) => {
+                (Some(trip.message()), Some(trip.hash.clone()))
+            }
+            _ => (None, None),
+        };
+        Self {
+            kind: report.kind.as_str(),
+            dry_run,
+            people_read: report.people_read,
+            in_scope: report.plan.in_scope,
+            managed: report.plan.managed,
+            changes,
+            held: report.plan.held.len(),
+            guard,
+            plan_hash,
+            failures: report
+                .failures()
+                .iter()
+                .take(LISTED)
+                .map(|f| FailureSummary {
+                    person_id: f.anchor.clone(),
+                    reason: f.reason.to_string(),
+                })
+                .collect(),
+            planned: if dry_run {
+                report
+                    .plan
+                    .steps
+                    .iter()
+                    .take(LISTED)
+                    .map(|step| StepSummary {
+                        person_id: step.anchor.clone(),
+                        action: step.action.name(),
+                        reason: step.reason.as_str(),
+                        attributes: step.action.attribute_names(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            duration_seconds: report.duration.as_secs_f64(),
+        }
+    }
+
+    /// The summary in `output`'s form (JSON: one line; YAML: one document).
+    pub fn render(&self, output: super::Output) -> String {
+        match output {
+            super::Output::Json => serde_json::to_string(self).unwrap_or_default() + "\n",
+            super::Output::Yaml => {
+                format!(
+                    "---\n{}",
+                    serde_yaml_ng::to_string(self).unwrap_or_default()
+                )
+            }
+            super::Output::Table => String::new(),
+        }
+    }
+}
+
+/// The progress line: people read (of about as many as the directory manages), the read rate
+/// and the time left at that rate, and the changes carried out of those planned so far.
+pub fn progress_line(
+    (read, expected, planned, applied): (usize, usize, usize, usize),
+    elapsed: Duration,
+) -> String {
+    let seconds = elapsed.as_secs_f64();
+    let rate = if seconds > 0.0 {
+        read as f64 / seconds
+    } else {
+        0.0
+    };
+    let mut line = if expected > read {
+        format!("read {read} of ~{expected} people")
+    } else {
+        format!("read {read} people")
+    };
+    line.push_str(&format!(", {rate:.0}/s"));
+    if expected > read && rate >= 1.0 {
+        let left = ((expected - read) as f64 / rate).ceil() as u64;
+        line.push_str(&format!(", ETA {}", human_seconds(left)));
+    }
+    line.push_str(&format!("; applied {applied} of {planned} changes"));
+    line
+}
+
+fn human_seconds(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h{:02}m", seconds / 3600, (seconds % 3600) / 60),
+    }
+}
+
+/// Draws the progress line on stderr until dropped (the line is cleared then).
+struct ProgressDisplay {
+    bar: indicatif::ProgressBar,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl ProgressDisplay {
+    fn start(progress: std::sync::Arc<engine::Progress>) -> Self {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            None,
+            indicatif::ProgressDrawTarget::stderr_with_hz(5),
+        );
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        let started = std::time::Instant::now();
+        let shown = bar.clone();
+        let ticker = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                shown.set_message(progress_line(progress.snapshot(), started.elapsed()));
+                shown.tick();
+            }
+        });
+        Self { bar, ticker }
+    }
+}
+
+impl Drop for ProgressDisplay {
+    fn drop(&mut self) {
+        self.ticker.abort();
+        self.bar.finish_and_clear();
+    }
+}
+
 /// Prints each planned step of a dry run as a table row (a header before the first).
 fn dry_run_printer() -> impl Fn(&crate::plan::Step, bool) + Send + Sync {
     let table = Table::new(&[14, 18, 12, 60]);
@@ -267,13 +460,22 @@ pub struct Standalone {
 }
 
 impl Standalone {
-    /// Reads the config and the Secrets, and connects (the directory binds or checks its token).
+    /// Reads the config and the Secrets from files, and connects (the directory binds or checks
+    /// its token).
     pub async fn connect(config: &Path, secrets_dir: &Path) -> Result<Self, CliError> {
         let spec = read_spec(config)?;
+        Self::connect_spec(spec, &|reference| read_secret(secrets_dir, reference)).await
+    }
+
+    /// Connects a spec with its Secret references resolved by `secret` (files for `peoplesync`,
+    /// the API server for `kubectl peoplesync`).
+    pub async fn connect_spec(
+        spec: PeopleSyncSpec,
+        secret: &SecretLookup<'_>,
+    ) -> Result<Self, CliError> {
         let settings = crate::sync::spec::settings(&spec).map_err(SyncCliError::from)?;
-        let source =
-            AnySource::connect(&spec.source, source_credentials(&spec, secrets_dir)?, None)
-                .map_err(SyncCliError::from)?;
+        let source = AnySource::connect(&spec.source, source_credentials(&spec, secret)?, None)
+            .map_err(SyncCliError::from)?;
         let (secret_ref, ca_ref) = match (&spec.target.ldap, &spec.target.scim) {
             (Some(ldap), _) => (&ldap.bind_password_secret_ref, ldap.ca_secret_ref.as_ref()),
             (None, Some(scim)) => (&scim.token_secret_ref, None),
@@ -282,13 +484,9 @@ impl Standalone {
             }
         };
         let credentials = Credentials {
-            secret: read_secret(secrets_dir, secret_ref)?,
+            secret: secret(secret_ref)?,
             ca_pem: match ca_ref {
-                Some(reference) => Some(
-                    read_secret(secrets_dir, reference)?
-                        .expose_secret()
-                        .to_owned(),
-                ),
+                Some(reference) => Some(secret(reference)?.expose_secret().to_owned()),
                 None => None,
             },
         };
@@ -304,22 +502,59 @@ impl Standalone {
     }
 }
 
-/// The source's credentials from the secrets dir (or env): HollyHR's API key, or Personio's
-/// `client_id` and `client_secret`.
+/// Resolves one Secret reference to its value.
+pub type SecretLookup<'a> =
+    dyn Fn(&SecretKeyRef) -> Result<SecretString, SyncCliError> + Send + Sync + 'a;
+
+/// The Secret names a spec refers to (source credentials, directory password or token, CA).
+pub fn secret_names(spec: &PeopleSyncSpec) -> Vec<String> {
+    let mut names: Vec<String> = spec
+        .source
+        .hollyhr
+        .iter()
+        .map(|h| h.api_key_secret_ref.name.clone())
+        .chain(
+            spec.source
+                .personio
+                .iter()
+                .map(|p| p.credentials_secret_ref.name.clone()),
+        )
+        .chain(
+            spec.target
+                .ldap
+                .iter()
+                .flat_map(|l| {
+                    std::iter::once(&l.bind_password_secret_ref).chain(l.ca_secret_ref.iter())
+                })
+                .map(|r| r.name.clone()),
+        )
+        .chain(
+            spec.target
+                .scim
+                .iter()
+                .map(|s| s.token_secret_ref.name.clone()),
+        )
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The source's credentials: HollyHR's API key, or Personio's `client_id` and `client_secret`.
 fn source_credentials(
     spec: &PeopleSyncSpec,
-    secrets_dir: &Path,
+    secret: &SecretLookup<'_>,
 ) -> Result<SourceCredentials, SyncCliError> {
     use crate::source::any::{PERSONIO_CLIENT_ID_KEY, PERSONIO_CLIENT_SECRET_KEY};
     match (&spec.source.hollyhr, &spec.source.personio) {
         (Some(hollyhr), None) => Ok(SourceCredentials::HollyHr {
-            api_key: read_secret(secrets_dir, &hollyhr.api_key_secret_ref)?,
+            api_key: secret(&hollyhr.api_key_secret_ref)?,
         }),
         (None, Some(personio)) => {
-            let secret = &personio.credentials_secret_ref;
+            let reference = &personio.credentials_secret_ref;
             Ok(SourceCredentials::Personio {
-                client_id: read_secret(secrets_dir, &secret.key(PERSONIO_CLIENT_ID_KEY))?,
-                client_secret: read_secret(secrets_dir, &secret.key(PERSONIO_CLIENT_SECRET_KEY))?,
+                client_id: secret(&reference.key(PERSONIO_CLIENT_ID_KEY))?,
+                client_secret: secret(&reference.key(PERSONIO_CLIENT_SECRET_KEY))?,
             })
         }
         _ => Err(SyncCliError::Spec(crate::sync::spec::SpecError::NoSource)),
@@ -334,7 +569,7 @@ pub async fn run(job: SyncJob) -> Result<(), CliError> {
         directory,
     } = Standalone::connect(&job.config, &job.secrets_dir).await?;
     settings.dry_run |= job.dry_run;
-    if settings.dry_run {
+    if settings.dry_run && job.output == super::Output::Table {
         // The whole plan, printed as the cycle plans it (ids, actions and attribute names).
         settings.on_step = Some(engine::StepSink(std::sync::Arc::new(dry_run_printer())));
     }
@@ -348,15 +583,29 @@ pub async fn run(job: SyncJob) -> Result<(), CliError> {
         let now = Timestamp::now();
         let kind = engine::due(&state, full_interval, now, force_full);
         force_full = false;
+        // A dry run's rows are its progress; a written cycle gets a line on the terminal.
+        let progress = (job.progress && !settings.dry_run).then(|| {
+            let counters = std::sync::Arc::new(engine::Progress::default());
+            settings.progress = Some(counters.clone());
+            ProgressDisplay::start(counters)
+        });
         let report = engine::run_cycle(&source, &directory, &settings, &state, kind, None, now)
             .await
             .map_err(|error| SyncCliError::Cycle {
                 reason: error.reason(),
                 source: Box::new(error),
             });
+        drop(progress);
+        settings.progress = None;
         match report {
             Ok(report) => {
-                print!("{}", summary(&report, settings.dry_run));
+                match job.output {
+                    super::Output::Table => print!("{}", summary(&report, settings.dry_run)),
+                    output => print!(
+                        "{}",
+                        CycleSummary::of(&report, settings.dry_run).render(output)
+                    ),
+                }
                 if !settings.dry_run {
                     state = report.state;
                     write_state(&job.state, &state)?;
@@ -392,6 +641,27 @@ mod tests {
             secret_env(&reference),
             "PEOPLESYNC_SECRET_HOLLYHR_API_APIKEY"
         );
+    }
+
+    #[test]
+    fn the_progress_line_shows_rate_eta_and_changes() {
+        let line = progress_line((2_000, 10_000, 300, 120), Duration::from_secs(4));
+        assert_eq!(
+            line,
+            "read 2000 of ~10000 people, 500/s, ETA 16s; applied 120 of 300 changes"
+        );
+        // A first sync (nothing managed yet) or a read past the estimate: no ETA.
+        let line = progress_line((2_000, 0, 2_000, 1_500), Duration::from_secs(2));
+        assert_eq!(
+            line,
+            "read 2000 people, 1000/s; applied 1500 of 2000 changes"
+        );
+        let line = progress_line((30, 10_000, 0, 0), Duration::from_secs(1));
+        assert!(
+            line.ends_with("ETA 5m33s; applied 0 of 0 changes"),
+            "{line}"
+        );
+        assert_eq!(human_seconds(7_300), "2h01m");
     }
 
     #[test]

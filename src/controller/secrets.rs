@@ -263,7 +263,15 @@ pub async fn read_key(
             namespace: namespace.to_owned(),
             name: reference.name.clone(),
         })?;
-    let secret = secret.as_ref();
+    value(secret.as_ref(), namespace, reference)
+}
+
+/// One key of a Secret as text (from `data` or `stringData`), without a trailing newline.
+pub fn value(
+    secret: &Secret,
+    namespace: &str,
+    reference: &SecretKeyRef,
+) -> Result<SecretString, SecretError> {
     let bytes = secret
         .data
         .as_ref()

@@ -46,6 +46,56 @@ pub struct Settings {
     pub chunk: usize,
     /// Told of every planned step as the cycle goes (`peoplesync sync --dry-run` prints them).
     pub on_step: Option<StepSink>,
+    /// Advanced as the cycle goes (`peoplesync sync` shows it on a terminal).
+    pub progress: Option<std::sync::Arc<Progress>>,
+}
+
+/// Counters a cycle advances as it goes, for a progress display. Estimates, not a ledger: the
+/// report is the account of what a cycle did.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// People read from the source.
+    pub read: std::sync::atomic::AtomicUsize,
+    /// Managed entries in the directory when the cycle started (what a full cycle expects to
+    /// read; 0 when unknown).
+    pub expected: std::sync::atomic::AtomicUsize,
+    /// Changes planned so far.
+    pub planned: std::sync::atomic::AtomicUsize,
+    /// Changes carried out so far (failed ones included).
+    pub applied: std::sync::atomic::AtomicUsize,
+}
+
+impl Progress {
+    fn add(counter: &std::sync::atomic::AtomicUsize, n: usize) {
+        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(super) fn read(&self, n: usize) {
+        Self::add(&self.read, n);
+    }
+
+    pub(super) fn planned(&self, n: usize) {
+        Self::add(&self.planned, n);
+    }
+
+    pub(super) fn applied(&self, n: usize) {
+        Self::add(&self.applied, n);
+    }
+
+    pub(super) fn expect(&self, n: usize) {
+        self.expected.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The counters now: (read, expected, planned, applied).
+    pub fn snapshot(&self) -> (usize, usize, usize, usize) {
+        let get = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
+        (
+            get(&self.read),
+            get(&self.expected),
+            get(&self.planned),
+            get(&self.applied),
+        )
+    }
 }
 
 /// A function told of a planned step, and whether the guard holds it.
@@ -314,8 +364,14 @@ async fn cycle<S: PeopleSource, D: Directory>(
     let since = state
         .checkpoint
         .map(|checkpoint| checkpoint - settings.overlap);
+    let progress = settings.progress.clone();
     let mut people: Vec<Person> = source
         .people(since)
+        .inspect_ok(|_| {
+            if let Some(progress) = &progress {
+                progress.read(1);
+            }
+        })
         .try_collect()
         .await
         .map_err(CycleError::Source)?;

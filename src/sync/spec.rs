@@ -100,6 +100,7 @@ pub fn settings(spec: &PeopleSyncSpec) -> Result<Settings, SpecError> {
         dry_run: spec.dry_run,
         chunk: super::stream::CHUNK,
         on_step: None,
+        progress: None,
     })
 }
 

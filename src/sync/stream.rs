@@ -257,6 +257,9 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
         cycle.timings.source += stage.elapsed();
         let Some(person) = next else { break };
         people_read += 1;
+        if let Some(progress) = &settings.progress {
+            progress.read(1);
+        }
         let newest = max_updated.map_or(person.updated_at, |m| m.max(person.updated_at));
         max_updated = Some(newest);
         let window = state.checkpoint.map_or(newest, |c| c.max(newest)) - settings.overlap;
@@ -424,6 +427,9 @@ impl<'a, D: Directory> Cycle<'a, D> {
             directory: stage.elapsed(),
             ..Timings::default()
         };
+        if let Some(progress) = &settings.progress {
+            progress.expect(index.known.len());
+        }
         let DirectoryIndex {
             known,
             unowned,
@@ -736,6 +742,9 @@ impl<'a, D: Directory> Cycle<'a, D> {
         let mut steps = std::mem::take(&mut planned.steps);
         steps.sort_by(|a, b| (a.action.phase(), &a.anchor).cmp(&(b.action.phase(), &b.anchor)));
         count(&mut self.planned, &mut self.sample, &steps);
+        if let Some(progress) = &self.settings.progress {
+            progress.planned(steps.len());
+        }
         self.tell(&steps, false);
         self.in_scope += planned.in_scope;
         let chunk_plan = Plan {
@@ -865,6 +874,10 @@ impl<'a, D: Directory> Cycle<'a, D> {
     }
 
     fn merge(&mut self, outcome: Applied) {
+        if let Some(progress) = &self.settings.progress {
+            let done: u64 = outcome.counts.values().sum();
+            progress.applied(done as usize + outcome.failures.len());
+        }
         for (action, n) in outcome.counts {
             *self.applied.counts.entry(action).or_default() += n;
         }
@@ -911,6 +924,9 @@ impl<'a, D: Directory> Cycle<'a, D> {
         }
         if !steps.first().is_some_and(|s| s.action.is_deprovision()) {
             count(&mut self.planned, &mut self.sample, &steps);
+            if let Some(progress) = &self.settings.progress {
+                progress.planned(steps.len());
+            }
         } else {
             for step in &steps {
                 *self.planned.entry(step.action.name()).or_default() += 1;

@@ -185,6 +185,7 @@ fn settings(harness: &Harness, ldap: bool, chunk: usize) -> Settings {
         dry_run: false,
         chunk,
         on_step: None,
+        progress: None,
     }
 }
 
