@@ -158,16 +158,27 @@ pub(crate) fn same_values(a: &[String], b: &[String]) -> bool {
     a == b
 }
 
-/// The source's people, one per id (the most recently updated wins), in id order.
+/// The source's people, one per id (its most recently updated version), in the order the source
+/// listed them (by first appearance). Unique values are handed out in this order, so a run split
+/// into chunks, a dry run in one piece and a run resumed after a crash all name everyone alike:
+/// what a person gets never depends on where a chunk ended or when a process died.
 fn unique_people(people: &[Person]) -> Vec<&Person> {
-    let mut by_id: BTreeMap<&str, &Person> = BTreeMap::new();
+    let mut position: HashMap<&str, usize> = HashMap::with_capacity(people.len());
+    let mut out: Vec<&Person> = Vec::with_capacity(people.len());
     for person in people {
-        let slot = by_id.entry(person.id.as_str()).or_insert(person);
-        if person.updated_at > slot.updated_at {
-            *slot = person;
+        match position.get(person.id.as_str()) {
+            Some(&at) => {
+                if person.updated_at > out[at].updated_at {
+                    out[at] = person;
+                }
+            }
+            None => {
+                position.insert(person.id.as_str(), out.len());
+                out.push(person);
+            }
         }
     }
-    by_id.into_values().collect()
+    out
 }
 
 pub(crate) fn plan_people<'a>(

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The fault-injection trials at full size (issue #17), printing their figures:
+#   R2: 20 kill -9 trials during a 10,000-person full sync, each checked against an undisturbed
+#       reference run (the whole directory, the checkpoint, deprovisions).
+# CI runs the same test with 5 trials of 5,000 people (`./scripts/test.sh`).
+#
+#   ./scripts/trials.sh                          # the full run
+#   PEOPLESYNC_TRIAL_SEED=123 ./scripts/trials.sh  # replays a printed seed
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/peoplesync/target}"
+source scripts/ensure-slapd.sh
+if [[ -z "${PEOPLESYNC_CONTROLPLANE_BIN:-}" ]]; then
+  PEOPLESYNC_CONTROLPLANE_BIN="$(bash scripts/controlplane/build.sh | tail -n 1)"
+  export PEOPLESYNC_CONTROLPLANE_BIN
+fi
+export PEOPLESYNC_TRIALS="${PEOPLESYNC_TRIALS:-20}"
+export PEOPLESYNC_TRIAL_PEOPLE="${PEOPLESYNC_TRIAL_PEOPLE:-10000}"
+cargo test --release --locked --test faults -- --nocapture --test-threads 1 "$@"
