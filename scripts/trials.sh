@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The fault-injection trials at full size (issue #17), printing their figures:
 #   R2: 20 kill -9 trials during a 10,000-person full sync, each checked against an undisturbed
-#       reference run (the whole directory, the checkpoint, deprovisions).
-# CI runs the same test with 5 trials of 5,000 people (`./scripts/test.sh`).
+#       reference run (the whole directory, the checkpoint, deprovisions);
+#   R2 webhook burst: 10 kills in the middle of 200 employment changes.
+# CI runs the same tests with 5 trials of 5,000 people and 2 bursts (`./scripts/test.sh`).
 #
 #   ./scripts/trials.sh                          # the full run
 #   PEOPLESYNC_TRIAL_SEED=123 ./scripts/trials.sh  # replays a printed seed
@@ -16,4 +17,5 @@ if [[ -z "${PEOPLESYNC_CONTROLPLANE_BIN:-}" ]]; then
 fi
 export PEOPLESYNC_TRIALS="${PEOPLESYNC_TRIALS:-20}"
 export PEOPLESYNC_TRIAL_PEOPLE="${PEOPLESYNC_TRIAL_PEOPLE:-10000}"
+export PEOPLESYNC_BURST_TRIALS="${PEOPLESYNC_BURST_TRIALS:-10}"
 cargo test --release --locked --test faults -- --nocapture --test-threads 1 "$@"

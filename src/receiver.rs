@@ -7,7 +7,9 @@
 //!
 //! Statuses: 400 missing or invalid headers, stale timestamps, malformed JSON; 401 a signature no
 //! held secret made; 404 an unknown PeopleSync; 413 a body over 256 KiB; 415 not JSON; 503 (with
-//! `Retry-After`) a full queue; 200 a duplicate; 202 accepted. No response or log line carries a
+//! `Retry-After`) a full queue, or a process that has not read its Secrets yet (an object it does
+//! not know may only not be loaded: 404 would end HollyHR's retries); 200 a duplicate; 202
+//! accepted. No response or log line carries a
 //! secret, a digest, or anything from the body.
 //!
 //! Which scheme applies is known per object from its owned Secret (see
@@ -71,6 +73,9 @@ type ObjectKey = (String, String);
 pub struct SecretBook {
     secrets: Arc<RwLock<HashMap<ObjectKey, Credentials>>>,
     accepted: Arc<RwLock<HashMap<ObjectKey, Timestamp>>>,
+    /// Whether the Secret watch has listed every Secret once: until then an object the book
+    /// does not know may simply not be loaded yet.
+    loaded: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn key(namespace: &str, name: &str) -> ObjectKey {
@@ -100,6 +105,17 @@ impl SecretBook {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&key(namespace, name));
+    }
+
+    /// The Secret watch listed every Secret: an object unknown now is unknown (404), no longer
+    /// possibly not loaded yet (503, retried).
+    pub fn set_loaded(&self) {
+        self.loaded
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether secrets are held for this PeopleSync.
@@ -175,6 +191,8 @@ pub enum Outcome {
     UnknownObject,
     UnsupportedMediaType,
     QueueFull,
+    /// The process has not read its Secrets yet (503, retried).
+    Starting,
 }
 
 impl Outcome {
@@ -185,6 +203,7 @@ impl Outcome {
             Outcome::Ignored => "ignored",
             Outcome::BadRequest => "bad_request",
             Outcome::BadSignature => "bad_signature",
+            Outcome::Starting => "starting",
             Outcome::UnknownObject => "unknown_object",
             Outcome::UnsupportedMediaType => "unsupported_media_type",
             Outcome::QueueFull => "queue_full",
@@ -297,6 +316,15 @@ async fn receive(
         Some(Credentials::Token(tokens)) => {
             return personio::receive(&receiver, namespace, name, &tokens, &headers, &body);
         }
+        None if !receiver.secrets.is_loaded() => {
+            // A process that just started has not read its Secrets yet: HollyHR's 404 would
+            // be final, a 503 is retried.
+            return retry_later(
+                &receiver,
+                Outcome::Starting,
+                "the receiver is starting; retry shortly",
+            );
+        }
         None => {
             return answer(
                 &receiver,
@@ -402,20 +430,27 @@ async fn receive(
     answer(&receiver, outcome, StatusCode::ACCEPTED, "accepted")
 }
 
+/// 503 with `Retry-After`: HollyHR retries the delivery.
+fn retry_later(receiver: &Receiver, outcome: Outcome, message: &str) -> Response {
+    (receiver.observe)(outcome);
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())],
+        axum::Json(json!({ "status": outcome.as_str(), "message": message })),
+    )
+        .into_response()
+}
+
 /// Queues `job`; the answer to give instead (503 with `Retry-After`) when the queue is full.
 fn enqueue(receiver: &Receiver, job: Job) -> Option<Response> {
     if receiver.queue.try_send(job).is_ok() {
         return None;
     }
-    (receiver.observe)(Outcome::QueueFull);
-    Some(
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())],
-            axum::Json(json!({ "status": "queue_full", "message": "busy: retry later" })),
-        )
-            .into_response(),
-    )
+    Some(retry_later(
+        receiver,
+        Outcome::QueueFull,
+        "busy: retry later",
+    ))
 }
 
 pub mod personio;

@@ -323,7 +323,9 @@ pub fn observe(book: &SecretBook, event: &watcher::Event<Secret>) {
                 book.remove(&namespace, &name);
             }
         }
-        watcher::Event::Init | watcher::Event::InitDone => {}
+        // Every Secret listed once: from now on an object the book lacks is unknown.
+        watcher::Event::InitDone => book.set_loaded(),
+        watcher::Event::Init => {}
     }
 }
 

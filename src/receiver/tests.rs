@@ -25,6 +25,13 @@ struct Running {
 }
 
 async fn start(queue: usize) -> Running {
+    let running = start_loading(queue).await;
+    running.book.set_loaded();
+    running
+}
+
+/// A receiver whose process has not listed its Secrets yet (only these two objects known).
+async fn start_loading(queue: usize) -> Running {
     let book = SecretBook::default();
     book.set(
         "team",
@@ -247,6 +254,7 @@ async fn bad_deliveries_are_refused_with_their_status_and_queue_nothing() {
         )
         .await;
     assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.headers().get("retry-after"), None);
     let malformed = running.send("evt_10", "{not json").await;
     assert_eq!(malformed.status(), 400, "validly signed, but not an event");
     let no_subject = running
@@ -546,4 +554,28 @@ proptest! {
         prop_assert!(result.is_err(), "random input never verifies");
         let _ = serde_json::from_slice::<Event>(&body).map(|e| subject(&e.kind, e.data.as_ref()));
     }
+}
+
+#[tokio::test]
+async fn a_receiver_still_reading_its_secrets_asks_for_a_retry_instead_of_a_final_404() {
+    let running = start_loading(8).await;
+    let body = r#"{"type":"person.updated","data":{"id":"p1"}}"#;
+    let now = Timestamp::from_second(START).expect("a time");
+    let deliver = || {
+        running.deliver(
+            "/hooks/team/other",
+            "evt_1",
+            body,
+            SECRET,
+            Variant::Guide,
+            now,
+        )
+    };
+    // Just started: an object it does not know may only not be loaded yet.
+    let starting = deliver().await;
+    assert_eq!(starting.status(), 503);
+    assert!(starting.headers().contains_key("retry-after"));
+    // Every Secret listed: unknown is unknown.
+    running.book.set_loaded();
+    assert_eq!(deliver().await.status(), 404);
 }
