@@ -64,7 +64,7 @@ use std::time::Duration;
 
 pub use super::SandboxError;
 use super::server::Server;
-pub use seed::{EMAIL_DOMAIN, Tenant};
+pub use seed::{EMAIL_DOMAIN, Tenant, private_attributes};
 
 use crate::source::personio::model::scope;
 

@@ -493,13 +493,17 @@ pub fn generate(people: usize, seed: u64, now: Timestamp) -> (Tenant, StdRng) {
             preferred_name: preferred,
             gender: Some(pick(&mut rng, GENDERS).into()),
             status: Some(person_status(list[0].status.as_deref()).into()),
-            custom_attributes: vec![CustomAttribute {
-                id: Some("dynamic_305".into()),
-                kind: Some("STRING".into()),
-                global_id: Some("employee_number".into()),
-                label: Some("Employee number".into()),
-                value: serde_json::Value::String(format!("E{:05}", index + 1)),
-            }],
+            custom_attributes: {
+                let mut attributes = vec![CustomAttribute {
+                    id: Some("dynamic_305".into()),
+                    kind: Some("STRING".into()),
+                    global_id: Some("employee_number".into()),
+                    label: Some("Employee number".into()),
+                    value: serde_json::Value::String(format!("E{:05}", index + 1)),
+                }];
+                attributes.extend(private_attributes(index));
+                attributes
+            },
             employments: list.iter().map(|e| IdRef::new(e.id.clone())).collect(),
         };
         persons.push(person);
@@ -644,4 +648,47 @@ mod tests {
                 .is_some_and(|u| u < now() && Some(u) >= p.created_at)
         }));
     }
+}
+
+/// Private attributes a real tenant's persons carry (a phone number, a date of birth, a home
+/// address): PeopleSync maps none of them, and `tests/privacy.rs` checks that none ever reaches
+/// a log, an Event, a status or a metric. Derived from the index, so the seeded draw (names,
+/// dates, lifecycles) is the same as without them.
+pub fn private_attributes(index: usize) -> Vec<CustomAttribute> {
+    let attribute =
+        |id: &str, kind: &str, global_id: &str, label: &str, value: String| CustomAttribute {
+            id: Some(id.into()),
+            kind: Some(kind.into()),
+            global_id: Some(global_id.into()),
+            label: Some(label.into()),
+            value: serde_json::Value::String(value),
+        };
+    vec![
+        attribute(
+            "dynamic_410",
+            "STRING",
+            "private_phone",
+            "Private phone",
+            format!("+49 30 5{:07}", index + 1),
+        ),
+        attribute(
+            "dynamic_411",
+            "DATE",
+            "date_of_birth",
+            "Date of birth",
+            format!(
+                "{}-{:02}-{:02}",
+                1960 + index % 40,
+                index % 12 + 1,
+                index % 28 + 1
+            ),
+        ),
+        attribute(
+            "dynamic_412",
+            "STRING",
+            "home_address",
+            "Home address",
+            format!("Musterweg {}, 10115 Berlin", index + 1),
+        ),
+    ]
 }
