@@ -561,6 +561,49 @@ fn org_units() -> Vec<OrgUnit> {
     departments.chain(teams).collect()
 }
 
+/// Private attributes a real tenant's persons carry (a phone number, a date of birth, a home
+/// address): PeopleSync maps none of them, and `tests/privacy.rs` checks that none ever reaches
+/// a log, an Event, a status or a metric. Derived from the index, so the seeded draw (names,
+/// dates, lifecycles) is the same as without them.
+pub fn private_attributes(index: usize) -> Vec<CustomAttribute> {
+    let attribute =
+        |id: &str, kind: &str, global_id: &str, label: &str, value: String| CustomAttribute {
+            id: Some(id.into()),
+            kind: Some(kind.into()),
+            global_id: Some(global_id.into()),
+            label: Some(label.into()),
+            value: serde_json::Value::String(value),
+        };
+    vec![
+        attribute(
+            "dynamic_410",
+            "STRING",
+            "private_phone",
+            "Private phone",
+            format!("+49 30 5{:07}", index + 1),
+        ),
+        attribute(
+            "dynamic_411",
+            "DATE",
+            "date_of_birth",
+            "Date of birth",
+            format!(
+                "{}-{:02}-{:02}",
+                1960 + index % 40,
+                index % 12 + 1,
+                index % 28 + 1
+            ),
+        ),
+        attribute(
+            "dynamic_412",
+            "STRING",
+            "home_address",
+            "Home address",
+            format!("Musterweg {}, 10115 Berlin", index + 1),
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -648,47 +691,4 @@ mod tests {
                 .is_some_and(|u| u < now() && Some(u) >= p.created_at)
         }));
     }
-}
-
-/// Private attributes a real tenant's persons carry (a phone number, a date of birth, a home
-/// address): PeopleSync maps none of them, and `tests/privacy.rs` checks that none ever reaches
-/// a log, an Event, a status or a metric. Derived from the index, so the seeded draw (names,
-/// dates, lifecycles) is the same as without them.
-pub fn private_attributes(index: usize) -> Vec<CustomAttribute> {
-    let attribute =
-        |id: &str, kind: &str, global_id: &str, label: &str, value: String| CustomAttribute {
-            id: Some(id.into()),
-            kind: Some(kind.into()),
-            global_id: Some(global_id.into()),
-            label: Some(label.into()),
-            value: serde_json::Value::String(value),
-        };
-    vec![
-        attribute(
-            "dynamic_410",
-            "STRING",
-            "private_phone",
-            "Private phone",
-            format!("+49 30 5{:07}", index + 1),
-        ),
-        attribute(
-            "dynamic_411",
-            "DATE",
-            "date_of_birth",
-            "Date of birth",
-            format!(
-                "{}-{:02}-{:02}",
-                1960 + index % 40,
-                index % 12 + 1,
-                index % 28 + 1
-            ),
-        ),
-        attribute(
-            "dynamic_412",
-            "STRING",
-            "home_address",
-            "Home address",
-            format!("Musterweg {}, 10115 Berlin", index + 1),
-        ),
-    ]
 }
