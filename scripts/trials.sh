@@ -3,6 +3,7 @@
 #   R2: 20 kill -9 trials during a 10,000-person full sync, each checked against an undisturbed
 #       reference run (the whole directory, the checkpoint, deprovisions);
 #   R2 webhook burst: 10 kills in the middle of 200 employment changes.
+#   Failover: the leader of two replicas killed in the middle of 500 changes.
 # CI runs the same tests with 5 trials of 5,000 people and 2 bursts (`./scripts/test.sh`).
 #
 #   ./scripts/trials.sh                          # the full run

@@ -182,6 +182,11 @@ pub struct ControllerArgs {
     /// Seconds before expiry at which the holder renews.
     #[arg(long, default_value_t = 5)]
     pub lease_grace_seconds: u64,
+    /// While leading, label this replica's Pod (`--identity`, in the Lease namespace)
+    /// `peoplesync.dev/leader=<lease name>`, so that a receiver Service selecting it sends
+    /// webhook deliveries to the leader only.
+    #[arg(long, default_value_t = false, env = "PEOPLESYNC_LABEL_LEADER_POD")]
+    pub label_leader_pod: bool,
     /// Where the webhook receiver listens (`POST /hooks/{namespace}/{name}`); "off" for none.
     #[arg(
         long,
@@ -244,6 +249,7 @@ impl ControllerArgs {
                     identity: identity.clone(),
                     duration_seconds: self.lease_duration_seconds,
                     grace_seconds: self.lease_grace_seconds,
+                    label_pod: self.label_leader_pod.then(|| identity.clone()),
                 }),
             instance: identity,
             receiver_listen: self.receiver_listen.0,

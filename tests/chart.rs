@@ -411,7 +411,13 @@ fn the_deployment_runs_locked_down_with_probes_and_leader_election() {
     let deployment = get(&rendered, "Deployment", "peoplesync");
     let pod = &deployment["spec"]["template"]["spec"];
     let container = container(deployment);
-    assert_eq!(deployment["spec"]["replicas"], 1);
+    // Two by default, the leader labelling its Pod for the receiver Service (and a PDB).
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert!(
+        args(deployment).contains(&"--label-leader-pod".to_owned()),
+        "{:?}",
+        args(deployment)
+    );
     assert_eq!(pod["serviceAccountName"], "peoplesync");
 
     let pod_security = &pod["securityContext"];
@@ -467,10 +473,8 @@ fn the_deployment_runs_locked_down_with_probes_and_leader_election() {
             .unwrap_or_else(|| panic!("no {variable} in the container's env"));
         assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], field);
     }
-    // The default single replica has no budget (it would block every drain); two have one.
-    assert!(find(&rendered, "PodDisruptionBudget", "peoplesync").is_none());
-    let pair = documents(&template(&["--set", "replicas=2"]));
-    let budget = get(&pair, "PodDisruptionBudget", "peoplesync");
+    // The default two replicas have a budget that keeps one.
+    let budget = get(&rendered, "PodDisruptionBudget", "peoplesync");
     assert_eq!(budget["spec"]["minAvailable"], 1);
 
     // One replica: no budget (it would block every drain), no Lease.
@@ -528,7 +532,22 @@ fn services_ingress_policy_and_monitor_point_at_the_named_ports() {
     };
 
     let receiver = get(&rendered, "Service", "peoplesync-receiver");
-    assert!(selects_pods(&receiver["spec"]["selector"]));
+    // The receiver selects the operator's Pods and, of those, the one the leader labels.
+    let mut selector = receiver["spec"]["selector"].clone();
+    assert_eq!(
+        selector
+            .as_object_mut()
+            .expect("a selector")
+            .remove("peoplesync.dev/leader"),
+        Some(json!("peoplesync-controller")),
+        "{selector}"
+    );
+    assert!(selects_pods(&selector));
+    let metrics = get(&rendered, "Service", "peoplesync-metrics");
+    assert!(
+        metrics["spec"]["selector"].get("peoplesync.dev/leader").is_none(),
+        "every replica's metrics are scraped"
+    );
     assert_eq!(
         receiver["spec"]["ports"],
         json!([{ "name": "receiver", "port": 8443, "targetPort": "receiver", "protocol": "TCP" }])
@@ -794,6 +813,7 @@ async fn helm_install_watching_one_namespace_grants_only_that_namespace() {
             "-n",
             RELEASE_NAMESPACE,
         ],
+        &["patch", "pods", "-n", RELEASE_NAMESPACE],
     ] {
         assert!(can(allowed), "the operator cannot {allowed:?}");
     }
@@ -803,6 +823,7 @@ async fn helm_install_watching_one_namespace_grants_only_that_namespace() {
         &["list", "secrets", "-A"],
         &["create", "peoplesyncs.peoplesync.dev", "-n", &watched],
         &["delete", "secrets", "-n", &watched],
+        &["patch", "pods", "-n", &watched],
     ] {
         assert!(!can(denied), "the operator can {denied:?}");
     }

@@ -632,6 +632,7 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
             identity: "rbac-test".into(),
             duration_seconds: 4,
             grace_seconds: 1,
+            label_pod: None,
         }),
         instance: "rbac-test".into(),
         receiver_listen: None,
@@ -677,6 +678,8 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
             "-n",
             "peoplesync-system",
         ],
+        // The leader label on its own Pods.
+        &["patch", "pods", "-n", "peoplesync-system"],
     ];
     let denied: &[&[&str]] = &[
         &["update", "secrets", "-n", &ns],
@@ -685,6 +688,8 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
         &["delete", "peoplesyncs.peoplesync.dev", "-n", &ns],
         &["update", "peoplesyncs.peoplesync.dev/status", "-n", &ns],
         &["list", "pods", "-A"],
+        &["patch", "pods", "-n", &ns],
+        &["delete", "pods", "-n", "peoplesync-system"],
         &["get", "configmaps", "-n", &ns],
         &["create", "leases.coordination.k8s.io", "-n", "default"],
         &[

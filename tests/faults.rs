@@ -15,6 +15,10 @@
 //! changes, restarted a moment later; every change reaches the directory, no delivery fails for
 //! good, and the worst delay from a change to its entry is printed.
 //!
+//! **Leader failover** (the third): two replicas, deliveries routed to the Pod the leader labels;
+//! the leader is killed in the middle of 500 changes; nothing is lost, and the takeover is timed
+//! against the lease duration + 5 s.
+//!
 //! `PEOPLESYNC_TRIALS` (default 5) and `PEOPLESYNC_TRIAL_PEOPLE` (default 5,000) size the first,
 //! `PEOPLESYNC_BURST_TRIALS` (default 2) the second; `PEOPLESYNC_TRIAL_SEED` replays a run (a
 //! failure prints the seed). `scripts/trials.sh` runs the full count (20 trials at 10,000
@@ -750,5 +754,397 @@ async fn kill_9_during_a_webhook_burst_loses_no_accepted_change() {
          (poll interval 1 h)",
         worst.as_secs_f64()
     );
+    let _ = std::fs::remove_dir_all(&setup.logs);
+}
+
+/// The receiver Service as kube-proxy would make it: each request goes to the replica whose Pod
+/// carries the leader label (read from the API server every 100 ms), or is answered 503 like an
+/// Ingress without endpoints while no Pod does.
+struct LeaderService {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LeaderService {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.watcher.abort();
+    }
+}
+
+type Endpoint = std::sync::Arc<std::sync::RwLock<Option<std::net::SocketAddr>>>;
+
+impl LeaderService {
+    async fn start(
+        client: Client,
+        namespace: &str,
+        receivers: BTreeMap<String, std::net::SocketAddr>,
+    ) -> Self {
+        use k8s_openapi::api::core::v1::Pod;
+        let endpoint: Endpoint = Default::default();
+        let pods: Api<Pod> = Api::namespaced(client, namespace);
+        let seen = endpoint.clone();
+        let watcher = tokio::spawn(async move {
+            let selector = format!(
+                "{}=peoplesync-controller",
+                peoplesync::controller::leader::LEADER_LABEL
+            );
+            loop {
+                if let Ok(list) = pods
+                    .list(&kube::api::ListParams::default().labels(&selector))
+                    .await
+                {
+                    let target = list
+                        .items
+                        .iter()
+                        .find_map(|pod| receivers.get(pod.metadata.name.as_deref()?).copied());
+                    *seen.write().expect("not poisoned") = target;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let http = reqwest::Client::new();
+        let route = endpoint.clone();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let http = http.clone();
+            let target = *route.read().expect("not poisoned");
+            async move {
+                use axum::response::IntoResponse;
+                let Some(target) = target else {
+                    return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "no endpoints")
+                        .into_response();
+                };
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                let mut forward = http
+                    .request(parts.method.clone(), format!("http://{target}{path}"))
+                    .body(body);
+                for (name, value) in &parts.headers {
+                    if name != axum::http::header::HOST {
+                        forward = forward.header(name, value);
+                    }
+                }
+                match forward.send().await {
+                    Ok(response) => {
+                        let status = response.status();
+                        let headers = response.headers().clone();
+                        let bytes = response.bytes().await.unwrap_or_default();
+                        let mut answer = (status, bytes).into_response();
+                        for (name, value) in &headers {
+                            answer.headers_mut().insert(name, value.clone());
+                        }
+                        answer
+                    }
+                    // The leader died under this request: what kube-proxy's client would see.
+                    Err(_) => {
+                        (axum::http::StatusCode::BAD_GATEWAY, "upstream gone").into_response()
+                    }
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("an address");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            task,
+            watcher,
+        }
+    }
+
+    fn target(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Leader failover: two replicas with leader election, each labelling its Pod while it leads;
+/// deliveries reach the leader only, through a Service selecting that label. In steady state no
+/// delivery is refused; the leader is then killed in the middle of a burst of employment
+/// changes. Every change reaches the directory, no delivery fails for good, and the time from
+/// the kill until the survivor leads (and its Pod is the Service's endpoint) is measured against
+/// the lease duration + 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_dies_mid_burst_and_the_standby_applies_every_change() {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use kube::api::PostParams;
+    use peoplesync::source::hollyhr::model::UpdateEmploymentRequest;
+    use peoplesync::source::hollyhr::{ClientConfig, HollyHrClient, Idempotency};
+
+    const LEASE_SECONDS: u64 = 4;
+    let _serial = SERIAL.lock().await;
+    let changes = env_number("PEOPLESYNC_FAILOVER_CHANGES", 500);
+    let seed = std::env::var("PEOPLESYNC_TRIAL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random::<u64>());
+    let _replay = Replay { seed, trial: 0 };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    println!("failover: {changes} changes, seed {seed}");
+    let plane = control_plane().await;
+    let client = plane.client().await.expect("client");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "peoplesync-system"}}))
+                .expect("a Namespace"),
+        )
+        .await
+        .expect("created");
+    // The replicas' Pods (no kubelet runs them: the processes below play their containers).
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "peoplesync-system");
+    for name in ["replica-a", "replica-b"] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": name, "labels": { "app.kubernetes.io/name": "peoplesync" } },
+            "spec": { "containers": [{ "name": "peoplesync", "image": "peoplesync:test" }] }
+        }))
+        .expect("a Pod");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("Pod created");
+    }
+    let hollyhr = sandbox::start(SandboxConfig {
+        people: 1_000,
+        rate_limit_per_minute: 0,
+        allow_insecure_webhook_urls: true,
+        delivery_retry_schedule: [200, 500, 1_000, 2_000, 4_000, 8_000, 16_000]
+            .map(Duration::from_millis)
+            .to_vec(),
+        delivery_timeout: Duration::from_secs(2),
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("the sandbox starts");
+    let ldap = Slapd::start().await.expect("slapd starts");
+    let logs = std::env::temp_dir().join(format!("peoplesync-failover-{}", std::process::id()));
+    std::fs::create_dir_all(&logs).expect("a log directory");
+    let setup = Setup {
+        plane,
+        client: client.clone(),
+        hollyhr,
+        ldap,
+        logs,
+    };
+    let base_url = setup.hollyhr.base_url();
+    let tree = Subtree::create(&setup.ldap, "failover");
+    let (ns, api) = setup.object("failover").await;
+    let receivers: BTreeMap<String, std::net::SocketAddr> = ["replica-a", "replica-b"]
+        .into_iter()
+        .map(|name| (name.to_owned(), free_addr()))
+        .collect();
+    let service =
+        LeaderService::start(client.clone(), "peoplesync-system", receivers.clone()).await;
+    let lease = LEASE_SECONDS.to_string();
+    let mut replicas: BTreeMap<String, Operator> = receivers
+        .iter()
+        .map(|(name, receiver)| {
+            let receiver = receiver.to_string();
+            let args = [
+                "--leader-elect",
+                "--lease-namespace",
+                "peoplesync-system",
+                "--lease-duration-seconds",
+                &lease,
+                "--lease-grace-seconds",
+                "1",
+                "--identity",
+                name,
+                "--label-leader-pod",
+                "--receiver-listen",
+                &receiver,
+            ];
+            let operator = Operator::start_with(&setup.plane, &ns, &setup.log(name), &args);
+            (name.clone(), operator)
+        })
+        .collect();
+    let mut object = tree.object(&base_url, &setup.ldap);
+    object["spec"]["webhook"] = json!({ "enabled": true, "publicUrl": service.target() });
+    create(&setup.client, &ns, object).await.expect("created");
+    wait_synced(&api, Timestamp::now(), Duration::from_secs(120)).await;
+    wait_condition(
+        &setup.client,
+        &ns,
+        "acme",
+        "WebhookRegistered",
+        "True",
+        None,
+    )
+    .await;
+    let webhook = status(&api)
+        .await
+        .and_then(|s| s.webhook)
+        .and_then(|w| w.id)
+        .expect("a registered webhook");
+    let labelled = |pods: Vec<Pod>| -> Vec<String> {
+        pods.into_iter()
+            .filter(|pod| {
+                pod.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(peoplesync::controller::leader::LEADER_LABEL))
+                    .is_some()
+            })
+            .filter_map(|pod| pod.metadata.name)
+            .collect()
+    };
+    let leaders = labelled(pods.list(&Default::default()).await.expect("lists").items);
+    assert_eq!(leaders.len(), 1, "exactly one Pod is labelled: {leaders:?}");
+    let leader = leaders[0].clone();
+
+    let source = HollyHrClient::new(
+        ClientConfig::new(&base_url, sandbox::DEFAULT_API_KEY.into()).expect("config"),
+    )
+    .expect("a client");
+    let mut people: Vec<String> = titles(&setup.ldap, &tree).await.into_keys().collect();
+    for i in (1..people.len()).rev() {
+        people.swap(i, rng.random_range(0..=i));
+    }
+    people.truncate(changes);
+    // Steady state first (a tenth of the changes), then the leader dies at a seeded point.
+    let steady = changes / 10;
+    let kill_at = rng.random_range(changes / 4..changes * 3 / 4);
+    let mut killed_at = None;
+    let mut changed_at: BTreeMap<String, Instant> = BTreeMap::new();
+    for (i, person) in people.iter().enumerate() {
+        if i == steady {
+            // Every delivery so far reached the leader and was accepted: no 503 in steady state.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let so_far = deliveries(&base_url, &webhook).await;
+                let ours: Vec<_> = so_far
+                    .iter()
+                    .filter(|(id, _, _)| people[..steady].contains(id))
+                    .collect();
+                if ours.len() == steady && ours.iter().all(|(_, status, _)| status != "pending") {
+                    let refused: Vec<_> = ours
+                        .iter()
+                        .filter(|(_, _, code)| code != &Some(202))
+                        .collect();
+                    assert!(refused.is_empty(), "refused in steady state: {refused:?}");
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "steady deliveries did not finish"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        if i == kill_at {
+            replicas.remove(&leader).expect("the leader").kill();
+            killed_at = Some(Instant::now());
+        }
+        let employment = source.person_employment(person).await.expect("reads");
+        source
+            .update_employment(
+                person,
+                &UpdateEmploymentRequest {
+                    job_title: Some(Some(format!("Failover {i}"))),
+                    ..UpdateEmploymentRequest::default()
+                },
+                &employment.etag.expect("an ETag"),
+                Idempotency::Derived,
+            )
+            .await
+            .expect("changed");
+        changed_at.insert(person.clone(), Instant::now());
+    }
+    let killed_at = killed_at.expect("killed");
+
+    // The survivor leads and its Pod is the Service's endpoint.
+    let survivor = receivers
+        .keys()
+        .find(|name| **name != leader)
+        .expect("a survivor")
+        .clone();
+    let recovered = loop {
+        let now = labelled(pods.list(&Default::default()).await.expect("lists").items);
+        if now == [survivor.clone()] {
+            break killed_at.elapsed();
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(60),
+            "no takeover: labelled {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Every change reaches its entry.
+    let mut seen: BTreeMap<String, Instant> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while seen.len() < people.len() {
+        let found = titles(&setup.ldap, &tree).await;
+        let now = Instant::now();
+        for (i, person) in people.iter().enumerate() {
+            if found.get(person).map(String::as_str) == Some(&format!("Failover {i}")) {
+                seen.entry(person.clone()).or_insert(now);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} changes never reached the directory (leader killed after change {kill_at})",
+            people.len() - seen.len(),
+            people.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let converged = seen
+        .values()
+        .max()
+        .expect("seen")
+        .saturating_duration_since(killed_at);
+    let worst = people
+        .iter()
+        .map(|p| seen[p].saturating_duration_since(changed_at[p]))
+        .max()
+        .unwrap_or_default();
+    // HollyHR's retries of the deliveries refused around the kill end at the new leader.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let delivered = loop {
+        let delivered = deliveries(&base_url, &webhook).await;
+        if delivered
+            .iter()
+            .all(|(_, status, _)| status == "delivered" || status == "failed")
+        {
+            break delivered;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deliveries still retried after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let lost: Vec<_> = delivered
+        .iter()
+        .filter(|(_, status, _)| status == "failed")
+        .collect();
+    assert!(lost.is_empty(), "deliveries failed for good: {lost:?}");
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, status, code) in &delivered {
+        let code = code.map_or("none".to_owned(), |c| c.to_string());
+        *outcomes.entry(format!("{status}/{code}")).or_default() += 1;
+    }
+    println!(
+        "failover: leader {leader} killed at change {kill_at} of {changes}; {survivor} leads and \
+         receives deliveries {:.1} s later (lease {LEASE_SECONDS} s); all changes in the \
+         directory {:.1} s after the kill; worst delay from a change to its entry {:.1} s; \
+         deliveries {outcomes:?}",
+        recovered.as_secs_f64(),
+        converged.as_secs_f64(),
+        worst.as_secs_f64()
+    );
+    assert!(
+        recovered <= Duration::from_secs(LEASE_SECONDS + 5),
+        "recovery took {recovered:?}, more than the lease duration + 5 s"
+    );
+    drop(replicas);
+    drop(service);
     let _ = std::fs::remove_dir_all(&setup.logs);
 }

@@ -22,6 +22,55 @@ pub struct LeaseConfig {
     pub duration_seconds: u64,
     /// How long before expiry the holder renews (seconds).
     pub grace_seconds: u64,
+    /// This replica's Pod (in `namespace`), labelled [`LEADER_LABEL`]`=<name>` while it leads, so
+    /// that the receiver Service, selecting that label, sends deliveries to the leader only.
+    pub label_pod: Option<String>,
+}
+
+/// The label the leader's Pod carries (its value is the Lease name, so releases sharing a
+/// namespace do not see each other's leader).
+pub const LEADER_LABEL: &str = "peoplesync.dev/leader";
+
+/// Sets (or removes) the leader label on this replica's Pod; when set, removes it from every
+/// other Pod that still carries it (a killed leader's Pod keeps its labels). Failures are
+/// logged, never fatal: deliveries then reach no replica, and HollyHR retries them.
+async fn label_pod(client: &kube::Client, config: &LeaseConfig, leading: bool) {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{ListParams, Patch, PatchParams};
+    let Some(pod) = &config.label_pod else {
+        return;
+    };
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), &config.namespace);
+    let label = |value: Option<&str>| serde_json::json!({ "metadata": { "labels": { LEADER_LABEL: value } } });
+    let value = leading.then_some(config.name.as_str());
+    if let Err(error) = pods
+        .patch(pod, &PatchParams::default(), &Patch::Merge(&label(value)))
+        .await
+    {
+        warn!(%error, %pod, leading, "failed to label this replica's Pod");
+        return;
+    }
+    if !leading {
+        return;
+    }
+    let selector = format!("{LEADER_LABEL}={}", config.name);
+    let holders = match pods.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => list.items,
+        Err(error) => {
+            warn!(%error, "failed to list Pods labelled as leader");
+            return;
+        }
+    };
+    for other in holders {
+        let name = other.metadata.name.unwrap_or_default();
+        if name != *pod
+            && let Err(error) = pods
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&label(None)))
+                .await
+        {
+            warn!(%error, pod = %name, "failed to take the leader label off a former leader's Pod");
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +97,7 @@ where
     F: FnMut(std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let manager = LeaseManagerBuilder::new(client, &config.name)
+    let manager = LeaseManagerBuilder::new(client.clone(), &config.name)
         .with_namespace(&config.namespace)
         .with_identity(&config.identity)
         .with_duration(config.duration_seconds)
@@ -60,6 +109,8 @@ where
             name: config.name.clone(),
             source,
         })?;
+    // A restarted replica's Pod may still carry the label from when it led.
+    label_pod(&client, config, false).await;
     let (mut leading, task) = manager.watch().await;
     readiness.set(true);
     let mut shutdown_wait = shutdown.clone();
@@ -78,6 +129,7 @@ where
             break;
         }
         info!(identity = %config.identity, lease = %config.name, "acquired the Lease: reconciling");
+        label_pod(&client, config, true).await;
         let mut lost = leading.clone();
         let mut stop_on_shutdown = shutdown.clone();
         let stop: std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>> =
@@ -94,6 +146,7 @@ where
                 }
             });
         controller(stop).await;
+        label_pod(&client, config, false).await;
         if *shutdown_wait.borrow() {
             break;
         }
