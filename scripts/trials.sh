@@ -4,6 +4,7 @@
 #       reference run (the whole directory, the checkpoint, deprovisions);
 #   R2 webhook burst: 10 kills in the middle of 200 employment changes.
 #   Failover: the leader of two replicas killed in the middle of 500 changes.
+#   Fencing: the leader cut off from the API server stops writing before the standby leads.
 # CI runs the same tests with 5 trials of 5,000 people and 2 bursts (`./scripts/test.sh`).
 #
 #   ./scripts/trials.sh                          # the full run

@@ -125,6 +125,8 @@ pub struct Context {
     /// This process's webhook receiver's book, when it runs one: Personio rotations wait for it
     /// to hold a new token, and Personio's health reads its accepted deliveries.
     book: Option<crate::receiver::SecretBook>,
+    /// With leader election, the Lease: every directory write asks it first.
+    fence: Option<Arc<dyn crate::directory::fenced::Fence>>,
     /// The compact directory index each object's last run left (by uid): targeted syncs
     /// (webhook events) plan against it instead of listing the directory. Every cycle reads the
     /// directory afresh and leaves its own; the applier keeps it true after each write, and any
@@ -162,12 +164,19 @@ impl Context {
             indexes: Mutex::new(HashMap::new()),
             handed_over: Mutex::new(std::collections::HashSet::new()),
             book: None,
+            fence: None,
         }
     }
 
     /// The same, with this process's receiver's book.
     pub fn with_book(mut self, book: crate::receiver::SecretBook) -> Self {
         self.book = Some(book);
+        self
+    }
+
+    /// The same, writing to directories only while `fence` allows (the Lease).
+    pub fn with_fence(mut self, fence: Arc<dyn crate::directory::fenced::Fence>) -> Self {
+        self.fence = Some(fence);
         self
     }
 
@@ -462,6 +471,10 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
     );
     if let Some(book) = receiver_book {
         context = context.with_book(book);
+    }
+    // With leader election every directory write asks the Lease first (fencing).
+    if let Some(lease) = &config.leader_election {
+        context = context.with_fence(Arc::new(leader::LeaseFence::new(client.clone(), lease)));
     }
     // The one Secret watch: the cache reconciles read, the receiver's signing book, and the
     // reconciles of objects whose Secret changed.
@@ -1356,7 +1369,8 @@ async fn cleanup_personio(
 /// while its spec and credentials stay the same).
 struct Handles {
     source: AnySource,
-    directory: crate::directory::any::AnyDirectory,
+    /// Behind the Lease fence when leader election is on.
+    directory: crate::directory::fenced::Fenced<crate::directory::any::AnyDirectory>,
     /// What they were built from: the source and target specs and the credentials.
     fingerprint: u64,
 }
@@ -1452,7 +1466,7 @@ async fn observe(object: &PeopleSync, namespace: &str, ctx: &Context) -> Result<
         // The same spec and credentials: check the kept connections instead of making new ones
         // (no new LDAP bind on a healthy connection).
         let source = check_source(spec, &kept.source).await;
-        let directory = check_directory(spec, &kept.directory).await;
+        let directory = check_directory(spec, kept.directory.inner()).await;
         let reachable = matches!(source, SourceOutcome::Reachable { .. })
             && matches!(directory, DirectoryOutcome::Reachable);
         observed.source = source;
@@ -1472,7 +1486,7 @@ async fn observe(object: &PeopleSync, namespace: &str, ctx: &Context) -> Result<
     let handles = match (&client, connected) {
         (Some(source), Some(directory)) => Some(Arc::new(Handles {
             source: source.clone(),
-            directory,
+            directory: crate::directory::fenced::Fenced::new(directory, ctx.fence.clone()),
             fingerprint,
         })),
         _ => None,

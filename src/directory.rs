@@ -3,6 +3,7 @@
 //! planner decides what to change. An entry without the anchor is never modified.
 
 pub mod any;
+pub mod fenced;
 pub mod ldap;
 pub mod memory;
 pub mod scim;

@@ -545,7 +545,9 @@ fn services_ingress_policy_and_monitor_point_at_the_named_ports() {
     assert!(selects_pods(&selector));
     let metrics = get(&rendered, "Service", "peoplesync-metrics");
     assert!(
-        metrics["spec"]["selector"].get("peoplesync.dev/leader").is_none(),
+        metrics["spec"]["selector"]
+            .get("peoplesync.dev/leader")
+            .is_none(),
         "every replica's metrics are scraped"
     );
     assert_eq!(

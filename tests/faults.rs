@@ -19,6 +19,9 @@
 //! the leader is killed in the middle of 500 changes; nothing is lost, and the takeover is timed
 //! against the lease duration + 5 s.
 //!
+//! **Fencing** (the fourth): the leader's API connection is cut while changes keep arriving at
+//! its receiver; its last directory write must come before the standby's `acquireTime`.
+//!
 //! `PEOPLESYNC_TRIALS` (default 5) and `PEOPLESYNC_TRIAL_PEOPLE` (default 5,000) size the first,
 //! `PEOPLESYNC_BURST_TRIALS` (default 2) the second; `PEOPLESYNC_TRIAL_SEED` replays a run (a
 //! failure prints the seed). `scripts/trials.sh` runs the full count (20 trials at 10,000
@@ -1145,6 +1148,306 @@ async fn the_leader_dies_mid_burst_and_the_standby_applies_every_change() {
         "recovery took {recovered:?}, more than the lease duration + 5 s"
     );
     drop(replicas);
+    drop(service);
+    let _ = std::fs::remove_dir_all(&setup.logs);
+}
+
+/// A TCP path to the API server that a test can cut (a network partition of one replica):
+/// open connections are dropped and new ones closed at once.
+struct Partition {
+    addr: std::net::SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Partition {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("an address");
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                if *watch.borrow_and_update() {
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut, task }
+    }
+
+    fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// A copy of `kubeconfig` whose server is reached through this path.
+    fn kubeconfig(&self, kubeconfig: &Path, server: &str) -> PathBuf {
+        let text = std::fs::read_to_string(kubeconfig).expect("the kubeconfig");
+        let path = kubeconfig.with_file_name(format!("kubeconfig-partition-{}", self.addr.port()));
+        std::fs::write(
+            &path,
+            text.replace(server, &format!("https://{}", self.addr)),
+        )
+        .expect("written");
+        path
+    }
+}
+
+/// The timestamps (RFC 3339) of a JSON log's audit lines: when each directory write finished.
+fn write_times(log: &Path) -> Vec<Timestamp> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["target"] == "peoplesync::audit")
+        .filter(|line| line["fields"]["result"] == "applied")
+        .filter_map(|line| line["timestamp"].as_str()?.parse().ok())
+        .collect()
+}
+
+/// Fencing: the leader of two replicas is cut off from the API server (it can no longer renew
+/// its Lease) while changes keep arriving through its receiver. It must stop writing to the
+/// directory before the standby takes the Lease over (the Lease's `acquireTime`), and every
+/// change still reaches the directory through the new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_api_server_stops_writing_before_the_standby_leads() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use kube::api::PostParams;
+    use peoplesync::source::hollyhr::model::UpdateEmploymentRequest;
+    use peoplesync::source::hollyhr::{ClientConfig, HollyHrClient, Idempotency};
+
+    const LEASE_SECONDS: u64 = 4;
+    let _serial = SERIAL.lock().await;
+    let plane = control_plane().await;
+    let client = plane.client().await.expect("client");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "peoplesync-system"}}))
+                .expect("a Namespace"),
+        )
+        .await
+        .expect("created");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "peoplesync-system");
+    for name in ["replica-a", "replica-b"] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "spec": { "containers": [{ "name": "peoplesync", "image": "peoplesync:test" }] }
+        }))
+        .expect("a Pod");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("Pod created");
+    }
+    let hollyhr = sandbox::start(SandboxConfig {
+        people: 1_000,
+        rate_limit_per_minute: 0,
+        allow_insecure_webhook_urls: true,
+        delivery_retry_schedule: [200, 500, 1_000, 2_000, 4_000, 8_000, 16_000]
+            .map(Duration::from_millis)
+            .to_vec(),
+        delivery_timeout: Duration::from_secs(2),
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("the sandbox starts");
+    let ldap = Slapd::start().await.expect("slapd starts");
+    let logs = std::env::temp_dir().join(format!("peoplesync-fence-{}", std::process::id()));
+    std::fs::create_dir_all(&logs).expect("a log directory");
+    let server = plane.server_url().to_owned();
+    let upstream: std::net::SocketAddr = server
+        .trim_start_matches("https://")
+        .parse()
+        .expect("the API server's address");
+    let partition = Partition::start(upstream).await;
+    let cut_off = partition.kubeconfig(plane.kubeconfig_path(), &server);
+    let setup = Setup {
+        plane,
+        client: client.clone(),
+        hollyhr,
+        ldap,
+        logs,
+    };
+    let base_url = setup.hollyhr.base_url();
+    let tree = Subtree::create(&setup.ldap, "fence");
+    let (ns, api) = setup.object("fence").await;
+    let receivers: BTreeMap<String, std::net::SocketAddr> = ["replica-a", "replica-b"]
+        .into_iter()
+        .map(|name| (name.to_owned(), free_addr()))
+        .collect();
+    let service =
+        LeaderService::start(client.clone(), "peoplesync-system", receivers.clone()).await;
+    let lease = LEASE_SECONDS.to_string();
+    let start = |name: &str, kubeconfig: &Path| {
+        let receiver = receivers[name].to_string();
+        let args = [
+            "--leader-elect",
+            "--lease-namespace",
+            "peoplesync-system",
+            "--lease-duration-seconds",
+            &lease,
+            "--lease-grace-seconds",
+            "1",
+            "--identity",
+            name,
+            "--label-leader-pod",
+            "--receiver-listen",
+            &receiver,
+        ];
+        let mut command = Command::new(env!("CARGO_BIN_EXE_peoplesync"));
+        command
+            .args(["--log-format", "json", "controller", "--namespace", &ns])
+            .args(["--admin-listen", &free_addr().to_string()])
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,peoplesync::audit=info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(setup.log(name)).expect("a log"));
+        Operator {
+            child: command.spawn().expect("the controller binary starts"),
+        }
+    };
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "peoplesync-system");
+    let holder = || async {
+        leases
+            .get_opt("peoplesync-controller")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec)
+    };
+    // replica-a leads (through the path that will be cut), replica-b stands by.
+    let leader = start("replica-a", &cut_off);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while holder().await.and_then(|s| s.holder_identity).as_deref() != Some("replica-a") {
+        assert!(Instant::now() < deadline, "replica-a never led");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let standby = start("replica-b", setup.plane.kubeconfig_path());
+    let mut object = tree.object(&base_url, &setup.ldap);
+    object["spec"]["webhook"] = json!({ "enabled": true, "publicUrl": service.target() });
+    create(&setup.client, &ns, object).await.expect("created");
+    wait_synced(&api, Timestamp::now(), Duration::from_secs(120)).await;
+    wait_condition(
+        &setup.client,
+        &ns,
+        "acme",
+        "WebhookRegistered",
+        "True",
+        None,
+    )
+    .await;
+
+    // Changes every 50 ms; replica-a is cut off from the API server after the first second.
+    let source = HollyHrClient::new(
+        ClientConfig::new(&base_url, sandbox::DEFAULT_API_KEY.into()).expect("config"),
+    )
+    .expect("a client");
+    let people: Vec<String> = titles(&setup.ldap, &tree).await.into_keys().collect();
+    let mut changed = Vec::new();
+    let started = Instant::now();
+    let mut cut_at = None;
+    let mut taken_over = None;
+    let mut i = 0;
+    while taken_over.is_none_or(|at: Instant| at.elapsed() < Duration::from_secs(2)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "replica-b never took the Lease"
+        );
+        if cut_at.is_none() && started.elapsed() > Duration::from_secs(1) {
+            partition.cut();
+            cut_at = Some(Timestamp::now());
+        }
+        if taken_over.is_none()
+            && holder().await.and_then(|s| s.holder_identity).as_deref() == Some("replica-b")
+        {
+            taken_over = Some(Instant::now());
+        }
+        let person = &people[i % people.len()];
+        let employment = source.person_employment(person).await.expect("reads");
+        source
+            .update_employment(
+                person,
+                &UpdateEmploymentRequest {
+                    job_title: Some(Some(format!("Fence {i}"))),
+                    ..UpdateEmploymentRequest::default()
+                },
+                &employment.etag.expect("an ETag"),
+                Idempotency::Derived,
+            )
+            .await
+            .expect("changed");
+        changed.push((person.clone(), format!("Fence {i}")));
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cut_at = cut_at.expect("cut");
+    let acquired = holder()
+        .await
+        .and_then(|s| s.acquire_time)
+        .map(|t| t.0)
+        .expect("replica-b's acquireTime");
+
+    // The last change to each person reaches the directory (through the new leader).
+    let mut expected: BTreeMap<String, String> = BTreeMap::new();
+    for (person, title) in &changed {
+        expected.insert(person.clone(), title.clone());
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = titles(&setup.ldap, &tree).await;
+        let missing = expected
+            .iter()
+            .filter(|(person, title)| found.get(*person) != Some(*title))
+            .count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} changes never reached the directory",
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(leader);
+    drop(standby);
+
+    // replica-a wrote nothing once replica-b could have started.
+    let writes = write_times(&setup.log("replica-a"));
+    let after_cut = writes.iter().filter(|t| **t > cut_at).count();
+    let last = writes.iter().max().copied().expect("replica-a wrote");
+    let log = std::fs::read_to_string(setup.log("replica-a")).unwrap_or_default();
+    let fenced = log.matches("Fenced").count();
+    println!(
+        "fencing: replica-a cut off at {cut_at}; it wrote {after_cut} times after the cut, the \
+         last at {last}; replica-b acquired the Lease at {acquired} ({:.2} s after that last \
+         write); {fenced} log lines name the fence; {} changes all applied",
+        acquired.duration_since(last).as_secs_f64(),
+        changed.len()
+    );
+    assert!(
+        last < acquired,
+        "replica-a wrote at {last}, after replica-b took the Lease at {acquired}"
+    );
     drop(service);
     let _ = std::fs::remove_dir_all(&setup.logs);
 }

@@ -163,3 +163,126 @@ where
     }
     Ok(())
 }
+
+/// The Lease as a write fence (see `directory::fenced`): writes are allowed while this replica
+/// can show it holds an unexpired Lease, until its last renewal plus the lease duration minus a
+/// margin (in-flight writes and clock skew). A standby only takes a Lease after it expired, so a
+/// leader cut off from the API server stops writing before anyone else can start. Within that
+/// window no API call is made; past it, the Lease is read again (and an unreadable Lease stops
+/// writes: the fence fails closed).
+#[derive(Debug)]
+pub struct LeaseFence {
+    leases: kube::Api<k8s_openapi::api::coordination::v1::Lease>,
+    name: String,
+    identity: String,
+    margin: jiff::SignedDuration,
+    valid_until: std::sync::Mutex<Option<jiff::Timestamp>>,
+}
+
+impl LeaseFence {
+    pub fn new(client: kube::Client, config: &LeaseConfig) -> Self {
+        // Half the renewal headroom, at most 2 s: the holder renews `grace` before expiry, so
+        // a healthy leader's window never closes between renewals.
+        let margin = jiff::SignedDuration::from_millis(
+            (config.grace_seconds as i64 * 500).clamp(100, 2_000),
+        );
+        Self {
+            leases: kube::Api::namespaced(client, &config.namespace),
+            name: config.name.clone(),
+            identity: config.identity.clone(),
+            margin,
+            valid_until: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Until when the Lease, as read, lets this replica write.
+    fn window(
+        &self,
+        lease: &k8s_openapi::api::coordination::v1::Lease,
+    ) -> Result<jiff::Timestamp, String> {
+        let spec = lease.spec.as_ref().ok_or("the Lease has no spec")?;
+        let holder = spec.holder_identity.as_deref().unwrap_or("nobody");
+        if holder != self.identity {
+            return Err(format!("the Lease {} is held by {holder}", self.name));
+        }
+        let renewed = spec
+            .renew_time
+            .as_ref()
+            .or(spec.acquire_time.as_ref())
+            .ok_or("the Lease was never renewed")?;
+        let duration = spec.lease_duration_seconds.unwrap_or(0).max(0);
+        Ok(renewed.0 + jiff::SignedDuration::from_secs(duration.into()) - self.margin)
+    }
+}
+
+impl crate::directory::fenced::Fence for LeaseFence {
+    fn allows(&self) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let now = jiff::Timestamp::now();
+            let cached = *self.valid_until.lock().unwrap_or_else(|e| e.into_inner());
+            if cached.is_some_and(|until| now < until) {
+                return Ok(());
+            }
+            let lease = self
+                .leases
+                .get_opt(&self.name)
+                .await
+                .map_err(|error| format!("cannot read the Lease {}: {error}", self.name))?
+                .ok_or_else(|| format!("the Lease {} does not exist", self.name))?;
+            let until = self.window(&lease)?;
+            if now >= until {
+                return Err(format!(
+                    "the Lease {} was last renewed too long ago (this replica may have lost it)",
+                    self.name
+                ));
+            }
+            *self.valid_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::coordination::v1::Lease;
+
+    use super::*;
+
+    fn fence() -> LeaseFence {
+        let config = kube::Config::new("https://127.0.0.1:1".parse().expect("a URL"));
+        let client = kube::Client::try_from(config).expect("a client");
+        LeaseFence::new(
+            client,
+            &LeaseConfig {
+                namespace: "peoplesync-system".into(),
+                name: "peoplesync-controller".into(),
+                identity: "replica-a".into(),
+                duration_seconds: 15,
+                grace_seconds: 5,
+                label_pod: None,
+            },
+        )
+    }
+
+    fn lease(holder: &str, renewed: &str) -> Lease {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "peoplesync-controller" },
+            "spec": { "holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": renewed }
+        }))
+        .expect("a Lease")
+    }
+
+    #[tokio::test]
+    async fn the_fence_opens_until_the_last_renewal_plus_the_duration_less_a_margin() {
+        let fence = fence();
+        let until = fence
+            .window(&lease("replica-a", "2026-12-05T10:00:00.000000Z"))
+            .expect("held by us");
+        // 15 s after the renewal, less half the 5 s renewal headroom (at most 2 s).
+        assert_eq!(until.to_string(), "2026-12-05T10:00:13Z");
+        let taken = fence
+            .window(&lease("replica-b", "2026-12-05T10:00:00.000000Z"))
+            .expect_err("held by another");
+        assert!(taken.contains("held by replica-b"), "{taken}");
+    }
+}
