@@ -127,6 +127,8 @@ pub struct Context {
     book: Option<crate::receiver::SecretBook>,
     /// With leader election, the Lease: every directory write asks it first.
     fence: Option<Arc<dyn crate::directory::fenced::Fence>>,
+    /// Failed cycles in a row per object (by uid): the next one is retried with backoff.
+    cycle_failures: Mutex<HashMap<String, u32>>,
     /// The compact directory index each object's last run left (by uid): targeted syncs
     /// (webhook events) plan against it instead of listing the directory. Every cycle reads the
     /// directory afresh and leaves its own; the applier keeps it true after each write, and any
@@ -165,6 +167,7 @@ impl Context {
             handed_over: Mutex::new(std::collections::HashSet::new()),
             book: None,
             fence: None,
+            cycle_failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -178,6 +181,36 @@ impl Context {
     pub fn with_fence(mut self, fence: Arc<dyn crate::directory::fenced::Fence>) -> Self {
         self.fence = Some(fence);
         self
+    }
+
+    /// Leadership begins (at start, or again after the Lease was lost): every object's next
+    /// cycle is a full one, run now. Whatever happened while this replica did not lead (another
+    /// leader's partial work, deliveries it accepted and could not apply) is covered at once.
+    fn leading_begins(&self) {
+        self.fully_synced
+            .lock()
+            .expect("the set lock is never poisoned")
+            .clear();
+        self.next_cycle
+            .lock()
+            .expect("the map lock is never poisoned")
+            .clear();
+    }
+
+    /// Counts a failed cycle of `uid` (`None` for a completed one); the failures in a row.
+    fn cycle_failed(&self, uid: &str, failed: bool) -> u32 {
+        let mut failures = self
+            .cycle_failures
+            .lock()
+            .expect("the map lock is never poisoned");
+        if failed {
+            let count = failures.entry(uid.to_owned()).or_default();
+            *count += 1;
+            *count
+        } else {
+            failures.remove(uid);
+            0
+        }
     }
 
     fn had_full_cycle(&self, uid: &str) -> bool {
@@ -266,6 +299,10 @@ impl Context {
         self.fully_synced
             .lock()
             .expect("the set lock is never poisoned")
+            .remove(uid);
+        self.cycle_failures
+            .lock()
+            .expect("the map lock is never poisoned")
             .remove(uid);
         self.locks
             .lock()
@@ -535,6 +572,7 @@ async fn run_controller(
     changed: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(String, String)>>>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    context.leading_begins();
     let objects: Api<PeopleSync> = match &config.namespace {
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),
@@ -785,7 +823,12 @@ async fn targeted(
         Err(error) => {
             ctx.metrics
                 .cycle_failed(engine::CycleKind::Incremental, error.detail());
-            warn!(name = %object.name_any(), error = %crate::cli::report(&error), "targeted sync failed; the next cycle covers it");
+            warn!(name = %object.name_any(), error = %crate::cli::report(&error), "targeted sync failed; an incremental cycle runs now instead");
+            // The changes moved the people's `updated_at`: an incremental cycle reads them
+            // again. It runs now, not at the next poll (retried with backoff while the directory
+            // or the fence still refuses); the control-plane trials lost a change before this.
+            ctx.cycle_due_at(&uid, jiff::Timestamp::now());
+            let _ = refresh.try_send(reference);
         }
     }
 }
@@ -1195,7 +1238,19 @@ async fn run_sync(
         _ => state,
     };
     observed.sync = outcome;
+    let failed = matches!(observed.sync, sync::SyncOutcome::Failed { .. });
+    let failures = ctx.cycle_failed(&uid, failed);
     let mut next = engine::next_run(&next_state, poll, full_interval, jiff::Timestamp::now());
+    if failed {
+        // Retried soon (5 s, doubling, at most the poll interval), not a poll interval later:
+        // the directory or the API server may be back in seconds.
+        let backoff = Duration::from_secs(5)
+            .saturating_mul(1 << failures.saturating_sub(1).min(10))
+            .min(poll);
+        next = next.min(
+            jiff::Timestamp::now() + jiff::SignedDuration::try_from(backoff).unwrap_or_default(),
+        );
+    }
     if ctx.handed_over(&uid) {
         // A flood was handed over while this cycle ran, after it had read the changes: the
         // events wait for a cycle, so the next one runs now, not a poll interval later.

@@ -165,6 +165,13 @@ pub struct ControlPlane {
     /// How long start-up took (until `/readyz` answered ok).
     pub startup: Duration,
     detached: bool,
+    /// What restarts need: each process's flags, etcd's URL, the admin token, a client that
+    /// trusts the test CA.
+    etcd_args: Vec<String>,
+    apiserver_args: Vec<String>,
+    etcd_url: String,
+    token: String,
+    http: Option<reqwest::Client>,
 }
 
 impl ControlPlane {
@@ -239,18 +246,15 @@ impl ControlPlane {
                 }
                 command.spawn().map_err(io(format!("start {name}")))
             };
-        let etcd = spawn(
-            "etcd",
-            bin.join("etcd"),
-            vec![
-                format!("--data-dir={}", dir.join("etcd").display()),
-                format!("--listen-client-urls={etcd_url}"),
-                format!("--advertise-client-urls={etcd_url}"),
-                format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
-                "--unsafe-no-fsync".into(),
-                "--log-level=warn".into(),
-            ],
-        )?;
+        let etcd_args = vec![
+            format!("--data-dir={}", dir.join("etcd").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+            "--unsafe-no-fsync".into(),
+            "--log-level=warn".into(),
+        ];
+        let etcd = spawn("etcd", bin.join("etcd"), etcd_args.clone())?;
         let mut plane = Self {
             server: format!("https://127.0.0.1:{api_port}"),
             kubeconfig: dir.join("kubeconfig"),
@@ -260,6 +264,11 @@ impl ControlPlane {
             apiserver: None,
             startup: Duration::ZERO,
             detached,
+            etcd_args,
+            apiserver_args: Vec::new(),
+            etcd_url: etcd_url.clone(),
+            token: token.clone(),
+            http: None,
         };
         let http = reqwest::Client::builder()
             .add_root_certificate(
@@ -289,29 +298,30 @@ impl ControlPlane {
             plane.stop();
             return Err(error);
         }
+        plane.apiserver_args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", dir.display()),
+            format!("--tls-cert-file={}", cert_path.display()),
+            format!("--tls-private-key-file={}", key_path.display()),
+            format!("--client-ca-file={}", ca_path.display()),
+            format!("--token-auth-file={}", tokens.display()),
+            "--authorization-mode=RBAC".into(),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--allow-privileged=true".into(),
+            "--disable-admission-plugins=ServiceAccount".into(),
+            format!("--service-account-issuer=https://127.0.0.1:{api_port}"),
+            format!("--service-account-key-file={}", sa_pub_path.display()),
+            format!(
+                "--service-account-signing-key-file={}",
+                sa_key_path.display()
+            ),
+        ];
         plane.apiserver = Some(spawn(
             "kube-apiserver",
             bin.join("kube-apiserver"),
-            vec![
-                format!("--etcd-servers={etcd_url}"),
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={api_port}"),
-                format!("--cert-dir={}", dir.display()),
-                format!("--tls-cert-file={}", cert_path.display()),
-                format!("--tls-private-key-file={}", key_path.display()),
-                format!("--client-ca-file={}", ca_path.display()),
-                format!("--token-auth-file={}", tokens.display()),
-                "--authorization-mode=RBAC".into(),
-                "--service-cluster-ip-range=10.0.0.0/24".into(),
-                "--allow-privileged=true".into(),
-                "--disable-admission-plugins=ServiceAccount".into(),
-                format!("--service-account-issuer=https://127.0.0.1:{api_port}"),
-                format!("--service-account-key-file={}", sa_pub_path.display()),
-                format!(
-                    "--service-account-signing-key-file={}",
-                    sa_key_path.display()
-                ),
-            ],
+            plane.apiserver_args.clone(),
         )?);
         if let Err(error) = wait_until(
             &http,
@@ -333,7 +343,77 @@ impl ControlPlane {
         );
         write("kubeconfig", &kubeconfig)?;
         plane.startup = started.elapsed();
+        plane.http = Some(http);
         Ok(plane)
+    }
+
+    /// Starts one of its processes again with the same flags (ports, data, certificates), its
+    /// output appended to its log.
+    fn respawn(&self, name: &str, args: &[String]) -> Result<Child, ControlPlaneError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{name}.log")))
+            .map_err(io(format!("open {name}.log")))?;
+        let err = log.try_clone().map_err(io(format!("open {name}.log")))?;
+        Command::new(self.bin.join(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .map_err(io(format!("start {name}")))
+    }
+
+    /// Kills kube-apiserver (SIGKILL: no graceful shutdown), keeps it down for `down`, and
+    /// starts it again on the same port and etcd; returns once `/readyz` answers.
+    pub async fn restart_apiserver(&mut self, down: Duration) -> Result<(), ControlPlaneError> {
+        if let Some(mut child) = self.apiserver.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        tokio::time::sleep(down).await;
+        self.apiserver = Some(self.respawn("kube-apiserver", &self.apiserver_args)?);
+        let http = self.http.clone().expect("started");
+        wait_until(
+            &http,
+            &format!("{}/readyz", self.server),
+            Some(&self.token),
+            &self.dir.join("kube-apiserver.log"),
+            "kube-apiserver",
+            self.apiserver.as_mut(),
+        )
+        .await
+    }
+
+    /// Kills etcd (SIGKILL), keeps it down for `down`, and starts it again on its data; returns
+    /// once etcd and then the API server report healthy.
+    pub async fn restart_etcd(&mut self, down: Duration) -> Result<(), ControlPlaneError> {
+        if let Some(mut child) = self.etcd.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        tokio::time::sleep(down).await;
+        self.etcd = Some(self.respawn("etcd", &self.etcd_args)?);
+        let http = self.http.clone().expect("started");
+        wait_until(
+            &http,
+            &format!("{}/health", self.etcd_url),
+            None,
+            &self.dir.join("etcd.log"),
+            "etcd",
+            self.etcd.as_mut(),
+        )
+        .await?;
+        wait_until(
+            &http,
+            &format!("{}/readyz", self.server),
+            Some(&self.token),
+            &self.dir.join("kube-apiserver.log"),
+            "kube-apiserver",
+            self.apiserver.as_mut(),
+        )
+        .await
     }
 
     pub fn kubeconfig_path(&self) -> &Path {
