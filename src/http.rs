@@ -32,6 +32,38 @@ impl Settings {
     }
 }
 
+/// The most an answer's body may hold. HollyHR's and Personio's pages (at most 100–200 people)
+/// and SCIM's are tens of kilobytes; an answer near this is not one PeopleSync asked for (a
+/// misbehaving or hostile server), and reading it whole would put the operator's memory at the
+/// server's mercy.
+pub const BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// What [`read_limited`] says when an answer is longer than the limit.
+pub const TOO_LARGE: &str = "an answer over 8 MiB (not read further)";
+
+/// Reads an answer's body up to `limit` bytes; `None` when it is longer (a `Content-Length`
+/// over the limit is refused before any byte is read; otherwise reading stops at the limit and
+/// the connection is dropped).
+pub async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Option<bytes::Bytes>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
 type Clients = HashMap<Settings, reqwest::Client>;
 
 /// The shared client for `settings` (built on first use).

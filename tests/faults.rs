@@ -247,12 +247,14 @@ fn difference(
     out
 }
 
-/// The audit lines of a log: `(action, id)` of each directory write.
+/// The audit lines of a log: `(action, id)` of each directory write that was applied (attempts
+/// that failed, e.g. refused by the fence while the API server was down, wrote nothing).
 fn audit(log: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     text.lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|line| line["target"] == "peoplesync::audit")
+        .filter(|line| line["fields"]["result"] == "applied")
         .filter_map(|line| {
             let action = line["fields"]["action"].as_str()?.to_owned();
             let id = line["fields"]["id"].as_str()?.to_owned();

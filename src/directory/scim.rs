@@ -287,10 +287,13 @@ impl ScimDirectory {
         let etag = header(reqwest::header::ETAG);
         let retry_after = header(reqwest::header::RETRY_AFTER)
             .and_then(|v| retry::parse_retry_after(&v, jiff::Timestamp::now()));
-        let bytes = response
-            .bytes()
+        let bytes = crate::http::read_limited(response, crate::http::BODY_LIMIT)
             .await
-            .map_err(|source| ScimBackendError::Connect { operation, source })?;
+            .map_err(|source| ScimBackendError::Connect { operation, source })?
+            .ok_or_else(|| ScimBackendError::InvalidResponse {
+                operation,
+                message: crate::http::TOO_LARGE.into(),
+            })?;
         let body: Value = if bytes.is_empty() {
             Value::Null
         } else {

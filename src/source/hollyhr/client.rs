@@ -430,7 +430,14 @@ impl HollyHrClient {
         let request_id = header_text(&headers, REQUEST_ID)
             .or_else(|| header_text(&headers, CORRELATION_ID))
             .map(str::to_owned);
-        let body = response.bytes().await.map_err(transport)?;
+        let body = crate::http::read_limited(response, crate::http::BODY_LIMIT)
+            .await
+            .map_err(transport)?
+            .ok_or(HollyHrError::Protocol {
+                method: method.clone(),
+                route,
+                problem: crate::http::TOO_LARGE,
+            })?;
         if let Some(observer) = &self.inner.observer {
             (observer.0)(route, status.as_u16());
         }

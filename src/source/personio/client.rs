@@ -376,7 +376,15 @@ impl PersonioClient {
         let response = builder.send().await.map_err(transport)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(transport)?;
+        let bytes = crate::http::read_limited(response, crate::http::BODY_LIMIT)
+            .await
+            .map_err(transport)?
+            .ok_or_else(|| PersonioError::InvalidResponse {
+                method: verb(method),
+                route,
+                path: "$".into(),
+                kind: crate::http::TOO_LARGE,
+            })?;
         if let Some(observer) = &self.observer {
             (observer.0)(route, status.as_u16());
         }
