@@ -368,31 +368,16 @@ impl ControlPlane {
     /// Kills kube-apiserver (SIGKILL: no graceful shutdown), keeps it down for `down`, and
     /// starts it again on the same port and etcd; returns once `/readyz` answers.
     pub async fn restart_apiserver(&mut self, down: Duration) -> Result<(), ControlPlaneError> {
-        if let Some(mut child) = self.apiserver.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.apiserver);
         tokio::time::sleep(down).await;
         self.apiserver = Some(self.respawn("kube-apiserver", &self.apiserver_args)?);
-        let http = self.http.clone().expect("started");
-        wait_until(
-            &http,
-            &format!("{}/readyz", self.server),
-            Some(&self.token),
-            &self.dir.join("kube-apiserver.log"),
-            "kube-apiserver",
-            self.apiserver.as_mut(),
-        )
-        .await
+        self.wait_apiserver().await
     }
 
     /// Kills etcd (SIGKILL), keeps it down for `down`, and starts it again on its data; returns
     /// once etcd and then the API server report healthy.
     pub async fn restart_etcd(&mut self, down: Duration) -> Result<(), ControlPlaneError> {
-        if let Some(mut child) = self.etcd.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.etcd);
         tokio::time::sleep(down).await;
         self.etcd = Some(self.respawn("etcd", &self.etcd_args)?);
         let http = self.http.clone().expect("started");
@@ -405,6 +390,11 @@ impl ControlPlane {
             self.etcd.as_mut(),
         )
         .await?;
+        self.wait_apiserver().await
+    }
+
+    async fn wait_apiserver(&mut self) -> Result<(), ControlPlaneError> {
+        let http = self.http.clone().expect("started");
         wait_until(
             &http,
             &format!("{}/readyz", self.server),
@@ -537,6 +527,14 @@ impl Drop for ControlPlane {
         if !self.detached {
             self.stop();
         }
+    }
+}
+
+/// SIGKILL, reaped (a crash, not a shutdown).
+fn kill(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

@@ -280,13 +280,18 @@ impl Env {
 
     /// Waits (bounded) until the person's entry has `title` in the directory.
     async fn wait_title(&self, person: &str, title: &str) -> Duration {
+        self.wait_title_within(person, title, Duration::from_secs(20))
+            .await
+    }
+
+    async fn wait_title_within(&self, person: &str, title: &str, limit: Duration) -> Duration {
         let started = Instant::now();
         loop {
             if self.title(person).await.as_deref() == Some(title) {
                 return started.elapsed();
             }
             assert!(
-                started.elapsed() < Duration::from_secs(20),
+                started.elapsed() < limit,
                 "{person} never got title {title:?} (has {:?})",
                 self.title(person).await
             );
@@ -629,7 +634,11 @@ async fn a_flood_naming_10_000_unknown_people_is_handed_to_an_incremental_cycle_
     // A real change made after the flood still reaches the directory through its webhook.
     let person = env.active_people().await.remove(0);
     env.change_title(&person, "Flood Survivor").await;
-    let took = env.wait_title(&person, "Flood Survivor").await;
+    // Usually milliseconds; on a loaded CI machine the flood's reads by id can spend the
+    // sandbox's rate-limit window, and the read of this change then waits for the next one.
+    let took = env
+        .wait_title_within(&person, "Flood Survivor", Duration::from_secs(90))
+        .await;
     eprintln!(
         "a change after the flood arrived in {} ms",
         took.as_millis()
