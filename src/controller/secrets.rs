@@ -34,6 +34,16 @@ pub enum SecretError {
         name: String,
         key: String,
     },
+    #[error(
+        "Secret {namespace}/{name} key {key:?} holds {bytes} bytes, over the {limit} a credential may have"
+    )]
+    TooLarge {
+        namespace: String,
+        name: String,
+        key: String,
+        bytes: usize,
+        limit: usize,
+    },
     #[error("failed to read Secret {namespace}/{name}")]
     Api {
         namespace: String,
@@ -49,6 +59,7 @@ impl SecretError {
         let reason = match self {
             SecretError::NotFound { .. } => "SecretNotFound",
             SecretError::KeyMissing { .. } | SecretError::NotText { .. } => "SecretKeyMissing",
+            SecretError::TooLarge { .. } => "SecretTooLarge",
             SecretError::Api { .. } => return None,
         };
         Some(Blocker {
@@ -266,29 +277,44 @@ pub async fn read_key(
     value(secret.as_ref(), namespace, reference)
 }
 
+/// The most a credential (API key, password, token, CA bundle) may hold: a CA bundle of a few
+/// dozen certificates fits; a 10 MB value is refused with a condition instead of being held.
+pub const VALUE_LIMIT: usize = 256 * 1024;
+
 /// One key of a Secret as text (from `data` or `stringData`), without a trailing newline.
 pub fn value(
     secret: &Secret,
     namespace: &str,
     reference: &SecretKeyRef,
 ) -> Result<SecretString, SecretError> {
-    let bytes = secret
+    let raw: &[u8] = secret
         .data
         .as_ref()
         .and_then(|data| data.get(&reference.key))
-        .map(|value| value.0.clone())
+        .map(|value| value.0.as_slice())
         .or_else(|| {
             secret
                 .string_data
                 .as_ref()
                 .and_then(|data| data.get(&reference.key))
-                .map(|value| value.clone().into_bytes())
+                .map(|value| value.as_bytes())
         })
         .ok_or_else(|| SecretError::KeyMissing {
             namespace: namespace.to_owned(),
             name: reference.name.clone(),
             key: reference.key.clone(),
         })?;
+    // Checked before anything is copied: a 10 MB value is refused, not held twice.
+    if raw.len() > VALUE_LIMIT {
+        return Err(SecretError::TooLarge {
+            namespace: namespace.to_owned(),
+            name: reference.name.clone(),
+            key: reference.key.clone(),
+            bytes: raw.len(),
+            limit: VALUE_LIMIT,
+        });
+    }
+    let bytes = raw.to_vec();
     let text = String::from_utf8(bytes).map_err(|_| SecretError::NotText {
         namespace: namespace.to_owned(),
         name: reference.name.clone(),
@@ -302,6 +328,37 @@ pub fn value(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_10_mb_value_is_refused_with_a_condition_before_it_is_copied() {
+        use k8s_openapi::ByteString;
+        let secret = Secret {
+            data: Some(
+                [(
+                    "apiKey".to_owned(),
+                    ByteString(vec![b'k'; 10 * 1024 * 1024]),
+                )]
+                .into(),
+            ),
+            ..Secret::default()
+        };
+        let reference = SecretKeyRef {
+            name: "hollyhr".into(),
+            key: "apiKey".into(),
+        };
+        let error = super::value(&secret, "team", &reference).expect_err("refused");
+        let blocker = error.blocker().expect("a condition");
+        assert_eq!(blocker.reason, "SecretTooLarge");
+        assert!(
+            blocker.message.contains("10485760 bytes"),
+            "{}",
+            blocker.message
+        );
+        assert!(
+            !blocker.message.contains("kkkk"),
+            "the value is never in the message"
+        );
+    }
+
     use std::time::Duration;
 
     use http::{Request, Response};

@@ -42,6 +42,22 @@ pub enum MappingError {
     NoFreeValue { attribute: String },
 }
 
+/// The longest template a mapping accepts (characters): attribute templates are one-liners; a
+/// megabyte of template is a mistake or an attack, refused when the spec is read.
+pub const TEMPLATE_LIMIT: usize = 4096;
+/// The instructions one render may run (minijinja's fuel): a loop that never ends, or one over
+/// millions of items, stops with a render error for that person instead of holding a worker.
+pub const TEMPLATE_FUEL: u64 = 50_000;
+
+/// A template as errors show it: at most 120 characters (a condition message stays readable
+/// and small, whatever was written).
+fn shown(template: &str) -> String {
+    match template.char_indices().nth(120) {
+        Some((at, _)) => format!("{}…", &template[..at]),
+        None => template.to_owned(),
+    }
+}
+
 /// The fields a template can use: the safe projection only, flattened for templates.
 #[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
 pub struct TemplateFields {
@@ -387,8 +403,22 @@ impl Mapping {
                 }
             }
         }
+        for (attribute, rule) in &rules {
+            if let Some(template) = rule
+                .templates
+                .iter()
+                .find(|t| t.chars().count() > TEMPLATE_LIMIT)
+            {
+                return Err(MappingError::Compile {
+                    attribute: attribute.clone(),
+                    template: shown(template),
+                    message: format!("longer than {TEMPLATE_LIMIT} characters"),
+                });
+            }
+        }
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.add_filter("ascii", ascii);
         env.add_filter("truncate_chars", truncate_chars);
         for (attribute, rule) in &rules {
@@ -396,7 +426,7 @@ impl Mapping {
                 env.add_template_owned(template_name(attribute, index), template.clone())
                     .map_err(|error| MappingError::Compile {
                         attribute: attribute.clone(),
-                        template: template.clone(),
+                        template: shown(template),
                         message: error.to_string(),
                     })?;
             }
@@ -442,7 +472,7 @@ impl Mapping {
             .render(context)
             .map_err(|error| MappingError::Render {
                 attribute: rule.attribute.to_owned(),
-                template: rule.rule.templates[index].clone(),
+                template: shown(&rule.rule.templates[index]),
                 message: error.to_string(),
             })?;
         Ok(finish(rendered, rule.rule.max_chars))
@@ -710,6 +740,44 @@ mod tests {
         assert_eq!(mapped.attributes["title"], ["ENGINEER"]);
         assert_eq!(mapped.attributes["description"], ["unknown"]);
         assert!(!mapped.attributes.contains_key("ou"));
+    }
+
+    #[test]
+    fn a_megabyte_template_is_refused_and_a_runaway_one_runs_out_of_fuel() {
+        let huge = format!("{{{{ job_title }}}}{}", "x".repeat(1024 * 1024));
+        let overrides = BTreeMap::from([("title".to_owned(), huge)]);
+        let error =
+            Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &overrides).expect_err("too long");
+        let text = error.to_string();
+        assert!(
+            text.contains("longer than 4096 characters"),
+            "{}",
+            &text[..200]
+        );
+        assert!(
+            text.len() < 400,
+            "the message stays small: {} bytes",
+            text.len()
+        );
+
+        // Loops that would run for ever (or a billion times) stop at the fuel limit.
+        let overrides = BTreeMap::from([(
+            "description".to_owned(),
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}x"
+                .to_owned(),
+        )]);
+        let mapping =
+            Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &overrides).expect("compiles");
+        let started = std::time::Instant::now();
+        let error = mapping
+            .map(&person("Ada", "Lovelace"), None, &nothing_taken)
+            .expect_err("out of fuel");
+        assert!(
+            matches!(&error, MappingError::Render { attribute, .. } if attribute == "description"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("fuel"), "{error}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]
