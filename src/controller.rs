@@ -127,8 +127,6 @@ pub struct Context {
     book: Option<crate::receiver::SecretBook>,
     /// With leader election, the Lease: every directory write asks it first.
     fence: Option<Arc<dyn crate::directory::fenced::Fence>>,
-    /// Failed cycles in a row per object (by uid): the next one is retried with backoff.
-    cycle_failures: Mutex<HashMap<String, u32>>,
     /// The compact directory index each object's last run left (by uid): targeted syncs
     /// (webhook events) plan against it instead of listing the directory. Every cycle reads the
     /// directory afresh and leaves its own; the applier keeps it true after each write, and any
@@ -167,7 +165,6 @@ impl Context {
             handed_over: Mutex::new(std::collections::HashSet::new()),
             book: None,
             fence: None,
-            cycle_failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -195,22 +192,6 @@ impl Context {
             .lock()
             .expect("the map lock is never poisoned")
             .clear();
-    }
-
-    /// Counts a failed cycle of `uid` (`None` for a completed one); the failures in a row.
-    fn cycle_failed(&self, uid: &str, failed: bool) -> u32 {
-        let mut failures = self
-            .cycle_failures
-            .lock()
-            .expect("the map lock is never poisoned");
-        if failed {
-            let count = failures.entry(uid.to_owned()).or_default();
-            *count += 1;
-            *count
-        } else {
-            failures.remove(uid);
-            0
-        }
     }
 
     fn had_full_cycle(&self, uid: &str) -> bool {
@@ -299,10 +280,6 @@ impl Context {
         self.fully_synced
             .lock()
             .expect("the set lock is never poisoned")
-            .remove(uid);
-        self.cycle_failures
-            .lock()
-            .expect("the map lock is never poisoned")
             .remove(uid);
         self.locks
             .lock()
@@ -1001,7 +978,10 @@ async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, Error> {
     {
         publish_cycle(ctx, object, completed).await;
     }
-    ctx.succeeded(object);
+    // A failed cycle keeps its count for the backoff (see run_sync).
+    if !matches!(observed.sync, sync::SyncOutcome::Failed { .. }) {
+        ctx.succeeded(object);
+    }
     let mut wait = match observed.next_sync {
         Some(at) => Duration::try_from(at.duration_since(jiff::Timestamp::now()))
             .unwrap_or(Duration::ZERO)
@@ -1238,15 +1218,11 @@ async fn run_sync(
         _ => state,
     };
     observed.sync = outcome;
-    let failed = matches!(observed.sync, sync::SyncOutcome::Failed { .. });
-    let failures = ctx.cycle_failed(&uid, failed);
     let mut next = engine::next_run(&next_state, poll, full_interval, jiff::Timestamp::now());
-    if failed {
-        // Retried soon (5 s, doubling, at most the poll interval), not a poll interval later:
+    if matches!(observed.sync, sync::SyncOutcome::Failed { .. }) {
+        // Retried with the object's backoff (5 s, doubling), never later than the next poll:
         // the directory or the API server may be back in seconds.
-        let backoff = Duration::from_secs(5)
-            .saturating_mul(1 << failures.saturating_sub(1).min(10))
-            .min(poll);
+        let backoff = ctx.backoff(object).min(poll);
         next = next.min(
             jiff::Timestamp::now() + jiff::SignedDuration::try_from(backoff).unwrap_or_default(),
         );

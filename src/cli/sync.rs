@@ -172,21 +172,25 @@ fn write_state(path: &Path, state: &SyncState) -> Result<(), SyncCliError> {
     std::fs::rename(&temporary, path).map_err(write_error)
 }
 
-/// One line per cycle, and with `--dry-run` the first changes (ids, actions, attribute names).
-pub fn summary(report: &Report, dry_run: bool) -> String {
-    let counts = match &report.applied {
-        Some(applied) => applied
-            .counts
-            .iter()
-            .map(|(action, n)| format!("{action} {n}"))
-            .collect::<Vec<_>>(),
+/// Changes by action: those applied, or those planned in a dry run.
+fn changes(report: &Report) -> std::collections::BTreeMap<&'static str, u64> {
+    match &report.applied {
+        Some(applied) => applied.counts.clone(),
         None => report
             .plan
             .counts()
             .iter()
-            .map(|(action, n)| format!("{action} {n}"))
+            .map(|(action, n)| (*action, *n as u64))
             .collect(),
-    };
+    }
+}
+
+/// One line per cycle, and with `--dry-run` the first changes (ids, actions, attribute names).
+pub fn summary(report: &Report, dry_run: bool) -> String {
+    let counts: Vec<String> = changes(report)
+        .iter()
+        .map(|(action, n)| format!("{action} {n}"))
+        .collect();
     let mut text = format!(
         "{} cycle{}: {} people read, {} in scope, {} managed; {}; {} held; {} failed; {:.2?}\n",
         report.kind.as_str(),
@@ -278,15 +282,7 @@ pub struct StepSummary {
 
 impl CycleSummary {
     pub fn of(report: &Report, dry_run: bool) -> Self {
-        let changes = match &report.applied {
-            Some(applied) => applied.counts.clone(),
-            None => report
-                .plan
-                .counts()
-                .iter()
-                .map(|(action, n)| (*action, *n as u64))
-                .collect(),
-        };
+        let changes = changes(report);
         let (guard, plan_hash) = match &report.plan.guard {
             crate::plan::GuardDecision::Held(trip) => {
                 (Some(trip.message()), Some(trip.hash.clone()))
