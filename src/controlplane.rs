@@ -538,6 +538,18 @@ fn kill(child: &mut Option<Child>) {
     }
 }
 
+/// Whether something listens on `127.0.0.1:port`. A connect to a free port in the ephemeral
+/// range can, rarely, connect the socket to itself (TCP simultaneous open); that is not a server.
+pub async fn accepts(port: u16) -> bool {
+    match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        Ok(stream) => match (stream.local_addr(), stream.peer_addr()) {
+            (Ok(local), Ok(peer)) => local != peer,
+            _ => false,
+        },
+        Err(_) => false,
+    }
+}
+
 /// Stops a child we started: SIGTERM, up to `grace` to exit, then SIGKILL; always reaped.
 /// (`kill(1)` sends the SIGTERM: std offers only SIGKILL and the crate forbids `unsafe`.)
 pub fn terminate(mut child: Child, grace: Duration) {

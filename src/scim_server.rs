@@ -109,10 +109,7 @@ impl ScimServer {
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
+            if crate::controlplane::accepts(port).await {
                 return Ok(server);
             }
             let exited = server

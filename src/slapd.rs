@@ -141,22 +141,40 @@ impl Slapd {
             action: "write slapd.conf".into(),
             source,
         })?;
-        let port = free_port()?;
-        let listen = match tls_port {
+        let listen = |port: u16, tls_port: Option<u16>| match tls_port {
             Some(tls_port) => format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{tls_port}/"),
             None => format!("ldap://127.0.0.1:{port}/"),
         };
+        let port = free_port()?;
         let mut slapd = Self {
             dir,
             child: None,
             binary,
-            listen,
+            listen: listen(port, tls_port),
             port,
             admin_password,
             tls_port,
             ca_pem,
         };
-        slapd.spawn().await?;
+        // A free port can be taken by someone else before slapd binds it (slapd then exits, or
+        // another instance answers our bind wrongly): try fresh ones.
+        let mut attempts = 0;
+        loop {
+            match slapd.spawn().await {
+                Ok(()) => break,
+                Err(SlapdError::NotReady { .. }) if attempts < 2 => {
+                    attempts += 1;
+                    slapd.stop();
+                    slapd.port = free_port()?;
+                    if slapd.tls_port.is_some() {
+                        slapd.tls_port = Some(free_port()?);
+                    }
+                    slapd.listen = listen(slapd.port, slapd.tls_port);
+                    let _ = std::fs::remove_file(slapd.dir.join("slapd.log"));
+                }
+                Err(other) => return Err(other),
+            }
+        }
         slapd.seed().await?;
         Ok(slapd)
     }
@@ -192,10 +210,9 @@ impl Slapd {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
+            // Ready means an admin bind works: a bare TCP connect can succeed against another
+            // instance that won the port, or connect the socket to itself on an ephemeral port.
+            if crate::controlplane::accepts(self.port).await && self.admin().await.is_ok() {
                 return Ok(());
             }
             let exited = self
