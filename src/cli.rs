@@ -194,6 +194,22 @@ pub struct ControllerArgs {
         env = "PEOPLESYNC_RECEIVER_LISTEN"
     )]
     pub receiver_listen: ListenArg,
+    /// Connections the receiver keeps open; a new one beyond it closes the oldest (once its
+    /// request in flight is answered).
+    #[arg(
+        long,
+        default_value_t = 4_096,
+        value_parser = clap::value_parser!(u32).range(1..),
+        env = "PEOPLESYNC_RECEIVER_MAX_CONNECTIONS"
+    )]
+    pub receiver_max_connections: u32,
+    /// Time a receiver client has to send a request's headers (from connecting, or from its
+    /// previous answer); slower or idle connections are closed.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub receiver_header_timeout: std::time::Duration,
+    /// Time from a request's headers to its answer, the body included (408 after it).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub receiver_request_timeout: std::time::Duration,
     /// How often each webhook's health endpoint is read at most.
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub webhook_health_interval: std::time::Duration,
@@ -253,6 +269,11 @@ impl ControllerArgs {
                 }),
             instance: identity,
             receiver_listen: self.receiver_listen.0,
+            receiver_limits: crate::http::serve::Limits {
+                max_connections: self.receiver_max_connections as usize,
+                header_timeout: self.receiver_header_timeout,
+                request_timeout: self.receiver_request_timeout,
+            },
             webhook: crate::controller::webhook::WebhookConfig {
                 health_interval: self.webhook_health_interval,
             },

@@ -20,7 +20,6 @@ pub mod sync;
 pub mod webhook;
 
 use std::collections::HashMap;
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,6 +60,8 @@ pub struct Config {
     pub instance: String,
     /// Where the webhook receiver listens (`None`: no receiver in this process).
     pub receiver_listen: Option<SocketAddr>,
+    /// The receiver's timeouts and connection limit.
+    pub receiver_limits: crate::http::serve::Limits,
     pub webhook: webhook::WebhookConfig,
     /// Objects reconciled at once (`--max-concurrent-syncs`), and webhook batches run at once.
     pub max_concurrent_syncs: u16,
@@ -421,18 +422,19 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
     let metrics = Arc::new(Metrics::default());
     let client = connect(kube_config, metrics.clone()).map_err(RunError::Client)?;
     let readiness = admin::Readiness::default();
-    let listener = tokio::net::TcpListener::bind(config.admin_listen)
-        .await
-        .map_err(|source| RunError::AdminListen {
+    let listener =
+        crate::http::serve::bind(config.admin_listen).map_err(|source| RunError::AdminListen {
             addr: config.admin_listen,
             source,
         })?;
     // Every task started here stops when `run` returns or is dropped (a test aborting it frees
     // the receiver's port for the next start).
     let mut tasks = Tasks::default();
-    tasks.spawn(
-        axum::serve(listener, admin::router(metrics.clone(), readiness.clone())).into_future(),
-    );
+    tasks.spawn(crate::http::serve::serve(
+        listener,
+        admin::router(metrics.clone(), readiness.clone()),
+        crate::http::serve::Limits::default(),
+    ));
     // The receiver: verified deliveries become jobs on a bounded queue; the Secret watch keeps
     // its signing secrets. It answers 503 (HollyHR retries) while no consumer runs.
     let book = crate::receiver::SecretBook::default();
@@ -440,8 +442,7 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
     let receiver_book = config.receiver_listen.map(|_| book.clone());
     match config.receiver_listen {
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
+            let listener = crate::http::serve::bind(addr)
                 .map_err(|source| RunError::ReceiverListen { addr, source })?;
             let observer = metrics.clone();
             let receiver = Arc::new(crate::receiver::Receiver::new(
@@ -466,7 +467,11 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
                     }
                 },
             ));
-            tasks.spawn(axum::serve(listener, app).into_future());
+            tasks.spawn(crate::http::serve::serve(
+                listener,
+                app,
+                config.receiver_limits,
+            ));
         }
         None => drop(jobs_tx),
     }

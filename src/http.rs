@@ -4,6 +4,8 @@
 //! HR system keeps one pool to that host instead of one client per tenant. Credentials are
 //! never part of a client: each request carries its own.
 
+pub mod serve;
+
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;

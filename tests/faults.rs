@@ -1625,3 +1625,234 @@ async fn annotate_sync_now(api: &Api<PeopleSync>) {
         .await
         .expect("annotated");
 }
+
+/// Resident memory of a process, from `/proc` (bytes).
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Whether the server closed `stream` (a read sees the end, or the connection was reset).
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_millis(5), stream.read(&mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_idle_connections_and_a_slow_loris_do_not_stop_deliveries() {
+    use peoplesync::source::hollyhr::{ClientConfig, HollyHrClient};
+    use tokio::io::AsyncWriteExt as _;
+
+    let _serial = SERIAL.lock().await;
+    let idle = env_number("PEOPLESYNC_FLOOD_CONNECTIONS", 10_000);
+    let plane = control_plane().await;
+    let client = plane.client().await.expect("client");
+    let hollyhr = sandbox::start(quick_retries(200))
+        .await
+        .expect("the sandbox starts");
+    let ldap = Slapd::start().await.expect("slapd starts");
+    let logs = std::env::temp_dir().join(format!("peoplesync-flood-{}", std::process::id()));
+    std::fs::create_dir_all(&logs).expect("a log directory");
+    let setup = Setup {
+        plane,
+        client,
+        hollyhr,
+        ldap,
+        logs,
+    };
+    let base_url = setup.hollyhr.base_url();
+    let tree = Subtree::create(&setup.ldap, "flood");
+    let (ns, api) = setup.object("flood").await;
+    let receiver = free_addr();
+    let receiver_flag = receiver.to_string();
+    let operator = Operator::start_with(
+        &setup.plane,
+        &ns,
+        &setup.log("flood"),
+        &[
+            "--receiver-listen",
+            &receiver_flag,
+            "--receiver-max-connections",
+            "2000",
+            "--receiver-header-timeout",
+            "3s",
+            "--receiver-request-timeout",
+            "5s",
+        ],
+    );
+    let pid = operator.child.id();
+    let mut object = tree.object(&base_url, &setup.ldap);
+    object["spec"]["webhook"] =
+        json!({ "enabled": true, "publicUrl": format!("http://{receiver}") });
+    create(&setup.client, &ns, object).await.expect("created");
+    wait_synced(&api, Timestamp::now(), Duration::from_secs(120)).await;
+    wait_condition(
+        &setup.client,
+        &ns,
+        "acme",
+        "WebhookRegistered",
+        "True",
+        None,
+    )
+    .await;
+    let webhook = status(&api)
+        .await
+        .and_then(|s| s.webhook)
+        .and_then(|w| w.id)
+        .expect("a registered webhook");
+    let before = rss(pid);
+
+    // The flood: `idle` connections that never send a byte, opened 500 at a time, and 20
+    // slow-loris clients trickling one header line every 500 ms.
+    let opened = Instant::now();
+    let mut connections = Vec::with_capacity(idle);
+    while connections.len() < idle {
+        let batch = (idle - connections.len()).min(500);
+        let results =
+            futures::future::join_all((0..batch).map(|_| tokio::net::TcpStream::connect(receiver)))
+                .await;
+        connections.extend(results.into_iter().filter_map(Result::ok));
+        if connections.len() < idle && opened.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+    }
+    let opened = opened.elapsed();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut lorises = Vec::new();
+    for i in 0..20 {
+        let stop = stop.clone();
+        lorises.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let Ok(mut loris) = tokio::net::TcpStream::connect(receiver).await else {
+                return None;
+            };
+            let _ = loris
+                .write_all(b"POST /hooks/flood/acme HTTP/1.1\r\n")
+                .await;
+            let mut line = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                line += 1;
+                let header = format!("x-slow-{i}-{line}: y\r\n");
+                if loris.write_all(header.as_bytes()).await.is_err()
+                    || closed_by_server(&mut loris).await
+                {
+                    return Some(started.elapsed());
+                }
+            }
+            None
+        }));
+    }
+
+    // Meanwhile, real changes: each one's delivery must still land.
+    let source = HollyHrClient::new(
+        ClientConfig::new(&base_url, sandbox::DEFAULT_API_KEY.into()).expect("config"),
+    )
+    .expect("a client");
+    let people: Vec<String> = titles(&setup.ldap, &tree)
+        .await
+        .into_keys()
+        .take(20)
+        .collect();
+    let mut peak = rss(pid);
+    let mut changed_at = BTreeMap::new();
+    for (i, person) in people.iter().enumerate() {
+        change_title(&source, person, format!("Flood {i}")).await;
+        changed_at.insert(person.clone(), Instant::now());
+        peak = peak.max(rss(pid));
+    }
+    let health = Instant::now();
+    let answer = reqwest::get(format!(
+        "http://{receiver}{}",
+        peoplesync::receiver::HEALTH_PATH
+    ))
+    .await
+    .expect("the receiver answers its health probe");
+    assert!(answer.status().is_success());
+    let health = health.elapsed();
+    let mut seen: BTreeMap<String, Instant> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < people.len() {
+        let found = titles(&setup.ldap, &tree).await;
+        for (i, person) in people.iter().enumerate() {
+            if found.get(person).map(String::as_str) == Some(&format!("Flood {i}")) {
+                seen.entry(person.clone()).or_insert_with(Instant::now);
+            }
+        }
+        peak = peak.max(rss(pid));
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} changes did not reach the directory during the flood",
+            people.len() - seen.len(),
+            people.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let worst = people
+        .iter()
+        .map(|p| seen[p].saturating_duration_since(changed_at[p]))
+        .max()
+        .unwrap_or_default();
+
+    // Every idle connection is gone by the header timeout (3 s) plus a margin, and every
+    // slow-loris too, although each kept sending.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut open = 0;
+    for connection in &mut connections {
+        if !closed_by_server(connection).await {
+            open += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut loris_closed = Vec::new();
+    for loris in lorises {
+        loris_closed.push(loris.await.expect("the slow-loris task"));
+    }
+    let settled = settled_deliveries(&base_url, &webhook).await;
+    let after = rss(pid);
+    drop(operator);
+    println!(
+        "receiver flood: {} idle connections opened in {:.1} s; {open} still open 5 s after; \
+         slow-loris closed after {:?}; {} changes delivered and applied during the flood, worst \
+         {:.2} s; health probe {:.0} ms; RSS {:.1} MiB before, peak {:.1} MiB, {:.1} MiB after; \
+         {} deliveries, none failed",
+        connections.len(),
+        opened.as_secs_f64(),
+        loris_closed
+            .iter()
+            .map(|c| c.map_or("open".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())))
+            .collect::<BTreeSet<_>>(),
+        people.len(),
+        worst.as_secs_f64(),
+        health.as_secs_f64() * 1e3,
+        before as f64 / 1048576.0,
+        peak as f64 / 1048576.0,
+        after as f64 / 1048576.0,
+        settled.len()
+    );
+    assert_eq!(
+        connections.len(),
+        idle,
+        "the flood could not open its connections"
+    );
+    assert_eq!(open, 0, "idle connections outlived the header timeout");
+    assert!(
+        loris_closed
+            .iter()
+            .all(|c| c.is_some_and(|d| d < Duration::from_secs(6))),
+        "a slow-loris kept its connection: {loris_closed:?}"
+    );
+    assert!(
+        peak < before + 64 * 1024 * 1024,
+        "the flood grew the receiver from {before} to {peak} bytes"
+    );
+    let _ = std::fs::remove_dir_all(&setup.logs);
+}

@@ -581,6 +581,7 @@ pub async fn run(people: usize, seed: u64, source: DemoSource, keep: bool) -> Re
         leader_election: None,
         instance: "demo".into(),
         receiver_listen: Some(receiver),
+        receiver_limits: Default::default(),
         // Health read every few seconds, so the table below shows the first delivery's effect.
         webhook: crate::controller::webhook::WebhookConfig {
             health_interval: std::time::Duration::from_secs(2),
