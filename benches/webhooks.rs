@@ -138,6 +138,7 @@ async fn run(people: usize, rate: usize, seconds: usize, bad: usize) {
         leader_election: None,
         instance: "bench".into(),
         receiver_listen: Some(receiver),
+        receiver_limits: Default::default(),
         webhook: controller::webhook::WebhookConfig::default(),
         max_concurrent_syncs: 4,
     };

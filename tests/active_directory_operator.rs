@@ -85,6 +85,7 @@ async fn a_peoplesync_with_the_ad_profile_syncs_into_samba_through_the_controlle
         leader_election: None,
         instance: "ad-test".into(),
         receiver_listen: None,
+        receiver_limits: Default::default(),
         webhook: Default::default(),
         max_concurrent_syncs: 4,
     };

@@ -62,6 +62,7 @@ async fn run_controller_at(
         leader_election: None,
         instance: "test".into(),
         receiver_listen: None,
+        receiver_limits: Default::default(),
         webhook: Default::default(),
         max_concurrent_syncs: 4,
     };
@@ -636,6 +637,7 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
         }),
         instance: "rbac-test".into(),
         receiver_listen: None,
+        receiver_limits: Default::default(),
         webhook: Default::default(),
         max_concurrent_syncs: 4,
     };

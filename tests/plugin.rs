@@ -147,6 +147,7 @@ async fn kubectl_peoplesync_shows_status_runs_a_cycle_and_approves_only_when_tol
         leader_election: None,
         instance: "plugin-test".into(),
         receiver_listen: None,
+        receiver_limits: Default::default(),
         webhook: Default::default(),
         max_concurrent_syncs: 4,
     };

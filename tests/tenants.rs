@@ -98,6 +98,7 @@ async fn two_hundred_tenants_sync_one_down_and_deleting_half_cleans_up_only_thei
         leader_election: None,
         instance: "tenants".into(),
         receiver_listen: Some(receiver),
+        receiver_limits: Default::default(),
         webhook: Default::default(),
         max_concurrent_syncs: 4,
     };

@@ -108,6 +108,7 @@ fn start_controller(
         leader_election: None,
         instance: "webhook-test".into(),
         receiver_listen: Some(receiver),
+        receiver_limits: Default::default(),
         webhook: controller::webhook::WebhookConfig {
             health_interval: Duration::from_secs(1),
         },
