@@ -2,7 +2,8 @@
 //! service's requests with a 50 MB body, invalid UTF-8 or JSON nested 100,000 deep. Each is a
 //! clear error naming the request (never a panic or a stack overflow), and the client reads at
 //! most `http::BODY_LIMIT` of the 50 MB: the server counts what it could send before the client
-//! hung up.
+//! hung up. A SCIM service that redirects, or names resources with hostile ids and `Location`s
+//! pointing at another host, never gets a request sent elsewhere.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -167,4 +168,204 @@ async fn invalid_utf8_and_deep_nesting_are_decode_errors_not_crashes() {
             "no bytes of the body in the message: {message}"
         );
     }
+}
+
+/// A server that records every request (method, path and query, whether it carried an
+/// `Authorization`) and answers with `answer`.
+struct Recorder {
+    url: String,
+    seen: Arc<std::sync::Mutex<Vec<(String, String, bool)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Recorder {
+    fn seen(&self) -> Vec<(String, String, bool)> {
+        self.seen.lock().expect("the log").clone()
+    }
+}
+
+async fn recorder(
+    answer: impl Fn(&axum::http::Method, &str) -> Response + Clone + Send + Sync + 'static,
+) -> Recorder {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let log = log.clone();
+        let answer = answer.clone();
+        async move {
+            let path = request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            let authorized = request.headers().contains_key("authorization");
+            log.lock().expect("the log").push((
+                request.method().to_string(),
+                path.clone(),
+                authorized,
+            ));
+            answer(request.method(), &path)
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Recorder { url, seen, task }
+}
+
+fn scim_json(status: u16, body: serde_json::Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/scim+json")
+        .body(Body::from(body.to_string()))
+        .expect("a response")
+}
+
+#[tokio::test]
+async fn a_scim_redirect_to_another_host_is_an_error_and_the_token_never_leaves() {
+    use peoplesync::directory::DirectoryError as _;
+    use peoplesync::directory::scim::{ScimConfig, ScimDirectory};
+
+    let elsewhere = recorder(|_, _| scim_json(200, serde_json::json!({}))).await;
+    for status in [301u16, 302, 307, 308] {
+        let target = format!("{}/steal?from=peoplesync", elsewhere.url);
+        let redirecting = recorder(move |_, _| {
+            Response::builder()
+                .status(status)
+                .header("location", target.as_str())
+                .body(Body::empty())
+                .expect("a response")
+        })
+        .await;
+        let error = ScimDirectory::connect(ScimConfig::new(
+            &format!("{}/scim/v2", redirecting.url),
+            "scim-token-never-elsewhere".to_owned().into(),
+        ))
+        .await
+        .expect_err("a redirect is refused");
+        let message = error.to_string();
+        assert_eq!(error.reason(), "Redirected", "{message}");
+        assert!(message.contains(&format!("HTTP {status}")), "{message}");
+        assert!(
+            message.contains(&elsewhere.url),
+            "names the origin: {message}"
+        );
+        assert!(
+            !message.contains("steal"),
+            "not the path or query: {message}"
+        );
+        assert_eq!(redirecting.seen().len(), 1, "one request, not retried");
+    }
+    assert!(
+        elsewhere.seen().is_empty(),
+        "the other host was called: {:?}",
+        elsewhere.seen()
+    );
+}
+
+#[tokio::test]
+async fn scim_location_headers_and_hostile_ids_never_move_writes_elsewhere() {
+    use peoplesync::directory::scim::{ScimConfig, ScimDirectory};
+    use peoplesync::directory::{Attributes, Change, DirectoryError as _};
+
+    let elsewhere = recorder(|_, _| scim_json(200, serde_json::json!({}))).await;
+    let other = elsewhere.url.clone();
+    // A service provider that names every created user with a hostile id, and points its
+    // `Location` and `meta.location` at another host.
+    let provider = recorder(move |method, path| {
+        let user = |id: &str| {
+            serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "id": id, "externalId": "p1", "userName": "ada", "active": true,
+                "meta": { "location": format!("{other}/Users/{id}"), "version": "W/\"1\"" }
+            })
+        };
+        let id = "../Groups/admins?x=1";
+        match (method.as_str(), path) {
+            ("GET", "/v2/ServiceProviderConfig") => scim_json(
+                200,
+                serde_json::json!({
+                    "patch": {"supported": true}, "etag": {"supported": true},
+                    "filter": {"supported": true}, "bulk": {"supported": false}
+                }),
+            ),
+            ("GET", p) if p.starts_with("/v2/Users?") => scim_json(
+                200,
+                serde_json::json!({"totalResults": 0, "Resources": [], "startIndex": 1}),
+            ),
+            ("POST", _) => {
+                let mut response = scim_json(201, user(id));
+                response.headers_mut().insert(
+                    "location",
+                    format!("{other}/Users/1").parse().expect("a header"),
+                );
+                response
+            }
+            ("GET", _) | ("PATCH", _) => scim_json(200, user(id)),
+            _ => scim_json(404, serde_json::json!({"detail": "no"})),
+        }
+    })
+    .await;
+    let directory = ScimDirectory::connect(ScimConfig::new(
+        &format!("{}/v2", provider.url),
+        "scim-token".to_owned().into(),
+    ))
+    .await
+    .expect("connects");
+    let id = directory
+        .apply(&Change::Create {
+            anchor: "p1".into(),
+            attributes: Attributes::from([("userName".to_owned(), vec!["ada".to_owned()])]),
+            enabled: true,
+        })
+        .await
+        .expect("created");
+    assert_eq!(id, "../Groups/admins?x=1");
+    directory
+        .apply(&Change::Update {
+            id: id.clone(),
+            anchor: "p1".into(),
+            set: Attributes::from([("title".to_owned(), vec!["Engineer".to_owned()])]),
+        })
+        .await
+        .expect("updated");
+    let writes: Vec<_> = provider
+        .seen()
+        .into_iter()
+        .filter(|(_, path, _)| path.starts_with("/v2/Users/"))
+        .map(|(method, path, _)| format!("{method} {path}"))
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            "GET /v2/Users/..%2FGroups%2Fadmins%3Fx=1",
+            "PATCH /v2/Users/..%2FGroups%2Fadmins%3Fx=1"
+        ],
+        "the id stays one segment under /Users"
+    );
+    // An id that cannot name a resource is an error for that change, not a request.
+    let error = directory
+        .apply(&Change::Update {
+            id: "..".into(),
+            anchor: "p1".into(),
+            set: Attributes::new(),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(error.reason(), "InvalidResponse", "{error}");
+    assert!(
+        elsewhere.seen().is_empty(),
+        "a Location sent a request elsewhere: {:?}",
+        elsewhere.seen()
+    );
 }

@@ -90,6 +90,17 @@ pub enum ScimBackendError {
         "{resource} does not carry externalId {anchor}: PeopleSync does not own it and left it untouched"
     )]
     NotOwned { resource: String, anchor: String },
+    #[error(
+        "failed to {operation}: the SCIM service redirected (HTTP {status}) to {location}; \
+         PeopleSync does not follow redirects: set the target's baseUrl to the address that \
+         answers"
+    )]
+    Redirected {
+        operation: &'static str,
+        status: u16,
+        /// Scheme, host and port of the `Location` (never its path or query).
+        location: String,
+    },
     #[error("failed to {operation}: the response is not valid SCIM: {message}")]
     InvalidResponse {
         operation: &'static str,
@@ -106,6 +117,7 @@ impl DirectoryError for ScimBackendError {
             ScimBackendError::Unauthorized { .. } => "Unauthorized",
             ScimBackendError::NotOwned { .. } => "EntryNotOwned",
             ScimBackendError::InvalidResponse { .. } => "InvalidResponse",
+            ScimBackendError::Redirected { .. } => "Redirected",
             ScimBackendError::Status { status, .. } => match *status {
                 400 => "SchemaViolation",
                 404 => "EntryMissing",
@@ -179,11 +191,11 @@ impl ScimDirectory {
     /// served without authentication, RFC 7644 §4).
     pub async fn connect(config: ScimConfig) -> Result<Self, ScimBackendError> {
         // Shared by every target with the same timeout (one pool per service provider host).
-        let http = crate::http::client(&crate::http::Settings {
-            follow_redirects: true,
-            ..crate::http::Settings::new(config.timeout)
-        })
-        .map_err(ScimBackendError::Client)?;
+        // Redirects are not followed: one would carry the bearer token, or turn a write into a
+        // GET elsewhere (301/302 on a POST), and SCIM has no use for them. A 3xx is an error
+        // that names where it pointed.
+        let http = crate::http::client(&crate::http::Settings::new(config.timeout))
+            .map_err(ScimBackendError::Client)?;
         let mut directory = Self {
             config,
             http,
@@ -285,6 +297,7 @@ impl ScimDirectory {
                 .map(str::to_owned)
         };
         let etag = header(reqwest::header::ETAG);
+        let location = header(reqwest::header::LOCATION);
         let retry_after = header(reqwest::header::RETRY_AFTER)
             .and_then(|v| retry::parse_retry_after(&v, jiff::Timestamp::now()));
         let bytes = crate::http::read_limited(response, crate::http::BODY_LIMIT)
@@ -299,6 +312,14 @@ impl ScimDirectory {
         } else {
             serde_json::from_slice(&bytes).unwrap_or(Value::Null)
         };
+        if status.is_redirection() {
+            return Err(ScimBackendError::Redirected {
+                operation,
+                status: status.as_u16(),
+                location: location
+                    .map_or_else(|| "nowhere (no Location)".to_owned(), |l| origin(&l)),
+            });
+        }
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(ScimBackendError::Unauthorized {
                 status: status.as_u16(),
@@ -485,6 +506,31 @@ impl ScimDirectory {
     }
 }
 
+/// `{endpoint}/{id}` with the id percent-encoded as one path segment: an id is the service's to
+/// choose, and one like `../Groups/x?y` must still name a resource under `endpoint`. An empty
+/// id, `.` or `..` cannot name one (URLs resolve them, even percent-encoded): refused.
+fn resource_path(endpoint: &str, id: &str) -> Result<String, ScimBackendError> {
+    if matches!(id, "" | "." | "..") {
+        return Err(ScimBackendError::InvalidResponse {
+            operation: "address a resource",
+            message: format!("the id {id:?} cannot name a resource under {endpoint}"),
+        });
+    }
+    let mut url = url::Url::parse("http://x/").expect("a constant URL");
+    url.path_segments_mut()
+        .expect("an http URL has segments")
+        .push(id);
+    Ok(format!("{endpoint}{}", url.path()))
+}
+
+/// A `Location` shown in an error: its origin only (a path or query may carry anything).
+fn origin(location: &str) -> String {
+    match url::Url::parse(location) {
+        Ok(url) => url.origin().ascii_serialization(),
+        Err(_) => "a relative or invalid address".to_owned(),
+    }
+}
+
 fn members_json(members: &std::collections::BTreeSet<String>) -> Value {
     Value::Array(members.iter().map(|id| json!({"value": id})).collect())
 }
@@ -542,7 +588,7 @@ impl Directory for ScimDirectory {
                 Self::id_of("create user", &reply.body)
             }
             Change::Update { id, anchor, set } => {
-                let path = format!("/Users/{id}");
+                let path = resource_path("/Users", id)?;
                 self.write_owned(&path, anchor, patch_operations(set), |user| {
                     resource::apply_attributes(user, set)
                 })
@@ -554,7 +600,7 @@ impl Directory for ScimDirectory {
                 anchor,
                 new_rdn_value,
             } => {
-                let path = format!("/Users/{id}");
+                let path = resource_path("/Users", id)?;
                 let set = Attributes::from([("userName".to_owned(), vec![new_rdn_value.clone()])]);
                 self.write_owned(&path, anchor, patch_operations(&set), |user| {
                     resource::apply_attributes(user, &set)
@@ -564,7 +610,7 @@ impl Directory for ScimDirectory {
             }
             Change::Disable { id, anchor } | Change::Enable { id, anchor } => {
                 let active = matches!(change, Change::Enable { .. });
-                let path = format!("/Users/{id}");
+                let path = resource_path("/Users", id)?;
                 let operations = vec![json!({"op": "replace", "path": "active", "value": active})];
                 self.write_owned(&path, anchor, operations, |user| {
                     user["active"] = Value::Bool(active);
@@ -573,7 +619,7 @@ impl Directory for ScimDirectory {
                 Ok(id.clone())
             }
             Change::Adopt { id, anchor } => {
-                let path = format!("/Users/{id}");
+                let path = resource_path("/Users", id)?;
                 let current = self.send("read", Method::GET, &path, None, None).await?;
                 if current.body["externalId"].is_string() {
                     return Err(ScimBackendError::NotOwned {
@@ -612,7 +658,7 @@ impl Directory for ScimDirectory {
                 Ok(id.clone())
             }
             Change::Delete { id, anchor } => {
-                self.delete_owned("delete user", &format!("/Users/{id}"), anchor)
+                self.delete_owned("delete user", &resource_path("/Users", id)?, anchor)
                     .await?;
                 Ok(id.clone())
             }
@@ -646,7 +692,7 @@ impl Directory for ScimDirectory {
                 anchor,
                 members,
             } => {
-                let path = format!("/Groups/{id}");
+                let path = resource_path("/Groups", id)?;
                 let value = members_json(members);
                 let operations = vec![json!({"op": "replace", "path": "members", "value": value})];
                 self.write_owned(&path, anchor, operations, |group| {
@@ -656,7 +702,7 @@ impl Directory for ScimDirectory {
                 Ok(id.clone())
             }
             GroupChange::Rename { id, anchor, name } => {
-                let path = format!("/Groups/{id}");
+                let path = resource_path("/Groups", id)?;
                 let operations =
                     vec![json!({"op": "replace", "path": "displayName", "value": name})];
                 self.write_owned(&path, anchor, operations, |group| {
@@ -666,7 +712,7 @@ impl Directory for ScimDirectory {
                 Ok(id.clone())
             }
             GroupChange::Delete { id, anchor } => {
-                self.delete_owned("delete group", &format!("/Groups/{id}"), anchor)
+                self.delete_owned("delete group", &resource_path("/Groups", id)?, anchor)
                     .await?;
                 Ok(id.clone())
             }
@@ -677,6 +723,41 @@ impl Directory for ScimDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_is_one_path_segment_under_its_endpoint_whatever_it_holds() {
+        let path = |endpoint, id| resource_path(endpoint, id).expect("an addressable id");
+        assert_eq!(path("/Users", "2819c223"), "/Users/2819c223");
+        assert_eq!(
+            path("/Users", "../Groups/x?y=1#z"),
+            "/Users/..%2FGroups%2Fx%3Fy=1%23z"
+        );
+        assert_eq!(path("/Users", "a b%2F"), "/Users/a%20b%252F");
+        for id in ["", ".", ".."] {
+            let error = resource_path("/Users", id).expect_err("refused");
+            assert_eq!(error.reason(), "InvalidResponse");
+        }
+        for id in ["../Groups/x?y=1#z", "a/b/../../c", "%2e%2e", "%2E", "..."] {
+            let url = url::Url::parse(&format!("http://scim.test/v2{}", path("/Users", id)))
+                .expect("a URL");
+            assert_eq!(
+                url.path_segments().expect("segments").count(),
+                3,
+                "{id}: {url}"
+            );
+            assert!(url.path().starts_with("/v2/Users/"), "{id}: {url}");
+            assert_eq!(url.query(), None, "{id}");
+        }
+    }
+
+    #[test]
+    fn a_redirect_names_the_origin_it_pointed_to_only() {
+        assert_eq!(
+            origin("https://evil.example:8443/steal?token=abc"),
+            "https://evil.example:8443"
+        );
+        assert_eq!(origin("/elsewhere"), "a relative or invalid address");
+    }
 
     #[test]
     fn client_errors_are_per_entry_and_server_and_auth_errors_are_not() {
