@@ -352,35 +352,7 @@ impl Slapd {
     /// The LDAP backend's configuration for this server: admin bind, `inetOrgPerson` under
     /// `ou=people`, groups under `ou=groups`, disabled by ppolicy's permanent lock.
     pub fn ldap_config(&self) -> crate::directory::ldap::LdapConfig {
-        use crate::directory::ldap::{DisableStrategy, LdapConfig, PERMANENT_LOCK};
-        LdapConfig {
-            url: self.url(),
-            start_tls: false,
-            ca_pem: None,
-            bind_dn: ADMIN_DN.into(),
-            bind_password: secrecy::SecretString::from(self.admin_password.clone()),
-            base_dn: BASE_DN.into(),
-            people_dn: PEOPLE_DN.into(),
-            rdn_attribute: "uid".into(),
-            anchor_attribute: "employeeNumber".into(),
-            object_classes: ["top", "person", "organizationalPerson", "inetOrgPerson"]
-                .map(String::from)
-                .to_vec(),
-            disable: DisableStrategy::SetAttribute {
-                attribute: "pwdAccountLockedTime".into(),
-                value: PERMANENT_LOCK.into(),
-            },
-            timeout: Duration::from_secs(10),
-            page_size: crate::directory::ldap::DEFAULT_PAGE_SIZE,
-            groups_dn: Some(GROUPS_DN.into()),
-            group_anchor_attribute: "businessCategory".into(),
-            group_object_class: "groupOfNames".into(),
-            directory_unique: Vec::new(),
-            member_range: None,
-            initial_password: Default::default(),
-            people_subtree: false,
-            people_filter: String::new(),
-        }
+        config_for(&self.url(), &self.admin_password)
     }
 
     /// Stops slapd (its data stays): clients see the connection drop and reconnects fail.
@@ -474,5 +446,39 @@ impl Drop for Slapd {
             crate::controlplane::terminate(child, Duration::from_secs(5));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The configuration [`Slapd::ldap_config`] gives, for any server at `url` with the same layout
+/// (tests pointing the backend at a hostile server use it too).
+pub fn config_for(url: &str, admin_password: &str) -> crate::directory::ldap::LdapConfig {
+    use crate::directory::ldap::{DisableStrategy, LdapConfig, PERMANENT_LOCK};
+    LdapConfig {
+        url: url.to_owned(),
+        start_tls: false,
+        ca_pem: None,
+        bind_dn: ADMIN_DN.into(),
+        bind_password: secrecy::SecretString::from(admin_password.to_owned()),
+        base_dn: BASE_DN.into(),
+        people_dn: PEOPLE_DN.into(),
+        rdn_attribute: "uid".into(),
+        anchor_attribute: "employeeNumber".into(),
+        object_classes: ["top", "person", "organizationalPerson", "inetOrgPerson"]
+            .map(String::from)
+            .to_vec(),
+        disable: DisableStrategy::SetAttribute {
+            attribute: "pwdAccountLockedTime".into(),
+            value: PERMANENT_LOCK.into(),
+        },
+        timeout: Duration::from_secs(10),
+        page_size: crate::directory::ldap::DEFAULT_PAGE_SIZE,
+        groups_dn: Some(GROUPS_DN.into()),
+        group_anchor_attribute: "businessCategory".into(),
+        group_object_class: "groupOfNames".into(),
+        directory_unique: Vec::new(),
+        member_range: None,
+        initial_password: Default::default(),
+        people_subtree: false,
+        people_filter: String::new(),
     }
 }

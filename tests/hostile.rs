@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::response::Response;
@@ -89,7 +89,7 @@ async fn hostile(answer: Answer) -> Hostile {
     Hostile { url, sent, task }
 }
 
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 
 fn hollyhr(url: &str) -> HollyHrClient {
     HollyHrClient::new(ClientConfig::new(url, "hhr_test_hostile".into()).expect("config"))
@@ -368,4 +368,183 @@ async fn scim_location_headers_and_hostile_ids_never_move_writes_elsewhere() {
         "a Location sent a request elsewhere: {:?}",
         elsewhere.seen()
     );
+}
+
+/// BER for the few LDAP messages the hostile directory sends (RFC 4511).
+mod ber {
+    pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    pub fn integer(tag: u8, value: i64) -> Vec<u8> {
+        let bytes = value.to_be_bytes();
+        let mut start = 0;
+        while start < 7
+            && ((bytes[start] == 0 && bytes[start + 1] & 0x80 == 0)
+                || (bytes[start] == 0xff && bytes[start + 1] & 0x80 != 0))
+        {
+            start += 1;
+        }
+        tlv(tag, &bytes[start..])
+    }
+
+    pub fn octets(value: &str) -> Vec<u8> {
+        tlv(0x04, value.as_bytes())
+    }
+
+    pub fn message(id: i64, op: Vec<u8>) -> Vec<u8> {
+        tlv(0x30, &[integer(0x02, id), op].concat())
+    }
+
+    /// An LDAPResult of `tag` with result code 0.
+    pub fn success(tag: u8) -> Vec<u8> {
+        tlv(tag, &[integer(0x0a, 0), octets(""), octets("")].concat())
+    }
+
+    pub fn entry(dn: &str, attributes: &[(&str, &str)]) -> Vec<u8> {
+        let attributes: Vec<u8> = attributes
+            .iter()
+            .flat_map(|(name, value)| {
+                tlv(0x30, &[octets(name), tlv(0x31, &octets(value))].concat())
+            })
+            .collect();
+        tlv(0x64, &[octets(dn), tlv(0x30, &attributes)].concat())
+    }
+
+    /// Reads one message: its id and the tag of its operation (`None` at the end).
+    pub async fn read(stream: &mut tokio::net::TcpStream) -> Option<(i64, u8)> {
+        use tokio::io::AsyncReadExt as _;
+        let mut head = [0u8; 2];
+        stream.read_exact(&mut head).await.ok()?;
+        let len = if head[1] & 0x80 == 0 {
+            usize::from(head[1])
+        } else {
+            let mut bytes = vec![0u8; usize::from(head[1] & 0x7f)];
+            stream.read_exact(&mut bytes).await.ok()?;
+            bytes.iter().fold(0usize, |n, b| n << 8 | usize::from(*b))
+        };
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).await.ok()?;
+        // messageID INTEGER (short form), then the operation's tag.
+        let id_len = usize::from(body[1]);
+        let id = body[2..2 + id_len]
+            .iter()
+            .fold(0i64, |n, b| n << 8 | i64::from(*b));
+        Some((id, body[2 + id_len]))
+    }
+}
+
+#[tokio::test]
+async fn an_ldap_server_sending_100k_entries_in_one_page_is_cut_off() {
+    use peoplesync::directory::{DirectoryError as _, ldap::LdapDirectory};
+    use tokio::io::AsyncWriteExt as _;
+
+    // A directory that binds anyone and answers every search with 100,000 entries at once,
+    // whatever page size (or single entry) it was asked for, counting what it got out.
+    const ENTRIES: usize = 100_000;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let addr = listener.local_addr().expect("an address");
+    let sent = Arc::new(AtomicUsize::new(0));
+    let abandoned = Arc::new(AtomicUsize::new(0));
+    let (sent_by, abandons) = (sent.clone(), abandoned.clone());
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (sent, abandons) = (sent_by.clone(), abandons.clone());
+            tokio::spawn(async move {
+                let mut reader = stream;
+                while let Some((id, op)) = ber::read(&mut reader).await {
+                    match op {
+                        0x60 => {
+                            let _ = reader
+                                .write_all(&ber::message(id, ber::success(0x61)))
+                                .await;
+                        }
+                        0x63 => {
+                            for i in 0..ENTRIES {
+                                let entry = ber::entry(
+                                    &format!("uid=flood{i},ou=people,dc=example,dc=com"),
+                                    &[
+                                        ("objectClass", "inetOrgPerson"),
+                                        ("uid", &format!("flood{i}")),
+                                        ("employeeNumber", &format!("p{i}")),
+                                        ("cn", "Flood"),
+                                    ],
+                                );
+                                if reader.write_all(&ber::message(id, entry)).await.is_err() {
+                                    break;
+                                }
+                                sent.fetch_add(1, Ordering::SeqCst);
+                            }
+                            let done = ber::message(id, ber::success(0x65));
+                            let _ = reader.write_all(&done).await;
+                        }
+                        0x50 => {
+                            abandons.fetch_add(1, Ordering::SeqCst);
+                        }
+                        _ => return,
+                    }
+                }
+            });
+        }
+    });
+
+    let mut config = peoplesync::slapd::config_for(&format!("ldap://{addr}"), "secret");
+    config.page_size = 500;
+    let directory = LdapDirectory::connect(config).await.expect("binds");
+    let started = Instant::now();
+    let error = directory
+        .entries()
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("cut off");
+    let elapsed = started.elapsed();
+    assert_eq!(error.reason(), "TooManyEntries", "{error}");
+    assert!(
+        error.to_string().contains("more than 500 entries"),
+        "{error}"
+    );
+    // A read of one entry (the ownership check before a write) is bounded the same way.
+    let error = directory
+        .check()
+        .await
+        .expect_err("a base read answered with 100,000 entries");
+    assert_eq!(error.reason(), "TooManyEntries", "{error}");
+    assert!(error.to_string().contains("more than 1 entries"), "{error}");
+    // Each search was abandoned (this server reads the request once it has sent its flood).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while abandoned.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "LDAP page flood: the listing cut off after {:.0} ms (page size 500); the server, which \
+         ignores abandon, wrote {} entries for the two searches; {} abandon requests received",
+        elapsed.as_secs_f64() * 1e3,
+        sent.load(Ordering::SeqCst),
+        abandoned.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        abandoned.load(Ordering::SeqCst),
+        2,
+        "both searches were abandoned"
+    );
+    server.abort();
 }

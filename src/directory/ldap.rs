@@ -385,6 +385,15 @@ pub enum LdapBackendError {
         "entry {dn} does not carry anchor {anchor}: PeopleSync does not own it and left it untouched"
     )]
     NotOwned { dn: String, anchor: String },
+    #[error(
+        "the directory sent more than {limit} entries for one {operation} answer: it does not \
+         honour the requested size (RFC 2696 page size, or one entry for a read); PeopleSync \
+         stopped reading to keep its memory bounded"
+    )]
+    TooManyEntries {
+        operation: &'static str,
+        limit: usize,
+    },
     #[error("the LDAP connection failed during {operation}")]
     Connection {
         operation: &'static str,
@@ -416,6 +425,7 @@ impl DirectoryError for LdapBackendError {
             LdapBackendError::Bind { .. } => "BindFailed",
             LdapBackendError::NotOwned { .. } => "EntryNotOwned",
             LdapBackendError::PasswordRefused { .. } => "PasswordRefused",
+            LdapBackendError::TooManyEntries { .. } => "TooManyEntries",
             LdapBackendError::Operation { rc, .. } => match *rc {
                 OBJECT_CLASS_VIOLATION
                 | UNDEFINED_ATTRIBUTE_TYPE
@@ -477,9 +487,87 @@ fn is_transport(error: &LdapError) -> bool {
 
 /// Maps a transport error of `operation` (boxed: `LdapError` is large and this is the rare path).
 fn transport(operation: &'static str) -> impl FnOnce(LdapError) -> LdapBackendError {
-    move |source| LdapBackendError::Connection {
-        operation,
-        source: Box::new(source),
+    move |source| match too_many(&source) {
+        Some(limit) => LdapBackendError::TooManyEntries { operation, limit },
+        None => LdapBackendError::Connection {
+            operation,
+            source: Box::new(source),
+        },
+    }
+}
+
+/// How a search stopped by its entry bound travels through ldap3 (whose adapters can only fail
+/// with an `LdapError`): `AdapterInit` with this prefix and the limit.
+const TOO_MANY: &str = "peoplesync: too many entries, limit ";
+
+fn too_many_error(limit: usize) -> LdapError {
+    LdapError::AdapterInit(format!("{TOO_MANY}{limit}"))
+}
+
+fn too_many(error: &LdapError) -> Option<usize> {
+    match error {
+        LdapError::AdapterInit(message) => message.strip_prefix(TOO_MANY)?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Entries one unpaged search may return (the groups under `groupsDn`; a read returns one).
+/// ldap3 queues a search's entries without bound, so a server that ignores the size asked for
+/// is cut off here.
+pub const UNPAGED_ENTRY_LIMIT: usize = 100_000;
+
+/// Below `PagedResults` in a search's adapter chain: it sees each page's raw entries and fails
+/// the search when a page holds more than the page size asked for (a server that ignores the
+/// control and sends everything at once).
+#[derive(Debug, Clone)]
+struct PageBound {
+    size: usize,
+    seen: usize,
+}
+
+#[async_trait::async_trait]
+impl<'a, S, A> Adapter<'a, S, A> for PageBound
+where
+    S: AsRef<str> + Send + Sync + 'a,
+    A: AsRef<[S]> + Send + Sync + 'a,
+{
+    async fn start(
+        &mut self,
+        stream: &mut ldap3::SearchStream<'a, S, A>,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: A,
+    ) -> ldap3::result::Result<()> {
+        self.seen = 0;
+        stream.start(base, scope, filter, attrs).await
+    }
+
+    async fn next(
+        &mut self,
+        stream: &mut ldap3::SearchStream<'a, S, A>,
+    ) -> ldap3::result::Result<Option<ldap3::ResultEntry>> {
+        match stream.next().await {
+            Ok(Some(entry)) => {
+                if !entry.is_intermediate() && !entry.is_ref() {
+                    self.seen += 1;
+                    if self.seen > self.size {
+                        return Err(too_many_error(self.size));
+                    }
+                }
+                Ok(Some(entry))
+            }
+            // The end of a page: `PagedResults` asks for the next one, counted afresh.
+            Ok(None) => {
+                self.seen = 0;
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn finish(&mut self, stream: &mut ldap3::SearchStream<'a, S, A>) -> LdapResult {
+        stream.finish().await
     }
 }
 
@@ -734,9 +822,24 @@ impl LdapDirectory {
         self.retrying(operation, |mut ldap| {
             let attrs = attrs.clone();
             async move {
-                ldap.search(base, scope, filter, attrs)
-                    .await
-                    .map(|ldap3::SearchResult(entries, result)| (entries, result))
+                // ldap3's `search` collects whatever arrives: stream, and stop at the bound.
+                let limit = if scope == Scope::Base {
+                    1
+                } else {
+                    UNPAGED_ENTRY_LIMIT
+                };
+                let mut stream = ldap.streaming_search(base, scope, filter, attrs).await?;
+                let mut entries = Vec::new();
+                while let Some(entry) = stream.next().await? {
+                    if !entry.is_intermediate() && !entry.is_ref() && entries.len() >= limit {
+                        let ldap = stream.ldap_handle();
+                        let id = ldap.last_id();
+                        let _ = ldap.abandon(id).await;
+                        return Err(too_many_error(limit));
+                    }
+                    entries.push(entry);
+                }
+                Ok((entries, stream.finish().await))
             }
         })
         .await
@@ -888,6 +991,10 @@ impl LdapDirectory {
                     let adapters: Vec<Box<dyn Adapter<'static, String, Vec<String>>>> = vec![
                         Box::new(EntriesOnly::new()),
                         Box::new(PagedResults::new(page_size)),
+                        Box::new(PageBound {
+                            size: page_size as usize,
+                            seen: 0,
+                        }),
                     ];
                     let stream = ldap
                         .streaming_search_with(adapters, &base, scope, &filter, wanted)
@@ -918,7 +1025,15 @@ impl LdapDirectory {
                                 }
                                 None
                             }
-                            Err(source) => Some((Err(transport("search")(source)), None)),
+                            Err(source) => {
+                                if too_many(&source).is_some() {
+                                    // Ask the server to stop sending the rest.
+                                    let ldap = stream.ldap_handle();
+                                    let id = ldap.last_id();
+                                    let _ = ldap.abandon(id).await;
+                                }
+                                Some((Err(transport("search")(source)), None))
+                            }
                         }
                     })
                 }
