@@ -266,6 +266,7 @@ pub struct LdapTarget {
     /// Attribute templates (minijinja) over the person's safe fields, merged over the profile's
     /// defaults, e.g. `mail: "{{ work_email }}"`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "templates_schema")]
     pub attributes: BTreeMap<String, String>,
     /// How a leaver's entry is disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -328,6 +329,7 @@ pub struct ScimTarget {
     pub token_secret_ref: SecretKeyRef,
     /// Attribute templates (minijinja) merged over the SCIM defaults, keyed by SCIM path.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "templates_schema")]
     pub attributes: BTreeMap<String, String>,
 }
 
@@ -824,6 +826,23 @@ impl PeopleSyncSpec {
         }
     }
 }
+
+/// Attribute templates: at most [`MAX_TEMPLATES`] of them, each at most
+/// [`crate::plan::mapping::TEMPLATE_LIMIT`] characters, so the API server refuses a huge
+/// template at admission (the planner refuses it again when it reads the spec).
+fn templates_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "maxProperties": MAX_TEMPLATES,
+        "additionalProperties": {
+            "type": "string",
+            "maxLength": crate::plan::mapping::TEMPLATE_LIMIT,
+        },
+    })
+}
+
+/// Attribute templates one target may declare.
+pub const MAX_TEMPLATES: usize = 128;
 
 /// The CRD as YAML (what `peoplesync crd` prints and `crds/peoplesync.yaml` holds).
 pub fn crd_yaml() -> String {

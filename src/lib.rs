@@ -22,3 +22,6 @@ pub mod source;
 pub mod sync;
 pub mod telemetry;
 pub mod webhook;
+
+#[cfg(test)]
+mod fuzz;

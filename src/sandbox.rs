@@ -24,7 +24,7 @@ mod ids;
 pub mod personio;
 mod ratelimit;
 pub mod remote;
-mod seed;
+pub mod seed;
 mod server;
 mod store;
 pub mod tenants;

@@ -243,6 +243,24 @@ async fn invalid_specs_are_rejected_with_messages_a_person_understands() {
             json!({"source": {"hollyhr": {"baseUrl": "https://a.hollyhr.com/api/v1", "apiKeySecretRef": {"name": "", "key": "k"}}}}),
             "a Secret name is 1 to 253 characters",
         ),
+        (
+            "a template over 4096 characters",
+            json!({"target": {"scim": {
+                "baseUrl": "https://scim.example.com/v2",
+                "tokenSecretRef": {"name": "s", "key": "t"},
+                "attributes": {"title": "x".repeat(1024 * 1024)}
+            }}}),
+            "spec.target.scim.attributes.title: Too long: may not be more than 4096",
+        ),
+        (
+            "too many templates",
+            json!({"target": {"ldap": {
+                "url": "ldap://x:389", "bindDn": "a",
+                "bindPasswordSecretRef": {"name": "a", "key": "b"}, "baseDn": "b", "peopleDn": "c",
+                "attributes": (0..200).map(|i| (format!("a{i}"), json!("{{ id }}"))).collect::<serde_json::Map<_, _>>()
+            }}}),
+            "must have at most 128 items",
+        ),
     ];
     let mut rejected = 0;
     for (what, patch, message) in cases {

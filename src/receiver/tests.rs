@@ -554,6 +554,26 @@ proptest! {
         prop_assert!(result.is_err(), "random input never verifies");
         let _ = serde_json::from_slice::<Event>(&body).map(|e| subject(&e.kind, e.data.as_ref()));
     }
+
+    /// Fuzz target: Personio's side, an `Authorization` header and any event body.
+    #[test]
+    fn personio_token_and_event_parsing_never_panics(
+        authorization in proptest::collection::vec(any::<u8>(), 0..80),
+        body in crate::fuzz::answers(
+            br#"{"id":"evt_1","type":"person.updated","created_at":"2026-06-18T09:00:00Z","data":{"id":"7"}}"#.to_vec()
+        ),
+    ) {
+        let tokens = TokenSecrets {
+            current: SecretString::from("personio-webhook-token"),
+            previous: None,
+        };
+        let now = Timestamp::from_second(START).expect("a time");
+        prop_assert!(!personio::authorized(Some(&authorization), &tokens, now));
+        let _ = personio::same_token(&String::from_utf8_lossy(&authorization), "held");
+        if let Ok(event) = serde_json::from_slice::<crate::source::personio::model::Event>(&body) {
+            let _ = personio::event_key(&event);
+        }
+    }
 }
 
 #[tokio::test]

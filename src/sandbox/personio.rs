@@ -55,7 +55,7 @@ mod delivery;
 mod error;
 mod paging;
 pub mod remote;
-mod seed;
+pub mod seed;
 mod store;
 
 use std::net::SocketAddr;

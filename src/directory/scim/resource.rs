@@ -352,4 +352,33 @@ mod tests {
         assert_eq!(user["schemas"], json!([CORE_USER]));
         assert_eq!(to_attributes(&user)["emails.work"], ["new@example.com"]);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Fuzz target: whatever a service provider lists as a user, it becomes an entry, an
+        /// unowned entry or nothing; never a panic. An owned entry keeps its externalId as its
+        /// anchor, and what it reads back writes back to the same attributes.
+        #[test]
+        fn user_decoding_never_panics(
+            body in crate::fuzz::answers(
+                to_user(&attributes(), "p1", true).to_string().into_bytes()
+            ),
+        ) {
+            let Ok(user) = serde_json::from_slice::<Value>(&body) else {
+                return Ok(());
+            };
+            let _ = to_unowned(&user);
+            if let Some(entry) = to_entry(&user) {
+                proptest::prop_assert_eq!(Some(entry.anchor.as_str()), user["externalId"].as_str());
+                let mut written = user.clone();
+                apply_attributes(&mut written, &entry.attributes);
+                let _ = patch_operations(&entry.attributes);
+                proptest::prop_assert_eq!(to_attributes(&written), to_attributes(&user));
+            }
+        }
+    }
 }

@@ -731,4 +731,88 @@ mod tests {
             );
         }
     }
+
+    /// A valid `/people` page of three sandbox people, and their personal values.
+    fn valid_page() -> (Vec<u8>, Vec<String>) {
+        use crate::source::hollyhr::model::{CursorPagination, Page};
+        let now = Timestamp::from_second(1_781_600_000).expect("a time");
+        let people = crate::sandbox::seed::generate(3, 7, now).people;
+        let personal: Vec<String> = people
+            .iter()
+            .flat_map(|p| {
+                [
+                    p.first_name.clone(),
+                    p.last_name.clone(),
+                    p.work_email.clone(),
+                    Some(p.display_name.clone()),
+                ]
+            })
+            .flatten()
+            .filter(|v| v.len() > 3)
+            .collect();
+        let page = Page {
+            data: people,
+            pagination: CursorPagination {
+                next_cursor: Some("c2".into()),
+                has_more: true,
+                limit: 3,
+            },
+        };
+        (serde_json::to_vec(&page).expect("JSON"), personal)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Fuzz target: whatever a `/people` answer holds, decoding is a value or a `Decode`
+        /// error naming the route and a field path, never a panic, and never a value from
+        /// the body.
+        #[test]
+        fn people_page_decoding_never_panics_nor_echoes_the_body(
+            body in crate::fuzz::answers(valid_page().0),
+        ) {
+            use crate::source::hollyhr::model::{Page, Person};
+            let (_, personal) = valid_page();
+            let request = Request::get("/people", &[]);
+            let answer = Answer {
+                status: StatusCode::OK,
+                etag: None,
+                request_id: Some("req_1".into()),
+                body: Bytes::from(body),
+            };
+            match decode::<Page<Person>>(&request, &answer) {
+                Ok(page) => proptest::prop_assert!(page.data.len() <= 6),
+                Err(error) => {
+                    let message = error.to_string();
+                    proptest::prop_assert!(
+                        matches!(error, HollyHrError::Decode { .. }),
+                        "{message}"
+                    );
+                    proptest::prop_assert!(message.len() < 400, "{message}");
+                    for value in &personal {
+                        proptest::prop_assert!(!message.contains(value.as_str()), "{message}");
+                    }
+                }
+            }
+        }
+
+        /// Fuzz target: an error answer's body, whatever it holds, becomes an `Api` error.
+        #[test]
+        fn error_envelope_decoding_never_panics(body in crate::fuzz::answers(
+            br#"{"error":{"code":"rate_limited","message":"slow down","request_id":"req_1","details":[{"field":"limit","issue":"too big"}]}}"#.to_vec(),
+        )) {
+            let error = api_error(
+                &Method::GET,
+                "/people",
+                StatusCode::TOO_MANY_REQUESTS,
+                &HeaderMap::new(),
+                &body,
+                None,
+            );
+            proptest::prop_assert!(matches!(error, HollyHrError::Api(_)));
+        }
+    }
 }

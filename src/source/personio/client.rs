@@ -604,4 +604,102 @@ mod tests {
             assert_eq!(classify(&error, replayable), expected, "{error}");
         }
     }
+
+    /// A valid `/v2/persons` page of three sandbox persons (their private attributes
+    /// included), their employments, and every personal value they carry.
+    fn valid_persons() -> (Vec<u8>, Vec<u8>, Vec<String>) {
+        let now = Timestamp::from_second(1_781_600_000).expect("a time");
+        let (tenant, _) = crate::sandbox::personio::seed::generate(3, 7, now);
+        let mut personal = Vec::new();
+        for person in &tenant.persons {
+            personal.extend(
+                [&person.first_name, &person.last_name, &person.email]
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+            for attribute in &person.custom_attributes {
+                if let Some(text) = attribute.value.as_str() {
+                    personal.push(text.to_owned());
+                }
+            }
+        }
+        personal.retain(|v| v.len() > 3);
+        let page = |data: serde_json::Value| {
+            serde_json::to_vec(&serde_json::json!({
+                "_data": data,
+                "_meta": {"links": {"next": {"href": "https://api.personio.de/v2/persons?cursor=c2"}}}
+            }))
+            .expect("JSON")
+        };
+        let employments: Vec<_> = tenant.employments.values().flatten().collect();
+        (
+            page(serde_json::to_value(&tenant.persons).expect("JSON")),
+            page(serde_json::to_value(&employments).expect("JSON")),
+            personal,
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Fuzz target: whatever a `/v2/persons` answer holds, decoding is a page or an
+        /// `InvalidResponse` naming the route and a field path (never a panic, never a value
+        /// from the body, private attributes included), and a decoded person always maps.
+        #[test]
+        fn persons_page_decoding_never_panics_nor_echoes_the_body(
+            body in crate::fuzz::answers(valid_persons().0),
+        ) {
+            let (_, _, personal) = valid_persons();
+            match decode::<ListPage<model::Person>>(&Method::GET, route::PERSONS, &body) {
+                Ok(page) => {
+                    let _ = page.next_cursor();
+                    for person in &page.data {
+                        let mapped = super::super::mapping::to_person(person, None, &|_| None);
+                        proptest::prop_assert_eq!(&mapped.id, &person.id);
+                    }
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    proptest::prop_assert!(
+                        matches!(error, PersonioError::InvalidResponse { .. }),
+                        "{message}"
+                    );
+                    proptest::prop_assert!(message.len() < 400, "{message}");
+                    for value in &personal {
+                        proptest::prop_assert!(!message.contains(value.as_str()), "{message}");
+                    }
+                }
+            }
+        }
+
+        /// Fuzz target: employments decode or fail cleanly, and whatever decodes maps with any
+        /// person.
+        #[test]
+        fn employments_page_decoding_never_panics(
+            body in crate::fuzz::answers(valid_persons().1),
+        ) {
+            if let Ok(page) = decode::<ListPage<model::Employment>>(&Method::GET, route::EMPLOYMENTS, &body) {
+                let person: model::Person =
+                    serde_json::from_value(serde_json::json!({"id": "1"})).expect("a person");
+                for employment in &page.data {
+                    let _ = super::super::mapping::to_person(&person, Some(employment), &|id| Some(id.to_owned()));
+                }
+            }
+        }
+
+        /// Fuzz target: the token endpoint's answer and error bodies.
+        #[test]
+        fn token_and_problem_decoding_never_panic(body in crate::fuzz::answers(
+            br#"{"success":true,"data":{"token":"t"},"access_token":"t","token_type":"Bearer","expires_in":86400,"scope":"personio:persons:read"}"#.to_vec(),
+        )) {
+            let _ = decode::<model::Token>(&Method::POST, route::TOKEN, &body);
+            let error = api_error(&Method::GET, route::PERSONS, StatusCode::BAD_REQUEST, &HeaderMap::new(), &body);
+            let is_api = matches!(error, PersonioError::Api { .. });
+            proptest::prop_assert!(is_api, "{error}");
+        }
+    }
 }
