@@ -6,6 +6,7 @@
 #   Failover: the leader of two replicas killed in the middle of 500 changes.
 #   Fencing: the leader cut off from the API server stops writing before the standby leads.
 #   Control plane: kube-apiserver and etcd killed mid-sync and mid-burst.
+#   Receiver flood: 10,000 idle connections and 20 slow-loris clients while changes are delivered.
 # CI runs the same tests with 5 trials of 5,000 people and 2 bursts (`./scripts/test.sh`).
 #
 #   ./scripts/trials.sh                          # the full run
