@@ -579,17 +579,7 @@ fn api_key(file: Option<&Path>, env: Option<String>) -> Result<SecretString, Cli
         .ok_or(CliError::MissingApiKey)
 }
 
-/// An error and its sources on one line: `failed to X: failed to Y: cause`.
-pub fn report(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use crate::telemetry::report;
 
 /// The default page size of listings: HollyHR's maximum.
 fn page_limit(limit: u32) -> Result<PageLimit, CliError> {

@@ -111,10 +111,14 @@ impl Ds389 {
     pub async fn shared() -> Result<&'static Ds389, String> {
         static DS: tokio::sync::OnceCell<Result<Ds389, String>> =
             tokio::sync::OnceCell::const_new();
-        DS.get_or_init(|| async { Self::start().await.map_err(|e| crate::cli::report(&e)) })
-            .await
-            .as_ref()
-            .map_err(Clone::clone)
+        DS.get_or_init(|| async {
+            Self::start()
+                .await
+                .map_err(|e| crate::telemetry::report(&e))
+        })
+        .await
+        .as_ref()
+        .map_err(Clone::clone)
     }
 
     pub fn url(&self) -> String {

@@ -63,10 +63,14 @@ impl SambaDc {
     pub async fn shared() -> Result<&'static SambaDc, String> {
         static DC: tokio::sync::OnceCell<Result<SambaDc, String>> =
             tokio::sync::OnceCell::const_new();
-        DC.get_or_init(|| async { Self::start().await.map_err(|e| crate::cli::report(&e)) })
-            .await
-            .as_ref()
-            .map_err(Clone::clone)
+        DC.get_or_init(|| async {
+            Self::start()
+                .await
+                .map_err(|e| crate::telemetry::report(&e))
+        })
+        .await
+        .as_ref()
+        .map_err(Clone::clone)
     }
 
     /// Provisions a fresh domain and starts its DC.

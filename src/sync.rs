@@ -2,6 +2,7 @@
 //! apply. [`apply`] is the one writer of directory changes.
 
 pub mod apply;
+pub mod cycle;
 pub mod dry_run;
 pub mod engine;
 pub mod spec;

@@ -51,6 +51,19 @@ pub fn init(format: LogFormat, filter: &str) -> Result<(), TelemetryError> {
     installed.map_err(TelemetryError::Install)
 }
 
+/// An error and its sources on one line: `failed to X: failed to Y: cause` (for log fields,
+/// conditions and CLI messages; errors never carry a secret or a personal value).
+pub fn report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

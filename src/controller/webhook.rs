@@ -411,7 +411,7 @@ pub async fn disable_all(
 }
 
 fn cause(what: &str, error: &dyn std::error::Error) -> String {
-    format!("{what}: {}", crate::cli::report(error))
+    format!("{what}: {}", crate::telemetry::report(error))
 }
 
 /// `Unauthorized`/`Forbidden` need a person (a key without `webhooks:manage`); the rest retry.

@@ -3,7 +3,7 @@
 
 use jiff::SignedDuration;
 
-use super::engine::{DEFAULT_CONCURRENCY, DEFAULT_OVERLAP, Settings};
+use super::cycle::{DEFAULT_CONCURRENCY, DEFAULT_OVERLAP, Settings};
 use crate::crd::{
     DeprovisionAction, FutureStartersPolicy, LdapProfile, OnLeavePolicy, PeopleSyncSpec, duration,
 };
@@ -169,6 +169,6 @@ mod tests {
         }
         let error = settings(&broken).expect_err("invalid");
         assert_eq!(error.reason(), "InvalidMapping");
-        assert!(crate::cli::report(&error).contains("title"));
+        assert!(crate::telemetry::report(&error).contains("title"));
     }
 }

@@ -21,7 +21,7 @@ use std::time::Instant;
 use futures::TryStreamExt;
 use jiff::Timestamp;
 
-use super::engine::{CycleError, CycleKind, Report, Settings, SyncState, Timings};
+use super::cycle::{CycleError, CycleKind, Report, Settings, SyncState, Timings};
 use super::{Aborted, Applied, Ids, apply, set_attribute};
 use crate::directory::{Attributes, Directory, Entry};
 use crate::plan::known::Known;
@@ -283,7 +283,7 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
         None
     };
     cycle.timings.source += stage.elapsed();
-    let checkpoint = super::engine::next_checkpoint(state.checkpoint, max_updated);
+    let checkpoint = super::cycle::next_checkpoint(state.checkpoint, max_updated);
     let edge: BTreeMap<String, Timestamp> = match checkpoint {
         Some(checkpoint) => {
             let window = checkpoint - settings.overlap;
@@ -525,7 +525,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
         );
 
         // The next state, as `engine::finish` computes it.
-        let failed = super::engine::failed(&plan, &applied);
+        let failed = super::cycle::failed(&plan, &applied);
         let mut next = state.clone();
         next.disabled_since = known
             .after()

@@ -1,0 +1,165 @@
+//! Running the due sync cycle of one object, and publishing what it did (metrics, audit, Event).
+
+use super::*;
+
+/// Runs the cycle that is due and records its outcome in `observed`.
+pub(super) async fn run_sync(
+    object: &PeopleSync,
+    ctx: &Context,
+    handles: &Handles,
+    observed: &mut Observation,
+    poll: Duration,
+    full_interval: Duration,
+) {
+    use crate::sync::engine;
+    let uid = object.uid().unwrap_or_default();
+    let state = sync::state_of(object.status.as_ref());
+    let approved = object
+        .annotations()
+        .get(crate::crd::APPROVE_DEPROVISION)
+        .map(String::as_str);
+    // A new approval re-runs the full cycle whose plan it approves.
+    let new_approval = approved.is_some_and(|hash| state.approval_used.as_deref() != Some(hash));
+    // `kubectl peoplesync sync-now` sets a new value: a full cycle runs now.
+    let sync_now = object
+        .annotations()
+        .get(crate::crd::SYNC_NOW)
+        .is_some_and(|value| ctx.sync_now_requested(&uid, value));
+    let spec_changed = object.status.as_ref().and_then(|s| s.observed_generation)
+        != object.meta().generation
+        || !ctx.had_full_cycle(&uid)
+        || new_approval
+        || ctx.take_full_request(&uid)
+        || sync_now;
+    let started = jiff::Timestamp::now();
+    if !spec_changed && let Some(at) = ctx.cycle_ahead(&uid, started) {
+        // Not due yet: this reconcile is for the webhook's health or a status echo.
+        observed.next_sync = Some(at);
+        return;
+    }
+    let kind = engine::due(&state, full_interval, started, spec_changed);
+    // This cycle reads every change up to now, those a flood handed over included.
+    ctx.cycle_starts(&uid);
+    let outcome = match crate::sync::spec::settings(&object.spec) {
+        Err(error) => sync::SyncOutcome::Failed {
+            reason: error.reason(),
+            message: crate::telemetry::report(&error),
+        },
+        Ok(settings) => {
+            // The cycle reads the directory afresh and leaves its index for targeted syncs.
+            let mut index = ctx.take_index(&uid);
+            let cycle = cycle_id();
+            // Every line the cycle logs (its audit lines included) names the object and cycle.
+            let span = tracing::info_span!(
+                "cycle",
+                namespace = %object.namespace().unwrap_or_default(),
+                name = %object.name_any(),
+                cycle = %cycle,
+                kind = kind.as_str()
+            );
+            let result = engine::run_cycle_indexed(
+                &handles.source,
+                &handles.directory,
+                &settings,
+                &state,
+                kind,
+                approved,
+                started,
+                &mut index,
+            )
+            .instrument(span)
+            .await;
+            ctx.keep_index(&uid, index);
+            match result {
+                Ok(report) => {
+                    ctx.metrics.cycle(&report);
+                    if let Some(checkpoint) = report.state.checkpoint {
+                        let age = jiff::Timestamp::now().duration_since(checkpoint).as_secs();
+                        ctx.metrics.checkpoint_age(
+                            &object.namespace().unwrap_or_default(),
+                            &object.name_any(),
+                            age,
+                        );
+                    }
+                    if kind == engine::CycleKind::Full && !settings.dry_run {
+                        ctx.full_cycle_done(&uid);
+                    }
+                    info!(
+                        name = %object.name_any(),
+                        kind = kind.as_str(),
+                        people = report.people_read,
+                        failures = report.failures().len(),
+                        took_ms = report.duration.as_millis() as u64,
+                        source_ms = report.timings.source.as_millis() as u64,
+                        directory_ms = report.timings.directory.as_millis() as u64,
+                        plan_ms = report.timings.plan.as_millis() as u64,
+                        apply_ms = report.timings.apply.as_millis() as u64,
+                        "sync cycle finished"
+                    );
+                    let mut completed =
+                        sync::Completed::of(&report, settings.dry_run, jiff::Timestamp::now());
+                    completed.cycle = cycle;
+                    sync::SyncOutcome::Completed(Box::new(completed))
+                }
+                Err(error) => {
+                    ctx.metrics.cycle_failed(kind, error.detail());
+                    warn!(name = %object.name_any(), kind = kind.as_str(), error = %crate::telemetry::report(&error), "sync cycle failed");
+                    sync::SyncOutcome::Failed {
+                        reason: error.reason(),
+                        message: format!(
+                            "the {} cycle failed ({}): {}; the checkpoint did not move",
+                            kind.as_str(),
+                            error.detail(),
+                            crate::telemetry::report(&error)
+                        ),
+                    }
+                }
+            }
+        }
+    };
+    let next_state = match &outcome {
+        sync::SyncOutcome::Completed(completed) if !completed.dry_run => completed.state.clone(),
+        _ => state,
+    };
+    observed.sync = outcome;
+    let mut next = engine::next_run(&next_state, poll, full_interval, jiff::Timestamp::now());
+    if matches!(observed.sync, sync::SyncOutcome::Failed { .. }) {
+        // Retried with the object's backoff (5 s, doubling), never later than the next poll:
+        // the directory or the API server may be back in seconds.
+        let backoff = ctx.backoff(object).min(poll);
+        next = next.min(
+            jiff::Timestamp::now() + jiff::SignedDuration::try_from(backoff).unwrap_or_default(),
+        );
+    }
+    if ctx.handed_over(&uid) {
+        // A flood was handed over while this cycle ran, after it had read the changes: the
+        // events wait for a cycle, so the next one runs now, not a poll interval later.
+        next = jiff::Timestamp::now();
+    }
+    ctx.cycle_due_at(&uid, next);
+    observed.next_sync = Some(next);
+}
+
+/// A cycle's id: 12 hex digits, in its log span, its audit lines and its Event.
+pub(super) fn cycle_id() -> String {
+    format!("{:012x}", rand::random::<u64>() >> 16)
+}
+
+/// An Event for a cycle that changed the directory (counts only).
+pub(super) async fn publish_cycle(ctx: &Context, object: &PeopleSync, completed: &sync::Completed) {
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Synced".into(),
+        note: Some(format!(
+            "{} cycle {}: {}",
+            completed.kind.as_str(),
+            completed.cycle,
+            completed.describe_counts()
+        )),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        warn!(%error, "failed to publish an Event");
+    }
+}
