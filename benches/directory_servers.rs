@@ -26,10 +26,10 @@ use peoplesync::ds389::Ds389;
 use peoplesync::plan::mapping::Profile;
 use peoplesync::plan::{Guard, Mapping, Policy};
 use peoplesync::samba::{self, SambaDc};
-use peoplesync::sandbox::{self, DEFAULT_API_KEY, SandboxConfig};
 use peoplesync::slapd::{self, Slapd};
 use peoplesync::source::hollyhr::{ClientConfig, HollyHrClient};
 use peoplesync::sync::engine::{self, CycleKind, Settings, SyncState};
+use peoplesync_sandbox::{self as sandbox, DEFAULT_API_KEY, SandboxConfig};
 use secrecy::SecretString;
 
 const GOAL: f64 = 1.25;

@@ -34,7 +34,7 @@ fn main() {
 }
 
 fn mapped(people: usize) -> Vec<(String, Attributes)> {
-    let tenant = peoplesync::sandbox::generate_tenant(people, 42);
+    let tenant = peoplesync_sandbox::generate_tenant(people, 42);
     let mapping =
         Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("mapping");
     let mut uids = HashSet::new();

@@ -35,10 +35,10 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use peoplesync::controlplane::ControlPlane;
 use peoplesync::crd::PeopleSync;
-use peoplesync::sandbox::{self, SandboxConfig};
 use peoplesync::slapd::Slapd;
 use peoplesync::source::hollyhr::model::UpdateEmploymentRequest;
 use peoplesync::source::hollyhr::{self, HollyHrClient, Idempotency};
+use peoplesync_sandbox::{self as sandbox, SandboxConfig};
 use serde_json::json;
 use support::fleet::{self, is};
 use support::*;
@@ -333,7 +333,7 @@ async fn p5(people: usize) -> Vec<String> {
             .expect("config"),
     )
     .expect("client");
-    let ids: Vec<String> = peoplesync::sandbox::generate_tenant(people.min(2_000), 42)
+    let ids: Vec<String> = peoplesync_sandbox::generate_tenant(people.min(2_000), 42)
         .into_iter()
         .map(|p| p.id)
         .collect();

@@ -36,7 +36,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn run(n: usize) {
-    let (people, org_units) = peoplesync::sandbox::generate_organisation(n, 42);
+    let (people, org_units) = peoplesync_sandbox::generate_organisation(n, 42);
     let directory = MemoryDirectory::ldap_like("uid", true);
     let mapping =
         Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("compiles");

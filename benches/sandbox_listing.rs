@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use peoplesync::sandbox::{self, SandboxConfig};
 use peoplesync::source::hollyhr::model::{Page, Person};
+use peoplesync_sandbox::{self as sandbox, SandboxConfig};
 
 fn main() {
     // `cargo test --all-targets` also runs this binary (without `--bench`): a debug-build run of
@@ -206,7 +206,7 @@ async fn list_all_raw(http: &reqwest::Client, url: &str) -> usize {
 
 /// The same tenant the sandbox serves, generated in-process for the baseline.
 fn peoplesync_baseline(people: usize) -> Vec<Person> {
-    peoplesync::sandbox::generate_tenant(people, 42)
+    peoplesync_sandbox::generate_tenant(people, 42)
 }
 
 fn ms(d: Duration) -> f64 {

@@ -32,7 +32,7 @@ fn main() {
 }
 
 fn mapped(people: usize) -> Vec<(String, Attributes)> {
-    let tenant = peoplesync::sandbox::generate_tenant(people, 42);
+    let tenant = peoplesync_sandbox::generate_tenant(people, 42);
     let mapping = Mapping::new(Profile::Scim, &BTreeMap::new()).expect("mapping");
     let mut names = HashSet::new();
     tenant

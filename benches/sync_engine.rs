@@ -23,11 +23,11 @@ use peoplesync::directory::ldap::LdapDirectory;
 use peoplesync::directory::{Directory, Entry};
 use peoplesync::plan::mapping::Profile;
 use peoplesync::plan::{Guard, Mapping, Policy};
-use peoplesync::sandbox::{self, DEFAULT_API_KEY, SandboxConfig};
 use peoplesync::slapd::{self, Slapd};
 use peoplesync::source::hollyhr::{ClientConfig, HollyHrClient};
 use peoplesync::source::{PeopleSource, Person};
 use peoplesync::sync::engine::{self, CycleKind, Settings, SyncState};
+use peoplesync_sandbox::{self as sandbox, DEFAULT_API_KEY, SandboxConfig};
 use secrecy::SecretString;
 
 fn env_number(name: &str, default: usize) -> usize {

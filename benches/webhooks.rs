@@ -30,11 +30,11 @@ use kube::Api;
 use ldap3::{Ldap, LdapConnAsync, Scope, SearchEntry};
 use peoplesync::controller;
 use peoplesync::directory::Directory;
-use peoplesync::sandbox::{self, SandboxConfig};
 use peoplesync::signature::{self, Variant};
 use peoplesync::slapd::{self, Slapd};
 use peoplesync::source::hollyhr::model::UpdateEmploymentRequest;
 use peoplesync::source::hollyhr::{self, HollyHrClient, Idempotency};
+use peoplesync_sandbox::{self as sandbox, SandboxConfig};
 use serde_json::json;
 use support::*;
 

@@ -2,7 +2,7 @@
 # The README's first command: the main job on its local default. On a fresh machine it installs
 # what is missing (slapd), builds PeopleSync and the local control plane (kube-apiserver + etcd
 # from their Go modules, cached by version; the first build shows its progress and takes a few
-# minutes), then runs `peoplesync demo`: the operator on that control plane, a HollyHR sandbox
+# minutes), then runs `peoplesync-sandbox demo`: the operator on that control plane, a HollyHR sandbox
 # with 1,000 people and a private slapd; a PeopleSync is applied and reaches Ready, and a change
 # made through the HollyHR API reaches the directory through the signed webhook. In a terminal
 # everything keeps running until Ctrl-C; otherwise (CI) it stops after the showcase.
@@ -22,6 +22,6 @@ if [[ " $* " != *" --standalone "* && -z "${PEOPLESYNC_CONTROLPLANE_BIN:-}" ]]; 
   PEOPLESYNC_CONTROLPLANE_BIN="$(bash scripts/controlplane/build.sh | tail -n 1)"
   export PEOPLESYNC_CONTROLPLANE_BIN
 fi
-echo "[demo] building peoplesync (the first build takes a few minutes)" >&2
-cargo build --locked --quiet --bin peoplesync
-exec "$CARGO_TARGET_DIR/debug/peoplesync" demo "$@"
+echo "[demo] building peoplesync and its sandboxes (the first build takes a few minutes)" >&2
+cargo build --locked --quiet -p peoplesync-sandbox --bin peoplesync-sandbox
+exec "$CARGO_TARGET_DIR/debug/peoplesync-sandbox" demo "$@"

@@ -51,4 +51,4 @@ if [[ -z "${PEOPLESYNC_PROMTOOL:-}" ]]; then
   export PEOPLESYNC_PROMTOOL
 fi
 
-cargo test --locked --all-targets "$@"
+cargo test --locked --workspace --all-targets "$@"

@@ -14,7 +14,6 @@ pub mod plan;
 pub mod receiver;
 pub mod retry;
 pub mod samba;
-pub mod sandbox;
 pub mod scim_server;
 pub mod signature;
 pub mod slapd;

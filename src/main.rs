@@ -34,15 +34,7 @@ fn main() -> ExitCode {
         };
     }
     let args = cli::Cli::parse();
-    // The demo narrates a walkthrough: its audit lines (one per directory write) stay off unless
-    // a filter asks for them.
-    let filter = match args.command {
-        cli::Command::Demo(_) if args.log_filter == "info" => {
-            "info,peoplesync::audit=off".to_owned()
-        }
-        _ => args.log_filter.clone(),
-    };
-    if let Err(error) = telemetry::init(args.log_format, &filter) {
+    if let Err(error) = telemetry::init(args.log_format, &args.log_filter) {
         eprintln!("peoplesync: {}", cli::report(&error));
         return ExitCode::FAILURE;
     }

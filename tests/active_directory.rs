@@ -13,9 +13,9 @@ use peoplesync::directory::ldap::{LdapConfig, LdapDirectory};
 use peoplesync::plan::mapping::Profile;
 use peoplesync::plan::{Guard, Mapping, Policy};
 use peoplesync::samba::{self, SambaDc};
-use peoplesync::sandbox::{self, DEFAULT_API_KEY, SandboxConfig};
 use peoplesync::source::hollyhr::{ClientConfig, HollyHrClient};
 use peoplesync::sync::engine::{self, CycleKind, DEFAULT_OVERLAP, Settings, SyncState};
+use peoplesync_sandbox::{self as sandbox, DEFAULT_API_KEY, SandboxConfig};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -45,7 +45,7 @@ fn target(people: &str, groups: &str) -> LdapTarget {
 
 /// A HollyHR sandbox of `people` with its own seed (accounts are unique domain-wide and the
 /// tests share one DC, so each test syncs people of its own) and a client for it.
-async fn hollyhr(people: usize, seed: u64) -> (peoplesync::sandbox::SandboxHandle, HollyHrClient) {
+async fn hollyhr(people: usize, seed: u64) -> (peoplesync_sandbox::SandboxHandle, HollyHrClient) {
     let sandbox = sandbox::start(SandboxConfig {
         people,
         seed,

@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use peoplesync::directory::Directory;
 use peoplesync::directory::ldap::{LdapConfig, LdapDirectory};
 use peoplesync::samba::{self, SambaDc};
-use peoplesync::sandbox::{self, DEFAULT_API_KEY, SandboxConfig};
+use peoplesync_sandbox::{self as sandbox, DEFAULT_API_KEY, SandboxConfig};
 use secrecy::SecretString;
 use serde_json::json;
 

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use jiff::Timestamp;
-use peoplesync::sandbox::{self, ApiKeySpec, DEFAULT_API_KEY, DEFAULT_SCOPES, SandboxConfig};
 use peoplesync::source::hollyhr::model::{
     CreatePersonRequest, CreateWebhookRequest, EventType, UpdateEmploymentRequest,
 };
@@ -14,6 +13,9 @@ use peoplesync::source::hollyhr::{
     IdempotencyKey, PageLimit, PeopleQuery, RetryPolicy,
 };
 use peoplesync::source::{PeopleSource, SYNC_SCOPES};
+use peoplesync_sandbox::{
+    self as sandbox, ApiKeySpec, DEFAULT_API_KEY, DEFAULT_SCOPES, SandboxConfig,
+};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;

@@ -12,8 +12,8 @@ use kube::{Api, Client};
 use peoplesync::controller;
 use peoplesync::controlplane::ControlPlane;
 use peoplesync::crd::PeopleSync;
-use peoplesync::sandbox::{self, ApiKeySpec, SandboxConfig, SandboxHandle};
 use peoplesync::scim_server::ScimServer;
+use peoplesync_sandbox::{self as sandbox, ApiKeySpec, SandboxConfig, SandboxHandle};
 use serde_json::{Value, json};
 use support::*;
 
@@ -962,8 +962,8 @@ async fn secret_with(client: &Client, namespace: &str, name: &str, data: Value) 
 
 #[tokio::test]
 async fn a_personio_peoplesync_syncs_into_slapd_and_wrong_credentials_show_as_unauthorized() {
-    use peoplesync::sandbox::personio::{self as personio, PersonioSandboxConfig};
     use peoplesync::slapd::Slapd;
+    use peoplesync_sandbox::personio::{self as personio, PersonioSandboxConfig};
     let plane = control_plane().await;
     let sandbox = personio::start(PersonioSandboxConfig {
         people: 40,

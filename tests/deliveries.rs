@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use jiff::{SignedDuration, Timestamp};
-use peoplesync::sandbox::{self, SandboxConfig, SandboxHandle};
 use peoplesync::signature::{self, SignedHeaders, Variant, VerifyError};
+use peoplesync_sandbox::{self as sandbox, SandboxConfig, SandboxHandle};
 use serde_json::{Value, json};
 
 const KEY: &str = sandbox::DEFAULT_API_KEY;

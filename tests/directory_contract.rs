@@ -18,12 +18,12 @@ use peoplesync::ds389::Ds389;
 use peoplesync::plan::mapping::Profile;
 use peoplesync::plan::{self, Coverage, Deprovision, Guard, Inputs, Mapping, Plan, Policy};
 use peoplesync::samba::{self, SambaDc};
-use peoplesync::sandbox;
 use peoplesync::scim_server::ScimServer;
 use peoplesync::slapd::{self, Slapd};
 use peoplesync::source::hollyhr::model::{Lifecycle, OrgUnitType};
 use peoplesync::source::{OrgUnit, Person};
 use peoplesync::sync::{Applied, DirectorySnapshot, apply};
+use peoplesync_sandbox as sandbox;
 use secrecy::SecretString;
 
 /// A backend under contract, with the state a controller would keep between cycles.

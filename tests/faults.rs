@@ -43,8 +43,8 @@ use kube::{Api, Client};
 use ldap3::{Scope, SearchEntry};
 use peoplesync::controlplane::ControlPlane;
 use peoplesync::crd::PeopleSync;
-use peoplesync::sandbox::{self, SandboxConfig};
 use peoplesync::slapd::{self, Slapd};
+use peoplesync_sandbox::{self as sandbox, SandboxConfig};
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::{Value, json};
 use support::*;
@@ -329,6 +329,44 @@ struct Setup {
 }
 
 impl Setup {
+    /// A control plane's client, a sandbox with `config`, a slapd and a log directory `name`.
+    async fn start(plane: ControlPlane, config: SandboxConfig, name: &str) -> Self {
+        let client = plane.client().await.expect("client");
+        let hollyhr = sandbox::start(config).await.expect("the sandbox starts");
+        let ldap = Slapd::start().await.expect("slapd starts");
+        let logs = std::env::temp_dir().join(format!("peoplesync-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&logs).expect("a log directory");
+        Self {
+            plane,
+            client,
+            hollyhr,
+            ldap,
+            logs,
+        }
+    }
+
+    /// Creates `tree`'s object in `ns` with its webhook pointed at `receiver`, waits for its first
+    /// cycle and the registration, and returns the webhook's id.
+    async fn with_webhook(
+        &self,
+        tree: &Subtree,
+        ns: &str,
+        api: &Api<PeopleSync>,
+        receiver: &str,
+    ) -> String {
+        let mut object = tree.object(&self.hollyhr.base_url(), &self.ldap);
+        object["spec"]["webhook"] =
+            json!({ "enabled": true, "publicUrl": format!("http://{receiver}") });
+        create(&self.client, ns, object).await.expect("created");
+        wait_synced(api, Timestamp::now(), Duration::from_secs(120)).await;
+        wait_condition(&self.client, ns, "acme", "WebhookRegistered", "True", None).await;
+        status(api)
+            .await
+            .and_then(|s| s.webhook)
+            .and_then(|w| w.id)
+            .expect("a registered webhook")
+    }
+
     /// A namespace with the Secrets.
     async fn object(&self, name: &str) -> (String, Api<PeopleSync>) {
         let ns = self.plane.create_namespace(name).await.expect("namespace");
@@ -367,24 +405,12 @@ async fn kill_9_during_a_full_sync_loses_nothing_and_duplicates_nothing() {
         .unwrap_or_else(|| rand::rng().random::<u64>());
     println!("R2 kill -9 trials: {trials} trials, {people} people, seed {seed}");
     let plane = control_plane().await;
-    let client = plane.client().await.expect("client");
-    let hollyhr = sandbox::start(SandboxConfig {
+    let config = SandboxConfig {
         people,
         rate_limit_per_minute: 0,
         ..SandboxConfig::default()
-    })
-    .await
-    .expect("the sandbox starts");
-    let ldap = Slapd::start().await.expect("slapd starts");
-    let logs = std::env::temp_dir().join(format!("peoplesync-trials-{}", std::process::id()));
-    std::fs::create_dir_all(&logs).expect("a log directory");
-    let setup = Setup {
-        plane,
-        client,
-        hollyhr,
-        ldap,
-        logs,
     };
+    let setup = Setup::start(plane, config, "trials").await;
     let base_url = setup.hollyhr.base_url();
 
     // The reference: the same tenant synced undisturbed, timed from the object's creation.
@@ -689,21 +715,7 @@ async fn kill_9_during_a_webhook_burst_loses_no_accepted_change() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| rand::rng().random::<u64>());
     println!("R2 webhook burst: {trials} trials of {changes} changes, seed {seed}");
-    let plane = control_plane().await;
-    let client = plane.client().await.expect("client");
-    let hollyhr = sandbox::start(quick_retries(1_000))
-        .await
-        .expect("the sandbox starts");
-    let ldap = Slapd::start().await.expect("slapd starts");
-    let logs = std::env::temp_dir().join(format!("peoplesync-bursts-{}", std::process::id()));
-    std::fs::create_dir_all(&logs).expect("a log directory");
-    let setup = Setup {
-        plane,
-        client,
-        hollyhr,
-        ldap,
-        logs,
-    };
+    let setup = Setup::start(control_plane().await, quick_retries(1_000), "bursts").await;
     let base_url = setup.hollyhr.base_url();
     let source = HollyHrClient::new(
         ClientConfig::new(&base_url, sandbox::DEFAULT_API_KEY.into()).expect("config"),
@@ -721,25 +733,7 @@ async fn kill_9_during_a_webhook_burst_loses_no_accepted_change() {
         let receiver = free_addr().to_string();
         let flags = ["--receiver-listen", receiver.as_str()];
         let operator = Operator::start_with(&setup.plane, &ns, &log, &flags);
-        let mut object = tree.object(&base_url, &setup.ldap);
-        object["spec"]["webhook"] =
-            json!({ "enabled": true, "publicUrl": format!("http://{receiver}") });
-        create(&setup.client, &ns, object).await.expect("created");
-        wait_synced(&api, Timestamp::now(), Duration::from_secs(120)).await;
-        wait_condition(
-            &setup.client,
-            &ns,
-            "acme",
-            "WebhookRegistered",
-            "True",
-            None,
-        )
-        .await;
-        let webhook = status(&api)
-            .await
-            .and_then(|s| s.webhook)
-            .and_then(|w| w.id)
-            .expect("a registered webhook");
+        let webhook = setup.with_webhook(&tree, &ns, &api, &receiver).await;
 
         // The people to change: enabled entries, in a seeded order.
         let mut people: Vec<String> = titles(&setup.ldap, &tree).await.into_keys().collect();
@@ -1653,21 +1647,7 @@ async fn ten_thousand_idle_connections_and_a_slow_loris_do_not_stop_deliveries()
 
     let _serial = SERIAL.lock().await;
     let idle = env_number("PEOPLESYNC_FLOOD_CONNECTIONS", 10_000);
-    let plane = control_plane().await;
-    let client = plane.client().await.expect("client");
-    let hollyhr = sandbox::start(quick_retries(200))
-        .await
-        .expect("the sandbox starts");
-    let ldap = Slapd::start().await.expect("slapd starts");
-    let logs = std::env::temp_dir().join(format!("peoplesync-flood-{}", std::process::id()));
-    std::fs::create_dir_all(&logs).expect("a log directory");
-    let setup = Setup {
-        plane,
-        client,
-        hollyhr,
-        ldap,
-        logs,
-    };
+    let setup = Setup::start(control_plane().await, quick_retries(200), "flood").await;
     let base_url = setup.hollyhr.base_url();
     let tree = Subtree::create(&setup.ldap, "flood");
     let (ns, api) = setup.object("flood").await;
@@ -1689,25 +1669,7 @@ async fn ten_thousand_idle_connections_and_a_slow_loris_do_not_stop_deliveries()
         ],
     );
     let pid = operator.child.id();
-    let mut object = tree.object(&base_url, &setup.ldap);
-    object["spec"]["webhook"] =
-        json!({ "enabled": true, "publicUrl": format!("http://{receiver}") });
-    create(&setup.client, &ns, object).await.expect("created");
-    wait_synced(&api, Timestamp::now(), Duration::from_secs(120)).await;
-    wait_condition(
-        &setup.client,
-        &ns,
-        "acme",
-        "WebhookRegistered",
-        "True",
-        None,
-    )
-    .await;
-    let webhook = status(&api)
-        .await
-        .and_then(|s| s.webhook)
-        .and_then(|w| w.id)
-        .expect("a registered webhook");
+    let webhook = setup.with_webhook(&tree, &ns, &api, &receiver_flag).await;
     let before = rss(pid);
 
     // The flood: `idle` connections that never send a byte, opened 500 at a time, and 20

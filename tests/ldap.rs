@@ -7,8 +7,8 @@ use peoplesync::crd::LdapProfile;
 use peoplesync::directory::ldap::{DisableStrategy, LdapConfig, LdapDirectory, PERMANENT_LOCK};
 use peoplesync::directory::{Change, Directory, DirectoryError, Entry};
 use peoplesync::plan::mapping::{Mapping, Profile};
-use peoplesync::sandbox;
 use peoplesync::slapd::{self, Slapd};
+use peoplesync_sandbox as sandbox;
 use secrecy::SecretString;
 
 fn config(server: &Slapd, disable: DisableStrategy) -> LdapConfig {

@@ -15,16 +15,16 @@ use peoplesync::directory::{Directory, Entry, Group};
 use peoplesync::plan::mapping::Profile;
 use peoplesync::plan::{Guard, Mapping, OnLeave, Policy};
 use peoplesync::retry::RetryPolicy;
-use peoplesync::sandbox::personio::{
-    self as personio_sandbox, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, PersonioSandboxConfig,
-    PersonioSandboxHandle,
-};
 use peoplesync::slapd::Slapd;
 use peoplesync::source::PeopleSource;
 use peoplesync::source::personio::model::{Employment, Person as PersonioPerson};
 use peoplesync::source::personio::{PersonioClient, PersonioConfig, PersonioError, PersonsQuery};
 use peoplesync::sync::engine::SyncState;
 use peoplesync::sync::engine::{self, CycleError, CycleKind, DEFAULT_OVERLAP, Report, Settings};
+use peoplesync_sandbox::personio::{
+    self as personio_sandbox, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, PersonioSandboxConfig,
+    PersonioSandboxHandle,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 

@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use peoplesync::sandbox::personio::{
-    self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, PersonioSandboxConfig, PersonioSandboxHandle,
-};
 use peoplesync::source::personio::model::{
     Activity, Employment, Event, ListPage, OrgUnit, Person, Problem, Token, TokenError, Webhook,
+};
+use peoplesync_sandbox::personio::{
+    self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, PersonioSandboxConfig, PersonioSandboxHandle,
 };
 use reqwest::Method;
 use reqwest::header::HeaderMap;

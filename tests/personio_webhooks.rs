@@ -13,12 +13,12 @@ use kube::{Api, Client};
 use peoplesync::controller;
 use peoplesync::controlplane::ControlPlane;
 use peoplesync::crd::PeopleSync;
-use peoplesync::sandbox::personio::{
+use peoplesync::slapd::Slapd;
+use peoplesync::source::personio::model::{Activity, Employment, ListPage, Webhook};
+use peoplesync_sandbox::personio::{
     self as sandbox, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, PersonioSandboxConfig,
     PersonioSandboxHandle,
 };
-use peoplesync::slapd::Slapd;
-use peoplesync::source::personio::model::{Activity, Employment, ListPage, Webhook};
 use serde_json::{Value, json};
 use support::*;
 

@@ -17,8 +17,8 @@ use kube::Api;
 use peoplesync::controller;
 use peoplesync::controlplane::ControlPlane;
 use peoplesync::crd::PeopleSync;
-use peoplesync::sandbox::{self, SandboxConfig};
 use peoplesync::slapd::Slapd;
+use peoplesync_sandbox::{self as sandbox, SandboxConfig};
 use serde_json::{Value, json};
 use support::*;
 

@@ -25,13 +25,13 @@ use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use peoplesync::crd::PeopleSync;
-use peoplesync::sandbox::personio::{
-    self as personio_sandbox, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, PersonioSandboxConfig,
-};
-use peoplesync::sandbox::{self, SandboxConfig};
 use peoplesync::slapd::{self, Slapd};
 use peoplesync::source::hollyhr::model::UpdateEmploymentRequest;
 use peoplesync::source::hollyhr::{ClientConfig, HollyHrClient, Idempotency};
+use peoplesync_sandbox::personio::{
+    self as personio_sandbox, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, PersonioSandboxConfig,
+};
+use peoplesync_sandbox::{self as sandbox, SandboxConfig};
 use serde_json::{Value, json};
 use support::*;
 

@@ -7,7 +7,7 @@ mod openapi;
 use std::time::{Duration, Instant};
 
 use openapi::{Contract, Coverage, Observed};
-use peoplesync::sandbox::{self, ApiKeySpec, SandboxConfig, SandboxHandle};
+use peoplesync_sandbox::{self as sandbox, ApiKeySpec, SandboxConfig, SandboxHandle};
 use reqwest::Method;
 use serde_json::{Value, json};
 

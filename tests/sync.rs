@@ -14,7 +14,6 @@ use peoplesync::directory::{Change, Directory, DirectoryTraits, Entry, Group, Gr
 use peoplesync::plan::mapping::Profile;
 use peoplesync::plan::{Guard, GuardDecision, Mapping, Policy};
 use peoplesync::retry::RetryPolicy;
-use peoplesync::sandbox::{self, DEFAULT_API_KEY, SandboxConfig, SandboxHandle};
 use peoplesync::slapd::Slapd;
 use peoplesync::source::hollyhr::model::{Lifecycle, OrgUnitType, UpdateEmploymentRequest};
 use peoplesync::source::hollyhr::{ClientConfig, HollyHrClient, Idempotency};
@@ -23,6 +22,7 @@ use peoplesync::sync::engine::{
     self, CycleError, CycleKind, DEFAULT_OVERLAP, Report, Settings, SyncState,
 };
 use peoplesync::sync::stream::DirectoryIndex;
+use peoplesync_sandbox::{self as sandbox, DEFAULT_API_KEY, SandboxConfig, SandboxHandle};
 use secrecy::SecretString;
 use serde_json::json;
 

@@ -15,11 +15,11 @@ use kube::{Api, Client};
 use peoplesync::controller;
 use peoplesync::controlplane::ControlPlane;
 use peoplesync::crd::PeopleSync;
-use peoplesync::sandbox::{self, SandboxConfig, SandboxHandle};
 use peoplesync::signature::{self, Variant};
 use peoplesync::slapd::Slapd;
 use peoplesync::source::hollyhr::model::{UpdateEmploymentRequest, Webhook, WebhookStatus};
 use peoplesync::source::hollyhr::{self, HollyHrClient, Idempotency};
+use peoplesync_sandbox::{self as sandbox, SandboxConfig, SandboxHandle};
 use serde_json::{Value, json};
 use support::*;
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use kube::api::ListParams;
 use kube::{Api, Client};
 use peoplesync::crd::PeopleSync;
-use peoplesync::sandbox::{self, ApiKeySpec, SandboxConfig, tenants};
 use peoplesync::slapd::{self, Slapd};
+use peoplesync_sandbox::{self as sandbox, ApiKeySpec, SandboxConfig, tenants};
 use serde_json::{Value, json};
 
 pub struct Fleet {

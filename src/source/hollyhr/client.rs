@@ -734,9 +734,8 @@ mod tests {
 
     /// A valid `/people` page of three sandbox people, and their personal values.
     fn valid_page() -> (Vec<u8>, Vec<String>) {
-        use crate::source::hollyhr::model::{CursorPagination, Page};
         let now = Timestamp::from_second(1_781_600_000).expect("a time");
-        let people = crate::sandbox::seed::generate(3, 7, now).people;
+        let people = peoplesync_sandbox::seed::generate(3, 7, now).people;
         let personal: Vec<String> = people
             .iter()
             .flat_map(|p| {
@@ -750,14 +749,10 @@ mod tests {
             .flatten()
             .filter(|v| v.len() > 3)
             .collect();
-        let page = Page {
-            data: people,
-            pagination: CursorPagination {
-                next_cursor: Some("c2".into()),
-                has_more: true,
-                limit: 3,
-            },
-        };
+        let page = serde_json::json!({
+            "data": people,
+            "pagination": { "next_cursor": "c2", "has_more": true, "limit": 3 }
+        });
         (serde_json::to_vec(&page).expect("JSON"), personal)
     }
 

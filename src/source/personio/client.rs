@@ -609,7 +609,7 @@ mod tests {
     /// included), their employments, and every personal value they carry.
     fn valid_persons() -> (Vec<u8>, Vec<u8>, Vec<String>) {
         let now = Timestamp::from_second(1_781_600_000).expect("a time");
-        let (tenant, _) = crate::sandbox::personio::seed::generate(3, 7, now);
+        let (tenant, _) = peoplesync_sandbox::personio::seed::generate(3, 7, now);
         let mut personal = Vec::new();
         for person in &tenant.persons {
             personal.extend(
