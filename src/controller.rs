@@ -125,8 +125,8 @@ pub struct Context {
     full_requested: Mutex<std::collections::HashSet<String>>,
     /// The last `peoplesync.dev/sync-now` value acted on, per object.
     sync_now_seen: Mutex<HashMap<String, String>>,
-    /// Consecutive failures per object, for exponential backoff.
-    failures: Mutex<HashMap<ObjectRef<PeopleSync>, u32>>,
+    /// When each failing object's current run of failures began (see [`retry_after`]).
+    failures: Mutex<HashMap<ObjectRef<PeopleSync>, std::time::Instant>>,
     /// Objects (by uid) that had a full cycle since this process started: the first cycle of
     /// every object after a start is a full one.
     fully_synced: Mutex<std::collections::HashSet<String>>,
@@ -358,11 +358,10 @@ impl Context {
             .failures
             .lock()
             .expect("backoff lock is never poisoned");
-        let count = failures.entry(ObjectRef::from_obj(object)).or_insert(0);
-        *count = count.saturating_add(1);
-        // 5 s, 10 s, 20 s … capped at 5 min.
-        Duration::from_secs(5u64.saturating_mul(1 << (*count - 1).min(6)))
-            .min(Duration::from_secs(300))
+        let since = failures
+            .entry(ObjectRef::from_obj(object))
+            .or_insert_with(std::time::Instant::now);
+        retry_after(since.elapsed())
     }
 
     fn succeeded(&self, object: &PeopleSync) {
@@ -371,6 +370,15 @@ impl Context {
             .expect("backoff lock is never poisoned")
             .remove(&ObjectRef::from_obj(object));
     }
+}
+
+/// How long a failing object waits before its next try: as long as it has been failing, at
+/// least 5 s and at most 5 min. Tries that fail after waiting double the wait (5, 5, 10, 20 s …),
+/// as exponential backoff does; but many failures in a short outage (every webhook delivery
+/// wakes a reconcile that fails) do not push the retry minutes past the outage's end, as
+/// counting them did (the control-plane trial found a retry 80 s after a 2 s outage).
+pub fn retry_after(failing_for: Duration) -> Duration {
+    failing_for.clamp(Duration::from_secs(5), Duration::from_secs(300))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -403,4 +411,34 @@ pub fn connect(config: kube::Config, metrics: Arc<Metrics>) -> Result<kube::Clie
     Ok(kube::client::ClientBuilder::try_from(config)?
         .with_layer(&count)
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_object_waits_as_long_as_it_has_been_failing_within_5_s_and_5_min() {
+        let s = Duration::from_secs;
+        for (failing_for, wait) in [
+            (s(0), s(5)),
+            (s(2), s(5)),
+            (s(5), s(5)),
+            (s(10), s(10)),
+            (s(40), s(40)),
+            (s(299), s(299)),
+            (s(3_600), s(300)),
+        ] {
+            assert_eq!(retry_after(failing_for), wait, "{failing_for:?}");
+        }
+        // Tries that each fail after their wait double it, like exponential backoff.
+        let mut failing_for = Duration::ZERO;
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            let wait = retry_after(failing_for);
+            waits.push(wait.as_secs());
+            failing_for += wait;
+        }
+        assert_eq!(waits, [5, 5, 10, 20, 40, 80]);
+    }
 }

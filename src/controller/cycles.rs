@@ -124,7 +124,7 @@ pub(super) async fn run_sync(
     observed.sync = outcome;
     let mut next = engine::next_run(&next_state, poll, full_interval, jiff::Timestamp::now());
     if matches!(observed.sync, sync::SyncOutcome::Failed { .. }) {
-        // Retried with the object's backoff (5 s, doubling), never later than the next poll:
+        // Retried after as long as it has been failing (`retry_after`), never later than the poll:
         // the directory or the API server may be back in seconds.
         let backoff = ctx.backoff(object).min(poll);
         next = next.min(
