@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use secrecy::SecretString;
 
 use crate::source::hollyhr::{ClientConfig, HollyHrError, PageLimit};
-use crate::telemetry::LogFormat;
+use crate::telemetry::{LogArgs, LogFormat};
 
 /// The environment variable that carries the HollyHR API key (never a flag: flags show in `ps`).
 pub const API_KEY_ENV: &str = "HOLLYHR_API_KEY";
@@ -24,17 +24,8 @@ pub const API_KEY_ENV: &str = "HOLLYHR_API_KEY";
 #[derive(Debug, Parser)]
 #[command(name = "peoplesync", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Log line format (logs go to stderr).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
-    pub log_format: LogFormat,
-    /// Log filter in RUST_LOG syntax, e.g. `info,peoplesync=debug`.
-    #[arg(
-        long = "log-filter",
-        env = "RUST_LOG",
-        default_value = "info",
-        global = true
-    )]
-    pub log_filter: String,
+    #[command(flatten)]
+    pub logs: LogArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -370,7 +361,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let mut job = args.into_job();
             // A progress line for a person at a terminal: not in JSON/YAML, not beside JSON logs.
             job.progress = job.output == Output::Table
-                && cli.log_format == LogFormat::Text
+                && cli.logs.log_format == LogFormat::Text
                 && std::io::stderr().is_terminal();
             sync::run(job).await
         }
@@ -531,7 +522,7 @@ mod tests {
             "json",
         ])
         .expect("valid flags");
-        assert_eq!(cli.log_format, LogFormat::Json);
+        assert_eq!(cli.logs.log_format, LogFormat::Json);
         let Command::HollyHr(args) = cli.command else {
             panic!("parsed as another command");
         };

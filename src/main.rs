@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         };
     }
     let args = cli::Cli::parse();
-    if let Err(error) = telemetry::init(args.log_format, &args.log_filter) {
+    if let Err(error) = telemetry::init(args.logs.log_format, &args.logs.log_filter) {
         eprintln!("peoplesync: {}", cli::report(&error));
         return ExitCode::FAILURE;
     }

@@ -16,6 +16,22 @@ pub enum LogFormat {
     Json,
 }
 
+/// The logging flags every PeopleSync binary takes (`peoplesync`, `peoplesync-sandbox`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Log line format (logs go to stderr).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter in RUST_LOG syntax, e.g. `info,peoplesync=debug`.
+    #[arg(
+        long = "log-filter",
+        env = "RUST_LOG",
+        default_value = "info",
+        global = true
+    )]
+    pub log_filter: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     #[error("failed to parse the log filter {filter:?}")]

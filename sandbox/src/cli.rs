@@ -7,23 +7,14 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{ApiKeySpec, DEFAULT_API_KEY, DEFAULT_SCOPES, SandboxConfig, SignatureVariant};
-use peoplesync::telemetry::LogFormat;
+use peoplesync::telemetry::LogArgs;
 
 /// The HollyHR and Personio sandboxes, and the demo built on them.
 #[derive(Debug, Parser)]
 #[command(name = "peoplesync-sandbox", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Log line format (logs go to stderr).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
-    pub log_format: LogFormat,
-    /// Log filter in RUST_LOG syntax, e.g. `info,peoplesync=debug`.
-    #[arg(
-        long = "log-filter",
-        env = "RUST_LOG",
-        default_value = "info",
-        global = true
-    )]
-    pub log_filter: String,
+    #[command(flatten)]
+    pub logs: LogArgs,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -12,12 +12,12 @@ fn main() -> ExitCode {
     // The demo narrates a walkthrough: its audit lines (one per directory write) stay off unless
     // a filter asks for them.
     let filter = match args.command {
-        cli::Command::Demo(_) if args.log_filter == "info" => {
+        cli::Command::Demo(_) if args.logs.log_filter == "info" => {
             "info,peoplesync::audit=off".to_owned()
         }
-        _ => args.log_filter.clone(),
+        _ => args.logs.log_filter.clone(),
     };
-    if let Err(error) = telemetry::init(args.log_format, &filter) {
+    if let Err(error) = telemetry::init(args.logs.log_format, &filter) {
         eprintln!("peoplesync-sandbox: {}", telemetry::report(&error));
         return ExitCode::FAILURE;
     }
