@@ -148,7 +148,10 @@ pub(super) async fn targeted(
     use crate::sync::engine;
     let uid = object.uid().unwrap_or_default();
     let Some(handles) = ctx.handles_of(&uid) else {
-        // Not connected yet: a reconcile connects and its cycle covers the change.
+        // Not connected (yet, or no longer: the source or the directory failed its probe): the
+        // next reconcile that connects runs an incremental cycle, which covers the change. Due
+        // now, or that cycle would wait for the poll interval when the object had synced before.
+        ctx.cycle_due_at(&uid, jiff::Timestamp::now());
         let _ = refresh.try_send(reference);
         return;
     };
