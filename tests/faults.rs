@@ -301,6 +301,14 @@ async fn wait_synced(api: &Api<PeopleSync>, after: Timestamp, limit: Duration) -
     }
 }
 
+/// The seed a run replays (`PEOPLESYNC_TRIAL_SEED`), or a fresh one.
+fn trial_seed() -> u64 {
+    std::env::var("PEOPLESYNC_TRIAL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random::<u64>())
+}
+
 /// Prints how to replay a trial when it fails.
 struct Replay {
     seed: u64,
@@ -399,10 +407,7 @@ async fn kill_9_during_a_full_sync_loses_nothing_and_duplicates_nothing() {
     let _serial = SERIAL.lock().await;
     let trials = env_number("PEOPLESYNC_TRIALS", 5);
     let people = env_number("PEOPLESYNC_TRIAL_PEOPLE", 5_000);
-    let seed = std::env::var("PEOPLESYNC_TRIAL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().random::<u64>());
+    let seed = trial_seed();
     println!("R2 kill -9 trials: {trials} trials, {people} people, seed {seed}");
     let plane = control_plane().await;
     let config = SandboxConfig {
@@ -710,10 +715,7 @@ async fn kill_9_during_a_webhook_burst_loses_no_accepted_change() {
     let _serial = SERIAL.lock().await;
     let trials = env_number("PEOPLESYNC_BURST_TRIALS", 2);
     let changes = env_number("PEOPLESYNC_BURST_CHANGES", 200);
-    let seed = std::env::var("PEOPLESYNC_TRIAL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().random::<u64>());
+    let seed = trial_seed();
     println!("R2 webhook burst: {trials} trials of {changes} changes, seed {seed}");
     let setup = Setup::start(control_plane().await, quick_retries(1_000), "bursts").await;
     let base_url = setup.hollyhr.base_url();
@@ -956,10 +958,7 @@ async fn the_leader_dies_mid_burst_and_the_standby_applies_every_change() {
     const LEASE_SECONDS: u64 = 4;
     let _serial = SERIAL.lock().await;
     let changes = env_number("PEOPLESYNC_FAILOVER_CHANGES", 500);
-    let seed = std::env::var("PEOPLESYNC_TRIAL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().random::<u64>());
+    let seed = trial_seed();
     let _replay = Replay { seed, trial: 0 };
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     println!("failover: {changes} changes, seed {seed}");
@@ -1434,10 +1433,7 @@ async fn the_api_server_and_etcd_restart_mid_sync_and_mid_burst_without_a_double
     use peoplesync::source::hollyhr::{ClientConfig, HollyHrClient};
 
     let _serial = SERIAL.lock().await;
-    let seed = std::env::var("PEOPLESYNC_TRIAL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().random::<u64>());
+    let seed = trial_seed();
     let _replay = Replay { seed, trial: 0 };
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     println!("control-plane faults: seed {seed}");

@@ -607,7 +607,13 @@ mod tests {
 
     /// A valid `/v2/persons` page of three sandbox persons (their private attributes
     /// included), their employments, and every personal value they carry.
-    fn valid_persons() -> (Vec<u8>, Vec<u8>, Vec<String>) {
+    fn valid_persons() -> &'static (Vec<u8>, Vec<u8>, Vec<String>) {
+        static PAGES: std::sync::LazyLock<(Vec<u8>, Vec<u8>, Vec<String>)> =
+            std::sync::LazyLock::new(persons);
+        &PAGES
+    }
+
+    fn persons() -> (Vec<u8>, Vec<u8>, Vec<String>) {
         let now = Timestamp::from_second(1_781_600_000).expect("a time");
         let (tenant, _) = peoplesync_sandbox::personio::seed::generate(3, 7, now);
         let mut personal = Vec::new();
@@ -651,7 +657,7 @@ mod tests {
         /// from the body, private attributes included), and a decoded person always maps.
         #[test]
         fn persons_page_decoding_never_panics_nor_echoes_the_body(
-            body in crate::fuzz::answers(valid_persons().0),
+            body in crate::fuzz::answers(valid_persons().0.clone()),
         ) {
             let (_, _, personal) = valid_persons();
             match decode::<ListPage<model::Person>>(&Method::GET, route::PERSONS, &body) {
@@ -669,7 +675,7 @@ mod tests {
                         "{message}"
                     );
                     proptest::prop_assert!(message.len() < 400, "{message}");
-                    for value in &personal {
+                    for value in personal {
                         proptest::prop_assert!(!message.contains(value.as_str()), "{message}");
                     }
                 }
@@ -680,7 +686,7 @@ mod tests {
         /// person.
         #[test]
         fn employments_page_decoding_never_panics(
-            body in crate::fuzz::answers(valid_persons().1),
+            body in crate::fuzz::answers(valid_persons().1.clone()),
         ) {
             if let Ok(page) = decode::<ListPage<model::Employment>>(&Method::GET, route::EMPLOYMENTS, &body) {
                 let person: model::Person =
