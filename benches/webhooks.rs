@@ -139,7 +139,7 @@ async fn run(people: usize, rate: usize, seconds: usize, bad: usize) {
         instance: "bench".into(),
         receiver_listen: Some(receiver),
         receiver_limits: Default::default(),
-        webhook: controller::webhook::WebhookConfig::default(),
+        webhook: peoplesync::webhook::WebhookConfig::default(),
         max_concurrent_syncs: 4,
     };
     let kube = plane.kube_config().await.expect("a kube config");

@@ -254,7 +254,7 @@ impl ControllerArgs {
                 header_timeout: self.receiver_header_timeout,
                 request_timeout: self.receiver_request_timeout,
             },
-            webhook: crate::controller::webhook::WebhookConfig {
+            webhook: crate::webhook::WebhookConfig {
                 health_interval: self.webhook_health_interval,
             },
             max_concurrent_syncs: self.max_concurrent_syncs,

@@ -10,7 +10,6 @@
 
 pub mod admin;
 mod cleanup;
-pub mod conditions;
 mod cycles;
 mod jobs;
 pub mod leader;
@@ -20,11 +19,12 @@ mod process;
 mod reconcile;
 #[cfg(test)]
 mod scenarios;
-pub mod secrets;
-pub mod signing;
 pub mod status;
 pub mod sync;
-pub mod webhook;
+
+use crate::crd::conditions;
+use crate::secrets;
+use crate::webhook::{self, signing};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -2,6 +2,7 @@
 //! `crds/peoplesync.yaml` and `kubectl explain`. Every field's doc comment is its explanation;
 //! CEL rules say what the schema alone cannot, with messages a person understands.
 
+pub mod conditions;
 pub mod duration;
 
 use std::collections::BTreeMap;
@@ -109,6 +110,18 @@ impl SourceSpec {
             (_, Some(_)) => "Personio",
             _ => "HollyHR",
         }
+    }
+
+    /// The names of the Secrets the source's credentials are in.
+    pub fn secret_names(&self) -> Vec<&str> {
+        let mut names = Vec::new();
+        if let Some(h) = &self.hollyhr {
+            names.push(h.api_key_secret_ref.name.as_str());
+        }
+        if let Some(p) = &self.personio {
+            names.push(p.credentials_secret_ref.name.as_str());
+        }
+        names
     }
 }
 

@@ -1,5 +1,5 @@
 //! PeopleSync: a Kubernetes operator that keeps an identity directory (LDAP or SCIM 2.0) aligned
-//! with an HR system (HollyHR, later Personio).
+//! with an HR system (HollyHR or Personio).
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -15,6 +15,7 @@ pub mod receiver;
 pub mod retry;
 pub mod samba;
 pub mod scim_server;
+pub mod secrets;
 pub mod signature;
 pub mod slapd;
 pub mod source;

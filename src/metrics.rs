@@ -363,7 +363,7 @@ impl Metrics {
         self.poll_interval.remove(&object);
         self.checkpoint_age.remove(&object);
         // Families cannot be filtered; remove every condition series of the object.
-        for kind in crate::controller::conditions::ALL {
+        for kind in crate::crd::conditions::ALL {
             for value in ["True", "False", "Unknown"] {
                 self.conditions.remove(&ConditionLabels {
                     namespace: namespace.to_owned(),

@@ -12,9 +12,10 @@
 //! accepted. No response or log line carries a
 //! secret, a digest, or anything from the body.
 //!
-//! Which scheme applies is known per object from its owned Secret (see
-//! `controller::signing`): HMAC signatures for HollyHR, the static `Authorization` token for
-//! Personio ([`personio`]: 401 for a missing or wrong token before the body is read).
+//! Which scheme applies is known per object from its owned Secret (see `webhook::signing`); the
+//! scheme picks the source's [`crate::webhook::Deliveries`] (`source::any::deliveries`): HMAC
+//! signatures for HollyHR, the static `Authorization` token for Personio (401 for a missing or
+//! wrong token before the body is read). The receiver is written once against that trait.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -28,11 +29,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::signature::{self, SignedHeaders};
+pub use crate::webhook::Subject;
+use crate::webhook::signing::Scheme;
+use crate::webhook::{HeldCredentials, Refused};
 
 /// HollyHR's events are thin; anything bigger is not one of them.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -41,27 +43,12 @@ pub const DEDUPE_CAPACITY: usize = 100_000;
 /// Seconds HollyHR is asked to wait when the queue is full.
 const RETRY_AFTER_SECONDS: u64 = 5;
 
-/// The signing secrets of one PeopleSync's webhook: the current one and, during a rotation
-/// overlap, the previous one until it expires. Kept from a watch of the owned Secret.
+/// How one object's deliveries are authenticated (the scheme picks the source's
+/// [`Deliveries`]), with what.
 #[derive(Clone)]
-pub struct SigningSecrets {
-    pub current: SecretString,
-    pub previous: Option<(SecretString, Timestamp)>,
-}
-
-/// The tokens a Personio webhook may send: the current one and, during a rotation (pending or
-/// in its overlap), the previous one until it expires.
-#[derive(Clone)]
-pub struct TokenSecrets {
-    pub current: SecretString,
-    pub previous: Option<(SecretString, Timestamp)>,
-}
-
-/// How one object's deliveries are authenticated, with what.
-#[derive(Clone)]
-enum Credentials {
-    Signing(SigningSecrets),
-    Token(TokenSecrets),
+struct Credentials {
+    scheme: Scheme,
+    held: HeldCredentials,
 }
 
 type ObjectKey = (String, String);
@@ -83,17 +70,9 @@ fn key(namespace: &str, name: &str) -> ObjectKey {
 }
 
 impl SecretBook {
-    /// HollyHR: verify this object's deliveries by their HMAC signatures.
-    pub fn set(&self, namespace: &str, name: &str, secrets: SigningSecrets) {
-        self.insert(namespace, name, Credentials::Signing(secrets));
-    }
-
-    /// Personio: verify this object's deliveries by their `Authorization` token.
-    pub fn set_token(&self, namespace: &str, name: &str, tokens: TokenSecrets) {
-        self.insert(namespace, name, Credentials::Token(tokens));
-    }
-
-    fn insert(&self, namespace: &str, name: &str, credentials: Credentials) {
+    /// Verify this object's deliveries by `scheme` with these credentials.
+    pub fn set(&self, namespace: &str, name: &str, scheme: Scheme, held: HeldCredentials) {
+        let credentials = Credentials { scheme, held };
         self.secrets
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -123,15 +102,15 @@ impl SecretBook {
         self.get(namespace, name).is_some()
     }
 
-    /// Whether `token` is this object's current Personio token here (the controller waits for
-    /// it before Personio may send it).
-    pub fn holds_token(&self, namespace: &str, name: &str, token: &SecretString) -> bool {
-        match self.get(namespace, name) {
-            Some(Credentials::Token(tokens)) => {
-                personio::same_token(tokens.current.expose_secret(), token.expose_secret())
-            }
-            _ => false,
-        }
+    /// Whether `credential` is this object's current one here (a rotation may wait for the
+    /// receiver to hold it before the source may send it).
+    pub fn holds(&self, namespace: &str, name: &str, credential: &SecretString) -> bool {
+        self.get(namespace, name).is_some_and(|c| {
+            crate::webhook::same_secret(
+                c.held.current.expose_secret().as_bytes(),
+                credential.expose_secret().as_bytes(),
+            )
+        })
     }
 
     /// When the receiver last accepted an authenticated delivery for this object (since the
@@ -158,17 +137,6 @@ impl SecretBook {
             .get(&key(namespace, name))
             .cloned()
     }
-}
-
-/// What an accepted event asks the controller to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject {
-    /// `person.*`: read that person and apply them.
-    Person(String),
-    /// `org_unit.*`: refresh the groups.
-    OrgUnit(String),
-    /// `webhook.test` and events PeopleSync has no use for: nothing.
-    Nothing,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,33 +233,6 @@ fn answer(receiver: &Receiver, outcome: Outcome, status: StatusCode, message: &s
         .into_response()
 }
 
-/// The event fields the receiver needs; the rest of the payload is never read.
-#[derive(Deserialize)]
-struct Event {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    data: Option<EventData>,
-}
-
-#[derive(Deserialize)]
-struct EventData {
-    id: Option<String>,
-}
-
-fn subject(kind: &str, data: Option<&EventData>) -> Result<Subject, &'static str> {
-    let id = || {
-        data.and_then(|d| d.id.clone())
-            .filter(|id| !id.is_empty())
-            .ok_or("the event has no data.id")
-    };
-    Ok(match kind.split_once('.') {
-        Some(("person", _)) => Subject::Person(id()?),
-        Some(("org_unit", _)) => Subject::OrgUnit(id()?),
-        _ => Subject::Nothing,
-    })
-}
-
 async fn receive(
     State(receiver): State<Arc<Receiver>>,
     Path((namespace, name)): Path<(String, String)>,
@@ -311,13 +252,10 @@ async fn receive(
             "deliveries are application/json",
         );
     }
-    let secrets = match receiver.secrets.get(&namespace, &name) {
-        Some(Credentials::Signing(secrets)) => secrets,
-        Some(Credentials::Token(tokens)) => {
-            return personio::receive(&receiver, namespace, name, &tokens, &headers, &body);
-        }
+    let credentials = match receiver.secrets.get(&namespace, &name) {
+        Some(credentials) => credentials,
         None if !receiver.secrets.is_loaded() => {
-            // A process that just started has not read its Secrets yet: HollyHR's 404 would
+            // A process that just started has not read its Secrets yet: the source's 404 would
             // be final, a 503 is retried.
             return retry_later(
                 &receiver,
@@ -334,43 +272,33 @@ async fn receive(
             );
         }
     };
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let signed = SignedHeaders {
-        event_id: text(signature::HEADER_ID),
-        timestamp: text(signature::HEADER_TIMESTAMP),
-        signature: text(signature::HEADER_SIGNATURE),
-        sdk_signature: text(signature::HEADER_SDK_SIGNATURE),
-    };
+    let deliveries = crate::source::any::deliveries(credentials.scheme);
     let now = (receiver.now)();
-    let mut keys: Vec<&[u8]> = vec![secrets.current.expose_secret().as_bytes()];
-    if let Some((previous, expires)) = &secrets.previous
-        && *expires > now
-    {
-        keys.push(previous.expose_secret().as_bytes());
-    }
-    if let Err(error) = signature::verify(&signed, &body, &keys, now, signature::DEFAULT_TOLERANCE)
-    {
-        let (outcome, status) = if error.http_status() == 401 {
-            (Outcome::BadSignature, StatusCode::UNAUTHORIZED)
-        } else {
-            (Outcome::BadRequest, StatusCode::BAD_REQUEST)
+    if let Err(refused) = deliveries.authenticate(&credentials.held, &headers, &body, now) {
+        let (outcome, status, message) = match refused {
+            Refused::Unauthorized(message) => {
+                (Outcome::BadSignature, StatusCode::UNAUTHORIZED, message)
+            }
+            Refused::BadRequest(message) => (Outcome::BadRequest, StatusCode::BAD_REQUEST, message),
         };
-        return answer(&receiver, outcome, status, &error.to_string());
+        return answer(&receiver, outcome, status, &message);
     }
     // Authenticated: only now is anything parsed.
-    receiver.secrets.note_accepted(&namespace, &name, now);
-    let Some(event_id) = signed
-        .event_id
-        .filter(|id| !id.is_empty() && id.len() <= 200)
-    else {
-        return answer(
-            &receiver,
-            Outcome::BadRequest,
-            StatusCode::BAD_REQUEST,
-            "missing header HollyHR-Webhook-Id",
-        );
+    let delivery = match deliveries.read(&headers, &body) {
+        Ok(delivery) => delivery,
+        Err(message) => {
+            return answer(
+                &receiver,
+                Outcome::BadRequest,
+                StatusCode::BAD_REQUEST,
+                message,
+            );
+        }
     };
-    let seen_key = format!("{namespace}/{name}/{event_id}");
+    // An authenticated event (a duplicate too) shows the path works: a source without a health
+    // endpoint reads it.
+    receiver.secrets.note_accepted(&namespace, &name, now);
+    let seen_key = format!("{namespace}/{name}/{}", delivery.id);
     if receiver
         .seen
         .lock()
@@ -384,42 +312,20 @@ async fn receive(
             "already received",
         );
     }
-    let event: Event = match serde_json::from_slice(&body) {
-        Ok(event) => event,
-        Err(_) => {
-            return answer(
-                &receiver,
-                Outcome::BadRequest,
-                StatusCode::BAD_REQUEST,
-                "the body is not a HollyHR event",
-            );
-        }
-    };
-    let subject = match subject(&event.kind, event.data.as_ref()) {
-        Ok(subject) => subject,
-        Err(message) => {
-            return answer(
-                &receiver,
-                Outcome::BadRequest,
-                StatusCode::BAD_REQUEST,
-                message,
-            );
-        }
-    };
-    let outcome = if subject == Subject::Nothing {
-        Outcome::Ignored
+    let (outcome, status) = if delivery.subject == Subject::Nothing {
+        (Outcome::Ignored, deliveries.ignored_status())
     } else {
         let job = Job {
             namespace,
             name,
-            event_id: event_id.to_owned(),
-            event_type: event.kind,
-            subject,
+            event_id: delivery.id,
+            event_type: delivery.event_type,
+            subject: delivery.subject,
         };
         if let Some(busy) = enqueue(&receiver, job) {
             return busy;
         }
-        Outcome::Accepted
+        (Outcome::Accepted, StatusCode::ACCEPTED)
     };
     // Remembered only once queued: a delivery refused with 503 is not a duplicate when retried.
     receiver
@@ -427,7 +333,7 @@ async fn receive(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .put(seen_key, ());
-    answer(&receiver, outcome, StatusCode::ACCEPTED, "accepted")
+    answer(&receiver, outcome, status, "accepted")
 }
 
 /// 503 with `Retry-After`: HollyHR retries the delivery.
@@ -453,6 +359,5 @@ fn enqueue(receiver: &Receiver, job: Job) -> Option<Response> {
     ))
 }
 
-pub mod personio;
 #[cfg(test)]
 mod tests;

@@ -114,6 +114,17 @@ impl PeopleSource for HollyHrClient {
     }
 }
 
+/// How a source's credential is named in conditions.
+#[derive(Debug)]
+pub struct Wording {
+    /// "HollyHR API key".
+    pub credential: &'static str,
+    /// How to get a missing scope granted.
+    pub grant_scope: &'static str,
+    /// `SourceReachable`'s message when the credential is refused.
+    pub unauthorized: &'static str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

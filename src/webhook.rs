@@ -1,475 +1,316 @@
-//! HollyHR webhook registration, decided as data (pure; the controller does the calls). Each
-//! PeopleSync owns exactly one webhook, found by its deterministic name
-//! `peoplesync-<namespace>-<name>`, whose URL is `publicUrl` + `/hooks/<namespace>/<name>` and
-//! whose events are the spec's (or the defaults). Drift is patched; a lost or mismatched signing
-//! secret is recovered by rotating; duplicates with our name are disabled; a disabled feature or a
-//! deleted object disables the webhook.
+//! The source-neutral webhook contract. A source's webhook *flavour* (in
+//! `src/source/<name>/flavour/`) implements two traits:
+//!
+//! - [`Flavour`], for the controller: the webhook step of one reconcile (registration, the
+//!   credential and its rotation, health, self-healing) and the removal at deletion. Its result
+//!   is a [`WebhookOutcome`]; a registered webhook is a [`Registered`] that names its Events and
+//!   folds its own conditions.
+//! - [`Deliveries`], for the receiver: how a delivery is authenticated (before its body is read)
+//!   and what it asks for (dedupe id, subject).
+//!
+//! What every source shares lives here: the owned Secret holding the credential ([`signing`]),
+//! the rotation and self-healing decisions ([`rotation`]), and the conditions every outcome
+//! folds into ([`fold`]). The controller, the receiver and the status fold are written once
+//! against these traits; `source::any` is the one dispatch from a source to its flavour.
 
-pub mod personio;
+pub mod fold;
+pub mod rotation;
+pub mod signing;
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::crd::PeopleSyncSpec;
-use crate::source::hollyhr::model::{EventType, Webhook, WebhookStatus};
+use axum::http::{HeaderMap, StatusCode};
+use futures::future::BoxFuture;
+use jiff::Timestamp;
+use kube::ResourceExt;
 
-/// The events PeopleSync subscribes to by default (HollyHR contract notes §7.1).
-pub const DEFAULT_EVENTS: [&str; 8] = [
-    "person.created",
-    "person.updated",
-    "person.ended",
-    "person.reactivated",
-    "org_unit.created",
-    "org_unit.updated",
-    "org_unit.archived",
-    "org_unit.reactivated",
-];
+pub use self::rotation::*;
+use crate::crd::{PeopleSync, PeopleSyncStatus};
+use crate::receiver::SecretBook;
+use crate::secrets::SecretCache;
 
-/// The webhook a PeopleSync should have.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Desired {
-    pub name: String,
-    pub url: String,
-    pub events: BTreeSet<String>,
+/// Process-wide webhook settings (from the CLI).
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// How often the health endpoint is read at most (default one minute).
+    pub health_interval: Duration,
 }
 
-/// The deterministic webhook name of a PeopleSync.
-pub fn webhook_name(namespace: &str, name: &str) -> String {
-    format!("peoplesync-{namespace}-{name}")
-}
-
-/// The webhook the spec asks for, or `None` when webhooks are off (or no public URL is set).
-pub fn desired(spec: &PeopleSyncSpec, namespace: &str, name: &str) -> Option<Desired> {
-    let webhook = spec.webhook.as_ref().filter(|w| w.enabled)?;
-    let public = webhook.public_url.as_deref()?.trim_end_matches('/');
-    let events = if webhook.events.is_empty() {
-        DEFAULT_EVENTS.iter().map(|e| (*e).to_owned()).collect()
-    } else {
-        webhook.events.iter().cloned().collect()
-    };
-    Some(Desired {
-        name: webhook_name(namespace, name),
-        url: format!("{public}/hooks/{namespace}/{name}"),
-        events,
-    })
-}
-
-fn event_name(event: &EventType) -> String {
-    event.as_str().to_owned()
-}
-
-/// The spec's event names as HollyHR event types; the first unknown name is the error.
-pub fn event_types(events: &BTreeSet<String>) -> Result<Vec<EventType>, String> {
-    events
-        .iter()
-        .map(|name| {
-            serde_json::from_value(serde_json::Value::String(name.clone())).map_err(|_| {
-                format!(
-                    "spec.webhook.events: {name:?} is not a HollyHR event type (e.g. person.updated, org_unit.archived)"
-                )
-            })
-        })
-        .collect()
-}
-
-/// Why the signing secret is rotated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RotateCause {
-    /// No secret is held, or the held one is not the webhook's (a lost Secret, or a crash between
-    /// the rotate call and the Secret write).
-    Recover,
-    /// `rotationInterval` passed since the last rotation.
-    Scheduled,
-    /// The `peoplesync.dev/rotate-webhook-secret` annotation has a value not handled yet.
-    Requested,
-}
-
-impl RotateCause {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RotateCause::Recover => "Recovered",
-            RotateCause::Scheduled => "Scheduled",
-            RotateCause::Requested => "Requested",
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            health_interval: Duration::from_secs(60),
         }
     }
 }
 
-/// What PeopleSync holds of a webhook's signing secret (from the owned Secret), without the
-/// secret itself: enough to decide.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HeldView {
-    /// The last four characters of the held current secret.
-    pub last_four: Option<String>,
-    /// When the held secret was created or last rotated.
-    pub rotated_at: Option<jiff::Timestamp>,
-    /// The last handled value of the rotation annotation.
-    pub handled_request: Option<String>,
-}
-
-/// When a rotation is due (scheduled or requested), given the held secret.
-pub fn rotation_due(
-    held: &HeldView,
-    interval: std::time::Duration,
-    requested: Option<&str>,
-    now: jiff::Timestamp,
-) -> Option<RotateCause> {
-    if let Some(value) = requested.filter(|v| !v.is_empty())
-        && held.handled_request.as_deref() != Some(value)
-    {
-        return Some(RotateCause::Requested);
-    }
-    let rotated = held.rotated_at?;
-    let due = rotated
-        .checked_add(jiff::SignedDuration::try_from(interval).ok()?)
-        .ok()?;
-    (due <= now).then_some(RotateCause::Scheduled)
-}
-
-/// The time the next scheduled rotation is due.
-pub fn next_rotation(
-    rotated_at: jiff::Timestamp,
-    interval: std::time::Duration,
-) -> Option<jiff::Timestamp> {
-    rotated_at
-        .checked_add(jiff::SignedDuration::try_from(interval).ok()?)
-        .ok()
-}
-
-/// One registration call to make.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Registration {
-    /// No webhook with our name: create it (with a deterministic idempotency key) and store the
-    /// secret it returns.
-    Create,
-    /// URL or events drifted: PATCH them.
-    Update {
-        id: String,
-        url: Option<String>,
-        events: Option<BTreeSet<String>>,
+/// What the webhook step saw and did.
+#[derive(Debug, Clone)]
+pub enum WebhookOutcome {
+    /// Webhooks are off for this object and none of its webhooks is active.
+    Off,
+    /// Not looked at (the source was not reachable, or the object is blocked or suspended).
+    NotChecked,
+    /// Registration, rotation or the Secret write failed.
+    Failed {
+        reason: &'static str,
+        message: String,
     },
-    /// Rotate the signing secret and store the new one (the old one as previous).
-    Rotate { id: String, cause: RotateCause },
-    /// Disable this webhook (feature off, object deleted, or a duplicate of ours).
-    Disable { id: String },
+    /// The webhook is registered: what the source's flavour saw.
+    Registered(Arc<dyn Registered>),
 }
 
-/// What to do, given the desired webhook, HollyHR's webhooks, what is held of the secret in the
-/// owned Secret, and a due rotation (scheduled or requested), if any.
-pub fn decide(
-    desired: Option<&Desired>,
-    name: &str,
-    webhooks: &[Webhook],
-    held: &HeldView,
-    due: Option<RotateCause>,
-) -> Vec<Registration> {
-    let mut ours: Vec<&Webhook> = webhooks.iter().filter(|w| w.name == name).collect();
-    // The oldest is the one kept; any other with our name is a duplicate.
-    ours.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-    let active = |w: &&&Webhook| w.status == WebhookStatus::Active;
-    let Some(desired) = desired else {
-        return ours
-            .iter()
-            .filter(active)
-            .map(|w| Registration::Disable { id: w.id.clone() })
-            .collect();
-    };
-    let Some((kept, duplicates)) = ours.split_first() else {
-        return vec![Registration::Create];
-    };
-    let mut steps: Vec<Registration> = duplicates
-        .iter()
-        .filter(active)
-        .map(|w| Registration::Disable { id: w.id.clone() })
-        .collect();
-    let events: BTreeSet<String> = kept.subscribed_events.iter().map(event_name).collect();
-    let url = (kept.url != desired.url).then(|| desired.url.clone());
-    let events = (events != desired.events).then(|| desired.events.clone());
-    if url.is_some() || events.is_some() {
-        steps.push(Registration::Update {
-            id: kept.id.clone(),
-            url,
-            events,
-        });
+impl PartialEq for WebhookOutcome {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (WebhookOutcome::Off, WebhookOutcome::Off)
+            | (WebhookOutcome::NotChecked, WebhookOutcome::NotChecked) => true,
+            (
+                WebhookOutcome::Failed { reason, message },
+                WebhookOutcome::Failed {
+                    reason: r,
+                    message: m,
+                },
+            ) => reason == r && message == m,
+            (WebhookOutcome::Registered(a), WebhookOutcome::Registered(b)) => a.same(b.as_ref()),
+            _ => false,
+        }
     }
-    let cause = if held.last_four.as_deref() != Some(kept.secret_last_four.as_str()) {
-        Some(RotateCause::Recover)
-    } else {
-        due
-    };
-    if let Some(cause) = cause {
-        steps.push(Registration::Rotate {
-            id: kept.id.clone(),
-            cause,
-        });
-    }
-    steps
 }
 
-/// Self-healing of an endpoint HollyHR disabled (Decision 4: after 10 terminal failures).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Remediation {
-    /// The endpoint is active, or self-healing is off.
+impl Eq for WebhookOutcome {}
+
+impl WebhookOutcome {
+    /// When the next scheduled rotation is due, for a registered webhook (`Some(None)`: none
+    /// is scheduled); `None` when nothing is registered.
+    pub fn next_rotation(&self) -> Option<Option<Timestamp>> {
+        match self {
+            WebhookOutcome::Registered(r) => Some(r.next_rotation()),
+            _ => None,
+        }
+    }
+
+    /// The Events for what the step did (condition transitions get their own).
+    pub fn notes(&self) -> Vec<(&'static str, String)> {
+        match self {
+            WebhookOutcome::Registered(r) => r.notes(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A registered webhook.
+    pub fn registered(registered: impl Registered) -> Self {
+        WebhookOutcome::Registered(Arc::new(registered))
+    }
+}
+
+/// A registered webhook as one source's flavour saw it in one reconcile.
+pub trait Registered: std::fmt::Debug + Send + Sync + 'static {
+    /// When the next scheduled rotation is due (`None`: none is scheduled).
+    fn next_rotation(&self) -> Option<Timestamp>;
+    /// Events for what this reconcile did: created, rotated, re-enabled (reason, note).
+    fn notes(&self) -> Vec<(&'static str, String)>;
+    /// `status.webhook` and the `WebhookRegistered`, `SecretRotated` and `WebhookHealthy`
+    /// conditions (pure).
+    fn fold(&self, status: &mut PeopleSyncStatus, now: Timestamp, out: &mut fold::Conditions);
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// Equality across the trait object (tests compare observations).
+    fn same(&self, other: &dyn Registered) -> bool;
+}
+
+/// [`Registered::same`] for a type with `PartialEq`.
+pub fn same_as<T: PartialEq + 'static>(this: &T, other: &dyn Registered) -> bool {
+    other.as_any().downcast_ref::<T>() == Some(this)
+}
+
+/// What self-healing did to an endpoint the source disabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemediationOutcome {
     Nothing,
-    /// The receiver does not answer at its public URL yet: re-enabling would only fail again.
+    /// Self-healing is off and the endpoint is disabled.
+    Off,
     ReceiverDown,
-    /// An earlier attempt did not hold; the next one waits (backoff, so it never loops).
-    Wait { until: jiff::Timestamp },
-    /// Re-enable the endpoint and redeliver its failed deliveries.
-    ReEnable,
+    Waiting {
+        until: Timestamp,
+    },
+    ReEnabled {
+        redelivered: usize,
+    },
+    Failed(String),
 }
 
-/// The first wait after a re-enable that did not hold; doubled per attempt up to an hour.
-pub const REMEDIATION_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
-const REMEDIATION_BACKOFF_CAP: std::time::Duration = std::time::Duration::from_secs(3600);
+/// What the webhook step of a reconcile may use besides the object and the source's client.
+#[derive(Clone, Copy)]
+pub struct Upkeep<'a> {
+    /// The Secret cache (the owned Secret is read and written through it).
+    pub secrets: &'a SecretCache,
+    pub config: &'a WebhookConfig,
+    /// This process's receiver's book, when it runs one: a rotation may wait for it to hold a
+    /// new credential, and health may read its accepted deliveries.
+    pub book: Option<&'a SecretBook>,
+    /// The field manager of the owned Secret's writes.
+    pub field_manager: &'a str,
+    pub now: Timestamp,
+}
 
-/// What to do about the endpoint now. `attempts` counts re-enables since the webhook was last
-/// healthy; `last` is the latest of them.
-pub fn remediation(
-    endpoint: WebhookStatus,
-    auto_remediate: bool,
-    receiver_reachable: bool,
-    attempts: u32,
-    last: Option<jiff::Timestamp>,
-    now: jiff::Timestamp,
-) -> Remediation {
-    if endpoint == WebhookStatus::Active || !auto_remediate {
-        return Remediation::Nothing;
-    }
-    if !receiver_reachable {
-        return Remediation::ReceiverDown;
-    }
-    if let (Some(last), Some(exponent)) = (last, attempts.checked_sub(1)) {
-        let wait = REMEDIATION_BACKOFF
-            .saturating_mul(1u32 << exponent.min(6))
-            .min(REMEDIATION_BACKOFF_CAP);
-        if let Some(until) = jiff::SignedDuration::try_from(wait)
-            .ok()
-            .and_then(|wait| last.checked_add(wait).ok())
-            && until > now
+/// Why removing an object's webhooks at deletion did not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveError {
+    /// Rate limits, 5xx, timeouts, the network: retried with backoff.
+    Transient(String),
+    /// Anything else leaves the webhook behind (a Warning Event says so).
+    Final(String),
+}
+
+/// One source's webhook, for the controller.
+pub trait Flavour: Send + Sync {
+    /// The source's name, for messages ("HollyHR").
+    fn source(&self) -> &'static str;
+    /// The webhook step of one reconcile.
+    fn reconcile<'a>(
+        &'a self,
+        object: &'a PeopleSync,
+        upkeep: Upkeep<'a>,
+    ) -> BoxFuture<'a, WebhookOutcome>;
+    /// At deletion: disables or deletes every webhook of the object at the source; how many.
+    fn remove<'a>(&'a self, object: &'a PeopleSync) -> BoxFuture<'a, Result<usize, RemoveError>>;
+    /// The Warning Event's message when the object's webhook is left at the source.
+    fn left_behind(&self, namespace: &str, name: &str, why: &str) -> String;
+}
+
+/// What an accepted delivery asks the controller to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A person changed: read that person and apply them.
+    Person(String),
+    /// An org unit changed: refresh the groups.
+    OrgUnit(String),
+    /// A test or ping, or an event PeopleSync has no use for: nothing.
+    Nothing,
+}
+
+/// An authenticated delivery, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// What deduplicates it (a retry has the same).
+    pub id: String,
+    pub event_type: String,
+    pub subject: Subject,
+}
+
+/// The credentials a receiver holds for one object's webhook: the current one and, during a
+/// rotation overlap, the previous one until it expires.
+#[derive(Clone)]
+pub struct HeldCredentials {
+    pub current: secrecy::SecretString,
+    pub previous: Option<(secrecy::SecretString, Timestamp)>,
+}
+
+impl HeldCredentials {
+    /// The credentials valid at `now`: the current one, and the previous one before it expires.
+    pub fn valid_at(&self, now: Timestamp) -> Vec<&secrecy::SecretString> {
+        let mut valid = vec![&self.current];
+        if let Some((previous, expires)) = &self.previous
+            && *expires > now
         {
-            return Remediation::Wait { until };
+            valid.push(previous);
         }
+        valid
     }
-    Remediation::ReEnable
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Why a delivery was refused before anything read its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// 401: no held credential made or matches it.
+    Unauthorized(String),
+    /// 400: missing or malformed headers, a stale timestamp.
+    BadRequest(String),
+}
 
-    fn spec(webhook: serde_json::Value) -> PeopleSyncSpec {
-        serde_json::from_value(serde_json::json!({
-            "source": {"hollyhr": {"baseUrl": "https://acme.hollyhr.com/api/v1", "apiKeySecretRef": {"name": "h", "key": "k"}}},
-            "target": {"scim": {"baseUrl": "https://scim.example.com/v2", "tokenSecretRef": {"name": "s", "key": "t"}}},
-            "webhook": webhook
-        }))
-        .expect("a spec")
+/// One source's deliveries, for the receiver.
+pub trait Deliveries: Send + Sync {
+    /// Authenticates the raw delivery against the held credentials; nothing parses the body
+    /// before this passed.
+    fn authenticate(
+        &self,
+        held: &HeldCredentials,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<(), Refused>;
+    /// Reads an authenticated delivery; the error is the 400's message.
+    fn read(&self, headers: &HeaderMap, body: &[u8]) -> Result<Delivery, &'static str>;
+    /// The answer to an accepted delivery that queues nothing.
+    fn ignored_status(&self) -> StatusCode {
+        StatusCode::ACCEPTED
     }
+}
 
-    fn webhook(id: &str, name: &str, url: &str, created: i64, last_four: &str) -> Webhook {
-        serde_json::from_value(serde_json::json!({
-            "id": id, "name": name, "url": url, "status": "active",
-            "subscribed_events": DEFAULT_EVENTS, "secret_last_four": last_four,
-            "previous_secret_expires_at": null, "last_tested_at": null, "disabled_at": null,
-            "created_at": jiff::Timestamp::from_second(created).expect("a time"),
-            "updated_at": jiff::Timestamp::from_second(created).expect("a time"),
-        }))
-        .expect("a webhook")
+/// A failed step's outcome.
+pub fn failed(reason: &'static str, error: impl std::fmt::Display) -> WebhookOutcome {
+    WebhookOutcome::Failed {
+        reason,
+        message: error.to_string(),
     }
+}
 
-    fn enabled() -> Desired {
-        desired(
-            &spec(serde_json::json!({"enabled": true, "publicUrl": "https://hooks.example.com/"})),
-            "team",
-            "acme",
+/// "what: the error and its causes" (no secret is ever in an error).
+pub fn cause(what: &str, error: &dyn std::error::Error) -> String {
+    format!("{what}: {}", crate::telemetry::report(error))
+}
+
+/// What the webhook step of any source reads first: the rotation interval, the owned Secret as
+/// held, and the value of a rotation request (the annotation), if any.
+pub async fn rotation_inputs(
+    object: &PeopleSync,
+    secrets: &SecretCache,
+    reading: &str,
+) -> Result<(Duration, signing::Held, Option<String>), WebhookOutcome> {
+    let interval = object.spec.rotation_interval().map_err(|error| {
+        failed(
+            "InvalidSpec",
+            format!("spec.webhook.rotationInterval: {error}"),
         )
-        .expect("enabled")
-    }
+    })?;
+    let namespace = object.namespace().unwrap_or_default();
+    let held = signing::read(secrets, &namespace, &object.name_any())
+        .await
+        .map_err(|error| failed("SecretReadFailed", cause(reading, &error)))?;
+    let requested = object
+        .annotations()
+        .get(crate::crd::ROTATE_WEBHOOK_SECRET)
+        .filter(|v| !v.is_empty())
+        .cloned();
+    Ok((interval, held, requested))
+}
 
-    fn held(last_four: &str) -> HeldView {
-        HeldView {
-            last_four: Some(last_four.into()),
-            ..HeldView::default()
-        }
-    }
+/// Whether the receiver answers at the public URL (through the same Ingress as deliveries).
+pub async fn receiver_answers(delivery_url: &str) -> bool {
+    let Some((base, _)) = delivery_url.rsplit_once("/hooks/") else {
+        return false;
+    };
+    let probe = format!("{base}{}", crate::receiver::HEALTH_PATH);
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    else {
+        return false;
+    };
+    client
+        .get(&probe)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
 
-    const URL: &str = "https://hooks.example.com/hooks/team/acme";
-    const NAME: &str = "peoplesync-team-acme";
-
-    #[test]
-    fn the_desired_webhook_has_a_deterministic_name_url_and_the_default_events() {
-        let desired = enabled();
-        assert_eq!(desired.name, NAME);
-        assert_eq!(desired.url, URL);
-        assert_eq!(desired.events.len(), 8);
-        assert!(desired.events.contains("org_unit.archived"));
-        assert_eq!(
-            super::desired(&spec(serde_json::json!({"enabled": false})), "team", "acme"),
-            None
-        );
-    }
-
-    #[test]
-    fn nothing_with_our_name_is_created_and_a_matching_one_with_our_secret_is_left_alone() {
-        let other = webhook("wh_other", "someone-else", URL, 1, "abcd");
-        assert_eq!(
-            decide(
-                Some(&enabled()),
-                NAME,
-                std::slice::from_ref(&other),
-                &HeldView::default(),
-                None
-            ),
-            [Registration::Create]
-        );
-        let ours = webhook("wh_1", NAME, URL, 1, "wxyz");
-        assert!(decide(Some(&enabled()), NAME, &[other, ours], &held("wxyz"), None).is_empty());
-    }
-
-    #[test]
-    fn drift_is_patched_a_lost_secret_rotated_and_duplicates_disabled() {
-        let drifted = webhook(
-            "wh_1",
-            NAME,
-            "https://old.example.com/hooks/team/acme",
-            1,
-            "wxyz",
-        );
-        let duplicate = webhook("wh_2", NAME, URL, 2, "qrst");
-        let steps = decide(
-            Some(&enabled()),
-            NAME,
-            &[duplicate, drifted],
-            &HeldView::default(),
-            None,
-        );
-        assert_eq!(
-            steps,
-            [
-                Registration::Disable { id: "wh_2".into() },
-                Registration::Update {
-                    id: "wh_1".into(),
-                    url: Some(URL.into()),
-                    events: None
-                },
-                Registration::Rotate {
-                    id: "wh_1".into(),
-                    cause: RotateCause::Recover
-                },
-            ]
-        );
-        let mismatch = decide(
-            Some(&enabled()),
-            NAME,
-            &[webhook("wh_1", NAME, URL, 1, "wxyz")],
-            &held("nope"),
-            Some(RotateCause::Scheduled),
-        );
-        assert_eq!(
-            mismatch,
-            [Registration::Rotate {
-                id: "wh_1".into(),
-                cause: RotateCause::Recover
-            }]
-        );
-    }
-
-    #[test]
-    fn turning_webhooks_off_or_deleting_the_object_disables_ours_only() {
-        let ours = webhook("wh_1", NAME, URL, 1, "wxyz");
-        let other = webhook("wh_other", "someone-else", URL, 1, "abcd");
-        assert_eq!(
-            decide(None, NAME, &[ours, other], &held("wxyz"), None),
-            [Registration::Disable { id: "wh_1".into() }]
-        );
-    }
-
-    #[test]
-    fn rotation_is_due_after_the_interval_or_on_a_new_annotation_value_only() {
-        let day = std::time::Duration::from_secs(86_400);
-        let at = |s: i64| jiff::Timestamp::from_second(s).expect("a time");
-        let held = HeldView {
-            last_four: Some("wxyz".into()),
-            rotated_at: Some(at(1_000_000)),
-            handled_request: Some("one".into()),
-        };
-        assert_eq!(rotation_due(&held, day, None, at(1_000_000 + 86_399)), None);
-        assert_eq!(
-            rotation_due(&held, day, None, at(1_000_000 + 86_400)),
-            Some(RotateCause::Scheduled)
-        );
-        assert_eq!(rotation_due(&held, day, Some("one"), at(1_000_100)), None);
-        assert_eq!(
-            rotation_due(&held, day, Some("two"), at(1_000_100)),
-            Some(RotateCause::Requested)
-        );
-        // A due rotation is one step, on the kept webhook.
-        let ours = webhook("wh_1", NAME, URL, 1, "wxyz");
-        assert_eq!(
-            decide(
-                Some(&enabled()),
-                NAME,
-                &[ours],
-                &held,
-                Some(RotateCause::Requested)
-            ),
-            [Registration::Rotate {
-                id: "wh_1".into(),
-                cause: RotateCause::Requested
-            }]
-        );
-    }
-
-    #[test]
-    fn unknown_event_names_are_reported_by_name() {
-        let events: BTreeSet<String> = ["person.updated".to_owned(), "person.exploded".to_owned()]
-            .into_iter()
-            .collect();
-        let error = event_types(&events).expect_err("unknown");
-        assert!(error.contains("person.exploded"), "{error}");
-        assert_eq!(
-            enabled().events.len(),
-            event_types(&enabled().events).expect("known").len()
-        );
-    }
-
-    #[test]
-    fn a_disabled_endpoint_is_re_enabled_once_the_receiver_answers_with_a_growing_backoff() {
-        let at = |s: i64| jiff::Timestamp::from_second(s).expect("a time");
-        let now = at(10_000);
-        let disabled = WebhookStatus::Disabled;
-        assert_eq!(
-            remediation(WebhookStatus::Active, true, true, 0, None, now),
-            Remediation::Nothing
-        );
-        assert_eq!(
-            remediation(disabled, false, true, 0, None, now),
-            Remediation::Nothing
-        );
-        assert_eq!(
-            remediation(disabled, true, false, 0, None, now),
-            Remediation::ReceiverDown
-        );
-        assert_eq!(
-            remediation(disabled, true, true, 0, None, now),
-            Remediation::ReEnable
-        );
-        // One attempt a minute ago: wait a minute; three attempts: four minutes.
-        assert_eq!(
-            remediation(disabled, true, true, 1, Some(at(9_970)), now),
-            Remediation::Wait { until: at(10_030) }
-        );
-        assert_eq!(
-            remediation(disabled, true, true, 1, Some(at(9_940)), now),
-            Remediation::ReEnable
-        );
-        assert_eq!(
-            remediation(disabled, true, true, 3, Some(at(9_900)), now),
-            Remediation::Wait { until: at(10_140) }
-        );
-        // Capped at an hour.
-        assert_eq!(
-            remediation(disabled, true, true, 30, Some(now), now),
-            Remediation::Wait { until: at(13_600) }
-        );
-    }
+/// Whether two secrets are equal, in constant time. Both are hashed first, so neither the
+/// position of the first difference nor the length of the held one shows in the timing.
+pub fn same_secret(presented: &[u8], held: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let a: [u8; 32] = Sha256::digest(presented).into();
+    let b: [u8; 32] = Sha256::digest(held).into();
+    bool::from(a.as_slice().ct_eq(b.as_slice()))
 }

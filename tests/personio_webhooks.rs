@@ -49,7 +49,7 @@ fn start_controller(
         instance: "personio-webhook-test".into(),
         receiver_listen: Some(receiver),
         receiver_limits: Default::default(),
-        webhook: controller::webhook::WebhookConfig {
+        webhook: peoplesync::webhook::WebhookConfig {
             health_interval: Duration::from_secs(1),
         },
         max_concurrent_syncs: 4,

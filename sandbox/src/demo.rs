@@ -586,7 +586,7 @@ pub async fn run(people: usize, seed: u64, source: DemoSource, keep: bool) -> Re
         receiver_listen: Some(receiver),
         receiver_limits: Default::default(),
         // Health read every few seconds, so the table below shows the first delivery's effect.
-        webhook: peoplesync::controller::webhook::WebhookConfig {
+        webhook: peoplesync::webhook::WebhookConfig {
             health_interval: std::time::Duration::from_secs(2),
         },
         max_concurrent_syncs: 4,

@@ -305,7 +305,7 @@ async fn explain(
                     name: reference.name.clone(),
                     key: reference.key.clone(),
                 })?;
-        crate::controller::secrets::value(secret, namespace, reference)
+        crate::secrets::value(secret, namespace, reference)
             .map_err(|e| SyncCliError::Secret(Box::new(e)))
     };
     let failed = |error: super::CliError| PluginError::Explain {
@@ -345,7 +345,7 @@ struct Held {
 }
 
 fn held_plan(object: &PeopleSync) -> Option<Held> {
-    use crate::controller::conditions;
+    use crate::crd::conditions;
     let guard = conditions::get(
         &object.status.as_ref()?.conditions,
         conditions::DEPROVISION_GUARD,

@@ -43,7 +43,7 @@ pub enum SyncCliError {
         key: String,
     },
     #[error(transparent)]
-    Secret(Box<crate::controller::secrets::SecretError>),
+    Secret(Box<crate::secrets::SecretError>),
     #[error("failed to write the state file {path}")]
     WriteState {
         path: PathBuf,

@@ -188,29 +188,5 @@ pub(super) async fn source_credentials(
     namespace: &str,
     ctx: &Context,
 ) -> Result<Option<SourceCredentials>, secrets::SecretError> {
-    use crate::source::any::{PERSONIO_CLIENT_ID_KEY, PERSONIO_CLIENT_SECRET_KEY};
-    match (&spec.source.hollyhr, &spec.source.personio) {
-        (None, Some(personio)) => {
-            let secret = &personio.credentials_secret_ref;
-            Ok(Some(SourceCredentials::Personio {
-                client_id: secrets::read_key(
-                    &ctx.secrets,
-                    namespace,
-                    &secret.key(PERSONIO_CLIENT_ID_KEY),
-                )
-                .await?,
-                client_secret: secrets::read_key(
-                    &ctx.secrets,
-                    namespace,
-                    &secret.key(PERSONIO_CLIENT_SECRET_KEY),
-                )
-                .await?,
-            }))
-        }
-        (Some(hollyhr), None) => Ok(Some(SourceCredentials::HollyHr {
-            api_key: secrets::read_key(&ctx.secrets, namespace, &hollyhr.api_key_secret_ref)
-                .await?,
-        })),
-        _ => Ok(None),
-    }
+    SourceCredentials::read(&spec.source, namespace, &ctx.secrets).await
 }

@@ -109,7 +109,7 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
     tasks.spawn(secrets::watch(
         context.secrets.clone(),
         config.namespace.clone(),
-        book,
+        move |event| signing::observe(&book, event),
         changed_tx,
     ));
     let changed = Arc::new(tokio::sync::Mutex::new(changed_rx));
@@ -246,13 +246,7 @@ pub(super) fn referencing(
 }
 
 pub(super) fn secret_names(spec: &PeopleSyncSpec) -> Vec<&str> {
-    let mut names = Vec::new();
-    if let Some(h) = &spec.source.hollyhr {
-        names.push(h.api_key_secret_ref.name.as_str());
-    }
-    if let Some(p) = &spec.source.personio {
-        names.push(p.credentials_secret_ref.name.as_str());
-    }
+    let mut names = spec.source.secret_names();
     if let Some(ldap) = &spec.target.ldap {
         names.push(ldap.bind_password_secret_ref.name.as_str());
         if let Some(ca) = &ldap.ca_secret_ref {

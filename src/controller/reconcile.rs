@@ -48,34 +48,16 @@ pub(super) async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, 
         .full_resync_interval()
         .unwrap_or(Duration::from_secs(6 * 3600));
     let mut notes = Vec::new();
-    match source.as_ref().map(|s| (s, s.hollyhr())) {
-        Some((_, Some(hollyhr))) => {
-            observed.webhook = webhook::reconcile(
-                object,
-                &ctx.secrets,
-                hollyhr,
-                &ctx.webhook,
-                jiff::Timestamp::now(),
-            )
-            .await;
-            notes = webhook_notes(&observed.webhook);
-        }
-        Some((source, None)) => match source.personio() {
-            Some(personio) => {
-                observed.webhook = webhook::personio::reconcile(
-                    object,
-                    &ctx.secrets,
-                    personio,
-                    &ctx.webhook,
-                    ctx.book.as_ref(),
-                    jiff::Timestamp::now(),
-                )
-                .await;
-                notes = webhook_notes(&observed.webhook);
-            }
-            None => observed.webhook = webhook::WebhookOutcome::Off,
-        },
-        None => {}
+    if let Some(source) = &source {
+        let upkeep = webhook::Upkeep {
+            secrets: &ctx.secrets,
+            config: &ctx.webhook,
+            book: ctx.book.as_ref(),
+            field_manager: FIELD_MANAGER,
+            now: jiff::Timestamp::now(),
+        };
+        observed.webhook = source.flavour().reconcile(object, upkeep).await;
+        notes = observed.webhook.notes();
     }
     if let Some(handles) = handles {
         let lock = ctx.lock_of(&uid);
@@ -125,82 +107,6 @@ pub(super) async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, 
         wait = wait.min(Duration::from_secs(30));
     }
     Ok(Action::requeue(wait))
-}
-
-/// Events for what the webhook step did (transitions get their own Events).
-pub(super) fn webhook_notes(outcome: &webhook::WebhookOutcome) -> Vec<(&'static str, String)> {
-    if let webhook::WebhookOutcome::Personio(r) = outcome {
-        return personio_notes(r);
-    }
-    let webhook::WebhookOutcome::Registered(r) = outcome else {
-        return Vec::new();
-    };
-    let mut notes = Vec::new();
-    if r.created {
-        notes.push((
-            "WebhookCreated",
-            format!(
-                "registered HollyHR webhook {} for {}",
-                r.webhook.id, r.webhook.url
-            ),
-        ));
-    }
-    if let Some(cause) = r.rotated {
-        notes.push((
-            "SecretRotated",
-            format!(
-                "rotated the signing secret of webhook {} ({}); the previous one stays valid for the overlap",
-                r.webhook.id,
-                cause.as_str()
-            ),
-        ));
-    }
-    if let webhook::RemediationOutcome::ReEnabled { redelivered } = r.remediation {
-        notes.push((
-            "WebhookReEnabled",
-            format!(
-                "the receiver answers again: re-enabled webhook {} and redelivered {redelivered} failed deliveries",
-                r.webhook.id
-            ),
-        ));
-    }
-    notes
-}
-
-/// Events for what the Personio webhook step did.
-pub(super) fn personio_notes(r: &webhook::personio::Registered) -> Vec<(&'static str, String)> {
-    let mut notes = Vec::new();
-    if r.created {
-        notes.push((
-            "WebhookCreated",
-            format!(
-                "registered and enabled Personio webhook {} for {}",
-                r.webhook.id, r.webhook.url
-            ),
-        ));
-    }
-    if let Some(cause) = r.rotated {
-        notes.push((
-            "SecretRotated",
-            format!(
-                "set a new token on Personio webhook {} ({}); the previous one is accepted until {}",
-                r.webhook.id,
-                cause.as_str(),
-                r.previous_expires
-                    .map_or_else(|| "now".to_owned(), |t| t.to_string())
-            ),
-        ));
-    }
-    if let webhook::RemediationOutcome::ReEnabled { .. } = r.remediation {
-        notes.push((
-            "WebhookReEnabled",
-            format!(
-                "the receiver answers again: re-enabled Personio webhook {}",
-                r.webhook.id
-            ),
-        ));
-    }
-    notes
 }
 
 pub(super) async fn note_event(

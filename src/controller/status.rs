@@ -5,11 +5,10 @@ use jiff::Timestamp;
 
 use super::conditions::{self as cond, Desired, Status};
 use super::sync::{self as cycle, SyncOutcome};
-use super::webhook::WebhookOutcome;
 use crate::crd::{PeopleSyncSpec, PeopleSyncStatus};
 use crate::plan::GuardDecision;
-
-mod webhook;
+use crate::webhook::WebhookOutcome;
+use crate::webhook::fold as webhook;
 
 /// What reaching the HR source showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,13 +37,7 @@ pub enum DirectoryOutcome {
     NotChecked,
 }
 
-/// Why the object cannot be worked on at all (a condition, never a crash loop).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Blocker {
-    /// CamelCase reason: `InvalidSpec`, `SecretNotFound`, `SecretKeyMissing`, …
-    pub reason: &'static str,
-    pub message: String,
-}
+pub use crate::crd::conditions::Blocker;
 
 /// Everything one reconcile learned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +77,7 @@ pub fn compute(
     let mut desired = Vec::new();
 
     let kind = spec.source.kind();
-    let personio = spec.source.personio.is_some();
+    let wording = crate::source::any::wording(&spec.source);
     let source = match (&observed.blocker, &observed.source) {
         (Some(blocker), _) => Desired::new(
             cond::SOURCE_REACHABLE,
@@ -104,29 +97,17 @@ pub fn compute(
             "MissingScope",
             format!(
                 "the {} lacks the scope{} {}: {}",
-                if personio {
-                    "Personio API credential"
-                } else {
-                    "HollyHR API key"
-                },
+                wording.credential,
                 if scopes.len() == 1 { "" } else { "s" },
                 scopes.join(", "),
-                if personio {
-                    "grant it in Personio (Settings > Integrations > API credentials)"
-                } else {
-                    "create a key with it in HollyHR (Settings > API) and update the Secret"
-                }
+                wording.grant_scope,
             ),
         ),
         (None, SourceOutcome::Unauthorized) => Desired::new(
             cond::SOURCE_REACHABLE,
             Status::False,
             "Unauthorized",
-            if personio {
-                "Personio rejected the client credentials: check client_id and client_secret in the referenced Secret"
-            } else {
-                "HollyHR rejected the API key (401): check the key in the referenced Secret"
-            },
+            wording.unauthorized,
         ),
         (None, SourceOutcome::Unreachable(message)) => Desired::new(
             cond::SOURCE_REACHABLE,

@@ -33,6 +33,37 @@ pub enum SourceCredentials {
     },
 }
 
+impl SourceCredentials {
+    /// The spec's source's credentials from the referenced Secret(s); `None` when not exactly
+    /// one source is set.
+    pub async fn read(
+        spec: &SourceSpec,
+        namespace: &str,
+        cache: &crate::secrets::SecretCache,
+    ) -> Result<Option<Self>, crate::secrets::SecretError> {
+        use crate::secrets::read_key;
+        Ok(Some(match (&spec.hollyhr, &spec.personio) {
+            (Some(hollyhr), None) => SourceCredentials::HollyHr {
+                api_key: read_key(cache, namespace, &hollyhr.api_key_secret_ref).await?,
+            },
+            (None, Some(personio)) => {
+                let secret = &personio.credentials_secret_ref;
+                SourceCredentials::Personio {
+                    client_id: read_key(cache, namespace, &secret.key(PERSONIO_CLIENT_ID_KEY))
+                        .await?,
+                    client_secret: read_key(
+                        cache,
+                        namespace,
+                        &secret.key(PERSONIO_CLIENT_SECRET_KEY),
+                    )
+                    .await?,
+                }
+            }
+            _ => return Ok(None),
+        }))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AnySourceError {
     #[error(transparent)]
@@ -153,17 +184,11 @@ impl AnySource {
         }
     }
 
-    pub fn hollyhr(&self) -> Option<&HollyHrClient> {
+    /// The source's webhook flavour (the one dispatch from a source to its webhook code).
+    pub fn flavour(&self) -> &dyn crate::webhook::Flavour {
         match self {
-            AnySource::HollyHr(client) => Some(client),
-            AnySource::Personio(_) => None,
-        }
-    }
-
-    pub fn personio(&self) -> Option<&PersonioClient> {
-        match self {
-            AnySource::Personio(client) => Some(client),
-            AnySource::HollyHr(_) => None,
+            AnySource::HollyHr(client) => client,
+            AnySource::Personio(client) => client,
         }
     }
 }
@@ -204,5 +229,25 @@ impl PeopleSource for AnySource {
             AnySource::HollyHr(client) => PeopleSource::org_units(client).await?,
             AnySource::Personio(client) => PeopleSource::org_units(client).await?,
         })
+    }
+}
+
+/// How the receiver authenticates and reads deliveries held under `scheme` (the owned Secret
+/// records it when the flavour issues the credential).
+pub fn deliveries(
+    scheme: crate::webhook::signing::Scheme,
+) -> &'static dyn crate::webhook::Deliveries {
+    use crate::webhook::signing::Scheme;
+    match scheme {
+        Scheme::Hmac => &hollyhr::flavour::receive::Hmac,
+        Scheme::Token => &personio::flavour::receive::Token,
+    }
+}
+
+/// How the spec's source names its credential in conditions.
+pub fn wording(spec: &SourceSpec) -> &'static super::Wording {
+    match spec.personio {
+        Some(_) => &personio::WORDING,
+        None => &hollyhr::WORDING,
     }
 }

@@ -8,6 +8,7 @@
 
 mod client;
 pub mod error;
+pub mod flavour;
 pub mod idempotency;
 pub mod model;
 pub mod pacing;
@@ -30,3 +31,10 @@ pub mod routes {
     pub use super::people::route::*;
     pub use super::webhooks::route::*;
 }
+
+/// How HollyHR's credential is named in conditions.
+pub const WORDING: super::Wording = super::Wording {
+    credential: "HollyHR API key",
+    grant_scope: "create a key with it in HollyHR (Settings > API) and update the Secret",
+    unauthorized: "HollyHR rejected the API key (401): check the key in the referenced Secret",
+};

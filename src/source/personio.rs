@@ -10,6 +10,7 @@
 mod client;
 mod config;
 pub mod error;
+pub mod flavour;
 pub mod mapping;
 pub mod model;
 mod people;
@@ -25,3 +26,10 @@ pub use error::{ErrorCategory, PersonioError};
 pub use mapping::{to_person, to_person_in};
 pub use people::PersonsQuery;
 pub use token::{ScopeSet, usable_for};
+
+/// How Personio's credential is named in conditions.
+pub const WORDING: super::Wording = super::Wording {
+    credential: "Personio API credential",
+    grant_scope: "grant it in Personio (Settings > Integrations > API credentials)",
+    unauthorized: "Personio rejected the client credentials: check client_id and client_secret in the referenced Secret",
+};

@@ -8,7 +8,7 @@
 //! is final for Personio): the new token is written to the owned Secret first (pending, the old
 //! one still accepted), the step waits until this process's receiver holds it, and only then
 //! PATCHes Personio; once Personio answered, the old token is accepted for
-//! [`TOKEN_OVERLAP`](crate::webhook::personio::TOKEN_OVERLAP) more. A PATCH that failed or whose
+//! [`TOKEN_OVERLAP`](super::decide::TOKEN_OVERLAP) more. A PATCH that failed or whose
 //! answer was lost leaves the Secret pending, and the next reconcile PATCHes the held token again
 //! (PATCH is idempotent).
 
@@ -19,16 +19,17 @@ use kube::ResourceExt;
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{info, warn};
 
-use super::super::secrets::SecretCache;
-use super::super::signing::{self, Held};
-use super::{RemediationOutcome, WebhookConfig, WebhookOutcome, cause, failed, receiver_answers};
+use super::decide::{self, Health, HealthState, Step, TokenView};
 use crate::crd::PeopleSync;
 use crate::receiver::SecretBook;
-use crate::source::hollyhr::model::WebhookStatus;
+use crate::secrets::SecretCache;
 use crate::source::personio::model::{Webhook, WebhookWrite, webhook_status};
 use crate::source::personio::{ErrorCategory, PersonioClient, PersonioError};
-use crate::webhook::personio::{self as decide, Health, HealthState, Step};
-use crate::webhook::{self as shared, Remediation, RotateCause};
+use crate::webhook::signing::{self, Held, Scheme};
+use crate::webhook::{
+    self as shared, Remediation, RemediationOutcome, RotateCause, Upkeep, WebhookOutcome, cause,
+    failed, receiver_answers,
+};
 
 /// How long a rotation waits for this process's receiver to hold the new token before it
 /// PATCHes Personio (the Secret watch usually takes milliseconds; replicas watch alike).
@@ -57,6 +58,15 @@ pub struct Registered {
     pub last_remediation: Option<Timestamp>,
 }
 
+/// What the decisions need to know of the held token.
+fn token_view(held: &Held) -> TokenView {
+    TokenView {
+        webhook_id: held.webhook_id.clone(),
+        has_token: held.scheme == Scheme::Token && held.current.is_some(),
+        pending: held.pending,
+    }
+}
+
 /// `Forbidden`/`MissingScope`/`Unauthorized` need a person (a credential without the webhook
 /// scopes); the rest retry.
 fn reason(error: &PersonioError) -> &'static str {
@@ -81,12 +91,10 @@ fn after(now: Timestamp, wait: Duration) -> Timestamp {
 /// it runs one (a rotation waits for it to hold the new token; health reads its deliveries).
 pub async fn reconcile(
     object: &PeopleSync,
-    secrets: &SecretCache,
     source: &PersonioClient,
-    config: &WebhookConfig,
-    book: Option<&SecretBook>,
-    now: Timestamp,
+    up: Upkeep<'_>,
 ) -> WebhookOutcome {
+    let (secrets, config, book, now) = (up.secrets, up.config, up.book, up.now);
     let namespace = object.namespace().unwrap_or_default();
     let name = object.name_any();
     let spec = &object.spec;
@@ -96,7 +104,7 @@ pub async fn reconcile(
         return WebhookOutcome::Off;
     }
     let (interval, mut held, requested) =
-        match super::rotation_inputs(object, secrets, "reading the token Secret").await {
+        match shared::rotation_inputs(object, secrets, "reading the token Secret").await {
             Ok(inputs) => inputs,
             Err(outcome) => return outcome,
         };
@@ -110,7 +118,7 @@ pub async fn reconcile(
         desired.as_ref(),
         &marker,
         &webhooks,
-        &held.token_view(),
+        &token_view(&held),
         due,
     );
     let mut kept: Option<Webhook> = decide::ours(
@@ -124,6 +132,7 @@ pub async fn reconcile(
     let rotation = Rotation {
         object,
         secrets,
+        field_manager: up.field_manager,
         source,
         book,
         requested: &requested,
@@ -237,9 +246,9 @@ pub async fn reconcile(
     } else if !decide::is_enabled(&webhook) {
         let auto = spec.webhook.as_ref().is_some_and(|w| w.auto_remediate);
         let reachable = auto && receiver_answers(&desired.url).await;
-        // The backoff is HollyHR's (shared): ENABLED/DISABLED map onto its two states.
+        // The backoff is shared with HollyHR; the webhook is DISABLED here.
         remediation = match shared::remediation(
-            WebhookStatus::Disabled,
+            false,
             auto,
             reachable,
             attempts,
@@ -304,7 +313,7 @@ pub async fn reconcile(
         }
         health = Some(read);
     }
-    WebhookOutcome::Personio(Box::new(Registered {
+    WebhookOutcome::registered(Registered {
         secret_name: signing::secret_name(&name),
         token_last_four: held.last_four(),
         rotated_at: held.rotated_at,
@@ -319,7 +328,7 @@ pub async fn reconcile(
         remediation,
         remediation_attempts: attempts,
         last_remediation,
-    }))
+    })
 }
 
 async fn enable(source: &PersonioClient, id: &str) -> Result<Webhook, PersonioError> {
@@ -334,6 +343,7 @@ async fn enable(source: &PersonioClient, id: &str) -> Result<Webhook, PersonioEr
 struct Rotation<'a> {
     object: &'a PeopleSync,
     secrets: &'a SecretCache,
+    field_manager: &'a str,
     source: &'a PersonioClient,
     book: Option<&'a SecretBook>,
     requested: &'a Option<String>,
@@ -341,7 +351,7 @@ struct Rotation<'a> {
 
 impl Rotation<'_> {
     async fn write(&self, held: &Held) -> Result<(), WebhookOutcome> {
-        signing::write(self.secrets, self.object, held, super::super::FIELD_MANAGER)
+        signing::write(self.secrets, self.object, held, self.field_manager)
             .await
             .map_err(|error| {
                 failed(
@@ -360,7 +370,7 @@ impl Rotation<'_> {
         let namespace = self.object.namespace().unwrap_or_default();
         let name = self.object.name_any();
         let started = std::time::Instant::now();
-        while !book.holds_token(&namespace, &name, token) {
+        while !book.holds(&namespace, &name, token) {
             if started.elapsed() >= PROPAGATION_WAIT {
                 warn!(%namespace, %name, "the receiver does not hold the new token yet; setting it anyway (the old one stays accepted)");
                 return;

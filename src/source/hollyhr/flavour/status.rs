@@ -1,83 +1,19 @@
-//! The webhook's conditions and status fields from what the webhook step saw (pure). Personio's
-//! are in [`personio`].
-
-mod personio;
+//! The HollyHR webhook's conditions and `status.webhook` fields (pure), from its health endpoint
+//! (Decision 5) and what self-healing did.
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::super::conditions::{self as cond, Desired, Status};
-use super::super::webhook::{Registered, RemediationOutcome, WebhookOutcome};
+use super::upkeep::Registered;
+use crate::crd::conditions::{self as cond, Desired, Status};
 use crate::crd::{PeopleSyncStatus, WebhookStatusInfo};
 use crate::source::hollyhr::model::{HealthStatus, WebhookHealth, WebhookStatus};
+use crate::webhook::RemediationOutcome;
+use crate::webhook::fold::{
+    Conditions, Credential, Rotation, health_blocks_ready, secret_rotated, time,
+};
 
-/// The webhook conditions to set (`None`: keep what is there) and whether the webhook keeps the
-/// object from being Ready (`Some((reason, message))`).
-pub(super) struct Conditions {
-    pub desired: Vec<Desired>,
-    /// Webhooks are off: their conditions are removed.
-    pub remove: bool,
-    pub not_ready: Option<(String, String)>,
-}
-
-pub(super) fn fold(
-    status: &mut PeopleSyncStatus,
-    outcome: &WebhookOutcome,
-    now: Timestamp,
-) -> Conditions {
-    let mut out = Conditions {
-        desired: Vec::new(),
-        remove: false,
-        not_ready: None,
-    };
-    match outcome {
-        WebhookOutcome::NotChecked => {
-            // Keep what was seen; a registration that failed before still blocks Ready.
-            if let Some(c) = cond::get(&status.conditions, cond::WEBHOOK_REGISTERED)
-                .filter(|c| c.status == "False")
-            {
-                out.not_ready = Some((c.reason.clone(), c.message.clone()));
-            }
-        }
-        WebhookOutcome::Off => {
-            status.webhook = None;
-            out.remove = true;
-        }
-        WebhookOutcome::Failed { reason, message } => {
-            let message = format!(
-                "{message}; deliveries are not verified until this is fixed, polling continues"
-            );
-            out.desired.push(Desired::new(
-                cond::WEBHOOK_REGISTERED,
-                Status::False,
-                reason,
-                message.clone(),
-            ));
-            if matches!(*reason, "RotationFailed" | "SecretWriteFailed") {
-                out.desired.push(Desired::new(
-                    cond::SECRET_ROTATED,
-                    Status::False,
-                    reason,
-                    message.clone(),
-                ));
-            }
-            out.not_ready = Some(((*reason).to_owned(), message));
-        }
-        WebhookOutcome::Registered(registered) => {
-            registered_conditions(status, registered, now, &mut out)
-        }
-        WebhookOutcome::Personio(registered) => {
-            personio::conditions(status, registered, now, &mut out)
-        }
-    }
-    out
-}
-
-fn time(at: Option<Timestamp>) -> Option<Time> {
-    at.map(Time)
-}
-
-fn registered_conditions(
+pub(super) fn conditions(
     status: &mut PeopleSyncStatus,
     r: &Registered,
     now: Timestamp,
@@ -123,30 +59,12 @@ fn registered_conditions(
         &SIGNING_SECRET,
         out,
     );
-    if let Some(health) = &r.health {
-        let desired = healthy(health, &r.remediation);
-        if desired.status == Status::False && desired.reason != "Recovering" {
-            out.not_ready = Some((
-                format!("Webhook{}", desired.reason),
-                desired.message.clone(),
-            ));
-        }
-        out.desired.push(desired);
-    } else if let Some(c) = cond::get(&status.conditions, cond::WEBHOOK_HEALTHY)
-        .filter(|c| c.status == "False" && c.reason != "Recovering")
-    {
-        out.not_ready = Some((format!("Webhook{}", c.reason), c.message.clone()));
-    }
-}
-
-/// How a source's webhook credential is named in `SecretRotated`.
-pub(super) struct Credential {
-    /// What a rotation did: "the signing secret was rotated".
-    rotated: &'static str,
-    /// Why a lost one was replaced.
-    recovered: &'static str,
-    issued: &'static str,
-    current: &'static str,
+    let healthy = r
+        .health
+        .as_ref()
+        .map(|health| healthy(health, &r.remediation));
+    health_blocks_ready(status, healthy.as_ref(), out);
+    out.desired.extend(healthy);
 }
 
 const SIGNING_SECRET: Credential = Credential {
@@ -155,63 +73,6 @@ const SIGNING_SECRET: Credential = Credential {
     issued: "the signing secret was issued with the webhook",
     current: "the held signing secret is the webhook's",
 };
-
-/// What the webhook step did to the credential.
-pub(super) struct Rotation {
-    pub cause: Option<crate::webhook::RotateCause>,
-    pub created: bool,
-    pub at: Timestamp,
-    pub next: Option<Timestamp>,
-    /// How long the previous credential is still accepted.
-    pub previous: String,
-}
-
-/// `SecretRotated`, for either source: the rotation and its cause, the credential issued with a
-/// new webhook, or (once) that the held one is current.
-pub(super) fn secret_rotated(
-    status: &PeopleSyncStatus,
-    rotation: Rotation,
-    credential: &Credential,
-    out: &mut Conditions,
-) {
-    use crate::webhook::RotateCause;
-    let next = rotation
-        .next
-        .map(|t| format!("; the next is due at {t}"))
-        .unwrap_or_default();
-    let (reason, message) = match (rotation.cause, rotation.created) {
-        (Some(cause), _) => (
-            cause.as_str(),
-            format!(
-                "{} at {} ({}); {}{next}",
-                credential.rotated,
-                rotation.at,
-                match cause {
-                    RotateCause::Recover => credential.recovered,
-                    RotateCause::Scheduled => "rotationInterval passed",
-                    RotateCause::Requested => {
-                        "requested by the peoplesync.dev/rotate-webhook-secret annotation"
-                    }
-                },
-                rotation.previous,
-            ),
-        ),
-        (None, true) => ("Issued", format!("{}{next}", credential.issued)),
-        (None, false)
-            if cond::get(&status.conditions, cond::SECRET_ROTATED)
-                .is_none_or(|c| c.status != "True") =>
-        {
-            ("Current", format!("{}{next}", credential.current))
-        }
-        (None, false) => return,
-    };
-    out.desired.push(Desired::new(
-        cond::SECRET_ROTATED,
-        Status::True,
-        reason,
-        message,
-    ));
-}
 
 fn endpoint(status: WebhookStatus) -> &'static str {
     match status {

@@ -5,6 +5,14 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+/// Why the object cannot be worked on at all (a condition, never a crash loop).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    /// CamelCase reason: `InvalidSpec`, `SecretNotFound`, `SecretKeyMissing`, …
+    pub reason: &'static str,
+    pub message: String,
+}
+
 /// True when the object is fully operational: every prerequisite below is met.
 pub const READY: &str = "Ready";
 /// True when the HR source answered `GET /me` with the configured key and the key holds every

@@ -5,12 +5,12 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::super::super::conditions::{self as cond, Desired, Status};
-use super::super::super::webhook::RemediationOutcome;
-use super::super::super::webhook::personio::Registered;
-use super::{Conditions, Credential, Rotation, secret_rotated};
+use super::decide::{Health, HealthState, is_enabled};
+use super::upkeep::Registered;
+use crate::crd::conditions::{self as cond, Desired, Status};
 use crate::crd::{PeopleSyncStatus, WebhookStatusInfo};
-use crate::webhook::personio::{Health, HealthState, is_enabled};
+use crate::webhook::RemediationOutcome;
+use crate::webhook::fold::{Conditions, Credential, Rotation, health_blocks_ready, secret_rotated};
 
 const TOKEN: Credential = Credential {
     rotated: "the webhook token was set anew",
@@ -78,20 +78,12 @@ pub(super) fn conditions(
         &TOKEN,
         out,
     );
-    if let Some(health) = &r.health {
-        let desired = healthy(health, &r.remediation);
-        if desired.status == Status::False {
-            out.not_ready = Some((
-                format!("Webhook{}", desired.reason),
-                desired.message.clone(),
-            ));
-        }
-        out.desired.push(desired);
-    } else if let Some(c) =
-        cond::get(&status.conditions, cond::WEBHOOK_HEALTHY).filter(|c| c.status == "False")
-    {
-        out.not_ready = Some((format!("Webhook{}", c.reason), c.message.clone()));
-    }
+    let healthy = r
+        .health
+        .as_ref()
+        .map(|health| healthy(health, &r.remediation));
+    health_blocks_ready(status, healthy.as_ref(), out);
+    out.desired.extend(healthy);
 }
 
 fn failure_text(health: &Health) -> Option<String> {
@@ -170,8 +162,8 @@ pub(super) fn healthy(health: &Health, remediation: &RemediationOutcome) -> Desi
 
 #[cfg(test)]
 mod tests {
+    use super::super::decide::health;
     use super::*;
-    use crate::webhook::personio::health;
 
     fn at(second: i64) -> Timestamp {
         Timestamp::from_second(second).expect("a time")

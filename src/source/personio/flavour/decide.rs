@@ -1,4 +1,4 @@
-//! Personio webhook registration and health, decided as data (pure; the controller does the
+//! Personio webhook registration and health, decided as data (pure; [`super::upkeep`] makes the
 //! calls). Personio has no webhook name and signs nothing: each PeopleSync owns one webhook, found
 //! by its id (kept in the owned Secret), its URL `publicUrl` + `/hooks/<namespace>/<name>` or its
 //! description `peoplesync <namespace>/<name>`, that authenticates with a static token
@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::RotateCause;
 use crate::crd::PeopleSyncSpec;
 use crate::source::personio::model::{Activity, Webhook, webhook_status};
+use crate::webhook::RotateCause;
 
 /// The events PeopleSync subscribes to by default (the people families of API.md §7.6).
 pub const DEFAULT_EVENTS: [&str; 8] = [

@@ -15,8 +15,8 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use secrecy::SecretString;
 
-use super::status::Blocker;
 use crate::crd::SecretKeyRef;
+use crate::crd::conditions::Blocker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -221,14 +221,14 @@ impl SecretCache {
     }
 }
 
-/// The operator's one Secret watch (in `namespace`, or all): keeps `cache` and the receiver's
-/// signing `book` in step, and sends the name of every Secret that changes after the first
+/// The operator's one Secret watch (in `namespace`, or all): keeps `cache` in step, shows every
+/// event to `observe` (the receiver's signing book), and sends the name of every Secret that changes after the first
 /// listing to `changed` (the objects that reference it reconcile). While nobody takes the
 /// names (no leader here), they are dropped: a new leader reconciles every object anyway.
 pub async fn watch(
     cache: SecretCache,
     namespace: Option<String>,
-    book: crate::receiver::SecretBook,
+    observe: impl Fn(&watcher::Event<Secret>),
     changed: tokio::sync::mpsc::Sender<(String, String)>,
 ) {
     use futures::StreamExt;
@@ -244,7 +244,7 @@ pub async fn watch(
         match event {
             Ok(event) => {
                 cache.observe(&event);
-                super::signing::observe(&book, &event);
+                observe(&event);
                 if let watcher::Event::Apply(secret) | watcher::Event::Delete(secret) = &event
                     && let Some(key) = key_of(secret)
                 {

@@ -22,11 +22,10 @@ use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::secrets::SecretCache;
+use super::{HeldCredentials, HeldView};
 use crate::crd::PeopleSync;
-use crate::receiver::{SecretBook, SigningSecrets, TokenSecrets};
-use crate::webhook::HeldView;
-use crate::webhook::personio::TokenView;
+use crate::receiver::SecretBook;
+use crate::secrets::SecretCache;
 
 /// Marks the Secrets this module writes (the watch selects on it).
 pub const LABEL: &str = "peoplesync.dev/webhook-signing";
@@ -115,23 +114,6 @@ impl Held {
         }
     }
 
-    /// What the Personio decisions need to know of the held token.
-    pub fn token_view(&self) -> TokenView {
-        TokenView {
-            webhook_id: self.webhook_id.clone(),
-            has_token: self.scheme == Scheme::Token && self.current.is_some(),
-            pending: self.pending,
-        }
-    }
-
-    /// The tokens the receiver accepts; `None` without a current token.
-    pub fn token_secrets(&self) -> Option<TokenSecrets> {
-        Some(TokenSecrets {
-            current: self.current.clone()?,
-            previous: self.previous.clone(),
-        })
-    }
-
     /// A Personio token for `webhook_id` becomes current, pending until Personio confirms it;
     /// the old token (of the same webhook) stays previous until `hold_until`.
     pub fn token_issued(
@@ -169,9 +151,9 @@ impl Held {
         }
     }
 
-    /// The secrets the receiver verifies with; `None` without a current secret.
-    pub fn signing_secrets(&self) -> Option<SigningSecrets> {
-        Some(SigningSecrets {
+    /// The credentials the receiver verifies with; `None` without a current one.
+    pub fn credentials(&self) -> Option<HeldCredentials> {
+        Some(HeldCredentials {
             current: self.current.clone()?,
             previous: self.previous.clone(),
         })
@@ -348,15 +330,9 @@ fn update(book: &SecretBook, secret: &Secret) {
         return;
     }
     let held = Held::from_secret(secret);
-    match held.scheme {
-        Scheme::Hmac => match held.signing_secrets() {
-            Some(secrets) => book.set(&namespace, &name, secrets),
-            None => book.remove(&namespace, &name),
-        },
-        Scheme::Token => match held.token_secrets() {
-            Some(tokens) => book.set_token(&namespace, &name, tokens),
-            None => book.remove(&namespace, &name),
-        },
+    match held.credentials() {
+        Some(credentials) => book.set(&namespace, &name, held.scheme, credentials),
+        None => book.remove(&namespace, &name),
     }
 }
 
@@ -436,16 +412,16 @@ mod tests {
         let held = Held::from_secret(&secret(&[("current", "Bearer old")], &annotations));
         assert_eq!(held.scheme, Scheme::Token);
         assert_eq!(
-            held.token_view(),
-            TokenView {
-                webhook_id: Some("w-1".into()),
-                has_token: true,
-                pending: false
-            }
+            (
+                held.webhook_id.as_deref(),
+                held.current.is_some(),
+                held.pending
+            ),
+            (Some("w-1"), true, false)
         );
         let book = SecretBook::default();
         update(&book, &secret(&[("current", "Bearer old")], &annotations));
-        assert!(book.holds_token("team", "acme", &SecretString::from("Bearer old")));
+        assert!(book.holds("team", "acme", &SecretString::from("Bearer old")));
 
         let now = Timestamp::from_second(1_000_000).expect("a time");
         let hold = Timestamp::from_second(1_086_400).expect("a time");

@@ -4,13 +4,8 @@
 //! request and to recover a lost secret, read the health endpoint (at most once per interval) and
 //! heal an auto-disabled endpoint once the receiver answers at its public URL again.
 //!
-//! The decisions are data (`crate::webhook`); this module makes the calls and reports what it saw
-//! as a [`WebhookOutcome`] that `status::compute` turns into conditions. The Personio webhook
-//! (token-authenticated, no health endpoint) is [`personio`].
-
-pub mod personio;
-
-use std::time::Duration;
+//! The decisions are data ([`super::decide`]); this module makes the calls and reports what it
+//! saw as a [`Registered`] that folds its own conditions ([`super::status`]).
 
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
@@ -18,63 +13,22 @@ use kube::ResourceExt;
 use secrecy::SecretString;
 use tracing::{info, warn};
 
-use super::secrets::SecretCache;
-use super::signing::{self, Held};
+use super::decide::{self, Registration};
 use crate::crd::PeopleSync;
 use crate::source::hollyhr::model::{
     CreateWebhookRequest, DeliveryStatus, UpdateWebhookRequest, Webhook, WebhookHealth,
     WebhookStatus,
 };
 use crate::source::hollyhr::{self, ErrorReason, HollyHrClient, HollyHrError};
-use crate::webhook::{self as decide, Registration, Remediation, RotateCause};
+use crate::webhook::signing::{self, Held};
+use crate::webhook::{
+    Remediation, RemediationOutcome, RotateCause, Upkeep, WebhookOutcome, cause, failed,
+    receiver_answers,
+};
 
 /// Failed deliveries redelivered per remediation at most (HollyHR keeps failures for 30 days;
 /// the next incremental cycle covers whatever is not redelivered).
 pub const REDELIVER_LIMIT: usize = 500;
-
-/// Process-wide webhook settings (from the CLI).
-#[derive(Debug, Clone)]
-pub struct WebhookConfig {
-    /// How often the health endpoint is read at most (default one minute).
-    pub health_interval: Duration,
-}
-
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        Self {
-            health_interval: Duration::from_secs(60),
-        }
-    }
-}
-
-/// What the webhook step saw and did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WebhookOutcome {
-    /// Webhooks are off for this object and none of its webhooks is active.
-    Off,
-    /// Not looked at (the source was not reachable, or the object is blocked or suspended).
-    NotChecked,
-    /// Registration, rotation or the Secret write failed.
-    Failed {
-        reason: &'static str,
-        message: String,
-    },
-    Registered(Box<Registered>),
-    /// The Personio webhook is registered (see [`personio::Registered`]).
-    Personio(Box<personio::Registered>),
-}
-
-impl WebhookOutcome {
-    /// When the next scheduled rotation is due, for a registered webhook (`Some(None)`: none
-    /// is scheduled); `None` when nothing is registered.
-    pub fn next_rotation(&self) -> Option<Option<Timestamp>> {
-        match self {
-            WebhookOutcome::Registered(r) => Some(r.next_rotation),
-            WebhookOutcome::Personio(r) => Some(r.next_rotation),
-            _ => None,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registered {
@@ -95,61 +49,13 @@ pub struct Registered {
     pub last_remediation: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemediationOutcome {
-    Nothing,
-    /// Self-healing is off and the endpoint is disabled.
-    Off,
-    ReceiverDown,
-    Waiting {
-        until: Timestamp,
-    },
-    ReEnabled {
-        redelivered: usize,
-    },
-    Failed(String),
-}
-
-fn failed(reason: &'static str, error: impl std::fmt::Display) -> WebhookOutcome {
-    WebhookOutcome::Failed {
-        reason,
-        message: error.to_string(),
-    }
-}
-
-/// What the webhook step of either source reads first: the rotation interval, the owned Secret
-/// as held, and the value of a rotation request (the annotation), if any.
-async fn rotation_inputs(
-    object: &PeopleSync,
-    secrets: &SecretCache,
-    reading: &str,
-) -> Result<(Duration, Held, Option<String>), WebhookOutcome> {
-    let interval = object.spec.rotation_interval().map_err(|error| {
-        failed(
-            "InvalidSpec",
-            format!("spec.webhook.rotationInterval: {error}"),
-        )
-    })?;
-    let namespace = object.namespace().unwrap_or_default();
-    let held = signing::read(secrets, &namespace, &object.name_any())
-        .await
-        .map_err(|error| failed("SecretReadFailed", cause(reading, &error)))?;
-    let requested = object
-        .annotations()
-        .get(crate::crd::ROTATE_WEBHOOK_SECRET)
-        .filter(|v| !v.is_empty())
-        .cloned();
-    Ok((interval, held, requested))
-}
-
 /// Runs the webhook step of one reconcile.
 pub async fn reconcile(
     object: &PeopleSync,
-    secrets: &SecretCache,
     source: &HollyHrClient,
-    config: &WebhookConfig,
-    now: Timestamp,
+    up: Upkeep<'_>,
 ) -> WebhookOutcome {
+    let (config, now) = (up.config, up.now);
     let namespace = object.namespace().unwrap_or_default();
     let name = object.name_any();
     let spec = &object.spec;
@@ -169,7 +75,9 @@ pub async fn reconcile(
         None => Vec::new(),
     };
     let (interval, mut held, requested) =
-        match rotation_inputs(object, secrets, "reading the signing Secret").await {
+        match crate::webhook::rotation_inputs(object, up.secrets, "reading the signing Secret")
+            .await
+        {
             Ok(inputs) => inputs,
             Err(outcome) => return outcome,
         };
@@ -178,7 +86,7 @@ pub async fn reconcile(
         Err(error) => return failed(registration_reason(&error), cause("GET /webhooks", &error)),
     };
     let webhook_name = decide::webhook_name(&namespace, &name);
-    let due = decide::rotation_due(&held.view(), interval, requested.as_deref(), now);
+    let due = crate::webhook::rotation_due(&held.view(), interval, requested.as_deref(), now);
     let steps = decide::decide(
         desired.as_ref(),
         &webhook_name,
@@ -215,13 +123,13 @@ pub async fn reconcile(
                         created = true;
                         let result = match answer.value.signing_secret {
                             Some(secret) => {
-                                store(object, secrets, &mut held, &webhook, secret, &requested, now)
+                                store(object, &up, &mut held, &webhook, secret, &requested, now)
                                     .await
                             }
                             // A replay of an earlier create: its secret was shown once and is
                             // lost; a rotation issues one we keep.
                             None => {
-                                rotate(object, secrets, source, &mut held, &webhook.id, &requested, now)
+                                rotate(object, &up, source, &mut held, &webhook.id, &requested, now)
                                     .await
                                     .inspect(|_| rotated = Some(RotateCause::Recover))
                             }
@@ -254,7 +162,7 @@ pub async fn reconcile(
                 }
             }
             Registration::Rotate { id, cause } => {
-                rotate(object, secrets, source, &mut held, &id, &requested, now)
+                rotate(object, &up, source, &mut held, &id, &requested, now)
                     .await
                     .map(|webhook| {
                         info!(%namespace, %name, webhook = %id, cause = cause.as_str(), "rotated the webhook signing secret");
@@ -330,8 +238,8 @@ pub async fn reconcile(
                 Some(d) => receiver_answers(&d.url).await,
                 None => false,
             };
-        remediation = match decide::remediation(
-            endpoint,
+        remediation = match crate::webhook::remediation(
+            endpoint == WebhookStatus::Active,
             auto,
             reachable,
             attempts,
@@ -362,13 +270,13 @@ pub async fn reconcile(
     {
         attempts = 0;
     }
-    Box::new(Registered {
+    WebhookOutcome::registered(Registered {
         secret_name: signing::secret_name(&name),
         secret_last_four: held.last_four(),
         rotated_at: held.rotated_at,
         next_rotation: held
             .rotated_at
-            .and_then(|at| decide::next_rotation(at, interval)),
+            .and_then(|at| crate::webhook::next_rotation(at, interval)),
         webhook,
         created,
         rotated,
@@ -377,13 +285,6 @@ pub async fn reconcile(
         remediation_attempts: attempts,
         last_remediation,
     })
-    .into()
-}
-
-impl From<Box<Registered>> for WebhookOutcome {
-    fn from(registered: Box<Registered>) -> Self {
-        WebhookOutcome::Registered(registered)
-    }
 }
 
 /// At deletion: disables every active webhook with this object's name. 404 counts as done.
@@ -399,7 +300,7 @@ pub async fn disable_all(
         None,
         &webhook_name,
         &webhooks,
-        &decide::HeldView::default(),
+        &crate::webhook::HeldView::default(),
         None,
     ) {
         if let Registration::Disable { id } = step {
@@ -408,10 +309,6 @@ pub async fn disable_all(
         }
     }
     Ok(disabled)
-}
-
-fn cause(what: &str, error: &dyn std::error::Error) -> String {
-    format!("{what}: {}", crate::telemetry::report(error))
 }
 
 /// `Unauthorized`/`Forbidden` need a person (a key without `webhooks:manage`); the rest retry.
@@ -427,7 +324,7 @@ fn registration_reason(error: &HollyHrError) -> &'static str {
 /// Stores a newly issued secret (create or rotate) in the owned Secret at once.
 async fn store(
     object: &PeopleSync,
-    secrets: &SecretCache,
+    up: &Upkeep<'_>,
     held: &mut Held,
     webhook: &Webhook,
     secret: SecretString,
@@ -441,7 +338,7 @@ async fn store(
         now,
         requested.clone(),
     );
-    signing::write(secrets, object, &next, super::FIELD_MANAGER)
+    signing::write(up.secrets, object, &next, up.field_manager)
         .await
         .map_err(|error| {
             // HollyHR now signs with a secret no Secret holds: the next reconcile sees the
@@ -460,7 +357,7 @@ async fn store(
 
 async fn rotate(
     object: &PeopleSync,
-    secrets: &SecretCache,
+    up: &Upkeep<'_>,
     source: &HollyHrClient,
     held: &mut Held,
     id: &str,
@@ -483,7 +380,7 @@ async fn rotate(
             "HollyHR answered the rotation without a secret (a replay); rotating again next reconcile",
         ));
     };
-    store(object, secrets, held, &webhook, secret, requested, now).await
+    store(object, up, held, &webhook, secret, requested, now).await
 }
 
 /// `GET` (for the ETag) then `PATCH /webhooks/{id}`.
@@ -525,25 +422,6 @@ async fn disable(source: &HollyHrClient, id: &str) -> Result<Option<Webhook>, Ho
         Err(error) if error.category() == ErrorReason::NotFound => Ok(None),
         Err(error) => Err(error),
     }
-}
-
-/// Whether the receiver answers at the public URL (through the same Ingress as deliveries).
-async fn receiver_answers(delivery_url: &str) -> bool {
-    let Some((base, _)) = delivery_url.rsplit_once("/hooks/") else {
-        return false;
-    };
-    let probe = format!("{base}{}", crate::receiver::HEALTH_PATH);
-    let Ok(client) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-    else {
-        return false;
-    };
-    client
-        .get(&probe)
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
 }
 
 /// Re-enables the endpoint and redelivers its failed deliveries (bounded); the number
