@@ -10,6 +10,67 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+/// One logical request of a source client, before its URL and credentials are known; retries
+/// resend it unchanged. `X` is what the client adds (HollyHR: conditional and idempotency
+/// headers; Personio: scopes, replayability).
+#[derive(Debug, Clone)]
+pub struct Call<X> {
+    pub method: reqwest::Method,
+    /// The contract's path template: the log field, the metric label and the error context.
+    pub route: &'static str,
+    /// The path below the base URL, one segment each (encoded when the URL is built).
+    pub segments: Vec<String>,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<bytes::Bytes>,
+    pub extra: X,
+}
+
+/// A request body that does not serialize.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to serialize the request body: {0}")]
+pub struct BodyError(#[from] serde_json::Error);
+
+impl<X> Call<X> {
+    pub fn new(method: reqwest::Method, route: &'static str, segments: &[&str], extra: X) -> Self {
+        Self {
+            method,
+            route,
+            segments: segments.iter().map(|s| (*s).to_owned()).collect(),
+            query: Vec::new(),
+            body: None,
+            extra,
+        }
+    }
+
+    pub fn query(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.query.push((name, value.to_string()));
+        self
+    }
+
+    pub fn query_opt(self, name: &'static str, value: Option<impl ToString>) -> Self {
+        match value {
+            Some(value) => self.query(name, value),
+            None => self,
+        }
+    }
+
+    pub fn json(mut self, body: &impl serde::Serialize) -> Result<Self, BodyError> {
+        self.body = Some(bytes::Bytes::from(serde_json::to_vec(body)?));
+        Ok(self)
+    }
+
+    /// The path below the base URL (`/a/b`), unencoded.
+    pub fn relative_path(&self) -> String {
+        self.segments
+            .iter()
+            .fold(String::new(), |mut path, segment| {
+                path.push('/');
+                path.push_str(segment);
+                path
+            })
+    }
+}
+
 /// What makes two clients different.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Settings {

@@ -80,6 +80,47 @@ pub fn report(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Test support: what a scoped subscriber writes, shared with the test.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl Captured {
+    /// Everything written so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+
+    /// Makes `subscriber` (writing here) this thread's default until the guard drops. A second
+    /// dispatcher is kept alive beside it: while only one dispatcher is registered, tracing
+    /// decides a new callsite's interest by the default of whichever thread hits it first, so
+    /// a test running in parallel without a subscriber would silence that callsite here too.
+    pub(crate) fn scoped(
+        subscriber: impl tracing::Subscriber + Send + Sync + 'static,
+    ) -> (tracing::subscriber::DefaultGuard, tracing::Dispatch) {
+        let beside = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+        let guard = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+        (guard, beside)
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

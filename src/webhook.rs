@@ -105,6 +105,107 @@ impl WebhookOutcome {
     }
 }
 
+/// What a source's webhook step kept, alike for every source: the webhook, its credential, its
+/// self-healing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    /// The source's webhook id.
+    pub id: String,
+    pub url: String,
+    /// How many event types it delivers.
+    pub events: usize,
+    /// Its state at the source as `status.webhook.status` shows it ("active", "enabled", …).
+    pub endpoint: &'static str,
+    /// The owned Secret holding the credential.
+    pub secret_name: String,
+    /// Created by this reconcile.
+    pub created: bool,
+    /// Rotated by this reconcile, and why.
+    pub rotated: Option<RotateCause>,
+    /// The last four characters of the current credential.
+    pub last_four: Option<String>,
+    pub rotated_at: Option<Timestamp>,
+    pub next_rotation: Option<Timestamp>,
+    /// Until when the previous credential is still accepted.
+    pub previous_expires: Option<Timestamp>,
+    pub remediation: RemediationOutcome,
+    pub remediation_attempts: u32,
+    pub last_remediation: Option<Timestamp>,
+}
+
+/// A source's reading of its webhook's health (HollyHR's health endpoint; Personio's activity
+/// log and the receiver's accepted deliveries).
+pub trait Health: std::fmt::Debug + Clone + PartialEq + Send + Sync + 'static {
+    /// Writes the reading into `status.webhook`.
+    fn read_into(&self, info: &mut crate::crd::WebhookStatusInfo, now: Timestamp);
+    /// `WebhookHealthy` from the reading and what self-healing did.
+    fn condition(&self, remediation: &RemediationOutcome) -> crate::crd::conditions::Desired;
+}
+
+/// A registered webhook as a source's flavour saw it in one reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration<H: Health> {
+    /// "HollyHR".
+    pub source: &'static str,
+    pub credential: &'static fold::Credential,
+    pub kept: Kept,
+    /// The health, when it was read by this reconcile.
+    pub health: Option<H>,
+}
+
+impl<H: Health> Registered for Registration<H> {
+    fn next_rotation(&self) -> Option<Timestamp> {
+        self.kept.next_rotation
+    }
+
+    fn notes(&self) -> Vec<(&'static str, String)> {
+        let (k, source) = (&self.kept, self.source);
+        let mut notes = Vec::new();
+        if k.created {
+            notes.push((
+                "WebhookCreated",
+                format!("registered {source} webhook {} for {}", k.id, k.url),
+            ));
+        }
+        if let Some(cause) = k.rotated {
+            notes.push((
+                "SecretRotated",
+                format!(
+                    "rotated the {} of {source} webhook {} ({}); {}",
+                    self.credential.noun,
+                    k.id,
+                    cause.as_str(),
+                    fold::previous_accepted(k.previous_expires),
+                ),
+            ));
+        }
+        if let RemediationOutcome::ReEnabled { redelivered } = k.remediation {
+            notes.push((
+                "WebhookReEnabled",
+                format!(
+                    "the receiver answers again: re-enabled {source} webhook {} and redelivered {redelivered} failed deliveries",
+                    k.id
+                ),
+            ));
+        }
+        notes
+    }
+
+    fn fold(&self, status: &mut PeopleSyncStatus, now: Timestamp, out: &mut fold::Conditions) {
+        fold::registered(status, self, now, out);
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn same(&self, other: &dyn Registered) -> bool {
+        other.as_any().downcast_ref::<Self>() == Some(self)
+    }
+}
+
+impl<H: Health> Eq for Registration<H> {}
+
 /// A registered webhook as one source's flavour saw it in one reconcile.
 pub trait Registered: std::fmt::Debug + Send + Sync + 'static {
     /// When the next scheduled rotation is due (`None`: none is scheduled).
@@ -117,11 +218,6 @@ pub trait Registered: std::fmt::Debug + Send + Sync + 'static {
     fn as_any(&self) -> &dyn std::any::Any;
     /// Equality across the trait object (tests compare observations).
     fn same(&self, other: &dyn Registered) -> bool;
-}
-
-/// [`Registered::same`] for a type with `PartialEq`.
-pub fn same_as<T: PartialEq + 'static>(this: &T, other: &dyn Registered) -> bool {
-    other.as_any().downcast_ref::<T>() == Some(this)
 }
 
 /// What self-healing did to an endpoint the source disabled.
@@ -246,6 +342,55 @@ pub trait Deliveries: Send + Sync {
     fn ignored_status(&self) -> StatusCode {
         StatusCode::ACCEPTED
     }
+}
+
+/// What the spec asks of any source's webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// `publicUrl` + `/hooks/<namespace>/<name>`.
+    pub url: String,
+    /// The spec's events, or the source's defaults.
+    pub events: std::collections::BTreeSet<String>,
+}
+
+/// The subscription the spec asks for, or `None` when webhooks are off (or no public URL is set).
+pub fn subscription(
+    spec: &crate::crd::PeopleSyncSpec,
+    namespace: &str,
+    name: &str,
+    default_events: &[&str],
+) -> Option<Subscription> {
+    let webhook = spec.webhook.as_ref().filter(|w| w.enabled)?;
+    let public = webhook.public_url.as_deref()?.trim_end_matches('/');
+    let events = if webhook.events.is_empty() {
+        default_events.iter().map(|e| (*e).to_owned()).collect()
+    } else {
+        webhook.events.iter().cloned().collect()
+    };
+    Some(Subscription {
+        url: format!("{public}/hooks/{namespace}/{name}"),
+        events,
+    })
+}
+
+/// Whether a webhook's health is read in this reconcile: at once after a change, else at most
+/// once per interval (`status.webhook.lastHealthCheckTime` remembers the last reading).
+pub fn health_due(
+    previous: Option<&crate::crd::WebhookStatusInfo>,
+    interval: Duration,
+    changed: bool,
+    now: Timestamp,
+) -> bool {
+    let checked = previous
+        .and_then(|w| w.last_health_check_time.as_ref())
+        .map(|t| t.0);
+    changed
+        || checked.is_none_or(|at| {
+            jiff::SignedDuration::try_from(interval)
+                .ok()
+                .and_then(|wait| at.checked_add(wait).ok())
+                .is_some_and(|due| due <= now)
+        })
 }
 
 /// A failed step's outcome.

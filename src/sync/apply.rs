@@ -368,21 +368,8 @@ mod audit_tests {
     use super::*;
     use crate::directory::memory::MemoryDirectory;
     use crate::plan::Reason;
-    use std::sync::{Arc, Mutex};
 
-    /// A writer that keeps what the subscriber writes.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("not poisoned").extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::telemetry::Captured;
 
     #[tokio::test]
     async fn every_write_leaves_one_audit_line_with_names_and_never_values() {
@@ -393,7 +380,7 @@ mod audit_tests {
             .with_current_span(true)
             .with_writer(move || writer.clone())
             .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let _guard = Captured::scoped(subscriber);
 
         let directory = MemoryDirectory::ldap_like("uid", false);
         let create = |anchor: &str, uid: &str| Step {
@@ -419,8 +406,7 @@ mod audit_tests {
             .await
             .expect("applied");
         assert_eq!(applied.counts["create"], 2);
-        let text =
-            String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
+        let text = captured.text();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).expect("a JSON line"))

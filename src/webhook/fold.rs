@@ -1,12 +1,12 @@
 //! The webhook conditions and `status.webhook` from what the webhook step saw (pure). The parts
-//! every source shares are here; a registered webhook folds its own (`Registered::fold`).
+//! every source shares are here; a source adds its health reading (`Health`).
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{RotateCause, WebhookOutcome};
-use crate::crd::PeopleSyncStatus;
+use super::{Health, Registration, RemediationOutcome, RotateCause, WebhookOutcome};
 use crate::crd::conditions::{self as cond, Desired, Status};
+use crate::crd::{PeopleSyncStatus, WebhookStatusInfo};
 
 /// The webhook conditions to set (`None`: keep what is there) and whether the webhook keeps the
 /// object from being Ready (`Some((reason, message))`).
@@ -67,7 +67,10 @@ pub fn time(at: Option<Timestamp>) -> Option<Time> {
 }
 
 /// How a source's webhook credential is named in `SecretRotated`.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Credential {
+    /// "signing secret".
+    pub noun: &'static str,
     /// What a rotation did: "the signing secret was rotated".
     pub rotated: &'static str,
     /// Why a lost one was replaced.
@@ -150,5 +153,87 @@ pub fn health_blocks_ready(
         .filter(|c| c.status == "False" && c.reason != "Recovering")
     {
         out.not_ready = Some((format!("Webhook{}", c.reason), c.message.clone()));
+    }
+}
+
+/// "the previous one is accepted until …".
+pub fn previous_accepted(expires: Option<Timestamp>) -> String {
+    format!(
+        "the previous one is accepted until {}",
+        expires.map_or_else(|| "now (there was none)".to_owned(), |t| t.to_string())
+    )
+}
+
+/// `status.webhook`, `WebhookRegistered`, `SecretRotated` and `WebhookHealthy` of a registered
+/// webhook.
+pub fn registered<H: Health>(
+    status: &mut PeopleSyncStatus,
+    r: &Registration<H>,
+    now: Timestamp,
+    out: &mut Conditions,
+) {
+    let k = &r.kept;
+    let previous = status.webhook.take().unwrap_or_default();
+    let mut info = WebhookStatusInfo {
+        id: Some(k.id.clone()),
+        status: Some(k.endpoint.to_owned()),
+        secret_last_four: k.last_four.clone(),
+        last_rotation_time: time(k.rotated_at),
+        next_rotation_time: time(k.next_rotation),
+        remediation_attempts: Some(k.remediation_attempts).filter(|n| *n > 0),
+        last_remediation_time: time(k.last_remediation),
+        ..previous
+    };
+    if let Some(health) = &r.health {
+        health.read_into(&mut info, now);
+    }
+    status.webhook = Some(info);
+    out.desired.push(Desired::new(
+        cond::WEBHOOK_REGISTERED,
+        Status::True,
+        if k.created { "Created" } else { "Registered" },
+        format!(
+            "{} webhook {} delivers {} event types to {}; its {} is held in Secret {}",
+            r.source, k.id, k.events, k.url, r.credential.noun, k.secret_name,
+        ),
+    ));
+    secret_rotated(
+        status,
+        Rotation {
+            cause: k.rotated,
+            created: k.created,
+            at: k.rotated_at.unwrap_or(now),
+            next: k.next_rotation,
+            previous: previous_accepted(k.previous_expires),
+        },
+        r.credential,
+        out,
+    );
+    let healthy = r
+        .health
+        .as_ref()
+        .map(|health| health.condition(&k.remediation));
+    health_blocks_ready(status, healthy.as_ref(), out);
+    out.desired.extend(healthy);
+}
+
+/// `WebhookHealthy`'s message for an endpoint the source disabled, by what self-healing did.
+/// `disabled` says who disabled it ("HollyHR disabled the endpoint after repeated failures");
+/// `fix` how to enable it by hand.
+pub fn disabled_message(remediation: &RemediationOutcome, disabled: &str, fix: &str) -> String {
+    match remediation {
+        RemediationOutcome::Off => {
+            format!("{disabled} and webhook.autoRemediate is off: {fix}")
+        }
+        RemediationOutcome::ReceiverDown => format!(
+            "{disabled}; the receiver does not answer at webhook.publicUrl + /hooks/healthz yet: check the Ingress and the operator's receiver Service; it is re-enabled as soon as it answers"
+        ),
+        RemediationOutcome::Waiting { until } => format!(
+            "{disabled}; it was disabled again after a re-enable, the next attempt is at {until} (backing off)"
+        ),
+        RemediationOutcome::Failed(message) => {
+            format!("{disabled}; re-enabling it failed: {message}")
+        }
+        RemediationOutcome::Nothing | RemediationOutcome::ReEnabled { .. } => disabled.to_owned(),
     }
 }

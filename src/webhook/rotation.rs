@@ -113,6 +113,53 @@ pub fn remediation(
     Remediation::ReEnable
 }
 
+/// Self-healing's re-enables since the webhook was last healthy, and the latest of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attempts {
+    pub count: u32,
+    pub last: Option<jiff::Timestamp>,
+}
+
+impl Attempts {
+    /// As `status.webhook` remembers them.
+    pub fn from_status(previous: Option<&crate::crd::WebhookStatusInfo>) -> Self {
+        Self {
+            count: previous.and_then(|w| w.remediation_attempts).unwrap_or(0),
+            last: previous
+                .and_then(|w| w.last_remediation_time.as_ref())
+                .map(|t| t.0),
+        }
+    }
+
+    /// What self-healing does about a disabled endpoint now: the outcome to report, or `None`:
+    /// re-enable it now (counted as an attempt).
+    pub fn next(
+        &mut self,
+        auto_remediate: bool,
+        receiver_reachable: bool,
+        now: jiff::Timestamp,
+    ) -> Option<super::RemediationOutcome> {
+        use super::RemediationOutcome;
+        match remediation(
+            false,
+            auto_remediate,
+            receiver_reachable,
+            self.count,
+            self.last,
+            now,
+        ) {
+            Remediation::Nothing => Some(RemediationOutcome::Off),
+            Remediation::ReceiverDown => Some(RemediationOutcome::ReceiverDown),
+            Remediation::Wait { until } => Some(RemediationOutcome::Waiting { until }),
+            Remediation::ReEnable => {
+                self.count = self.count.saturating_add(1);
+                self.last = Some(now);
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,8 +175,10 @@ pub fn patch_operations(attributes: &Attributes) -> Vec<Value> {
         .collect()
 }
 
+/// A value as text; an empty string is no value (it is what PeopleSync writes as absent).
 fn text(value: &Value) -> Option<String> {
     match value {
+        Value::String(s) if s.is_empty() => None,
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
@@ -226,9 +228,15 @@ pub fn to_attributes(user: &Value) -> Attributes {
     attributes
 }
 
+/// The user's `externalId`, PeopleSync's anchor; an empty one is none (an empty anchor means
+/// "not PeopleSync's").
+fn anchor(user: &Value) -> Option<&str> {
+    user["externalId"].as_str().filter(|a| !a.is_empty())
+}
+
 /// A user without `externalId` (not PeopleSync's), as an entry with an empty anchor.
 pub fn to_unowned(user: &Value) -> Option<Entry> {
-    if user["externalId"].is_string() {
+    if anchor(user).is_some() {
         return None;
     }
     Some(Entry {
@@ -241,7 +249,7 @@ pub fn to_unowned(user: &Value) -> Option<Entry> {
 
 /// A managed entry, or `None` for a user without `externalId` (not PeopleSync's).
 pub fn to_entry(user: &Value) -> Option<Entry> {
-    let anchor = user["externalId"].as_str()?.to_owned();
+    let anchor = anchor(user)?.to_owned();
     Some(Entry {
         id: user["id"].as_str()?.to_owned(),
         anchor,
@@ -351,6 +359,24 @@ mod tests {
         );
         assert_eq!(user["schemas"], json!([CORE_USER]));
         assert_eq!(to_attributes(&user)["emails.work"], ["new@example.com"]);
+    }
+
+    /// Found by the fuzz target: an empty `externalId` read as an owned entry with an empty
+    /// anchor, and an empty string as a value, both of which write back as absent.
+    #[test]
+    fn an_empty_external_id_is_no_anchor_and_an_empty_string_no_value() {
+        let user = json!({"id": "u1", "externalId": ""});
+        assert!(to_entry(&user).is_none());
+        let unowned = to_unowned(&user).expect("an unowned entry");
+        assert_eq!((unowned.id.as_str(), unowned.anchor.as_str()), ("u1", ""));
+        let user = json!({"id": "u2", "externalId": "p2", "title": "", "name": {"givenName": ""}});
+        let entry = to_entry(&user).expect("an owned entry");
+        assert_eq!(
+            entry.attributes.keys().collect::<Vec<_>>(),
+            ["externalId"],
+            "{:?}",
+            entry.attributes
+        );
     }
 
     proptest::proptest! {

@@ -13,7 +13,6 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, HeaderV
 use http::{Method, StatusCode};
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -178,36 +177,20 @@ impl fmt::Debug for HollyHrClient {
     }
 }
 
-/// One logical request; retries resend it unchanged.
-#[derive(Debug, Clone)]
-pub(super) struct Request {
-    method: Method,
-    /// The contract's path template: the log field, the pacing bucket and the error context.
-    route: &'static str,
-    segments: Vec<String>,
-    query: Vec<(&'static str, String)>,
-    body: Option<Bytes>,
+/// What HollyHR's requests carry besides the common parts.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Preconditions {
     if_match: Option<ResourceEtag>,
     if_none_match: Option<ResourceEtag>,
     idempotency: Option<Idempotency>,
 }
 
-impl Request {
-    pub(super) fn new(method: Method, route: &'static str, segments: &[&str]) -> Self {
-        Self {
-            method,
-            route,
-            segments: segments.iter().map(|s| (*s).to_owned()).collect(),
-            query: Vec::new(),
-            body: None,
-            if_match: None,
-            if_none_match: None,
-            idempotency: None,
-        }
-    }
+/// One logical request; retries resend it unchanged.
+pub(super) type Request = crate::http::Call<Preconditions>;
 
+impl Request {
     pub(super) fn get(route: &'static str, segments: &[&str]) -> Self {
-        Self::new(Method::GET, route, segments)
+        Self::new(Method::GET, route, segments, Preconditions::default())
     }
 
     /// A mutating request: it always carries an `Idempotency-Key`.
@@ -217,51 +200,21 @@ impl Request {
         segments: &[&str],
         idempotency: Idempotency,
     ) -> Self {
-        Self {
+        let extra = Preconditions {
             idempotency: Some(idempotency),
-            ..Self::new(method, route, segments)
-        }
-    }
-
-    pub(super) fn query(mut self, name: &'static str, value: impl ToString) -> Self {
-        self.query.push((name, value.to_string()));
-        self
-    }
-
-    pub(super) fn query_opt(self, name: &'static str, value: Option<impl ToString>) -> Self {
-        match value {
-            Some(value) => self.query(name, value),
-            None => self,
-        }
-    }
-
-    pub(super) fn json(mut self, body: &impl Serialize) -> Result<Self, HollyHrError> {
-        let bytes = serde_json::to_vec(body).map_err(|error| {
-            HollyHrError::InvalidArgument(format!("failed to serialize the request body: {error}"))
-        })?;
-        self.body = Some(Bytes::from(bytes));
-        Ok(self)
+            ..Preconditions::default()
+        };
+        Self::new(method, route, segments, extra)
     }
 
     pub(super) fn if_match(mut self, etag: &ResourceEtag) -> Self {
-        self.if_match = Some(etag.clone());
+        self.extra.if_match = Some(etag.clone());
         self
     }
 
     pub(super) fn if_none_match(mut self, etag: Option<&ResourceEtag>) -> Self {
-        self.if_none_match = etag.cloned();
+        self.extra.if_none_match = etag.cloned();
         self
-    }
-
-    /// The path below the base URL, as hashed into derived idempotency keys.
-    fn relative_path(&self) -> String {
-        self.segments
-            .iter()
-            .fold(String::new(), |mut path, segment| {
-                path.push('/');
-                path.push_str(segment);
-                path
-            })
     }
 }
 
@@ -348,11 +301,11 @@ impl HollyHrClient {
     /// Sends a request with pacing and retries; returns the 2xx/304 answer or a typed error.
     pub(super) async fn execute(&self, request: &Request) -> Result<Answer, HollyHrError> {
         let url = self.url(request)?;
-        let key = request.idempotency.as_ref().map(|idempotency| {
+        let key = request.extra.idempotency.as_ref().map(|idempotency| {
             idempotency.key_for(
                 request.method.as_str(),
                 &request.relative_path(),
-                request.if_match.as_ref().map(ResourceEtag::as_str),
+                request.extra.if_match.as_ref().map(ResourceEtag::as_str),
                 request.body.as_deref().unwrap_or_default(),
             )
         });
@@ -410,10 +363,10 @@ impl HollyHrClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        if let Some(etag) = &request.if_match {
+        if let Some(etag) = &request.extra.if_match {
             builder = builder.header(http::header::IF_MATCH, etag.as_str());
         }
-        if let Some(etag) = &request.if_none_match {
+        if let Some(etag) = &request.extra.if_none_match {
             builder = builder.header(http::header::IF_NONE_MATCH, etag.as_str());
         }
         if let Some(key) = key {
@@ -486,7 +439,7 @@ impl HollyHrClient {
     ) -> Result<Conditional<T>, HollyHrError> {
         let answer = self.execute(request).await?;
         if answer.status == StatusCode::NOT_MODIFIED {
-            if request.if_none_match.is_none() {
+            if request.extra.if_none_match.is_none() {
                 return Err(protocol(request, "304 without a conditional request"));
             }
             return Ok(Conditional::NotModified { etag: answer.etag });

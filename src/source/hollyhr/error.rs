@@ -204,6 +204,12 @@ impl HollyHrError {
     }
 }
 
+impl From<crate::http::BodyError> for HollyHrError {
+    fn from(error: crate::http::BodyError) -> Self {
+        HollyHrError::InvalidArgument(error.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

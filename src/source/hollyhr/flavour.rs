@@ -13,13 +13,12 @@ mod status;
 pub mod upkeep;
 
 use futures::future::BoxFuture;
-use jiff::Timestamp;
 use kube::ResourceExt;
 
-pub use self::upkeep::{REDELIVER_LIMIT, Registered};
+pub use self::upkeep::REDELIVER_LIMIT;
 use super::{ErrorReason, HollyHrClient};
-use crate::crd::{PeopleSync, PeopleSyncStatus};
-use crate::webhook::{self, Flavour, RemediationOutcome, RemoveError, Upkeep, WebhookOutcome};
+use crate::crd::PeopleSync;
+use crate::webhook::{Flavour, RemoveError, Upkeep, WebhookOutcome};
 
 impl Flavour for HollyHrClient {
     fn source(&self) -> &'static str {
@@ -57,61 +56,5 @@ impl Flavour for HollyHrClient {
             "webhook {} was left active in HollyHR: {why}; disable it there",
             decide::webhook_name(namespace, name)
         )
-    }
-}
-
-impl webhook::Registered for Registered {
-    fn next_rotation(&self) -> Option<Timestamp> {
-        self.next_rotation
-    }
-
-    fn notes(&self) -> Vec<(&'static str, String)> {
-        let mut notes = Vec::new();
-        if self.created {
-            notes.push((
-                "WebhookCreated",
-                format!(
-                    "registered HollyHR webhook {} for {}",
-                    self.webhook.id, self.webhook.url
-                ),
-            ));
-        }
-        if let Some(cause) = self.rotated {
-            notes.push((
-                "SecretRotated",
-                format!(
-                    "rotated the signing secret of webhook {} ({}); the previous one stays valid for the overlap",
-                    self.webhook.id,
-                    cause.as_str()
-                ),
-            ));
-        }
-        if let RemediationOutcome::ReEnabled { redelivered } = self.remediation {
-            notes.push((
-                "WebhookReEnabled",
-                format!(
-                    "the receiver answers again: re-enabled webhook {} and redelivered {redelivered} failed deliveries",
-                    self.webhook.id
-                ),
-            ));
-        }
-        notes
-    }
-
-    fn fold(
-        &self,
-        status: &mut PeopleSyncStatus,
-        now: Timestamp,
-        out: &mut webhook::fold::Conditions,
-    ) {
-        status::conditions(status, self, now, out);
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same(&self, other: &dyn webhook::Registered) -> bool {
-        webhook::same_as(self, other)
     }
 }

@@ -14,7 +14,6 @@ use futures::{Stream, stream};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use jiff::Timestamp;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 use url::Url;
@@ -61,65 +60,38 @@ impl fmt::Debug for PersonioClient {
     }
 }
 
-/// One logical request; retries resend it unchanged.
+/// What Personio's requests carry besides the common parts.
 #[derive(Debug, Clone)]
-pub(super) struct Request {
-    method: Method,
-    /// The route template: the log field, the metric label and the error context.
-    route: &'static str,
-    segments: Vec<String>,
-    query: Vec<(&'static str, String)>,
-    body: Option<Bytes>,
+pub(super) struct Access {
     scopes: ScopeSet,
     /// Whether resending after an unclear failure (timeout, 502/504) is harmless. Creating a
     /// webhook is not: Personio has no idempotency keys, so a retry could create a second one.
     replayable: bool,
 }
 
+/// One logical request; retries resend it unchanged.
+pub(super) type Request = crate::http::Call<Access>;
+
 impl Request {
-    pub(super) fn new(
+    pub(super) fn with_scopes(
         method: Method,
         route: &'static str,
         segments: &[&str],
         scopes: ScopeSet,
     ) -> Self {
-        Self {
-            method,
-            route,
-            segments: segments.iter().map(|s| (*s).to_owned()).collect(),
-            query: Vec::new(),
-            body: None,
+        let extra = Access {
             scopes,
             replayable: true,
-        }
+        };
+        Self::new(method, route, segments, extra)
     }
 
     pub(super) fn get(route: &'static str, segments: &[&str], scopes: ScopeSet) -> Self {
-        Self::new(Method::GET, route, segments, scopes)
-    }
-
-    pub(super) fn query(mut self, name: &'static str, value: impl ToString) -> Self {
-        self.query.push((name, value.to_string()));
-        self
-    }
-
-    pub(super) fn query_opt(self, name: &'static str, value: Option<impl ToString>) -> Self {
-        match value {
-            Some(value) => self.query(name, value),
-            None => self,
-        }
-    }
-
-    pub(super) fn json(mut self, body: &impl Serialize) -> Result<Self, PersonioError> {
-        let bytes = serde_json::to_vec(body).map_err(|error| {
-            PersonioError::InvalidArgument(format!("failed to serialize the request body: {error}"))
-        })?;
-        self.body = Some(Bytes::from(bytes));
-        Ok(self)
+        Self::with_scopes(Method::GET, route, segments, scopes)
     }
 
     pub(super) fn not_replayable(mut self) -> Self {
-        self.replayable = false;
+        self.extra.replayable = false;
         self
     }
 }
@@ -189,37 +161,42 @@ impl PersonioClient {
             .body
             .as_ref()
             .map(|body| ("application/json", body.clone()));
-        let mut token = self.token(request.scopes, None).await?;
+        let mut token = self.token(request.extra.scopes, None).await?;
         let mut refreshed = false;
         loop {
             let sent = self
-                .with_retries(&request.method, request.route, request.replayable, || {
-                    let body = body.clone();
-                    let authorization = token.authorization.clone();
-                    let url = &url;
-                    async move {
-                        let (status, headers, bytes) = self
-                            .send_once(
-                                &request.method,
-                                request.route,
-                                url,
-                                Some(authorization),
-                                body,
-                            )
-                            .await?;
-                        if status.is_success() {
-                            Ok(bytes)
-                        } else {
-                            Err(api_error(
-                                &request.method,
-                                request.route,
-                                status,
-                                &headers,
-                                &bytes,
-                            ))
+                .with_retries(
+                    &request.method,
+                    request.route,
+                    request.extra.replayable,
+                    || {
+                        let body = body.clone();
+                        let authorization = token.authorization.clone();
+                        let url = &url;
+                        async move {
+                            let (status, headers, bytes) = self
+                                .send_once(
+                                    &request.method,
+                                    request.route,
+                                    url,
+                                    Some(authorization),
+                                    body,
+                                )
+                                .await?;
+                            if status.is_success() {
+                                Ok(bytes)
+                            } else {
+                                Err(api_error(
+                                    &request.method,
+                                    request.route,
+                                    status,
+                                    &headers,
+                                    &bytes,
+                                ))
+                            }
                         }
-                    }
-                })
+                    },
+                )
                 .await;
             match sent {
                 Err(error) if error.status() == Some(401) && !refreshed => {
@@ -228,7 +205,9 @@ impl PersonioClient {
                         "Personio refused the token; refreshing it once"
                     );
                     refreshed = true;
-                    token = self.token(request.scopes, Some(token.generation)).await?;
+                    token = self
+                        .token(request.extra.scopes, Some(token.generation))
+                        .await?;
                 }
                 other => return other,
             }

@@ -273,6 +273,12 @@ impl crate::source::SourceError for PersonioError {
     }
 }
 
+impl From<crate::http::BodyError> for PersonioError {
+    fn from(error: crate::http::BodyError) -> Self {
+        PersonioError::InvalidArgument(error.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

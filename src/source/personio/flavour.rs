@@ -14,13 +14,11 @@ mod status;
 pub mod upkeep;
 
 use futures::future::BoxFuture;
-use jiff::Timestamp;
 use kube::ResourceExt;
 
-pub use self::upkeep::Registered;
 use super::PersonioClient;
-use crate::crd::{PeopleSync, PeopleSyncStatus};
-use crate::webhook::{self, Flavour, RemediationOutcome, RemoveError, Upkeep, WebhookOutcome};
+use crate::crd::PeopleSync;
+use crate::webhook::{Flavour, RemoveError, Upkeep, WebhookOutcome};
 
 impl Flavour for PersonioClient {
     fn source(&self) -> &'static str {
@@ -63,63 +61,5 @@ impl Flavour for PersonioClient {
             "the Personio webhook of {namespace}/{name} (description \"{}\") was left in Personio: {why}; delete it there",
             decide::marker(namespace, name)
         )
-    }
-}
-
-impl webhook::Registered for Registered {
-    fn next_rotation(&self) -> Option<Timestamp> {
-        self.next_rotation
-    }
-
-    fn notes(&self) -> Vec<(&'static str, String)> {
-        let mut notes = Vec::new();
-        if self.created {
-            notes.push((
-                "WebhookCreated",
-                format!(
-                    "registered and enabled Personio webhook {} for {}",
-                    self.webhook.id, self.webhook.url
-                ),
-            ));
-        }
-        if let Some(cause) = self.rotated {
-            notes.push((
-                "SecretRotated",
-                format!(
-                    "set a new token on Personio webhook {} ({}); the previous one is accepted until {}",
-                    self.webhook.id,
-                    cause.as_str(),
-                    self.previous_expires
-                        .map_or_else(|| "now".to_owned(), |t| t.to_string())
-                ),
-            ));
-        }
-        if let RemediationOutcome::ReEnabled { .. } = self.remediation {
-            notes.push((
-                "WebhookReEnabled",
-                format!(
-                    "the receiver answers again: re-enabled Personio webhook {}",
-                    self.webhook.id
-                ),
-            ));
-        }
-        notes
-    }
-
-    fn fold(
-        &self,
-        status: &mut PeopleSyncStatus,
-        now: Timestamp,
-        out: &mut webhook::fold::Conditions,
-    ) {
-        status::conditions(status, self, now, out);
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same(&self, other: &dyn webhook::Registered) -> bool {
-        webhook::same_as(self, other)
     }
 }

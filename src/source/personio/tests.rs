@@ -977,20 +977,7 @@ async fn webhooks_are_updated_deleted_pinged_and_their_activity_read() {
 // Logs
 // ---------------------------------------------------------------------------------------------
 
-/// Everything a subscriber writes, shared with the test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use crate::telemetry::Captured;
 
 #[tokio::test]
 async fn request_logs_carry_route_templates_and_statuses_but_no_people_or_secrets() {
@@ -1001,7 +988,7 @@ async fn request_logs_carry_route_templates_and_statuses_but_no_people_or_secret
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = Captured::scoped(subscriber);
 
     let double = Double::api(|seen, nth| {
         if seen.authorization == bearer(1) {
@@ -1021,7 +1008,7 @@ async fn request_logs_carry_route_templates_and_statuses_but_no_people_or_secret
         None
     );
 
-    let logs = String::from_utf8(captured.0.lock().expect("buffer").clone()).expect("UTF-8");
+    let logs = captured.text();
     for expected in [
         "Personio answered",
         "/v2/persons/{id}",

@@ -23,7 +23,7 @@ impl PersonioClient {
         &self,
         body: &model::WebhookWrite,
     ) -> Result<model::Webhook, PersonioError> {
-        let request = Request::new(
+        let request = Request::with_scopes(
             Method::POST,
             route::WEBHOOKS,
             &["v2", "webhooks"],
@@ -40,7 +40,7 @@ impl PersonioClient {
         id: &str,
         body: &model::WebhookWrite,
     ) -> Result<model::Webhook, PersonioError> {
-        let request = Request::new(
+        let request = Request::with_scopes(
             Method::PATCH,
             route::WEBHOOK,
             &["v2", "webhooks", id],
@@ -52,7 +52,7 @@ impl PersonioClient {
 
     /// `DELETE /v2/webhooks/{id}`; a webhook that is already gone (404) counts as deleted.
     pub async fn delete_webhook(&self, id: &str) -> Result<(), PersonioError> {
-        let request = Request::new(
+        let request = Request::with_scopes(
             Method::DELETE,
             route::WEBHOOK,
             &["v2", "webhooks", id],
@@ -85,7 +85,7 @@ impl PersonioClient {
     /// `POST /v2/webhooks/{id}/ping`: Personio sends a `ping` event to the webhook. A resent
     /// ping only sends another ping, so it is retried like a read.
     pub async fn ping_webhook(&self, id: &str) -> Result<(), PersonioError> {
-        let request = Request::new(
+        let request = Request::with_scopes(
             Method::POST,
             route::WEBHOOK_PING,
             &["v2", "webhooks", id, "ping"],

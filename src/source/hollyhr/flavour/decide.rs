@@ -38,17 +38,11 @@ pub fn webhook_name(namespace: &str, name: &str) -> String {
 
 /// The webhook the spec asks for, or `None` when webhooks are off (or no public URL is set).
 pub fn desired(spec: &PeopleSyncSpec, namespace: &str, name: &str) -> Option<Desired> {
-    let webhook = spec.webhook.as_ref().filter(|w| w.enabled)?;
-    let public = webhook.public_url.as_deref()?.trim_end_matches('/');
-    let events = if webhook.events.is_empty() {
-        DEFAULT_EVENTS.iter().map(|e| (*e).to_owned()).collect()
-    } else {
-        webhook.events.iter().cloned().collect()
-    };
+    let wanted = crate::webhook::subscription(spec, namespace, name, &DEFAULT_EVENTS)?;
     Some(Desired {
         name: webhook_name(namespace, name),
-        url: format!("{public}/hooks/{namespace}/{name}"),
-        events,
+        url: wanted.url,
+        events: wanted.events,
     })
 }
 

@@ -4,80 +4,35 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::upkeep::Registered;
+use crate::crd::WebhookStatusInfo;
 use crate::crd::conditions::{self as cond, Desired, Status};
-use crate::crd::{PeopleSyncStatus, WebhookStatusInfo};
 use crate::source::hollyhr::model::{HealthStatus, WebhookHealth, WebhookStatus};
-use crate::webhook::RemediationOutcome;
-use crate::webhook::fold::{
-    Conditions, Credential, Rotation, health_blocks_ready, secret_rotated, time,
-};
+use crate::webhook::fold::{Credential, disabled_message, time};
+use crate::webhook::{Health, RemediationOutcome};
 
-pub(super) fn conditions(
-    status: &mut PeopleSyncStatus,
-    r: &Registered,
-    now: Timestamp,
-    out: &mut Conditions,
-) {
-    let previous = status.webhook.take().unwrap_or_default();
-    let mut info = WebhookStatusInfo {
-        id: Some(r.webhook.id.clone()),
-        status: Some(endpoint(r.webhook.status).to_owned()),
-        secret_last_four: r.secret_last_four.clone(),
-        last_rotation_time: time(r.rotated_at),
-        next_rotation_time: time(r.next_rotation),
-        remediation_attempts: Some(r.remediation_attempts).filter(|n| *n > 0),
-        last_remediation_time: time(r.last_remediation),
-        ..previous
-    };
-    if let Some(health) = &r.health {
-        read_health(&mut info, health, now);
-    }
-    status.webhook = Some(info);
-
-    let events = r.webhook.subscribed_events.len();
-    out.desired.push(Desired::new(
-        cond::WEBHOOK_REGISTERED,
-        Status::True,
-        if r.created { "Created" } else { "Registered" },
-        format!(
-            "HollyHR webhook {} delivers {events} event types to {}; its signing secret is held in Secret {}",
-            r.webhook.id,
-            r.webhook.url,
-            r.secret_name,
-        ),
-    ));
-    secret_rotated(
-        status,
-        Rotation {
-            cause: r.rotated,
-            created: r.created,
-            at: r.rotated_at.unwrap_or(now),
-            next: r.next_rotation,
-            previous: "the previous one stays valid for 24 h".to_owned(),
-        },
-        &SIGNING_SECRET,
-        out,
-    );
-    let healthy = r
-        .health
-        .as_ref()
-        .map(|health| healthy(health, &r.remediation));
-    health_blocks_ready(status, healthy.as_ref(), out);
-    out.desired.extend(healthy);
-}
-
-const SIGNING_SECRET: Credential = Credential {
+/// How HollyHR's credential is named.
+pub(super) const SIGNING_SECRET: Credential = Credential {
+    noun: "signing secret",
     rotated: "the signing secret was rotated",
     recovered: "the held secret was missing or not the webhook's",
     issued: "the signing secret was issued with the webhook",
     current: "the held signing secret is the webhook's",
 };
 
-fn endpoint(status: WebhookStatus) -> &'static str {
+pub(super) fn endpoint(status: WebhookStatus) -> &'static str {
     match status {
         WebhookStatus::Active => "active",
         WebhookStatus::Disabled => "disabled",
+    }
+}
+
+impl Health for WebhookHealth {
+    fn read_into(&self, info: &mut WebhookStatusInfo, now: Timestamp) {
+        read_health(info, self, now);
+    }
+
+    fn condition(&self, remediation: &RemediationOutcome) -> Desired {
+        healthy(self, remediation)
     }
 }
 
@@ -132,14 +87,17 @@ impl<T: serde::Serialize> WireName for T {
 }
 
 /// `WebhookHealthy` from HollyHR's health (Decision 5) and what self-healing did.
-pub(super) fn healthy(health: &WebhookHealth, remediation: &RemediationOutcome) -> Desired {
+fn healthy(health: &WebhookHealth, remediation: &RemediationOutcome) -> Desired {
     let counts = health.delivery_counts;
     match health.health_status {
         HealthStatus::Healthy => Desired::new(
             cond::WEBHOOK_HEALTHY,
             Status::True,
             "Healthy",
-            format!("{} of {} retained deliveries delivered", counts.delivered, counts.total),
+            format!(
+                "{} of {} retained deliveries delivered",
+                counts.delivered, counts.total
+            ),
         ),
         HealthStatus::Recovering => Desired::new(
             cond::WEBHOOK_HEALTHY,
@@ -169,13 +127,11 @@ pub(super) fn healthy(health: &WebhookHealth, remediation: &RemediationOutcome) 
             cond::WEBHOOK_HEALTHY,
             Status::False,
             "Disabled",
-            match remediation {
-                RemediationOutcome::Off => "HollyHR disabled the endpoint after repeated failures and webhook.autoRemediate is off: fix the receiver, then set autoRemediate or re-enable it in HollyHR".to_owned(),
-                RemediationOutcome::ReceiverDown => "HollyHR disabled the endpoint after repeated failures; the receiver does not answer at webhook.publicUrl + /hooks/healthz yet: check the Ingress and the operator's receiver Service; it is re-enabled as soon as it answers".to_owned(),
-                RemediationOutcome::Waiting { until } => format!("HollyHR disabled the endpoint again after a re-enable; the next attempt is at {until} (backing off)"),
-                RemediationOutcome::Failed(message) => format!("HollyHR disabled the endpoint; re-enabling it failed: {message}"),
-                RemediationOutcome::Nothing | RemediationOutcome::ReEnabled { .. } => "HollyHR disabled the endpoint after repeated failures".to_owned(),
-            },
+            disabled_message(
+                remediation,
+                "HollyHR disabled the endpoint after repeated failures",
+                "fix the receiver, then set autoRemediate or re-enable it in HollyHR",
+            ),
         ),
         HealthStatus::Unknown => Desired::new(
             cond::WEBHOOK_HEALTHY,

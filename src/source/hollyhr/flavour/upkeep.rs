@@ -5,7 +5,7 @@
 //! heal an auto-disabled endpoint once the receiver answers at its public URL again.
 //!
 //! The decisions are data ([`super::decide`]); this module makes the calls and reports what it
-//! saw as a [`Registered`] that folds its own conditions ([`super::status`]).
+//! saw as a [`Registration`] with its health reading ([`super::status`]).
 
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
@@ -16,38 +16,18 @@ use tracing::{info, warn};
 use super::decide::{self, Registration};
 use crate::crd::PeopleSync;
 use crate::source::hollyhr::model::{
-    CreateWebhookRequest, DeliveryStatus, UpdateWebhookRequest, Webhook, WebhookHealth,
-    WebhookStatus,
+    CreateWebhookRequest, DeliveryStatus, UpdateWebhookRequest, Webhook, WebhookStatus,
 };
 use crate::source::hollyhr::{self, ErrorReason, HollyHrClient, HollyHrError};
 use crate::webhook::signing::{self, Held};
 use crate::webhook::{
-    Remediation, RemediationOutcome, RotateCause, Upkeep, WebhookOutcome, cause, failed,
+    Attempts, Kept, RemediationOutcome, RotateCause, Upkeep, WebhookOutcome, cause, failed,
     receiver_answers,
 };
 
 /// Failed deliveries redelivered per remediation at most (HollyHR keeps failures for 30 days;
 /// the next incremental cycle covers whatever is not redelivered).
 pub const REDELIVER_LIMIT: usize = 500;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Registered {
-    pub webhook: Webhook,
-    /// The owned Secret holding the signing secret.
-    pub secret_name: String,
-    /// Created by this reconcile.
-    pub created: bool,
-    /// Rotated by this reconcile, and why.
-    pub rotated: Option<RotateCause>,
-    pub secret_last_four: Option<String>,
-    pub rotated_at: Option<Timestamp>,
-    pub next_rotation: Option<Timestamp>,
-    /// The health endpoint, when it was read by this reconcile.
-    pub health: Option<WebhookHealth>,
-    pub remediation: RemediationOutcome,
-    pub remediation_attempts: u32,
-    pub last_remediation: Option<Timestamp>,
-}
 
 /// Runs the webhook step of one reconcile.
 pub async fn reconcile(
@@ -201,20 +181,9 @@ pub async fn reconcile(
     };
 
     // Health, at most once per interval (and at once after a change).
-    let checked = previous
-        .and_then(|w| w.last_health_check_time.as_ref())
-        .map(|t| t.0);
-    let health_due = created
-        || rotated.is_some()
-        || webhook.status == WebhookStatus::Disabled
-        || checked.is_none_or(|at| {
-            at.checked_add(
-                jiff::SignedDuration::try_from(config.health_interval).unwrap_or_default(),
-            )
-            .is_ok_and(|due| due <= now)
-        });
+    let changed = created || rotated.is_some() || webhook.status == WebhookStatus::Disabled;
     let mut health = None;
-    if health_due {
+    if crate::webhook::health_due(previous, config.health_interval, changed, now) {
         match source.webhook_health(&webhook.id).await {
             Ok(read) => health = Some(read),
             Err(error) => {
@@ -223,10 +192,7 @@ pub async fn reconcile(
         }
     }
     // Self-healing.
-    let mut attempts = previous.and_then(|w| w.remediation_attempts).unwrap_or(0);
-    let mut last_remediation = previous
-        .and_then(|w| w.last_remediation_time.as_ref())
-        .map(|t| t.0);
+    let mut attempts = Attempts::from_status(previous);
     let endpoint = health
         .as_ref()
         .map_or(webhook.status, |h| h.endpoint_status);
@@ -238,52 +204,47 @@ pub async fn reconcile(
                 Some(d) => receiver_answers(&d.url).await,
                 None => false,
             };
-        remediation = match crate::webhook::remediation(
-            endpoint == WebhookStatus::Active,
-            auto,
-            reachable,
-            attempts,
-            last_remediation,
-            now,
-        ) {
-            Remediation::Nothing => RemediationOutcome::Off,
-            Remediation::ReceiverDown => RemediationOutcome::ReceiverDown,
-            Remediation::Wait { until } => RemediationOutcome::Waiting { until },
-            Remediation::ReEnable => {
-                attempts = attempts.saturating_add(1);
-                last_remediation = Some(now);
-                match heal(source, &webhook.id).await {
-                    Ok((enabled, redelivered)) => {
-                        info!(%namespace, %name, webhook = %webhook.id, redelivered, "re-enabled the disabled webhook endpoint");
-                        webhook = enabled;
-                        health = source.webhook_health(&webhook.id).await.ok();
-                        RemediationOutcome::ReEnabled { redelivered }
-                    }
-                    Err(message) => RemediationOutcome::Failed(message),
+        remediation = match attempts.next(auto, reachable, now) {
+            Some(outcome) => outcome,
+            None => match heal(source, &webhook.id).await {
+                Ok((enabled, redelivered)) => {
+                    info!(%namespace, %name, webhook = %webhook.id, redelivered, "re-enabled the disabled webhook endpoint");
+                    webhook = enabled;
+                    health = source.webhook_health(&webhook.id).await.ok();
+                    RemediationOutcome::ReEnabled { redelivered }
                 }
-            }
+                Err(message) => RemediationOutcome::Failed(message),
+            },
         };
     }
     if health
         .as_ref()
         .is_some_and(|h| h.health_status == hollyhr::model::HealthStatus::Healthy)
     {
-        attempts = 0;
+        attempts.count = 0;
     }
-    WebhookOutcome::registered(Registered {
-        secret_name: signing::secret_name(&name),
-        secret_last_four: held.last_four(),
-        rotated_at: held.rotated_at,
-        next_rotation: held
-            .rotated_at
-            .and_then(|at| crate::webhook::next_rotation(at, interval)),
-        webhook,
-        created,
-        rotated,
+    WebhookOutcome::registered(crate::webhook::Registration {
+        source: "HollyHR",
+        credential: &super::status::SIGNING_SECRET,
+        kept: Kept {
+            id: webhook.id,
+            url: webhook.url,
+            events: webhook.subscribed_events.len(),
+            endpoint: super::status::endpoint(webhook.status),
+            secret_name: signing::secret_name(&name),
+            created,
+            rotated,
+            last_four: held.last_four(),
+            rotated_at: held.rotated_at,
+            next_rotation: held
+                .rotated_at
+                .and_then(|at| crate::webhook::next_rotation(at, interval)),
+            previous_expires: held.previous.as_ref().map(|p| p.1),
+            remediation,
+            remediation_attempts: attempts.count,
+            last_remediation: attempts.last,
+        },
         health,
-        remediation,
-        remediation_attempts: attempts,
-        last_remediation,
     })
 }
 

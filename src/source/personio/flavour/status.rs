@@ -5,86 +5,20 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::decide::{Health, HealthState, is_enabled};
-use super::upkeep::Registered;
+use super::decide::{Health, HealthState};
+use crate::crd::WebhookStatusInfo;
 use crate::crd::conditions::{self as cond, Desired, Status};
-use crate::crd::{PeopleSyncStatus, WebhookStatusInfo};
 use crate::webhook::RemediationOutcome;
-use crate::webhook::fold::{Conditions, Credential, Rotation, health_blocks_ready, secret_rotated};
+use crate::webhook::fold::{Credential, disabled_message};
 
-const TOKEN: Credential = Credential {
+/// How Personio's credential is named.
+pub(super) const TOKEN: Credential = Credential {
+    noun: "token",
     rotated: "the webhook token was set anew",
     recovered: "the held token was missing or not the webhook's",
     issued: "the webhook token was issued with the webhook",
     current: "the held token is the webhook's",
 };
-
-pub(super) fn conditions(
-    status: &mut PeopleSyncStatus,
-    r: &Registered,
-    now: Timestamp,
-    out: &mut Conditions,
-) {
-    let previous = status.webhook.take().unwrap_or_default();
-    let mut info = WebhookStatusInfo {
-        id: Some(r.webhook.id.clone()),
-        status: Some(
-            if is_enabled(&r.webhook) {
-                "enabled"
-            } else {
-                "disabled"
-            }
-            .to_owned(),
-        ),
-        secret_last_four: r.token_last_four.clone(),
-        last_rotation_time: r.rotated_at.map(Time),
-        next_rotation_time: r.next_rotation.map(Time),
-        remediation_attempts: Some(r.remediation_attempts).filter(|n| *n > 0),
-        last_remediation_time: r.last_remediation.map(Time),
-        // HollyHR's health endpoint fields have no Personio counterpart.
-        recommended_action: None,
-        ..previous
-    };
-    if let Some(health) = &r.health {
-        read_health(&mut info, health, now);
-    }
-    status.webhook = Some(info);
-
-    out.desired.push(Desired::new(
-        cond::WEBHOOK_REGISTERED,
-        Status::True,
-        if r.created { "Created" } else { "Registered" },
-        format!(
-            "Personio webhook {} delivers {} event types to {}; its token is held in Secret {}",
-            r.webhook.id,
-            r.webhook.enabled_events.len(),
-            r.webhook.url,
-            r.secret_name,
-        ),
-    ));
-    secret_rotated(
-        status,
-        Rotation {
-            cause: r.rotated,
-            created: r.created,
-            at: r.rotated_at.unwrap_or(now),
-            next: r.next_rotation,
-            previous: format!(
-                "the previous one is accepted until {}",
-                r.previous_expires
-                    .map_or_else(|| "now (there was none)".to_owned(), |t| t.to_string())
-            ),
-        },
-        &TOKEN,
-        out,
-    );
-    let healthy = r
-        .health
-        .as_ref()
-        .map(|health| healthy(health, &r.remediation));
-    health_blocks_ready(status, healthy.as_ref(), out);
-    out.desired.extend(healthy);
-}
 
 fn failure_text(health: &Health) -> Option<String> {
     let at = health.latest_failure_at?;
@@ -92,6 +26,18 @@ fn failure_text(health: &Health) -> Option<String> {
         .latest_failure_status
         .map_or("no response".to_owned(), |c| format!("HTTP {c}"));
     Some(format!("{code} at {at}"))
+}
+
+impl crate::webhook::Health for Health {
+    fn read_into(&self, info: &mut WebhookStatusInfo, now: Timestamp) {
+        // HollyHR's health endpoint fields have no Personio counterpart.
+        info.recommended_action = None;
+        read_health(info, self, now);
+    }
+
+    fn condition(&self, remediation: &RemediationOutcome) -> Desired {
+        healthy(self, remediation)
+    }
 }
 
 fn read_health(info: &mut WebhookStatusInfo, health: &Health, now: Timestamp) {
@@ -113,7 +59,7 @@ fn read_health(info: &mut WebhookStatusInfo, health: &Health, now: Timestamp) {
 }
 
 /// `WebhookHealthy` from the activity log and the receiver, and what self-healing did.
-pub(super) fn healthy(health: &Health, remediation: &RemediationOutcome) -> Desired {
+fn healthy(health: &Health, remediation: &RemediationOutcome) -> Desired {
     let from = health.sources();
     let accepted = health
         .last_accepted
@@ -143,13 +89,11 @@ pub(super) fn healthy(health: &Health, remediation: &RemediationOutcome) -> Desi
             cond::WEBHOOK_HEALTHY,
             Status::False,
             "Disabled",
-            match remediation {
-                RemediationOutcome::Off => "the webhook is DISABLED in Personio and webhook.autoRemediate is off: enable it in Personio or set autoRemediate".to_owned(),
-                RemediationOutcome::ReceiverDown => "the webhook is DISABLED in Personio; the receiver does not answer at webhook.publicUrl + /hooks/healthz yet: check the Ingress and the operator's receiver Service; it is enabled again as soon as it answers".to_owned(),
-                RemediationOutcome::Waiting { until } => format!("the webhook is DISABLED in Personio again after a re-enable; the next attempt is at {until} (backing off)"),
-                RemediationOutcome::Failed(message) => format!("the webhook is DISABLED in Personio; enabling it failed: {message}"),
-                RemediationOutcome::Nothing | RemediationOutcome::ReEnabled { .. } => "the webhook is DISABLED in Personio".to_owned(),
-            },
+            disabled_message(
+                remediation,
+                "the webhook is DISABLED in Personio",
+                "enable it in Personio or set autoRemediate",
+            ),
         ),
         HealthState::Unknown => Desired::new(
             cond::WEBHOOK_HEALTHY,

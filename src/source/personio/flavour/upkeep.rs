@@ -19,7 +19,7 @@ use kube::ResourceExt;
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{info, warn};
 
-use super::decide::{self, Health, HealthState, Step, TokenView};
+use super::decide::{self, HealthState, Step, TokenView};
 use crate::crd::PeopleSync;
 use crate::receiver::SecretBook;
 use crate::secrets::SecretCache;
@@ -27,36 +27,13 @@ use crate::source::personio::model::{Webhook, WebhookWrite, webhook_status};
 use crate::source::personio::{ErrorCategory, PersonioClient, PersonioError};
 use crate::webhook::signing::{self, Held, Scheme};
 use crate::webhook::{
-    self as shared, Remediation, RemediationOutcome, RotateCause, Upkeep, WebhookOutcome, cause,
-    failed, receiver_answers,
+    self as shared, Attempts, Kept, Registration, RemediationOutcome, Upkeep, WebhookOutcome,
+    cause, failed, receiver_answers,
 };
 
 /// How long a rotation waits for this process's receiver to hold the new token before it
 /// PATCHes Personio (the Secret watch usually takes milliseconds; replicas watch alike).
 const PROPAGATION_WAIT: Duration = Duration::from_secs(5);
-
-/// What the Personio webhook step saw and did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Registered {
-    pub webhook: Webhook,
-    /// The owned Secret holding the token.
-    pub secret_name: String,
-    /// Created by this reconcile.
-    pub created: bool,
-    /// Rotated by this reconcile, and why.
-    pub rotated: Option<RotateCause>,
-    /// The last four characters of the current token.
-    pub token_last_four: Option<String>,
-    pub rotated_at: Option<Timestamp>,
-    pub next_rotation: Option<Timestamp>,
-    /// Until when the previous token is still accepted.
-    pub previous_expires: Option<Timestamp>,
-    /// The health, when it was derived by this reconcile.
-    pub health: Option<Health>,
-    pub remediation: RemediationOutcome,
-    pub remediation_attempts: u32,
-    pub last_remediation: Option<Timestamp>,
-}
 
 /// What the decisions need to know of the held token.
 fn token_view(held: &Held) -> TokenView {
@@ -229,10 +206,7 @@ pub async fn reconcile(
     // disabled it, or Personio did after failures) is self-healed below, once the receiver
     // answers.
     let mut remediation = RemediationOutcome::Nothing;
-    let mut attempts = previous.and_then(|w| w.remediation_attempts).unwrap_or(0);
-    let mut last_remediation = previous
-        .and_then(|w| w.last_remediation_time.as_ref())
-        .map(|t| t.0);
+    let mut attempts = Attempts::from_status(previous);
     if created && !decide::is_enabled(&webhook) {
         match enable(source, &webhook.id).await {
             Ok(enabled) => webhook = enabled,
@@ -246,33 +220,19 @@ pub async fn reconcile(
     } else if !decide::is_enabled(&webhook) {
         let auto = spec.webhook.as_ref().is_some_and(|w| w.auto_remediate);
         let reachable = auto && receiver_answers(&desired.url).await;
-        // The backoff is shared with HollyHR; the webhook is DISABLED here.
-        remediation = match shared::remediation(
-            false,
-            auto,
-            reachable,
-            attempts,
-            last_remediation,
-            now,
-        ) {
-            Remediation::Nothing => RemediationOutcome::Off,
-            Remediation::ReceiverDown => RemediationOutcome::ReceiverDown,
-            Remediation::Wait { until } => RemediationOutcome::Waiting { until },
-            Remediation::ReEnable => {
-                attempts = attempts.saturating_add(1);
-                last_remediation = Some(now);
-                match enable(source, &webhook.id).await {
-                    Ok(enabled) => {
-                        info!(%namespace, %name, webhook = %webhook.id, "re-enabled the DISABLED Personio webhook");
-                        webhook = enabled;
-                        RemediationOutcome::ReEnabled { redelivered: 0 }
-                    }
-                    Err(error) => RemediationOutcome::Failed(cause(
-                        "re-enabling (PATCH /v2/webhooks/{id})",
-                        &error,
-                    )),
+        remediation = match attempts.next(auto, reachable, now) {
+            Some(outcome) => outcome,
+            None => match enable(source, &webhook.id).await {
+                Ok(enabled) => {
+                    info!(%namespace, %name, webhook = %webhook.id, "re-enabled the DISABLED Personio webhook");
+                    webhook = enabled;
+                    RemediationOutcome::ReEnabled { redelivered: 0 }
                 }
-            }
+                Err(error) => RemediationOutcome::Failed(cause(
+                    "re-enabling (PATCH /v2/webhooks/{id})",
+                    &error,
+                )),
+            },
         };
     }
     let enabled_now = created || matches!(remediation, RemediationOutcome::ReEnabled { .. });
@@ -282,16 +242,9 @@ pub async fn reconcile(
     }
 
     // Health, at most once per interval (and at once after a change).
-    let checked = previous
-        .and_then(|w| w.last_health_check_time.as_ref())
-        .map(|t| t.0);
-    let health_due = created
-        || rotated.is_some()
-        || enabled_now
-        || !decide::is_enabled(&webhook)
-        || checked.is_none_or(|at| after(at, config.health_interval) <= now);
+    let changed = created || rotated.is_some() || enabled_now || !decide::is_enabled(&webhook);
     let mut health = None;
-    if health_due {
+    if shared::health_due(previous, config.health_interval, changed, now) {
         let since = now
             .checked_sub(SignedDuration::try_from(decide::HEALTH_WINDOW).unwrap_or_default())
             .ok();
@@ -309,25 +262,36 @@ pub async fn reconcile(
             let _ = source.ping_webhook(&webhook.id).await;
         }
         if read.state == HealthState::Healthy {
-            attempts = 0;
+            attempts.count = 0;
         }
         health = Some(read);
     }
-    WebhookOutcome::registered(Registered {
-        secret_name: signing::secret_name(&name),
-        token_last_four: held.last_four(),
-        rotated_at: held.rotated_at,
-        next_rotation: held
-            .rotated_at
-            .and_then(|at| shared::next_rotation(at, interval)),
-        previous_expires: held.previous.as_ref().map(|p| p.1),
-        webhook,
-        created,
-        rotated,
+    WebhookOutcome::registered(Registration {
+        source: "Personio",
+        credential: &super::status::TOKEN,
+        kept: Kept {
+            endpoint: if decide::is_enabled(&webhook) {
+                "enabled"
+            } else {
+                "disabled"
+            },
+            events: webhook.enabled_events.len(),
+            id: webhook.id,
+            url: webhook.url,
+            secret_name: signing::secret_name(&name),
+            created,
+            rotated,
+            last_four: held.last_four(),
+            rotated_at: held.rotated_at,
+            next_rotation: held
+                .rotated_at
+                .and_then(|at| shared::next_rotation(at, interval)),
+            previous_expires: held.previous.as_ref().map(|p| p.1),
+            remediation,
+            remediation_attempts: attempts.count,
+            last_remediation: attempts.last,
+        },
         health,
-        remediation,
-        remediation_attempts: attempts,
-        last_remediation,
     })
 }
 
