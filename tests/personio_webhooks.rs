@@ -3,71 +3,40 @@
 //! receiver) in process, and slapd as the directory. Polling is set to an hour, so a change that
 //! reaches the directory came through a webhook.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
-use peoplesync::controller;
-use peoplesync::controlplane::ControlPlane;
-use peoplesync::crd::PeopleSync;
-use peoplesync::slapd::Slapd;
 use peoplesync::source::personio::model::{Activity, Employment, ListPage, Webhook};
 use peoplesync_sandbox::personio::{
     self as sandbox, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, PersonioSandboxConfig,
     PersonioSandboxHandle,
 };
 use serde_json::{Value, json};
+use support::operator::{Operator, annotation, eventually, secret_value};
 use support::*;
 
 mod support;
 
 struct Env {
-    plane: ControlPlane,
+    op: Operator,
     personio: PersonioSandboxHandle,
-    ldap: Slapd,
-    client: Client,
-    ns: String,
-    receiver: SocketAddr,
-    controller: tokio::task::JoinHandle<()>,
     http: reqwest::Client,
     /// A sandbox token with every scope (persons:write for changes, webhooks:read to look).
     token: String,
 }
 
-fn start_controller(
-    kube: kube::Config,
-    namespace: &str,
-    receiver: SocketAddr,
-) -> tokio::task::JoinHandle<()> {
-    let config = controller::Config {
-        admin_listen: free_addr(),
-        namespace: Some(namespace.to_owned()),
-        leader_election: None,
-        instance: "personio-webhook-test".into(),
-        receiver_listen: Some(receiver),
-        receiver_limits: Default::default(),
-        webhook: peoplesync::webhook::WebhookConfig {
-            health_interval: Duration::from_secs(1),
-        },
-        max_concurrent_syncs: 4,
-    };
-    tokio::spawn(async move {
-        controller::run(kube, config)
-            .await
-            .expect("the controller runs");
-    })
+impl std::ops::Deref for Env {
+    type Target = Operator;
+    fn deref(&self) -> &Operator {
+        &self.op
+    }
 }
 
 impl Env {
     async fn start(name: &str) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let plane = control_plane().await;
+        let op = Operator::start(name, "personio-webhook-test").await;
         let personio = sandbox::start(PersonioSandboxConfig {
             people: 30,
             rate_limit_per_minute: 0,
@@ -78,10 +47,7 @@ impl Env {
         })
         .await
         .expect("the sandbox starts");
-        let ldap = Slapd::start().await.expect("slapd starts");
-        let client = plane.client().await.expect("client");
-        let ns = plane.create_namespace(name).await.expect("namespace");
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+        let secrets: Api<Secret> = Api::namespaced(op.client.clone(), &op.ns);
         let credentials: Secret = serde_json::from_value(json!({
             "metadata": { "name": "personio" },
             "stringData": { "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET }
@@ -91,22 +57,15 @@ impl Env {
             .create(&PostParams::default(), &credentials)
             .await
             .expect("Secret created");
-        secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
-        let receiver = free_addr();
-        let controller = start_controller(
-            plane.kube_config().await.expect("a kube config"),
-            &ns,
-            receiver,
-        );
-        let mut object = ldap_people_sync("https://unused.example", &ldap, false);
+        let mut object = ldap_people_sync("https://unused.example", &op.ldap, false);
         object["spec"]["source"] = json!({ "personio": {
             "baseUrl": personio.base_url(),
             "credentialsSecretRef": { "name": "personio" }
         }});
         object["spec"]["webhook"] =
-            json!({ "enabled": true, "publicUrl": format!("http://{receiver}") });
+            json!({ "enabled": true, "publicUrl": format!("http://{}", op.receiver) });
         object["spec"]["schedule"] = json!({ "pollInterval": "1h", "fullResyncInterval": "6h" });
-        create(&client, &ns, object).await.expect("created");
+        create(&op.client, &op.ns, object).await.expect("created");
         let http = reqwest::Client::new();
         let form = [
             ("grant_type", "client_credentials"),
@@ -124,29 +83,11 @@ impl Env {
             .expect("json");
         let token = token["access_token"].as_str().expect("a token").to_owned();
         Self {
-            plane,
+            op,
             personio,
-            ldap,
-            client,
-            ns,
-            receiver,
-            controller,
             http,
             token,
         }
-    }
-
-    fn api(&self) -> Api<PeopleSync> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    async fn status(&self) -> peoplesync::crd::PeopleSyncStatus {
-        self.api()
-            .get("acme")
-            .await
-            .expect("read")
-            .status
-            .unwrap_or_default()
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -174,7 +115,7 @@ impl Env {
     }
 
     fn hook_url(&self) -> String {
-        format!("http://{}/hooks/{}/acme", self.receiver, self.ns)
+        format!("http://{}{}", self.receiver, self.hook_path())
     }
 
     async fn ours(&self) -> Vec<Webhook> {
@@ -199,71 +140,6 @@ impl Env {
         page.data
     }
 
-    async fn ready(&self) {
-        wait_condition(
-            &self.client,
-            &self.ns,
-            "acme",
-            "WebhookRegistered",
-            "True",
-            None,
-        )
-        .await;
-        wait_condition(
-            &self.client,
-            &self.ns,
-            "acme",
-            "Synced",
-            "True",
-            Some("Synced"),
-        )
-        .await;
-    }
-
-    async fn annotate(&self, key: &str, value: &str) {
-        let patch = json!({"metadata": {"annotations": { key: value }}});
-        self.api()
-            .patch("acme", &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .expect("annotated");
-    }
-
-    /// The directory entries (anchor → title).
-    async fn titles(&self) -> BTreeMap<String, Option<String>> {
-        use futures::TryStreamExt;
-        use peoplesync::directory::Directory;
-        let directory =
-            peoplesync::directory::ldap::LdapDirectory::connect(self.ldap.ldap_config())
-                .await
-                .expect("binds");
-        let entries: Vec<peoplesync::directory::Entry> =
-            directory.entries().try_collect().await.expect("lists");
-        entries
-            .into_iter()
-            .map(|e| {
-                let title = peoplesync::plan::attribute_values(&e.attributes, "title")
-                    .and_then(|values| values.first().cloned());
-                (e.anchor, title)
-            })
-            .collect()
-    }
-
-    /// Waits (bounded) until the person's entry has `title` in the directory.
-    async fn wait_title(&self, person: &str, title: &str) -> Duration {
-        let started = Instant::now();
-        loop {
-            let has = self.titles().await.get(person).cloned().flatten();
-            if has.as_deref() == Some(title) {
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "{person} never got title {title:?} (has {has:?})"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     /// A title change through the Personio API (it emits `employment.updated`).
     async fn change_title(&self, person: &str, title: &str) {
         let page: ListPage<Employment> = serde_json::from_value(
@@ -284,13 +160,6 @@ impl Env {
         .await;
     }
 
-    async fn token_secret(&self) -> Secret {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
-        api.get("acme-webhook-signing")
-            .await
-            .expect("the owned Secret")
-    }
-
     /// A delivery to the receiver with `authorization` (none when `None`).
     async fn deliver(&self, authorization: Option<&str>, body: &str) -> u16 {
         let mut request = self
@@ -305,33 +174,12 @@ impl Env {
     }
 }
 
-fn secret_value(secret: &Secret, key: &str) -> Option<String> {
-    secret
-        .data
-        .as_ref()?
-        .get(key)
-        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-}
-
-fn annotation(secret: &Secret, key: &str) -> Option<String> {
-    secret.metadata.annotations.as_ref()?.get(key).cloned()
-}
-
 fn event(name: &str, payload: Value) -> String {
     json!({
         "company_id": sandbox::COMPANY_ID, "event_name": name,
         "occurred_at": jiff::Timestamp::now().to_string(), "payload": payload
     })
     .to_string()
-}
-
-/// Waits (bounded) until `check` holds.
-async fn eventually<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < Duration::from_secs(30), "never: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -351,7 +199,7 @@ async fn a_personio_peoplesync_registers_an_enabled_webhook_applies_deliveries_r
     let status = env.status().await;
     let info = status.webhook.clone().expect("status.webhook");
     assert_eq!(info.id.as_deref(), Some(webhook.id.as_str()));
-    let owned = env.token_secret().await;
+    let owned = env.credential_secret().await;
     let owner = &owned.metadata.owner_references.as_ref().expect("owned")[0];
     assert_eq!(
         (owner.kind.as_str(), owner.name.as_str()),
@@ -397,13 +245,7 @@ async fn a_personio_peoplesync_registers_an_enabled_webhook_applies_deliveries_r
     .await;
 
     // A restarted controller and repeated reconciles never create a second webhook.
-    env.controller.abort();
-    let _ = (&mut env.controller).await;
-    env.controller = start_controller(
-        env.plane.kube_config().await.expect("a kube config"),
-        &env.ns,
-        env.receiver,
-    );
+    let _ = env.op.restart_controller().await;
     for poke in 0..3 {
         env.annotate("test.peoplesync.dev/poke", &poke.to_string())
             .await;
@@ -489,7 +331,7 @@ async fn a_personio_peoplesync_registers_an_enabled_webhook_applies_deliveries_r
         failed.is_empty(),
         "deliveries failed around the rotation: {failed:?}"
     );
-    let after = env.token_secret().await;
+    let after = env.credential_secret().await;
     let second = secret_value(&after, "current").expect("the new token");
     assert_ne!(second, first);
     assert_eq!(
@@ -557,7 +399,7 @@ async fn a_personio_peoplesync_registers_an_enabled_webhook_applies_deliveries_r
 async fn wrong_or_missing_personio_tokens_are_refused_with_401_and_read_nothing() {
     let env = Env::start("pbadhooks").await;
     env.ready().await;
-    let token = secret_value(&env.token_secret().await, "current").expect("the token");
+    let token = secret_value(&env.credential_secret().await, "current").expect("the token");
     let person = env
         .titles()
         .await
@@ -638,7 +480,7 @@ async fn a_disabled_webhook_is_re_enabled_and_a_lost_token_secret_is_recovered_b
     env.wait_title(&people[0], "After re-enable").await;
 
     // The owned Secret is lost: Personio never echoes the token, so a new one is set.
-    let lost = secret_value(&env.token_secret().await, "current").expect("the token");
+    let lost = secret_value(&env.credential_secret().await, "current").expect("the token");
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
     secrets
         .delete("acme-webhook-signing", &DeleteParams::default())
@@ -653,7 +495,7 @@ async fn a_disabled_webhook_is_re_enabled_and_a_lost_token_secret_is_recovered_b
         Some("Recovered"),
     )
     .await;
-    let recovered = secret_value(&env.token_secret().await, "current").expect("a new token");
+    let recovered = secret_value(&env.credential_secret().await, "current").expect("a new token");
     assert_ne!(recovered, lost);
     assert_eq!(env.ours().await.len(), 1, "the same webhook, not a new one");
     assert_eq!(env.ours().await[0].id, webhook.id);

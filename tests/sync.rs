@@ -1,9 +1,10 @@
-//! The sync engine end to end on real parts: the HollyHR sandbox (over HTTP, through the real
-//! client) into a private OpenLDAP slapd.
+//! The sync engine end to end on real parts: each source's sandbox (over HTTP, through the real
+//! client) into a private OpenLDAP slapd or a real scim2-server. The cases every source shares
+//! run once per source (`<case>::hollyhr`, `<case>::personio`) on one harness
+//! (`support::hr`); the HollyHR-only cases follow, Personio's own are in `tests/personio.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use futures::TryStreamExt;
 use futures::stream::BoxStream;
@@ -12,256 +13,248 @@ use peoplesync::crd::LdapProfile;
 use peoplesync::directory::ldap::LdapDirectory;
 use peoplesync::directory::{Change, Directory, DirectoryTraits, Entry, Group, GroupChange};
 use peoplesync::plan::mapping::Profile;
-use peoplesync::plan::{Guard, GuardDecision, Mapping, Policy};
-use peoplesync::retry::RetryPolicy;
+use peoplesync::plan::{Guard, GuardDecision, OnLeave, Policy};
 use peoplesync::slapd::Slapd;
-use peoplesync::source::hollyhr::model::{Lifecycle, OrgUnitType, UpdateEmploymentRequest};
-use peoplesync::source::hollyhr::{ClientConfig, HollyHrClient, Idempotency};
-use peoplesync::source::{PeopleSource, Person};
-use peoplesync::sync::engine::{
-    self, CycleError, CycleKind, DEFAULT_OVERLAP, Report, Settings, SyncState,
-};
+use peoplesync::source::Person;
+use peoplesync::source::hollyhr::model::Lifecycle;
+use peoplesync::sync::engine::{self, CycleKind, Report, SyncState};
 use peoplesync::sync::stream::DirectoryIndex;
-use peoplesync_sandbox::{self as sandbox, DEFAULT_API_KEY, SandboxConfig, SandboxHandle};
+use peoplesync_sandbox::DEFAULT_API_KEY;
 use secrecy::SecretString;
 use serde_json::json;
 
-struct Harness {
-    sandbox: SandboxHandle,
-    slapd: Slapd,
-    client: HollyHrClient,
-    directory: LdapDirectory,
-    settings: Settings,
-    state: SyncState,
-}
+mod support;
 
-fn client(sandbox: &SandboxHandle) -> HollyHrClient {
-    let mut config = ClientConfig::new(&sandbox.base_url(), SecretString::from(DEFAULT_API_KEY))
-        .expect("a client config");
-    // Fast retries: the behaviour, not the production timings.
-    config.retry = RetryPolicy {
-        // Enough that a burst of 429s followed by 20 % 503s cannot use up the budget by chance.
-        max_attempts: 12,
-        initial_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(100),
-        max_elapsed: Duration::from_secs(30),
-    };
-    HollyHrClient::new(config).expect("a client")
-}
+use support::hr::hollyhr::HollyHr;
+use support::hr::personio::Personio;
+use support::hr::{Hr, changed_anchors, one, settings};
 
-fn settings(guard: Guard) -> Settings {
-    Settings {
-        mapping: Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new())
-            .expect("compiles"),
-        policy: Policy {
-            guard,
-            ..Policy::default()
-        },
-        concurrency: engine::DEFAULT_CONCURRENCY,
-        overlap: DEFAULT_OVERLAP,
-        dry_run: false,
-        chunk: peoplesync::sync::stream::CHUNK,
-        on_step: None,
-        progress: None,
-    }
-}
+/// The HollyHR harness of the HollyHR-only cases.
+type Harness = support::hr::Harness<HollyHr>;
 
-impl Harness {
-    async fn start(people: usize) -> Self {
-        let sandbox = sandbox::start(SandboxConfig {
-            people,
-            rate_limit_per_minute: 0,
-            ..SandboxConfig::default()
-        })
-        .await
-        .expect("the sandbox starts");
-        let slapd = Slapd::start().await.expect("slapd starts");
-        let directory = LdapDirectory::connect(slapd.ldap_config())
-            .await
-            .expect("binds");
-        Self {
-            client: client(&sandbox),
-            sandbox,
-            slapd,
-            directory,
-            // The scenarios below deprovision on purpose; the guard has its own test.
-            settings: settings(Guard {
-                max_count: 10_000,
-                max_percent: 100,
-            }),
-            state: SyncState::default(),
-        }
-    }
-
-    async fn try_cycle(
-        &mut self,
-        kind: CycleKind,
-        approved: Option<&str>,
-    ) -> Result<
-        Report,
-        CycleError<
-            peoplesync::source::hollyhr::HollyHrError,
-            peoplesync::directory::ldap::LdapBackendError,
-        >,
-    > {
-        let report = engine::run_cycle(
-            &self.client,
-            &self.directory,
-            &self.settings,
-            &self.state,
-            kind,
-            approved,
-            Timestamp::now(),
-        )
-        .await?;
-        self.state = report.state.clone();
-        Ok(report)
-    }
-
-    async fn cycle(&mut self, kind: CycleKind) -> Report {
-        let report = self
-            .try_cycle(kind, None)
-            .await
-            .expect("the cycle succeeds");
-        assert!(report.failures().is_empty(), "{:?}", report.failures());
-        report
-    }
-
-    async fn source(&self) -> Vec<Person> {
-        PeopleSource::people(&self.client, None)
-            .try_collect()
-            .await
-            .expect("lists")
-    }
-
-    async fn entries(&self) -> BTreeMap<String, Entry> {
-        let entries: Vec<Entry> = self.directory.entries().try_collect().await.expect("lists");
-        entries.into_iter().map(|e| (e.anchor.clone(), e)).collect()
-    }
-
-    /// The directory holds exactly what the source says: active people enabled with their mapped
-    /// attributes and managers, future starters disabled, leavers absent or disabled, and one group
-    /// per department with exactly its enabled members.
-    async fn verify(&self) {
-        let people = self.source().await;
-        let entries = self.entries().await;
-        let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
-        let mut expected_entries = 0;
-        for person in &people {
-            let entry = entries.get(&person.id);
-            match person.lifecycle(today) {
-                Lifecycle::Leaver => {
-                    if let Some(entry) = entry {
-                        expected_entries += 1;
-                        assert!(!entry.enabled, "leaver {} is disabled", person.id);
-                    }
-                    continue;
-                }
-                Lifecycle::FutureStarter => {
-                    let entry = entry.expect("future starters are provisioned");
-                    assert!(!entry.enabled, "future starter {} waits", person.id);
-                }
-                Lifecycle::Active | Lifecycle::OnLeave => {
-                    let entry = entry.unwrap_or_else(|| panic!("{} has an entry", person.id));
-                    assert!(entry.enabled, "{} is enabled", person.id);
-                }
+/// Runs each generic case once per source, as `<case>::hollyhr` and `<case>::personio`.
+macro_rules! for_each_source {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test]
+            async fn hollyhr() {
+                super::$case::<super::HollyHr>().await
             }
-            expected_entries += 1;
-            let entry = &entries[&person.id];
-            let mapped = self
-                .settings
-                .mapping
-                .map(person, Some(&entry.attributes), &|_, _| false)
-                .expect("maps");
-            for (name, values) in &mapped.attributes {
-                assert_eq!(
-                    entry.attributes.get(name),
-                    Some(values),
-                    "{} {name}",
-                    person.id
-                );
+            #[tokio::test]
+            async fn personio() {
+                super::$case::<super::Personio>().await
             }
-            let manager = person
-                .manager
-                .as_ref()
-                .and_then(|m| entries.get(&m.id))
-                .map(|m| vec![m.id.clone()]);
-            assert_eq!(
-                entry.attributes.get("manager").cloned(),
-                manager,
-                "{} manager",
-                person.id
-            );
         }
-        assert_eq!(entries.len(), expected_entries, "no other managed entries");
-
-        let units = PeopleSource::org_units(&self.client)
-            .await
-            .expect("org units");
-        let groups: Vec<Group> = self.directory.groups().try_collect().await.expect("groups");
-        let departments: Vec<_> = units
-            .iter()
-            .filter(|u| u.kind == OrgUnitType::Department)
-            .collect();
-        assert_eq!(groups.len(), departments.len());
-        for unit in departments {
-            let group = groups
-                .iter()
-                .find(|g| g.anchor == unit.id)
-                .expect("a group per department");
-            let members: BTreeSet<String> = people
-                .iter()
-                .filter(|p| p.department.as_ref().is_some_and(|d| d.id == unit.id))
-                .filter_map(|p| entries.get(&p.id))
-                .filter(|e| e.enabled)
-                .map(|e| e.id.clone())
-                .collect();
-            assert_eq!(group.members, members, "members of {}", unit.name);
-        }
-    }
-
-    async fn change_job_title(&self, person: &str, title: &str) {
-        let employment = self.client.person_employment(person).await.expect("reads");
-        let etag = employment.etag.expect("an employment ETag");
-        self.client
-            .update_employment(
-                person,
-                &UpdateEmploymentRequest {
-                    job_title: Some(Some(title.to_owned())),
-                    ..UpdateEmploymentRequest::default()
-                },
-                &etag,
-                Idempotency::Derived,
-            )
-            .await
-            .expect("patched");
-    }
+    )*};
 }
 
-fn changed_anchors(report: &Report) -> BTreeSet<String> {
-    report
-        .plan
-        .steps
-        .iter()
-        .filter(|s| matches!(s.action.name(), "update" | "rename"))
-        .map(|s| s.anchor.clone())
-        .collect()
-}
+for_each_source!(
+    a_baseline_lands_exactly_and_a_second_full_run_writes_nothing,
+    changes_through_the_api_and_the_ui_reach_the_directory_in_the_next_incremental_cycle,
+    the_guard_holds_an_empty_source_and_an_approval_releases_that_plan_once,
+    server_errors_and_rate_limit_bursts_converge_with_bounded_retries,
+    a_baseline_and_an_incremental_cycle_land_in_scim2_server,
+);
 
-#[tokio::test]
-async fn a_baseline_of_1000_people_lands_exactly_and_a_second_full_run_writes_nothing() {
-    let mut harness = Harness::start(1000).await;
-    let report = harness.cycle(CycleKind::Full).await;
-    let created = report.applied.as_ref().expect("applied").counts["create"];
-    assert!(created > 900, "{created}");
-    assert_eq!(report.people_read, 1000);
+/// A baseline lands exactly what the source says and reads only what it may; a second full run
+/// and a quiet incremental one plan nothing.
+async fn a_baseline_lands_exactly_and_a_second_full_run_writes_nothing<H: Hr>() {
+    let people = 400;
+    let mut harness = support::hr::Harness::<H>::start(people).await;
+    harness.hr.clear_requests().await;
+    let first = harness.cycle(CycleKind::Full).await;
+    assert!(first.changed());
+    assert_eq!(first.people_read, people);
     assert!(harness.state.checkpoint.is_some());
+    let groups = harness.groups().await.len();
+    assert!(groups > 0, "department groups");
+    H::check_baseline_reads(&harness.hr.requests().await, people, groups);
     harness.verify().await;
 
     let again = harness.cycle(CycleKind::Full).await;
     assert!(again.plan.is_empty(), "{:?}", again.plan.counts());
     assert!(!again.changed());
+    let quiet = harness.cycle(CycleKind::Incremental).await;
+    assert!(quiet.plan.is_empty(), "{:?}", quiet.plan.counts());
 }
+
+/// Titles changed through the write API and names edited in the UI (no webhook: only
+/// `updated_at` moves) reach the directory in the next incremental cycle, and nothing else does.
+async fn changes_through_the_api_and_the_ui_reach_the_directory_in_the_next_incremental_cycle<
+    H: Hr,
+>() {
+    let mut harness = support::hr::Harness::<H>::start(150).await;
+    harness.cycle(CycleKind::Full).await;
+    let active = harness.hr.active().await;
+    let (retitled, renamed) = (&active[..4], &active[4..6]);
+    for id in retitled {
+        harness.hr.retitle(id, &format!("Title {id}")).await;
+    }
+    for id in renamed {
+        harness.hr.ui_rename(id, "Renamed").await;
+    }
+    let report = harness.cycle(CycleKind::Incremental).await;
+    let expected: BTreeSet<String> = active[..6].iter().cloned().collect();
+    assert_eq!(changed_anchors(&report), expected);
+    assert_eq!(
+        report
+            .applied
+            .as_ref()
+            .expect("applied")
+            .counts
+            .get("rename"),
+        Some(&2)
+    );
+    for id in retitled {
+        let title = format!("Title {id}");
+        assert_eq!(one(&harness.entry(id).await, "title"), Some(title.as_str()));
+    }
+    for id in renamed {
+        let entry = harness.entry(id).await;
+        assert_eq!(one(&entry, "sn"), Some("Renamed"));
+        assert!(
+            one(&entry, "uid").is_some_and(|uid| uid.ends_with(".renamed")),
+            "{:?}",
+            one(&entry, "uid")
+        );
+    }
+    harness.verify().await;
+    let quiet = harness.cycle(CycleKind::Incremental).await;
+    assert!(quiet.plan.is_empty(), "{:?}", quiet.plan.counts());
+}
+
+/// A source that suddenly lists nobody trips the guard: nothing is deprovisioned until that very
+/// plan is approved, once.
+async fn the_guard_holds_an_empty_source_and_an_approval_releases_that_plan_once<H: Hr>() {
+    let mut harness = support::hr::Harness::<H>::start(60).await;
+    harness.settings.policy.guard = Guard::default();
+    harness.cycle(CycleKind::Full).await;
+    let before = harness.entries().await;
+    let enabled = before.values().filter(|e| e.enabled).count();
+    assert!(enabled > 40, "{enabled}");
+    harness.hr.empty_tenant().await;
+    let held = harness.cycle(CycleKind::Full).await;
+    let GuardDecision::Held(trip) = &held.plan.guard else {
+        panic!("held: {:?}", held.plan.guard);
+    };
+    assert_eq!(trip.reason.as_str(), "EmptySource");
+    assert!(!held.changed(), "nothing deprovisioned");
+    assert_eq!(harness.entries().await, before);
+
+    let hash = trip.hash.clone();
+    let released = harness
+        .try_cycle(CycleKind::Full, Some(&hash))
+        .await
+        .expect("runs");
+    assert!(matches!(released.plan.guard, GuardDecision::Approved(_)));
+    assert_eq!(
+        released.applied.as_ref().expect("applied").counts["disable"],
+        enabled as u64
+    );
+    assert_eq!(harness.state.approval_used.as_deref(), Some(hash.as_str()));
+    let still = harness
+        .entries()
+        .await
+        .values()
+        .filter(|e| e.enabled)
+        .count();
+    assert_eq!(still, 0, "the approved plan disabled everyone");
+}
+
+/// 20 % 503s and a burst of 429s are retried within the budget; the cycle converges.
+async fn server_errors_and_rate_limit_bursts_converge_with_bounded_retries<H: Hr>() {
+    let mut harness = support::hr::Harness::<H>::start(200).await;
+    harness
+        .hr
+        .faults(json!({"error_rate": 0.2, "error_status": 503, "rate_limit_burst": 3, "retry_after_seconds": 0}))
+        .await;
+    harness.cycle(CycleKind::Full).await;
+    let failed = harness
+        .hr
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.status == 503 || r.status == 429)
+        .count();
+    assert!(failed >= 3, "faults were injected: {failed}");
+    harness.hr.clear_faults().await;
+    harness.verify().await;
+    let again = harness.cycle(CycleKind::Full).await;
+    assert!(again.plan.is_empty(), "{:?}", again.plan.counts());
+}
+
+/// Into a real scim2-server: a baseline provisions exactly who the source says (enabled or
+/// waiting), with managers and groups; a second run plans nothing; an API change arrives in the
+/// next incremental cycle.
+async fn a_baseline_and_an_incremental_cycle_land_in_scim2_server<H: Hr>() {
+    use peoplesync::directory::scim::{ScimConfig, ScimDirectory};
+    use peoplesync::scim_server::ScimServer;
+    let hr = H::start(150).await;
+    let server = ScimServer::start().await.expect("scim2-server starts");
+    let directory = ScimDirectory::connect(ScimConfig::new(
+        &server.base_url_for("sync"),
+        SecretString::from(server.token.clone()),
+    ))
+    .await
+    .expect("connects");
+    let settings = settings(Profile::Scim, Guard::default());
+    let run = |state: SyncState, kind: CycleKind| {
+        let (client, directory, settings) = (hr.client(), &directory, &settings);
+        async move {
+            let report = engine::run_cycle(
+                client,
+                directory,
+                settings,
+                &state,
+                kind,
+                None,
+                Timestamp::now(),
+            )
+            .await
+            .expect("the cycle succeeds");
+            assert!(report.failures().is_empty(), "{:?}", report.failures());
+            report
+        }
+    };
+    let users = || async {
+        let entries: Vec<Entry> = directory.entries().try_collect().await.expect("lists");
+        entries
+            .into_iter()
+            .map(|e| (e.anchor.clone(), e))
+            .collect::<BTreeMap<String, Entry>>()
+    };
+    let first = run(SyncState::default(), CycleKind::Full).await;
+    let provisioned = hr.provisioned(OnLeave::Keep).await;
+    let listed = users().await;
+    assert_eq!(
+        listed.keys().collect::<Vec<_>>(),
+        provisioned.keys().collect::<Vec<_>>()
+    );
+    for (id, enabled) in &provisioned {
+        assert_eq!(listed[id].enabled, *enabled, "{id}");
+    }
+    let with_manager = listed
+        .values()
+        .filter(|e| e.attributes.contains_key("enterprise.manager"))
+        .count();
+    assert!(with_manager > provisioned.len() / 2, "{with_manager}");
+    let groups: Vec<Group> = directory.groups().try_collect().await.expect("groups");
+    assert!(!groups.is_empty(), "department groups");
+    let second = run(first.state.clone(), CycleKind::Full).await;
+    assert!(second.plan.is_empty(), "{:?}", second.plan.counts());
+
+    let person = hr.active().await.remove(0);
+    hr.retitle(&person, "Chief Example Officer").await;
+    run(second.state.clone(), CycleKind::Incremental).await;
+    assert_eq!(
+        one(&users().await[&person], "title"),
+        Some("Chief Example Officer")
+    );
+}
+
+// -------------------------------------------------------------------------------------------
+// HollyHR only
+// -------------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn a_full_cycle_in_small_chunks_lands_the_same_and_a_second_one_writes_nothing() {
@@ -271,7 +264,7 @@ async fn a_full_cycle_in_small_chunks_lands_the_same_and_a_second_one_writes_not
     harness.settings.chunk = 37;
     // Reports in the first chunk whose new manager is listed last (people without reports of
     // their own, so no manager cycle is made).
-    let listed = harness.source().await;
+    let listed = harness.hr.people().await;
     let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let managers: BTreeSet<&str> = listed
         .iter()
@@ -288,7 +281,7 @@ async fn a_full_cycle_in_small_chunks_lands_the_same_and_a_second_one_writes_not
         .take(5)
         .collect();
     assert_eq!(reports.len(), 5);
-    let controls = harness.sandbox.controls();
+    let controls = harness.hr.sandbox.controls();
     for report in &reports {
         controls
             .ui_edit(&report.id, json!({"manager_id": last.id}))
@@ -314,67 +307,9 @@ async fn a_full_cycle_in_small_chunks_lands_the_same_and_a_second_one_writes_not
 }
 
 #[tokio::test]
-async fn changes_through_the_api_and_the_ui_reach_the_directory_in_the_next_incremental_cycle() {
-    let mut harness = Harness::start(300).await;
-    harness.cycle(CycleKind::Full).await;
-    let controls = harness.sandbox.controls();
-    controls.clear_requests().await.expect("cleared");
-    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let active: Vec<Person> = harness
-        .source()
-        .await
-        .into_iter()
-        .filter(|p| p.lifecycle(today) == Lifecycle::Active)
-        .collect();
-    let mut expected = BTreeSet::new();
-    for person in &active[..10] {
-        harness
-            .change_job_title(&person.id, "Principal Engineer")
-            .await;
-        expected.insert(person.id.clone());
-    }
-    for person in &active[10..15] {
-        controls
-            .ui_edit(&person.id, json!({"last_name": "Renamed"}))
-            .await
-            .expect("edited");
-        expected.insert(person.id.clone());
-    }
-    let report = harness.cycle(CycleKind::Incremental).await;
-    assert_eq!(changed_anchors(&report), expected);
-    assert_eq!(
-        report.applied.as_ref().expect("applied").counts["rename"],
-        5
-    );
-    harness.verify().await;
-
-    // Nothing new: one request, no directory reads.
-    controls.clear_requests().await.expect("cleared");
-    let quiet = harness.cycle(CycleKind::Incremental).await;
-    assert!(quiet.plan.is_empty());
-    assert_eq!(
-        quiet.plan.managed, 0,
-        "the overlap re-read only versions already applied: the directory was not read"
-    );
-    let requests = controls.requests().await.expect("the log");
-    assert_eq!(requests.len(), 1, "{requests:?}");
-
-    // A full run asks only for what the safe projection needs.
-    controls.clear_requests().await.expect("cleared");
-    harness.cycle(CycleKind::Full).await;
-    for request in controls.requests().await.expect("the log") {
-        assert!(
-            request.route.starts_with("/people") || request.route.starts_with("/org-units"),
-            "{request:?}"
-        );
-        assert!(!request.route.contains("personal"), "{request:?}");
-    }
-}
-
-#[tokio::test]
 async fn exclusive_updated_since_and_shared_timestamps_lose_nothing() {
     let mut harness = Harness::start(100).await;
-    let controls = harness.sandbox.controls();
+    let controls = harness.hr.sandbox.controls();
     controls
         .settings(json!({"updated_since_exclusive": true}))
         .await
@@ -384,7 +319,7 @@ async fn exclusive_updated_since_and_shared_timestamps_lose_nothing() {
         .await
         .expect("frozen");
     harness.cycle(CycleKind::Full).await;
-    let people = harness.source().await;
+    let people = harness.hr.people().await;
     let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let active: Vec<&Person> = people
         .iter()
@@ -392,13 +327,13 @@ async fn exclusive_updated_since_and_shared_timestamps_lose_nothing() {
         .collect();
     // Two edits at the same frozen instant, a cycle between them: the second shares the
     // checkpoint's timestamp, which a strict filter without overlap would skip.
-    harness.change_job_title(&active[0].id, "First").await;
+    harness.hr.retitle(&active[0].id, "First").await;
     let first = harness.cycle(CycleKind::Incremental).await;
     assert_eq!(
         changed_anchors(&first),
         BTreeSet::from([active[0].id.clone()])
     );
-    harness.change_job_title(&active[1].id, "Second").await;
+    harness.hr.retitle(&active[1].id, "Second").await;
     let second = harness.cycle(CycleKind::Incremental).await;
     assert!(changed_anchors(&second).contains(&active[1].id));
     harness.verify().await;
@@ -408,9 +343,9 @@ async fn exclusive_updated_since_and_shared_timestamps_lose_nothing() {
 async fn leavers_rehires_future_starters_and_vanished_people_follow_their_lifecycle() {
     let mut harness = Harness::start(200).await;
     harness.cycle(CycleKind::Full).await;
-    let controls = harness.sandbox.controls();
+    let controls = harness.hr.sandbox.controls();
     let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let people = harness.source().await;
+    let people = harness.hr.people().await;
     let active: Vec<&Person> = people
         .iter()
         .filter(|p| p.lifecycle(today) == Lifecycle::Active)
@@ -454,9 +389,21 @@ async fn leavers_rehires_future_starters_and_vanished_people_follow_their_lifecy
 
     // A person who vanishes from the source (a smaller tenant, same seed) is a leaver at the
     // next full cycle only.
-    let before: BTreeSet<String> = harness.source().await.into_iter().map(|p| p.id).collect();
+    let before: BTreeSet<String> = harness
+        .hr
+        .people()
+        .await
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
     controls.reset(195).await.expect("reset");
-    let after: BTreeSet<String> = harness.source().await.into_iter().map(|p| p.id).collect();
+    let after: BTreeSet<String> = harness
+        .hr
+        .people()
+        .await
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
     let vanished: Vec<&String> = before.difference(&after).collect();
     assert!(!vanished.is_empty());
     let report = harness.cycle(CycleKind::Full).await;
@@ -473,44 +420,6 @@ async fn leavers_rehires_future_starters_and_vanished_people_follow_their_lifecy
             .iter()
             .any(|s| s.reason.as_str() == "Vanished")
     );
-}
-
-#[tokio::test]
-async fn the_guard_holds_an_empty_source_and_an_approval_releases_that_plan_once() {
-    let mut harness = Harness::start(50).await;
-    harness.settings = settings(Guard::default());
-    harness.cycle(CycleKind::Full).await;
-    let managed = harness.entries().await.len();
-    let controls = harness.sandbox.controls();
-    controls
-        .settings(json!({"empty_tenant": true}))
-        .await
-        .expect("set");
-    let held = harness.cycle(CycleKind::Full).await;
-    let GuardDecision::Held(trip) = &held.plan.guard else {
-        panic!("held: {:?}", held.plan.guard);
-    };
-    assert_eq!(trip.reason.as_str(), "EmptySource");
-    assert!(!held.changed(), "nothing deprovisioned");
-    assert!(
-        harness
-            .entries()
-            .await
-            .values()
-            .filter(|e| e.enabled)
-            .count()
-            > 40
-    );
-    assert_eq!(harness.entries().await.len(), managed);
-
-    let hash = trip.hash.clone();
-    let released = harness
-        .try_cycle(CycleKind::Full, Some(&hash))
-        .await
-        .expect("runs");
-    assert!(matches!(released.plan.guard, GuardDecision::Approved(_)));
-    assert!(released.applied.as_ref().expect("applied").counts["disable"] > 40);
-    assert_eq!(harness.state.approval_used.as_deref(), Some(hash.as_str()));
 }
 
 /// A directory that stops its slapd after `after` writes, mid-cycle.
@@ -561,7 +470,7 @@ async fn a_directory_outage_mid_cycle_keeps_the_checkpoint_and_the_next_cycle_co
         after: 50,
     };
     let error = engine::run_cycle(
-        &harness.client,
+        &harness.hr.client,
         &failing,
         &harness.settings,
         &state,
@@ -583,24 +492,6 @@ async fn a_directory_outage_mid_cycle_keeps_the_checkpoint_and_the_next_cycle_co
     harness.verify().await;
 }
 
-#[tokio::test]
-async fn server_errors_and_rate_limit_bursts_converge_with_bounded_retries() {
-    let mut harness = Harness::start(500).await;
-    let controls = harness.sandbox.controls();
-    controls
-        .faults(json!({"error_rate": 0.2, "error_status": 503, "rate_limit_burst": 3, "retry_after_seconds": 1}))
-        .await
-        .expect("faults on");
-    harness.cycle(CycleKind::Full).await;
-    let requests = controls.requests().await.expect("the log");
-    let failed = requests.iter().filter(|r| r.status >= 429).count();
-    assert!(failed >= 3, "faults were injected: {failed}");
-    controls.clear_faults().await.expect("faults off");
-    harness.verify().await;
-    let again = harness.cycle(CycleKind::Full).await;
-    assert!(again.plan.is_empty());
-}
-
 /// Writes a config and Secrets for the standalone commands, as a user would.
 fn standalone_files(harness: &Harness) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = harness.slapd.dir().join("standalone");
@@ -617,7 +508,7 @@ fn standalone_files(harness: &Harness) -> (std::path::PathBuf, std::path::PathBu
         &config,
         format!(
             "apiVersion: peoplesync.dev/v1alpha1\nkind: PeopleSync\nmetadata: {{name: acme}}\nspec:\n  source:\n    hollyhr: {{baseUrl: \"{}\", apiKeySecretRef: {{name: hollyhr, key: apiKey}}}}\n  target:\n    ldap: {{url: \"{}\", bindDn: \"{}\", bindPasswordSecretRef: {{name: ldap, key: password}}, baseDn: \"{}\", peopleDn: \"{}\", groupsDn: \"{}\"}}\n",
-            harness.sandbox.base_url(),
+            harness.hr.sandbox.base_url(),
             harness.slapd.url(),
             peoplesync::slapd::ADMIN_DN,
             peoplesync::slapd::BASE_DN,
@@ -665,7 +556,8 @@ async fn the_standalone_commands_dry_run_explain_and_apply_one_person() {
 
     let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let person = harness
-        .source()
+        .hr
+        .people()
         .await
         .into_iter()
         .find(|p| p.lifecycle(today) == Lifecycle::Active)
@@ -739,72 +631,11 @@ async fn the_standalone_commands_dry_run_explain_and_apply_one_person() {
 }
 
 #[tokio::test]
-async fn a_baseline_into_scim2_server_lands_and_a_second_full_run_writes_nothing() {
-    use peoplesync::directory::scim::{ScimConfig, ScimDirectory};
-    use peoplesync::scim_server::ScimServer;
-    let sandbox = sandbox::start(SandboxConfig {
-        people: 200,
-        rate_limit_per_minute: 0,
-        ..SandboxConfig::default()
-    })
-    .await
-    .expect("the sandbox starts");
-    let server = ScimServer::start().await.expect("scim2-server starts");
-    let directory = ScimDirectory::connect(ScimConfig::new(
-        &server.base_url_for("baseline"),
-        SecretString::from(server.token.clone()),
-    ))
-    .await
-    .expect("connects");
-    let client = client(&sandbox);
-    let mut settings = settings(Guard::default());
-    settings.mapping = Mapping::new(Profile::Scim, &BTreeMap::new()).expect("compiles");
-    let run = |state: SyncState| {
-        let (client, directory, settings) = (&client, &directory, &settings);
-        async move {
-            engine::run_cycle(
-                client,
-                directory,
-                settings,
-                &state,
-                CycleKind::Full,
-                None,
-                Timestamp::now(),
-            )
-            .await
-            .expect("the cycle succeeds")
-        }
-    };
-    let first = run(SyncState::default()).await;
-    assert!(first.failures().is_empty(), "{:?}", first.failures());
-    let people: Vec<Person> = PeopleSource::people(&client, None)
-        .try_collect()
-        .await
-        .expect("lists");
-    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let provisioned = people
-        .iter()
-        .filter(|p| p.lifecycle(today) != Lifecycle::Leaver)
-        .count();
-    let entries: Vec<Entry> = directory.entries().try_collect().await.expect("lists");
-    assert_eq!(entries.len(), provisioned);
-    let with_manager = entries
-        .iter()
-        .filter(|e| e.attributes.contains_key("enterprise.manager"))
-        .count();
-    assert!(with_manager > provisioned / 2, "{with_manager}");
-    let groups: Vec<Group> = directory.groups().try_collect().await.expect("groups");
-    assert!(!groups.is_empty());
-    let second = run(first.state.clone()).await;
-    assert!(second.plan.is_empty(), "{:?}", second.plan.counts());
-}
-
-#[tokio::test]
 async fn existing_accounts_are_adopted_by_mail_and_ambiguous_ones_are_reported() {
     let mut harness = Harness::start(100).await;
     harness.settings.policy.adoption = vec!["mail".into(), "uid".into()];
     let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let people = harness.source().await;
+    let people = harness.hr.people().await;
     let active: Vec<&Person> = people
         .iter()
         .filter(|p| p.lifecycle(today) == Lifecycle::Active && p.work_email.is_some())
@@ -928,20 +759,16 @@ async fn one_person_is_applied_at_once_without_moving_the_checkpoint_past_anyone
     harness.cycle(CycleKind::Full).await;
     let checkpoint = harness.state.checkpoint;
     let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let people = harness.source().await;
+    let people = harness.hr.people().await;
     let active: Vec<&Person> = people
         .iter()
         .filter(|p| p.lifecycle(today) == Lifecycle::Active)
         .collect();
-    harness
-        .change_job_title(&active[0].id, "Other change")
-        .await;
-    harness
-        .change_job_title(&active[1].id, "Webhook change")
-        .await;
+    harness.hr.retitle(&active[0].id, "Other change").await;
+    harness.hr.retitle(&active[1].id, "Webhook change").await;
     // What a webhook for the second person triggers.
     let report = engine::run_people(
-        &harness.client,
+        &harness.hr.client,
         &harness.directory,
         &harness.settings,
         &harness.state,
@@ -978,18 +805,19 @@ async fn a_kept_directory_index_stays_what_a_fresh_read_gives() {
     harness.cycle(CycleKind::Full).await;
     let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let active: Vec<Person> = harness
-        .source()
+        .hr
+        .people()
         .await
         .into_iter()
         .filter(|p| p.lifecycle(today) == Lifecycle::Active)
         .collect();
-    let controls = harness.sandbox.controls();
+    let controls = harness.hr.sandbox.controls();
     let mut index = None;
 
     // The first run of a burst reads the directory into an index and keeps it.
-    harness.change_job_title(&active[0].id, "Kept once").await;
+    harness.hr.retitle(&active[0].id, "Kept once").await;
     engine::run_people(
-        &harness.client,
+        &harness.hr.client,
         &harness.directory,
         &harness.settings,
         &harness.state,
@@ -1003,7 +831,7 @@ async fn a_kept_directory_index_stays_what_a_fresh_read_gives() {
 
     // The next plans against the kept index: a title, a rename, a department move (groups),
     // a leaver (disabled) and a new manager (a reference).
-    harness.change_job_title(&active[1].id, "Kept twice").await;
+    harness.hr.retitle(&active[1].id, "Kept twice").await;
     controls
         .ui_edit(&active[2].id, json!({"last_name": "Kept"}))
         .await
@@ -1029,7 +857,7 @@ async fn a_kept_directory_index_stays_what_a_fresh_read_gives() {
         .expect("edited");
     let ids: Vec<String> = active[1..=5].iter().map(|p| p.id.clone()).collect();
     let report = engine::run_people(
-        &harness.client,
+        &harness.hr.client,
         &harness.directory,
         &harness.settings,
         &harness.state,
@@ -1076,15 +904,18 @@ fn counts_and_hash(report: &Report) -> (BTreeMap<&'static str, usize>, String) {
 #[tokio::test]
 async fn a_dry_run_of_10k_people_writes_nothing_and_plans_what_the_real_cycle_then_does() {
     let mut harness = Harness::start(10_000).await;
-    let mut dry_settings = settings(Guard {
-        max_count: 10_000,
-        max_percent: 100,
-    });
+    let mut dry_settings = settings(
+        Profile::Ldap(LdapProfile::OpenLdap),
+        Guard {
+            max_count: 10_000,
+            max_percent: 100,
+        },
+    );
     dry_settings.dry_run = true;
     let pair = async |harness: &mut Harness| {
         let csn = harness.slapd.highest_csn().await.expect("reads");
         let dry = engine::run_cycle(
-            &harness.client,
+            &harness.hr.client,
             &harness.directory,
             &dry_settings,
             &harness.state,
@@ -1124,13 +955,13 @@ async fn a_dry_run_of_10k_people_writes_nothing_and_plans_what_the_real_cycle_th
     assert!(first.get("create").is_some_and(|n| *n > 9_000), "{first:?}");
 
     // Then leavers, a rename, a department move and a title change.
-    let people = harness.source().await;
+    let people = harness.hr.people().await;
     let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let active: Vec<&Person> = people
         .iter()
         .filter(|p| p.lifecycle(today) == Lifecycle::Active)
         .collect();
-    let controls = harness.sandbox.controls();
+    let controls = harness.hr.sandbox.controls();
     let yesterday = today.yesterday().expect("a date").to_string();
     for leaver in &active[..20] {
         controls
@@ -1142,7 +973,7 @@ async fn a_dry_run_of_10k_people_writes_nothing_and_plans_what_the_real_cycle_th
         .ui_edit(&active[20].id, json!({"last_name": "Renamed"}))
         .await
         .expect("edited");
-    harness.change_job_title(&active[21].id, "Dry run").await;
+    harness.hr.retitle(&active[21].id, "Dry run").await;
     let second = pair(&mut harness).await;
     assert_eq!(second.get("disable"), Some(&20), "{second:?}");
     assert_eq!(second.get("rename"), Some(&1), "{second:?}");

@@ -9,18 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::{Api, Client};
-use peoplesync::controller;
-use peoplesync::controlplane::ControlPlane;
-use peoplesync::crd::PeopleSync;
+use kube::api::DeleteParams;
 use peoplesync::signature::{self, Variant};
-use peoplesync::slapd::Slapd;
 use peoplesync::source::hollyhr::model::{UpdateEmploymentRequest, Webhook, WebhookStatus};
 use peoplesync::source::hollyhr::{self, HollyHrClient, Idempotency};
 use peoplesync_sandbox::{self as sandbox, SandboxConfig, SandboxHandle};
 use serde_json::{Value, json};
+use support::operator::{Operator, secret_value};
 use support::*;
 
 mod support;
@@ -83,51 +78,22 @@ impl Proxy {
 }
 
 struct Env {
-    plane: ControlPlane,
+    op: Operator,
     hollyhr: SandboxHandle,
-    ldap: Slapd,
-    client: Client,
-    ns: String,
-    receiver: SocketAddr,
-    /// The controller's admin server (/metrics).
-    admin: SocketAddr,
     proxy: Proxy,
-    controller: tokio::task::JoinHandle<()>,
     source: HollyHrClient,
 }
 
-fn start_controller(
-    kube: kube::Config,
-    namespace: &str,
-    receiver: SocketAddr,
-    admin: SocketAddr,
-) -> tokio::task::JoinHandle<()> {
-    let config = controller::Config {
-        admin_listen: admin,
-        namespace: Some(namespace.to_owned()),
-        leader_election: None,
-        instance: "webhook-test".into(),
-        receiver_listen: Some(receiver),
-        receiver_limits: Default::default(),
-        webhook: peoplesync::webhook::WebhookConfig {
-            health_interval: Duration::from_secs(1),
-        },
-        max_concurrent_syncs: 4,
-    };
-    tokio::spawn(async move {
-        controller::run(kube, config)
-            .await
-            .expect("the controller runs");
-    })
+impl std::ops::Deref for Env {
+    type Target = Operator;
+    fn deref(&self) -> &Operator {
+        &self.op
+    }
 }
 
 impl Env {
     async fn start(name: &str) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let plane = control_plane().await;
+        let op = Operator::start(name, "webhook-test").await;
         let hollyhr = sandbox::start(SandboxConfig {
             people: 30,
             allow_insecure_webhook_urls: true,
@@ -138,54 +104,31 @@ impl Env {
         })
         .await
         .expect("the sandbox starts");
-        let ldap = Slapd::start().await.expect("slapd starts");
-        let client = plane.client().await.expect("client");
-        let ns = plane.create_namespace(name).await.expect("namespace");
-        secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
-        secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
-        let receiver = free_addr();
-        let proxy = Proxy::start(receiver).await;
-        let admin = free_addr();
-        let controller = start_controller(
-            plane.kube_config().await.expect("a kube config"),
-            &ns,
-            receiver,
-            admin,
-        );
-        let mut object = ldap_people_sync(&hollyhr.base_url(), &ldap, false);
+        secret(
+            &op.client,
+            &op.ns,
+            "hollyhr",
+            "apiKey",
+            sandbox::DEFAULT_API_KEY,
+        )
+        .await;
+        // The Ingress in front of the receiver.
+        let proxy = Proxy::start(op.receiver).await;
+        let mut object = ldap_people_sync(&hollyhr.base_url(), &op.ldap, false);
         object["spec"]["webhook"] = json!({ "enabled": true, "publicUrl": proxy.url() });
         object["spec"]["schedule"] = json!({ "pollInterval": "1h", "fullResyncInterval": "6h" });
-        create(&client, &ns, object).await.expect("created");
+        create(&op.client, &op.ns, object).await.expect("created");
         let source = HollyHrClient::new(
             hollyhr::ClientConfig::new(&hollyhr.base_url(), sandbox::DEFAULT_API_KEY.into())
                 .expect("config"),
         )
         .expect("client");
         Self {
-            plane,
+            op,
             hollyhr,
-            ldap,
-            client,
-            ns,
-            receiver,
-            admin,
             proxy,
-            controller,
             source,
         }
-    }
-
-    fn api(&self) -> Api<PeopleSync> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    async fn status(&self) -> peoplesync::crd::PeopleSyncStatus {
-        self.api()
-            .get("acme")
-            .await
-            .expect("read")
-            .status
-            .unwrap_or_default()
     }
 
     async fn ours(&self) -> Vec<Webhook> {
@@ -197,35 +140,6 @@ impl Env {
             .into_iter()
             .filter(|w| w.name == name)
             .collect()
-    }
-
-    async fn ready(&self) {
-        wait_condition(
-            &self.client,
-            &self.ns,
-            "acme",
-            "WebhookRegistered",
-            "True",
-            None,
-        )
-        .await;
-        wait_condition(
-            &self.client,
-            &self.ns,
-            "acme",
-            "Synced",
-            "True",
-            Some("Synced"),
-        )
-        .await;
-    }
-
-    async fn annotate(&self, key: &str, value: &str) {
-        let patch = json!({"metadata": {"annotations": { key: value }}});
-        self.api()
-            .patch("acme", &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .expect("annotated");
     }
 
     async fn active_people(&self) -> Vec<String> {
@@ -260,53 +174,6 @@ impl Env {
             .expect("patched");
     }
 
-    /// The directory entry's title (the default mapping's `title`).
-    async fn title(&self, person: &str) -> Option<String> {
-        use futures::TryStreamExt;
-        use peoplesync::directory::Directory;
-        let directory =
-            peoplesync::directory::ldap::LdapDirectory::connect(self.ldap.ldap_config())
-                .await
-                .expect("binds");
-        let entries: Vec<peoplesync::directory::Entry> =
-            directory.entries().try_collect().await.expect("lists");
-        entries
-            .into_iter()
-            .find(|e| e.anchor == person)
-            .and_then(|e| {
-                peoplesync::plan::attribute_values(&e.attributes, "title")
-                    .and_then(|values| values.first().cloned())
-            })
-    }
-
-    /// Waits (bounded) until the person's entry has `title` in the directory.
-    async fn wait_title(&self, person: &str, title: &str) -> Duration {
-        self.wait_title_within(person, title, Duration::from_secs(20))
-            .await
-    }
-
-    async fn wait_title_within(&self, person: &str, title: &str, limit: Duration) -> Duration {
-        let started = Instant::now();
-        loop {
-            if self.title(person).await.as_deref() == Some(title) {
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < limit,
-                "{person} never got title {title:?} (has {:?})",
-                self.title(person).await
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn signing_secret(&self) -> Secret {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
-        api.get("acme-webhook-signing")
-            .await
-            .expect("the owned Secret")
-    }
-
     /// A delivery to the receiver (directly, not through the proxy), signed with `secret`.
     async fn deliver(&self, path: &str, id: &str, body: &str, secret: &str, at: Timestamp) -> u16 {
         let variant = Variant::Guide;
@@ -325,18 +192,6 @@ impl Env {
             .status()
             .as_u16()
     }
-
-    fn hook_path(&self) -> String {
-        format!("/hooks/{}/acme", self.ns)
-    }
-}
-
-fn secret_value(secret: &Secret, key: &str) -> Option<String> {
-    secret
-        .data
-        .as_ref()?
-        .get(key)
-        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
 }
 
 fn event(id: &str, kind: &str, subject: &str) -> String {
@@ -345,27 +200,6 @@ fn event(id: &str, kind: &str, subject: &str) -> String {
         "data": {"id": subject, "resource_type": "person"}
     })
     .to_string()
-}
-
-/// Waits (bounded) until `check` holds for the status.
-async fn wait_status(
-    env: &Env,
-    what: &str,
-    check: impl Fn(&peoplesync::crd::PeopleSyncStatus) -> bool,
-) {
-    let started = Instant::now();
-    loop {
-        let status = env.status().await;
-        if check(&status) {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never: {what}; status: {}",
-            serde_json::to_string(&status).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -390,7 +224,7 @@ async fn a_peoplesync_registers_one_webhook_applies_deliveries_rotates_and_disab
         info.secret_last_four.as_deref(),
         Some(webhook.secret_last_four.as_str())
     );
-    let owned = env.signing_secret().await;
+    let owned = env.credential_secret().await;
     let owner = &owned.metadata.owner_references.as_ref().expect("owned")[0];
     assert_eq!(
         (owner.kind.as_str(), owner.name.as_str()),
@@ -409,17 +243,10 @@ async fn a_peoplesync_registers_one_webhook_applies_deliveries_rotates_and_disab
     eprintln!("write → directory via webhook: {} ms", took.as_millis());
 
     // A restarted controller and repeated reconciles never create a second webhook.
-    env.controller.abort();
-    let stopped = (&mut env.controller).await;
+    let stopped = env.op.restart_controller().await;
     assert!(
         stopped.is_err_and(|e| e.is_cancelled()),
         "the controller was stopped"
-    );
-    env.controller = start_controller(
-        env.plane.kube_config().await.expect("a kube config"),
-        &env.ns,
-        env.receiver,
-        env.admin,
     );
     for poke in 0..3 {
         env.annotate("test.peoplesync.dev/poke", &poke.to_string())
@@ -440,7 +267,7 @@ async fn a_peoplesync_registers_one_webhook_applies_deliveries_rotates_and_disab
     assert_eq!(again[0].id, webhook.id);
 
     // Rotation on demand while deliveries are in flight: every delivery is accepted.
-    let before = env.signing_secret().await;
+    let before = env.credential_secret().await;
     let old_secret = secret_value(&before, "current").expect("a secret");
     let writer = {
         let people = people.clone();
@@ -487,7 +314,7 @@ async fn a_peoplesync_registers_one_webhook_applies_deliveries_rotates_and_disab
         env.wait_title(person, &format!("During rotation {i}"))
             .await;
     }
-    let after = env.signing_secret().await;
+    let after = env.credential_secret().await;
     assert_ne!(secret_value(&after, "current"), Some(old_secret.clone()));
     assert_eq!(
         secret_value(&after, "previous"),
@@ -519,7 +346,7 @@ async fn a_peoplesync_registers_one_webhook_applies_deliveries_rotates_and_disab
         .expect("clock");
     env.annotate(peoplesync::crd::ROTATE_WEBHOOK_SECRET, "second")
         .await;
-    wait_status(&env, "the second rotation", |s| {
+    env.wait_status("the second rotation", |s| {
         s.webhook
             .as_ref()
             .and_then(|w| w.secret_last_four.as_deref())
@@ -531,7 +358,7 @@ async fn a_peoplesync_registers_one_webhook_applies_deliveries_rotates_and_disab
         .await
         .expect("clock");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let newest = secret_value(&env.signing_secret().await, "current").expect("a secret");
+    let newest = secret_value(&env.credential_secret().await, "current").expect("a secret");
     let body = event("evt_expired_1", "webhook.test", "x");
     assert_eq!(
         env.deliver(
@@ -592,7 +419,7 @@ async fn a_flood_naming_10_000_unknown_people_is_handed_to_an_incremental_cycle_
     use futures::StreamExt;
     let env = Env::start("flood").await;
     env.ready().await;
-    let secret = secret_value(&env.signing_secret().await, "current").expect("a secret");
+    let secret = secret_value(&env.credential_secret().await, "current").expect("a secret");
     let controls = env.hollyhr.controls();
     controls.clear_requests().await.expect("cleared");
     // Slow answers, so the events pile up behind the first targeted sync as a real flood does.
@@ -685,7 +512,7 @@ async fn a_flood_naming_10_000_unknown_people_is_handed_to_an_incremental_cycle_
 async fn bad_deliveries_are_rejected_with_their_status_and_read_nothing() {
     let env = Env::start("badhooks").await;
     env.ready().await;
-    let secret = secret_value(&env.signing_secret().await, "current").expect("a secret");
+    let secret = secret_value(&env.credential_secret().await, "current").expect("a secret");
     let person = env.active_people().await.remove(0);
     let controls = env.hollyhr.controls();
     controls.clear_requests().await.expect("cleared");
@@ -861,7 +688,12 @@ async fn an_endpoint_disabled_by_failures_is_re_enabled_and_redelivered_once_the
     assert!(ready["message"].as_str().is_some());
     assert_eq!(env.ours().await[0].status, WebhookStatus::Disabled);
     assert_ne!(
-        env.title(&people[0]).await.as_deref(),
+        env.titles()
+            .await
+            .get(&people[0])
+            .cloned()
+            .flatten()
+            .as_deref(),
         Some("While broken 0")
     );
 

@@ -3,21 +3,23 @@
 //! each handler translates HTTP to one `State` operation.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use jiff::Timestamp;
-use rand::Rng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use super::core::faults::{self, FaultError};
+use super::core::http::json as json_response;
+use super::core::http::{self, BodyError, Failure, Operations, RequestLine, header_value};
 use super::error::{ApiError, ApiResult};
 use super::store::{self, DeliveryQuery, PeopleQuery, Sandbox, StoredResponse};
 use super::{ids, validate};
@@ -29,9 +31,6 @@ use people::*;
 use peoplesync::source::hollyhr::model::*;
 use webhooks::*;
 
-/// Largest request body the sandbox reads.
-const BODY_LIMIT: usize = 1 << 20;
-
 /// Who is calling, set by the middleware for the handlers.
 #[derive(Clone)]
 struct Caller {
@@ -40,7 +39,7 @@ struct Caller {
 }
 
 /// `(method, route template, required scope)` of every operation in the contract subset.
-const OPERATIONS: &[(Method, &str, Option<&str>)] = &[
+const OPERATIONS: &Operations = &[
     (Method::GET, "/me", None),
     (Method::GET, "/people", Some("people:read")),
     (Method::POST, "/people", Some("people:write")),
@@ -124,18 +123,11 @@ const OPERATIONS: &[(Method, &str, Option<&str>)] = &[
 
 /// The contract template of a concrete path below `/api/v1` (variables are any one segment).
 pub fn route_template(path: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    OPERATIONS.iter().map(|(_, t, _)| *t).find(|template| {
-        let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
-        parts.len() == segments.len()
-            && parts.iter().zip(&segments).all(|(part, segment)| {
-                (part.starts_with('{') && !segment.is_empty()) || part == segment
-            })
-    })
+    http::route_template(OPERATIONS, path)
 }
 
 pub fn router(state: Arc<Sandbox>) -> Router {
-    let api = Router::new()
+    let api: Router<Arc<Sandbox>> = Router::new()
         .route("/me", get(me))
         .route("/people", get(list_people).post(create_person))
         .route("/people/{id}", get(get_person).patch(update_person))
@@ -163,30 +155,30 @@ pub fn router(state: Arc<Sandbox>) -> Router {
         .route(
             "/webhooks/{id}/deliveries/{delivery}/redeliver",
             post(redeliver),
-        )
-        .fallback(|| async { ApiError::not_found("route") })
-        .method_not_allowed_fallback(|| async { ApiError::not_found("operation") })
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state.clone());
+        );
+    let api = http::api_router(
+        api,
+        state.clone(),
+        || ApiError::not_found("route"),
+        || ApiError::not_found("operation"),
+    );
     Router::new()
         .nest("/api/v1", api)
         .layer(middleware::from_fn_with_state(state, envelope))
 }
 
-/// Everything the operations share, in the order a real API applies it.
+/// Everything the contract's operations share, in the order a real API applies it: a request
+/// id, the API key and its scope, the route's rate limit, injected faults; then the error
+/// envelope, the `RateLimit-*` headers and the request log.
 async fn envelope(
     State(sandbox): State<Arc<Sandbox>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let request_id = sandbox.next_request_id();
-    let method = request.method().clone();
-    let full_path = request.uri().path().to_owned();
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map_or_else(|| full_path.clone(), |pq| pq.as_str().to_owned());
-    let below = full_path.strip_prefix("/api/v1").unwrap_or(&full_path);
+    let line = RequestLine::of(&request);
+    let method = &line.method;
+    let below = line.path.strip_prefix("/api/v1").unwrap_or(&line.path);
     let template = route_template(below);
     let started = Instant::now();
 
@@ -201,20 +193,12 @@ async fn envelope(
     let early: Option<ApiError> = match &caller {
         None => Some(ApiError::unauthenticated()),
         Some(_) if !quota.allowed => Some(ApiError::rate_limited(quota.reset_seconds)),
-        Some(caller) => {
-            let scope = template.and_then(|t| {
-                OPERATIONS
-                    .iter()
-                    .find(|(m, tt, _)| *m == method && *tt == t)
-                    .and_then(|(_, _, scope)| *scope)
-            });
-            match scope {
-                Some(scope) if !caller.scopes.iter().any(|s| s == scope) => {
-                    Some(ApiError::missing_scope(scope))
-                }
-                _ => injected_fault(&sandbox).await,
+        Some(caller) => match http::required_scope(OPERATIONS, method, template) {
+            Some(scope) if !caller.scopes.iter().any(|s| s == scope) => {
+                Some(ApiError::missing_scope(scope))
             }
-        }
+            _ => faults::inject(&sandbox).await,
+        },
     };
     let mut response = match early {
         Some(error) => error.into_response(),
@@ -226,23 +210,18 @@ async fn envelope(
         }
     };
 
-    // Errors become the contract's envelope, with this request's id.
-    if let Some(error) = response.extensions_mut().remove::<ApiError>() {
-        response = render_error(&error, &request_id);
-    } else if response.status().is_client_error() && !is_json(response.headers()) {
-        // Rejections from the HTTP stack itself (body too large, bad path encoding): translate
-        // to a documented status with the envelope instead of plain text.
-        let error = if response.status() == StatusCode::NOT_FOUND {
-            ApiError::not_found("route")
-        } else {
-            ApiError::invalid(format!(
-                "the request could not be read ({})",
-                response
-                    .status()
-                    .canonical_reason()
-                    .unwrap_or("bad request")
-            ))
-        };
+    // Errors become the contract's envelope, with this request's id. Rejections from the HTTP
+    // stack itself get a documented status with the envelope instead of plain text.
+    let error = match http::failure(&mut response, is_json) {
+        Some(Failure::Api(error)) => Some(error),
+        Some(Failure::Rejected(StatusCode::NOT_FOUND)) => Some(ApiError::not_found("route")),
+        Some(Failure::Rejected(status)) => Some(ApiError::invalid(format!(
+            "the request could not be read ({})",
+            status.canonical_reason().unwrap_or("bad request")
+        ))),
+        None => None,
+    };
+    if let Some(error) = error {
         response = render_error(&error, &request_id);
     }
     let headers = response.headers_mut();
@@ -259,8 +238,8 @@ async fn envelope(
     let status = response.status().as_u16();
     sandbox.log(store::LogEntry {
         method: method.to_string(),
-        route: template.map_or(full_path.clone(), str::to_owned),
-        path: path_and_query,
+        route: template.map_or_else(|| line.path.clone(), str::to_owned),
+        path: line.path_and_query.clone(),
         status,
     });
     tracing::debug!(
@@ -273,15 +252,8 @@ async fn envelope(
     response
 }
 
-fn header_value(value: &str) -> HeaderValue {
-    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
-}
-
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
+    http::content_type_is(headers, &["application/json"])
 }
 
 fn render_error(error: &ApiError, request_id: &str) -> Response {
@@ -295,9 +267,7 @@ fn render_error(error: &ApiError, request_id: &str) -> Response {
     };
     let mut response = json_response(error.status, &body);
     if let Some(seconds) = error.retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header_value(&seconds.to_string()));
+        http::set_retry_after(&mut response, seconds);
     }
     response
 }
@@ -325,49 +295,9 @@ fn authenticate(sandbox: &Sandbox, headers: &HeaderMap) -> Option<Caller> {
         })
 }
 
-async fn injected_fault(sandbox: &Sandbox) -> Option<ApiError> {
-    let (latency, error) = {
-        let mut controls = sandbox.controls();
-        let faults = &mut controls.faults;
-        let latency = faults.latency_ms;
-        let error = if faults.rate_limit_burst > 0 {
-            faults.rate_limit_burst -= 1;
-            Some(ApiError::rate_limited(faults.retry_after_seconds))
-        } else if faults.fail_next > 0 {
-            faults.fail_next -= 1;
-            Some(fault_status(faults.error_status))
-        } else if faults.error_rate > 0.0
-            && rand::rng().random_bool(faults.error_rate.clamp(0.0, 1.0))
-        {
-            Some(fault_status(faults.error_status))
-        } else {
-            None
-        };
-        (latency, error)
-    };
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
-    error
-}
-
-fn fault_status(status: u16) -> ApiError {
-    match status {
-        429 => ApiError::rate_limited(1),
-        other => ApiError::internal(
-            StatusCode::from_u16(other).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-        ),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Shared request/response helpers
 // ---------------------------------------------------------------------------------------------
-
-fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    let bytes = serde_json::to_vec(body).expect("API bodies always serialize");
-    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
-}
 
 fn with_etags(mut response: Response, (etag, resource): &(String, String)) -> Response {
     let headers = response.headers_mut();
@@ -411,26 +341,24 @@ fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> ApiResu
             "request bodies must be application/json",
         ));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        let field = if path == "." || path.is_empty() {
-            "body".to_owned()
-        } else {
-            path
-        };
-        let issue = if inner.is_syntax() || inner.is_eof() {
-            format!("is not valid JSON ({inner})")
-        } else {
-            inner.to_string()
-        };
-        ApiError::invalid_field(field, issue)
-    })?;
-    deserializer
-        .end()
-        .map_err(|_| ApiError::invalid_field("body", "has trailing data after the JSON value"))?;
-    Ok(Some(value))
+    match http::from_json(body) {
+        Ok(value) => Ok(Some(value)),
+        Err(BodyError::Invalid { path, error }) => {
+            let issue = if error.is_syntax() || error.is_eof() {
+                format!("is not valid JSON ({error})")
+            } else {
+                error.to_string()
+            };
+            Err(ApiError::invalid_field(
+                path.unwrap_or_else(|| "body".to_owned()),
+                issue,
+            ))
+        }
+        Err(BodyError::TrailingData) => Err(ApiError::invalid_field(
+            "body",
+            "has trailing data after the JSON value",
+        )),
+    }
 }
 
 fn require_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> ApiResult<T> {

@@ -4,6 +4,9 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::core::faults::FaultError;
+use super::core::http;
+
 use peoplesync::source::hollyhr::model::{ErrorCode, ErrorDetail};
 
 #[derive(Debug, Clone)]
@@ -107,16 +110,6 @@ impl ApiError {
         )
     }
 
-    pub fn rate_limited(retry_after: u64) -> Self {
-        let mut error = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::RateLimited,
-            "rate limit exceeded for this route",
-        );
-        error.retry_after = Some(retry_after.max(1));
-        error
-    }
-
     pub fn internal(status: StatusCode) -> Self {
         Self::new(
             status,
@@ -128,9 +121,30 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = self.status.into_response();
-        response.extensions_mut().insert(self);
-        response
+        http::stash(self.status, self)
+    }
+}
+
+impl FaultError for ApiError {
+    fn rate_limited(retry_after: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            "rate limit exceeded for this route",
+        );
+        error.retry_after = Some(retry_after.max(1));
+        error
+    }
+
+    /// A 429 is rate limited for a second (the configured `Retry-After` is for bursts); any
+    /// other status is the contract's `internal_error`.
+    fn injected(status: u16, _retry_after: u64) -> Self {
+        match status {
+            429 => Self::rate_limited(1),
+            other => Self::internal(
+                StatusCode::from_u16(other).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            ),
+        }
     }
 }
 

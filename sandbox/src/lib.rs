@@ -19,26 +19,21 @@
 
 mod api;
 pub mod cli;
-mod clock;
-mod control_routes;
 mod controls;
+mod core;
 mod delivery;
 pub mod demo;
 mod error;
 mod ids;
 pub mod personio;
-mod ratelimit;
 pub mod remote;
 pub mod seed;
 mod serve;
-mod server;
 mod store;
 pub mod tenants;
 mod validate;
-mod worker;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use peoplesync::signature::Variant as SignatureVariant;
@@ -170,36 +165,8 @@ pub enum SandboxError {
     SharedKey { first: usize, second: usize },
 }
 
-/// A running sandbox. Dropping it stops the server and its delivery worker.
-pub struct SandboxHandle {
-    server: server::Server,
-}
-
-impl SandboxHandle {
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// `http://127.0.0.1:PORT/api/v1`: what a client takes as its base URL.
-    pub fn base_url(&self) -> String {
-        format!("http://{}/api/v1", self.addr())
-    }
-
-    /// `http://127.0.0.1:PORT/_sandbox`: the test controls.
-    pub fn control_url(&self) -> String {
-        format!("http://{}/_sandbox", self.addr())
-    }
-
-    /// A client for the test controls.
-    pub fn controls(&self) -> remote::Controls {
-        remote::Controls::new(&self.control_url())
-    }
-
-    /// Stops accepting requests and waits for the server to finish.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
-    }
-}
+/// A running HollyHR sandbox. Dropping it stops the server and its delivery worker.
+pub type SandboxHandle = core::server::Handle<remote::HollyHr>;
 
 /// The people of the tenant a sandbox with `people` and `seed` serves (for benchmarks that need
 /// the same data without HTTP).
@@ -224,14 +191,10 @@ pub fn generate_organisation(
 
 /// Seeds the tenant, binds, and serves until the handle is shut down or dropped.
 pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
-    let server = server::Server::start(config.listen, "sandbox", |stop| {
-        let state = Arc::new(store::Sandbox::new(config));
-        let worker = delivery::spawn(state.clone(), stop);
-        (
-            api::router(state.clone()).merge(controls::router(state)),
-            worker,
-        )
-    })
-    .await?;
-    Ok(SandboxHandle { server })
+    SandboxHandle::start(config.listen, config, routes).await
+}
+
+/// One tenant's API and its controls.
+fn routes(sandbox: std::sync::Arc<store::Sandbox>) -> axum::Router {
+    api::router(sandbox.clone()).merge(controls::router(sandbox))
 }

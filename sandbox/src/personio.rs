@@ -59,11 +59,10 @@ pub mod seed;
 mod store;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::SandboxError;
-use super::server::Server;
+use super::core::server::Handle;
 pub use seed::{EMAIL_DOMAIN, Tenant, private_attributes};
 
 use peoplesync::source::personio::model::scope;
@@ -145,35 +144,7 @@ impl Default for PersonioSandboxConfig {
 }
 
 /// A running Personio sandbox. Dropping it stops the server and its delivery worker.
-pub struct PersonioSandboxHandle {
-    server: Server,
-}
-
-impl PersonioSandboxHandle {
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// `http://127.0.0.1:PORT`: what a client takes as its base URL (paths start with `/v2/`).
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr())
-    }
-
-    /// `http://127.0.0.1:PORT/_sandbox`: the test controls.
-    pub fn control_url(&self) -> String {
-        format!("http://{}/_sandbox", self.addr())
-    }
-
-    /// A client for the test controls.
-    pub fn controls(&self) -> remote::Controls {
-        remote::Controls::new(&self.control_url())
-    }
-
-    /// Stops accepting requests and waits for the server to finish.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
-    }
-}
+pub type PersonioSandboxHandle = Handle<remote::Personio>;
 
 /// The tenant a sandbox with `people` and `seed` serves (for benchmarks that need the same data
 /// without HTTP).
@@ -183,14 +154,10 @@ pub fn generate_tenant(people: usize, seed: u64) -> Tenant {
 
 /// Seeds the tenant, binds, and serves until the handle is shut down or dropped.
 pub async fn start(config: PersonioSandboxConfig) -> Result<PersonioSandboxHandle, SandboxError> {
-    let server = Server::start(config.listen, "personio sandbox", |stop| {
-        let state = Arc::new(store::Sandbox::new(config));
-        let worker = delivery::spawn(state.clone(), stop);
-        (
-            api::router(state.clone()).merge(controls::router(state)),
-            worker,
-        )
-    })
-    .await?;
-    Ok(PersonioSandboxHandle { server })
+    PersonioSandboxHandle::start(config.listen, config, routes).await
+}
+
+/// The API and its controls.
+fn routes(sandbox: std::sync::Arc<store::Sandbox>) -> axum::Router {
+    api::router(sandbox.clone()).merge(controls::router(sandbox))
 }

@@ -1,164 +1,18 @@
-//! A small client for the sandbox's `/_sandbox` test controls (faults, settings, the clock, UI
-//! edits, the request log, reset), for tests, the demo and benchmarks.
+//! A small client for the HollyHR sandbox's `/_sandbox` test controls (faults, settings, the
+//! clock, UI edits, the request log, reset), for tests, the demo and benchmarks. The client is
+//! the one both sandboxes share (`core/remote.rs`).
 
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+use super::core::remote::{self, Kind};
+pub use super::core::remote::{ControlClient, ControlError, LoggedRequest};
 
-/// One logged API request (no bodies, no keys).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct LoggedRequest {
-    pub method: String,
-    pub route: String,
-    pub status: u16,
-}
-
-/// The `{data: [...]}` envelope of the list controls.
-#[derive(Deserialize)]
-struct Data<T> {
-    data: Vec<T>,
-}
-
+/// The HollyHR sandbox, to its control client.
 #[derive(Debug, Clone)]
-pub struct Controls {
-    client: ControlClient,
+pub enum HollyHr {}
+
+impl Kind for HollyHr {
+    const API_BASE: &'static str = "/api/v1";
+    const PEOPLE: &'static str = "people";
 }
 
-impl std::ops::Deref for Controls {
-    type Target = ControlClient;
-
-    fn deref(&self) -> &ControlClient {
-        &self.client
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("the sandbox control {path} failed")]
-pub struct ControlError {
-    pub(super) path: String,
-    #[source]
-    pub(super) source: reqwest::Error,
-}
-
-/// What both sandboxes' control clients share: the controls they have in common (each
-/// `Controls` dereferences to it) and the HTTP plumbing, a request to `base` + path whose failure
-/// (transport, non-2xx, undecodable body) names the control path.
-#[derive(Debug, Clone)]
-pub struct ControlClient {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl ControlClient {
-    /// A client for the control URL (`http://…/_sandbox`) `base`.
-    pub(crate) fn new(base: &str) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            base: base.trim_end_matches('/').to_owned(),
-        }
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<reqwest::Response, ControlError> {
-        let failed = |source| ControlError {
-            path: path.to_owned(),
-            source,
-        };
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        request
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(failed)
-    }
-
-    /// `GET path`, answered with `{data: [...]}`.
-    pub(crate) async fn list<T: DeserializeOwned>(
-        &self,
-        path: &str,
-    ) -> Result<Vec<T>, ControlError> {
-        let response = self.send(reqwest::Method::GET, path, None).await?;
-        response
-            .json::<Data<T>>()
-            .await
-            .map(|data| data.data)
-            .map_err(|source| ControlError {
-                path: path.to_owned(),
-                source,
-            })
-    }
-
-    /// `PUT /_sandbox/settings` (HollyHR: `{"updated_since_exclusive": true}`,
-    /// `{"empty_tenant": true}`; Personio: `{"empty_tenant": true}`,
-    /// `{"employment_bumps_person": false}`).
-    pub async fn settings(&self, patch: Value) -> Result<(), ControlError> {
-        self.call(reqwest::Method::PUT, "/settings", Some(&patch))
-            .await
-    }
-
-    /// `PUT /_sandbox/faults` (e.g. `{"error_rate": 0.2}`, `{"rate_limit_burst": 3}`; Personio
-    /// also `{"loop_next_link": true}`).
-    pub async fn faults(&self, faults: Value) -> Result<(), ControlError> {
-        self.call(reqwest::Method::PUT, "/faults", Some(&faults))
-            .await
-    }
-
-    pub async fn clear_faults(&self) -> Result<(), ControlError> {
-        self.call(reqwest::Method::DELETE, "/faults", None).await
-    }
-
-    /// `PUT /_sandbox/clock` (e.g. `{"frozen": true}`, `{"advance_seconds": 60}`).
-    pub async fn clock(&self, request: Value) -> Result<(), ControlError> {
-        self.call(reqwest::Method::PUT, "/clock", Some(&request))
-            .await
-    }
-
-    /// `POST /_sandbox/reset` with another size (same seed: the same people come back).
-    pub async fn reset(&self, people: usize) -> Result<(), ControlError> {
-        let body = serde_json::json!({ "people": people });
-        self.call(reqwest::Method::POST, "/reset", Some(&body))
-            .await
-    }
-
-    pub async fn clear_requests(&self) -> Result<(), ControlError> {
-        self.call(reqwest::Method::DELETE, "/requests", None).await
-    }
-
-    /// A control call whose answer body is not needed.
-    pub(crate) async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(), ControlError> {
-        self.send(method, path, body).await.map(|_| ())
-    }
-}
-
-impl Controls {
-    /// Controls of the sandbox whose control URL (`http://…/_sandbox`) is `base`.
-    pub fn new(base: &str) -> Self {
-        Self {
-            client: ControlClient::new(base),
-        }
-    }
-
-    /// An edit as the HollyHR UI makes it: no webhook event, but `updated_at` moves.
-    pub async fn ui_edit(&self, person: &str, edit: Value) -> Result<(), ControlError> {
-        let path = format!("/people/{person}/ui-edit");
-        self.client
-            .call(reqwest::Method::POST, &path, Some(&edit))
-            .await
-    }
-
-    pub async fn requests(&self) -> Result<Vec<LoggedRequest>, ControlError> {
-        self.client.list("/requests").await
-    }
-}
+/// The HollyHR sandbox's controls.
+pub type Controls = remote::Controls<HollyHr>;

@@ -12,6 +12,10 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+pub use super::core::seed::email_local_part;
+use super::core::seed::{
+    Emails, LATER_PIONEER_SURNAMES, Names, PIONEER_FIRST_NAMES, PIONEER_SURNAMES, WORLD_FIRST_NAMES,
+};
 use super::ids;
 use peoplesync::source::hollyhr::model::{
     DepartmentRef, LabelRef, OrgUnit, OrgUnitParent, OrgUnitType, Person, PersonRef, ProviderRef,
@@ -20,159 +24,80 @@ use peoplesync::source::hollyhr::model::{
 
 pub const EMAIL_DOMAIN: &str = "peoplesync-demo.example";
 
-const FIRST_NAMES: &[&str] = &[
-    "Ada",
-    "Alan",
-    "Grace",
-    "Linus",
-    "Margaret",
-    "Dennis",
-    "Barbara",
-    "Ken",
-    "Frances",
-    "Edsger",
-    "Radia",
-    "Tim",
-    "Katherine",
-    "John",
-    "Sophie",
-    "Niklaus",
-    "Hedy",
-    "Donald",
-    "Joan",
-    "Bjarne",
-    "Shafi",
-    "Leslie",
-    "Anita",
-    "Guido",
-    "Karen",
-    "James",
-    "Lynn",
-    "Rasmus",
-    "Mary",
-    "Yukihiro",
-    "Carol",
-    "Brian",
-    "Annie",
-    "Larry",
-    "Evelyn",
-    "Robin",
-    "Jean",
-    "Andrew",
-    "Elena",
-    "Marco",
-    "Priya",
-    "Arjun",
-    "Mei",
-    "Chen",
-    "Amara",
-    "Kwame",
-    "Ingrid",
-    "Lars",
-    "Sofia",
-    "Mateo",
-    "Aisha",
-    "Omar",
-    "Hannah",
-    "Lukas",
-    "Chloe",
-    "Noah",
-    "Emma",
-    "Liam",
-    "Olivia",
-    "Ethan",
-    "Zara",
-    "Ibrahim",
-    "Fatima",
-    "Yusuf",
-    "Nadia",
-    "Pavel",
-    "Olga",
-    "Dmitri",
-    "Aiko",
-    "Haruto",
-    "Camille",
-    "Hugo",
-    "Léa",
-    "Jules",
-    "Nora",
-    "Finn",
-    "Freya",
-    "Oskar",
-    "Maja",
-    "Emil",
-];
+/// First names (the pioneers', others between and after them).
+const FIRST_NAMES: Names = Names(&[
+    PIONEER_FIRST_NAMES,
+    &[
+        "Rasmus", "Mary", "Yukihiro", "Carol", "Brian", "Annie", "Larry", "Evelyn", "Robin",
+        "Jean", "Andrew", "Elena", "Marco", "Priya", "Arjun", "Mei", "Chen",
+    ],
+    WORLD_FIRST_NAMES,
+    &[
+        "Chloe", "Noah", "Emma", "Liam", "Olivia", "Ethan", "Zara", "Ibrahim", "Fatima", "Yusuf",
+        "Nadia", "Pavel", "Olga", "Dmitri", "Aiko", "Haruto", "Camille", "Hugo", "Léa", "Jules",
+        "Nora", "Finn", "Freya", "Oskar", "Maja", "Emil",
+    ],
+]);
 
-const LAST_NAMES: &[&str] = &[
-    "Lovelace",
-    "Turing",
-    "Hopper",
-    "Torvalds",
-    "Hamilton",
-    "Ritchie",
-    "Liskov",
-    "Thompson",
-    "Allen",
-    "Dijkstra",
-    "Perlman",
-    "Berners-Lee",
-    "Johnson",
-    "McCarthy",
-    "Wilson",
-    "Wirth",
-    "Lamarr",
-    "Knuth",
-    "Clarke",
-    "Stroustrup",
-    "Goldwasser",
-    "Lamport",
-    "Borg",
-    "van Rossum",
-    "Spärck Jones",
-    "Gosling",
-    "Conway",
-    "Lerdorf",
-    "Keller",
-    "Matsumoto",
-    "Shaw",
-    "Kernighan",
-    "Easley",
-    "Page",
-    "Boyd",
-    "Milner",
-    "Sammet",
-    "Tanenbaum",
-    "Petrova",
-    "Rossi",
-    "Sharma",
-    "Patel",
-    "Wang",
-    "Li",
-    "Okafor",
-    "Mensah",
-    "Larsen",
-    "Nilsson",
-    "García",
-    "Fernández",
-    "Khan",
-    "Haddad",
-    "Schmidt",
-    "Müller",
-    "Dubois",
-    "Martin",
-    "Smith",
-    "Brown",
-    "O'Neill",
-    "Kowalski",
-    "Novak",
-    "Ivanova",
-    "Sato",
-    "Tanaka",
-    "Moreau",
-    "Laurent",
-    "Byrne",
-    "Murphy",
-];
+/// Surnames (the pioneers', others after them).
+const LAST_NAMES: Names = Names(&[
+    PIONEER_SURNAMES,
+    &[
+        "Berners-Lee",
+        "Johnson",
+        "McCarthy",
+        "Wilson",
+        "Wirth",
+        "Lamarr",
+        "Knuth",
+        "Clarke",
+        "Stroustrup",
+    ],
+    LATER_PIONEER_SURNAMES,
+    &[
+        "Lerdorf",
+        "Keller",
+        "Matsumoto",
+        "Shaw",
+        "Kernighan",
+        "Easley",
+        "Page",
+        "Boyd",
+        "Milner",
+        "Sammet",
+        "Tanenbaum",
+        "Petrova",
+        "Rossi",
+        "Sharma",
+        "Patel",
+        "Wang",
+        "Li",
+        "Okafor",
+        "Mensah",
+        "Larsen",
+        "Nilsson",
+        "García",
+        "Fernández",
+        "Khan",
+        "Haddad",
+        "Schmidt",
+        "Müller",
+        "Dubois",
+        "Martin",
+        "Smith",
+        "Brown",
+        "O'Neill",
+        "Kowalski",
+        "Novak",
+        "Ivanova",
+        "Sato",
+        "Tanaka",
+        "Moreau",
+        "Laurent",
+        "Byrne",
+        "Murphy",
+    ],
+]);
 
 /// (department, its division, job titles, teams)
 const DEPARTMENTS: &[(&str, &str, &[&str], &[&str])] = &[
@@ -323,29 +248,10 @@ fn code_of(name: &str) -> String {
         .to_uppercase()
 }
 
-/// The local part of a work email: ASCII letters of the name, dot-separated.
-pub fn email_local_part(first: &str, last: &str) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .filter_map(|c| match c {
-                'a'..='z' | 'A'..='Z' => Some(c.to_ascii_lowercase()),
-                'ä' | 'Ä' => Some('a'),
-                'é' | 'è' | 'É' => Some('e'),
-                'á' => Some('a'),
-                'í' => Some('i'),
-                'ö' | 'Ö' => Some('o'),
-                'ü' | 'Ü' => Some('u'),
-                _ => None,
-            })
-            .collect()
-    };
-    format!("{}.{}", clean(first), clean(last))
-}
-
 /// Generates `count` people and the org structure around them.
 pub fn generate(count: usize, seed: u64, now: Timestamp) -> Tenant {
     let mut rng = StdRng::seed_from_u64(seed);
-    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = super::core::clock::today(now);
     let epoch = now - SignedDuration::from_hours(24 * 365 * 3);
 
     // Org units: legal entity → divisions → departments → teams.
@@ -400,7 +306,7 @@ pub fn generate(count: usize, seed: u64, now: Timestamp) -> Tenant {
 
     let mut people: Vec<Person> = Vec::with_capacity(count);
     let mut used_ids = HashSet::with_capacity(count);
-    let mut used_emails = HashSet::with_capacity(count);
+    let mut emails = Emails::new(EMAIL_DOMAIN, count);
     // Head of each department and lead of each team: index into `people`.
     let mut dept_heads: Vec<Option<usize>> = vec![None; departments.len()];
     let mut team_leads: Vec<Vec<Option<usize>>> = departments
@@ -417,21 +323,11 @@ pub fn generate(count: usize, seed: u64, now: Timestamp) -> Tenant {
                 break candidate;
             }
         };
-        let first = FIRST_NAMES[rng.random_range(0..FIRST_NAMES.len())];
-        let last = LAST_NAMES[rng.random_range(0..LAST_NAMES.len())];
+        let first = FIRST_NAMES.pick(&mut rng);
+        let last = LAST_NAMES.pick(&mut rng);
         let preferred =
             (rng.random_ratio(1, 20)).then(|| first.chars().take(3).collect::<String>());
-        let base = email_local_part(first, last);
-        let email = (1..)
-            .map(|n| {
-                if n == 1 {
-                    format!("{base}@{EMAIL_DOMAIN}")
-                } else {
-                    format!("{base}{n}@{EMAIL_DOMAIN}")
-                }
-            })
-            .find(|candidate| used_emails.insert(candidate.clone()))
-            .expect("an unused numbered email always exists");
+        let email = emails.unique(first, last);
 
         // Placement: the first person is the CEO; the next ones become department heads, then
         // team leads, then everyone is spread over departments and teams.
@@ -542,8 +438,8 @@ pub fn generate(count: usize, seed: u64, now: Timestamp) -> Tenant {
             status: Some(status.to_owned()),
             start_date: Some(start),
             end_date: end,
-            created_at: super::clock::truncate_to_millis(created_at),
-            updated_at: super::clock::truncate_to_millis(updated_at.min(now)),
+            created_at: super::core::clock::truncate_to_millis(created_at),
+            updated_at: super::core::clock::truncate_to_millis(updated_at.min(now)),
             hint: Default::default(),
         });
         teams.push(team_index.map(|t| departments[dept_index].2[t].id.clone()));

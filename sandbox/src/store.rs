@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use jiff::civil::Date;
@@ -11,12 +10,10 @@ use jiff::{SignedDuration, Timestamp};
 use rand::Rng;
 use rand::rngs::StdRng;
 use sha2::{Digest, Sha256};
-use tokio::sync::Notify;
 
-use super::clock::Clock;
-use super::control_routes;
+use super::core::faults::faults_object;
+use super::core::sandbox::{self, Setup, Tenant};
 use super::error::{ApiError, ApiResult};
-use super::ratelimit::RateLimiter;
 use super::{SandboxConfig, SignatureVariant, ids, seed};
 
 mod deliveries;
@@ -24,7 +21,7 @@ mod people;
 mod webhooks;
 
 pub use deliveries::parse_date;
-use deliveries::{dedup_events, last_four, today_of};
+use deliveries::{dedup_events, last_four};
 pub use people::display_name;
 use peoplesync::source::hollyhr::model::*;
 
@@ -38,23 +35,17 @@ pub const AUTO_DISABLE_AFTER: usize = 10;
 const IDEMPOTENCY_RETENTION: SignedDuration = SignedDuration::from_hours(24);
 /// Server-side snapshots kept for `sort=updated_at_desc` scans.
 const MAX_SNAPSHOTS: usize = 256;
-/// Request-log entries kept (oldest dropped first).
-const MAX_LOG: usize = 200_000;
 
-pub struct Sandbox {
-    pub config: SandboxConfig,
-    pub clock: Clock,
-    pub limiter: RateLimiter,
-    pub state: Mutex<State>,
-    pub controls: Mutex<Controls>,
-    /// Wakes the delivery worker when a delivery becomes due.
-    pub wake: Notify,
-    request_seq: AtomicU64,
-    request_salt: u64,
+/// The HollyHR sandbox: the shared core around this tenant [`State`].
+pub type Sandbox = sandbox::Sandbox<State>;
+pub use super::core::clock::today;
+pub use super::core::controls::LogEntry;
+
+/// What the HollyHR sandbox keeps outside the tenant: the `X-Request-Id` sequence.
+pub struct RequestIds {
+    seq: AtomicU64,
+    salt: u64,
 }
-
-/// Test controls: settings, faults and the request log.
-pub type Controls = control_routes::Controls<Settings, Faults, LogEntry>;
 
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
@@ -87,41 +78,9 @@ mod variant_serde {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Faults {
-    /// Share of API requests answered with `error_status` (0.0–1.0).
-    pub error_rate: f64,
-    pub error_status: u16,
-    /// The next N API requests are answered with `error_status`.
-    pub fail_next: u32,
-    /// The next N API requests are answered 429 with `Retry-After: retry_after_seconds`.
-    pub rate_limit_burst: u32,
-    pub retry_after_seconds: u64,
-    /// Added to every API request.
-    pub latency_ms: u64,
-}
-
-impl Default for Faults {
-    fn default() -> Self {
-        Self {
-            error_rate: 0.0,
-            error_status: 503,
-            fail_next: 0,
-            rate_limit_burst: 0,
-            retry_after_seconds: 1,
-            latency_ms: 0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LogEntry {
-    pub method: String,
-    /// The contract's path template, e.g. `/people/{personId}`; the raw path when none matches.
-    pub route: String,
-    pub path: String,
-    pub status: u16,
+faults_object! {
+    /// `PUT /_sandbox/faults`: what `/api/v1` requests are answered with instead.
+    pub struct Faults {}
 }
 
 pub struct PersonRecord {
@@ -201,110 +160,73 @@ pub fn etags(kind: char, id: &str, version: u64) -> (String, String) {
     )
 }
 
-pub fn today(now: Timestamp) -> Date {
-    now.to_zoned(jiff::tz::TimeZone::UTC).date()
+impl Tenant for State {
+    const NAME: &'static str = "sandbox";
+    type Config = SandboxConfig;
+    type Settings = Settings;
+    type Faults = Faults;
+    type Vendor = RequestIds;
+
+    fn seeded(people: usize, seed: u64, now: Timestamp) -> Self {
+        let tenant = seed::generate(people, seed, now);
+        let by_id = tenant
+            .people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), i))
+            .collect();
+        Self {
+            next_staff: tenant.people.len() + 1,
+            people: tenant
+                .people
+                .into_iter()
+                .zip(tenant.teams)
+                .map(|(person, team)| PersonRecord {
+                    person,
+                    version: 1,
+                    employment_version: 1,
+                    team,
+                })
+                .collect(),
+            by_id,
+            org_units: tenant.org_units,
+            work_places: tenant.work_places,
+            work_types: tenant.work_types,
+            working_patterns: tenant.working_patterns,
+            webhooks: Vec::new(),
+            deliveries: Vec::new(),
+            idempotency: HashMap::new(),
+            snapshots: HashMap::new(),
+            snapshot_order: VecDeque::new(),
+            next_snapshot: 1,
+            next_serial: 1,
+            rng: tenant.rng,
+        }
+    }
+
+    fn setup(config: &SandboxConfig) -> Setup<Self> {
+        Setup {
+            people: config.people,
+            seed: config.seed,
+            rate_limit_per_minute: config.rate_limit_per_minute,
+            delivery_timeout: config.delivery_timeout,
+            settings: Settings {
+                updated_since_exclusive: config.updated_since_exclusive,
+                signature_variant: config.signature_variant,
+                empty_tenant: false,
+            },
+            vendor: RequestIds {
+                seq: AtomicU64::new(1),
+                salt: rand::random::<u32>().into(),
+            },
+        }
+    }
 }
 
 impl Sandbox {
-    pub fn new(config: SandboxConfig) -> Self {
-        let clock = Clock::default();
-        let state = State::seeded(config.people, config.seed, clock.now());
-        let settings = Settings {
-            updated_since_exclusive: config.updated_since_exclusive,
-            signature_variant: config.signature_variant,
-            empty_tenant: false,
-        };
-        Self {
-            limiter: RateLimiter::new(config.rate_limit_per_minute),
-            clock,
-            state: Mutex::new(state),
-            controls: Mutex::new(Controls {
-                settings,
-                faults: Faults::default(),
-                log: VecDeque::new(),
-            }),
-            wake: Notify::new(),
-            request_seq: AtomicU64::new(1),
-            request_salt: rand::random::<u32>().into(),
-            config,
-        }
-    }
-
-    pub fn state(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .expect("sandbox state lock is never poisoned")
-    }
-
-    pub fn controls(&self) -> MutexGuard<'_, Controls> {
-        self.controls
-            .lock()
-            .expect("sandbox controls lock is never poisoned")
-    }
-
     pub fn next_request_id(&self) -> String {
-        ids::request_id(
-            self.request_seq.fetch_add(1, Ordering::Relaxed),
-            self.request_salt,
-        )
-    }
-
-    pub fn settings(&self) -> Settings {
-        self.controls().settings
-    }
-
-    pub fn log(&self, entry: LogEntry) {
-        let mut controls = self.controls();
-        if controls.log.len() >= MAX_LOG {
-            controls.log.pop_front();
-        }
-        controls.log.push_back(entry);
-    }
-
-    /// Reseeds the tenant and forgets webhooks, deliveries, keys, faults and the log.
-    pub fn reset(&self, people: usize, seed: u64) {
-        self.clock.reset();
-        *self.state() = State::seeded(people, seed, self.clock.now());
-        let mut controls = self.controls();
-        controls.faults = Faults::default();
-        controls.log.clear();
-        controls.settings = Settings {
-            updated_since_exclusive: self.config.updated_since_exclusive,
-            signature_variant: self.config.signature_variant,
-            empty_tenant: false,
-        };
-        drop(controls);
-        self.limiter.reset();
-    }
-}
-
-impl control_routes::Controlled for Sandbox {
-    type Settings = Settings;
-    type Faults = Faults;
-    type LogEntry = LogEntry;
-
-    fn control_state(&self) -> MutexGuard<'_, Controls> {
-        self.controls()
-    }
-
-    fn error_rate(faults: &Faults) -> f64 {
-        faults.error_rate
-    }
-
-    fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
-    fn wake(&self) -> &Notify {
-        &self.wake
-    }
-
-    fn seeded_with(&self) -> (usize, u64) {
-        (self.config.people, self.config.seed)
-    }
-
-    fn reset(&self, people: usize, seed: u64) {
-        Sandbox::reset(self, people, seed);
+        let ids = &self.vendor;
+        ids::request_id(ids.seq.fetch_add(1, Ordering::Relaxed), ids.salt)
     }
 }
 
@@ -350,43 +272,6 @@ fn decode_cursor(cursor: &str) -> ApiResult<String> {
 }
 
 impl State {
-    pub fn seeded(people: usize, seed: u64, now: Timestamp) -> Self {
-        let tenant = seed::generate(people, seed, now);
-        let by_id = tenant
-            .people
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.id.clone(), i))
-            .collect();
-        Self {
-            next_staff: tenant.people.len() + 1,
-            people: tenant
-                .people
-                .into_iter()
-                .zip(tenant.teams)
-                .map(|(person, team)| PersonRecord {
-                    person,
-                    version: 1,
-                    employment_version: 1,
-                    team,
-                })
-                .collect(),
-            by_id,
-            org_units: tenant.org_units,
-            work_places: tenant.work_places,
-            work_types: tenant.work_types,
-            working_patterns: tenant.working_patterns,
-            webhooks: Vec::new(),
-            deliveries: Vec::new(),
-            idempotency: HashMap::new(),
-            snapshots: HashMap::new(),
-            snapshot_order: VecDeque::new(),
-            next_snapshot: 1,
-            next_serial: 1,
-            rng: tenant.rng,
-        }
-    }
-
     fn serial(&mut self) -> u64 {
         let n = self.next_serial;
         self.next_serial += 1;
@@ -421,10 +306,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn now() -> Timestamp {
-        "2026-06-01T12:00:00Z".parse().expect("valid")
-    }
+    use crate::core::clock::test_now as now;
 
     #[test]
     fn seeding_is_deterministic_and_ids_are_unique() {

@@ -15,11 +15,12 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 
-use super::{SandboxConfig, SandboxError, api, controls, delivery, remote, server, store};
+use super::core::server::{Server, app};
+use super::{SandboxConfig, SandboxError, remote};
 
 /// A running many-tenant sandbox. Dropping it stops the server and every tenant's worker.
 pub struct TenantsHandle {
-    server: server::Server,
+    server: Server,
     tenants: usize,
 }
 
@@ -84,13 +85,13 @@ pub async fn start(
         }
     }
     let count = tenants.len();
-    let server = server::Server::start(listen, "sandbox", move |stop| {
+    let server = Server::start(listen, "sandbox", move |stop| {
         let mut routers = Vec::with_capacity(count);
         let mut workers = Vec::with_capacity(count);
         for config in tenants {
-            let state = Arc::new(store::Sandbox::new(config));
-            workers.push(delivery::spawn(state.clone(), stop.clone()));
-            routers.push(api::router(state.clone()).merge(controls::router(state)));
+            let (router, worker) = app(config, super::routes, stop.clone());
+            routers.push(router);
+            workers.push(worker);
         }
         let front = Arc::new(Front {
             tenants: routers,

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod fleet;
+pub mod hr;
+pub mod operator;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! bodies, the request log), and each handler translates HTTP to one `State` operation.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -12,10 +12,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use rand::Rng;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::super::core::faults::{self, FaultError};
+use super::super::core::http::{self, BodyError, Failure, Operations, RequestLine, json};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ERROR_TYPE_BASE};
 use super::store::{self, Sandbox};
@@ -24,12 +24,9 @@ use peoplesync::source::personio::model::{Problem, ProblemError, TokenError, rou
 mod hooks;
 mod persons;
 
-/// Largest request body the sandbox reads.
-const BODY_LIMIT: usize = 1 << 20;
-
 /// `(method, route template, required scope)` of every operation. Employment and org-unit reads
 /// need `personio:persons:read` (our decision; Personio's specs name no scope for them).
-const OPERATIONS: &[(Method, &str, Option<&str>)] = &[
+const OPERATIONS: &Operations = &[
     (Method::POST, route::TOKEN, None),
     (Method::POST, route::REVOKE, None),
     (Method::GET, route::PERSONS, Some(scope::PERSONS_READ)),
@@ -60,27 +57,16 @@ const OPERATIONS: &[(Method, &str, Option<&str>)] = &[
 
 /// The route template of a concrete path (variables are any one non-empty segment).
 pub fn route_template(path: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    OPERATIONS.iter().map(|(_, t, _)| *t).find(|template| {
-        let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
-        parts.len() == segments.len()
-            && parts.iter().zip(&segments).all(|(part, segment)| {
-                (part.starts_with('{') && !segment.is_empty()) || part == segment
-            })
-    })
+    http::route_template(OPERATIONS, path)
 }
 
 fn required_scope(method: &Method, template: Option<&str>) -> Option<&'static str> {
-    let template = template?;
-    OPERATIONS
-        .iter()
-        .find(|(m, t, _)| m == method && *t == template)
-        .and_then(|(_, _, scope)| *scope)
+    http::required_scope(OPERATIONS, method, template)
 }
 
 pub fn router(state: Arc<Sandbox>) -> Router {
     // axum needs one name per path position, so these differ from the logged templates.
-    Router::new()
+    let routes = Router::new()
         .route(route::TOKEN, post(token))
         .route(route::REVOKE, post(revoke))
         .route(
@@ -113,32 +99,32 @@ pub fn router(state: Arc<Sandbox>) -> Router {
                 .delete(hooks::delete_webhook),
         )
         .route(route::WEBHOOK_ACTIVITY, get(hooks::list_activity))
-        .route(route::WEBHOOK_PING, post(hooks::ping))
-        .fallback(|| async { ApiError::route_not_found() })
-        .method_not_allowed_fallback(|| async { ApiError::route_not_found() })
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state.clone())
-        .layer(middleware::from_fn_with_state(state, envelope))
+        .route(route::WEBHOOK_PING, post(hooks::ping));
+    http::api_router(
+        routes,
+        state.clone(),
+        ApiError::route_not_found,
+        ApiError::route_not_found,
+    )
+    .layer(middleware::from_fn_with_state(state, envelope))
 }
 
-/// Everything the operations share, in the order a real API applies it.
+/// Everything Personio's operations share: the token endpoints' own limit, or the bearer token,
+/// the route's rate limit and the scope; injected faults; then the error bodies (a `TokenError`
+/// on the token endpoints, a `Problem` elsewhere) and the request log.
 async fn envelope(
     State(sandbox): State<Arc<Sandbox>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map_or_else(|| path.clone(), |pq| pq.as_str().to_owned());
-    let template = route_template(&path);
+    let line = RequestLine::of(&request);
+    let template = route_template(&line.path);
     let token_route = matches!(template, Some(route::TOKEN | route::REVOKE));
 
     let early: Option<ApiError> = if token_route {
         let limited = if template == Some(route::TOKEN) {
             sandbox
+                .vendor
                 .token_limiter
                 .lock()
                 .expect("token limiter lock is never poisoned")
@@ -149,7 +135,7 @@ async fn envelope(
         };
         match limited {
             Some(seconds) => Some(ApiError::rate_limited(seconds)),
-            None => injected_fault(&sandbox).await,
+            None => faults::inject(&sandbox).await,
         }
     } else {
         match authenticate(&sandbox, request.headers()) {
@@ -160,7 +146,7 @@ async fn envelope(
                     template.unwrap_or("/unknown"),
                     Instant::now(),
                 );
-                let scope = required_scope(&method, template);
+                let scope = required_scope(&line.method, template);
                 if !quota.allowed {
                     Some(ApiError::rate_limited(quota.reset_seconds))
                 } else if let Some(scope) = scope.filter(|s| !caller.scopes.iter().any(|c| c == s))
@@ -168,7 +154,7 @@ async fn envelope(
                     Some(ApiError::forbidden(scope))
                 } else {
                     request.extensions_mut().insert(caller);
-                    injected_fault(&sandbox).await
+                    faults::inject(&sandbox).await
                 }
             }
         }
@@ -178,25 +164,24 @@ async fn envelope(
         None => next.run(request).await,
     };
 
-    if let Some(error) = response.extensions_mut().remove::<ApiError>() {
-        response = render_error(&sandbox, &error, token_route);
-    } else if response.status().is_client_error() && !is_json(response.headers()) {
-        // Rejections of the HTTP stack itself (a body too large, a bad path encoding).
-        let error = if response.status() == StatusCode::NOT_FOUND {
-            ApiError::route_not_found()
-        } else {
-            ApiError::bad_request(format!(
-                "The request could not be read ({}).",
-                response.status()
-            ))
-        };
+    // Rejections of the HTTP stack itself (a body too large, a bad path encoding) get a
+    // Personio error body too.
+    let error = match http::failure(&mut response, is_json) {
+        Some(Failure::Api(error)) => Some(error),
+        Some(Failure::Rejected(StatusCode::NOT_FOUND)) => Some(ApiError::route_not_found()),
+        Some(Failure::Rejected(status)) => Some(ApiError::bad_request(format!(
+            "The request could not be read ({status})."
+        ))),
+        None => None,
+    };
+    if let Some(error) = error {
         response = render_error(&sandbox, &error, token_route);
     }
     let status = response.status().as_u16();
     sandbox.log(store::LogEntry {
-        method: method.to_string(),
-        route: template.map_or(path, str::to_owned),
-        path: path_and_query,
+        method: line.method.to_string(),
+        route: template.map_or(line.path, str::to_owned),
+        path: line.path_and_query,
         status,
     });
     response
@@ -211,37 +196,6 @@ fn authenticate(sandbox: &Sandbox, headers: &HeaderMap) -> Option<Caller> {
     sandbox
         .tokens()
         .authenticate(token.trim(), sandbox.clock.now())
-}
-
-async fn injected_fault(sandbox: &Sandbox) -> Option<ApiError> {
-    let (latency, error) = {
-        let mut controls = sandbox.controls();
-        let faults = &mut controls.faults;
-        let error = if faults.rate_limit_burst > 0 {
-            faults.rate_limit_burst -= 1;
-            Some(ApiError::rate_limited(faults.retry_after_seconds))
-        } else if faults.fail_next > 0 {
-            faults.fail_next -= 1;
-            Some(ApiError::fault(
-                faults.error_status,
-                faults.retry_after_seconds,
-            ))
-        } else if faults.error_rate > 0.0
-            && rand::rng().random_bool(faults.error_rate.clamp(0.0, 1.0))
-        {
-            Some(ApiError::fault(
-                faults.error_status,
-                faults.retry_after_seconds,
-            ))
-        } else {
-            None
-        };
-        (faults.latency_ms, error)
-    };
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
-    error
 }
 
 fn trace_id() -> String {
@@ -288,31 +242,18 @@ fn render_error(sandbox: &Sandbox, error: &ApiError, token_route: bool) -> Respo
     )
         .into_response();
     if let Some(seconds) = error.retry_after {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_str(&seconds.to_string()).unwrap_or(HeaderValue::from_static("1")),
-        );
+        http::set_retry_after(&mut response, seconds);
     }
     response
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.starts_with("application/json") || v.starts_with("application/problem+json")
-        })
+    http::content_type_is(headers, &["application/json", "application/problem+json"])
 }
 
 // ---------------------------------------------------------------------------------------------
 // Shared request/response helpers
 // ---------------------------------------------------------------------------------------------
-
-fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    let bytes = serde_json::to_vec(body).expect("API bodies always serialize");
-    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
-}
 
 /// `http://<Host>`: where `_meta.links` point (the address the client used).
 fn origin(headers: &HeaderMap, sandbox: &Sandbox) -> String {
@@ -331,20 +272,16 @@ fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> ApiResu
             "Request bodies must be application/json.",
         ));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if path == "." || path.is_empty() {
-            ApiError::bad_request(format!("The body is invalid: {inner}."))
-        } else {
-            ApiError::bad_request(format!("{path} is invalid: {inner}."))
+    http::from_json(body).map_err(|error| match error {
+        BodyError::Invalid { path: None, error } => {
+            ApiError::bad_request(format!("The body is invalid: {error}."))
         }
-    })?;
-    deserializer
-        .end()
-        .map_err(|_| ApiError::bad_request("The body has trailing data."))?;
-    Ok(value)
+        BodyError::Invalid {
+            path: Some(path),
+            error,
+        } => ApiError::bad_request(format!("{path} is invalid: {error}.")),
+        BodyError::TrailingData => ApiError::bad_request("The body has trailing data."),
+    })
 }
 
 /// A form body; anything but `application/x-www-form-urlencoded` is `invalid_request`.
@@ -373,7 +310,7 @@ type Shared = State<Arc<Sandbox>>;
 async fn token(State(sandbox): Shared, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
     let form = parse_form(&headers, &body)?;
     let token = sandbox.tokens().issue(
-        &sandbox.credential,
+        &sandbox.vendor.credential,
         &form,
         sandbox.config.token_ttl,
         sandbox.clock.now(),

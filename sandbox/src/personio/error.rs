@@ -5,6 +5,9 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::super::core::faults::FaultError;
+use super::super::core::http;
+
 /// `errors[].type` is this URI with the error code as its anchor.
 pub const ERROR_TYPE_BASE: &str = "https://developer.personio.de/reference/errors#";
 
@@ -97,31 +100,6 @@ impl ApiError {
         )
     }
 
-    pub fn rate_limited(retry_after: u64) -> Self {
-        let mut error = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "common.too_many_requests",
-            "Too many requests",
-            "The rate limit of this route was exceeded.".into(),
-        );
-        error.retry_after = Some(retry_after.max(1));
-        error
-    }
-
-    /// An injected fault with `status` (a 429 carries `Retry-After`).
-    pub fn fault(status: u16, retry_after: u64) -> Self {
-        match StatusCode::from_u16(status) {
-            Ok(StatusCode::TOO_MANY_REQUESTS) => Self::rate_limited(retry_after),
-            Ok(status) => Self::new(
-                status,
-                "common.internal_server_error",
-                "Internal server error",
-                "Injected fault.".into(),
-            ),
-            Err(_) => Self::fault(503, retry_after),
-        }
-    }
-
     /// A 400 of the token endpoints with its OAuth error code.
     pub fn oauth(error: &'static str, detail: impl Into<String>) -> Self {
         let mut problem = Self::bad_request(detail);
@@ -149,9 +127,34 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = self.status.into_response();
-        response.extensions_mut().insert(self);
-        response
+        http::stash(self.status, self)
+    }
+}
+
+impl FaultError for ApiError {
+    fn rate_limited(retry_after: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "common.too_many_requests",
+            "Too many requests",
+            "The rate limit of this route was exceeded.".into(),
+        );
+        error.retry_after = Some(retry_after.max(1));
+        error
+    }
+
+    /// An injected fault with `status` (a 429 carries `Retry-After`).
+    fn injected(status: u16, retry_after: u64) -> Self {
+        match StatusCode::from_u16(status) {
+            Ok(StatusCode::TOO_MANY_REQUESTS) => Self::rate_limited(retry_after),
+            Ok(status) => Self::new(
+                status,
+                "common.internal_server_error",
+                "Internal server error",
+                "Injected fault.".into(),
+            ),
+            Err(_) => Self::injected(503, retry_after),
+        }
     }
 }
 

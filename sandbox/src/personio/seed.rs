@@ -7,13 +7,17 @@
 //! EXTERNAL, ~3 % with an older, ended employment behind the current one. Department heads report
 //! to the CEO, team leads to their department head, everyone else to their team lead (or head).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::super::core::seed::{
+    Emails, LATER_PIONEER_SURNAMES, Names, PIONEER_FIRST_NAMES, PIONEER_SURNAMES,
+    WORLD_FIRST_NAMES, pick,
+};
 use peoplesync::source::personio::model::{
     CustomAttribute, Employment, IdRef, OrgUnit, OrgUnitRef, Person, Position, Termination,
 };
@@ -35,101 +39,43 @@ pub struct Tenant {
     pub offices: Vec<String>,
 }
 
-const FIRST_NAMES: &[&str] = &[
-    "Ada",
-    "Alan",
-    "Grace",
-    "Linus",
-    "Margaret",
-    "Dennis",
-    "Barbara",
-    "Ken",
-    "Frances",
-    "Edsger",
-    "Radia",
-    "Tim",
-    "Katherine",
-    "John",
-    "Sophie",
-    "Niklaus",
-    "Hedy",
-    "Donald",
-    "Joan",
-    "Bjarne",
-    "Shafi",
-    "Leslie",
-    "Anita",
-    "Guido",
-    "Karen",
-    "James",
-    "Lynn",
-    "Mary",
-    "Carol",
-    "Brian",
-    "Elena",
-    "Marco",
-    "Priya",
-    "Arjun",
-    "Mei",
-    "Amara",
-    "Kwame",
-    "Ingrid",
-    "Lars",
-    "Sofia",
-    "Mateo",
-    "Aisha",
-    "Omar",
-    "Hannah",
-    "Lukas",
-    "Chloé",
-    "Noah",
-    "Emma",
-    "Jürgen",
-    "Zoë",
-];
+/// First names (the pioneers', others between and after them).
+const FIRST_NAMES: Names = Names(&[
+    PIONEER_FIRST_NAMES,
+    &[
+        "Mary", "Carol", "Brian", "Elena", "Marco", "Priya", "Arjun", "Mei",
+    ],
+    WORLD_FIRST_NAMES,
+    &["Chloé", "Noah", "Emma", "Jürgen", "Zoë"],
+]);
 
-const LAST_NAMES: &[&str] = &[
-    "Lovelace",
-    "Turing",
-    "Hopper",
-    "Torvalds",
-    "Hamilton",
-    "Ritchie",
-    "Liskov",
-    "Thompson",
-    "Allen",
-    "Dijkstra",
-    "Perlman",
-    "Johnson",
-    "McCarthy",
-    "Wilkes",
-    "Goldwasser",
-    "Lamport",
-    "Borg",
-    "van Rossum",
-    "Spärck Jones",
-    "Gosling",
-    "Conway",
-    "Kernighan",
-    "Müller",
-    "Schmidt",
-    "Schneider",
-    "Fischer",
-    "Weber",
-    "Meyer",
-    "Wagner",
-    "Becker",
-    "Okafor",
-    "Nakamura",
-    "Rossi",
-    "García",
-    "Novak",
-    "Kowalski",
-    "Jensen",
-    "Larsen",
-    "Dubois",
-    "Silva",
-];
+/// Surnames (most of the pioneers', then common German and European ones).
+const LAST_NAMES: Names = Names(&[
+    PIONEER_SURNAMES,
+    &["Johnson", "McCarthy", "Wilkes"],
+    LATER_PIONEER_SURNAMES,
+    &[
+        "Kernighan",
+        "Müller",
+        "Schmidt",
+        "Schneider",
+        "Fischer",
+        "Weber",
+        "Meyer",
+        "Wagner",
+        "Becker",
+        "Okafor",
+        "Nakamura",
+        "Rossi",
+        "García",
+        "Novak",
+        "Kowalski",
+        "Jensen",
+        "Larsen",
+        "Dubois",
+        "Silva",
+    ],
+]);
 
 const NICKNAMES: &[&str] = &["Sam", "Alex", "Kim", "Jo", "Max", "Charlie"];
 
@@ -222,27 +168,8 @@ pub fn uuid(rng: &mut StdRng) -> String {
     )
 }
 
-/// Lowercase ASCII for an e-mail local part (`Spärck Jones` → `sparckjones`).
-fn slug(name: &str) -> String {
-    name.chars()
-        .filter_map(|c| match c {
-            'ä' | 'á' | 'à' | 'Ä' => Some('a'),
-            'ö' | 'ó' | 'Ö' => Some('o'),
-            'ü' | 'ú' | 'Ü' => Some('u'),
-            'é' | 'è' | 'ë' | 'É' => Some('e'),
-            'í' => Some('i'),
-            c if c.is_ascii_alphanumeric() => Some(c.to_ascii_lowercase()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
-    items[rng.random_range(0..items.len())]
-}
-
 fn millis(at: Timestamp) -> Timestamp {
-    super::super::clock::truncate_to_millis(at)
+    super::super::core::clock::truncate_to_millis(at)
 }
 
 /// A time on `date` during office hours, with milliseconds.
@@ -287,7 +214,7 @@ struct Draft {
 /// (the sandbox keeps drawing ids from it, so a run is reproducible).
 pub fn generate(people: usize, seed: u64, now: Timestamp) -> (Tenant, StdRng) {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5045_5253_4f4e_494f);
-    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = super::super::core::clock::today(now);
     let org_units = org_units();
 
     // Who is who: the CEO, department heads, team leads, then staff.
@@ -372,19 +299,13 @@ pub fn generate(people: usize, seed: u64, now: Timestamp) -> (Tenant, StdRng) {
     // A bulk import: some people share one `updated_at` to the millisecond.
     let import_at =
         millis(now - SignedDuration::from_hours(24 * 3) + SignedDuration::from_millis(417));
-    let mut emails = HashSet::new();
+    let mut emails = Emails::new(EMAIL_DOMAIN, people);
     let mut persons = Vec::with_capacity(people);
     let mut employments = BTreeMap::new();
     for (index, draft) in drafts.iter().enumerate() {
-        let first = pick(&mut rng, FIRST_NAMES).to_owned();
-        let last = pick(&mut rng, LAST_NAMES).to_owned();
-        let base = format!("{}.{}", slug(&first), slug(&last));
-        let mut local = base.clone();
-        let mut n = 2;
-        while !emails.insert(local.clone()) {
-            local = format!("{base}{n}");
-            n += 1;
-        }
+        let first = FIRST_NAMES.pick(&mut rng).to_owned();
+        let last = LAST_NAMES.pick(&mut rng).to_owned();
+        let email = emails.unique(&first, &last);
         let start = match draft.kind {
             Kind::Onboarding => days(today, rng.random_range(3..45)),
             _ if index == 0 => days(today, -2900),
@@ -485,7 +406,7 @@ pub fn generate(people: usize, seed: u64, now: Timestamp) -> (Tenant, StdRng) {
             .then(|| pick(&mut rng, NICKNAMES).to_owned());
         let person = Person {
             id: draft.id.clone(),
-            email: Some(format!("{local}@{EMAIL_DOMAIN}")),
+            email: Some(email),
             created_at: Some(created_at),
             updated_at: Some(updated_at),
             first_name: Some(first),
@@ -606,11 +527,10 @@ pub fn private_attributes(index: usize) -> Vec<CustomAttribute> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::HashSet;
 
-    fn now() -> Timestamp {
-        "2026-06-01T12:00:00Z".parse().expect("valid")
-    }
+    use super::*;
+    use crate::core::clock::test_now as now;
 
     #[test]
     fn the_same_seed_gives_the_same_tenant_with_unique_ids_and_emails() {

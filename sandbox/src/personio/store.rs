@@ -6,13 +6,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use jiff::Timestamp;
-use jiff::civil::Date;
 use rand::rngs::StdRng;
-use tokio::sync::Notify;
 
-use super::super::clock::Clock;
-use super::super::control_routes;
-use super::super::ratelimit::RateLimiter;
+use super::super::core::faults::faults_object;
+use super::super::core::sandbox::{self, Setup, Tenant};
 use super::PersonioSandboxConfig;
 use super::auth::{Credential, TokenLimiter, Tokens};
 use super::seed;
@@ -30,27 +27,21 @@ pub use persons::{Slice, render_person};
 pub use webhooks::WebhookFilters;
 pub use writes::{EmploymentPatch, PersonCreate, PersonPatch};
 
-/// Request-log entries kept (oldest dropped first).
-const MAX_LOG: usize = 200_000;
 /// Emitted events kept for `/_sandbox/events`.
 const MAX_EVENTS: usize = 20_000;
 
-pub struct Sandbox {
-    pub config: PersonioSandboxConfig,
+/// The Personio sandbox: the shared core around this tenant [`State`].
+pub type Sandbox = sandbox::Sandbox<State>;
+pub use super::super::core::clock::today;
+pub use super::super::core::controls::LogEntry;
+
+/// What the Personio sandbox keeps outside the tenant: the credential and the tokens issued for
+/// it (a reset keeps them valid), and the token endpoint's own limit (a reset forgets it).
+pub struct Vendor {
     pub credential: Credential,
-    pub clock: Clock,
-    /// Resource routes: per route template and token.
-    pub limiter: RateLimiter,
     pub token_limiter: Mutex<TokenLimiter>,
     pub tokens: Mutex<Tokens>,
-    state: Mutex<State>,
-    controls: Mutex<Controls>,
-    /// Wakes the delivery worker when a delivery becomes due.
-    pub wake: Notify,
 }
-
-/// Test controls: settings, faults and the request log.
-pub type Controls = control_routes::Controls<Settings, Faults, LogEntry>;
 
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,45 +62,13 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Faults {
-    /// Share of `/v2` requests answered with `error_status` (0.0–1.0).
-    pub error_rate: f64,
-    pub error_status: u16,
-    /// The next N `/v2` requests are answered with `error_status`.
-    pub fail_next: u32,
-    /// The next N `/v2` requests are answered 429 with `Retry-After: retry_after_seconds`.
-    pub rate_limit_burst: u32,
-    pub retry_after_seconds: u64,
-    /// Added to every `/v2` request.
-    pub latency_ms: u64,
-    /// Every persons page's `next` points back at the cursor it was requested with (the known
-    /// Personio defect, API.md §2.3).
-    pub loop_next_link: bool,
-}
-
-impl Default for Faults {
-    fn default() -> Self {
-        Self {
-            error_rate: 0.0,
-            error_status: 503,
-            fail_next: 0,
-            rate_limit_burst: 0,
-            retry_after_seconds: 1,
-            latency_ms: 0,
-            loop_next_link: false,
-        }
+faults_object! {
+    /// `PUT /_sandbox/faults`: what `/v2` requests are answered with instead.
+    pub struct Faults {
+        /// Every persons page's `next` points back at the cursor it was requested with (the known
+        /// Personio defect, API.md §2.3).
+        pub loop_next_link: bool = false,
     }
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LogEntry {
-    pub method: String,
-    /// The route template of `model::route`; the raw path when none matches.
-    pub route: String,
-    pub path: String,
-    pub status: u16,
 }
 
 /// A person and their employments, most recent first. The person's `status` and `employments`
@@ -133,116 +92,14 @@ pub struct State {
     rng: StdRng,
 }
 
-pub fn today(now: Timestamp) -> Date {
-    now.to_zoned(jiff::tz::TimeZone::UTC).date()
-}
-
-impl Sandbox {
-    pub fn new(config: PersonioSandboxConfig) -> Self {
-        let clock = Clock::default();
-        let state = State::seeded(config.people, config.seed, clock.now());
-        Self {
-            credential: Credential {
-                client_id: config.client_id.clone(),
-                client_secret: config.client_secret.clone(),
-                scopes: config.scopes.clone(),
-            },
-            limiter: RateLimiter::new(config.rate_limit_per_minute),
-            token_limiter: Mutex::new(TokenLimiter::default()),
-            tokens: Mutex::new(Tokens::default()),
-            clock,
-            state: Mutex::new(state),
-            controls: Mutex::new(Controls {
-                settings: Settings::default(),
-                faults: Faults::default(),
-                log: VecDeque::new(),
-            }),
-            wake: Notify::new(),
-            config,
-        }
-    }
-
-    pub fn state(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .expect("sandbox state lock is never poisoned")
-    }
-
-    pub fn controls(&self) -> MutexGuard<'_, Controls> {
-        self.controls
-            .lock()
-            .expect("sandbox controls lock is never poisoned")
-    }
-
-    pub fn tokens(&self) -> MutexGuard<'_, Tokens> {
-        self.tokens
-            .lock()
-            .expect("sandbox token lock is never poisoned")
-    }
-
-    pub fn settings(&self) -> Settings {
-        self.controls().settings
-    }
-
-    pub fn log(&self, entry: LogEntry) {
-        let mut controls = self.controls();
-        if controls.log.len() >= MAX_LOG {
-            controls.log.pop_front();
-        }
-        controls.log.push_back(entry);
-    }
-
-    /// Reseeds the tenant and forgets webhooks, deliveries, activity, events, faults, settings,
-    /// the clock offset, the rate limits and the log. Issued tokens stay valid: they belong to
-    /// the credential, not to the tenant.
-    pub fn reset(&self, people: usize, seed: u64) {
-        self.clock.reset();
-        *self.state() = State::seeded(people, seed, self.clock.now());
-        let mut controls = self.controls();
-        controls.faults = Faults::default();
-        controls.settings = Settings::default();
-        controls.log.clear();
-        drop(controls);
-        self.limiter.reset();
-        *self
-            .token_limiter
-            .lock()
-            .expect("token limiter lock is never poisoned") = TokenLimiter::default();
-    }
-}
-
-impl control_routes::Controlled for Sandbox {
+impl Tenant for State {
+    const NAME: &'static str = "personio sandbox";
+    type Config = PersonioSandboxConfig;
     type Settings = Settings;
     type Faults = Faults;
-    type LogEntry = LogEntry;
+    type Vendor = Vendor;
 
-    fn control_state(&self) -> MutexGuard<'_, Controls> {
-        self.controls()
-    }
-
-    fn error_rate(faults: &Faults) -> f64 {
-        faults.error_rate
-    }
-
-    fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
-    fn wake(&self) -> &Notify {
-        &self.wake
-    }
-
-    fn seeded_with(&self) -> (usize, u64) {
-        (self.config.people, self.config.seed)
-    }
-
-    fn reset(&self, people: usize, seed: u64) {
-        Sandbox::reset(self, people, seed);
-    }
-}
-
-impl State {
-    pub fn seeded(people: usize, seed: u64, now: Timestamp) -> Self {
+    fn seeded(people: usize, seed: u64, now: Timestamp) -> Self {
         let (tenant, rng) = seed::generate(people, seed, now);
         let mut employments = tenant.employments;
         let persons: BTreeMap<u64, PersonRecord> = tenant
@@ -277,6 +134,43 @@ impl State {
         }
     }
 
+    fn setup(config: &PersonioSandboxConfig) -> Setup<Self> {
+        Setup {
+            people: config.people,
+            seed: config.seed,
+            rate_limit_per_minute: config.rate_limit_per_minute,
+            delivery_timeout: config.delivery_timeout,
+            settings: Settings::default(),
+            vendor: Vendor {
+                credential: Credential {
+                    client_id: config.client_id.clone(),
+                    client_secret: config.client_secret.clone(),
+                    scopes: config.scopes.clone(),
+                },
+                token_limiter: Mutex::new(TokenLimiter::default()),
+                tokens: Mutex::new(Tokens::default()),
+            },
+        }
+    }
+
+    fn on_reset(vendor: &Vendor) {
+        *vendor
+            .token_limiter
+            .lock()
+            .expect("token limiter lock is never poisoned") = TokenLimiter::default();
+    }
+}
+
+impl Sandbox {
+    pub fn tokens(&self) -> MutexGuard<'_, Tokens> {
+        self.vendor
+            .tokens
+            .lock()
+            .expect("sandbox token lock is never poisoned")
+    }
+}
+
+impl State {
     fn serial(&mut self) -> u64 {
         self.serial += 1;
         self.serial

@@ -611,10 +611,6 @@ pub(super) fn dedup_events(mut events: Vec<EventType>) -> Vec<EventType> {
     events
 }
 
-pub(super) fn today_of(at: Timestamp) -> Date {
-    today(at)
-}
-
 /// `YYYY-MM-DD` that is also a real calendar date.
 pub fn parse_date(field: &str, value: &str) -> ApiResult<Date> {
     let shaped = value.len() == 10

@@ -559,7 +559,7 @@ impl State {
         let record = &self.people[index];
         let p = &record.person;
         let today = today(now);
-        let from = p.start_date.unwrap_or_else(|| today_of(p.created_at));
+        let from = p.start_date.unwrap_or_else(|| super::today(p.created_at));
         // effective_to is exclusive: the day after the last working day.
         let to = p.end_date.and_then(|end| end.tomorrow().ok());
         let current = from <= today && to.is_none_or(|to| to > today);

@@ -326,11 +326,9 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::clock::test_now as now;
+    use crate::core::sandbox::Tenant as _;
     use peoplesync::source::personio::model::WebhookWrite;
-
-    fn now() -> Timestamp {
-        "2026-06-01T12:00:00Z".parse().expect("valid")
-    }
 
     fn write(url: &str) -> WebhookWrite {
         WebhookWrite {

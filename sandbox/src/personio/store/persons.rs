@@ -159,12 +159,9 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jiff::Timestamp;
+    use crate::core::clock::test_now as now;
+    use crate::core::sandbox::Tenant as _;
     use peoplesync::source::personio::model::Termination;
-
-    fn now() -> Timestamp {
-        "2026-06-01T12:00:00Z".parse().expect("valid")
-    }
 
     #[test]
     fn a_termination_takes_effect_the_day_after_and_onboarding_ends_on_the_start_date() {

@@ -328,11 +328,8 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jiff::Timestamp;
-
-    fn now() -> Timestamp {
-        "2026-06-01T12:00:00Z".parse().expect("valid")
-    }
+    use crate::core::clock::test_now as now;
+    use crate::core::sandbox::Tenant as _;
 
     fn write(url: &str) -> WebhookWrite {
         WebhookWrite {

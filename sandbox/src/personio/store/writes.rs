@@ -439,10 +439,8 @@ fn sort_most_recent_first(employments: &mut [Employment]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn now() -> Timestamp {
-        "2026-06-01T12:00:00Z".parse().expect("valid")
-    }
+    use crate::core::clock::test_now as now;
+    use crate::core::sandbox::Tenant as _;
 
     #[test]
     fn an_employment_change_moves_the_person_and_emits_updated_and_terminated() {

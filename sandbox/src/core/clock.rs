@@ -17,8 +17,20 @@ struct ClockState {
     frozen_at: Option<Timestamp>,
 }
 
+/// The UTC calendar day of `now`: what both sandboxes call "today" (start and end dates,
+/// lifecycle states).
+pub fn today(now: Timestamp) -> jiff::civil::Date {
+    now.to_zoned(jiff::tz::TimeZone::UTC).date()
+}
+
 pub fn truncate_to_millis(at: Timestamp) -> Timestamp {
     Timestamp::from_millisecond(at.as_millisecond()).unwrap_or(at)
+}
+
+/// The fixed "now" of the sandboxes' unit tests.
+#[cfg(test)]
+pub fn test_now() -> Timestamp {
+    "2026-06-01T12:00:00Z".parse().expect("valid")
 }
 
 impl Clock {
