@@ -24,7 +24,7 @@ pub mod sync;
 
 use crate::crd::conditions;
 use crate::secrets;
-use crate::webhook::{self, signing};
+use crate::webhook;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

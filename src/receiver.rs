@@ -33,7 +33,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 pub use crate::webhook::Subject;
-use crate::webhook::signing::Scheme;
+use crate::webhook::signing::{self, Scheme};
 use crate::webhook::{HeldCredentials, Refused};
 
 /// HollyHR's events are thin; anything bigger is not one of them.
@@ -97,6 +97,33 @@ impl SecretBook {
         self.loaded.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Keeps the book in step with one event of the Secret watch (only owned Secrets matter).
+    pub fn observe(
+        &self,
+        event: &kube::runtime::watcher::Event<k8s_openapi::api::core::v1::Secret>,
+    ) {
+        use kube::runtime::watcher::Event;
+        match event {
+            Event::Apply(secret) | Event::InitApply(secret) => {
+                let Some((namespace, name)) = signing::owner_of(secret) else {
+                    return;
+                };
+                match signing::receivable(secret) {
+                    Some((scheme, held)) => self.set(&namespace, &name, scheme, held),
+                    None => self.remove(&namespace, &name),
+                }
+            }
+            Event::Delete(secret) => {
+                if let Some((namespace, name)) = signing::owner_of(secret) {
+                    self.remove(&namespace, &name);
+                }
+            }
+            // Every Secret listed once: from now on an object the book lacks is unknown.
+            Event::InitDone => self.set_loaded(),
+            Event::Init => {}
+        }
+    }
+
     /// Whether secrets are held for this PeopleSync.
     pub fn contains(&self, namespace: &str, name: &str) -> bool {
         self.get(namespace, name).is_some()
@@ -136,6 +163,16 @@ impl SecretBook {
             .unwrap_or_else(|e| e.into_inner())
             .get(&key(namespace, name))
             .cloned()
+    }
+}
+
+impl crate::webhook::Receiving for SecretBook {
+    fn holds(&self, namespace: &str, name: &str, credential: &SecretString) -> bool {
+        SecretBook::holds(self, namespace, name, credential)
+    }
+
+    fn last_accepted(&self, namespace: &str, name: &str) -> Option<Timestamp> {
+        SecretBook::last_accepted(self, namespace, name)
     }
 }
 
@@ -212,9 +249,7 @@ impl Receiver {
     }
 }
 
-/// The path the controller probes at the public URL before re-enabling a disabled endpoint:
-/// it answers through the same Ingress as deliveries.
-pub const HEALTH_PATH: &str = "/hooks/healthz";
+pub use crate::webhook::HEALTH_PATH;
 
 pub fn router(receiver: Arc<Receiver>) -> Router {
     Router::new()

@@ -27,8 +27,19 @@ use kube::ResourceExt;
 
 pub use self::rotation::*;
 use crate::crd::{PeopleSync, PeopleSyncStatus};
-use crate::receiver::SecretBook;
 use crate::secrets::SecretCache;
+
+/// The path the controller probes at the public URL before re-enabling a disabled endpoint:
+/// the receiver answers it through the same Ingress as deliveries.
+pub const HEALTH_PATH: &str = "/hooks/healthz";
+
+/// What a flavour's upkeep may ask of this process's receiver (its book of credentials).
+pub trait Receiving: Send + Sync {
+    /// Whether `credential` is the object's current one in the receiver.
+    fn holds(&self, namespace: &str, name: &str, credential: &secrecy::SecretString) -> bool;
+    /// When the receiver last accepted an authenticated delivery for the object.
+    fn last_accepted(&self, namespace: &str, name: &str) -> Option<Timestamp>;
+}
 
 /// Process-wide webhook settings (from the CLI).
 #[derive(Debug, Clone)]
@@ -244,7 +255,7 @@ pub struct Upkeep<'a> {
     pub config: &'a WebhookConfig,
     /// This process's receiver's book, when it runs one: a rotation may wait for it to hold a
     /// new credential, and health may read its accepted deliveries.
-    pub book: Option<&'a SecretBook>,
+    pub book: Option<&'a dyn Receiving>,
     /// The field manager of the owned Secret's writes.
     pub field_manager: &'a str,
     pub now: Timestamp,
@@ -436,7 +447,7 @@ pub async fn receiver_answers(delivery_url: &str) -> bool {
     let Some((base, _)) = delivery_url.rsplit_once("/hooks/") else {
         return false;
     };
-    let probe = format!("{base}{}", crate::receiver::HEALTH_PATH);
+    let probe = format!("{base}{HEALTH_PATH}");
     let Ok(client) = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

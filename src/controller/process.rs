@@ -109,7 +109,7 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
     tasks.spawn(secrets::watch(
         context.secrets.clone(),
         config.namespace.clone(),
-        move |event| signing::observe(&book, event),
+        move |event| book.observe(event),
         changed_tx,
     ));
     let changed = Arc::new(tokio::sync::Mutex::new(changed_rx));

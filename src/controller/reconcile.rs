@@ -52,7 +52,7 @@ pub(super) async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, 
         let upkeep = webhook::Upkeep {
             secrets: &ctx.secrets,
             config: &ctx.webhook,
-            book: ctx.book.as_ref(),
+            book: ctx.book.as_ref().map(|b| b as &dyn webhook::Receiving),
             field_manager: FIELD_MANAGER,
             now: jiff::Timestamp::now(),
         };

@@ -18,13 +18,11 @@ use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{HeldCredentials, HeldView};
 use crate::crd::PeopleSync;
-use crate::receiver::SecretBook;
 use crate::secrets::SecretCache;
 
 /// Marks the Secrets this module writes (the watch selects on it).
@@ -296,22 +294,8 @@ pub async fn write(
     Ok(())
 }
 
-/// Keeps `book` in step with one event of the Secret watch (only owned Secrets matter).
-pub fn observe(book: &SecretBook, event: &watcher::Event<Secret>) {
-    match event {
-        watcher::Event::Apply(secret) | watcher::Event::InitApply(secret) => update(book, secret),
-        watcher::Event::Delete(secret) => {
-            if let Some((namespace, name)) = owner_of(secret) {
-                book.remove(&namespace, &name);
-            }
-        }
-        // Every Secret listed once: from now on an object the book lacks is unknown.
-        watcher::Event::InitDone => book.set_loaded(),
-        watcher::Event::Init => {}
-    }
-}
-
-fn owner_of(secret: &Secret) -> Option<(String, String)> {
+/// The PeopleSync (namespace, name) an owned Secret belongs to; `None` for any other Secret.
+pub fn owner_of(secret: &Secret) -> Option<(String, String)> {
     if secret.labels().get(LABEL).map(String::as_str) != Some("true") {
         return None;
     }
@@ -321,19 +305,14 @@ fn owner_of(secret: &Secret) -> Option<(String, String)> {
     ))
 }
 
-fn update(book: &SecretBook, secret: &Secret) {
-    let Some((namespace, name)) = owner_of(secret) else {
-        return;
-    };
+/// What an owned Secret gives the receiver: how deliveries are authenticated and with what;
+/// `None` when it holds no credential (or is being deleted).
+pub fn receivable(secret: &Secret) -> Option<(Scheme, HeldCredentials)> {
     if secret.meta().deletion_timestamp.is_some() {
-        book.remove(&namespace, &name);
-        return;
+        return None;
     }
     let held = Held::from_secret(secret);
-    match held.credentials() {
-        Some(credentials) => book.set(&namespace, &name, held.scheme, credentials),
-        None => book.remove(&namespace, &name),
-    }
+    Some((held.scheme, held.credentials()?))
 }
 
 #[cfg(test)]
@@ -398,12 +377,13 @@ mod tests {
     }
 
     #[test]
-    fn the_book_follows_the_secret() {
-        let book = SecretBook::default();
-        update(&book, &secret(&[("current", "whsec_abcd")], &[]));
-        assert!(book.contains("team", "acme"));
-        update(&book, &secret(&[], &[]));
-        assert!(!book.contains("team", "acme"));
+    fn an_owned_secret_gives_the_receiver_its_credentials() {
+        let held = secret(&[("current", "whsec_abcd")], &[]);
+        assert_eq!(owner_of(&held), Some(("team".into(), "acme".into())));
+        let (scheme, credentials) = receivable(&held).expect("credentials");
+        assert_eq!(scheme, Scheme::Hmac);
+        assert_eq!(credentials.current.expose_secret(), "whsec_abcd");
+        assert!(receivable(&secret(&[], &[])).is_none());
     }
 
     #[test]
@@ -419,9 +399,10 @@ mod tests {
             ),
             (Some("w-1"), true, false)
         );
-        let book = SecretBook::default();
-        update(&book, &secret(&[("current", "Bearer old")], &annotations));
-        assert!(book.holds("team", "acme", &SecretString::from("Bearer old")));
+        let (scheme, credentials) =
+            receivable(&secret(&[("current", "Bearer old")], &annotations)).expect("a token");
+        assert_eq!(scheme, Scheme::Token);
+        assert_eq!(credentials.current.expose_secret(), "Bearer old");
 
         let now = Timestamp::from_second(1_000_000).expect("a time");
         let hold = Timestamp::from_second(1_086_400).expect("a time");

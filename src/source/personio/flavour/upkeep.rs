@@ -21,7 +21,6 @@ use tracing::{info, warn};
 
 use super::decide::{self, HealthState, Step, TokenView};
 use crate::crd::PeopleSync;
-use crate::receiver::SecretBook;
 use crate::secrets::SecretCache;
 use crate::source::personio::model::{Webhook, WebhookWrite, webhook_status};
 use crate::source::personio::{ErrorCategory, PersonioClient, PersonioError};
@@ -309,7 +308,7 @@ struct Rotation<'a> {
     secrets: &'a SecretCache,
     field_manager: &'a str,
     source: &'a PersonioClient,
-    book: Option<&'a SecretBook>,
+    book: Option<&'a dyn crate::webhook::Receiving>,
     requested: &'a Option<String>,
 }
 
