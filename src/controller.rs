@@ -52,6 +52,12 @@ use tracing::Instrument as _;
 pub use self::process::run;
 use self::{cleanup::*, cycles::*, jobs::*, observe::*, probes::*, process::*, reconcile::*};
 
+/// How long after a takeover the old leader may still be handed deliveries (the Service's
+/// endpoints follow the leader label with a delay). Each object runs one more incremental cycle
+/// this long after leadership began: what the old leader accepted and could not apply (it is
+/// fenced) is read then, instead of at the next poll.
+pub const HANDOVER_SETTLE: Duration = Duration::from_secs(10);
+
 /// The finalizer PeopleSync puts on every object it manages.
 pub const FINALIZER: &str = "peoplesync.dev/cleanup";
 /// The field manager of every status write (one writer).
@@ -138,6 +144,11 @@ pub struct Context {
     book: Option<crate::receiver::SecretBook>,
     /// With leader election, the Lease: every directory write asks it first.
     fence: Option<Arc<dyn crate::directory::fenced::Fence>>,
+    /// Set while the job consumer runs (this process leads); the receiver reads it.
+    consuming: Arc<std::sync::atomic::AtomicBool>,
+    /// With leader election: when this process began leading, and the objects (by uid) whose
+    /// follow-up cycle after the handover ran (see [`HANDOVER_SETTLE`]).
+    handover: Mutex<(Option<jiff::Timestamp>, std::collections::HashSet<String>)>,
     /// The compact directory index each object's last run left (by uid): targeted syncs
     /// (webhook events) plan against it instead of listing the directory. Every cycle reads the
     /// directory afresh and leaves its own; the applier keeps it true after each write, and any
@@ -176,7 +187,22 @@ impl Context {
             handed_over: Mutex::new(std::collections::HashSet::new()),
             book: None,
             fence: None,
+            consuming: Arc::default(),
+            handover: Mutex::default(),
         }
+    }
+
+    /// The same, with the flag the receiver reads to accept deliveries only while this
+    /// process's job consumer runs.
+    pub fn with_consumer(mut self, consuming: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.consuming = consuming;
+        self
+    }
+
+    /// The job consumer starts (`true`) or stops.
+    fn consuming(&self, running: bool) {
+        self.consuming
+            .store(running, std::sync::atomic::Ordering::Release);
     }
 
     /// The same, with this process's receiver's book.
@@ -195,6 +221,13 @@ impl Context {
     /// cycle is a full one, run now. Whatever happened while this replica did not lead (another
     /// leader's partial work, deliveries it accepted and could not apply) is covered at once.
     fn leading_begins(&self) {
+        *self
+            .handover
+            .lock()
+            .expect("the handover lock is never poisoned") = (
+            Some(jiff::Timestamp::now()),
+            std::collections::HashSet::new(),
+        );
         self.fully_synced
             .lock()
             .expect("the set lock is never poisoned")
@@ -203,6 +236,31 @@ impl Context {
             .lock()
             .expect("the map lock is never poisoned")
             .clear();
+    }
+
+    /// With leader election, after a takeover: when the object's follow-up cycle is due, if
+    /// one still is. A cycle that starts `HANDOVER_SETTLE` after leadership began is the
+    /// follow-up; until then the old leader may still be receiving deliveries it cannot apply
+    /// (the Service's endpoints move after the leader label), and those changes are read then.
+    fn handover_follow_up(
+        &self,
+        uid: &str,
+        cycle_started: jiff::Timestamp,
+    ) -> Option<jiff::Timestamp> {
+        self.fence.as_ref()?;
+        let mut handover = self
+            .handover
+            .lock()
+            .expect("the handover lock is never poisoned");
+        let due = handover.0? + jiff::SignedDuration::try_from(HANDOVER_SETTLE).ok()?;
+        if handover.1.contains(uid) {
+            return None;
+        }
+        if cycle_started >= due {
+            handover.1.insert(uid.to_owned());
+            return None;
+        }
+        Some(due)
     }
 
     fn had_full_cycle(&self, uid: &str) -> bool {

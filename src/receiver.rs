@@ -198,6 +198,9 @@ pub enum Outcome {
     QueueFull,
     /// The process has not read its Secrets yet (503, retried).
     Starting,
+    /// This replica does not lead (no job consumer runs here): 503, retried, so the delivery
+    /// reaches the leader instead of a queue nobody takes from.
+    Standby,
 }
 
 impl Outcome {
@@ -209,6 +212,7 @@ impl Outcome {
             Outcome::BadRequest => "bad_request",
             Outcome::BadSignature => "bad_signature",
             Outcome::Starting => "starting",
+            Outcome::Standby => "standby",
             Outcome::UnknownObject => "unknown_object",
             Outcome::UnsupportedMediaType => "unsupported_media_type",
             Outcome::QueueFull => "queue_full",
@@ -222,6 +226,8 @@ pub struct Receiver {
     queue: mpsc::Sender<Job>,
     observe: Box<dyn Fn(Outcome) + Send + Sync>,
     now: Box<dyn Fn() -> Timestamp + Send + Sync>,
+    /// Whether a job consumer takes from `queue` (this process leads).
+    consuming: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Receiver {
@@ -239,7 +245,17 @@ impl Receiver {
             queue,
             observe: Box::new(observe),
             now: Box::new(Timestamp::now),
+            consuming: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
+    }
+
+    /// The same, accepting deliveries only while `consuming` is set (this process leads, so its
+    /// job consumer runs). Otherwise it answers 503 and the source retries: after a failover
+    /// the delivery reaches the new leader, instead of waiting in a queue nobody takes from
+    /// until the next poll.
+    pub fn with_consumer(mut self, consuming: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.consuming = consuming;
+        self
     }
 
     /// The same, with a clock (tests).
@@ -285,6 +301,16 @@ async fn receive(
             Outcome::UnsupportedMediaType,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "deliveries are application/json",
+        );
+    }
+    if !receiver
+        .consuming
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        return retry_later(
+            &receiver,
+            Outcome::Standby,
+            "this replica does not lead; retry shortly",
         );
     }
     let credentials = match receiver.secrets.get(&namespace, &name) {

@@ -131,6 +131,10 @@ pub(super) async fn run_sync(
             jiff::Timestamp::now() + jiff::SignedDuration::try_from(backoff).unwrap_or_default(),
         );
     }
+    if let Some(at) = ctx.handover_follow_up(&uid, started) {
+        // After a takeover: one more cycle once the old leader no longer receives deliveries.
+        next = next.min(at);
+    }
     if ctx.handed_over(&uid) {
         // A flood was handed over while this cycle ran, after it had read the changes: the
         // events wait for a cycle, so the next one runs now, not a poll interval later.

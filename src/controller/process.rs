@@ -44,8 +44,11 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
         crate::http::serve::Limits::default(),
     ));
     // The receiver: verified deliveries become jobs on a bounded queue; the Secret watch keeps
-    // its signing secrets. It answers 503 (HollyHR retries) while no consumer runs.
+    // its signing secrets. It answers 503 (the source retries) while no consumer runs.
     let book = crate::receiver::SecretBook::default();
+    // Set while this process leads and its job consumer runs; the receiver refuses (503) when
+    // it is not, so a delivery never waits in a queue nobody takes from.
+    let consuming = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel(JOB_QUEUE);
     let receiver_book = config.receiver_listen.map(|_| book.clone());
     match config.receiver_listen {
@@ -53,11 +56,12 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
             let listener = crate::http::serve::bind(addr)
                 .map_err(|source| RunError::ReceiverListen { addr, source })?;
             let observer = metrics.clone();
-            let receiver = Arc::new(crate::receiver::Receiver::new(
-                book.clone(),
-                jobs_tx,
-                move |outcome| observer.webhook_delivery(outcome),
-            ));
+            let receiver = Arc::new(
+                crate::receiver::Receiver::new(book.clone(), jobs_tx, move |outcome| {
+                    observer.webhook_delivery(outcome)
+                })
+                .with_consumer(consuming.clone()),
+            );
             info!(%addr, "webhook receiver listening");
             // Every delivery's answer time (the health probe left out).
             let timer = metrics.clone();
@@ -96,6 +100,7 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
         metrics,
         config.webhook.clone(),
     );
+    context = context.with_consumer(consuming);
     if let Some(book) = receiver_book {
         context = context.with_book(book);
     }
@@ -204,6 +209,8 @@ pub(super) async fn run_controller(
     });
     let metrics = context.metrics.clone();
     metrics.leading(true);
+    context.consuming(true);
+    let running = context.clone();
     controller
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, context)
@@ -213,6 +220,7 @@ pub(super) async fn run_controller(
             }
         })
         .await;
+    running.consuming(false);
     metrics.leading(false);
     drop(consumer);
 }

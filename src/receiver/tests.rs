@@ -23,6 +23,8 @@ struct Running {
     clock: Arc<AtomicI64>,
     http: reqwest::Client,
     book: SecretBook,
+    /// Whether a job consumer runs (this process leads).
+    consuming: Arc<std::sync::atomic::AtomicBool>,
 }
 
 async fn start(queue: usize) -> Running {
@@ -61,8 +63,10 @@ async fn start_loading(queue: usize) -> Running {
     let (sender, jobs) = mpsc::channel(queue);
     let clock = Arc::new(AtomicI64::new(START));
     let ticks = clock.clone();
+    let consuming = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let receiver = Receiver::new(book.clone(), sender, |_| {})
-        .with_clock(move || Timestamp::from_second(ticks.load(Ordering::SeqCst)).expect("a time"));
+        .with_clock(move || Timestamp::from_second(ticks.load(Ordering::SeqCst)).expect("a time"))
+        .with_consumer(consuming.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binds");
@@ -74,6 +78,7 @@ async fn start_loading(queue: usize) -> Running {
         clock,
         http: reqwest::Client::new(),
         book,
+        consuming,
     }
 }
 
@@ -125,6 +130,23 @@ impl Running {
         )
         .await
     }
+}
+
+/// Found by the failover trial: a replica that does not lead queued deliveries nobody took, so
+/// a change delivered to the old leader during a handover waited for the next poll.
+#[tokio::test]
+async fn a_replica_that_does_not_lead_asks_for_a_retry_and_queues_nothing() {
+    let mut running = start(8).await;
+    running.consuming.store(false, Ordering::SeqCst);
+    let body = event("evt_1", "person.updated", "abcdefghjkmn");
+    let refused = running.send("evt_1", &body).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(running.jobs.try_recv().is_err(), "nothing was queued");
+    // Leading again: the retry is accepted (not a duplicate: the refusal remembered nothing).
+    running.consuming.store(true, Ordering::SeqCst);
+    assert_eq!(running.send("evt_1", &body).await.status(), 202);
+    running.jobs.try_recv().expect("a job");
 }
 
 #[tokio::test]
