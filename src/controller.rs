@@ -252,15 +252,12 @@ impl Context {
             .handover
             .lock()
             .expect("the handover lock is never poisoned");
-        let due = handover.0? + jiff::SignedDuration::try_from(HANDOVER_SETTLE).ok()?;
-        if handover.1.contains(uid) {
-            return None;
+        let (led_since, done) = &mut *handover;
+        let due = follow_up_due(*led_since, done.contains(uid), cycle_started)?;
+        if due.is_none() {
+            done.insert(uid.to_owned());
         }
-        if cycle_started >= due {
-            handover.1.insert(uid.to_owned());
-            return None;
-        }
-        Some(due)
+        due
     }
 
     fn had_full_cycle(&self, uid: &str) -> bool {
@@ -430,6 +427,21 @@ impl Context {
     }
 }
 
+/// The follow-up cycle after a takeover: `None` when there is none to run (no takeover, or it
+/// ran), `Some(None)` when the cycle that started at `cycle_started` is it, `Some(Some(at))`
+/// when it is due at `at`.
+fn follow_up_due(
+    led_since: Option<jiff::Timestamp>,
+    done: bool,
+    cycle_started: jiff::Timestamp,
+) -> Option<Option<jiff::Timestamp>> {
+    let due = led_since? + jiff::SignedDuration::try_from(HANDOVER_SETTLE).ok()?;
+    if done {
+        return None;
+    }
+    Some((cycle_started < due).then_some(due))
+}
+
 /// How long a failing object waits before its next try: as long as it has been failing, at
 /// least 5 s and at most 5 min. Tries that fail after waiting double the wait (5, 5, 10, 20 s …),
 /// as exponential backoff does; but many failures in a short outage (every webhook delivery
@@ -498,5 +510,27 @@ mod tests {
             failing_for += wait;
         }
         assert_eq!(waits, [5, 5, 10, 20, 40, 80]);
+    }
+
+    #[test]
+    fn after_a_takeover_each_object_runs_one_follow_up_cycle_once_the_handover_settled() {
+        let at = |s: i64| jiff::Timestamp::from_second(s).expect("a time");
+        let settle = HANDOVER_SETTLE.as_secs() as i64;
+        // Not leading yet (or no leader election): nothing.
+        assert_eq!(follow_up_due(None, false, at(100)), None);
+        // The takeover cycle asks for a follow-up HANDOVER_SETTLE after leadership began.
+        assert_eq!(
+            follow_up_due(Some(at(100)), false, at(100)),
+            Some(Some(at(100 + settle)))
+        );
+        // A cycle starting then is the follow-up; after it, nothing more.
+        assert_eq!(
+            follow_up_due(Some(at(100)), false, at(100 + settle)),
+            Some(None)
+        );
+        assert_eq!(
+            follow_up_due(Some(at(100)), true, at(100 + settle + 1)),
+            None
+        );
     }
 }
