@@ -30,16 +30,7 @@ pub(super) fn handles_fingerprint(
     serde_json::to_string(&spec.target)
         .unwrap_or_default()
         .hash(&mut h);
-    match source {
-        SourceCredentials::HollyHr { api_key } => api_key.expose_secret().hash(&mut h),
-        SourceCredentials::Personio {
-            client_id,
-            client_secret,
-        } => {
-            client_id.expose_secret().hash(&mut h);
-            client_secret.expose_secret().hash(&mut h);
-        }
-    }
+    source.hash_secrets(&mut h);
     target.secret.expose_secret().hash(&mut h);
     target.ca_pem.hash(&mut h);
     h.finish()

@@ -34,6 +34,23 @@ pub enum SourceCredentials {
 }
 
 impl SourceCredentials {
+    /// Feeds the secrets to `hasher` (a fingerprint kept in memory only: connections are
+    /// rebuilt when a credential changes).
+    pub fn hash_secrets(&self, hasher: &mut impl std::hash::Hasher) {
+        use secrecy::ExposeSecret;
+        use std::hash::Hash;
+        match self {
+            SourceCredentials::HollyHr { api_key } => api_key.expose_secret().hash(hasher),
+            SourceCredentials::Personio {
+                client_id,
+                client_secret,
+            } => {
+                client_id.expose_secret().hash(hasher);
+                client_secret.expose_secret().hash(hasher);
+            }
+        }
+    }
+
     /// The spec's source's credentials from the referenced Secret(s); `None` when not exactly
     /// one source is set.
     pub async fn read(
