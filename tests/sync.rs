@@ -69,6 +69,13 @@ async fn a_baseline_lands_exactly_and_a_second_full_run_writes_nothing<H: Hr>() 
     let groups = harness.groups().await.len();
     assert!(groups > 0, "department groups");
     H::check_baseline_reads(&harness.hr.requests().await, people, groups);
+    // Everyone with access or waiting for it is created; leavers are not.
+    let provisioned = harness.hr.provisioned(OnLeave::Keep).await.len();
+    assert!(provisioned > people * 9 / 10, "{provisioned}");
+    assert_eq!(
+        first.applied.as_ref().expect("applied").counts["create"],
+        provisioned as u64
+    );
     harness.verify().await;
 
     let again = harness.cycle(CycleKind::Full).await;
@@ -119,8 +126,17 @@ async fn changes_through_the_api_and_the_ui_reach_the_directory_in_the_next_incr
         );
     }
     harness.verify().await;
+
+    // Nothing new: no plan, and the directory is not read (the overlap re-read only versions
+    // already applied).
+    harness.hr.clear_requests().await;
     let quiet = harness.cycle(CycleKind::Incremental).await;
     assert!(quiet.plan.is_empty(), "{:?}", quiet.plan.counts());
+    assert_eq!(
+        quiet.plan.managed, 0,
+        "the overlap re-read only versions already applied: the directory was not read"
+    );
+    H::check_quiet_reads(&harness.hr.requests().await);
 }
 
 /// A source that suddenly lists nobody trips the guard: nothing is deprovisioned until that very
@@ -161,12 +177,13 @@ async fn the_guard_holds_an_empty_source_and_an_approval_releases_that_plan_once
     assert_eq!(still, 0, "the approved plan disabled everyone");
 }
 
-/// 20 % 503s and a burst of 429s are retried within the budget; the cycle converges.
+/// 20 % 503s and a burst of five 429s (with `Retry-After`) are retried within the budget; the
+/// cycle converges.
 async fn server_errors_and_rate_limit_bursts_converge_with_bounded_retries<H: Hr>() {
     let mut harness = support::hr::Harness::<H>::start(200).await;
     harness
         .hr
-        .faults(json!({"error_rate": 0.2, "error_status": 503, "rate_limit_burst": 3, "retry_after_seconds": 0}))
+        .faults(json!({"error_rate": 0.2, "error_status": 503, "rate_limit_burst": 5, "retry_after_seconds": 1}))
         .await;
     harness.cycle(CycleKind::Full).await;
     let failed = harness
@@ -176,7 +193,7 @@ async fn server_errors_and_rate_limit_bursts_converge_with_bounded_retries<H: Hr
         .iter()
         .filter(|r| r.status == 503 || r.status == 429)
         .count();
-    assert!(failed >= 3, "faults were injected: {failed}");
+    assert!(failed >= 5, "faults were injected: {failed}");
     harness.hr.clear_faults().await;
     harness.verify().await;
     let again = harness.cycle(CycleKind::Full).await;
@@ -230,8 +247,13 @@ async fn a_baseline_and_an_incremental_cycle_land_in_scim2_server<H: Hr>() {
         listed.keys().collect::<Vec<_>>(),
         provisioned.keys().collect::<Vec<_>>()
     );
+    let contacts = hr.contacts().await;
     for (id, enabled) in &provisioned {
-        assert_eq!(listed[id].enabled, *enabled, "{id}");
+        let user = &listed[id];
+        assert_eq!(user.enabled, *enabled, "{id}");
+        let (mail, last_name) = &contacts[id];
+        assert_eq!(one(user, "emails.work"), mail.as_deref(), "{id}");
+        assert_eq!(one(user, "name.familyName"), last_name.as_deref(), "{id}");
     }
     let with_manager = listed
         .values()

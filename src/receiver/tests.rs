@@ -626,3 +626,41 @@ async fn a_receiver_still_reading_its_secrets_asks_for_a_retry_instead_of_a_fina
     running.book.set_loaded();
     assert_eq!(deliver().await.status(), 404);
 }
+
+/// The Secret watch keeps the book: an owned Secret with a credential sets it, one without (or
+/// its deletion) removes it, other Secrets change nothing, and the first full listing marks the
+/// book loaded.
+#[test]
+fn the_book_follows_the_owned_secret() {
+    use kube::runtime::watcher::Event;
+    let secret = |owned: bool, current: Option<&str>| -> k8s_openapi::api::core::v1::Secret {
+        let labels = if owned {
+            json!({ signing::LABEL: "true", signing::OWNER_LABEL: "acme" })
+        } else {
+            json!({})
+        };
+        let data = current.map_or(
+            json!({}),
+            |value| json!({ "current": k8s_openapi::ByteString(value.as_bytes().to_vec()) }),
+        );
+        serde_json::from_value(json!({
+            "metadata": { "name": "acme-webhook-signing", "namespace": "team", "labels": labels },
+            "data": data,
+        }))
+        .expect("a Secret")
+    };
+    let book = SecretBook::default();
+    book.observe(&Event::Apply(secret(false, Some("whsec_other"))));
+    assert!(!book.contains("team", "acme"), "not an owned Secret");
+    book.observe(&Event::Apply(secret(true, Some("whsec_abcd"))));
+    assert!(book.holds("team", "acme", &SecretString::from("whsec_abcd")));
+    assert!(!book.holds("team", "acme", &SecretString::from("whsec_abce")));
+    book.observe(&Event::Apply(secret(true, None)));
+    assert!(!book.contains("team", "acme"), "no credential held");
+    book.observe(&Event::Apply(secret(true, Some("whsec_abcd"))));
+    book.observe(&Event::Delete(secret(true, Some("whsec_abcd"))));
+    assert!(!book.contains("team", "acme"), "deleted");
+    assert!(!book.is_loaded());
+    book.observe(&Event::InitDone);
+    assert!(book.is_loaded());
+}

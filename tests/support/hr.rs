@@ -90,6 +90,8 @@ pub trait Hr: Sized {
     async fn active(&self) -> Vec<String>;
     /// Who the directory must hold, from the vendor's own data: id → enabled.
     async fn provisioned(&self, on_leave: OnLeave) -> BTreeMap<String, bool>;
+    /// Everyone's work mail and last name, from the vendor's own data: id → (mail, last name).
+    async fn contacts(&self) -> BTreeMap<String, (Option<String>, Option<String>)>;
     /// The directory holds exactly what the vendor's data says: attributes, managers, groups.
     async fn verify(&self, entries: &BTreeMap<String, Entry>, groups: &[Group], on_leave: OnLeave);
 
@@ -97,6 +99,8 @@ pub trait Hr: Sized {
     async fn requests(&self) -> Vec<LoggedRequest>;
     /// Checks the reads of a baseline of `people` people into `groups` groups.
     fn check_baseline_reads(log: &[LoggedRequest], people: usize, groups: usize);
+    /// Checks the reads of an incremental cycle with nothing new.
+    fn check_quiet_reads(log: &[LoggedRequest]);
     /// The test controls every sandbox shares.
     fn control(&self) -> ControlClient;
 
@@ -312,6 +316,14 @@ pub mod hollyhr {
                 .collect()
         }
 
+        async fn contacts(&self) -> BTreeMap<String, (Option<String>, Option<String>)> {
+            self.people()
+                .await
+                .into_iter()
+                .map(|p| (p.id, (p.work_email, p.last_name)))
+                .collect()
+        }
+
         /// Active people enabled with their mapped attributes and managers, future starters
         /// disabled, leavers absent or disabled, and one group per department with exactly its
         /// enabled members.
@@ -402,6 +414,11 @@ pub mod hollyhr {
 
         fn control(&self) -> ControlClient {
             (*self.sandbox.controls()).clone()
+        }
+
+        /// One request: the changes page.
+        fn check_quiet_reads(log: &[LoggedRequest]) {
+            assert_eq!(log.len(), 1, "{log:?}");
         }
 
         /// Only reads, and only of what the safe projection needs (`people:read`): never
@@ -645,6 +662,14 @@ pub mod personio {
                 .collect()
         }
 
+        async fn contacts(&self) -> BTreeMap<String, (Option<String>, Option<String>)> {
+            tenant(&self.client)
+                .await
+                .into_iter()
+                .map(|(p, _)| (p.id, (p.email, p.last_name)))
+                .collect()
+        }
+
         /// Mail, names, title and manager of everyone with access, disabled entries for those
         /// waiting, none enabled for leavers, and a group per department named as Personio names
         /// it, with exactly its enabled members: all from Personio's wire data, not from the
@@ -747,6 +772,19 @@ pub mod personio {
 
         fn control(&self) -> ControlClient {
             (*self.sandbox.controls()).clone()
+        }
+
+        /// One persons page (the token is reused), and the latest employment of each person the
+        /// overlap re-reads.
+        fn check_quiet_reads(log: &[LoggedRequest]) {
+            let routes: Vec<&str> = log.iter().map(|r| r.route.as_str()).collect();
+            assert_eq!(routes.first(), Some(&"/v2/persons"), "{log:?}");
+            assert!(
+                routes[1..]
+                    .iter()
+                    .all(|r| *r == "/v2/persons/{person_id}/employments"),
+                "{log:?}"
+            );
         }
 
         /// Only reads, of the documented routes: the token, persons pages, one employment list
