@@ -272,8 +272,6 @@ pub enum RemoveError {
 
 /// One source's webhook, for the controller.
 pub trait Flavour: Send + Sync {
-    /// The source's name, for messages ("HollyHR").
-    fn source(&self) -> &'static str;
     /// The webhook step of one reconcile.
     fn reconcile<'a>(
         &'a self,

@@ -49,7 +49,7 @@ async fn remove_webhook(
                 match flavour.remove(object).await {
                     Ok(count) => Ok(count),
                     Err(webhook::RemoveError::Transient(message)) => {
-                        warn!(%namespace, %name, source = flavour.source(), error = %message, "removing the webhook failed; retrying");
+                        warn!(%namespace, %name, source = kind, error = %message, "removing the webhook failed; retrying");
                         return Ok(Some(Action::requeue(ctx.backoff(object))));
                     }
                     Err(webhook::RemoveError::Final(why)) => {

@@ -21,10 +21,6 @@ use crate::crd::PeopleSync;
 use crate::webhook::{Flavour, RemoveError, Upkeep, WebhookOutcome};
 
 impl Flavour for HollyHrClient {
-    fn source(&self) -> &'static str {
-        "HollyHR"
-    }
-
     fn reconcile<'a>(
         &'a self,
         object: &'a PeopleSync,

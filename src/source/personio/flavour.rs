@@ -21,10 +21,6 @@ use crate::crd::PeopleSync;
 use crate::webhook::{Flavour, RemoveError, Upkeep, WebhookOutcome};
 
 impl Flavour for PersonioClient {
-    fn source(&self) -> &'static str {
-        "Personio"
-    }
-
     fn reconcile<'a>(
         &'a self,
         object: &'a PeopleSync,
