@@ -112,6 +112,14 @@ impl SourceSpec {
         }
     }
 
+    /// The source as a metric label: `hollyhr` or `personio`.
+    pub fn label(&self) -> &'static str {
+        match (&self.hollyhr, &self.personio) {
+            (_, Some(_)) => "personio",
+            _ => "hollyhr",
+        }
+    }
+
     /// The names of the Secrets the source's credentials are in.
     pub fn secret_names(&self) -> Vec<&str> {
         let mut names = Vec::new();

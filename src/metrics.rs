@@ -15,8 +15,38 @@ struct ReconcileLabels {
     result: String,
 }
 
+/// The PeopleSync a series belongs to. Bounded by the objects that exist: a webhook delivery is
+/// labelled with its object only once the receiver knows it (an unknown path stays unlabelled).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    namespace: String,
+    name: String,
+}
+
+impl ObjectLabels {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The labels of a PeopleSync.
+    pub fn of(object: &crate::crd::PeopleSync) -> Self {
+        use kube::ResourceExt as _;
+        Self::new(&object.namespace().unwrap_or_default(), &object.name_any())
+    }
+
+    /// No object (a delivery to a path the receiver does not know).
+    fn none() -> Self {
+        Self::new("", "")
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CycleLabels {
+    #[prometheus(flatten)]
+    object: ObjectLabels,
     /// `full` or `incremental`.
     kind: String,
     /// `ok` or the failure category.
@@ -24,26 +54,36 @@ struct CycleLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CycleKindLabels {
+    #[prometheus(flatten)]
+    object: ObjectLabels,
+    /// `full` or `incremental`.
+    kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChangeLabels {
+    #[prometheus(flatten)]
+    object: ObjectLabels,
     /// `create`, `update`, `rename`, `disable`, …
     action: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceRequestLabels {
+    #[prometheus(flatten)]
+    object: ObjectLabels,
+    /// `hollyhr` or `personio`.
+    source: String,
     /// The route template, e.g. `/people/{id}` (never an id).
     route: String,
     status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ObjectLabels {
-    namespace: String,
-    name: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
+    #[prometheus(flatten)]
+    object: ObjectLabels,
     /// `accepted`, `duplicate`, `bad_signature`, … (see `receiver::Outcome`).
     outcome: String,
 }
@@ -52,14 +92,8 @@ struct DeliveryLabels {
 /// the others).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConditionLabels {
-    namespace: String,
-    name: String,
     #[prometheus(flatten)]
-    condition: ConditionType,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ConditionType {
+    object: ObjectLabels,
     r#type: String,
     status: String,
 }
@@ -73,28 +107,148 @@ struct KubeRequestLabels {
     resource: String,
 }
 
+/// A label set that names its object, so that a deleted object's series can be dropped.
+trait OfObject {
+    fn object(&self) -> &ObjectLabels;
+}
+
+macro_rules! of_object {
+    ($($labels:ty),*) => {$(
+        impl OfObject for $labels {
+            fn object(&self) -> &ObjectLabels {
+                &self.object
+            }
+        }
+    )*};
+}
+of_object!(
+    CycleLabels,
+    CycleKindLabels,
+    ChangeLabels,
+    SourceRequestLabels,
+    DeliveryLabels,
+    ConditionLabels
+);
+
+impl OfObject for ObjectLabels {
+    fn object(&self) -> &ObjectLabels {
+        self
+    }
+}
+
+type Gauge = prometheus_client::metrics::gauge::Gauge;
+
+/// A metric family whose series belong to PeopleSync objects: it remembers which label sets it
+/// made, so that [`Scoped::forget`] drops every series of a deleted object (a `Family` cannot be
+/// filtered).
+struct Scoped<L, M, C = fn() -> M> {
+    family: Family<L, M, C>,
+    made: std::sync::Mutex<std::collections::HashSet<L>>,
+}
+
+impl<L, M, C> Scoped<L, M, C>
+where
+    L: Clone + std::hash::Hash + Eq + OfObject,
+    C: prometheus_client::metrics::family::MetricConstructor<M>,
+{
+    fn new(family: Family<L, M, C>) -> Self {
+        Self {
+            family,
+            made: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Runs `f` on the series of `labels`, made when missing.
+    fn with(&self, labels: L, f: impl FnOnce(&M)) {
+        {
+            let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+            if !made.contains(&labels) {
+                made.insert(labels.clone());
+            }
+        }
+        f(&self.family.get_or_create(&labels));
+    }
+
+    /// Drops every series of `object`.
+    fn forget(&self, object: &ObjectLabels) {
+        self.made
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|labels| {
+                if labels.object() == object {
+                    self.family.remove(labels);
+                    false
+                } else {
+                    true
+                }
+            });
+    }
+}
+
+fn cycle_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+fn delivery_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+}
+
 pub struct Metrics {
     registry: Registry,
     kube_requests: Family<KubeRequestLabels, Counter>,
-    handed_over: Counter,
-    indexes: prometheus_client::metrics::gauge::Gauge,
-    deliveries: Family<DeliveryLabels, Counter>,
-    source_requests: Family<SourceRequestLabels, Counter>,
-    checkpoint_age: Family<ObjectLabels, prometheus_client::metrics::gauge::Gauge>,
+    handed_over: Scoped<ObjectLabels, Counter>,
+    indexes: Gauge,
+    deliveries: Scoped<DeliveryLabels, Counter>,
+    source_requests: Scoped<SourceRequestLabels, Counter>,
+    checkpoint_age: Scoped<ObjectLabels, Gauge>,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_seconds: Histogram,
     status_writes: Counter,
     directory_connections: Counter,
-    cycles: Family<CycleLabels, Counter>,
-    cycle_seconds: Histogram,
-    changes: Family<ChangeLabels, Counter>,
-    people_read: Counter,
-    failures: Counter,
-    conditions: Family<ConditionLabels, prometheus_client::metrics::gauge::Gauge>,
-    last_sync: Family<ObjectLabels, prometheus_client::metrics::gauge::Gauge>,
-    poll_interval: Family<ObjectLabels, prometheus_client::metrics::gauge::Gauge>,
-    leader: prometheus_client::metrics::gauge::Gauge,
-    delivery_seconds: Histogram,
+    cycles: Scoped<CycleLabels, Counter>,
+    cycle_seconds: Scoped<CycleKindLabels, Histogram>,
+    changes: Scoped<ChangeLabels, Counter>,
+    people_read: Scoped<ObjectLabels, Counter>,
+    failures: Scoped<ObjectLabels, Counter>,
+    conditions: Scoped<ConditionLabels, Gauge>,
+    last_sync: Scoped<ObjectLabels, Gauge>,
+    poll_interval: Scoped<ObjectLabels, Gauge>,
+    leader: Gauge,
+    delivery_seconds: Scoped<ObjectLabels, Histogram>,
+}
+
+/// Registers a family and wraps it in [`Scoped`].
+fn scoped<L, M, C>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    family: Family<L, M, C>,
+) -> Scoped<L, M, C>
+where
+    L: Clone
+        + std::hash::Hash
+        + Eq
+        + OfObject
+        + EncodeLabelSet
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    M: prometheus_client::metrics::TypedMetric
+        + prometheus_client::encoding::EncodeMetric
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    C: prometheus_client::metrics::family::MetricConstructor<M>
+        + Clone
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    registry.register(name, help, family.clone());
+    Scoped::new(family)
 }
 
 impl Default for Metrics {
@@ -120,54 +274,53 @@ impl Default for Metrics {
             "Connections made to directories (LDAP binds, SCIM clients); kept ones are reused",
             directory_connections.clone(),
         );
-        let cycles = Family::<CycleLabels, Counter>::default();
-        let cycle_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 14));
-        let changes = Family::<ChangeLabels, Counter>::default();
-        let people_read = Counter::default();
-        let failures = Counter::default();
-        registry.register(
+        let cycles = scoped(
+            &mut registry,
             "sync_cycles",
-            "Sync cycles by kind and result",
-            cycles.clone(),
+            "Sync cycles per PeopleSync, by kind and result",
+            Family::default(),
         );
-        registry.register(
+        let cycle_seconds = scoped(
+            &mut registry,
             "sync_cycle_duration_seconds",
-            "Sync cycle duration",
-            cycle_seconds.clone(),
+            "Sync cycle duration per PeopleSync and kind",
+            Family::new_with_constructor(cycle_histogram as fn() -> Histogram),
         );
-        registry.register(
+        let changes = scoped(
+            &mut registry,
             "directory_changes",
-            "Directory changes applied, by action",
-            changes.clone(),
+            "Directory changes applied per PeopleSync, by action",
+            Family::default(),
         );
-        registry.register(
+        let people_read = scoped(
+            &mut registry,
             "source_people_read",
-            "People read from the source",
-            people_read.clone(),
+            "People read from the source, per PeopleSync",
+            Family::default(),
         );
-        registry.register(
+        let failures = scoped(
+            &mut registry,
             "sync_person_failures",
-            "Per-person failures (retried next cycle)",
-            failures.clone(),
+            "Per-person failures per PeopleSync (retried next cycle)",
+            Family::default(),
         );
-        let source_requests = Family::<SourceRequestLabels, Counter>::default();
-        registry.register(
-            "hollyhr_requests",
-            "HollyHR requests by route template and status",
-            source_requests.clone(),
+        let source_requests = scoped(
+            &mut registry,
+            "source_requests",
+            "HR source requests per PeopleSync, by source, route template and status",
+            Family::default(),
         );
-        let checkpoint_age =
-            Family::<ObjectLabels, prometheus_client::metrics::gauge::Gauge>::default();
-        registry.register(
+        let checkpoint_age = scoped(
+            &mut registry,
             "checkpoint_age_seconds",
             "Seconds between the last cycle and its checkpoint, per PeopleSync",
-            checkpoint_age.clone(),
+            Family::default(),
         );
-        let deliveries = Family::<DeliveryLabels, Counter>::default();
-        registry.register(
+        let deliveries = scoped(
+            &mut registry,
             "webhook_deliveries",
-            "Webhook deliveries received, by outcome",
-            deliveries.clone(),
+            "Webhook deliveries received, per PeopleSync (none for unknown paths), by outcome",
+            Family::default(),
         );
         let kube_requests = Family::<KubeRequestLabels, Counter>::default();
         registry.register(
@@ -175,49 +328,47 @@ impl Default for Metrics {
             "Kubernetes API requests the operator made, by verb and resource (a watch counts once, when it starts)",
             kube_requests.clone(),
         );
-        let handed_over = Counter::default();
-        registry.register(
+        let handed_over = scoped(
+            &mut registry,
             "webhook_people_handed_over",
-            "People named by webhook events that an incremental cycle read instead of a targeted sync (too many at once)",
-            handed_over.clone(),
+            "People named by webhook events that an incremental cycle read instead of a targeted sync (too many at once), per PeopleSync",
+            Family::default(),
         );
-        let indexes = prometheus_client::metrics::gauge::Gauge::default();
+        let indexes = Gauge::default();
         registry.register(
             "directory_indexes",
             "Directory indexes kept in memory (one per object whose last run applied cleanly)",
             indexes.clone(),
         );
-        let conditions =
-            Family::<ConditionLabels, prometheus_client::metrics::gauge::Gauge>::default();
-        registry.register(
+        let conditions = scoped(
+            &mut registry,
             "condition",
             "Status conditions per PeopleSync: 1 for the status the condition has, 0 for the others",
-            conditions.clone(),
+            Family::default(),
         );
-        let last_sync = Family::<ObjectLabels, prometheus_client::metrics::gauge::Gauge>::default();
-        registry.register(
+        let last_sync = scoped(
+            &mut registry,
             "last_sync_timestamp_seconds",
             "When the last sync cycle of a PeopleSync finished (Unix seconds)",
-            last_sync.clone(),
+            Family::default(),
         );
-        let poll_interval =
-            Family::<ObjectLabels, prometheus_client::metrics::gauge::Gauge>::default();
-        registry.register(
+        let poll_interval = scoped(
+            &mut registry,
             "poll_interval_seconds",
             "A PeopleSync's poll interval (spec.schedule.pollInterval)",
-            poll_interval.clone(),
+            Family::default(),
         );
-        let leader = prometheus_client::metrics::gauge::Gauge::default();
+        let leader = Gauge::default();
         registry.register(
             "leader",
             "1 while this replica holds the leader Lease and reconciles, else 0",
             leader.clone(),
         );
-        let delivery_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
-        registry.register(
+        let delivery_seconds = scoped(
+            &mut registry,
             "webhook_delivery_duration_seconds",
-            "Time the webhook receiver took to answer a delivery",
-            delivery_seconds.clone(),
+            "Time the webhook receiver took to answer a delivery, per PeopleSync (none for unknown paths)",
+            Family::new_with_constructor(delivery_histogram as fn() -> Histogram),
         );
         Self {
             registry,
@@ -255,131 +406,166 @@ impl Metrics {
         self.reconcile_seconds.observe(took.as_secs_f64());
     }
 
-    /// A sync cycle finished.
-    pub fn cycle(&self, report: &crate::sync::engine::Report) {
-        self.cycles
-            .get_or_create(&CycleLabels {
-                kind: report.kind.as_str().to_owned(),
+    /// A sync cycle of `object` finished.
+    pub fn cycle(&self, object: &ObjectLabels, report: &crate::sync::engine::Report) {
+        let kind = report.kind.as_str().to_owned();
+        self.cycles.with(
+            CycleLabels {
+                object: object.clone(),
+                kind: kind.clone(),
                 result: "ok".to_owned(),
-            })
-            .inc();
-        self.cycle_seconds.observe(report.duration.as_secs_f64());
-        self.people_read.inc_by(report.people_read as u64);
-        self.failures.inc_by(report.failures().len() as u64);
+            },
+            |c| {
+                c.inc();
+            },
+        );
+        self.cycle_seconds.with(
+            CycleKindLabels {
+                object: object.clone(),
+                kind,
+            },
+            |h| h.observe(report.duration.as_secs_f64()),
+        );
+        self.people_read.with(object.clone(), |c| {
+            c.inc_by(report.people_read as u64);
+        });
+        self.failures.with(object.clone(), |c| {
+            c.inc_by(report.failures().len() as u64);
+        });
         for (action, n) in report.applied.iter().flat_map(|a| a.counts.iter()) {
-            self.changes
-                .get_or_create(&ChangeLabels {
+            self.changes.with(
+                ChangeLabels {
+                    object: object.clone(),
                     action: (*action).to_owned(),
-                })
-                .inc_by(*n);
+                },
+                |c| {
+                    c.inc_by(*n);
+                },
+            );
         }
     }
 
-    /// A sync cycle failed with this category.
-    pub fn cycle_failed(&self, kind: crate::sync::engine::CycleKind, category: &'static str) {
-        self.cycles
-            .get_or_create(&CycleLabels {
+    /// A sync cycle of `object` failed with this category.
+    pub fn cycle_failed(
+        &self,
+        object: &ObjectLabels,
+        kind: crate::sync::engine::CycleKind,
+        category: &'static str,
+    ) {
+        self.cycles.with(
+            CycleLabels {
+                object: object.clone(),
                 kind: kind.as_str().to_owned(),
                 result: category.to_owned(),
-            })
-            .inc();
+            },
+            |c| {
+                c.inc();
+            },
+        );
     }
 
-    /// One webhook delivery answered by the receiver.
-    pub fn webhook_delivery(&self, outcome: crate::receiver::Outcome) {
-        self.deliveries
-            .get_or_create(&DeliveryLabels {
+    /// One webhook delivery answered by the receiver, for `object` when the receiver knows it.
+    pub fn webhook_delivery(
+        &self,
+        object: Option<&ObjectLabels>,
+        outcome: crate::receiver::Outcome,
+        took: Duration,
+    ) {
+        let object = object.cloned().unwrap_or_else(ObjectLabels::none);
+        self.deliveries.with(
+            DeliveryLabels {
+                object: object.clone(),
                 outcome: outcome.as_str().to_owned(),
-            })
-            .inc();
+            },
+            |c| {
+                c.inc();
+            },
+        );
+        self.delivery_seconds
+            .with(object, |h| h.observe(took.as_secs_f64()));
     }
 
-    /// One answered HollyHR request.
-    pub fn source_request(&self, route: &'static str, status: u16) {
-        self.source_requests
-            .get_or_create(&SourceRequestLabels {
+    /// One answered source request of `object`.
+    pub fn source_request(
+        &self,
+        object: &ObjectLabels,
+        source: &'static str,
+        route: &'static str,
+        status: u16,
+    ) {
+        self.source_requests.with(
+            SourceRequestLabels {
+                object: object.clone(),
+                source: source.to_owned(),
                 route: route.to_owned(),
                 status,
-            })
-            .inc();
+            },
+            |c| {
+                c.inc();
+            },
+        );
     }
 
     /// How far behind now the object's checkpoint is, after a cycle.
-    pub fn checkpoint_age(&self, namespace: &str, name: &str, seconds: i64) {
-        self.checkpoint_age
-            .get_or_create(&ObjectLabels {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-            })
-            .set(seconds);
+    pub fn checkpoint_age(&self, object: &ObjectLabels, seconds: i64) {
+        self.checkpoint_age.with(object.clone(), |g| {
+            g.set(seconds);
+        });
     }
 
     /// What alerts watch for one object: its conditions, when its last cycle finished, its poll
     /// interval. Set from the status the controller computed, written or not.
     pub fn object_status(
         &self,
-        namespace: &str,
-        name: &str,
+        object: &ObjectLabels,
         status: &crate::crd::PeopleSyncStatus,
         poll_interval: Option<Duration>,
     ) {
-        let object = ObjectLabels {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
         for condition in &status.conditions {
             for value in ["True", "False", "Unknown"] {
-                self.conditions
-                    .get_or_create(&ConditionLabels {
-                        namespace: namespace.to_owned(),
-                        name: name.to_owned(),
-                        condition: ConditionType {
-                            r#type: condition.type_.clone(),
-                            status: value.to_owned(),
-                        },
-                    })
-                    .set(i64::from(condition.status == value));
-            }
-        }
-        if let Some(time) = &status.last_sync_time {
-            self.last_sync
-                .get_or_create(&object)
-                .set(time.0.as_second());
-        }
-        if let Some(interval) = poll_interval {
-            self.poll_interval
-                .get_or_create(&object)
-                .set(i64::try_from(interval.as_secs()).unwrap_or(i64::MAX));
-        }
-    }
-
-    /// Drops a deleted object's series.
-    pub fn forget(&self, namespace: &str, name: &str) {
-        let object = ObjectLabels {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
-        self.last_sync.remove(&object);
-        self.poll_interval.remove(&object);
-        self.checkpoint_age.remove(&object);
-        // Families cannot be filtered; remove every condition series of the object.
-        for kind in crate::crd::conditions::ALL {
-            for value in ["True", "False", "Unknown"] {
-                self.conditions.remove(&ConditionLabels {
-                    namespace: namespace.to_owned(),
-                    name: name.to_owned(),
-                    condition: ConditionType {
-                        r#type: kind.to_owned(),
+                self.conditions.with(
+                    ConditionLabels {
+                        object: object.clone(),
+                        r#type: condition.type_.clone(),
                         status: value.to_owned(),
                     },
-                });
+                    |g| {
+                        g.set(i64::from(condition.status == value));
+                    },
+                );
             }
+        }
+        // Counters start at 0 with the object (rates work from the first increase).
+        for counter in [&self.people_read, &self.failures, &self.handed_over] {
+            counter.with(object.clone(), |_| {});
+        }
+        if let Some(time) = &status.last_sync_time {
+            self.last_sync.with(object.clone(), |g| {
+                g.set(time.0.as_second());
+            });
+        }
+        if let Some(interval) = poll_interval {
+            self.poll_interval.with(object.clone(), |g| {
+                g.set(i64::try_from(interval.as_secs()).unwrap_or(i64::MAX));
+            });
         }
     }
 
-    /// How long the receiver took to answer one delivery.
-    pub fn webhook_answered(&self, took: Duration) {
-        self.delivery_seconds.observe(took.as_secs_f64());
+    /// Drops every series of a deleted object.
+    pub fn forget(&self, object: &ObjectLabels) {
+        self.cycles.forget(object);
+        self.handed_over.forget(object);
+        self.cycle_seconds.forget(object);
+        self.changes.forget(object);
+        self.people_read.forget(object);
+        self.failures.forget(object);
+        self.source_requests.forget(object);
+        self.deliveries.forget(object);
+        self.delivery_seconds.forget(object);
+        self.checkpoint_age.forget(object);
+        self.conditions.forget(object);
+        self.last_sync.forget(object);
+        self.poll_interval.forget(object);
     }
 
     /// Whether this replica leads (reconciles).
@@ -406,8 +592,10 @@ impl Metrics {
         self.indexes.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
-    pub fn handed_over(&self, people: usize) {
-        self.handed_over.inc_by(people as u64);
+    pub fn handed_over(&self, object: &ObjectLabels, people: usize) {
+        self.handed_over.with(object.clone(), |c| {
+            c.inc_by(people as u64);
+        });
     }
 
     pub fn directory_connected(&self) {
@@ -443,22 +631,102 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("peoplesync_status_writes_total 1"), "{text}");
-        metrics.source_request("/people", 200);
-        metrics.checkpoint_age("team", "acme", 42);
-        metrics.webhook_delivery(crate::receiver::Outcome::BadSignature);
+        let acme = ObjectLabels::new("team", "acme");
+        metrics.source_request(&acme, "hollyhr", "/people", 200);
+        metrics.checkpoint_age(&acme, 42);
+        metrics.webhook_delivery(
+            Some(&acme),
+            crate::receiver::Outcome::BadSignature,
+            Duration::from_millis(2),
+        );
+        metrics.webhook_delivery(
+            None,
+            crate::receiver::Outcome::UnknownObject,
+            Duration::from_millis(1),
+        );
         let text = metrics.encode();
+        for line in [
+            "peoplesync_source_requests_total{namespace=\"team\",name=\"acme\",source=\"hollyhr\",route=\"/people\",status=\"200\"} 1",
+            "peoplesync_checkpoint_age_seconds{namespace=\"team\",name=\"acme\"} 42",
+            "peoplesync_webhook_deliveries_total{namespace=\"team\",name=\"acme\",outcome=\"bad_signature\"} 1",
+            "peoplesync_webhook_deliveries_total{namespace=\"\",name=\"\",outcome=\"unknown_object\"} 1",
+            "peoplesync_webhook_delivery_duration_seconds_count{namespace=\"team\",name=\"acme\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+    }
+
+    /// Every series of an object is per object, and deleting the object drops all of them (its
+    /// neighbour's stay).
+    #[test]
+    fn a_deleted_objects_series_are_all_dropped() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+        let at = jiff::Timestamp::from_second(1_780_000_000).expect("a time");
+        let metrics = Metrics::default();
+        let status = crate::crd::PeopleSyncStatus {
+            conditions: vec![Condition {
+                type_: "Synced".into(),
+                status: "True".into(),
+                reason: "Synced".into(),
+                message: String::new(),
+                last_transition_time: Time(at),
+                observed_generation: None,
+            }],
+            last_sync_time: Some(Time(at)),
+            ..Default::default()
+        };
+        let report = crate::sync::engine::Report {
+            kind: crate::sync::engine::CycleKind::Full,
+            plan: crate::plan::Plan::default(),
+            applied: Some(crate::sync::Applied {
+                counts: [("create", 3), ("disable", 1)].into(),
+                failures: Vec::new(),
+            }),
+            state: crate::sync::engine::SyncState::default(),
+            people_read: 12,
+            duration: Duration::from_millis(40),
+            timings: crate::sync::engine::Timings::default(),
+        };
+        for name in ["acme", "globex"] {
+            let object = ObjectLabels::new("team", name);
+            metrics.cycle(&object, &report);
+            metrics.cycle_failed(
+                &object,
+                crate::sync::engine::CycleKind::Incremental,
+                "SourceUnavailable",
+            );
+            metrics.source_request(&object, "personio", "/v2/persons", 429);
+            metrics.checkpoint_age(&object, 7);
+            metrics.webhook_delivery(
+                Some(&object),
+                crate::receiver::Outcome::Accepted,
+                Duration::from_millis(3),
+            );
+            metrics.object_status(&object, &status, Some(Duration::from_secs(300)));
+        }
+        let text = metrics.encode();
+        let series = |text: &str, name: &str| {
+            text.lines()
+                .filter(|l| !l.starts_with('#') && l.contains(&format!("name=\"{name}\"")))
+                .count()
+        };
+        // 2 cycle results, 15 buckets + sum + count of duration, 2 actions, people read,
+        // failures, a request, checkpoint, a delivery, 17 latency lines, 3 condition values,
+        // last sync, poll, people handed over (0).
+        assert_eq!(series(&text, "acme"), 49, "{text}");
+        assert_eq!(series(&text, "globex"), 49);
+        assert!(text.contains("peoplesync_directory_changes_total{namespace=\"team\",name=\"acme\",action=\"create\"} 3"), "{text}");
+        assert!(text.contains("peoplesync_sync_cycles_total{namespace=\"team\",name=\"acme\",kind=\"incremental\",result=\"SourceUnavailable\"} 1"), "{text}");
         assert!(
-            text.contains("peoplesync_hollyhr_requests_total{route=\"/people\",status=\"200\"} 1"),
+            text.contains(
+                "peoplesync_source_people_read_total{namespace=\"team\",name=\"acme\"} 12"
+            ),
             "{text}"
         );
-        assert!(
-            text.contains("peoplesync_checkpoint_age_seconds{namespace=\"team\",name=\"acme\"} 42"),
-            "{text}"
-        );
-        assert!(
-            text.contains("peoplesync_webhook_deliveries_total{outcome=\"bad_signature\"} 1"),
-            "{text}"
-        );
+        metrics.forget(&ObjectLabels::new("team", "acme"));
+        let text = metrics.encode();
+        assert_eq!(series(&text, "acme"), 0, "{text}");
+        assert_eq!(series(&text, "globex"), 49);
     }
 }
 

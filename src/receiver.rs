@@ -224,26 +224,21 @@ pub struct Receiver {
     secrets: SecretBook,
     seen: Mutex<lru::LruCache<String, ()>>,
     queue: mpsc::Sender<Job>,
-    observe: Box<dyn Fn(Outcome) + Send + Sync>,
     now: Box<dyn Fn() -> Timestamp + Send + Sync>,
     /// Whether a job consumer takes from `queue` (this process leads).
     consuming: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Receiver {
-    /// A receiver feeding `queue`; `observe` counts outcomes (metrics).
-    pub fn new(
-        secrets: SecretBook,
-        queue: mpsc::Sender<Job>,
-        observe: impl Fn(Outcome) + Send + Sync + 'static,
-    ) -> Self {
+    /// A receiver feeding `queue`. Every answer carries an [`Answered`] extension (the
+    /// process's metrics layer counts it).
+    pub fn new(secrets: SecretBook, queue: mpsc::Sender<Job>) -> Self {
         Self {
             secrets,
             seen: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(DEDUPE_CAPACITY).expect("the capacity is not zero"),
             )),
             queue,
-            observe: Box::new(observe),
             now: Box::new(Timestamp::now),
             consuming: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
@@ -275,13 +270,39 @@ pub fn router(receiver: Arc<Receiver>) -> Router {
         .with_state(receiver)
 }
 
-fn answer(receiver: &Receiver, outcome: Outcome, status: StatusCode, message: &str) -> Response {
-    (receiver.observe)(outcome);
-    (
-        status,
-        axum::Json(json!({ "status": outcome.as_str(), "message": message })),
+/// What the receiver answered, as a response extension: the outcome, and the object when the
+/// receiver knows it (a path naming no PeopleSync with a webhook names none, so that metrics
+/// never carry names a client made up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    pub outcome: Outcome,
+    /// `(namespace, name)`.
+    pub object: Option<(String, String)>,
+}
+
+fn answer(
+    object: Option<(&str, &str)>,
+    outcome: Outcome,
+    status: StatusCode,
+    message: &str,
+) -> Response {
+    answered(
+        (
+            status,
+            axum::Json(json!({ "status": outcome.as_str(), "message": message })),
+        )
+            .into_response(),
+        object,
+        outcome,
     )
-        .into_response()
+}
+
+fn answered(mut response: Response, object: Option<(&str, &str)>, outcome: Outcome) -> Response {
+    response.extensions_mut().insert(Answered {
+        outcome,
+        object: object.map(|(namespace, name)| (namespace.to_owned(), name.to_owned())),
+    });
+    response
 }
 
 async fn receive(
@@ -297,7 +318,7 @@ async fn receive(
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
         return answer(
-            &receiver,
+            None,
             Outcome::UnsupportedMediaType,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "deliveries are application/json",
@@ -308,7 +329,7 @@ async fn receive(
         .load(std::sync::atomic::Ordering::Acquire)
     {
         return retry_later(
-            &receiver,
+            None,
             Outcome::Standby,
             "this replica does not lead; retry shortly",
         );
@@ -319,20 +340,21 @@ async fn receive(
             // A process that just started has not read its Secrets yet: the source's 404 would
             // be final, a 503 is retried.
             return retry_later(
-                &receiver,
+                None,
                 Outcome::Starting,
                 "the receiver is starting; retry shortly",
             );
         }
         None => {
             return answer(
-                &receiver,
+                None,
                 Outcome::UnknownObject,
                 StatusCode::NOT_FOUND,
                 "no PeopleSync with a webhook here",
             );
         }
     };
+    let known = Some((namespace.as_str(), name.as_str()));
     let deliveries = crate::source::any::deliveries(credentials.scheme);
     let now = (receiver.now)();
     if let Err(refused) = deliveries.authenticate(&credentials.held, &headers, &body, now) {
@@ -342,18 +364,13 @@ async fn receive(
             }
             Refused::BadRequest(message) => (Outcome::BadRequest, StatusCode::BAD_REQUEST, message),
         };
-        return answer(&receiver, outcome, status, &message);
+        return answer(known, outcome, status, &message);
     }
     // Authenticated: only now is anything parsed.
     let delivery = match deliveries.read(&headers, &body) {
         Ok(delivery) => delivery,
         Err(message) => {
-            return answer(
-                &receiver,
-                Outcome::BadRequest,
-                StatusCode::BAD_REQUEST,
-                message,
-            );
+            return answer(known, Outcome::BadRequest, StatusCode::BAD_REQUEST, message);
         }
     };
     // An authenticated event (a duplicate too) shows the path works: a source without a health
@@ -367,7 +384,7 @@ async fn receive(
         .contains(&seen_key)
     {
         return answer(
-            &receiver,
+            known,
             Outcome::Duplicate,
             StatusCode::OK,
             "already received",
@@ -377,13 +394,13 @@ async fn receive(
         (Outcome::Ignored, deliveries.ignored_status())
     } else {
         let job = Job {
-            namespace,
-            name,
+            namespace: namespace.clone(),
+            name: name.clone(),
             event_id: delivery.id,
             event_type: delivery.event_type,
             subject: delivery.subject,
         };
-        if let Some(busy) = enqueue(&receiver, job) {
+        if let Some(busy) = enqueue(&receiver, known, job) {
             return busy;
         }
         (Outcome::Accepted, StatusCode::ACCEPTED)
@@ -394,30 +411,29 @@ async fn receive(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .put(seen_key, ());
-    answer(&receiver, outcome, status, "accepted")
+    answer(known, outcome, status, "accepted")
 }
 
 /// 503 with `Retry-After`: HollyHR retries the delivery.
-fn retry_later(receiver: &Receiver, outcome: Outcome, message: &str) -> Response {
-    (receiver.observe)(outcome);
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())],
-        axum::Json(json!({ "status": outcome.as_str(), "message": message })),
+fn retry_later(object: Option<(&str, &str)>, outcome: Outcome, message: &str) -> Response {
+    answered(
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())],
+            axum::Json(json!({ "status": outcome.as_str(), "message": message })),
+        )
+            .into_response(),
+        object,
+        outcome,
     )
-        .into_response()
 }
 
 /// Queues `job`; the answer to give instead (503 with `Retry-After`) when the queue is full.
-fn enqueue(receiver: &Receiver, job: Job) -> Option<Response> {
+fn enqueue(receiver: &Receiver, object: Option<(&str, &str)>, job: Job) -> Option<Response> {
     if receiver.queue.try_send(job).is_ok() {
         return None;
     }
-    Some(retry_later(
-        receiver,
-        Outcome::QueueFull,
-        "busy: retry later",
-    ))
+    Some(retry_later(object, Outcome::QueueFull, "busy: retry later"))
 }
 
 #[cfg(test)]

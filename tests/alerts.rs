@@ -130,8 +130,11 @@ fn promtool_unit_tests_fire_and_do_not_fire_every_alert() {
     }
 }
 
+#[path = "support/promql.rs"]
+mod promql;
+
 #[test]
-fn alerts_read_only_metrics_the_operator_exposes() {
+fn alerts_read_only_metrics_and_labels_the_operator_exposes() {
     // The registry the operator serves, with one series in each family the alerts read (an
     // empty family is not in the exposition).
     let metrics = peoplesync::metrics::Metrics::default();
@@ -143,40 +146,63 @@ fn alerts_read_only_metrics_the_operator_exposes() {
         "lastSyncTime": "2026-12-05T00:00:00Z"
     }))
     .expect("a status");
-    metrics.object_status(
-        "hr",
-        "acme",
-        &status,
-        Some(std::time::Duration::from_secs(300)),
-    );
-    metrics.source_request("/people", 429);
+    let acme = peoplesync::metrics::ObjectLabels::new("hr", "acme");
+    metrics.object_status(&acme, &status, Some(std::time::Duration::from_secs(300)));
+    metrics.source_request(&acme, "hollyhr", "/people", 429);
+    metrics.checkpoint_age(&acme, 5);
+    let report = peoplesync::sync::engine::Report {
+        kind: peoplesync::sync::engine::CycleKind::Full,
+        plan: peoplesync::plan::Plan::default(),
+        applied: None,
+        state: peoplesync::sync::engine::SyncState::default(),
+        people_read: 3,
+        duration: std::time::Duration::from_millis(40),
+        timings: peoplesync::sync::engine::Timings::default(),
+    };
+    metrics.cycle(&acme, &report);
     metrics.leading(true);
-    let exposition = metrics.encode();
-    let exposed: BTreeSet<String> = exposition
-        .lines()
-        .filter_map(|line| line.strip_prefix("# TYPE "))
-        .filter_map(|line| {
-            let mut parts = line.split_whitespace();
-            let name = parts.next()?.to_owned();
-            let kind = parts.next()?;
-            Some(match kind {
-                "counter" => format!("{name}_total"),
-                _ => name,
-            })
-        })
-        .collect();
-    let text = std::fs::read_to_string(RULES).expect("the rules file");
-    let used: BTreeSet<String> = text
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|word| word.starts_with("peoplesync_"))
-        .map(str::to_owned)
-        .collect();
-    assert!(used.len() >= 6, "{used:?}");
-    for name in &used {
-        assert!(
-            exposed.contains(name),
-            "the alerts read {name}, which the operator does not expose: {exposed:?}"
-        );
+    let exposed = promql::Exposed::parse(&metrics.encode());
+    let rules = rules();
+    let mut checked = 0;
+    for rule in rules["groups"][0]["rules"].as_array().expect("rules") {
+        let expr = rule["expr"].as_str().expect("an expr");
+        if let Err(wrong) = promql::check(expr, &exposed) {
+            panic!("alert {}: {wrong}", rule["alert"]);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} alerts");
+}
+
+#[cfg(test)]
+mod checker {
+    use super::promql::{Exposed, check};
+
+    const EXPOSITION: &str = "# TYPE peoplesync_sync_cycles counter\n\
+        peoplesync_sync_cycles_total{namespace=\"hr\",name=\"acme\",kind=\"full\",result=\"ok\"} 1\n\
+        peoplesync_cycle_seconds_bucket{namespace=\"hr\",name=\"a,\\\"b\",le=\"0.5\"} 1\n\
+        peoplesync_leader 1\n";
+
+    #[test]
+    fn the_checker_refuses_what_the_operator_does_not_expose() {
+        let exposed = Exposed::parse(EXPOSITION);
+        for good in [
+            "sum by (namespace, name, kind) (rate(peoplesync_sync_cycles_total{result!=\"ok\"}[5m]))",
+            "histogram_quantile(0.5, sum by (le, name) (rate(peoplesync_cycle_seconds_bucket[5m])))",
+            "max by (job, instance) (peoplesync_leader) < 1",
+        ] {
+            assert_eq!(check(good, &exposed), Ok(()), "{good}");
+        }
+        for bad in [
+            "sum(rate(peoplesync_sync_cycle_total[5m]))",
+            "sum by (action) (rate(peoplesync_sync_cycles_total[5m]))",
+            "peoplesync_sync_cycles_total{outcome=\"ok\"}",
+            "peoplesync_leader * on (outcome) peoplesync_sync_cycles_total",
+            "sum(rate(peoplesync_sync_cycles_total[5m])",
+            "{namespace=\"hr\"}",
+        ] {
+            assert!(check(bad, &exposed).is_err(), "{bad} passed");
+        }
     }
 }
 

@@ -11,7 +11,8 @@ pub(super) async fn cleanup(object: &PeopleSync, ctx: &Context) -> Result<Action
     ctx.forget(&uid);
     let namespace = object.namespace().ok_or(Error::NoNamespace)?;
     let name = object.name_any();
-    ctx.metrics.forget(&namespace, &name);
+    ctx.metrics
+        .forget(&crate::metrics::ObjectLabels::of(object));
     let registered = object
         .status
         .as_ref()

@@ -72,14 +72,11 @@ pub(super) async fn run_sync(
             ctx.keep_index(&uid, index);
             match result {
                 Ok(report) => {
-                    ctx.metrics.cycle(&report);
+                    let labels = crate::metrics::ObjectLabels::of(object);
+                    ctx.metrics.cycle(&labels, &report);
                     if let Some(checkpoint) = report.state.checkpoint {
                         let age = jiff::Timestamp::now().duration_since(checkpoint).as_secs();
-                        ctx.metrics.checkpoint_age(
-                            &object.namespace().unwrap_or_default(),
-                            &object.name_any(),
-                            age,
-                        );
+                        ctx.metrics.checkpoint_age(&labels, age);
                     }
                     if kind == engine::CycleKind::Full && !settings.dry_run {
                         ctx.full_cycle_done(&uid);
@@ -102,7 +99,11 @@ pub(super) async fn run_sync(
                     sync::SyncOutcome::Completed(Box::new(completed))
                 }
                 Err(error) => {
-                    ctx.metrics.cycle_failed(kind, error.detail());
+                    ctx.metrics.cycle_failed(
+                        &crate::metrics::ObjectLabels::of(object),
+                        kind,
+                        error.detail(),
+                    );
                     warn!(name = %object.name_any(), kind = kind.as_str(), error = %crate::telemetry::report(&error), "sync cycle failed");
                     sync::SyncOutcome::Failed {
                         reason: error.reason(),

@@ -99,7 +99,8 @@ pub(super) async fn work_off(
         let uid = object.uid().unwrap_or_default();
         if ctx.handed_over(&uid) {
             // A handed-over cycle that has not started yet reads these too.
-            ctx.metrics.handed_over(ids.len());
+            ctx.metrics
+                .handed_over(&crate::metrics::ObjectLabels::of(&object), ids.len());
             continue;
         }
         let paced = ctx
@@ -113,7 +114,8 @@ pub(super) async fn work_off(
             // for it instead of being read one by one.
             ctx.hand_over(&uid);
             ctx.cycle_due_at(&uid, jiff::Timestamp::now());
-            ctx.metrics.handed_over(ids.len());
+            ctx.metrics
+                .handed_over(&crate::metrics::ObjectLabels::of(&object), ids.len());
             info!(
                 name = %object.name_any(),
                 people = ids.len(),
@@ -185,7 +187,8 @@ pub(super) async fn targeted(
     ctx.keep_index(&uid, index);
     match result {
         Ok(report) => {
-            ctx.metrics.cycle(&report);
+            ctx.metrics
+                .cycle(&crate::metrics::ObjectLabels::of(object), &report);
             info!(
                 name = %object.name_any(),
                 people = ids.len(),
@@ -200,8 +203,11 @@ pub(super) async fn targeted(
             );
         }
         Err(error) => {
-            ctx.metrics
-                .cycle_failed(engine::CycleKind::Incremental, error.detail());
+            ctx.metrics.cycle_failed(
+                &crate::metrics::ObjectLabels::of(object),
+                engine::CycleKind::Incremental,
+                error.detail(),
+            );
             warn!(name = %object.name_any(), error = %crate::telemetry::report(&error), "targeted sync failed; an incremental cycle runs now instead");
             // The changes moved the people's `updated_at`: an incremental cycle reads them
             // again. It runs now, not at the next poll (retried with backoff while the directory

@@ -86,8 +86,10 @@ pub(super) async fn observe(
     }
     let observer = {
         let metrics = ctx.metrics.clone();
+        let labels = crate::metrics::ObjectLabels::of(object);
+        let source = spec.source.label();
         hollyhr::RequestObserver(Arc::new(move |route, status| {
-            metrics.source_request(route, status)
+            metrics.source_request(&labels, source, route, status)
         }))
     };
     let target = directory_credentials(spec, namespace, ctx).await?;

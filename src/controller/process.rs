@@ -55,25 +55,31 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
         Some(addr) => {
             let listener = crate::http::serve::bind(addr)
                 .map_err(|source| RunError::ReceiverListen { addr, source })?;
-            let observer = metrics.clone();
             let receiver = Arc::new(
-                crate::receiver::Receiver::new(book.clone(), jobs_tx, move |outcome| {
-                    observer.webhook_delivery(outcome)
-                })
-                .with_consumer(consuming.clone()),
+                crate::receiver::Receiver::new(book.clone(), jobs_tx)
+                    .with_consumer(consuming.clone()),
             );
             info!(%addr, "webhook receiver listening");
-            // Every delivery's answer time (the health probe left out).
-            let timer = metrics.clone();
+            // Every delivery's outcome and answer time, from the answer's `Answered` (the health
+            // probe has none).
+            let observer = metrics.clone();
             let app = crate::receiver::router(receiver).layer(axum::middleware::from_fn(
                 move |request: axum::extract::Request, next: axum::middleware::Next| {
-                    let timer = timer.clone();
+                    let observer = observer.clone();
                     async move {
-                        let delivery = request.uri().path() != crate::receiver::HEALTH_PATH;
                         let started = std::time::Instant::now();
                         let response = next.run(request).await;
-                        if delivery {
-                            timer.webhook_answered(started.elapsed());
+                        if let Some(answered) =
+                            response.extensions().get::<crate::receiver::Answered>()
+                        {
+                            let object = answered.object.as_ref().map(|(namespace, name)| {
+                                crate::metrics::ObjectLabels::new(namespace, name)
+                            });
+                            observer.webhook_delivery(
+                                object.as_ref(),
+                                answered.outcome,
+                                started.elapsed(),
+                            );
                         }
                         response
                     }

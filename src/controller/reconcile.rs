@@ -136,8 +136,7 @@ pub(super) async fn write_status(
     ctx: &Context,
 ) -> Result<(), Error> {
     ctx.metrics.object_status(
-        namespace,
-        &object.name_any(),
+        &crate::metrics::ObjectLabels::new(namespace, &object.name_any()),
         next,
         object.spec.poll_interval().ok(),
     );

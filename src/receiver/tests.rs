@@ -25,6 +25,8 @@ struct Running {
     book: SecretBook,
     /// Whether a job consumer runs (this process leads).
     consuming: Arc<std::sync::atomic::AtomicBool>,
+    /// Every answer's `Answered` extension, as the process's metrics layer reads it.
+    answers: Arc<Mutex<Vec<Answered>>>,
 }
 
 async fn start(queue: usize) -> Running {
@@ -64,14 +66,28 @@ async fn start_loading(queue: usize) -> Running {
     let clock = Arc::new(AtomicI64::new(START));
     let ticks = clock.clone();
     let consuming = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let receiver = Receiver::new(book.clone(), sender, |_| {})
+    let receiver = Receiver::new(book.clone(), sender)
         .with_clock(move || Timestamp::from_second(ticks.load(Ordering::SeqCst)).expect("a time"))
         .with_consumer(consuming.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binds");
     let url = format!("http://{}", listener.local_addr().expect("an address"));
-    tokio::spawn(async move { axum::serve(listener, router(Arc::new(receiver))).await });
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let recorded = answers.clone();
+    let app = router(Arc::new(receiver)).layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let recorded = recorded.clone();
+            async move {
+                let response = next.run(request).await;
+                if let Some(answered) = response.extensions().get::<Answered>() {
+                    recorded.lock().expect("unpoisoned").push(answered.clone());
+                }
+                response
+            }
+        },
+    ));
+    tokio::spawn(async move { axum::serve(listener, app).await });
     Running {
         url,
         jobs,
@@ -79,6 +95,7 @@ async fn start_loading(queue: usize) -> Running {
         http: reqwest::Client::new(),
         book,
         consuming,
+        answers,
     }
 }
 
@@ -663,4 +680,83 @@ fn the_book_follows_the_owned_secret() {
     assert!(!book.is_loaded());
     book.observe(&Event::InitDone);
     assert!(book.is_loaded());
+}
+
+/// Every answer says its outcome, and names its object only when the receiver knows it: a path
+/// nobody registered never becomes a metric label (a client cannot grow the series).
+#[tokio::test]
+async fn answers_name_their_object_only_when_the_receiver_knows_it() {
+    let running = start(8).await;
+    let body = event("evt_known_1", "person.updated", "per_1");
+    assert_eq!(running.send("evt_known_1", &body).await.status(), 202);
+    assert_eq!(running.send("evt_known_1", &body).await.status(), 200);
+    let forged = running
+        .deliver(
+            "/hooks/team/acme",
+            "evt_forged_1",
+            &body,
+            "whsec_wrong_0123456789abcdef",
+            Variant::Guide,
+            running.now(),
+        )
+        .await;
+    assert_eq!(forged.status(), 401);
+    let unknown = running
+        .deliver(
+            "/hooks/made-up/name-42",
+            "evt_unknown_1",
+            &body,
+            SECRET,
+            Variant::Guide,
+            running.now(),
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+    let not_json = running
+        .http
+        .post(format!("{}/hooks/team/acme", running.url))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(not_json.status(), 415);
+    assert_eq!(
+        running
+            .http
+            .get(format!("{}{HEALTH_PATH}", running.url))
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        200
+    );
+    let acme = Some(("team".to_owned(), "acme".to_owned()));
+    let answers = running.answers.lock().expect("unpoisoned").clone();
+    assert_eq!(
+        answers,
+        vec![
+            Answered {
+                outcome: Outcome::Accepted,
+                object: acme.clone()
+            },
+            Answered {
+                outcome: Outcome::Duplicate,
+                object: acme.clone()
+            },
+            Answered {
+                outcome: Outcome::BadSignature,
+                object: acme
+            },
+            Answered {
+                outcome: Outcome::UnknownObject,
+                object: None
+            },
+            Answered {
+                outcome: Outcome::UnsupportedMediaType,
+                object: None
+            },
+        ],
+        "the health probe is no delivery"
+    );
 }

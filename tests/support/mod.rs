@@ -5,6 +5,7 @@
 pub mod fleet;
 pub mod hr;
 pub mod operator;
+pub mod promql;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -132,8 +133,10 @@ pub async fn wait_condition(
 
 /// The Grafana dashboard (`charts/peoplesync/files/dashboard.json`) against a running operator's
 /// exposition: every query (panels and template variables) parses as PromQL — checked by
-/// Prometheus's own parser, `promtool check rules` on the queries as recording rules — and every
-/// metric it reads is one the operator exposes. `deploy/grafana-dashboard.json` is the same file.
+/// Prometheus's own parser, `promtool check rules` on the queries as recording rules — every
+/// metric it reads is one the operator exposes, with the labels it matches and groups by (see
+/// [`promql::check`]), and the per-object panels follow the namespace and name variables.
+/// `deploy/grafana-dashboard.json` is the same file.
 pub fn check_dashboard(exposition: &str) {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -206,21 +209,33 @@ pub fn check_dashboard(exposition: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    // Metric names as scraped: counters carry `_total`, histograms `_bucket`, `_sum`, `_count`.
-    let mut exposed = std::collections::BTreeSet::new();
-    for line in exposition.lines().filter(|l| !l.starts_with('#')) {
-        if let Some(name) = line.split(['{', ' ']).next() {
-            exposed.insert(name.to_owned());
+    // Metric and label names as scraped: counters carry `_total`, histograms `_bucket` (with
+    // `le`), `_sum`, `_count`.
+    let exposed = promql::Exposed::parse(exposition);
+    for query in &concrete {
+        if let Err(wrong) = promql::check(query, &exposed) {
+            panic!("the dashboard's query is wrong for the running operator: {wrong}");
         }
     }
-    for query in &queries {
-        for word in query.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            if word.starts_with("peoplesync_") {
-                assert!(
-                    exposed.contains(word),
-                    "the dashboard reads {word}, which the running operator does not expose"
-                );
+    // Per object: every panel past the overview row filters by the object variables.
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().expect("an expr");
+            // The operator's own series, and deliveries no object claims, belong to none.
+            let operator_wide = [
+                "peoplesync_leader",
+                "peoplesync_kube_requests",
+                "peoplesync_reconciles",
+                "name=\"\"",
+            ];
+            if operator_wide.iter().any(|wide| expr.contains(wide)) {
+                continue;
             }
+            assert!(
+                expr.contains("namespace=~\"$namespace\"") && expr.contains("name=~\"$name\""),
+                "panel {:?} does not follow the object variables: {expr}",
+                panel["title"]
+            );
         }
     }
 }
