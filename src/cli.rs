@@ -135,6 +135,9 @@ pub struct ExplainArgs {
     /// Apply the planned changes for this person now.
     #[arg(long)]
     pub apply: bool,
+    /// Text for people (table), or the same facts as JSON or YAML for scripts.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -279,16 +282,19 @@ pub enum Output {
     /// Aligned columns for people to read.
     #[default]
     Table,
-    /// NDJSON: one JSON object per line, written as it arrives.
+    /// JSON (a listing streams NDJSON: one object per line, written as it arrives).
     Json,
-    /// A YAML document per record (`---` between them), written as it arrives.
+    /// YAML (a listing streams a document per record, `---` between them).
     Yaml,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum HollyHrCommand {
     /// The key's organisation, scopes and environment (`GET /me`).
-    Me,
+    Me {
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Everyone (or everyone changed since a time), streamed page by page.
     People {
         /// Only people updated at or after this RFC 3339 time.
@@ -297,14 +303,18 @@ pub enum HollyHrCommand {
         /// Page size, 1–100.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100))]
         limit: u32,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
-    /// One person, with its `HollyHR-Resource-ETag`.
-    Person { id: String },
+    /// One person, with its `HollyHR-Resource-ETag` (on stderr).
+    Person {
+        id: String,
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// The active org units.
     OrgUnits {
-        #[arg(long, value_enum, default_value_t = Output::Table)]
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
 }
@@ -333,6 +343,8 @@ pub enum CliError {
     EmptyApiKey { path: PathBuf },
     #[error("failed to write the output")]
     Output(#[source] std::io::Error),
+    #[error("failed to encode the output: {0}")]
+    Encode(String),
     #[error("failed to wait for a shutdown signal")]
     Signal(#[source] std::io::Error),
     #[error("no Kubernetes configuration found (in-cluster, or a kubeconfig: is KUBECONFIG set?)")]
@@ -376,6 +388,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 config: args.config,
                 person: args.person,
                 apply: args.apply,
+                output: args.output,
             })
             .await
         }
@@ -502,6 +515,76 @@ mod tests {
         for args in refused {
             assert!(Cli::try_parse_from(&args).is_err(), "{args:?}");
         }
+    }
+
+    /// Every command that prints data takes `-o table|json|yaml` (table by default).
+    #[test]
+    fn commands_that_print_data_take_an_output_format() {
+        let output_of = |args: &[&str]| -> Output {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            match cli.command {
+                Command::Sync(args) => args.output,
+                Command::Explain(args) => args.output,
+                Command::HollyHr(args) => match args.command {
+                    HollyHrCommand::Me { output }
+                    | HollyHrCommand::Person { output, .. }
+                    | HollyHrCommand::People { output, .. }
+                    | HollyHrCommand::OrgUnits { output } => output,
+                },
+                other => panic!("{other:?} prints no data"),
+            }
+        };
+        let hr = ["peoplesync", "hollyhr", "--base-url", "http://x"];
+        let cases: Vec<(Vec<&str>, Output)> = vec![
+            (
+                vec!["peoplesync", "sync", "--config", "c.yaml"],
+                Output::Table,
+            ),
+            (
+                vec!["peoplesync", "sync", "--config", "c.yaml", "-o", "json"],
+                Output::Json,
+            ),
+            (
+                vec![
+                    "peoplesync",
+                    "explain",
+                    "--config",
+                    "c.yaml",
+                    "--person",
+                    "p1",
+                    "-o",
+                    "yaml",
+                ],
+                Output::Yaml,
+            ),
+            ([&hr[..], &["me"]].concat(), Output::Table),
+            ([&hr[..], &["me", "-o", "yaml"]].concat(), Output::Yaml),
+            (
+                [&hr[..], &["person", "p1", "--output", "json"]].concat(),
+                Output::Json,
+            ),
+            ([&hr[..], &["people", "-o", "yaml"]].concat(), Output::Yaml),
+            (
+                [&hr[..], &["org-units", "-o", "json"]].concat(),
+                Output::Json,
+            ),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(output_of(&args), expected, "{args:?}");
+        }
+        assert!(
+            Cli::try_parse_from([
+                "peoplesync",
+                "explain",
+                "--config",
+                "c",
+                "--person",
+                "p",
+                "-o",
+                "xml"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

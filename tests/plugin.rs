@@ -243,6 +243,14 @@ async fn kubectl_peoplesync_shows_status_runs_a_cycle_and_approves_only_when_tol
     assert!(explained.contains("nothing to do"), "{explained}");
     let unknown = kubectl.ok(&["explain", "acme", "-n", &ns, "--person", "nobody-here"]);
     assert!(unknown.contains("is not in HollyHR"), "{unknown}");
+    let as_json: serde_json::Value = serde_json::from_str(&kubectl.ok(&[
+        "explain", "acme", "-n", &ns, "--person", &person.id, "-o", "json",
+    ]))
+    .expect("explain -o json is JSON");
+    assert_eq!(as_json["source"], "HollyHR");
+    assert_eq!(as_json["personId"], person.id.as_str());
+    assert_eq!(as_json["plan"], serde_json::json!([]), "{as_json}");
+    assert!(as_json["entry"]["id"].is_string(), "{as_json}");
 
     // Someone who may read PeopleSyncs but neither patch them nor read Secrets: clear refusals
     // naming the verb, and nothing changes.

@@ -596,6 +596,36 @@ async fn the_standalone_commands_dry_run_explain_and_apply_one_person() {
     );
     assert!(explained.contains("create"), "{explained}");
     assert!(explained.contains("employeeNumber"), "{explained}");
+    // The same facts as data: the plan's create with its attributes, before anything is written.
+    let as_json: serde_json::Value = serde_json::from_str(
+        &peoplesync(&[
+            "explain", "--config", &config, "--person", &person.id, "-o", "json",
+        ])
+        .await,
+    )
+    .expect("explain -o json prints one JSON document");
+    assert_eq!(as_json["personId"], person.id.as_str());
+    assert_eq!(
+        as_json["person"]["display_name"],
+        person.display_name.as_str()
+    );
+    assert_eq!(as_json["inScope"], true);
+    assert_eq!(as_json["plan"][0]["action"], "create");
+    assert_eq!(as_json["plan"][0]["held"], false);
+    assert!(as_json["entry"].is_null(), "{as_json}");
+    assert_eq!(
+        as_json["mapped"]["employeeNumber"][0],
+        person.id.as_str(),
+        "{as_json}"
+    );
+    assert!(
+        as_json["plan"][0]["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .any(|c| c["attribute"] == "employeeNumber"),
+        "{as_json}"
+    );
 
     let applied = peoplesync(&[
         "explain", "--config", &config, "--person", &person.id, "--apply",
@@ -609,6 +639,15 @@ async fn the_standalone_commands_dry_run_explain_and_apply_one_person() {
     let again = peoplesync(&["explain", "--config", &config, "--person", &person.id]).await;
     assert!(again.contains("nothing to do"), "{again}");
     assert!(again.contains("matched by its anchor"), "{again}");
+    let as_yaml: serde_json::Value = serde_yaml_ng::from_str(
+        &peoplesync(&[
+            "explain", "--config", &config, "--person", &person.id, "--output", "yaml",
+        ])
+        .await,
+    )
+    .expect("explain -o yaml prints one YAML document");
+    assert_eq!(as_yaml["plan"], serde_json::json!([]), "{as_yaml}");
+    assert_eq!(as_yaml["entry"]["enabled"], true, "{as_yaml}");
 
     // The report as data: a dry run in JSON (one object, its planned steps with ids and
     // attribute names, no table rows), then the real cycle.

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use jiff::Timestamp;
+use serde::Serialize;
 
 use super::CliError;
 use super::sync::{Standalone, SyncCliError};
@@ -22,6 +23,7 @@ pub struct ExplainJob {
     pub secrets_dir: PathBuf,
     pub person: String,
     pub apply: bool,
+    pub output: super::Output,
 }
 
 fn value_of(attributes: &Attributes, name: &str) -> String {
@@ -30,189 +32,376 @@ fn value_of(attributes: &Attributes, name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The explanation as text (pure: everything it shows is passed in).
-pub fn render(
-    source: &str,
-    person: &Person,
-    policy: &Policy,
-    mapped: Result<&Attributes, &plan::MappingError>,
-    entry: Option<&Entry>,
-    plan: &Plan,
-    now: Timestamp,
-) -> String {
-    let mut out = String::new();
-    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-    let or_dash = |v: Option<String>| v.filter(|v| !v.is_empty()).unwrap_or_else(|| "—".into());
-    let projection = match source {
-        "HollyHR" => "HollyHR, safe projection",
-        other => other,
-    };
-    let _ = writeln!(out, "Person {} ({projection})", person.id);
-    let rows = [
-        ("display name", Some(person.display_name.clone())),
-        ("work email", person.work_email.clone()),
-        ("job title", person.job_title.clone()),
-        (
-            "department",
-            person
-                .department
-                .as_ref()
-                .map(|d| format!("{} ({})", d.name, d.id)),
-        ),
-        ("manager", person.manager.as_ref().map(|m| m.id.clone())),
-        ("start date", person.start_date.map(|d| d.to_string())),
-        ("end date", person.end_date.map(|d| d.to_string())),
-        ("status", person.status.clone()),
-        ("updated at", Some(person.updated_at.to_string())),
-    ];
-    for (label, value) in rows {
-        let _ = writeln!(out, "  {label:<14} {}", or_dash(value));
-    }
-    let lifecycle = match person.lifecycle(today) {
-        crate::source::hollyhr::model::Lifecycle::Active => "active",
-        crate::source::hollyhr::model::Lifecycle::Leaver => "leaver (past the end date)",
-        crate::source::hollyhr::model::Lifecycle::FutureStarter => "future starter",
-        crate::source::hollyhr::model::Lifecycle::OnLeave => "on leave (spec.lifecycle.onLeave)",
-    };
-    let _ = writeln!(out, "  {:<14} {lifecycle}", "lifecycle");
-    let _ = writeln!(
-        out,
-        "Scope            {}",
-        if policy.scope.admits(person) {
-            "in scope"
-        } else {
-            "out of scope (spec.scope): not provisioned; an existing entry is deprovisioned"
-        }
-    );
-    match mapped {
-        Ok(attributes) => {
-            let _ = writeln!(out, "Mapped attributes");
-            for (name, values) in attributes {
-                let _ = writeln!(out, "  {name:<26} {}", values.join(", "));
+/// What `explain` found for one person: printed as text for people, or as JSON or YAML
+/// (`--output`) for scripts. It holds values (the safe projection's and the directory's): an
+/// operator's tool, never a log line.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    /// `HollyHR`, `Personio`.
+    pub source: String,
+    pub person_id: String,
+    /// The source's record; `None` when the source does not know the person.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<Person>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_scope: Option<bool>,
+    /// The attributes the mapping gives the person (a new entry's: the create's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapped: Option<Attributes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapping_error: Option<String>,
+    /// The managed entry carrying the person's anchor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<EntrySummary>,
+    pub plan: Vec<PlannedStep>,
+    pub failures: Vec<FailureSummary>,
+    /// With `--apply`: what was applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<AppliedSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntrySummary {
+    /// A DN (LDAP) or resource id (SCIM).
+    pub id: String,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedStep {
+    pub action: &'static str,
+    pub reason: &'static str,
+    /// Held by the deprovision guard.
+    pub held: bool,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub attribute: String,
+    /// The entry's value before (updates only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureSummary {
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedSummary {
+    pub counts: std::collections::BTreeMap<&'static str, u64>,
+    pub failures: Vec<FailureSummary>,
+}
+
+impl Explanation {
+    /// The explanation (pure: everything it shows is passed in).
+    pub fn of(
+        source: &str,
+        person: &Person,
+        policy: &Policy,
+        mapped: Result<&Attributes, &plan::MappingError>,
+        entry: Option<&Entry>,
+        plan: &Plan,
+        now: Timestamp,
+    ) -> Self {
+        let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let lifecycle = match person.lifecycle(today) {
+            crate::source::hollyhr::model::Lifecycle::Active => "active",
+            crate::source::hollyhr::model::Lifecycle::Leaver => "leaver (past the end date)",
+            crate::source::hollyhr::model::Lifecycle::FutureStarter => "future starter",
+            crate::source::hollyhr::model::Lifecycle::OnLeave => {
+                "on leave (spec.lifecycle.onLeave)"
             }
-        }
-        Err(error) => {
-            let _ = writeln!(out, "Mapping failed   {error}");
+        };
+        let steps = plan
+            .steps
+            .iter()
+            .map(|step| (step, false))
+            .chain(plan.held.iter().map(|step| (step, true)))
+            .filter(|(step, _)| step.anchor == person.id)
+            .map(|(step, held)| PlannedStep {
+                action: step.action.name(),
+                reason: step.reason.as_str(),
+                held,
+                changes: changes(&step.action, entry),
+            })
+            .collect();
+        Self {
+            source: source.to_owned(),
+            person_id: person.id.clone(),
+            person: Some(person.clone()),
+            lifecycle: Some(lifecycle),
+            in_scope: Some(policy.scope.admits(person)),
+            mapped: mapped.ok().cloned(),
+            mapping_error: mapped.err().map(ToString::to_string),
+            entry: entry.map(|e| EntrySummary {
+                id: e.id.clone(),
+                enabled: e.enabled,
+            }),
+            plan: steps,
+            failures: plan
+                .failures
+                .iter()
+                .filter(|f| f.anchor == person.id)
+                .map(|f| FailureSummary {
+                    reason: f.reason.to_string(),
+                    message: f.message.clone(),
+                })
+                .collect(),
+            applied: None,
         }
     }
-    match entry {
-        Some(entry) => {
-            let _ = writeln!(
-                out,
-                "Directory        {} ({}), matched by its anchor",
-                entry.id,
-                if entry.enabled { "enabled" } else { "disabled" }
-            );
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "Directory        no entry carries this person's anchor"
-            );
+
+    /// A person the source does not know (or does not show these credentials).
+    pub fn unknown(source: &str, person_id: &str) -> Self {
+        Self {
+            source: source.to_owned(),
+            person_id: person_id.to_owned(),
+            person: None,
+            lifecycle: None,
+            in_scope: None,
+            mapped: None,
+            mapping_error: None,
+            entry: None,
+            plan: Vec::new(),
+            failures: Vec::new(),
+            applied: None,
         }
     }
-    let steps: Vec<_> = plan
-        .steps
-        .iter()
-        .chain(&plan.held)
-        .filter(|s| s.anchor == person.id)
-        .collect();
-    if steps.is_empty() {
+
+    /// The explanation as text for a terminal.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let or_dash = |v: Option<String>| v.filter(|v| !v.is_empty()).unwrap_or_else(|| "—".into());
+        let Some(person) = &self.person else {
+            return format!(
+                "Person {} is not in {} (or not visible to these credentials): a full cycle \
+                 treats a managed entry for it as vanished.\n",
+                self.person_id, self.source
+            );
+        };
+        let projection = match self.source.as_str() {
+            "HollyHR" => "HollyHR, safe projection",
+            other => other,
+        };
+        let _ = writeln!(out, "Person {} ({projection})", person.id);
+        let rows = [
+            ("display name", Some(person.display_name.clone())),
+            ("work email", person.work_email.clone()),
+            ("job title", person.job_title.clone()),
+            (
+                "department",
+                person
+                    .department
+                    .as_ref()
+                    .map(|d| format!("{} ({})", d.name, d.id)),
+            ),
+            ("manager", person.manager.as_ref().map(|m| m.id.clone())),
+            ("start date", person.start_date.map(|d| d.to_string())),
+            ("end date", person.end_date.map(|d| d.to_string())),
+            ("status", person.status.clone()),
+            ("updated at", Some(person.updated_at.to_string())),
+        ];
+        for (label, value) in rows {
+            let _ = writeln!(out, "  {label:<14} {}", or_dash(value));
+        }
         let _ = writeln!(
             out,
-            "Plan             nothing to do: the directory matches HollyHR"
+            "  {:<14} {}",
+            "lifecycle",
+            self.lifecycle.unwrap_or_default()
         );
-    } else {
-        let _ = writeln!(out, "Plan");
-        for step in steps {
-            let held = if plan.held.contains(step) {
-                " (held by the guard)"
+        let _ = writeln!(
+            out,
+            "Scope            {}",
+            if self.in_scope == Some(true) {
+                "in scope"
             } else {
-                ""
-            };
+                "out of scope (spec.scope): not provisioned; an existing entry is deprovisioned"
+            }
+        );
+        match (&self.mapped, &self.mapping_error) {
+            (Some(attributes), _) => {
+                let _ = writeln!(out, "Mapped attributes");
+                for (name, values) in attributes {
+                    let _ = writeln!(out, "  {name:<26} {}", values.join(", "));
+                }
+            }
+            (None, error) => {
+                let _ = writeln!(out, "Mapping failed   {}", error.as_deref().unwrap_or("—"));
+            }
+        }
+        match &self.entry {
+            Some(entry) => {
+                let _ = writeln!(
+                    out,
+                    "Directory        {} ({}), matched by its anchor",
+                    entry.id,
+                    if entry.enabled { "enabled" } else { "disabled" }
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "Directory        no entry carries this person's anchor"
+                );
+            }
+        }
+        if self.plan.is_empty() {
             let _ = writeln!(
                 out,
-                "  {:<14} because {}{held}",
-                step.action.name(),
-                step.reason.as_str()
+                "Plan             nothing to do: the directory matches {}",
+                self.source
             );
-            let changes: Vec<(String, String)> = match &step.action {
-                Action::Create {
-                    attributes,
-                    references,
-                    ..
-                } => attributes
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.join(", ")))
-                    .chain(references.iter().map(|(k, v)| {
-                        (
-                            k.clone(),
-                            format!("the entry of {}", v.clone().unwrap_or_default()),
-                        )
-                    }))
-                    .collect(),
-                Action::Update { set } => set
-                    .iter()
-                    .map(|(k, v)| {
-                        let old = entry
-                            .map(|e| value_of(&e.attributes, k))
-                            .unwrap_or_default();
-                        (
-                            k.clone(),
-                            format!("{} → {}", or_dash(Some(old)), or_dash(Some(v.join(", ")))),
-                        )
-                    })
-                    .collect(),
-                Action::Rename { new_rdn_value } => vec![("rdn".into(), new_rdn_value.clone())],
-                Action::SetReferences { set } => set
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.clone(),
-                            v.as_ref()
-                                .map_or("(removed)".into(), |a| format!("the entry of {a}")),
-                        )
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            for (name, change) in changes {
-                let _ = writeln!(out, "    {name:<24} {change}");
+        } else {
+            let _ = writeln!(out, "Plan");
+            for step in &self.plan {
+                let held = if step.held {
+                    " (held by the guard)"
+                } else {
+                    ""
+                };
+                let _ = writeln!(out, "  {:<14} because {}{held}", step.action, step.reason);
+                for change in &step.changes {
+                    let shown = match &change.from {
+                        Some(from) => format!(
+                            "{} → {}",
+                            or_dash(Some(from.clone())),
+                            or_dash(Some(change.to.clone()))
+                        ),
+                        None => change.to.clone(),
+                    };
+                    let _ = writeln!(out, "    {:<24} {shown}", change.attribute);
+                }
+            }
+        }
+        for failure in &self.failures {
+            let _ = writeln!(
+                out,
+                "Failure          {} {}",
+                failure.reason, failure.message
+            );
+        }
+        if let Some(applied) = &self.applied {
+            let counts: Vec<String> = applied
+                .counts
+                .iter()
+                .map(|(action, n)| format!("{action} {n}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "Applied          {}",
+                if counts.is_empty() {
+                    "nothing".into()
+                } else {
+                    counts.join(", ")
+                }
+            );
+            for failure in &applied.failures {
+                let _ = writeln!(
+                    out,
+                    "Failed           {} {}",
+                    failure.reason, failure.message
+                );
+            }
+        }
+        out
+    }
+
+    /// The explanation in `output`'s form.
+    pub fn render(&self, output: super::Output) -> Result<String, CliError> {
+        match output {
+            super::Output::Table => Ok(self.text()),
+            super::Output::Json => serde_json::to_string_pretty(self)
+                .map(|mut text| {
+                    text.push('\n');
+                    text
+                })
+                .map_err(|e| CliError::Encode(e.to_string())),
+            super::Output::Yaml => {
+                serde_yaml_ng::to_string(self).map_err(|e| CliError::Encode(e.to_string()))
             }
         }
     }
-    for failure in plan.failures.iter().filter(|f| f.anchor == person.id) {
-        let _ = writeln!(
-            out,
-            "Failure          {} {}",
-            failure.reason, failure.message
-        );
+}
+
+/// The attribute changes of one planned action (an update's with the entry's old value).
+fn changes(action: &Action, entry: Option<&Entry>) -> Vec<Change> {
+    let to = |attribute: &str, value: String| Change {
+        attribute: attribute.to_owned(),
+        from: None,
+        to: value,
+    };
+    match action {
+        Action::Create {
+            attributes,
+            references,
+            ..
+        } => attributes
+            .iter()
+            .map(|(k, v)| to(k, v.join(", ")))
+            .chain(
+                references
+                    .iter()
+                    .map(|(k, v)| to(k, format!("the entry of {}", v.clone().unwrap_or_default()))),
+            )
+            .collect(),
+        Action::Update { set } => set
+            .iter()
+            .map(|(k, v)| Change {
+                attribute: k.clone(),
+                from: Some(
+                    entry
+                        .map(|e| value_of(&e.attributes, k))
+                        .unwrap_or_default(),
+                ),
+                to: v.join(", "),
+            })
+            .collect(),
+        Action::Rename { new_rdn_value } => vec![to("rdn", new_rdn_value.clone())],
+        Action::SetReferences { set } => set
+            .iter()
+            .map(|(k, v)| {
+                to(
+                    k,
+                    v.as_ref()
+                        .map_or("(removed)".into(), |a| format!("the entry of {a}")),
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
     }
-    out
 }
 
 pub async fn run(job: ExplainJob) -> Result<(), CliError> {
     let standalone = Standalone::connect(&job.config, &job.secrets_dir).await?;
-    print!("{}", explain(standalone, &job.person, job.apply).await?);
+    let explanation = explain(standalone, &job.person, job.apply).await?;
+    print!("{}", explanation.render(job.output)?);
     Ok(())
 }
 
 /// Explains one person against a connected source and directory (and with `apply`, carries out
-/// the planned changes): the text to print.
+/// the planned changes).
 pub async fn explain(
     mut standalone: Standalone,
     person_id: &str,
     apply: bool,
-) -> Result<String, CliError> {
+) -> Result<Explanation, CliError> {
     let Some(person) = PeopleSource::person(&standalone.source, person_id)
         .await
         .map_err(SyncCliError::from)?
     else {
-        return Ok(format!(
-            "Person {person_id} is not in {} (or not visible to these credentials): a full cycle \
-             treats a managed entry for it as vanished.\n",
-            standalone.source.kind()
-        ));
+        return Ok(Explanation::unknown(standalone.source.kind(), person_id));
     };
     let directory = &standalone.directory;
     let policy = Policy {
@@ -272,7 +461,7 @@ pub async fn explain(
         Some(attributes) => Ok(attributes),
         None => plan::mapped_attributes(&inputs, &people[0]),
     };
-    let mut out = render(
+    let mut explanation = Explanation::of(
         standalone.source.kind(),
         &people[0],
         &policy,
@@ -281,28 +470,18 @@ pub async fn explain(
         plan,
         now,
     );
-    if let Some(applied) = report.applied.as_ref().filter(|_| apply) {
-        let counts: Vec<String> = applied
-            .counts
-            .iter()
-            .map(|(action, n)| format!("{action} {n}"))
-            .collect();
-        let _ = writeln!(
-            out,
-            "Applied          {}",
-            if counts.is_empty() {
-                "nothing".into()
-            } else {
-                counts.join(", ")
-            }
-        );
-        for failure in &applied.failures {
-            let _ = writeln!(
-                out,
-                "Failed           {} {}",
-                failure.reason, failure.message
-            );
-        }
+    if apply && let Some(applied) = &report.applied {
+        explanation.applied = Some(AppliedSummary {
+            counts: applied.counts.clone(),
+            failures: applied
+                .failures
+                .iter()
+                .map(|f| FailureSummary {
+                    reason: f.reason.to_string(),
+                    message: f.message.clone(),
+                })
+                .collect(),
+        });
     }
-    Ok(out)
+    Ok(explanation)
 }

@@ -17,7 +17,7 @@ use super::{CliError, HollyHrCommand, Output};
 pub async fn run(config: ClientConfig, command: HollyHrCommand) -> Result<(), CliError> {
     let client = HollyHrClient::new(config)?;
     match command {
-        HollyHrCommand::Me => {
+        HollyHrCommand::Me { output } => {
             let me = client.me().await?;
             tracing::info!(
                 organisation = %me.organisation.id,
@@ -25,7 +25,7 @@ pub async fn run(config: ClientConfig, command: HollyHrCommand) -> Result<(), Cl
                 sandbox = me.environment.sandbox,
                 "authenticated"
             );
-            print_json_pretty(&me)
+            print_one(&me, output)
         }
         HollyHrCommand::People {
             updated_since,
@@ -39,12 +39,12 @@ pub async fn run(config: ClientConfig, command: HollyHrCommand) -> Result<(), Cl
             };
             list_people(&client, &query, output).await
         }
-        HollyHrCommand::Person { id } => {
+        HollyHrCommand::Person { id, output } => {
             let person = client.person(&id).await?;
             if let Some(etag) = &person.etag {
                 eprintln!("HollyHR-Resource-ETag: {etag}");
             }
-            print_json_pretty(&person.value)
+            print_one(&person.value, output)
         }
         HollyHrCommand::OrgUnits { output } => {
             let units = client.org_units().await?;
@@ -168,10 +168,47 @@ fn print_org_units(units: &[OrgUnit]) -> Result<(), CliError> {
     writeln_or_quiet(&lines.join("\n"))
 }
 
-fn print_json_pretty(value: &impl Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|error| CliError::Output(std::io::Error::other(error)))?;
+/// One record: pretty JSON, a YAML document, or for people a field per line (nested values as
+/// compact JSON, absent ones as a dash).
+fn print_one(value: &impl Serialize, output: Output) -> Result<(), CliError> {
+    let encode = |error: String| CliError::Encode(error);
+    let text = match output {
+        Output::Json => serde_json::to_string_pretty(value).map_err(|e| encode(e.to_string()))?,
+        Output::Yaml => {
+            let text = serde_yaml_ng::to_string(value).map_err(|e| encode(e.to_string()))?;
+            text.trim_end().to_owned()
+        }
+        Output::Table => {
+            let value = serde_json::to_value(value).map_err(|e| encode(e.to_string()))?;
+            fields(&value, "")
+                .into_iter()
+                .map(|(key, shown)| format!("{key:<32} {shown}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
     writeln_or_quiet(&text)
+}
+
+/// A record's fields as `(dotted.key, value)` rows, nested objects flattened.
+fn fields(value: &serde_json::Value, prefix: &str) -> Vec<(String, String)> {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(key, value)| {
+                let key = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                fields(value, &key)
+            })
+            .collect(),
+        Value::Null => vec![(prefix.to_owned(), "—".to_owned())],
+        Value::String(text) => vec![(prefix.to_owned(), text.clone())],
+        other => vec![(prefix.to_owned(), other.to_string())],
+    }
 }
 
 fn write_json_line(out: &mut impl Write, value: &impl Serialize) -> Result<(), CliError> {
@@ -215,5 +252,33 @@ fn quiet_on_broken_pipe(result: Result<(), CliError>) -> Result<bool, CliError> 
         Ok(()) => Ok(false),
         Err(CliError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
         Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fields;
+
+    #[test]
+    fn one_record_prints_a_field_per_line_nested_ones_dotted() {
+        let record = serde_json::json!({
+            "id": "per_1",
+            "department": {"id": "dep_1", "name": "Finance"},
+            "end_date": null,
+            "fte": 0.8,
+            "scopes": ["people:read"],
+        });
+        assert_eq!(
+            fields(&record, ""),
+            [
+                ("department.id", "dep_1"),
+                ("department.name", "Finance"),
+                ("end_date", "—"),
+                ("fte", "0.8"),
+                ("id", "per_1"),
+                ("scopes", "[\"people:read\"]"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
     }
 }

@@ -5,11 +5,12 @@
 
 use std::io::{BufRead as _, Write as _};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt as _};
 use serde::Serialize;
 
+use super::Output;
 use crate::crd::{APPROVE_DEPROVISION, PeopleSync, ROTATE_WEBHOOK_SECRET, SYNC_NOW};
 
 /// The day-2 decisions on PeopleSync objects: status, approve, rotate, sync-now.
@@ -59,14 +60,10 @@ pub enum PluginCommand {
         /// Carry out the planned changes for this person now.
         #[arg(long)]
         apply: bool,
+        /// Text for people (table), or the same facts as JSON or YAML for scripts.
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Table,
-    Json,
-    Yaml,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,13 +239,17 @@ pub async fn run(cli: PluginCli) -> Result<(), PluginError> {
             name,
             person,
             apply,
+            output,
         } => {
             let api: Api<PeopleSync> = Api::namespaced(client.clone(), &namespace);
             let object = api
                 .get(&name)
                 .await
                 .map_err(|e| api_error("get", &namespace, &name, e))?;
-            let text = explain(client, &namespace, &name, object, &person, apply).await?;
+            let explanation = explain(client, &namespace, &name, object, &person, apply).await?;
+            let text = explanation
+                .render(output)
+                .map_err(|e| PluginError::Encode(super::report(&e)))?;
             write!(out, "{text}")?;
             Ok(())
         }
@@ -264,7 +265,7 @@ async fn explain(
     object: PeopleSync,
     person: &str,
     apply: bool,
-) -> Result<String, PluginError> {
+) -> Result<super::explain::Explanation, PluginError> {
     use std::collections::BTreeMap;
 
     use super::sync::{Standalone, SyncCliError, secret_names};
