@@ -1,7 +1,8 @@
 //! `kubectl peoplesync` (the binary installed as `kubectl-peoplesync`) against the real API server
 //! with a kubeconfig, as a person runs it: `status` (table, JSON, YAML, all namespaces),
 //! `sync-now` runs a cycle at once (the poll interval is an hour), `approve` shows the held plan
-//! and sets the approval only when the person says yes, `rotate` explains why it cannot, and a
+//! and sets the approval only when the person says yes, `rotate` explains why it cannot (a
+//! rotation it asks for is run in `tests/webhooks.rs`, where a webhook is registered), and a
 //! missing object is a clear error, `explain` reads the object's Secrets through the API server, and
 //! someone with read-only RBAC is refused clearly.  A controller runs in-process against a HollyHR sandbox and
 //! slapd.
@@ -22,24 +23,13 @@ use peoplesync_sandbox::{self as sandbox, SandboxConfig};
 use serde_json::{Value, json};
 use support::*;
 
-/// The operator binary under the plugin's name, as `kubectl` finds it on the PATH.
-fn plugin() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("peoplesync-plugin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a directory");
-    let link = dir.join("kubectl-peoplesync");
-    if !link.exists() {
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_peoplesync"), &link).expect("a symlink");
-    }
-    link
-}
-
 struct Kubectl {
     kubeconfig: PathBuf,
 }
 
 impl Kubectl {
     fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(plugin())
+        let mut child = Command::new(kubectl_peoplesync(env!("CARGO_BIN_EXE_peoplesync")))
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .stdin(Stdio::piped())

@@ -344,8 +344,32 @@ async fn a_peoplesync_registers_one_webhook_applies_deliveries_rotates_and_disab
         .clock(json!({"advance_seconds": -90_000}))
         .await
         .expect("clock");
-    env.annotate(peoplesync::crd::ROTATE_WEBHOOK_SECRET, "second")
-        .await;
+    // This time as a person asks for it: `kubectl peoplesync rotate` with a kubeconfig.
+    let asked = tokio::task::spawn_blocking({
+        let kubeconfig = env.plane.kubeconfig_path().to_owned();
+        let ns = env.ns.clone();
+        move || {
+            std::process::Command::new(support::kubectl_peoplesync(env!(
+                "CARGO_BIN_EXE_peoplesync"
+            )))
+            .args(["rotate", "acme", "-n", &ns])
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .expect("kubectl-peoplesync runs")
+        }
+    })
+    .await
+    .expect("joins");
+    assert!(
+        asked.status.success(),
+        "kubectl peoplesync rotate: {}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&asked.stdout).contains("rotate its webhook secret now"),
+        "{}",
+        String::from_utf8_lossy(&asked.stdout)
+    );
     env.wait_status("the second rotation", |s| {
         s.webhook
             .as_ref()

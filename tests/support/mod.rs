@@ -131,6 +131,18 @@ pub async fn wait_condition(
     }
 }
 
+/// `binary` (the operator, `env!("CARGO_BIN_EXE_peoplesync")`) under the kubectl plugin's name,
+/// as `kubectl` finds it on the PATH: the name makes it the plugin.
+pub fn kubectl_peoplesync(binary: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("peoplesync-plugin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let link = dir.join("kubectl-peoplesync");
+    if !link.exists() {
+        std::os::unix::fs::symlink(binary, &link).expect("a symlink");
+    }
+    link
+}
+
 /// The Grafana dashboard (`charts/peoplesync/files/dashboard.json`) against a running operator's
 /// exposition: every query (panels and template variables) parses as PromQL — checked by
 /// Prometheus's own parser, `promtool check rules` on the queries as recording rules — every
