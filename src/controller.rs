@@ -11,6 +11,7 @@
 pub mod admin;
 mod cleanup;
 mod cycles;
+pub mod events;
 mod jobs;
 pub mod leader;
 mod observe;
@@ -34,7 +35,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -119,7 +120,8 @@ pub struct Context {
     pub client: kube::Client,
     /// The Secrets reconciles read, kept true by the one Secret watch.
     pub secrets: secrets::SecretCache,
-    pub recorder: Recorder,
+    /// Events, folded as client-go folds them (see [`events`]).
+    pub events: events::Events,
     pub metrics: Arc<Metrics>,
     pub webhook: webhook::WebhookConfig,
     /// The connected source and directory of each object (by uid), from its last reconcile:
@@ -171,7 +173,7 @@ impl Context {
             instance: Some(instance.to_owned()),
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: events::Events::new(client.clone(), reporter),
             secrets: secrets::SecretCache::new(client.clone()),
             client,
             metrics,

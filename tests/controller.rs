@@ -1058,3 +1058,68 @@ async fn a_personio_peoplesync_syncs_into_slapd_and_wrong_credentials_show_as_un
     wait_condition(&client, &ns, "wrong", "Ready", "False", None).await;
     controller.abort();
 }
+
+/// Events on the real API server: a repeat of the same Event folds into one with a series
+/// count, and an Event with another note (the next cycle's counts) is an Event of its own, with
+/// its own note. kube's Recorder alone keys without the note and would show the first cycle's
+/// note for every cycle within six minutes.
+#[tokio::test]
+async fn events_fold_repeats_and_keep_each_cycles_own_note() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::Resource as _;
+    use kube::runtime::events::{Event, EventType, Reporter};
+
+    let plane = control_plane().await;
+    let client = plane.client().await.expect("client");
+    let ns = plane.create_namespace("events").await.expect("namespace");
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let regarding: ConfigMap = maps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "acme"}})).expect("a ConfigMap"),
+        )
+        .await
+        .expect("created");
+    let reference = regarding.object_ref(&());
+    let events = controller::events::Events::new(
+        client.clone(),
+        Reporter {
+            controller: "peoplesync".into(),
+            instance: Some("events-test".into()),
+        },
+    );
+    let cycle = |note: &str| Event {
+        type_: EventType::Normal,
+        reason: "Synced".into(),
+        note: Some(note.into()),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    let first = "full cycle 0a1b2c3d4e5f: created 40";
+    let second = "incremental cycle 5f4e3d2c1b0a: updated 1";
+    events.publish(&cycle(first), &reference).await;
+    events.publish(&cycle(second), &reference).await;
+    events.publish(&cycle(first), &reference).await;
+
+    let listed = Api::<K8sEvent>::namespaced(client, &ns)
+        .list(&Default::default())
+        .await
+        .expect("listed")
+        .items;
+    let mut seen: Vec<(String, Option<i32>)> = listed
+        .iter()
+        .map(|e| {
+            (
+                e.note.clone().unwrap_or_default(),
+                e.series.as_ref().map(|s| s.count),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![(first.to_owned(), Some(2)), (second.to_owned(), None)],
+        "one Event per cycle, the repeat folded: {listed:?}"
+    );
+}

@@ -164,7 +164,5 @@ pub(super) async fn publish_cycle(ctx: &Context, object: &PeopleSync, completed:
         action: "Sync".into(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
-        warn!(%error, "failed to publish an Event");
-    }
+    ctx.events.publish(&event, &object.object_ref(&())).await;
 }

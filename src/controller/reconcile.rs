@@ -123,9 +123,7 @@ pub(super) async fn note_event(
         action: "Webhook".into(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
-        warn!(%error, "failed to publish an Event");
-    }
+    ctx.events.publish(&event, &object.object_ref(&())).await;
 }
 
 /// Writes status by server-side apply under one field manager, only when it changed.
@@ -180,8 +178,5 @@ pub(super) async fn publish(ctx: &Context, object: &PeopleSync, transition: &sta
         action: format!("Set{}", transition.kind),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
-        // Events are best effort: a missing permission must not fail the reconcile.
-        warn!(%error, "failed to publish an Event");
-    }
+    ctx.events.publish(&event, &object.object_ref(&())).await;
 }
