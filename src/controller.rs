@@ -159,6 +159,8 @@ pub struct Context {
     /// Objects (by uid) that handed a flood of webhook events to a cycle which has not started
     /// yet: that cycle reads what arrives meanwhile, so it is not read person by person.
     handed_over: Mutex<std::collections::HashSet<String>>,
+    /// What webhook runs wrote per object (by uid) since its last Event about them.
+    webhook_runs: Mutex<HashMap<String, sync::WebhookRuns>>,
 }
 
 impl Context {
@@ -187,6 +189,7 @@ impl Context {
             next_cycle: Mutex::new(HashMap::new()),
             indexes: Mutex::new(HashMap::new()),
             handed_over: Mutex::new(std::collections::HashSet::new()),
+            webhook_runs: Mutex::default(),
             book: None,
             fence: None,
             consuming: Arc::default(),
@@ -337,8 +340,28 @@ impl Context {
     }
 
     /// Drop what is kept in memory for a deleted object.
+    /// Counts one webhook run of the object towards its next Event.
+    fn webhook_ran(&self, uid: &str, id: &str, applied: &crate::sync::Applied) {
+        self.webhook_runs
+            .lock()
+            .expect("the map lock is never poisoned")
+            .entry(uid.to_owned())
+            .or_default()
+            .add(id, applied);
+    }
+
+    /// What webhook runs wrote since the object's last Event about them (and starts anew).
+    fn take_webhook_runs(&self, uid: &str) -> Option<sync::WebhookRuns> {
+        self.webhook_runs
+            .lock()
+            .expect("the map lock is never poisoned")
+            .remove(uid)
+            .filter(|runs| !runs.is_empty())
+    }
+
     fn forget(&self, uid: &str) {
         self.cycle_starts(uid);
+        self.take_webhook_runs(uid);
         self.keep_handles(uid, None);
         self.keep_index(uid, None);
         self.next_cycle

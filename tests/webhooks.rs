@@ -241,6 +241,36 @@ async fn a_peoplesync_registers_one_webhook_applies_deliveries_rotates_and_disab
     env.change_title(&people[0], "Webhook One").await;
     let took = env.wait_title(&people[0], "Webhook One").await;
     eprintln!("write → directory via webhook: {} ms", took.as_millis());
+    // `kubectl get events` tells it: one Event for what webhook runs wrote since the last one,
+    // naming the run (its audit lines carry the same id).
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(env.client.clone(), &env.ns);
+    let told = || async {
+        events
+            .list(&Default::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("WebhookSynced"))
+            .filter_map(|e| e.note)
+            .collect::<Vec<_>>()
+    };
+    support::operator::eventually("an Event for the webhook run", || async {
+        !told().await.is_empty()
+    })
+    .await;
+    let notes = told().await;
+    let note = &notes[0];
+    let run = note
+        .strip_prefix("1 webhook run (")
+        .and_then(|rest| rest.split_once("): "))
+        .unwrap_or_else(|| panic!("{notes:?}"));
+    assert!(
+        run.0.len() == 12 && run.0.chars().all(|c| c.is_ascii_hexdigit()),
+        "the run id: {note}"
+    );
+    assert_eq!(run.1, "update 1", "{notes:?}");
 
     // A restarted controller and repeated reconciles never create a second webhook.
     let stopped = env.op.restart_controller().await;

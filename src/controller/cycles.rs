@@ -166,3 +166,23 @@ pub(super) async fn publish_cycle(ctx: &Context, object: &PeopleSync, completed:
     };
     ctx.events.publish(&event, &object.object_ref(&())).await;
 }
+
+/// One Event for what webhook runs wrote since the last one (counts and run ids only).
+pub(super) async fn publish_webhook_runs(
+    ctx: &Context,
+    object: &PeopleSync,
+    runs: &sync::WebhookRuns,
+) {
+    let event = Event {
+        type_: if runs.failures > 0 {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: "WebhookSynced".into(),
+        note: Some(runs.note()),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    ctx.events.publish(&event, &object.object_ref(&())).await;
+}

@@ -167,11 +167,12 @@ pub(super) async fn targeted(
     let state = sync::state_of(object.status.as_ref());
     let started = std::time::Instant::now();
     let mut index = ctx.take_index(&uid);
+    let run = cycle_id();
     let span = tracing::info_span!(
         "webhook_run",
         namespace = %object.namespace().unwrap_or_default(),
         name = %object.name_any(),
-        cycle = %cycle_id()
+        cycle = %run
     );
     let result = engine::run_people(
         &handles.source,
@@ -189,6 +190,9 @@ pub(super) async fn targeted(
         Ok(report) => {
             ctx.metrics
                 .cycle(&crate::metrics::ObjectLabels::of(object), &report);
+            if let Some(applied) = &report.applied {
+                ctx.webhook_ran(&uid, &run, applied);
+            }
             info!(
                 name = %object.name_any(),
                 people = ids.len(),

@@ -84,6 +84,9 @@ pub(super) async fn apply(object: &PeopleSync, ctx: &Context) -> Result<Action, 
     {
         publish_cycle(ctx, object, completed).await;
     }
+    if let Some(runs) = ctx.take_webhook_runs(&uid) {
+        publish_webhook_runs(ctx, object, &runs).await;
+    }
     // A failed cycle keeps its count for the backoff (see run_sync).
     if !matches!(observed.sync, sync::SyncOutcome::Failed { .. }) {
         ctx.succeeded(object);

@@ -146,6 +146,69 @@ impl Completed {
     }
 }
 
+/// What webhook-driven runs wrote since the object's last Event about them: one Event per
+/// reconcile tells them (a run per delivery would flood `kubectl get events`), naming the first
+/// and last run so that their audit lines can be found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookRuns {
+    pub runs: u64,
+    pub first: String,
+    pub last: String,
+    pub counts: BTreeMap<&'static str, u64>,
+    pub failures: u64,
+}
+
+impl WebhookRuns {
+    /// Counts one run (`id` as in its span and audit lines) that wrote or failed something;
+    /// a run that changed nothing is not part of the story.
+    pub fn add(&mut self, id: &str, applied: &crate::sync::Applied) {
+        let wrote = applied.counts.values().any(|n| *n > 0);
+        if !wrote && applied.failures.is_empty() {
+            return;
+        }
+        if self.runs == 0 {
+            self.first = id.to_owned();
+        }
+        self.runs += 1;
+        self.last = id.to_owned();
+        for (action, n) in &applied.counts {
+            *self.counts.entry(action).or_default() += n;
+        }
+        self.failures += applied.failures.len() as u64;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs == 0
+    }
+
+    /// `3 webhook runs (0a1b2c3d4e5f … 5f4e3d2c1b0a): update 4, disable 1; 1 failed`.
+    pub fn note(&self) -> String {
+        let runs = if self.runs == 1 {
+            format!("1 webhook run ({})", self.first)
+        } else {
+            format!(
+                "{} webhook runs ({} … {})",
+                self.runs, self.first, self.last
+            )
+        };
+        let counts: Vec<String> = self
+            .counts
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(action, n)| format!("{action} {n}"))
+            .collect();
+        let counts = if counts.is_empty() {
+            "no changes".to_owned()
+        } else {
+            counts.join(", ")
+        };
+        match self.failures {
+            0 => format!("{runs}: {counts}"),
+            n => format!("{runs}: {counts}; {n} failed (retried by the next cycle)"),
+        }
+    }
+}
+
 fn parse_time(value: &str) -> Option<Timestamp> {
     value.parse().ok()
 }
@@ -231,6 +294,41 @@ pub fn fold(status: &mut PeopleSyncStatus, completed: &Completed, next: Option<T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_runs_add_up_into_one_note_and_quiet_runs_are_left_out() {
+        let applied = |counts: &[(&'static str, u64)], failures: usize| crate::sync::Applied {
+            counts: counts.iter().copied().collect(),
+            failures: (0..failures)
+                .map(|i| crate::plan::Failure {
+                    anchor: format!("p{i}"),
+                    reason: "SchemaViolation",
+                    message: String::new(),
+                })
+                .collect(),
+        };
+        let mut runs = WebhookRuns::default();
+        runs.add("000000000001", &applied(&[("update", 0)], 0));
+        assert!(runs.is_empty(), "a run that wrote nothing");
+        runs.add("0a1b2c3d4e5f", &applied(&[("update", 2)], 0));
+        assert_eq!(runs.note(), "1 webhook run (0a1b2c3d4e5f): update 2");
+        runs.add("000000000002", &applied(&[], 0));
+        runs.add(
+            "1b2c3d4e5f60",
+            &applied(&[("disable", 1), ("update", 1)], 1),
+        );
+        runs.add("5f4e3d2c1b0a", &applied(&[("update", 1)], 0));
+        assert_eq!(
+            runs.note(),
+            "3 webhook runs (0a1b2c3d4e5f … 5f4e3d2c1b0a): disable 1, update 4; 1 failed (retried by the next cycle)"
+        );
+        let mut failing = WebhookRuns::default();
+        failing.add("aaaaaaaaaaaa", &applied(&[], 2));
+        assert_eq!(
+            failing.note(),
+            "1 webhook run (aaaaaaaaaaaa): no changes; 2 failed (retried by the next cycle)"
+        );
+    }
 
     fn at(s: &str) -> Timestamp {
         s.parse().expect("a timestamp")
