@@ -1051,3 +1051,38 @@ fn held(report: &Report) -> Vec<(String, &'static str)> {
     held.sort();
     held
 }
+
+/// The counters `peoplesync sync` draws its progress line from end where the cycle's report
+/// does: people read, changes planned and carried out; a second full cycle expects as many
+/// people as the directory manages.
+#[tokio::test]
+async fn a_full_cycle_advances_the_progress_counters_to_its_report() {
+    use std::sync::Arc;
+
+    use peoplesync::sync::engine::Progress;
+
+    let mut harness = Harness::start(120).await;
+    let counters = Arc::new(Progress::default());
+    harness.settings.progress = Some(counters.clone());
+    let report = harness.cycle(CycleKind::Full).await;
+    let (read, expected, planned, applied) = counters.snapshot();
+    let written: u64 = report
+        .applied
+        .as_ref()
+        .map_or(0, |a| a.counts.values().sum());
+    assert_eq!(read, report.people_read, "people read");
+    assert_eq!(expected, 0, "an empty directory manages nobody");
+    assert!(written > 100, "{written} changes");
+    assert_eq!(applied as u64, written, "changes carried out");
+    assert_eq!(planned, applied, "everything planned was carried out");
+
+    let managed = harness.entries().await.len();
+    let counters = Arc::new(Progress::default());
+    harness.settings.progress = Some(counters.clone());
+    let again = harness.cycle(CycleKind::Full).await;
+    assert_eq!(
+        counters.snapshot(),
+        (again.people_read, managed, 0, 0),
+        "a second full cycle reads everyone, expects the managed entries, changes nothing"
+    );
+}
