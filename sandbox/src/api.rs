@@ -476,84 +476,125 @@ fn replay(stored: StoredResponse) -> Response {
     response
 }
 
-/// Runs a mutation under `Idempotency-Key` rules: the same key with the same request replays the
-/// first response; with a different request it is a 409. Injected faults and 429s happen before
-/// this point, so a retried request is never answered from a failure.
-fn idempotent(
-    sandbox: &Sandbox,
-    caller: &Caller,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    body: &Bytes,
-    operation: impl FnOnce(&mut store::State, Timestamp) -> ApiResult<Mutation>,
-) -> Response {
-    let key = match idempotency_key(headers) {
-        Ok(key) => key,
-        Err(error) => return error.into_response(),
-    };
-    let if_match = headers
-        .get(header::IF_MATCH)
-        .map(|v| v.as_bytes().to_vec())
-        .unwrap_or_default();
-    let fingerprint: [u8; 32] = {
-        let mut hasher = Sha256::new();
-        for part in [method.as_str().as_bytes(), path.as_bytes(), &if_match, body] {
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part);
-        }
-        hasher.finalize().into()
-    };
-    let now = sandbox.clock.now();
-    let mut state = sandbox.state();
-    match state.idempotency_lookup(&caller.key_id, &key, fingerprint, now) {
-        Ok(Some(stored)) => return replay(stored),
-        Ok(None) => {}
-        Err(error) => return error.into_response(),
+/// A mutating request, as every mutation handler takes it (the last argument: it reads the
+/// body): the sandbox, the caller, and what makes the request itself for `Idempotency-Key`.
+struct Write {
+    sandbox: Arc<Sandbox>,
+    caller: Caller,
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl axum::extract::FromRequest<Arc<Sandbox>> for Write {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, sandbox: &Arc<Sandbox>) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), sandbox)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            sandbox: sandbox.clone(),
+            caller,
+            method: parts.method,
+            path: parts.uri.path().to_owned(),
+            headers: parts.headers,
+            body,
+        })
     }
-    let result = operation(&mut state, now);
-    let stored = match &result {
-        Ok(mutation) => StoredResponse {
-            fingerprint,
-            status: mutation.status.as_u16(),
-            headers: mutation
-                .etags
-                .iter()
-                .flat_map(|(e, r)| [("etag", e.clone()), ("hollyhr-resource-etag", r.clone())])
-                .collect(),
-            body: mutation
-                .replay_body
-                .clone()
-                .unwrap_or_else(|| mutation.body.clone()),
-            stored_at: now,
-            error: None,
-        },
-        Err(error) => StoredResponse {
-            fingerprint,
-            status: error.status.as_u16(),
-            headers: Vec::new(),
-            body: Bytes::new(),
-            stored_at: now,
-            error: Some(error.clone()),
-        },
-    };
-    state.idempotency_store(&caller.key_id, &key, stored);
-    drop(state);
-    sandbox.wake.notify_one();
-    match result {
-        Ok(mutation) => {
-            let response = (
-                mutation.status,
-                [(header::CONTENT_TYPE, "application/json")],
-                mutation.body,
-            )
-                .into_response();
-            match &mutation.etags {
-                Some(tags) => with_etags(response, tags),
-                None => response,
+}
+
+impl Write {
+    /// Runs a mutation under `Idempotency-Key` rules: the same key with the same request (method,
+    /// path, `If-Match`, body) replays the first response; with a different request it is a 409.
+    /// Injected faults and 429s happen before this point, so a retried request is never answered
+    /// from a failure.
+    fn idempotent(
+        &self,
+        operation: impl FnOnce(&mut store::State, Timestamp) -> ApiResult<Mutation>,
+    ) -> Response {
+        let Self {
+            sandbox,
+            caller,
+            method,
+            path,
+            headers,
+            body,
+        } = self;
+        let key = match idempotency_key(headers) {
+            Ok(key) => key,
+            Err(error) => return error.into_response(),
+        };
+        let if_match = headers
+            .get(header::IF_MATCH)
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default();
+        let fingerprint: [u8; 32] = {
+            let mut hasher = Sha256::new();
+            for part in [method.as_str().as_bytes(), path.as_bytes(), &if_match, body] {
+                hasher.update((part.len() as u64).to_le_bytes());
+                hasher.update(part);
             }
+            hasher.finalize().into()
+        };
+        let now = sandbox.clock.now();
+        let mut state = sandbox.state();
+        match state.idempotency_lookup(&caller.key_id, &key, fingerprint, now) {
+            Ok(Some(stored)) => return replay(stored),
+            Ok(None) => {}
+            Err(error) => return error.into_response(),
         }
-        Err(error) => error.into_response(),
+        let result = operation(&mut state, now);
+        let stored = match &result {
+            Ok(mutation) => StoredResponse {
+                fingerprint,
+                status: mutation.status.as_u16(),
+                headers: mutation
+                    .etags
+                    .iter()
+                    .flat_map(|(e, r)| [("etag", e.clone()), ("hollyhr-resource-etag", r.clone())])
+                    .collect(),
+                body: mutation
+                    .replay_body
+                    .clone()
+                    .unwrap_or_else(|| mutation.body.clone()),
+                stored_at: now,
+                error: None,
+            },
+            Err(error) => StoredResponse {
+                fingerprint,
+                status: error.status.as_u16(),
+                headers: Vec::new(),
+                body: Bytes::new(),
+                stored_at: now,
+                error: Some(error.clone()),
+            },
+        };
+        state.idempotency_store(&caller.key_id, &key, stored);
+        drop(state);
+        sandbox.wake.notify_one();
+        match result {
+            Ok(mutation) => {
+                let response = (
+                    mutation.status,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    mutation.body,
+                )
+                    .into_response();
+                match &mutation.etags {
+                    Some(tags) => with_etags(response, tags),
+                    None => response,
+                }
+            }
+            Err(error) => error.into_response(),
+        }
     }
 }
 

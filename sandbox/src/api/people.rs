@@ -52,37 +52,24 @@ pub(super) async fn list_people(
     Ok(json_response(StatusCode::OK, &body))
 }
 
-pub(super) async fn create_person(
-    State(sandbox): Shared,
-    axum::Extension(caller): CallerExt,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let request = require_body::<CreatePersonRequest>(&headers, &body)
+pub(super) async fn create_person(write: Write) -> Response {
+    let request = require_body::<CreatePersonRequest>(&write.headers, &write.body)
         .and_then(|r| validate::create_person(&r).map(|()| r));
     let request = match request {
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
-    idempotent(
-        &sandbox,
-        &caller,
-        &Method::POST,
-        "/people",
-        &headers,
-        &body,
-        |state, now| {
-            let index = state.create_person(request, now)?;
-            let record = &state.people[index];
-            Ok(Mutation::json(
-                StatusCode::CREATED,
-                &Data {
-                    data: &record.person,
-                },
-                Some(person_tags(record)),
-            ))
-        },
-    )
+    write.idempotent(|state, now| {
+        let index = state.create_person(request, now)?;
+        let record = &state.people[index];
+        Ok(Mutation::json(
+            StatusCode::CREATED,
+            &Data {
+                data: &record.person,
+            },
+            Some(person_tags(record)),
+        ))
+    })
 }
 
 pub(super) async fn get_person(
@@ -107,41 +94,26 @@ pub(super) async fn get_person(
     ))
 }
 
-pub(super) async fn update_person(
-    State(sandbox): Shared,
-    axum::Extension(caller): CallerExt,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let request = require_body::<UpdatePersonRequest>(&headers, &body)
+pub(super) async fn update_person(Path(id): Path<String>, write: Write) -> Response {
+    let request = require_body::<UpdatePersonRequest>(&write.headers, &write.body)
         .and_then(|r| validate::update_person(&r).map(|()| r));
     let request = match request {
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
-    let path = format!("/people/{id}");
-    idempotent(
-        &sandbox,
-        &caller,
-        &Method::PATCH,
-        &path,
-        &headers,
-        &body,
-        |state, now| {
-            let index = state.person_index(&id)?;
-            check_if_match(&headers, &person_tags(&state.people[index]))?;
-            state.update_person(index, request, now);
-            let record = &state.people[index];
-            Ok(Mutation::json(
-                StatusCode::OK,
-                &Data {
-                    data: &record.person,
-                },
-                Some(person_tags(record)),
-            ))
-        },
-    )
+    write.idempotent(|state, now| {
+        let index = state.person_index(&id)?;
+        check_if_match(&write.headers, &person_tags(&state.people[index]))?;
+        state.update_person(index, request, now);
+        let record = &state.people[index];
+        Ok(Mutation::json(
+            StatusCode::OK,
+            &Data {
+                data: &record.person,
+            },
+            Some(person_tags(record)),
+        ))
+    })
 }
 
 pub(super) async fn org_links(
@@ -191,119 +163,75 @@ pub(super) async fn get_employment(
     ))
 }
 
-pub(super) async fn update_employment(
-    State(sandbox): Shared,
-    axum::Extension(caller): CallerExt,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let request = require_body::<UpdateEmploymentRequest>(&headers, &body)
+pub(super) async fn update_employment(Path(id): Path<String>, write: Write) -> Response {
+    let request = require_body::<UpdateEmploymentRequest>(&write.headers, &write.body)
         .and_then(|r| validate::update_employment(&r).map(|()| r));
     let request = match request {
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
-    let path = format!("/people/{id}/employment");
-    idempotent(
-        &sandbox,
-        &caller,
-        &Method::PATCH,
-        &path,
-        &headers,
-        &body,
-        |state, now| {
-            let index = state.person_index(&id)?;
-            check_if_match(&headers, &employment_tags(&state.people[index]))?;
-            state.update_employment(index, request, now, Some(EventType::PersonUpdated))?;
-            Ok(Mutation::json(
-                StatusCode::OK,
-                &Data {
-                    data: state.employment(index),
-                },
-                Some(employment_tags(&state.people[index])),
-            ))
-        },
-    )
+    write.idempotent(|state, now| {
+        let index = state.person_index(&id)?;
+        check_if_match(&write.headers, &employment_tags(&state.people[index]))?;
+        state.update_employment(index, request, now, Some(EventType::PersonUpdated))?;
+        Ok(Mutation::json(
+            StatusCode::OK,
+            &Data {
+                data: state.employment(index),
+            },
+            Some(employment_tags(&state.people[index])),
+        ))
+    })
 }
 
-pub(super) async fn end_person(
-    State(sandbox): Shared,
-    axum::Extension(caller): CallerExt,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let request = require_body::<EndPersonRequest>(&headers, &body)
+pub(super) async fn end_person(Path(id): Path<String>, write: Write) -> Response {
+    let request = require_body::<EndPersonRequest>(&write.headers, &write.body)
         .and_then(|r| store::parse_date("end_date", &r.end_date));
     let end_date = match request {
         Ok(date) => date,
         Err(error) => return error.into_response(),
     };
-    let path = format!("/people/{id}/end");
-    idempotent(
-        &sandbox,
-        &caller,
-        &Method::POST,
-        &path,
-        &headers,
-        &body,
-        |state, now| {
-            let index = state.person_index(&id)?;
-            check_if_match(&headers, &person_tags(&state.people[index]))?;
-            state.end_person(index, end_date, now)?;
-            let record = &state.people[index];
-            Ok(Mutation::json(
-                StatusCode::OK,
-                &Data {
-                    data: &record.person,
-                },
-                Some(person_tags(record)),
-            ))
-        },
-    )
+    write.idempotent(|state, now| {
+        let index = state.person_index(&id)?;
+        check_if_match(&write.headers, &person_tags(&state.people[index]))?;
+        state.end_person(index, end_date, now)?;
+        let record = &state.people[index];
+        Ok(Mutation::json(
+            StatusCode::OK,
+            &Data {
+                data: &record.person,
+            },
+            Some(person_tags(record)),
+        ))
+    })
 }
 
-pub(super) async fn reactivate_person(
-    State(sandbox): Shared,
-    axum::Extension(caller): CallerExt,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(super) async fn reactivate_person(Path(id): Path<String>, write: Write) -> Response {
     // The body is optional; when sent it must carry start_date (the schema's `required`).
-    let request = parse_body::<ReactivatePersonRequest>(&headers, &body).and_then(|r| {
-        if let Some(r) = &r {
-            validate::reactivate(r)?;
-        }
-        Ok(r)
-    });
+    let request =
+        parse_body::<ReactivatePersonRequest>(&write.headers, &write.body).and_then(|r| {
+            if let Some(r) = &r {
+                validate::reactivate(r)?;
+            }
+            Ok(r)
+        });
     let request = match request {
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
-    let path = format!("/people/{id}/reactivate");
-    idempotent(
-        &sandbox,
-        &caller,
-        &Method::POST,
-        &path,
-        &headers,
-        &body,
-        |state, now| {
-            let index = state.person_index(&id)?;
-            check_if_match(&headers, &person_tags(&state.people[index]))?;
-            state.reactivate_person(index, request, now)?;
-            let record = &state.people[index];
-            Ok(Mutation::json(
-                StatusCode::OK,
-                &Data {
-                    data: &record.person,
-                },
-                Some(person_tags(record)),
-            ))
-        },
-    )
+    write.idempotent(|state, now| {
+        let index = state.person_index(&id)?;
+        check_if_match(&write.headers, &person_tags(&state.people[index]))?;
+        state.reactivate_person(index, request, now)?;
+        let record = &state.people[index];
+        Ok(Mutation::json(
+            StatusCode::OK,
+            &Data {
+                data: &record.person,
+            },
+            Some(person_tags(record)),
+        ))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

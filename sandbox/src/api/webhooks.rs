@@ -36,32 +36,19 @@ fn secret_mutation(status: StatusCode, created: WebhookWithSecret) -> Mutation {
     mutation
 }
 
-pub(super) async fn create_webhook(
-    State(sandbox): Shared,
-    axum::Extension(caller): CallerExt,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let allow_insecure = sandbox.config.allow_insecure_webhook_urls;
-    let request = require_body::<CreateWebhookRequest>(&headers, &body)
+pub(super) async fn create_webhook(write: Write) -> Response {
+    let allow_insecure = write.sandbox.config.allow_insecure_webhook_urls;
+    let request = require_body::<CreateWebhookRequest>(&write.headers, &write.body)
         .and_then(|r| validate::create_webhook(&r, allow_insecure).map(|()| r))
-        .and_then(|r| check_event_scopes(&caller, &r.subscribed_events).map(|()| r));
+        .and_then(|r| check_event_scopes(&write.caller, &r.subscribed_events).map(|()| r));
     let request = match request {
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
-    idempotent(
-        &sandbox,
-        &caller,
-        &Method::POST,
-        "/webhooks",
-        &headers,
-        &body,
-        |state, now| {
-            let created = state.create_webhook(request, now)?;
-            Ok(secret_mutation(StatusCode::CREATED, created))
-        },
-    )
+    write.idempotent(|state, now| {
+        let created = state.create_webhook(request, now)?;
+        Ok(secret_mutation(StatusCode::CREATED, created))
+    })
 }
 
 pub(super) async fn get_webhook(
@@ -86,156 +73,100 @@ pub(super) async fn get_webhook(
     ))
 }
 
-pub(super) async fn update_webhook(
-    State(sandbox): Shared,
-    axum::Extension(caller): CallerExt,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let allow_insecure = sandbox.config.allow_insecure_webhook_urls;
-    let request = require_body::<UpdateWebhookRequest>(&headers, &body)
+pub(super) async fn update_webhook(Path(id): Path<String>, write: Write) -> Response {
+    let allow_insecure = write.sandbox.config.allow_insecure_webhook_urls;
+    let request = require_body::<UpdateWebhookRequest>(&write.headers, &write.body)
         .and_then(|r| validate::update_webhook(&r, allow_insecure).map(|()| r))
         .and_then(|r| {
-            check_event_scopes(&caller, r.subscribed_events.as_deref().unwrap_or_default())
-                .map(|()| r)
+            check_event_scopes(
+                &write.caller,
+                r.subscribed_events.as_deref().unwrap_or_default(),
+            )
+            .map(|()| r)
         });
     let request = match request {
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
-    let path = format!("/webhooks/{id}");
-    idempotent(
-        &sandbox,
-        &caller,
-        &Method::PATCH,
-        &path,
-        &headers,
-        &body,
-        |state, now| {
-            let index = state.webhook_index(&id)?;
-            check_if_match(&headers, &webhook_tags(&state.webhooks[index]))?;
-            state.update_webhook(index, request, now)?;
-            let record = &state.webhooks[index];
-            Ok(Mutation::json(
-                StatusCode::OK,
-                &Data {
-                    data: &record.webhook,
-                },
-                Some(webhook_tags(record)),
-            ))
-        },
-    )
+    write.idempotent(|state, now| {
+        let index = state.webhook_index(&id)?;
+        check_if_match(&write.headers, &webhook_tags(&state.webhooks[index]))?;
+        state.update_webhook(index, request, now)?;
+        let record = &state.webhooks[index];
+        Ok(Mutation::json(
+            StatusCode::OK,
+            &Data {
+                data: &record.webhook,
+            },
+            Some(webhook_tags(record)),
+        ))
+    })
 }
 
-pub(super) async fn disable_webhook(
-    State(sandbox): Shared,
-    axum::Extension(caller): CallerExt,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if !body.iter().all(u8::is_ascii_whitespace) {
+pub(super) async fn disable_webhook(Path(id): Path<String>, write: Write) -> Response {
+    if !write.body.iter().all(u8::is_ascii_whitespace) {
         return ApiError::invalid_field("body", "DELETE takes no body").into_response();
     }
-    let path = format!("/webhooks/{id}");
-    idempotent(
-        &sandbox,
-        &caller,
-        &Method::DELETE,
-        &path,
-        &headers,
-        &body,
-        |state, now| {
-            let index = state.webhook_index(&id)?;
-            check_if_match(&headers, &webhook_tags(&state.webhooks[index]))?;
-            let disable = UpdateWebhookRequest {
-                status: Some(WebhookStatus::Disabled),
-                ..Default::default()
-            };
-            state.update_webhook(index, disable, now)?;
-            let record = &state.webhooks[index];
-            Ok(Mutation::json(
-                StatusCode::OK,
-                &DisabledWebhook {
-                    data: record.webhook.clone(),
-                    disabled: true,
-                },
-                Some(webhook_tags(record)),
-            ))
-        },
-    )
+    write.idempotent(|state, now| {
+        let index = state.webhook_index(&id)?;
+        check_if_match(&write.headers, &webhook_tags(&state.webhooks[index]))?;
+        let disable = UpdateWebhookRequest {
+            status: Some(WebhookStatus::Disabled),
+            ..Default::default()
+        };
+        state.update_webhook(index, disable, now)?;
+        let record = &state.webhooks[index];
+        Ok(Mutation::json(
+            StatusCode::OK,
+            &DisabledWebhook {
+                data: record.webhook.clone(),
+                disabled: true,
+            },
+            Some(webhook_tags(record)),
+        ))
+    })
 }
 
-pub(super) async fn rotate_secret(
-    State(sandbox): Shared,
-    axum::Extension(caller): CallerExt,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(super) async fn rotate_secret(Path(id): Path<String>, write: Write) -> Response {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Empty {}
-    if let Err(error) = parse_body::<Empty>(&headers, &body) {
+    if let Err(error) = parse_body::<Empty>(&write.headers, &write.body) {
         return error.into_response();
     }
-    let path = format!("/webhooks/{id}/rotate-secret");
-    idempotent(
-        &sandbox,
-        &caller,
-        &Method::POST,
-        &path,
-        &headers,
-        &body,
-        |state, now| {
-            let index = state.webhook_index(&id)?;
-            Ok(secret_mutation(
-                StatusCode::OK,
-                state.rotate_secret(index, now),
-            ))
-        },
-    )
+    write.idempotent(|state, now| {
+        let index = state.webhook_index(&id)?;
+        Ok(secret_mutation(
+            StatusCode::OK,
+            state.rotate_secret(index, now),
+        ))
+    })
 }
 
-pub(super) async fn test_webhook(
-    State(sandbox): Shared,
-    axum::Extension(caller): CallerExt,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let request = parse_body::<TestWebhookRequest>(&headers, &body).and_then(|r| {
-        match r.and_then(|r| r.event_type) {
-            None | Some(EventType::WebhookTest) => Ok(()),
-            Some(_) => Err(ApiError::invalid_field(
-                "event_type",
-                "must be webhook.test",
-            )),
-        }
-    });
+pub(super) async fn test_webhook(Path(id): Path<String>, write: Write) -> Response {
+    let request =
+        parse_body::<TestWebhookRequest>(&write.headers, &write.body).and_then(|r| {
+            match r.and_then(|r| r.event_type) {
+                None | Some(EventType::WebhookTest) => Ok(()),
+                Some(_) => Err(ApiError::invalid_field(
+                    "event_type",
+                    "must be webhook.test",
+                )),
+            }
+        });
     if let Err(error) = request {
         return error.into_response();
     }
-    let variant = sandbox.settings().signature_variant;
-    let path = format!("/webhooks/{id}/test");
-    idempotent(
-        &sandbox,
-        &caller,
-        &Method::POST,
-        &path,
-        &headers,
-        &body,
-        |state, now| {
-            let index = state.webhook_index(&id)?;
-            let test = state.queue_test(index, variant, now)?;
-            Ok(Mutation::json(
-                StatusCode::ACCEPTED,
-                &Data { data: test },
-                None,
-            ))
-        },
-    )
+    let variant = write.sandbox.settings().signature_variant;
+    write.idempotent(|state, now| {
+        let index = state.webhook_index(&id)?;
+        let test = state.queue_test(index, variant, now)?;
+        Ok(Mutation::json(
+            StatusCode::ACCEPTED,
+            &Data { data: test },
+            None,
+        ))
+    })
 }
 
 pub(super) async fn webhook_health(
@@ -324,35 +255,23 @@ pub(super) async fn get_delivery(
 }
 
 pub(super) async fn redeliver(
-    State(sandbox): Shared,
-    axum::Extension(caller): CallerExt,
     Path((id, delivery)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    write: Write,
 ) -> Response {
-    if !body.iter().all(u8::is_ascii_whitespace) {
+    if !write.body.iter().all(u8::is_ascii_whitespace) {
         return ApiError::invalid_field("body", "redeliver takes no body").into_response();
     }
-    let path = format!("/webhooks/{id}/deliveries/{delivery}/redeliver");
-    idempotent(
-        &sandbox,
-        &caller,
-        &Method::POST,
-        &path,
-        &headers,
-        &body,
-        |state, now| {
-            state.webhook_index(&id)?;
-            let index = state.delivery_index(&id, &delivery)?;
-            let summary = state.redeliver(index, now)?;
-            Ok(Mutation::json(
-                StatusCode::ACCEPTED,
-                &Redelivery {
-                    data: summary,
-                    redelivered: true,
-                },
-                None,
-            ))
-        },
-    )
+    write.idempotent(|state, now| {
+        state.webhook_index(&id)?;
+        let index = state.delivery_index(&id, &delivery)?;
+        let summary = state.redeliver(index, now)?;
+        Ok(Mutation::json(
+            StatusCode::ACCEPTED,
+            &Redelivery {
+                data: summary,
+                redelivered: true,
+            },
+            None,
+        ))
+    })
 }
