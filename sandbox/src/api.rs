@@ -512,6 +512,16 @@ impl axum::extract::FromRequest<Arc<Sandbox>> for Write {
 }
 
 impl Write {
+    /// The request's JSON body: required, and valid by `validate`.
+    fn body<T: DeserializeOwned>(
+        &self,
+        validate: impl FnOnce(&T) -> ApiResult<()>,
+    ) -> ApiResult<T> {
+        let request = require_body::<T>(&self.headers, &self.body)?;
+        validate(&request)?;
+        Ok(request)
+    }
+
     /// Runs a mutation under `Idempotency-Key` rules: the same key with the same request (method,
     /// path, `If-Match`, body) replays the first response; with a different request it is a 409.
     /// Injected faults and 429s happen before this point, so a retried request is never answered

@@ -52,24 +52,12 @@ pub(super) async fn list_people(
     Ok(json_response(StatusCode::OK, &body))
 }
 
-pub(super) async fn create_person(write: Write) -> Response {
-    let request = require_body::<CreatePersonRequest>(&write.headers, &write.body)
-        .and_then(|r| validate::create_person(&r).map(|()| r));
-    let request = match request {
-        Ok(request) => request,
-        Err(error) => return error.into_response(),
-    };
-    write.idempotent(|state, now| {
+pub(super) async fn create_person(write: Write) -> ApiResult<Response> {
+    let request: CreatePersonRequest = write.body(validate::create_person)?;
+    Ok(write.idempotent(|state, now| {
         let index = state.create_person(request, now)?;
-        let record = &state.people[index];
-        Ok(Mutation::json(
-            StatusCode::CREATED,
-            &Data {
-                data: &record.person,
-            },
-            Some(person_tags(record)),
-        ))
-    })
+        Ok(person_written(&state.people[index], StatusCode::CREATED))
+    }))
 }
 
 pub(super) async fn get_person(
@@ -94,26 +82,14 @@ pub(super) async fn get_person(
     ))
 }
 
-pub(super) async fn update_person(Path(id): Path<String>, write: Write) -> Response {
-    let request = require_body::<UpdatePersonRequest>(&write.headers, &write.body)
-        .and_then(|r| validate::update_person(&r).map(|()| r));
-    let request = match request {
-        Ok(request) => request,
-        Err(error) => return error.into_response(),
-    };
-    write.idempotent(|state, now| {
+pub(super) async fn update_person(Path(id): Path<String>, write: Write) -> ApiResult<Response> {
+    let request: UpdatePersonRequest = write.body(validate::update_person)?;
+    Ok(write.idempotent(|state, now| {
         let index = state.person_index(&id)?;
         check_if_match(&write.headers, &person_tags(&state.people[index]))?;
         state.update_person(index, request, now);
-        let record = &state.people[index];
-        Ok(Mutation::json(
-            StatusCode::OK,
-            &Data {
-                data: &record.person,
-            },
-            Some(person_tags(record)),
-        ))
-    })
+        Ok(person_written(&state.people[index], StatusCode::OK))
+    }))
 }
 
 pub(super) async fn org_links(
@@ -163,14 +139,9 @@ pub(super) async fn get_employment(
     ))
 }
 
-pub(super) async fn update_employment(Path(id): Path<String>, write: Write) -> Response {
-    let request = require_body::<UpdateEmploymentRequest>(&write.headers, &write.body)
-        .and_then(|r| validate::update_employment(&r).map(|()| r));
-    let request = match request {
-        Ok(request) => request,
-        Err(error) => return error.into_response(),
-    };
-    write.idempotent(|state, now| {
+pub(super) async fn update_employment(Path(id): Path<String>, write: Write) -> ApiResult<Response> {
+    let request: UpdateEmploymentRequest = write.body(validate::update_employment)?;
+    Ok(write.idempotent(|state, now| {
         let index = state.person_index(&id)?;
         check_if_match(&write.headers, &employment_tags(&state.people[index]))?;
         state.update_employment(index, request, now, Some(EventType::PersonUpdated))?;
@@ -181,7 +152,7 @@ pub(super) async fn update_employment(Path(id): Path<String>, write: Write) -> R
             },
             Some(employment_tags(&state.people[index])),
         ))
-    })
+    }))
 }
 
 pub(super) async fn end_person(Path(id): Path<String>, write: Write) -> Response {
@@ -195,14 +166,7 @@ pub(super) async fn end_person(Path(id): Path<String>, write: Write) -> Response
         let index = state.person_index(&id)?;
         check_if_match(&write.headers, &person_tags(&state.people[index]))?;
         state.end_person(index, end_date, now)?;
-        let record = &state.people[index];
-        Ok(Mutation::json(
-            StatusCode::OK,
-            &Data {
-                data: &record.person,
-            },
-            Some(person_tags(record)),
-        ))
+        Ok(person_written(&state.people[index], StatusCode::OK))
     })
 }
 
@@ -223,14 +187,7 @@ pub(super) async fn reactivate_person(Path(id): Path<String>, write: Write) -> R
         let index = state.person_index(&id)?;
         check_if_match(&write.headers, &person_tags(&state.people[index]))?;
         state.reactivate_person(index, request, now)?;
-        let record = &state.people[index];
-        Ok(Mutation::json(
-            StatusCode::OK,
-            &Data {
-                data: &record.person,
-            },
-            Some(person_tags(record)),
-        ))
+        Ok(person_written(&state.people[index], StatusCode::OK))
     })
 }
 
@@ -264,4 +221,15 @@ pub(super) async fn get_org_unit(
         json_response(StatusCode::OK, &Data { data: unit }),
         &tags,
     ))
+}
+
+/// A written person, as every person mutation answers.
+fn person_written(record: &store::PersonRecord, status: StatusCode) -> Mutation {
+    Mutation::json(
+        status,
+        &Data {
+            data: &record.person,
+        },
+        Some(person_tags(record)),
+    )
 }
