@@ -201,6 +201,9 @@ pub enum Outcome {
     /// This replica does not lead (no job consumer runs here): 503, retried, so the delivery
     /// reaches the leader instead of a queue nobody takes from.
     Standby,
+    /// Refused before the receiver read it: a body over the limit (413), another method or
+    /// path. Counted by the metrics layer ([`answered_or_rejected`]).
+    Rejected,
 }
 
 impl Outcome {
@@ -216,6 +219,7 @@ impl Outcome {
             Outcome::UnknownObject => "unknown_object",
             Outcome::UnsupportedMediaType => "unsupported_media_type",
             Outcome::QueueFull => "queue_full",
+            Outcome::Rejected => "rejected",
         }
     }
 }
@@ -278,6 +282,19 @@ pub struct Answered {
     pub outcome: Outcome,
     /// `(namespace, name)`.
     pub object: Option<(String, String)>,
+}
+
+/// What a response of the receiver's router says it was: its [`Answered`], or for a request
+/// refused before the receiver read it, [`Outcome::Rejected`]; `None` for the health probe (no
+/// delivery).
+pub fn answered_or_rejected(path: &str, response: &Response) -> Option<Answered> {
+    if let Some(answered) = response.extensions().get::<Answered>() {
+        return Some(answered.clone());
+    }
+    (path != HEALTH_PATH).then_some(Answered {
+        outcome: Outcome::Rejected,
+        object: None,
+    })
 }
 
 fn answer(

@@ -60,17 +60,19 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
                     .with_consumer(consuming.clone()),
             );
             info!(%addr, "webhook receiver listening");
-            // Every delivery's outcome and answer time, from the answer's `Answered` (the health
-            // probe has none).
+            // Every delivery's outcome and answer time, from the answer's `Answered`; what the
+            // router refused before the receiver read it is `rejected` (the health probe is no
+            // delivery).
             let observer = metrics.clone();
             let app = crate::receiver::router(receiver).layer(axum::middleware::from_fn(
                 move |request: axum::extract::Request, next: axum::middleware::Next| {
                     let observer = observer.clone();
                     async move {
                         let started = std::time::Instant::now();
+                        let path = request.uri().path().to_owned();
                         let response = next.run(request).await;
                         if let Some(answered) =
-                            response.extensions().get::<crate::receiver::Answered>()
+                            crate::receiver::answered_or_rejected(&path, &response)
                         {
                             let object = answered.object.as_ref().map(|(namespace, name)| {
                                 crate::metrics::ObjectLabels::new(namespace, name)
