@@ -158,13 +158,12 @@ where
         }
     }
 
-    /// Runs `f` on the series of `labels`, made when missing.
+    /// Runs `f` on the series of `labels`, made when missing. The book stays locked meanwhile,
+    /// so that a [`Scoped::forget`] cannot slip in between and leave a series it never sees.
     fn with(&self, labels: L, f: impl FnOnce(&M)) {
-        {
-            let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
-            if !made.contains(&labels) {
-                made.insert(labels.clone());
-            }
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        if !made.contains(&labels) {
+            made.insert(labels.clone());
         }
         f(&self.family.get_or_create(&labels));
     }
