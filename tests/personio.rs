@@ -31,8 +31,8 @@ async fn a_department_move_reaches_the_groups_and_an_incremental_cycle_reads_one
             .find(|u| u.kind == "department")
             .map(|u| u.id.clone())
     };
-    // Someone whose department keeps other members (a department nobody is in any more is not
-    // in Personio's wire data, and its group stays, emptied).
+    // Someone whose department keeps other members (an emptied department keeps its group while
+    // Personio has it: `full_cycles_follow_department_renames_and_deletions`).
     let members = |d: &Option<String>| tenant.iter().filter(|(_, e)| &department(e) == d).count();
     let moved = active
         .iter()
@@ -272,4 +272,84 @@ async fn the_source_trait_reads_changes_at_or_after_an_instant_and_one_person_by
             .expect("reads"),
         None
     );
+}
+
+/// Departments as Personio keeps them, at each full cycle: a renamed department renames its
+/// group (the names are looked up again, not kept from the first cycle); a department nobody is
+/// in any more keeps its group, emptied, while Personio still has it (as with HollyHR's org
+/// units); once Personio deletes it, its group goes.
+#[tokio::test]
+async fn full_cycles_follow_department_renames_and_deletions() {
+    let mut harness = Harness::start(120).await;
+    harness.cycle(CycleKind::Full).await;
+    let tenant = tenant(&harness.hr.client).await;
+    let department = |e: &Employment| {
+        e.org_units
+            .iter()
+            .find(|u| u.kind == "department")
+            .map(|u| u.id.clone())
+    };
+    let mut by_department: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (person, employment) in &tenant {
+        if let Some(id) = department(employment) {
+            by_department.entry(id).or_default().push(person.id.clone());
+        }
+    }
+    assert!(by_department.len() >= 3, "{by_department:?}");
+    let mut departments = by_department.keys().cloned();
+    let (renamed, emptied, refuge) = (
+        departments.next().expect("a department"),
+        departments.next().expect("another"),
+        departments.next().expect("a third"),
+    );
+    let controls = harness.hr.sandbox.controls();
+
+    // A rename reaches the group at the next full cycle.
+    controls
+        .rename_org_unit(&renamed, "Renamed Department")
+        .await
+        .expect("renamed");
+    harness.cycle(CycleKind::Full).await;
+    let groups = harness.groups().await;
+    let group = |groups: &[peoplesync::directory::Group], id: &str| {
+        groups.iter().find(|g| g.anchor == id).cloned()
+    };
+    assert_eq!(
+        group(&groups, &renamed).expect("the renamed group").name,
+        "Renamed Department"
+    );
+    harness.verify().await;
+
+    // Everyone leaves `emptied` for `refuge`: the department still exists, so does its group.
+    for person in &by_department[&emptied] {
+        harness
+            .hr
+            .writer
+            .patch_employment(
+                &harness.hr.client,
+                person,
+                json!({"org_units": [{"type": "department", "id": refuge}]}),
+            )
+            .await;
+    }
+    harness.cycle(CycleKind::Full).await;
+    let groups = harness.groups().await;
+    let kept = group(&groups, &emptied).expect("an emptied department keeps its group");
+    assert!(kept.members.is_empty(), "{kept:?}");
+    let moved = harness.entry(&by_department[&emptied][0]).await.id;
+    assert!(
+        group(&groups, &refuge)
+            .expect("the refuge")
+            .members
+            .contains(&moved)
+            || !harness.entry(&by_department[&emptied][0]).await.enabled,
+        "the members moved"
+    );
+
+    // Personio deletes the department: its group goes with the next full cycle.
+    controls.delete_org_unit(&emptied).await.expect("deleted");
+    harness.cycle(CycleKind::Full).await;
+    let groups = harness.groups().await;
+    assert!(group(&groups, &emptied).is_none(), "{groups:?}");
+    harness.verify().await;
 }

@@ -12,6 +12,7 @@
 //! | `GET`/`PUT /_sandbox/settings` | `{empty_tenant?, employment_bumps_person?}` |
 //! | `POST /_sandbox/persons/{id}/ui-edit` | `{person?: {...}, employment?: {...}}`: a change as the Personio UI makes it: `updated_at` moves, no webhook event |
 //! | `GET /_sandbox/events` | `{data:[Event]}`: every event emitted since start or reset |
+//! | `PUT /_sandbox/org-units/{id}`, `DELETE …` | `{name}`: an admin renames or deletes an org unit (no person's `updated_at` moves; a deleted one answers 404) |
 //! | `POST /_sandbox/reset` | `{people?, seed?}`: a fresh seeded tenant, no webhooks, empty logs |
 //!
 //! Decisions where Personio's documentation is silent (API.md's OPEN items):

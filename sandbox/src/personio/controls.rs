@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -17,7 +17,56 @@ use super::store::{self, EmploymentPatch, PersonPatch, Sandbox};
 pub fn router(state: Arc<Sandbox>) -> Router {
     controls::router::<store::State>()
         .route("/_sandbox/events", get(events))
+        .route(
+            "/_sandbox/org-units/{id}",
+            axum::routing::put(rename_org_unit).delete(delete_org_unit),
+        )
         .with_state(state)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    name: String,
+}
+
+/// Renames an org unit (every type with that id), as an admin does in Personio's UI: no
+/// person's `updated_at` moves.
+async fn rename_org_unit(
+    State(sandbox): State<Arc<Sandbox>>,
+    Path(id): Path<String>,
+    axum::Json(rename): axum::Json<Rename>,
+) -> Response {
+    let mut state = sandbox.state();
+    let mut found = false;
+    for unit in state.org_units.iter_mut().filter(|u| u.id == id) {
+        unit.name = Some(rename.name.clone());
+        found = true;
+    }
+    if found {
+        axum::http::StatusCode::NO_CONTENT.into_response()
+    } else {
+        controls::error(
+            axum::http::StatusCode::NOT_FOUND,
+            format!("no org unit {id}"),
+        )
+    }
+}
+
+/// Deletes an org unit: `GET /v2/org-units/{id}` answers 404 from then on (employments that
+/// still point at it keep the reference, as Personio's do).
+async fn delete_org_unit(State(sandbox): State<Arc<Sandbox>>, Path(id): Path<String>) -> Response {
+    let mut state = sandbox.state();
+    let before = state.org_units.len();
+    state.org_units.retain(|u| u.id != id);
+    if state.org_units.len() < before {
+        axum::http::StatusCode::NO_CONTENT.into_response()
+    } else {
+        controls::error(
+            axum::http::StatusCode::NOT_FOUND,
+            format!("no org unit {id}"),
+        )
+    }
 }
 
 /// An edit as Personio's UI makes it: the person and/or their latest employment change and

@@ -24,4 +24,20 @@ impl Controls {
     pub async fn events(&self) -> Result<Vec<Event>, ControlError> {
         self.list("/events").await
     }
+
+    /// Renames org unit `id` (any type), as an admin does in Personio's UI.
+    pub async fn rename_org_unit(&self, id: &str, name: &str) -> Result<(), ControlError> {
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/org-units/{id}"),
+            Some(&serde_json::json!({ "name": name })),
+        )
+        .await
+    }
+
+    /// Deletes org unit `id` (any type): `GET /v2/org-units/{id}` answers 404 from then on.
+    pub async fn delete_org_unit(&self, id: &str) -> Result<(), ControlError> {
+        self.call(reqwest::Method::DELETE, &format!("/org-units/{id}"), None)
+            .await
+    }
 }

@@ -46,9 +46,17 @@ pub(super) struct Inner {
     http: reqwest::Client,
     pub(super) config: PersonioConfig,
     pub(super) tokens: Tokens,
-    /// Department org units by id, fetched once each; `None` inside = Personio answered 404.
-    pub(super) departments: Mutex<HashMap<String, Arc<OnceCell<Option<model::OrgUnit>>>>>,
+    /// Department org units by id, fetched once each per full listing; `None` inside =
+    /// Personio answered 404.
+    pub(super) departments: Mutex<Departments>,
+    /// The departments known before the running full listing began: those it does not meet
+    /// again are asked about once more when the cycle reads the org units (see
+    /// `PeopleSource::org_units`).
+    pub(super) earlier_departments: Mutex<Departments>,
 }
+
+/// Department org units by id (see [`Inner::departments`]).
+pub(super) type Departments = HashMap<String, Arc<OnceCell<Option<model::OrgUnit>>>>;
 
 impl fmt::Debug for PersonioClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -112,6 +120,7 @@ impl PersonioClient {
                 config,
                 tokens: Tokens::default(),
                 departments: Mutex::new(HashMap::new()),
+                earlier_departments: Mutex::new(HashMap::new()),
             }),
             observer: None,
         })

@@ -155,7 +155,28 @@ impl PersonioClient {
         )))
     }
 
-    /// Every department fetched so far (the last listing's, and any earlier), sorted by id.
+    /// Starts a full listing's department lookups afresh; what was known waits in
+    /// `earlier_departments` for [`PeopleSource::org_units`].
+    fn new_department_generation(&self) {
+        let known = std::mem::take(
+            &mut *self
+                .inner
+                .departments
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let mut earlier = self
+            .inner
+            .earlier_departments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // A listing that never reached `org_units` (it failed) leaves its own earlier ones.
+        for (id, cell) in known {
+            earlier.insert(id, cell);
+        }
+    }
+
+    /// Every department fetched in this full listing (and since), sorted by id.
     fn known_departments(&self) -> Vec<OrgUnit> {
         let cells: Vec<_> = self
             .inner
@@ -238,6 +259,11 @@ impl PeopleSource for PersonioClient {
             }),
             ..PersonsQuery::default()
         };
+        if updated_since.is_none() {
+            // A full listing looks every department up again (a renamed one is renamed), and
+            // keeps what it knew for `org_units` to ask about the ones it does not meet.
+            self.new_department_generation();
+        }
         let client = self.clone();
         self.persons(&query)
             .map(move |listed| {
@@ -261,9 +287,49 @@ impl PeopleSource for PersonioClient {
         }
     }
 
-    /// The departments met so far: Personio's list endpoint for org units is undocumented, so
-    /// they are the ones people's employments point at (read `people` first).
+    /// The departments: Personio's list endpoint for org units is undocumented, so they are
+    /// the ones people's employments point at (read `people` first), plus those known before
+    /// the last full listing that nobody is in any more but Personio still has (asked once
+    /// each: an emptied department keeps its group, as with HollyHR; one Personio answers 404
+    /// for is gone, and so is its group; one that cannot be asked now is kept as it was).
     async fn org_units(&self) -> Result<Vec<OrgUnit>, PersonioError> {
+        let earlier = std::mem::take(
+            &mut *self
+                .inner
+                .earlier_departments
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let kind = &self.inner.config.department_type;
+        for (id, cell) in earlier {
+            let met = self
+                .inner
+                .departments
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(&id);
+            if met || cell.get().is_some_and(Option::is_none) {
+                // Met again, or already gone (404) when it was last asked.
+                continue;
+            }
+            let kept = match self.org_unit(&id, kind).await {
+                Ok(Some(unit)) => Arc::new(tokio::sync::OnceCell::new_with(Some(Some(unit)))),
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::debug!(
+                        error = %crate::telemetry::report(&error),
+                        "a department nobody is in could not be asked about; kept as it was"
+                    );
+                    cell
+                }
+            };
+            self.inner
+                .departments
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(id)
+                .or_insert(kept);
+        }
         Ok(self.known_departments())
     }
 }

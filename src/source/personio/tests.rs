@@ -770,13 +770,28 @@ async fn people_skip_vanished_persons_keep_order_and_name_departments_once_per_i
             ("12", "12", None)
         ]
     );
-    // a second listing asks for no org unit again
+    // a listing of changes asks for no org unit again; the next full listing looks each one
+    // up once more (a renamed department is renamed)
+    let since: jiff::Timestamp = "2026-05-01T10:00:00Z".parse().expect("a time");
+    let changed: Vec<Person> = PeopleSource::people(&client.clone(), Some(since))
+        .try_collect()
+        .await
+        .expect("lists");
+    assert_eq!(changed.len(), 5);
+    assert_eq!(double.requests("GET", "/v2/org-units/10").len(), 1);
     let again: Vec<Person> = PeopleSource::people(&client.clone(), None)
         .try_collect()
         .await
         .expect("lists");
     assert_eq!(again.len(), 5);
-    assert_eq!(double.requests("GET", "/v2/org-units/10").len(), 1);
+    for unit in ["10", "11", "12"] {
+        let path = format!("/v2/org-units/{unit}");
+        assert_eq!(double.requests("GET", &path).len(), 2, "{path}");
+    }
+    // every department was met again: none is asked about as an emptied one
+    let units = PeopleSource::org_units(&client).await.expect("org units");
+    assert_eq!(units.len(), 3);
+    assert_eq!(double.requests("GET", "/v2/org-units/10").len(), 2);
 }
 
 #[tokio::test]
