@@ -285,13 +285,13 @@ pub struct Answered {
 }
 
 /// What a response of the receiver's router says it was: its [`Answered`], or for a request
-/// refused before the receiver read it, [`Outcome::Rejected`]; `None` for the health probe (no
-/// delivery).
-pub fn answered_or_rejected(path: &str, response: &Response) -> Option<Answered> {
+/// refused before the receiver read it, [`Outcome::Rejected`]; `None` for the health probe
+/// (`probe`: the request was for [`HEALTH_PATH`]), which is no delivery.
+pub fn answered_or_rejected(probe: bool, response: &Response) -> Option<Answered> {
     if let Some(answered) = response.extensions().get::<Answered>() {
         return Some(answered.clone());
     }
-    (path != HEALTH_PATH).then_some(Answered {
+    (!probe).then_some(Answered {
         outcome: Outcome::Rejected,
         object: None,
     })

@@ -11,13 +11,14 @@ use peoplesync::crd::{LdapProfile, LdapTarget};
 use peoplesync::directory::Directory;
 use peoplesync::directory::ldap::{LdapConfig, LdapDirectory};
 use peoplesync::plan::mapping::Profile;
-use peoplesync::plan::{Guard, Mapping, Policy};
 use peoplesync::samba::{self, SambaDc};
 use peoplesync::source::hollyhr::{ClientConfig, HollyHrClient};
-use peoplesync::sync::engine::{self, CycleKind, DEFAULT_OVERLAP, Settings, SyncState};
+use peoplesync::sync::engine::{self, CycleKind, Settings, SyncState};
 use peoplesync_sandbox::{self as sandbox, DEFAULT_API_KEY, SandboxConfig};
 use secrecy::SecretString;
 use serde_json::json;
+
+mod support;
 
 async fn dc() -> &'static SambaDc {
     SambaDc::shared()
@@ -467,26 +468,10 @@ async fn initial_password_policies_on_samba() {
 }
 
 fn ad_settings() -> Settings {
-    Settings {
-        mapping: Mapping::new(
-            Profile::Ldap(LdapProfile::ActiveDirectory),
-            &BTreeMap::new(),
-        )
-        .expect("compiles"),
-        policy: Policy {
-            guard: Guard {
-                max_count: 10_000,
-                max_percent: 100,
-            },
-            ..Policy::default()
-        },
-        concurrency: engine::DEFAULT_CONCURRENCY,
-        overlap: DEFAULT_OVERLAP,
-        dry_run: false,
-        chunk: peoplesync::sync::stream::CHUNK,
-        on_step: None,
-        progress: None,
-    }
+    support::hr::settings(
+        Profile::Ldap(LdapProfile::ActiveDirectory),
+        support::hr::OPEN_GUARD,
+    )
 }
 
 /// The first value of `name` (AD spells attribute names its own way).

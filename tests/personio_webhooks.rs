@@ -14,6 +14,7 @@ use peoplesync_sandbox::personio::{
     PersonioSandboxHandle,
 };
 use serde_json::{Value, json};
+use support::hr::personio::Writer;
 use support::operator::{Operator, annotation, eventually, secret_value};
 use support::*;
 
@@ -23,8 +24,8 @@ struct Env {
     op: Operator,
     personio: PersonioSandboxHandle,
     http: reqwest::Client,
-    /// A sandbox token with every scope (persons:write for changes, webhooks:read to look).
-    token: String,
+    /// Personio's API with every scope (persons:write for changes, webhooks:read to look).
+    api: Writer,
 }
 
 impl std::ops::Deref for Env {
@@ -66,45 +67,17 @@ impl Env {
             json!({ "enabled": true, "publicUrl": format!("http://{}", op.receiver) });
         object["spec"]["schedule"] = json!({ "pollInterval": "1h", "fullResyncInterval": "6h" });
         create(&op.client, &op.ns, object).await.expect("created");
-        let http = reqwest::Client::new();
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", DEFAULT_CLIENT_ID),
-            ("client_secret", DEFAULT_CLIENT_SECRET),
-        ];
-        let token: Value = http
-            .post(format!("{}/v2/auth/token", personio.base_url()))
-            .form(&form)
-            .send()
-            .await
-            .expect("a token")
-            .json()
-            .await
-            .expect("json");
-        let token = token["access_token"].as_str().expect("a token").to_owned();
+        let api = Writer::with_scope(&personio, None).await;
         Self {
             op,
             personio,
-            http,
-            token,
+            http: reqwest::Client::new(),
+            api,
         }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.personio.base_url()))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the sandbox answers");
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap_or(Value::Null)
+        self.api.call(method, path, body).await
     }
 
     async fn webhooks(&self) -> Vec<Webhook> {
@@ -268,31 +241,24 @@ async fn a_personio_peoplesync_registers_an_enabled_webhook_applies_deliveries_r
     // Rotation on demand while deliveries are in flight: every delivery is accepted.
     let writer = {
         let people = people.clone();
-        let http = env.http.clone();
-        let base = env.personio.base_url();
-        let token = env.token.clone();
+        let api = env.api.clone();
         tokio::spawn(async move {
             for (i, person) in people.iter().enumerate() {
-                let page: ListPage<Employment> = http
-                    .get(format!("{base}/v2/persons/{person}/employments"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .expect("reads")
-                    .json()
-                    .await
-                    .expect("a page");
-                let response = http
-                    .patch(format!(
-                        "{base}/v2/persons/{person}/employments/{}",
-                        page.data[0].id
-                    ))
-                    .bearer_auth(&token)
-                    .json(&json!({"position": {"title": format!("During rotation {i}")}}))
-                    .send()
-                    .await
-                    .expect("patched");
-                assert!(response.status().is_success());
+                let page: ListPage<Employment> = serde_json::from_value(
+                    api.call(
+                        reqwest::Method::GET,
+                        &format!("/v2/persons/{person}/employments"),
+                        None,
+                    )
+                    .await,
+                )
+                .expect("a page");
+                api.call(
+                    reqwest::Method::PATCH,
+                    &format!("/v2/persons/{person}/employments/{}", page.data[0].id),
+                    Some(json!({"position": {"title": format!("During rotation {i}")}})),
+                )
+                .await;
                 tokio::time::sleep(Duration::from_millis(40)).await;
             }
         })

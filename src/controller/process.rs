@@ -69,10 +69,10 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
                     let observer = observer.clone();
                     async move {
                         let started = std::time::Instant::now();
-                        let path = request.uri().path().to_owned();
+                        let probe = request.uri().path() == crate::receiver::HEALTH_PATH;
                         let response = next.run(request).await;
                         if let Some(answered) =
-                            crate::receiver::answered_or_rejected(&path, &response)
+                            crate::receiver::answered_or_rejected(probe, &response)
                         {
                             let object = answered.object.as_ref().map(|(namespace, name)| {
                                 crate::metrics::ObjectLabels::new(namespace, name)

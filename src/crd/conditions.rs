@@ -33,7 +33,7 @@ pub const SECRET_ROTATED: &str = "SecretRotated";
 /// True when the mass-deprovision guard is holding deprovisions back (awaiting approval).
 pub const DEPROVISION_GUARD: &str = "DeprovisionGuard";
 
-/// Every condition type PeopleSync writes.
+/// Every condition type PeopleSync writes, in the order users read them (Ready first).
 pub const ALL: [&str; 8] = [
     READY,
     SOURCE_REACHABLE,
@@ -146,22 +146,7 @@ fn truncate(message: &str, max: usize) -> String {
 
 /// Orders conditions as users read them: Ready first, then the documented order.
 pub fn sort(conditions: &mut [Condition]) {
-    const ORDER: [&str; 8] = [
-        READY,
-        SOURCE_REACHABLE,
-        DIRECTORY_REACHABLE,
-        SYNCED,
-        WEBHOOK_REGISTERED,
-        WEBHOOK_HEALTHY,
-        SECRET_ROTATED,
-        DEPROVISION_GUARD,
-    ];
-    conditions.sort_by_key(|c| {
-        ORDER
-            .iter()
-            .position(|k| *k == c.type_)
-            .unwrap_or(ORDER.len())
-    });
+    conditions.sort_by_key(|c| ALL.iter().position(|k| *k == c.type_).unwrap_or(ALL.len()));
 }
 
 #[cfg(test)]

@@ -79,9 +79,10 @@ async fn start_loading(queue: usize) -> Running {
         move |request: axum::extract::Request, next: axum::middleware::Next| {
             let recorded = recorded.clone();
             async move {
+                let probe = request.uri().path() == HEALTH_PATH;
                 let response = next.run(request).await;
-                if let Some(answered) = response.extensions().get::<Answered>() {
-                    recorded.lock().expect("unpoisoned").push(answered.clone());
+                if let Some(answered) = answered_or_rejected(probe, &response) {
+                    recorded.lock().expect("unpoisoned").push(answered);
                 }
                 response
             }
@@ -721,6 +722,15 @@ async fn answers_name_their_object_only_when_the_receiver_knows_it() {
         .await
         .expect("sent");
     assert_eq!(not_json.status(), 415);
+    let too_large = running
+        .http
+        .post(format!("{}/hooks/team/acme", running.url))
+        .header("content-type", "application/json")
+        .body(vec![b' '; BODY_LIMIT + 1])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(too_large.status(), 413);
     assert_eq!(
         running
             .http
@@ -754,6 +764,10 @@ async fn answers_name_their_object_only_when_the_receiver_knows_it() {
             },
             Answered {
                 outcome: Outcome::UnsupportedMediaType,
+                object: None
+            },
+            Answered {
+                outcome: Outcome::Rejected,
                 object: None
             },
         ],

@@ -462,6 +462,7 @@ pub mod personio {
     }
 
     /// Changes people the way HR does, through Personio's write API (`personio:persons:write`).
+    #[derive(Clone)]
     pub struct Writer {
         http: reqwest::Client,
         base: String,
@@ -470,16 +471,28 @@ pub mod personio {
 
     impl Writer {
         pub async fn new(sandbox: &PersonioSandboxHandle) -> Self {
+            Self::with_scope(
+                sandbox,
+                Some("personio:persons:read personio:persons:write"),
+            )
+            .await
+        }
+
+        /// A writer whose token has `scope` (every scope of the credentials when `None`).
+        pub async fn with_scope(sandbox: &PersonioSandboxHandle, scope: Option<&str>) -> Self {
             let http = reqwest::Client::new();
             let base = sandbox.base_url();
+            let mut form = vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", DEFAULT_CLIENT_ID),
+                ("client_secret", DEFAULT_CLIENT_SECRET),
+            ];
+            if let Some(scope) = scope {
+                form.push(("scope", scope));
+            }
             let token: Value = http
                 .post(format!("{base}/v2/auth/token"))
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", DEFAULT_CLIENT_ID),
-                    ("client_secret", DEFAULT_CLIENT_SECRET),
-                    ("scope", "personio:persons:read personio:persons:write"),
-                ])
+                .form(&form)
                 .send()
                 .await
                 .and_then(reqwest::Response::error_for_status)
@@ -494,7 +507,13 @@ pub mod personio {
             }
         }
 
-        async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) {
+        /// One API call that must succeed; its JSON body (`Null` when it has none).
+        pub async fn call(
+            &self,
+            method: reqwest::Method,
+            path: &str,
+            body: Option<Value>,
+        ) -> Value {
             let mut request = self
                 .http
                 .request(method.clone(), format!("{}{path}", self.base))
@@ -508,10 +527,11 @@ pub mod personio {
                 "{method} {path}: {}",
                 response.status()
             );
+            response.json().await.unwrap_or(Value::Null)
         }
 
         pub async fn patch_person(&self, id: &str, body: Value) {
-            self.send(
+            self.call(
                 reqwest::Method::PATCH,
                 &format!("/v2/persons/{id}"),
                 Some(body),
@@ -525,7 +545,7 @@ pub mod personio {
                 .await
                 .expect("reads")
                 .expect("an employment");
-            self.send(
+            self.call(
                 reqwest::Method::PATCH,
                 &format!("/v2/persons/{person}/employments/{}", employment.id),
                 Some(body),
@@ -534,7 +554,7 @@ pub mod personio {
         }
 
         pub async fn delete_person(&self, id: &str) {
-            self.send(reqwest::Method::DELETE, &format!("/v2/persons/{id}"), None)
+            self.call(reqwest::Method::DELETE, &format!("/v2/persons/{id}"), None)
                 .await;
         }
     }
