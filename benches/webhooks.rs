@@ -134,7 +134,7 @@ async fn run(people: usize, rate: usize, seconds: usize, bad: usize) {
     let admin = free_addr();
     let config = controller::Config {
         admin_listen: admin,
-        namespace: Some(ns.clone()),
+        namespaces: peoplesync::watch::Namespaces::one(ns.clone()),
         leader_election: None,
         instance: "bench".into(),
         receiver_listen: Some(receiver),

@@ -145,9 +145,11 @@ pub struct ControllerArgs {
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
     #[arg(long, default_value = "0.0.0.0:8081", env = "PEOPLESYNC_ADMIN_LISTEN")]
     pub admin_listen: SocketAddr,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "PEOPLESYNC_WATCH_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Serve only these namespaces: PeopleSync objects and the Secrets they reference are
+    /// watched there, and nowhere else (repeat the flag, or separate with commas). Without it,
+    /// or with `*`, every namespace is served, which needs cluster-wide RBAC.
+    #[arg(long, env = "PEOPLESYNC_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub namespace: Vec<String>,
     /// Elect a leader on a Lease so that only one replica reconciles.
     #[arg(long, default_value_t = false, env = "PEOPLESYNC_LEADER_ELECT")]
     pub leader_elect: bool,
@@ -239,7 +241,7 @@ impl ControllerArgs {
         });
         crate::controller::Config {
             admin_listen: self.admin_listen,
-            namespace: self.namespace,
+            namespaces: crate::watch::Namespaces::from_args(&self.namespace),
             leader_election: self
                 .leader_elect
                 .then(|| crate::controller::leader::LeaseConfig {
@@ -256,6 +258,7 @@ impl ControllerArgs {
                 max_connections: self.receiver_max_connections as usize,
                 header_timeout: self.receiver_header_timeout,
                 request_timeout: self.receiver_request_timeout,
+                ..crate::http::serve::Limits::default()
             },
             webhook: crate::webhook::WebhookConfig {
                 health_interval: self.webhook_health_interval,

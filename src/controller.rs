@@ -69,8 +69,9 @@ pub const FIELD_MANAGER: &str = "peoplesync-controller";
 pub struct Config {
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
     pub admin_listen: SocketAddr,
-    /// Watch only this namespace (all namespaces when `None`).
-    pub namespace: Option<String>,
+    /// The namespaces served: PeopleSync objects, and the Secrets they reference, are watched
+    /// there only (`--namespace`).
+    pub namespaces: crate::watch::Namespaces,
     /// Leader election on a Lease; `None` runs without (a single replica).
     pub leader_election: Option<leader::LeaseConfig>,
     /// Shown as the Event reporter instance.

@@ -60,7 +60,10 @@ pub struct PeopleSyncSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adoption: Option<AdoptionSpec>,
     /// The mass-deprovision guard: a cycle that would deprovision more than this is held until
-    /// approved with the annotation `peoplesync.dev/approve-deprovision: <plan hash>`.
+    /// approved with the annotation `peoplesync.dev/approve-deprovision: <plan hash>` (with
+    /// `peoplesync.dev/approved-by: <your username>`; `kubectl peoplesync approve` sets both).
+    /// Where the chart's admission policy is installed, approving needs the `approve` verb on
+    /// peoplesyncs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard: Option<GuardSpec>,
     /// Which people are synchronised. Empty means everyone.
@@ -608,6 +611,9 @@ pub struct SyncStateStatus {
     /// The approval hash already used: an approval releases exactly one plan, once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_used: Option<String>,
+    /// Who approved that plan (the `peoplesync.dev/approved-by` annotation it was approved with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
     /// People applied just before the checkpoint and the version (`updated_at`, RFC 3339)
     /// applied: the overlap re-reads them and skips the unchanged ones.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -694,6 +700,10 @@ pub struct WebhookStatusInfo {
 /// Annotate a PeopleSync with this key and a held plan's hash to release that plan's
 /// deprovisions once.
 pub const APPROVE_DEPROVISION: &str = "peoplesync.dev/approve-deprovision";
+
+/// Set with [`APPROVE_DEPROVISION`]: who approved (the admission policy checks that it is the
+/// requesting user); recorded in status and in the Event.
+pub const APPROVED_BY: &str = "peoplesync.dev/approved-by";
 
 /// Annotate a PeopleSync with this key and a new value to rotate its webhook signing secret now.
 pub const ROTATE_WEBHOOK_SECRET: &str = "peoplesync.dev/rotate-webhook-secret";

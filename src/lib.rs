@@ -21,6 +21,7 @@ pub mod slapd;
 pub mod source;
 pub mod sync;
 pub mod telemetry;
+pub mod watch;
 pub mod webhook;
 
 #[cfg(test)]

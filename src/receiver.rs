@@ -7,10 +7,17 @@
 //!
 //! Statuses: 400 missing or invalid headers, stale timestamps, malformed JSON; 401 a signature no
 //! held secret made; 404 an unknown PeopleSync; 413 a body over 256 KiB; 415 not JSON; 503 (with
-//! `Retry-After`) a full queue, or a process that has not read its Secrets yet (an object it does
-//! not know may only not be loaded: 404 would end HollyHR's retries); 200 a duplicate; 202
-//! accepted. No response or log line carries a
-//! secret, a digest, or anything from the body.
+//! `Retry-After`) a full queue, the bodies of unauthenticated requests over their budget, or a
+//! process that has not read its Secrets yet (an object it does not know may only not be
+//! loaded: 404 would end HollyHR's retries); 200 a duplicate; 202 accepted. No response or log
+//! line carries a secret, a digest, or anything from the body.
+//!
+//! Before authentication a request costs memory a stranger chooses: its head is capped per
+//! connection by the server (`http::serve::Limits::max_head_bytes`), and the bodies of every
+//! request not yet authenticated share one budget ([`BODY_BUDGET`], counted as bytes arrive, so a
+//! trickle holds only what it sent); over it, a request is answered 503 with `Retry-After`
+//! instead of being read further. However many connections are open, unauthenticated bodies
+//! never hold more than the budget.
 //!
 //! Which scheme applies is known per object from its owned Secret (see `webhook::signing`); the
 //! scheme picks the source's [`crate::webhook::Deliveries`] (`source::any::deliveries`): HMAC
@@ -40,6 +47,9 @@ use crate::webhook::{HeldCredentials, Refused};
 pub const BODY_LIMIT: usize = 256 * 1024;
 /// Event ids remembered for deduplication (HollyHR retries for hours; ids are ~30 bytes).
 pub const DEDUPE_CAPACITY: usize = 100_000;
+/// The bytes of request bodies read and not yet authenticated, across every connection: 64
+/// HollyHR-size bodies at the limit (real events are about 1 KiB).
+pub const BODY_BUDGET: usize = 16 * 1024 * 1024;
 /// Seconds HollyHR is asked to wait when the queue is full.
 const RETRY_AFTER_SECONDS: u64 = 5;
 
@@ -204,6 +214,8 @@ pub enum Outcome {
     /// Refused before the receiver read it: a body over the limit (413), another method or
     /// path. Counted by the metrics layer ([`answered_or_rejected`]).
     Rejected,
+    /// The bodies of unauthenticated requests are over [`BODY_BUDGET`]: 503, retried.
+    OverBudget,
 }
 
 impl Outcome {
@@ -220,6 +232,7 @@ impl Outcome {
             Outcome::UnsupportedMediaType => "unsupported_media_type",
             Outcome::QueueFull => "queue_full",
             Outcome::Rejected => "rejected",
+            Outcome::OverBudget => "over_budget",
         }
     }
 }
@@ -231,6 +244,8 @@ pub struct Receiver {
     now: Box<dyn Fn() -> Timestamp + Send + Sync>,
     /// Whether a job consumer takes from `queue` (this process leads).
     consuming: Arc<std::sync::atomic::AtomicBool>,
+    /// Permits for the bytes of unauthenticated bodies ([`BODY_BUDGET`]).
+    unauthenticated: Arc<tokio::sync::Semaphore>,
 }
 
 impl Receiver {
@@ -245,7 +260,14 @@ impl Receiver {
             queue,
             now: Box::new(Timestamp::now),
             consuming: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            unauthenticated: Arc::new(tokio::sync::Semaphore::new(BODY_BUDGET)),
         }
+    }
+
+    /// The same, with another budget for unauthenticated bodies (tests).
+    pub fn with_body_budget(mut self, bytes: usize) -> Self {
+        self.unauthenticated = Arc::new(tokio::sync::Semaphore::new(bytes));
+        self
     }
 
     /// The same, accepting deliveries only while `consuming` is set (this process leads, so its
@@ -322,12 +344,60 @@ fn answered(mut response: Response, object: Option<(&str, &str)>, outcome: Outco
     response
 }
 
+/// Why a body was not read to its end.
+enum Unread {
+    TooLarge,
+    OverBudget,
+    Broken,
+}
+
+/// Reads a body within [`BODY_LIMIT`], taking permits from `budget` for its bytes as they
+/// arrive; the permits are held until the caller drops them (once authenticated).
+async fn read_within(
+    body: axum::body::Body,
+    budget: &Arc<tokio::sync::Semaphore>,
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), Unread> {
+    use futures::StreamExt as _;
+    let mut chunks = body.into_data_stream();
+    let mut read = bytes::BytesMut::new();
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| Unread::Broken)?;
+        if read.len() + chunk.len() > BODY_LIMIT {
+            return Err(Unread::TooLarge);
+        }
+        let bytes = u32::try_from(chunk.len()).map_err(|_| Unread::TooLarge)?;
+        let permit = budget
+            .clone()
+            .try_acquire_many_owned(bytes)
+            .map_err(|_| Unread::OverBudget)?;
+        match held.as_mut() {
+            Some(held) => held.merge(permit),
+            None => held = Some(permit),
+        }
+        read.extend_from_slice(&chunk);
+    }
+    Ok((read.freeze(), held))
+}
+
 async fn receive(
     State(receiver): State<Arc<Receiver>>,
     Path((namespace, name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > BODY_LIMIT) {
+        return answer(
+            None,
+            Outcome::Rejected,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "deliveries are at most 256 KiB",
+        );
+    }
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -372,9 +442,34 @@ async fn receive(
         }
     };
     let known = Some((namespace.as_str(), name.as_str()));
+    let (body, unauthenticated) = match read_within(body, &receiver.unauthenticated).await {
+        Ok(read) => read,
+        Err(Unread::TooLarge) => {
+            return answer(
+                None,
+                Outcome::Rejected,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "deliveries are at most 256 KiB",
+            );
+        }
+        Err(Unread::OverBudget) => {
+            return retry_later(None, Outcome::OverBudget, "busy: retry later");
+        }
+        Err(Unread::Broken) => {
+            return answer(
+                None,
+                Outcome::BadRequest,
+                StatusCode::BAD_REQUEST,
+                "the body could not be read",
+            );
+        }
+    };
     let deliveries = crate::source::any::deliveries(credentials.scheme);
     let now = (receiver.now)();
-    if let Err(refused) = deliveries.authenticate(&credentials.held, &headers, &body, now) {
+    let authenticated = deliveries.authenticate(&credentials.held, &headers, &body, now);
+    // Authenticated or refused: its bytes no longer count against strangers' budget.
+    drop(unauthenticated);
+    if let Err(refused) = authenticated {
         let (outcome, status, message) = match refused {
             Refused::Unauthorized(message) => {
                 (Outcome::BadSignature, StatusCode::UNAUTHORIZED, message)

@@ -2,21 +2,25 @@
 //! `SecretKeyMissing`) the user can fix, never a crash; the values are wrapped in `SecretString`
 //! at once so they cannot reach a log.
 //!
-//! Secrets are read from a [`SecretCache`] that the operator's one Secret watch keeps true: a
-//! reconcile reads no Secret from the API server once it has read it the first time. The cache
-//! holds only the Secrets PeopleSync has read (the ones objects reference, and its own signing
-//! Secrets), never every Secret the watch sees, so its memory does not grow with the cluster.
+//! Secrets are read from a [`SecretCache`] that the operator's Secret watches keep true: a
+//! reconcile reads no Secret from the API server once it has read it, until it changes. The
+//! cache holds only the Secrets PeopleSync uses (the ones objects reference, read by name, and
+//! its own signing Secrets, watched by label); every other Secret is seen by its metadata only,
+//! so memory does not follow the cluster's Secrets.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
 use secrecy::SecretString;
 
 use crate::crd::SecretKeyRef;
 use crate::crd::conditions::Blocker;
+use crate::watch::Namespaces;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -71,10 +75,12 @@ impl SecretError {
 
 type Key = (String, String);
 
-/// The Secrets PeopleSync reads, kept in step by the Secret watch ([`SecretCache::observe`]).
-/// A key is cached from its first read on; every later read is answered from memory. A watch
-/// event replaces a cached Secret only with a newer one (by `resourceVersion`), so a late event
-/// never undoes PeopleSync's own write ([`SecretCache::put`]).
+/// The Secrets PeopleSync reads, and only those: the ones its objects reference (read by name
+/// on first use) and its own webhook signing Secrets (watched by label, with their data). No
+/// other Secret's data is ever held: referenced Secrets are kept true by a metadata-only watch
+/// ([`SecretCache::observe_meta`]) that drops a held copy once a newer version exists, so the
+/// next read fetches it again. A data event replaces a held Secret only with a newer one (by
+/// `resourceVersion`), so a late event never undoes PeopleSync's own write ([`SecretCache::put`]).
 #[derive(Clone)]
 pub struct SecretCache {
     client: kube::Client,
@@ -83,20 +89,32 @@ pub struct SecretCache {
 
 #[derive(Default)]
 struct CacheState {
-    /// `None`: a first read is in flight and no event has filled it yet.
-    entries: HashMap<Key, Option<Arc<Secret>>>,
-    /// Keys seen since the watch started (re-)listing; `None` outside a re-list.
-    relisted: Option<HashSet<Key>>,
+    entries: HashMap<Key, Slot>,
+    /// Per metadata watch (by its namespace; `None`: all), the keys its current re-list has
+    /// seen; absent outside a re-list.
+    relisted: HashMap<Option<String>, HashSet<Key>>,
 }
 
-fn key_of(secret: &Secret) -> Option<Key> {
-    Some((secret.namespace()?, secret.name_any()))
+enum Slot {
+    /// A first read is in flight; `newer_than` is the newest version a metadata event has
+    /// shown meanwhile (a read that answers an older one is not kept).
+    Reading {
+        newer_than: Option<u64>,
+    },
+    Held(Arc<Secret>),
+}
+
+fn key_of(meta: &ObjectMeta) -> Option<Key> {
+    Some((meta.namespace.clone()?, meta.name.clone()?))
+}
+
+fn version(meta: &ObjectMeta) -> Option<u64> {
+    meta.resource_version.as_deref()?.parse().ok()
 }
 
 /// Whether `new` is at least as recent as `old` (resource versions compared as numbers where
 /// both are, as etcd's revisions are; otherwise the newcomer wins).
-fn not_older(new: &Secret, old: &Secret) -> bool {
-    let version = |s: &Secret| s.resource_version().and_then(|v| v.parse::<u64>().ok());
+fn not_older(new: &ObjectMeta, old: &ObjectMeta) -> bool {
     match (version(new), version(old)) {
         (Some(new), Some(old)) => new >= old,
         _ => true,
@@ -123,8 +141,8 @@ impl SecretCache {
             .expect("the Secret cache lock is never poisoned")
     }
 
-    /// The Secret, from memory when cached; otherwise read once from the API server (and
-    /// cached from then on). `None` when it does not exist.
+    /// The Secret, from memory when held; otherwise read by name from the API server (and held
+    /// from then on). `None` when it does not exist.
     pub async fn get(
         &self,
         namespace: &str,
@@ -134,11 +152,13 @@ impl SecretCache {
         {
             let mut state = self.state();
             match state.entries.get(&key) {
-                Some(Some(secret)) => return Ok(Some(secret.clone())),
-                Some(None) => {}
+                Some(Slot::Held(secret)) => return Ok(Some(secret.clone())),
+                Some(Slot::Reading { .. }) => {}
                 None => {
-                    // Pending: a watch event during the read fills it.
-                    state.entries.insert(key.clone(), None);
+                    // Pending: a watch event during the read fills it (or marks it stale).
+                    state
+                        .entries
+                        .insert(key.clone(), Slot::Reading { newer_than: None });
                 }
             }
         }
@@ -148,17 +168,26 @@ impl SecretCache {
         match read {
             Ok(Some(secret)) => {
                 let secret = Arc::new(secret);
-                let slot = state.entries.entry(key).or_insert(None);
-                match slot {
-                    Some(known) if !not_older(&secret, known) => Ok(Some(known.clone())),
+                match state.entries.get(&key) {
+                    Some(Slot::Held(known)) if !not_older(&secret.metadata, &known.metadata) => {
+                        Ok(Some(known.clone()))
+                    }
+                    Some(Slot::Reading {
+                        newer_than: Some(newer),
+                    }) if version(&secret.metadata).is_some_and(|v| v < *newer) => {
+                        // Changed while the read was in flight: answer what was read, keep
+                        // nothing; the change's own reconcile reads the new one.
+                        state.entries.remove(&key);
+                        Ok(Some(secret))
+                    }
                     _ => {
-                        *slot = Some(secret.clone());
+                        state.entries.insert(key, Slot::Held(secret.clone()));
                         Ok(Some(secret))
                     }
                 }
             }
             Ok(None) | Err(_) => {
-                if let Some(Some(secret)) = state.entries.get(&key) {
+                if let Some(Slot::Held(secret)) = state.entries.get(&key) {
                     // Created (seen by the watch) while the read was in flight.
                     return Ok(Some(secret.clone()));
                 }
@@ -171,47 +200,101 @@ impl SecretCache {
     /// What PeopleSync itself just wrote (the API server's answer): read back at once, before
     /// the watch brings it.
     pub fn put(&self, secret: Secret) {
-        let Some(key) = key_of(&secret) else { return };
+        let Some(key) = key_of(&secret.metadata) else {
+            return;
+        };
         let mut state = self.state();
-        let slot = state.entries.entry(key).or_insert(None);
-        if slot.as_ref().is_none_or(|known| not_older(&secret, known)) {
-            *slot = Some(Arc::new(secret));
+        let newer = match state.entries.get(&key) {
+            Some(Slot::Held(known)) => not_older(&secret.metadata, &known.metadata),
+            _ => true,
+        };
+        if newer {
+            state.entries.insert(key, Slot::Held(Arc::new(secret)));
         }
     }
 
-    /// One event of the Secret watch. Only cached keys are kept; a re-list drops the cached
-    /// Secrets that were deleted while the watch was away.
+    /// One event of the watch of PeopleSync's own Secrets (with their data; a [`merged`]
+    /// stream, so a re-list arrives as `Apply` and `Delete`). Only keys already asked for are
+    /// kept.
+    ///
+    /// [`merged`]: crate::watch::merged
     pub fn observe(&self, event: &watcher::Event<Secret>) {
         let mut state = self.state();
         match event {
-            watcher::Event::Init => state.relisted = Some(HashSet::new()),
             watcher::Event::InitApply(secret) | watcher::Event::Apply(secret) => {
-                let Some(key) = key_of(secret) else { return };
-                if let Some(seen) = state.relisted.as_mut() {
-                    seen.insert(key.clone());
-                }
-                if let Some(slot) = state.entries.get_mut(&key)
-                    && slot.as_ref().is_none_or(|known| not_older(secret, known))
-                {
-                    *slot = Some(Arc::new(secret.clone()));
+                let Some(key) = key_of(&secret.metadata) else {
+                    return;
+                };
+                let newer = match state.entries.get(&key) {
+                    Some(Slot::Held(known)) => not_older(&secret.metadata, &known.metadata),
+                    Some(Slot::Reading { .. }) => true,
+                    None => false,
+                };
+                if newer {
+                    state
+                        .entries
+                        .insert(key, Slot::Held(Arc::new(secret.clone())));
                 }
             }
             watcher::Event::Delete(secret) => {
-                if let Some(key) = key_of(secret) {
+                if let Some(key) = key_of(&secret.metadata) {
+                    state.entries.remove(&key);
+                }
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
+    }
+
+    /// One event of the metadata-only watch of Secrets in `scope` (a namespace, or all): a
+    /// held Secret that has a newer version is dropped (the next read fetches it), a deleted
+    /// one is forgotten, and a re-list forgets what was deleted while the watch was away.
+    pub fn observe_meta(
+        &self,
+        scope: &Option<String>,
+        event: &watcher::Event<PartialObjectMeta<Secret>>,
+    ) {
+        let mut state = self.state();
+        match event {
+            watcher::Event::Init => {
+                state.relisted.insert(scope.clone(), HashSet::new());
+            }
+            watcher::Event::InitApply(meta) | watcher::Event::Apply(meta) => {
+                let Some(key) = key_of(&meta.metadata) else {
+                    return;
+                };
+                if matches!(event, watcher::Event::InitApply(_))
+                    && let Some(seen) = state.relisted.get_mut(scope)
+                {
+                    seen.insert(key.clone());
+                }
+                match state.entries.get_mut(&key) {
+                    Some(Slot::Held(known)) if !not_older(&known.metadata, &meta.metadata) => {
+                        state.entries.remove(&key);
+                    }
+                    Some(Slot::Reading { newer_than }) => {
+                        *newer_than = version(&meta.metadata).max(*newer_than);
+                    }
+                    _ => {}
+                }
+            }
+            watcher::Event::Delete(meta) => {
+                if let Some(key) = key_of(&meta.metadata) {
                     state.entries.remove(&key);
                 }
             }
             watcher::Event::InitDone => {
-                if let Some(seen) = state.relisted.take() {
-                    state
-                        .entries
-                        .retain(|key, slot| slot.is_none() || seen.contains(key));
+                if let Some(seen) = state.relisted.remove(scope) {
+                    state.entries.retain(|key, slot| {
+                        matches!(slot, Slot::Reading { .. })
+                            || seen.contains(key)
+                            || scope.as_ref().is_some_and(|ns| *ns != key.0)
+                    });
                 }
             }
         }
     }
 
-    /// How many Secrets are cached.
+    /// How many Secrets are held (or being read).
     pub fn len(&self) -> usize {
         self.state().entries.len()
     }
@@ -219,41 +302,111 @@ impl SecretCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The bytes of Secret data held (for tests and the memory trial).
+    pub fn data_bytes(&self) -> usize {
+        self.state()
+            .entries
+            .values()
+            .filter_map(|slot| match slot {
+                Slot::Held(secret) => secret.data.as_ref(),
+                Slot::Reading { .. } => None,
+            })
+            .flat_map(|data| data.values())
+            .map(|value| value.0.len())
+            .sum()
+    }
 }
 
-/// The operator's one Secret watch (in `namespace`, or all): keeps `cache` in step, shows every
-/// event to `observe` (the receiver's signing book), and sends the name of every Secret that changes after the first
-/// listing to `changed` (the objects that reference it reconcile). While nobody takes the
-/// names (no leader here), they are dropped: a new leader reconciles every object anyway.
+/// Secrets a metadata page holds at most: a Secret applied with `kubectl apply` carries its
+/// data again in an annotation, so a page of 50 such 512 KiB Secrets is the most the watch
+/// holds at once (the default 500 would be ten times that).
+const METADATA_PAGE: u32 = 50;
+
+/// The operator's Secret watches in the served `namespaces`:
+/// - PeopleSync's own Secrets (those matching `owned_selector`), with their data, as one
+///   [`merged`](crate::watch::merged) stream: they keep `cache` in step and are shown to
+///   `observe` (the receiver's signing book);
+/// - every Secret's metadata only (never its data): a held Secret that changed is dropped from
+///   `cache`, and the name of every Secret that changes after the first listing goes to
+///   `changed` (the objects that reference it reconcile). While nobody takes the names (no
+///   leader here), they are dropped: a new leader reconciles every object anyway.
 pub async fn watch(
     cache: SecretCache,
-    namespace: Option<String>,
+    namespaces: Namespaces,
+    owned_selector: String,
     observe: impl Fn(&watcher::Event<Secret>),
     changed: tokio::sync::mpsc::Sender<(String, String)>,
 ) {
     use futures::StreamExt;
     use kube::runtime::WatchStreamExt;
-    let api: Api<Secret> = match &namespace {
-        Some(ns) => Api::namespaced(cache.client().clone(), ns),
-        None => Api::all(cache.client().clone()),
-    };
-    let mut events = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .boxed();
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(event) => {
-                cache.observe(&event);
-                observe(&event);
-                if let watcher::Event::Apply(secret) | watcher::Event::Delete(secret) = &event
-                    && let Some(key) = key_of(secret)
-                {
-                    let _ = changed.try_send(key);
+    let owned = crate::watch::merged(
+        namespaces
+            .apis::<Secret>(cache.client())
+            .into_iter()
+            .map(|api| {
+                watcher(
+                    api,
+                    watcher::Config::default()
+                        .labels(&owned_selector)
+                        .any_semantic(),
+                )
+                .default_backoff()
+            })
+            .collect(),
+    )
+    .boxed();
+    let metadata = futures::stream::select_all(
+        namespaces
+            .apis::<PartialObjectMeta<Secret>>(cache.client())
+            .into_iter()
+            .zip(namespaces.scopes())
+            .map(|(api, scope)| {
+                // `Api<PartialObjectMeta<_>>` asks for metadata only: no Secret's data
+                // reaches this process through this watch.
+                watcher(
+                    api,
+                    watcher::Config::default()
+                        .page_size(METADATA_PAGE)
+                        .any_semantic(),
+                )
+                .default_backoff()
+                .map(move |event| (scope.clone(), event))
+                .boxed()
+            }),
+    );
+    let owned_cache = cache.clone();
+    let owned = async move {
+        let mut owned = owned;
+        while let Some(event) = owned.next().await {
+            match event {
+                Ok(event) => {
+                    owned_cache.observe(&event);
+                    observe(&event);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "watching PeopleSync's Secrets failed; retrying")
                 }
             }
-            Err(error) => tracing::warn!(%error, "watching Secrets failed; retrying"),
         }
-    }
+    };
+    let references = async move {
+        let mut metadata = metadata;
+        while let Some((scope, event)) = metadata.next().await {
+            match event {
+                Ok(event) => {
+                    cache.observe_meta(&scope, &event);
+                    if let watcher::Event::Apply(meta) | watcher::Event::Delete(meta) = &event
+                        && let Some(key) = key_of(&meta.metadata)
+                    {
+                        let _ = changed.try_send(key);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "watching Secrets' metadata failed; retrying"),
+            }
+        }
+    };
+    futures::future::join(owned, references).await;
 }
 
 /// Reads one key of a Secret in `namespace` (from the cache; a first read fetches it).
@@ -482,21 +635,88 @@ mod tests {
         assert!(cache.is_empty());
     }
 
+    fn meta(name: &str, namespace: &str, version: u64) -> PartialObjectMeta<Secret> {
+        serde_json::from_value(json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": version.to_string()}
+        }))
+        .expect("metadata")
+    }
+
+    #[tokio::test]
+    async fn a_newer_version_seen_by_the_metadata_watch_is_read_again() {
+        let (cache, mut handle) = cache();
+        let scope = Some("team".to_owned());
+        cache.put(secret("ldap", 4, "old"));
+        // The same version (PeopleSync's own write echoed) keeps the held copy.
+        cache.observe_meta(&scope, &watcher::Event::Apply(meta("ldap", "team", 4)));
+        assert_eq!(cache.data_bytes(), 3);
+        // Changed: dropped at once (no data of it is held), read again on the next use.
+        cache.observe_meta(&scope, &watcher::Event::Apply(meta("ldap", "team", 6)));
+        assert_eq!(cache.data_bytes(), 0);
+        let again = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get("team", "ldap").await })
+        };
+        answer(&mut handle, Some(secret("ldap", 6, "new"))).await;
+        let read = again.await.expect("runs").expect("reads").expect("exists");
+        assert_eq!(value(&read), "new");
+        // Secrets nobody reads are seen but never held.
+        cache.observe_meta(
+            &scope,
+            &watcher::Event::Apply(meta("helm-release", "team", 9)),
+        );
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_change_during_the_first_read_is_not_kept_stale() {
+        let (cache, mut handle) = cache();
+        let first = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get("team", "ldap").await })
+        };
+        let (_request, send) = handle.next_request().await.expect("a read");
+        cache.observe_meta(
+            &Some("team".into()),
+            &watcher::Event::Apply(meta("ldap", "team", 12)),
+        );
+        send.send_response(
+            Response::builder()
+                .status(200)
+                .body(Body::from(
+                    serde_json::to_vec(&secret("ldap", 11, "old")).expect("json"),
+                ))
+                .expect("a response"),
+        );
+        first.await.expect("runs").expect("reads").expect("exists");
+        assert!(cache.is_empty(), "the older answer is not kept");
+    }
+
     #[tokio::test]
     async fn a_relist_drops_what_was_deleted_while_the_watch_was_away() {
         let (cache, _handle) = cache();
         cache.put(secret("kept", 2, "a"));
         cache.put(secret("deleted", 2, "b"));
-        cache.observe(&watcher::Event::Init);
-        cache.observe(&watcher::Event::InitApply(secret("kept", 4, "c")));
-        cache.observe(&watcher::Event::InitDone);
-        assert_eq!(cache.len(), 1);
+        let mut elsewhere = secret("elsewhere", 2, "c");
+        elsewhere.metadata.namespace = Some("other".into());
+        cache.put(elsewhere);
+        let team = Some("team".to_owned());
+        cache.observe_meta(&team, &watcher::Event::Init);
+        cache.observe_meta(&team, &watcher::Event::InitApply(meta("kept", "team", 2)));
+        cache.observe_meta(&team, &watcher::Event::InitDone);
+        // Another namespace's watch does not prune this one's Secrets.
+        assert_eq!(cache.len(), 2);
         let kept = cache
             .get("team", "kept")
             .await
             .expect("reads")
             .expect("kept");
-        assert_eq!(value(&kept), "c");
+        assert_eq!(value(&kept), "a");
+        // A watch of every namespace prunes across them.
+        cache.observe_meta(&None, &watcher::Event::Init);
+        cache.observe_meta(&None, &watcher::Event::InitDone);
+        assert!(cache.is_empty());
     }
 
     #[tokio::test]

@@ -81,7 +81,7 @@ async fn a_peoplesync_with_the_ad_profile_syncs_into_samba_through_the_controlle
         .expect("created");
     let config = peoplesync::controller::Config {
         admin_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        namespace: Some(ns.clone()),
+        namespaces: peoplesync::watch::Namespaces::one(ns.clone()),
         leader_election: None,
         instance: "ad-test".into(),
         receiver_listen: None,

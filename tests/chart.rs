@@ -229,7 +229,7 @@ fn helm_lint_is_clean_with_defaults_and_with_every_option() {
         Some(
             "ingress.enabled=true,ingress.className=nginx,ingress.hosts[0]=peoplesync.example.com,\
              ingress.tls.secretName=peoplesync-tls,serviceMonitor.enabled=true,\
-             watchNamespace=identity,replicas=1,leaderElection.enabled=false",
+             watchNamespaces={identity,hr},replicas=1,leaderElection.enabled=false",
         ),
     ] {
         let mut command = helm(None);
@@ -266,8 +266,13 @@ fn the_values_schema_and_the_chart_reject_bad_values() {
             "/image/pullPolicy",
         ),
         (
-            &["--set", "watchNamespace=Not_A_Namespace"],
-            "/watchNamespace",
+            &["--set", "watchNamespaces={Not_A_Namespace}"],
+            "/watchNamespaces/0",
+        ),
+        // The single namespace of earlier versions is named, not silently ignored.
+        (
+            &["--set", "watchNamespace=identity"],
+            "watchNamespace was replaced by watchNamespaces",
         ),
         // Two replicas without a Lease would both write to the directory.
         (
@@ -288,7 +293,7 @@ fn the_values_schema_and_the_chart_reject_bad_values() {
     template(&["--set", "replicas=0,leaderElection.enabled=false"]);
     template(&[
         "--set",
-        "webhook.healthInterval=1h30m,watchNamespace=identity",
+        "webhook.healthInterval=1h30m,watchNamespaces={identity}",
     ]);
 }
 
@@ -336,7 +341,7 @@ fn deploy_manifests_are_a_fresh_render_of_the_chart() {
     command
         .arg(Path::new(ROOT).join("scripts/render-manifests.sh"))
         .arg("-")
-        .env(controlplane::BIN_ENV, helm_dir);
+        .env(controlplane::BIN_ENV, &helm_dir);
     let fresh = succeed(command, None);
     let checked_in = std::fs::read_to_string(Path::new(ROOT).join("deploy/peoplesync.yaml"))
         .expect("deploy/peoplesync.yaml");
@@ -344,57 +349,99 @@ fn deploy_manifests_are_a_fresh_render_of_the_chart() {
         fresh == checked_in,
         "deploy/peoplesync.yaml is stale: run scripts/render-manifests.sh"
     );
+    let mut command = Command::new("bash");
+    command
+        .arg(Path::new(ROOT).join("scripts/render-manifests.sh"))
+        .arg("rbac")
+        .env(controlplane::BIN_ENV, &helm_dir);
+    let fresh_rbac = succeed(command, None);
+    let checked_in_rbac = std::fs::read_to_string(Path::new(ROOT).join("deploy/rbac.yaml"))
+        .expect("deploy/rbac.yaml");
+    assert!(
+        fresh_rbac == checked_in_rbac,
+        "deploy/rbac.yaml is stale: run scripts/render-manifests.sh"
+    );
     let objects = documents(&checked_in);
     assert_eq!(objects[0]["kind"], "Namespace");
     assert_eq!(objects[0]["metadata"]["name"], RELEASE_NAMESPACE);
     get(&objects, "Deployment", "peoplesync");
 }
 
+fn in_namespace<'a>(objects: &'a [Value], kind: &str, name: &str) -> Vec<&'a Value> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .collect()
+}
+
+fn grants_secrets(rules: &Value) -> bool {
+    rules.as_array().into_iter().flatten().any(|rule| {
+        rule["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r == "secrets")
+    })
+}
+
 #[test]
-fn the_chart_grants_exactly_the_rules_of_deploy_rbac() {
-    let reference = documents_of("deploy/rbac.yaml");
+fn rbac_is_a_role_per_served_namespace_and_cluster_wide_only_by_opt_in() {
+    // The default: the release namespace only, and no ClusterRole that grants Secrets.
     let rendered = documents(&template(&[]));
-    for (kind, name) in [
-        ("ClusterRole", "peoplesync-controller"),
-        ("Role", "peoplesync-leader-election"),
-    ] {
-        assert_eq!(
-            get(&rendered, kind, name)["rules"],
-            get(&reference, kind, name)["rules"],
-            "{kind} {name}: the chart's rules differ from deploy/rbac.yaml"
+    let roles = in_namespace(&rendered, "Role", "peoplesync-controller");
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0]["metadata"]["namespace"], RELEASE_NAMESPACE);
+    let rules = roles[0]["rules"].clone();
+    assert!(grants_secrets(&rules));
+    for role in rendered.iter().filter(|o| o["kind"] == "ClusterRole") {
+        assert!(
+            !grants_secrets(&role["rules"]),
+            "{} grants Secrets cluster-wide",
+            role["metadata"]["name"]
         );
     }
-    for (kind, name) in [
-        ("ClusterRoleBinding", "peoplesync-controller"),
-        ("RoleBinding", "peoplesync-leader-election"),
-    ] {
-        let (rendered, reference) = (get(&rendered, kind, name), get(&reference, kind, name));
-        assert_eq!(rendered["roleRef"], reference["roleRef"], "{kind} {name}");
-        assert_eq!(rendered["subjects"], reference["subjects"], "{kind} {name}");
-    }
+    assert!(find(&rendered, "ClusterRoleBinding", "peoplesync-controller").is_none());
     get(&rendered, "ServiceAccount", "peoplesync");
 
-    // Watching one namespace: the same rules as a Role there, and nothing cluster-wide for the
-    // controller itself.
-    let scoped = documents(&template(&["--set", "watchNamespace=identity"]));
-    let role = get(&scoped, "Role", "peoplesync-controller");
-    assert_eq!(role["metadata"]["namespace"], "identity");
-    assert_eq!(
-        role["rules"],
-        get(&reference, "ClusterRole", "peoplesync-controller")["rules"]
-    );
-    let binding = get(&scoped, "RoleBinding", "peoplesync-controller");
-    assert_eq!(binding["metadata"]["namespace"], "identity");
-    assert_eq!(
-        binding["subjects"],
-        json!([{ "kind": "ServiceAccount", "name": "peoplesync", "namespace": RELEASE_NAMESPACE }])
-    );
-    assert!(find(&scoped, "ClusterRole", "peoplesync-controller").is_none());
-    assert!(find(&scoped, "ClusterRoleBinding", "peoplesync-controller").is_none());
+    // Two namespaces: a Role and a RoleBinding in each, the same rules, the operator's account.
+    let two = documents(&template(&["--set", "watchNamespaces={identity,hr}"]));
+    for kind in ["Role", "RoleBinding"] {
+        let mut namespaces: Vec<&str> = in_namespace(&two, kind, "peoplesync-controller")
+            .iter()
+            .map(|o| o["metadata"]["namespace"].as_str().expect("a namespace"))
+            .collect();
+        namespaces.sort();
+        assert_eq!(namespaces, ["hr", "identity"], "{kind}");
+    }
+    for role in in_namespace(&two, "Role", "peoplesync-controller") {
+        assert_eq!(role["rules"], rules);
+    }
+    for binding in in_namespace(&two, "RoleBinding", "peoplesync-controller") {
+        assert_eq!(
+            binding["subjects"],
+            json!([{ "kind": "ServiceAccount", "name": "peoplesync", "namespace": RELEASE_NAMESPACE }])
+        );
+        assert_eq!(binding["roleRef"]["kind"], "Role");
+    }
     assert!(has_flag(
-        &args(get(&scoped, "Deployment", "peoplesync")),
+        &args(get(&two, "Deployment", "peoplesync")),
         "--namespace",
-        "identity"
+        "identity,hr"
+    ));
+
+    // Cluster-wide only when asked for with "*": then a ClusterRole with the same rules.
+    let all = documents(&template(&["--set", "watchNamespaces={*}"]));
+    assert_eq!(
+        get(&all, "ClusterRole", "peoplesync-controller")["rules"],
+        rules
+    );
+    let binding = get(&all, "ClusterRoleBinding", "peoplesync-controller");
+    assert_eq!(binding["roleRef"]["name"], "peoplesync-controller");
+    assert!(in_namespace(&all, "Role", "peoplesync-controller").is_empty());
+    assert!(has_flag(
+        &args(get(&all, "Deployment", "peoplesync")),
+        "--namespace",
+        "*"
     ));
 
     // Without leader election there is no Lease to write.
@@ -403,6 +450,51 @@ fn the_chart_grants_exactly_the_rules_of_deploy_rbac() {
         "replicas=1,leaderElection.enabled=false",
     ]));
     assert!(find(&single, "Role", "peoplesync-leader-election").is_none());
+}
+
+#[test]
+fn the_admission_policies_are_rendered_for_the_operators_account() {
+    let rendered = documents(&template(&[]));
+    let secrets = get(
+        &rendered,
+        "ValidatingAdmissionPolicy",
+        "peoplesync-owned-secrets",
+    );
+    assert_eq!(
+        secrets["spec"]["matchConditions"][0]["expression"],
+        "request.userInfo.username == 'system:serviceaccount:peoplesync-system:peoplesync'"
+    );
+    assert_eq!(secrets["spec"]["failurePolicy"], "Fail");
+    for policy in ["peoplesync-owned-secrets", "peoplesync-approvals"] {
+        let binding = get(&rendered, "ValidatingAdmissionPolicyBinding", policy);
+        assert_eq!(binding["spec"]["policyName"], policy);
+        assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
+    }
+    let approver = get(&rendered, "ClusterRole", "peoplesync-approver");
+    assert!(
+        approver["rules"][0]["verbs"]
+            .as_array()
+            .expect("verbs")
+            .iter()
+            .any(|v| v == "approve")
+    );
+    // Not aggregated: edit and admin do not approve.
+    assert!(
+        approver["metadata"]["labels"]
+            .as_object()
+            .expect("labels")
+            .keys()
+            .all(|k| !k.starts_with("rbac.authorization.k8s.io/aggregate"))
+    );
+    let off = documents(&template(&["--set", "admissionPolicies.enabled=false"]));
+    assert!(
+        find(
+            &off,
+            "ValidatingAdmissionPolicy",
+            "peoplesync-owned-secrets"
+        )
+        .is_none()
+    );
 }
 
 #[test]
@@ -459,7 +551,11 @@ fn the_deployment_runs_locked_down_with_probes_and_leader_election() {
         assert!(has_flag(&flags, flag, value), "{flag} {value} in {flags:?}");
     }
     assert!(flags.iter().any(|a| a == "--leader-elect"), "{flags:?}");
-    assert!(!flags.iter().any(|a| a == "--namespace"), "{flags:?}");
+    // By default it serves its own namespace only.
+    assert!(
+        has_flag(&flags, "--namespace", RELEASE_NAMESPACE),
+        "{flags:?}"
+    );
     // The Lease's namespace and the replica's identity come from the downward API.
     for (variable, field) in [
         ("POD_NAME", "metadata.name"),
@@ -498,7 +594,8 @@ fn the_deployment_args_are_flags_the_binary_accepts() {
     // clap rejects an unknown flag or a bad value before it reaches `--help` at the end.
     for values in [
         "logLevel=info",
-        "watchNamespace=identity,logLevel=info\\,peoplesync=debug,webhook.healthInterval=30s",
+        "watchNamespaces={identity,hr},logLevel=info\\,peoplesync=debug,webhook.healthInterval=30s",
+        "watchNamespaces={*}",
         "replicas=1,leaderElection.enabled=false",
     ] {
         let rendered = documents(&template(&["--set", values]));
@@ -652,8 +749,8 @@ async fn the_rendered_chart_passes_a_server_side_dry_run() {
         "{stdout}"
     );
 
-    // Every option except the ServiceMonitor (no Prometheus Operator CRDs here), one namespace
-    // watched.
+    // Every option except the ServiceMonitor (no Prometheus Operator CRDs here), two namespaces
+    // served.
     let namespace = plane.create_namespace("chart").await.expect("namespace");
     let watched = plane.create_namespace("identity").await.expect("namespace");
     let rendered = try_template(
@@ -661,7 +758,7 @@ async fn the_rendered_chart_passes_a_server_side_dry_run() {
         &[
             "--set",
             &format!(
-                "watchNamespace={watched},replicas=3,ingress.enabled=true,ingress.className=nginx,\
+                "watchNamespaces={{{watched},{namespace}}},replicas=3,ingress.enabled=true,ingress.className=nginx,\
                  ingress.hosts[0]=peoplesync.example.com,ingress.tls.secretName=peoplesync-tls,\
                  priorityClassName=system-cluster-critical,podLabels.team=identity,\
                  topologySpreadConstraints[0].maxSkew=1,\
@@ -703,7 +800,7 @@ async fn helm_install_creates_every_rendered_object_and_the_examples_apply() {
     let stdout = succeed(install, None);
     assert!(stdout.contains("STATUS: deployed"), "{stdout}");
     assert!(
-        stdout.contains("kubectl -n identity describe peoplesync acme"),
+        stdout.contains("kubectl -n peoplesync-system describe peoplesync acme"),
         "NOTES:\n{stdout}"
     );
 
@@ -783,16 +880,19 @@ async fn helm_install_creates_every_rendered_object_and_the_examples_apply() {
 }
 
 #[tokio::test]
-async fn helm_install_watching_one_namespace_grants_only_that_namespace() {
+async fn helm_install_serving_two_namespaces_grants_only_those_namespaces() {
     // The CRD is already there, as when it is managed outside the chart.
     let plane = control_plane().await;
     let watched = plane.create_namespace("identity").await.expect("namespace");
+    let second = plane.create_namespace("hr").await.expect("namespace");
     let other = plane.create_namespace("other").await.expect("namespace");
     let mut install = helm(Some(plane.kubeconfig_path()));
     install
         .args(["install", RELEASE, CHART, "--namespace", RELEASE_NAMESPACE])
         .args(["--create-namespace", "--set"])
-        .arg(format!("crds.install=false,watchNamespace={watched}"));
+        .arg(format!(
+            "crds.install=false,watchNamespaces={{{watched},{second}}}"
+        ));
     succeed(install, None);
 
     let service_account = format!("system:serviceaccount:{RELEASE_NAMESPACE}:peoplesync");
@@ -808,6 +908,8 @@ async fn helm_install_watching_one_namespace_grants_only_that_namespace() {
         &["watch", "peoplesyncs.peoplesync.dev", "-n", &watched][..],
         &["patch", "peoplesyncs.peoplesync.dev/status", "-n", &watched],
         &["watch", "secrets", "-n", &watched],
+        &["get", "secrets", "-n", &second],
+        &["patch", "peoplesyncs.peoplesync.dev/status", "-n", &second],
         &["create", "events.events.k8s.io", "-n", &watched],
         &[
             "patch",

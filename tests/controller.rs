@@ -58,7 +58,7 @@ async fn run_controller_at(
 ) -> tokio::task::JoinHandle<()> {
     let config = controller::Config {
         admin_listen: admin,
-        namespace: Some(namespace.to_owned()),
+        namespaces: peoplesync::watch::Namespaces::one(namespace.to_owned()),
         leader_election: None,
         instance: "test".into(),
         receiver_listen: None,
@@ -597,25 +597,35 @@ async fn two_controllers_share_one_lease_and_the_survivor_takes_over() {
     );
 }
 
-#[tokio::test]
-async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
-    let plane = control_plane().await;
-    let hollyhr = hollyhr().await;
-    let scim = ScimServer::start().await.expect("scim2-server starts");
+/// The operator's own namespace, where deploy/rbac.yaml (the chart's default render) lets it
+/// serve PeopleSyncs.
+const OPERATOR_NAMESPACE: &str = "peoplesync-system";
+
+/// Applies deploy/rbac.yaml (ServiceAccount, a Role in peoplesync-system, the user roles and
+/// the admission policies) and waits until the policies are in force.
+async fn install_rbac(plane: &ControlPlane) {
     let admin = plane.client().await.expect("client");
     let system: Api<Namespace> = Api::all(admin.clone());
-    system
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "peoplesync-system"}}))
-                .expect("ns"),
-        )
+    if system
+        .get_opt(OPERATOR_NAMESPACE)
         .await
-        .expect("namespace");
+        .expect("read")
+        .is_none()
+    {
+        system
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": OPERATOR_NAMESPACE}}))
+                    .expect("ns"),
+            )
+            .await
+            .expect("namespace");
+    }
     let rbac = plane
         .kubectl()
         .args([
             "apply",
+            "--server-side",
             "-f",
             concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rbac.yaml"),
         ])
@@ -626,27 +636,103 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
         "{}",
         String::from_utf8_lossy(&rbac.stderr)
     );
-    let ns = plane.create_namespace("rbac").await.expect("namespace");
+    // A policy is enforced once the API server has compiled it: probe with a Secret the
+    // operator may not create until it is refused.
+    let operator = plane
+        .client_as(SERVICE_ACCOUNT, &OPERATOR_GROUPS)
+        .await
+        .expect("client");
+    let secrets: Api<Secret> = Api::namespaced(operator, OPERATOR_NAMESPACE);
+    let probe: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "policy-probe"}})).expect("a Secret");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match secrets
+            .create(
+                &PostParams {
+                    dry_run: true,
+                    ..PostParams::default()
+                },
+                &probe,
+            )
+            .await
+        {
+            Err(kube::Error::Api(refused)) if refused.message.contains("its own Secrets") => break,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            other => panic!("the admission policy is not in force: {other:?}"),
+        }
+    }
+}
+
+const OPERATOR_GROUPS: [&str; 3] = [
+    "system:serviceaccounts",
+    "system:serviceaccounts:peoplesync-system",
+    "system:authenticated",
+];
+
+/// A user bound to the chart's ClusterRoles `roles` in `namespace`.
+async fn user_with(plane: &ControlPlane, user: &str, namespace: &str, roles: &[&str]) -> Client {
+    for role in roles {
+        let bind = plane
+            .kubectl()
+            .args([
+                "create",
+                "rolebinding",
+                &format!("{user}-{role}"),
+                "-n",
+                namespace,
+            ])
+            .arg(format!("--clusterrole={role}"))
+            .arg(format!("--user={user}"))
+            .output()
+            .expect("kubectl");
+        assert!(
+            bind.status.success(),
+            "{}",
+            String::from_utf8_lossy(&bind.stderr)
+        );
+    }
+    plane
+        .client_as(user, &["system:authenticated"])
+        .await
+        .expect("client")
+}
+
+fn refusal(result: Result<impl std::fmt::Debug, kube::Error>) -> String {
+    match result {
+        Err(kube::Error::Api(response)) => {
+            assert!(response.code == 403 || response.code == 422, "{response:?}");
+            response.message
+        }
+        other => panic!("the API server allowed it: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
+    let plane = control_plane().await;
+    let hollyhr = hollyhr().await;
+    let scim = ScimServer::start().await.expect("scim2-server starts");
+    let admin = plane.client().await.expect("client");
+    install_rbac(&plane).await;
+    let ns = OPERATOR_NAMESPACE.to_owned();
+    let other = plane.create_namespace("other").await.expect("namespace");
     secret(&admin, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
     secret(&admin, &ns, "scim", "token", &scim.token).await;
+    // Somebody else's Secret, in the served namespace and elsewhere.
+    secret(&admin, &ns, "payroll", "token", "not-peoplesyncs").await;
+    secret(&admin, &other, "payroll", "token", "not-peoplesyncs").await;
 
     // The controller, impersonating its ServiceAccount, with leader election on: everything works.
     let as_operator = plane
-        .kube_config_as(
-            SERVICE_ACCOUNT,
-            &[
-                "system:serviceaccounts",
-                "system:serviceaccounts:peoplesync-system",
-                "system:authenticated",
-            ],
-        )
+        .kube_config_as(SERVICE_ACCOUNT, &OPERATOR_GROUPS)
         .await
         .expect("impersonating config");
     let config = controller::Config {
         admin_listen: free_addr(),
-        namespace: None,
+        namespaces: peoplesync::watch::Namespaces::one(OPERATOR_NAMESPACE),
         leader_election: Some(controller::leader::LeaseConfig {
-            namespace: "peoplesync-system".into(),
+            namespace: OPERATOR_NAMESPACE.into(),
             name: "peoplesync-controller".into(),
             identity: "rbac-test".into(),
             duration_seconds: 4,
@@ -671,65 +757,337 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
     wait_condition(&admin, &ns, "acme", "Ready", "True", Some("Ready")).await;
     running.abort();
 
-    // The can-i matrix: what it needs is allowed, everything around it is not.
-    let can = |args: &[&str]| -> bool {
-        let output = plane
-            .kubectl()
-            .args(["auth", "can-i"])
-            .args(args)
+    // The can-i matrix, asked of the API server as the ServiceAccount: what it needs is
+    // allowed, everything around it is not. Printed as README's Security review.
+    let can = |verb: &str, resource: &str, scope: &str| -> bool {
+        let mut command = plane.kubectl();
+        command.args(["auth", "can-i", verb, resource]);
+        match scope {
+            "cluster" => {}
+            "all namespaces" => {
+                command.arg("-A");
+            }
+            namespace => {
+                command.args(["-n", namespace]);
+            }
+        }
+        let output = command
             .args(["--as", SERVICE_ACCOUNT])
             .output()
             .expect("kubectl");
         String::from_utf8_lossy(&output.stdout).trim() == "yes"
     };
-    let allowed: &[&[&str]] = &[
-        &["watch", "peoplesyncs.peoplesync.dev", "-A"],
-        &["patch", "peoplesyncs.peoplesync.dev", "-n", &ns],
-        &["patch", "peoplesyncs.peoplesync.dev/status", "-n", &ns],
-        &["get", "secrets", "-n", &ns],
-        &["watch", "secrets", "-A"],
-        // The owned webhook signing Secret is written by server-side apply.
-        &["create", "secrets", "-n", &ns],
-        &["patch", "secrets", "-n", &ns],
-        &["create", "events.events.k8s.io", "-n", &ns],
-        &[
+    let served = "peoplesync-system (served)";
+    let elsewhere = "another namespace";
+    let rows: &[(&str, &str, &str, bool, &str)] = &[
+        (
+            "watch",
+            "peoplesyncs.peoplesync.dev",
+            served,
+            true,
+            "its objects",
+        ),
+        (
+            "patch",
+            "peoplesyncs.peoplesync.dev",
+            served,
+            true,
+            "the finalizer",
+        ),
+        (
+            "patch",
+            "peoplesyncs.peoplesync.dev/status",
+            served,
+            true,
+            "status, by server-side apply",
+        ),
+        (
+            "create",
+            "peoplesyncs.peoplesync.dev",
+            served,
+            false,
+            "users create them",
+        ),
+        ("delete", "peoplesyncs.peoplesync.dev", served, false, ""),
+        (
+            "update",
+            "peoplesyncs.peoplesync.dev/status",
+            served,
+            false,
+            "only patch",
+        ),
+        (
+            "watch",
+            "peoplesyncs.peoplesync.dev",
+            "all namespaces",
+            false,
+            "served namespaces only",
+        ),
+        (
+            "get",
+            "secrets",
+            served,
+            true,
+            "referenced Secrets, by name",
+        ),
+        (
+            "watch",
+            "secrets",
+            served,
+            true,
+            "metadata, and its own Secrets by label",
+        ),
+        (
+            "create",
+            "secrets",
+            served,
+            true,
+            "its signing Secret; the admission policy refuses any other",
+        ),
+        (
+            "patch",
+            "secrets",
+            served,
+            true,
+            "its signing Secret; the admission policy refuses any other",
+        ),
+        ("update", "secrets", served, false, ""),
+        (
+            "delete",
+            "secrets",
+            served,
+            false,
+            "the owner reference removes its Secret",
+        ),
+        (
+            "get",
+            "secrets",
+            elsewhere,
+            false,
+            "no access outside served namespaces",
+        ),
+        ("list", "secrets", "all namespaces", false, ""),
+        (
+            "create",
+            "events.events.k8s.io",
+            served,
+            true,
+            "Events on its objects",
+        ),
+        ("create", "events", served, false, "only events.k8s.io"),
+        (
+            "create",
+            "leases.coordination.k8s.io",
+            OPERATOR_NAMESPACE,
+            true,
+            "leader election",
+        ),
+        (
             "patch",
             "leases.coordination.k8s.io",
-            "-n",
-            "peoplesync-system",
-        ],
-        // The leader label on its own Pods.
-        &["patch", "pods", "-n", "peoplesync-system"],
-    ];
-    let denied: &[&[&str]] = &[
-        &["update", "secrets", "-n", &ns],
-        &["delete", "secrets", "-n", &ns],
-        &["create", "peoplesyncs.peoplesync.dev", "-n", &ns],
-        &["delete", "peoplesyncs.peoplesync.dev", "-n", &ns],
-        &["update", "peoplesyncs.peoplesync.dev/status", "-n", &ns],
-        &["list", "pods", "-A"],
-        &["patch", "pods", "-n", &ns],
-        &["delete", "pods", "-n", "peoplesync-system"],
-        &["get", "configmaps", "-n", &ns],
-        &["create", "leases.coordination.k8s.io", "-n", "default"],
-        &[
+            OPERATOR_NAMESPACE,
+            true,
+            "leader election",
+        ),
+        (
             "delete",
             "leases.coordination.k8s.io",
-            "-n",
-            "peoplesync-system",
-        ],
-        &["create", "clusterroles.rbac.authorization.k8s.io"],
-        &["create", "customresourcedefinitions.apiextensions.k8s.io"],
-        &["impersonate", "users"],
-        &["get", "nodes"],
-        &["create", "events", "-n", &ns],
+            OPERATOR_NAMESPACE,
+            false,
+            "",
+        ),
+        ("create", "leases.coordination.k8s.io", "default", false, ""),
+        (
+            "patch",
+            "pods",
+            OPERATOR_NAMESPACE,
+            true,
+            "the leader label on its own Pods",
+        ),
+        ("patch", "pods", elsewhere, false, ""),
+        ("delete", "pods", OPERATOR_NAMESPACE, false, ""),
+        ("list", "pods", "all namespaces", false, ""),
+        ("get", "configmaps", served, false, ""),
+        (
+            "approve",
+            "peoplesyncs.peoplesync.dev",
+            served,
+            false,
+            "approvals are people's",
+        ),
+        (
+            "create",
+            "clusterroles.rbac.authorization.k8s.io",
+            "cluster",
+            false,
+            "",
+        ),
+        (
+            "create",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            "cluster",
+            false,
+            "",
+        ),
+        ("impersonate", "users", "cluster", false, ""),
+        ("get", "nodes", "cluster", false, ""),
     ];
-    for args in allowed {
-        assert!(can(args), "should be allowed: {args:?}");
+    let mut review =
+        String::from("| verb | resource | where | allowed | why |\n|---|---|---|---|---|\n");
+    for (verb, resource, scope, expected, why) in rows {
+        let namespace = match *scope {
+            s if s == served => ns.as_str(),
+            s if s == elsewhere => other.as_str(),
+            s => s,
+        };
+        let answer = can(verb, resource, namespace);
+        assert_eq!(
+            answer, *expected,
+            "can-i {verb} {resource} in {scope}: {answer}, expected {expected}"
+        );
+        review.push_str(&format!(
+            "| {verb} | {resource} | {scope} | {} | {why} |\n",
+            if answer { "yes" } else { "no" }
+        ));
     }
-    for args in denied {
-        assert!(!can(args), "should be denied: {args:?}");
+    eprintln!(
+        "The operator's permissions, as the API server answers `kubectl auth can-i --as {SERVICE_ACCOUNT}`:\n\n{review}"
+    );
+
+    // What RBAC cannot say, the admission policy does: as the ServiceAccount, a Secret without
+    // PeopleSync's label is refused by the API server, and so is taking one over.
+    let operator = plane
+        .client_as(SERVICE_ACCOUNT, &OPERATOR_GROUPS)
+        .await
+        .expect("client");
+    let secrets: Api<Secret> = Api::namespaced(operator.clone(), &ns);
+    let unlabelled: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "not-ours"}, "stringData": {"k": "v"}
+    }))
+    .expect("a Secret");
+    let message = refusal(secrets.create(&PostParams::default(), &unlabelled).await);
+    assert!(message.contains("its own Secrets"), "{message}");
+    let take_over = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "payroll", "labels": {
+            "peoplesync.dev/webhook-signing": "true", "peoplesync.dev/peoplesync": "acme"}},
+        "stringData": {"token": "stolen"}
+    });
+    let message = refusal(
+        secrets
+            .patch(
+                "payroll",
+                &kube::api::PatchParams::apply("peoplesync-controller").force(),
+                &kube::api::Patch::Apply(&take_over),
+            )
+            .await,
+    );
+    assert!(message.contains("does not take over"), "{message}");
+    let plain_patch = json!({"stringData": {"token": "changed"}});
+    refusal(
+        secrets
+            .patch(
+                "payroll",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&plain_patch),
+            )
+            .await,
+    );
+    let payroll: Api<Secret> = Api::namespaced(admin.clone(), &ns);
+    let untouched = payroll.get("payroll").await.expect("read");
+    assert_eq!(
+        untouched.data.expect("data")["token"].0,
+        b"not-peoplesyncs",
+        "the API server kept the Secret as it was"
+    );
+    // Its own signing Secret: created and patched.
+    let own = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "acme-webhook-signing", "labels": {
+            "peoplesync.dev/webhook-signing": "true", "peoplesync.dev/peoplesync": "acme"}},
+        "stringData": {"current": "whsec_test"}
+    });
+    for _ in 0..2 {
+        secrets
+            .patch(
+                "acme-webhook-signing",
+                &kube::api::PatchParams::apply("peoplesync-controller").force(),
+                &kube::api::Patch::Apply(&own),
+            )
+            .await
+            .expect("its own Secret is written");
     }
+    // ...but not moved to another PeopleSync.
+    let moved = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "acme-webhook-signing", "labels": {
+            "peoplesync.dev/webhook-signing": "true", "peoplesync.dev/peoplesync": "other"}},
+    });
+    refusal(
+        secrets
+            .patch(
+                "acme-webhook-signing",
+                &kube::api::PatchParams::apply("peoplesync-controller").force(),
+                &kube::api::Patch::Apply(&moved),
+            )
+            .await,
+    );
+
+    // Approvals are decisions: an editor may not approve, an approver may, naming herself.
+    let eve = user_with(&plane, "eve", &ns, &["peoplesync-edit", "peoplesync-view"]).await;
+    let alice = user_with(
+        &plane,
+        "alice",
+        &ns,
+        &["peoplesync-edit", "peoplesync-view", "peoplesync-approver"],
+    )
+    .await;
+    let approve = |by: &str| {
+        json!({"metadata": {"annotations": {
+            "peoplesync.dev/approve-deprovision": "0123abcd", "peoplesync.dev/approved-by": by}}})
+    };
+    let as_eve: Api<PeopleSync> = Api::namespaced(eve, &ns);
+    let message = refusal(
+        as_eve
+            .patch(
+                "acme",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&approve("eve")),
+            )
+            .await,
+    );
+    assert!(message.contains("eve may not approve"), "{message}");
+    // An editor still edits.
+    as_eve
+        .patch(
+            "acme",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&json!({"metadata": {"labels": {"team": "identity"}}})),
+        )
+        .await
+        .expect("an editor edits");
+    let as_alice: Api<PeopleSync> = Api::namespaced(alice, &ns);
+    let message = refusal(
+        as_alice
+            .patch(
+                "acme",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&approve("bob")),
+            )
+            .await,
+    );
+    assert!(
+        message.contains("set the annotation peoplesync.dev/approved-by to alice"),
+        "{message}"
+    );
+    as_alice
+        .patch(
+            "acme",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&approve("alice")),
+        )
+        .await
+        .expect("an approver approves");
 }
 
 #[tokio::test]
@@ -874,17 +1232,27 @@ async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_appr
     let hash = status.last_plan.expect("a plan").hash;
     assert!(guard["message"].as_str().expect("message").contains(&hash));
 
-    // The approval releases exactly that plan.
-    let approve =
-        json!({"metadata": {"annotations": {"peoplesync.dev/approve-deprovision": hash}}});
-    api.patch(
-        "acme",
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&approve),
+    // The approval releases exactly that plan; the admission policy makes it a decision of
+    // someone who holds the approve verb, and names her.
+    install_rbac(&plane).await;
+    let alice = user_with(
+        &plane,
+        "alice",
+        &ns,
+        &["peoplesync-edit", "peoplesync-view", "peoplesync-approver"],
     )
-    .await
-    .expect("annotated");
-    wait_condition(
+    .await;
+    let approve = json!({"metadata": {"annotations": {
+        "peoplesync.dev/approve-deprovision": hash, "peoplesync.dev/approved-by": "alice"}}});
+    Api::<PeopleSync>::namespaced(alice, &ns)
+        .patch(
+            "acme",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&approve),
+        )
+        .await
+        .expect("annotated");
+    let approved = wait_condition(
         &client,
         &ns,
         "acme",
@@ -893,12 +1261,40 @@ async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_appr
         Some("Approved"),
     )
     .await;
+    assert!(
+        approved["message"]
+            .as_str()
+            .expect("message")
+            .contains(&format!("{hash} approved by alice")),
+        "{approved}"
+    );
     let status = api
         .get("acme")
         .await
         .expect("read")
         .status
         .expect("a status");
+    assert_eq!(
+        status
+            .sync_state
+            .as_ref()
+            .and_then(|s| s.approved_by.as_deref()),
+        Some("alice")
+    );
+    // The Event says who approved.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let notes: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("approved by alice")),
+        "{notes:?}"
+    );
     assert!(
         status.counts.as_ref().is_some_and(|c| c.disabled > 40),
         "{:?}",

@@ -133,7 +133,7 @@ async fn kubectl_peoplesync_shows_status_runs_a_cycle_and_approves_only_when_tol
     secret(&client, &ns, "ldap", "password", &ldap.admin_password).await;
     let config = controller::Config {
         admin_listen: free_addr(),
-        namespace: Some(ns.clone()),
+        namespaces: peoplesync::watch::Namespaces::one(ns.clone()),
         leader_election: None,
         instance: "plugin-test".into(),
         receiver_listen: None,
@@ -278,6 +278,15 @@ async fn kubectl_peoplesync_shows_status_runs_a_cycle_and_approves_only_when_tol
         .map(|p| p.hash)
         .expect("a plan hash");
 
+    // Someone who may not approve is told so before anything is asked, and why.
+    let refused = viewer.fails(&["approve", "acme", "-n", &ns], "y\n");
+    assert!(
+        refused.contains(&format!(
+            "jane may not approve the plans of PeopleSync {ns}/acme"
+        )) && refused.contains("`approve` verb"),
+        "{refused}"
+    );
+
     // Asked, the person says no: nothing is approved.
     let declined = kubectl.run(&["approve", "acme", "-n", &ns], "n\n");
     assert!(!declined.status.success());
@@ -300,9 +309,14 @@ async fn kubectl_peoplesync_shows_status_runs_a_cycle_and_approves_only_when_tol
         String::from_utf8_lossy(&approved.stderr)
     );
     let object = api.get("acme").await.expect("read");
-    assert_eq!(
-        object.metadata.annotations.expect("annotations")[peoplesync::crd::APPROVE_DEPROVISION],
-        hash
+    let annotations = object.metadata.annotations.expect("annotations");
+    assert_eq!(annotations[peoplesync::crd::APPROVE_DEPROVISION], hash);
+    // The approval names its approver (the admin, as the API server knows her).
+    assert!(
+        annotations
+            .get(peoplesync::crd::APPROVED_BY)
+            .is_some_and(|by| !by.is_empty()),
+        "{annotations:?}"
     );
     wait_condition(
         &client,

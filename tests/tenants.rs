@@ -94,7 +94,7 @@ async fn two_hundred_tenants_sync_one_down_and_deleting_half_cleans_up_only_thei
     let admin = free_addr();
     let config = controller::Config {
         admin_listen: admin,
-        namespace: Some(ns.clone()),
+        namespaces: peoplesync::watch::Namespaces::one(ns.clone()),
         leader_election: None,
         instance: "tenants".into(),
         receiver_listen: Some(receiver),

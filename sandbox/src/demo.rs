@@ -580,7 +580,7 @@ pub async fn run(people: usize, seed: u64, source: DemoSource, keep: bool) -> Re
     let admin = free_addr()?;
     let config = peoplesync::controller::Config {
         admin_listen: admin,
-        namespace: Some(DEMO_NAMESPACE.to_owned()),
+        namespaces: peoplesync::watch::Namespaces::one(DEMO_NAMESPACE.to_owned()),
         leader_election: None,
         instance: "demo".into(),
         receiver_listen: Some(receiver),

@@ -6,12 +6,12 @@
 use std::io::{BufRead as _, Write as _};
 
 use clap::{Parser, Subcommand};
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt as _};
 use serde::Serialize;
 
 use super::Output;
-use crate::crd::{APPROVE_DEPROVISION, PeopleSync, ROTATE_WEBHOOK_SECRET, SYNC_NOW};
+use crate::crd::{APPROVE_DEPROVISION, APPROVED_BY, PeopleSync, ROTATE_WEBHOOK_SECRET, SYNC_NOW};
 
 /// The day-2 decisions on PeopleSync objects: status, approve, rotate, sync-now.
 #[derive(Debug, Parser)]
@@ -100,6 +100,14 @@ pub enum PluginError {
     NoWebhook { name: String },
     #[error("not approved")]
     Declined,
+    #[error(
+        "{user} may not approve the plans of PeopleSync {namespace}/{name}: approving needs the `approve` verb on peoplesyncs (the chart's ClusterRole <release>-approver grants it; edit and admin do not). Ask someone who holds it, or an admin to bind it to you"
+    )]
+    MayNotApprove {
+        user: String,
+        namespace: String,
+        name: String,
+    },
     #[error("failed to write the output")]
     Output(#[from] std::io::Error),
     #[error("failed to encode the output")]
@@ -168,13 +176,22 @@ pub async fn run(cli: PluginCli) -> Result<(), PluginError> {
             write_status(&mut out, &summaries, name.is_some(), output)
         }
         PluginCommand::Approve { name, yes } => {
-            let api: Api<PeopleSync> = Api::namespaced(client, &namespace);
+            let api: Api<PeopleSync> = Api::namespaced(client.clone(), &namespace);
             let object = api
                 .get(&name)
                 .await
                 .map_err(|e| api_error("get", &namespace, &name, e))?;
             let held = held_plan(&object)
                 .ok_or_else(|| PluginError::NothingHeld { name: name.clone() })?;
+            // Asked before the prompt: a user who may not approve learns it now, and why.
+            let user = who_am_i(&client).await;
+            if !may_approve(&client, &namespace, &name).await {
+                return Err(PluginError::MayNotApprove {
+                    user: user.unwrap_or_else(|| "you".into()),
+                    namespace: namespace.clone(),
+                    name,
+                });
+            }
             writeln!(out, "PeopleSync {namespace}/{name} holds deprovisions:")?;
             writeln!(out, "  {}", held.message)?;
             writeln!(
@@ -194,7 +211,27 @@ pub async fn run(cli: PluginCli) -> Result<(), PluginError> {
                     return Err(PluginError::Declined);
                 }
             }
-            annotate(&api, &namespace, &name, APPROVE_DEPROVISION, &held.hash).await?;
+            let mut annotations = serde_json::Map::new();
+            annotations.insert(APPROVE_DEPROVISION.into(), held.hash.clone().into());
+            // The admission policy checks that the approval names the requesting user.
+            if let Some(user) = &user {
+                annotations.insert(APPROVED_BY.into(), user.clone().into());
+            }
+            let patch = serde_json::json!({"metadata": {"annotations": annotations}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| match e {
+                    kube::Error::Api(response)
+                        if response.code == 403 && response.message.contains("may not approve") =>
+                    {
+                        PluginError::MayNotApprove {
+                            user: user.clone().unwrap_or_else(|| "you".into()),
+                            namespace: namespace.clone(),
+                            name: name.clone(),
+                        }
+                    }
+                    e => api_error("patch", &namespace, &name, e),
+                })?;
             writeln!(
                 out,
                 "approved plan {}: the controller applies it in its next cycle",
@@ -319,6 +356,46 @@ async fn explain(
     super::explain::explain(standalone, person, apply)
         .await
         .map_err(failed)
+}
+
+/// The current user's name as the API server sees it (SelfSubjectReview); `None` when the
+/// server cannot say.
+async fn who_am_i(client: &Client) -> Option<String> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let api: Api<SelfSubjectReview> = Api::all(client.clone());
+    let review = api
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .ok()?;
+    review.status?.user_info?.username
+}
+
+/// Whether the current user holds the `approve` verb on this PeopleSync (the admission
+/// policy's check, asked ahead).
+async fn may_approve(client: &Client, namespace: &str, name: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some("peoplesync.dev".into()),
+                resource: Some("peoplesyncs".into()),
+                verb: Some("approve".into()),
+                namespace: Some(namespace.into()),
+                name: Some(name.into()),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    match api.create(&PostParams::default(), &review).await {
+        Ok(answer) => answer.status.is_some_and(|s| s.allowed),
+        // The server could not say: let the patch (and the admission policy) decide.
+        Err(_) => true,
+    }
 }
 
 async fn annotate(

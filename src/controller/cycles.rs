@@ -96,6 +96,13 @@ pub(super) async fn run_sync(
                     let mut completed =
                         sync::Completed::of(&report, settings.dry_run, jiff::Timestamp::now());
                     completed.cycle = cycle;
+                    if matches!(completed.guard, crate::plan::GuardDecision::Approved(_)) {
+                        completed.approved_by = object
+                            .annotations()
+                            .get(crate::crd::APPROVED_BY)
+                            .filter(|by| !by.is_empty())
+                            .cloned();
+                    }
                     sync::SyncOutcome::Completed(Box::new(completed))
                 }
                 Err(error) => {

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::admin::Readiness;
+use crate::directory::fenced::WRITE_DEADLINE;
 
 /// Where the Lease lives and who we are.
 #[derive(Debug, Clone)]
@@ -164,19 +165,43 @@ where
     Ok(())
 }
 
-/// The Lease as a write fence (see `directory::fenced`): writes are allowed while this replica
-/// can show it holds an unexpired Lease, until its last renewal plus the lease duration minus a
-/// margin (in-flight writes and clock skew). A standby only takes a Lease after it expired, so a
-/// leader cut off from the API server stops writing before anyone else can start. Within that
-/// window no API call is made; past it, the Lease is read again (and an unreadable Lease stops
-/// writes: the fence fails closed).
+/// The Lease as a write fence (see `directory::fenced`): a write may start while this replica
+/// can show it holds an unexpired Lease, and must end by its last renewal plus the lease
+/// duration minus a margin (clock skew between this replica and the one that would take over).
+/// A standby only takes a Lease after it expired, so a leader cut off from the API server
+/// stops writing before anyone else can start; and a new leader's writes wait
+/// [`WRITE_DEADLINE`] from its acquisition, so the old leader's last abandoned write has landed.
+/// Within the window no API call is made; near its end or past it, the Lease is read again (an
+/// unreadable Lease stops writes: the fence fails closed).
 #[derive(Debug)]
 pub struct LeaseFence {
     leases: kube::Api<k8s_openapi::api::coordination::v1::Lease>,
     name: String,
     identity: String,
     margin: jiff::SignedDuration,
-    valid_until: std::sync::Mutex<Option<jiff::Timestamp>>,
+    window: std::sync::Mutex<Option<Window>>,
+}
+
+/// What the last read of the Lease allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    /// Writes wait until then (the acquisition plus [`WRITE_DEADLINE`]).
+    from: jiff::Timestamp,
+    /// Every write ends by then.
+    until: jiff::Timestamp,
+    /// When the Lease was read.
+    read: jiff::Timestamp,
+}
+
+/// A write needs at least this much of the window; with less, the Lease is read again (a
+/// renewal may have moved it), and failing that the write is refused.
+const LEAST_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_millis(500);
+/// While the window has less than [`WRITE_DEADLINE`] left, the Lease is read again at most
+/// this often (not once per write).
+const REREAD: jiff::SignedDuration = jiff::SignedDuration::from_millis(500);
+
+fn write_deadline() -> jiff::SignedDuration {
+    jiff::SignedDuration::try_from(WRITE_DEADLINE).expect("a few seconds")
 }
 
 impl LeaseFence {
@@ -191,15 +216,16 @@ impl LeaseFence {
             name: config.name.clone(),
             identity: config.identity.clone(),
             margin,
-            valid_until: std::sync::Mutex::new(None),
+            window: std::sync::Mutex::new(None),
         }
     }
 
-    /// Until when the Lease, as read, lets this replica write.
+    /// What the Lease, as read at `now`, lets this replica write.
     fn window(
         &self,
         lease: &k8s_openapi::api::coordination::v1::Lease,
-    ) -> Result<jiff::Timestamp, String> {
+        now: jiff::Timestamp,
+    ) -> Result<Window, String> {
         let spec = lease.spec.as_ref().ok_or("the Lease has no spec")?;
         let holder = spec.holder_identity.as_deref().unwrap_or("nobody");
         if holder != self.identity {
@@ -210,34 +236,62 @@ impl LeaseFence {
             .as_ref()
             .or(spec.acquire_time.as_ref())
             .ok_or("the Lease was never renewed")?;
+        let acquired = spec.acquire_time.as_ref().unwrap_or(renewed);
         let duration = spec.lease_duration_seconds.unwrap_or(0).max(0);
-        Ok(renewed.0 + jiff::SignedDuration::from_secs(duration.into()) - self.margin)
+        Ok(Window {
+            from: acquired.0 + write_deadline(),
+            until: renewed.0 + jiff::SignedDuration::from_secs(duration.into()) - self.margin,
+            read: now,
+        })
+    }
+
+    /// The deadline of a write starting at `now` within `window`: the Lease's end or
+    /// [`WRITE_DEADLINE`], whichever comes first; `None` when too little is left.
+    fn deadline(window: &Window, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        let until = window.until.min(now + write_deadline());
+        (until - LEAST_WINDOW >= now).then_some(until)
+    }
+
+    async fn read(&self, now: jiff::Timestamp) -> Result<Window, String> {
+        let lease = self
+            .leases
+            .get_opt(&self.name)
+            .await
+            .map_err(|error| format!("cannot read the Lease {}: {error}", self.name))?
+            .ok_or_else(|| format!("the Lease {} does not exist", self.name))?;
+        let window = self.window(&lease, now)?;
+        *self.window.lock().unwrap_or_else(|e| e.into_inner()) = Some(window);
+        Ok(window)
     }
 }
 
 impl crate::directory::fenced::Fence for LeaseFence {
-    fn allows(&self) -> futures::future::BoxFuture<'_, Result<(), String>> {
+    fn allows(&self) -> futures::future::BoxFuture<'_, Result<std::time::Instant, String>> {
         Box::pin(async move {
             let now = jiff::Timestamp::now();
-            let cached = *self.valid_until.lock().unwrap_or_else(|e| e.into_inner());
-            if cached.is_some_and(|until| now < until) {
-                return Ok(());
+            let cached = *self.window.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = cached.is_some_and(|w| {
+                now + write_deadline() <= w.until || now.duration_since(w.read) < REREAD
+            });
+            let mut window = match cached {
+                Some(window) if fresh => window,
+                _ => self.read(now).await?,
+            };
+            if now < window.from {
+                // Just acquired: the former leader's last write may still be on its way.
+                let wait = window.from.duration_since(now);
+                tokio::time::sleep(wait.unsigned_abs()).await;
+                window = self.read(jiff::Timestamp::now()).await?;
             }
-            let lease = self
-                .leases
-                .get_opt(&self.name)
-                .await
-                .map_err(|error| format!("cannot read the Lease {}: {error}", self.name))?
-                .ok_or_else(|| format!("the Lease {} does not exist", self.name))?;
-            let until = self.window(&lease)?;
-            if now >= until {
-                return Err(format!(
+            let now = jiff::Timestamp::now();
+            let until = Self::deadline(&window, now).ok_or_else(|| {
+                format!(
                     "the Lease {} was last renewed too long ago (this replica may have lost it)",
                     self.name
-                ));
-            }
-            *self.valid_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
-            Ok(())
+                )
+            })?;
+            let left = until.duration_since(now).unsigned_abs();
+            Ok(std::time::Instant::now() + left)
         })
     }
 }
@@ -272,17 +326,75 @@ mod tests {
         .expect("a Lease")
     }
 
+    fn at(time: &str) -> jiff::Timestamp {
+        time.parse().expect("a time")
+    }
+
     #[tokio::test]
     async fn the_fence_opens_until_the_last_renewal_plus_the_duration_less_a_margin() {
         let fence = fence();
-        let until = fence
-            .window(&lease("replica-a", "2026-12-05T10:00:00.000000Z"))
+        let window = fence
+            .window(
+                &lease("replica-a", "2026-12-05T10:00:00.000000Z"),
+                at("2026-12-05T10:00:01Z"),
+            )
             .expect("held by us");
         // 15 s after the renewal, less half the 5 s renewal headroom (at most 2 s).
-        assert_eq!(until.to_string(), "2026-12-05T10:00:13Z");
+        assert_eq!(window.until.to_string(), "2026-12-05T10:00:13Z");
         let taken = fence
-            .window(&lease("replica-b", "2026-12-05T10:00:00.000000Z"))
+            .window(
+                &lease("replica-b", "2026-12-05T10:00:00.000000Z"),
+                at("2026-12-05T10:00:01Z"),
+            )
             .expect_err("held by another");
         assert!(taken.contains("held by replica-b"), "{taken}");
+    }
+
+    #[test]
+    fn no_write_deadline_reaches_past_the_lease() {
+        let window = Window {
+            from: at("2026-12-05T10:00:05Z"),
+            until: at("2026-12-05T10:00:13Z"),
+            read: at("2026-12-05T10:00:01Z"),
+        };
+        // Early in the window: the write's own deadline.
+        assert_eq!(
+            LeaseFence::deadline(&window, at("2026-12-05T10:00:06Z")),
+            Some(at("2026-12-05T10:00:11Z"))
+        );
+        // Near its end: the Lease's end.
+        assert_eq!(
+            LeaseFence::deadline(&window, at("2026-12-05T10:00:11Z")),
+            Some(at("2026-12-05T10:00:13Z"))
+        );
+        // Less than half a second left, or past it: no write starts.
+        assert_eq!(
+            LeaseFence::deadline(&window, at("2026-12-05T10:00:12.600Z")),
+            None
+        );
+        assert_eq!(
+            LeaseFence::deadline(&window, at("2026-12-05T10:00:14Z")),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_leader_waits_out_the_write_deadline_from_its_acquisition() {
+        let fence = fence();
+        let lease: Lease = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "peoplesync-controller" },
+            "spec": { "holderIdentity": "replica-a", "leaseDurationSeconds": 15,
+                      "acquireTime": "2026-12-05T10:00:00.000000Z",
+                      "renewTime": "2026-12-05T10:00:00.000000Z" }
+        }))
+        .expect("a Lease");
+        let window = fence
+            .window(&lease, at("2026-12-05T10:00:00.100Z"))
+            .expect("held by us");
+        assert_eq!(
+            window.from,
+            at("2026-12-05T10:00:00Z") + write_deadline(),
+            "no write before the former leader's last deadline has passed"
+        );
     }
 }

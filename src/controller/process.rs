@@ -121,7 +121,8 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
     let (changed_tx, changed_rx) = tokio::sync::mpsc::channel(SECRET_CHANGES);
     tasks.spawn(secrets::watch(
         context.secrets.clone(),
-        config.namespace.clone(),
+        config.namespaces.clone(),
+        format!("{}=true", crate::webhook::signing::LABEL),
         move |event| book.observe(event),
         changed_tx,
     ));
@@ -176,15 +177,19 @@ pub(super) async fn run_controller(
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     context.leading_begins();
-    let objects: Api<PeopleSync> = match &config.namespace {
-        Some(ns) => Api::namespaced(client, ns),
-        None => Api::all(client),
-    };
+    // One watch per served namespace, seen as one (crate::watch::merged).
+    let objects = crate::watch::merged(
+        config
+            .namespaces
+            .apis::<PeopleSync>(&client)
+            .into_iter()
+            .map(|api| watcher(api, watcher::Config::default().any_semantic()).default_backoff())
+            .collect(),
+    );
     // Status writes (every cycle moves lastSyncTime) must not wake the object again: only spec,
     // annotation (approvals), finalizer and deletion changes do; cycles run on requeue.
     let (reader, writer) = kube::runtime::reflector::store();
-    let triggers = watcher(objects, watcher::Config::default().any_semantic())
-        .default_backoff()
+    let triggers = objects
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());

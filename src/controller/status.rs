@@ -206,7 +206,10 @@ pub fn compute(
     let had_synced = cond::get(&status.conditions, cond::SYNCED).is_some();
     desired.extend(synced(observed, had_synced));
     if let SyncOutcome::Completed(completed) = &observed.sync {
-        desired.push(deprovision_guard(&completed.guard));
+        desired.push(deprovision_guard(
+            &completed.guard,
+            completed.approved_by.as_deref(),
+        ));
         cycle::fold(&mut status, completed, observed.next_sync);
     } else if observed.next_sync.is_some() {
         status.next_sync_time = observed
@@ -311,7 +314,7 @@ fn synced(observed: &Observation, had_synced: bool) -> Option<Desired> {
 }
 
 /// `DeprovisionGuard`: True while deprovisions are held, with the hash to approve.
-fn deprovision_guard(guard: &GuardDecision) -> Desired {
+fn deprovision_guard(guard: &GuardDecision, approved_by: Option<&str>) -> Desired {
     match guard {
         GuardDecision::Held(trip) => Desired::new(
             cond::DEPROVISION_GUARD,
@@ -324,8 +327,10 @@ fn deprovision_guard(guard: &GuardDecision) -> Desired {
             Status::False,
             "Approved",
             format!(
-                "the approved plan {} was applied ({} deprovisions)",
-                trip.hash, trip.deprovisions
+                "the plan {} approved by {} was applied ({} deprovisions)",
+                trip.hash,
+                approved_by.unwrap_or("an unnamed approver"),
+                trip.deprovisions
             ),
         ),
         GuardDecision::Clear => Desired::new(
@@ -456,12 +461,32 @@ mod tests {
                 plan: crate::crd::PlanSummary::default(),
                 state: crate::sync::engine::SyncState::default(),
                 finished: now(),
+                approved_by: None,
                 cycle: String::new(),
             })),
             ..observed(SourceOutcome::Reachable {
                 environment: "sandbox".into(),
             })
         }
+    }
+
+    #[test]
+    fn an_applied_approval_names_its_approver() {
+        let trip = crate::plan::GuardTrip {
+            reason: crate::plan::guard::GuardReason::ThresholdExceeded,
+            deprovisions: 40,
+            managed: 100,
+            hash: "h4sh".into(),
+        };
+        let approved = deprovision_guard(&GuardDecision::Approved(trip), Some("alice@example.com"));
+        assert_eq!(approved.reason, "Approved");
+        assert!(
+            approved
+                .message
+                .contains("h4sh approved by alice@example.com"),
+            "{}",
+            approved.message
+        );
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct Completed {
     pub plan: PlanSummary,
     pub state: SyncState,
     pub finished: Timestamp,
+    /// Who approved the plan the guard let through (`GuardDecision::Approved`).
+    pub approved_by: Option<String>,
     /// The cycle's id, as its audit lines and log span carry it (empty where none was given).
     pub cycle: String,
 }
@@ -125,6 +127,7 @@ impl Completed {
             state: report.state.clone(),
             cycle: String::new(),
             finished,
+            approved_by: None,
         }
     }
 
@@ -262,6 +265,14 @@ pub fn fold(status: &mut PeopleSyncStatus, completed: &Completed, next: Option<T
             .map(|(anchor, at)| (anchor.clone(), at.to_string()))
             .collect(),
         approval_used: state.approval_used.clone(),
+        // The approver of the plan last approved (kept until another is approved).
+        approved_by: match &completed.guard {
+            GuardDecision::Approved(_) => completed.approved_by.clone(),
+            _ => status
+                .sync_state
+                .as_ref()
+                .and_then(|kept| kept.approved_by.clone()),
+        },
         edge: state
             .edge
             .iter()
@@ -358,6 +369,7 @@ mod tests {
             plan: PlanSummary::default(),
             state: state.clone(),
             finished: at("2026-06-01T10:00:05Z"),
+            approved_by: None,
             cycle: String::new(),
         };
         let mut status = PeopleSyncStatus::default();
@@ -418,6 +430,7 @@ mod tests {
                 ..SyncState::default()
             },
             finished: at("2026-06-01T10:00:05Z"),
+            approved_by: None,
             cycle: String::new(),
         };
         let mut status = PeopleSyncStatus::default();

@@ -4,17 +4,28 @@
 //! server stops before a standby can take the Lease over. Reads are never fenced. Every write
 //! path (full and incremental cycles, webhook runs, group refreshes) goes through the one
 //! directory handle, so the fence sits in one place.
+//!
+//! The fence is a bound, not a hope: a write may start only with a deadline from the fence,
+//! which ends before the Lease's validity less a margin, and is abandoned (failed as `Fenced`)
+//! when it has not finished by then. A new leader's first write waits [`WRITE_DEADLINE`] after
+//! it acquired the Lease, so even a write the old leader gave up on, still on its way to the
+//! directory, has landed before (README, "Fencing": the clock assumptions).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use super::{Change, Directory, DirectoryError, DirectoryTraits, Entry, Group, GroupChange};
 
-/// Whether this process may write now; the reason when it may not.
+/// The longest one directory write may take: its deadline is at most this far away (and never
+/// past the Lease's validity), and a new leader waits this long before its first write.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Whether this process may write now: until when (the write's deadline), or why not.
 pub trait Fence: Send + Sync + std::fmt::Debug {
-    fn allows(&self) -> BoxFuture<'_, Result<(), String>>;
+    fn allows(&self) -> BoxFuture<'_, Result<Instant, String>>;
 }
 
 /// A directory behind an optional fence (none: every write goes through).
@@ -72,10 +83,21 @@ fn stream<'a, T: Send + 'a, E: DirectoryError>(
 }
 
 impl<D: Directory> Fenced<D> {
-    async fn allowed(&self) -> Result<(), FencedError<D::Error>> {
-        match &self.fence {
-            Some(fence) => fence.allows().await.map_err(FencedError::Fenced),
-            None => Ok(()),
+    /// Runs one write within the fence's deadline.
+    async fn write<T>(
+        &self,
+        write: impl std::future::Future<Output = Result<T, D::Error>>,
+    ) -> Result<T, FencedError<D::Error>> {
+        let Some(fence) = &self.fence else {
+            return inner(write.await);
+        };
+        let deadline = fence.allows().await.map_err(FencedError::Fenced)?;
+        match tokio::time::timeout_at(deadline.into(), write).await {
+            Ok(result) => inner(result),
+            Err(_) => Err(FencedError::Fenced(
+                "a write did not finish before this replica's Lease runs out; it was abandoned"
+                    .into(),
+            )),
         }
     }
 }
@@ -96,8 +118,7 @@ impl<D: Directory> Directory for Fenced<D> {
     }
 
     async fn apply(&self, change: &Change) -> Result<String, Self::Error> {
-        self.allowed().await?;
-        inner(self.inner.apply(change).await)
+        self.write(self.inner.apply(change)).await
     }
 
     fn unowned(&self) -> BoxStream<'_, Result<Entry, Self::Error>> {
@@ -117,8 +138,7 @@ impl<D: Directory> Directory for Fenced<D> {
     }
 
     async fn apply_group(&self, change: &GroupChange) -> Result<String, Self::Error> {
-        self.allowed().await?;
-        inner(self.inner.apply_group(change).await)
+        self.write(self.inner.apply_group(change)).await
     }
 }
 
@@ -135,10 +155,10 @@ mod tests {
     struct Switch(AtomicBool);
 
     impl Fence for Switch {
-        fn allows(&self) -> BoxFuture<'_, Result<(), String>> {
+        fn allows(&self) -> BoxFuture<'_, Result<Instant, String>> {
             Box::pin(async move {
                 if self.0.load(Ordering::SeqCst) {
-                    Ok(())
+                    Ok(Instant::now() + WRITE_DEADLINE)
                 } else {
                     Err("the Lease is held by replica-b".into())
                 }
@@ -166,5 +186,74 @@ mod tests {
         assert!(error.to_string().contains("held by replica-b"), "{error}");
         let entries: Vec<Entry> = directory.entries().try_collect().await.expect("reads");
         assert_eq!(entries.len(), 1, "p2 was not written");
+    }
+
+    /// A fence whose window ends in 100 ms.
+    #[derive(Debug)]
+    struct Closing;
+
+    impl Fence for Closing {
+        fn allows(&self) -> BoxFuture<'_, Result<Instant, String>> {
+            Box::pin(async { Ok(Instant::now() + Duration::from_millis(100)) })
+        }
+    }
+
+    /// A directory whose writes hang (a TCP proxy holding them back).
+    #[derive(Debug)]
+    struct Hanging(MemoryDirectory);
+
+    impl Directory for Hanging {
+        type Error = <MemoryDirectory as Directory>::Error;
+        fn traits(&self) -> DirectoryTraits {
+            self.0.traits()
+        }
+        async fn check(&self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+        fn entries(&self) -> BoxStream<'_, Result<Entry, Self::Error>> {
+            self.0.entries()
+        }
+        async fn apply(&self, change: &Change) -> Result<String, Self::Error> {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            self.0.apply(change).await
+        }
+        fn unowned(&self) -> BoxStream<'_, Result<Entry, Self::Error>> {
+            self.0.unowned()
+        }
+        fn everyone(&self) -> BoxStream<'_, Result<Entry, Self::Error>> {
+            self.0.everyone()
+        }
+        fn elsewhere(&self) -> BoxStream<'_, Result<Entry, Self::Error>> {
+            self.0.elsewhere()
+        }
+        fn groups(&self) -> BoxStream<'_, Result<Group, Self::Error>> {
+            self.0.groups()
+        }
+        async fn apply_group(&self, change: &GroupChange) -> Result<String, Self::Error> {
+            self.0.apply_group(change).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_that_outlives_the_lease_is_abandoned_at_its_deadline() {
+        let directory = Fenced::new(
+            Hanging(MemoryDirectory::ldap_like("uid", true)),
+            Some(Arc::new(Closing) as Arc<dyn Fence>),
+        );
+        let started = Instant::now();
+        let error = directory
+            .apply(&Change::Create {
+                anchor: "p1".into(),
+                attributes: [("uid".to_owned(), vec!["p1".to_owned()])].into(),
+                enabled: true,
+            })
+            .await
+            .expect_err("abandoned");
+        assert_eq!(error.reason(), "Fenced");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the write waited {:?}",
+            started.elapsed()
+        );
     }
 }

@@ -32,6 +32,9 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time from a request's headers to its answer (the body's upload included).
     pub request_timeout: Duration,
+    /// The most a connection buffers of a request's head (431 beyond it): with
+    /// `max_connections`, the bound on what unauthenticated heads can hold.
+    pub max_head_bytes: usize,
 }
 
 impl Default for Limits {
@@ -40,9 +43,15 @@ impl Default for Limits {
             max_connections: 4_096,
             header_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            max_head_bytes: MAX_HEAD_BYTES,
         }
     }
 }
+
+/// A request head's limit: nginx's default for a request line and its headers (8 KiB), and the
+/// least hyper allows; a webhook delivery's head is under 1 KiB. 4,096 connections then hold at
+/// most 32 MiB of heads.
+pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 
 /// Pending connections the kernel may queue before `serve` accepts them (Linux caps it at
 /// `net.core.somaxconn`, 4096 by default). Tokio's `bind` asks for 1024; a burst of
@@ -137,7 +146,8 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits) {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(limits.max_head_bytes.max(MAX_HEAD_BYTES));
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {

@@ -37,6 +37,10 @@ async fn start(queue: usize) -> Running {
 
 /// A receiver whose process has not listed its Secrets yet (only these two objects known).
 async fn start_loading(queue: usize) -> Running {
+    start_with_budget(queue, BODY_BUDGET).await
+}
+
+async fn start_with_budget(queue: usize, budget: usize) -> Running {
     let book = SecretBook::default();
     book.set(
         "team",
@@ -68,7 +72,8 @@ async fn start_loading(queue: usize) -> Running {
     let consuming = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let receiver = Receiver::new(book.clone(), sender)
         .with_clock(move || Timestamp::from_second(ticks.load(Ordering::SeqCst)).expect("a time"))
-        .with_consumer(consuming.clone());
+        .with_consumer(consuming.clone())
+        .with_body_budget(budget);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binds");
@@ -187,6 +192,72 @@ async fn a_signed_person_event_is_accepted_once_and_becomes_a_job() {
         "a replayed id is acknowledged, not queued"
     );
     assert!(running.jobs.try_recv().is_err());
+}
+
+/// Issue #28: a captured delivery replayed with a fresh `HollyHR-Webhook-Id` header verifies
+/// (the guide variant does not sign the header id), but its signed body's event id is the same:
+/// a duplicate, nothing queued.
+#[tokio::test]
+async fn a_replay_with_a_fresh_header_id_is_a_duplicate() {
+    let mut running = start(8).await;
+    let body = event("evt_signed", "person.updated", "abcdefghjkmn");
+    assert_eq!(running.send("evt_header_1", &body).await.status(), 202);
+    running.jobs.try_recv().expect("a job");
+    let replay = running.send("evt_header_2", &body).await;
+    assert_eq!(replay.status(), 200, "the signed id was seen before");
+    assert!(
+        running.jobs.try_recv().is_err(),
+        "the replay queued nothing"
+    );
+    // An event whose body has no id falls back to the header's.
+    let bare = json!({"type": "person.updated", "data": {"id": "abcdefghjkmn"}}).to_string();
+    assert_eq!(running.send("evt_bare", &bare).await.status(), 202);
+    assert_eq!(running.send("evt_bare", &bare).await.status(), 200);
+}
+
+/// Issue #28: bodies not yet authenticated share one budget. A stranger trickling a large
+/// body holds what it sent; a request that would go over is answered 503 with Retry-After (and
+/// queues nothing); once the stranger is gone, deliveries are read again.
+#[tokio::test]
+async fn unauthenticated_bodies_share_one_budget_and_over_it_the_answer_is_503() {
+    use tokio::io::AsyncWriteExt as _;
+    let mut running = start_with_budget(8, 4 * 1024).await;
+    running.book.set_loaded();
+    let addr = running.url.trim_start_matches("http://").to_owned();
+    let mut stranger = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connects");
+    stranger
+        .write_all(
+            b"POST /hooks/team/acme HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n",
+        )
+        .await
+        .expect("writes");
+    stranger.write_all(&[b' '; 3 * 1024]).await.expect("writes");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // 3 KiB held by the stranger: a 2 KiB delivery does not fit.
+    let padded = json!({
+        "id": "evt_big", "type": "person.updated", "data": {"id": "abcdefghjkmn"},
+        "padding": "p".repeat(2048)
+    })
+    .to_string();
+    let refused = running.send("evt_big", &padded).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(running.jobs.try_recv().is_err(), "nothing was queued");
+    // The stranger leaves: its bytes are released, and the retry is accepted.
+    drop(stranger);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(running.send("evt_big", &padded).await.status(), 202);
+    running.jobs.try_recv().expect("a job");
+    let outcomes: Vec<Outcome> = running
+        .answers
+        .lock()
+        .expect("unpoisoned")
+        .iter()
+        .map(|a| a.outcome)
+        .collect();
+    assert!(outcomes.contains(&Outcome::OverBudget), "{outcomes:?}");
 }
 
 #[tokio::test]

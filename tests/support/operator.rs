@@ -42,7 +42,7 @@ fn spawn_controller(
 ) -> tokio::task::JoinHandle<()> {
     let config = controller::Config {
         admin_listen: admin,
-        namespace: Some(namespace.to_owned()),
+        namespaces: peoplesync::watch::Namespaces::one(namespace.to_owned()),
         leader_election: None,
         instance: instance.into(),
         receiver_listen: Some(receiver),

@@ -67,13 +67,39 @@ The operator image reference.
 {{- end }}
 
 {{/*
-The controller's permissions on PeopleSyncs, Secrets and Events: a ClusterRole when it watches
-every namespace, a Role in `watchNamespace` otherwise. The same rules, with the same reasons, as
+The namespaces served, as a JSON list: watchNamespaces, or the release namespace when empty.
+*/}}
+{{- define "peoplesync.watchNamespaces" -}}
+{{- if .Values.watchNamespaces }}
+{{- toJson .Values.watchNamespaces }}
+{{- else }}
+{{- toJson (list .Release.Namespace) }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when watchNamespaces opts in to every namespace ("*"), empty otherwise.
+*/}}
+{{- define "peoplesync.clusterWide" -}}
+{{- if has "*" .Values.watchNamespaces }}true{{ end }}
+{{- end }}
+
+{{/*
+The operator's ServiceAccount as the API server names it in requests (the admission policies
+match it).
+*/}}
+{{- define "peoplesync.serviceAccountUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "peoplesync.serviceAccountName" .) }}
+{{- end }}
+
+{{/*
+The controller's permissions on PeopleSyncs, Secrets and Events: a Role in each served namespace,
+or a ClusterRole with watchNamespaces ["*"]. The same rules, with the same reasons, as
 deploy/rbac.yaml (tests/chart.rs compares them).
 */}}
 {{- define "peoplesync.controllerRules" -}}
 rules:
-  # Watch PeopleSync objects in every namespace; patch adds and removes the finalizer.
+  # Watch PeopleSync objects; patch adds and removes the finalizer.
   - apiGroups: ["peoplesync.dev"]
     resources: ["peoplesyncs"]
     verbs: ["get", "list", "watch", "patch"]
@@ -81,10 +107,12 @@ rules:
   - apiGroups: ["peoplesync.dev"]
     resources: ["peoplesyncs/status"]
     verbs: ["get", "patch"]
-  # Read the Secrets a PeopleSync references (API key, bind password, CA, token) and watch them,
-  # so fixing a missing Secret recovers at once; watch the owned webhook signing Secrets (the
-  # receiver verifies with them). Create and patch (server-side apply) only for the owned signing
-  # Secret `<name>-webhook-signing`; no update, no delete (the owner reference removes it).
+  # Read the Secrets a PeopleSync references (API key, bind password, CA, token) by name, and
+  # watch Secrets' metadata only, so fixing a missing Secret recovers at once; watch the owned
+  # webhook signing Secrets by label (the receiver verifies with them). Create and patch
+  # (server-side apply) only for the owned signing Secret `<name>-webhook-signing`: RBAC cannot
+  # say "only Secrets with this label", so the admission policy (admission.yaml) does; no update,
+  # no delete (the owner reference removes it).
   - apiGroups: [""]
     resources: ["secrets"]
     verbs: ["get", "list", "watch", "create", "patch"]

@@ -10,6 +10,7 @@ fn limits(max_connections: usize) -> Limits {
         max_connections,
         header_timeout: Duration::from_millis(300),
         request_timeout: Duration::from_millis(600),
+        max_head_bytes: super::MAX_HEAD_BYTES,
     }
 }
 
@@ -112,6 +113,50 @@ async fn a_trickled_body_gets_408() {
     let _ = tokio::time::timeout(Duration::from_millis(900), writer).await;
     let (sent, _) = until_closed(&mut slow, Duration::from_secs(3)).await;
     assert!(sent.starts_with("HTTP/1.1 408"), "{sent}");
+}
+
+/// Issue #28: a stranger's head cannot grow past the limit; a normal request on the next
+/// connection is answered.
+#[tokio::test]
+async fn a_head_over_the_limit_is_refused_without_being_held() {
+    let (addr, _server) = server(limits(10)).await;
+    let mut large = TcpStream::connect(addr).await.expect("connects");
+    large
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .expect("writes");
+    // 64 KiB of headers, 1 KiB at a time: the server gives up long before the end.
+    let mut ended = None;
+    for i in 0..64 {
+        let header = format!("x-pad-{i:02}: {}\r\n", "a".repeat(1010));
+        if large.write_all(header.as_bytes()).await.is_err() {
+            ended = Some((i, String::new()));
+            break;
+        }
+        let mut answer = vec![0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(20), large.read(&mut answer)).await {
+            Err(_) => {}
+            Ok(Ok(n)) => {
+                ended = Some((i, String::from_utf8_lossy(&answer[..n]).into_owned()));
+                break;
+            }
+            Ok(Err(_)) => {
+                ended = Some((i, String::new()));
+                break;
+            }
+        }
+    }
+    let (kib, answer) = ended.expect("the server read a 64 KiB head to its end");
+    assert!(kib < 16, "the server held {kib} KiB of a head");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    let mut normal = TcpStream::connect(addr).await.expect("connects");
+    normal.write_all(GET).await.expect("writes");
+    let mut answer = vec![0u8; 64];
+    let n = normal.read(&mut answer).await.expect("reads");
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
 }
 
 #[tokio::test]

@@ -1,7 +1,10 @@
 //! HollyHR deliveries: signed with HMAC-SHA256 over the timestamp and the raw body (see
 //! `crate::signature`), by the current signing secret or, during a rotation's overlap, the
-//! previous one. The event id (`HollyHR-Webhook-Id`) deduplicates; `person.*` and `org_unit.*`
-//! name their subject in `data.id`; everything else (`webhook.test`) queues nothing.
+//! previous one. The event's own `id`, inside the signed body, deduplicates: a captured delivery
+//! replayed with a fresh `HollyHR-Webhook-Id` header (which one of the two documented signature
+//! variants does not sign) is still a duplicate; the header id is used only for an event whose
+//! body carries none. `person.*` and `org_unit.*` name their subject in `data.id`; everything
+//! else (`webhook.test`) queues nothing.
 
 use axum::http::HeaderMap;
 use jiff::Timestamp;
@@ -17,6 +20,9 @@ pub struct Hmac;
 /// The event fields the receiver needs; the rest of the payload is never read.
 #[derive(Deserialize)]
 struct Event {
+    /// The event id (`evt_…`), covered by the signature in both variants.
+    #[serde(default)]
+    id: Option<String>,
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
@@ -76,12 +82,19 @@ impl Deliveries for Hmac {
     }
 
     fn read(&self, headers: &HeaderMap, body: &[u8]) -> Result<Delivery, &'static str> {
-        let id = text(headers, signature::HEADER_ID)
+        let header = text(headers, signature::HEADER_ID)
             .filter(|id| !id.is_empty() && id.len() <= 200)
             .ok_or("missing header HollyHR-Webhook-Id")?;
         let event: Event =
             serde_json::from_slice(body).map_err(|_| "the body is not a HollyHR event")?;
         let subject = subject(&event.kind, event.data.as_ref())?;
+        let id = match event.id.as_deref() {
+            Some(id) if id.is_empty() || id.len() > 200 => {
+                return Err("the event's id is empty or over 200 characters");
+            }
+            Some(id) => id,
+            None => header,
+        };
         Ok(Delivery {
             id: id.to_owned(),
             event_type: event.kind,
