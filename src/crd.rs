@@ -260,6 +260,11 @@ pub struct LdapTarget {
     /// Upgrade an `ldap://` connection with StartTLS before binding.
     #[serde(default)]
     pub start_tls: bool,
+    /// Allow a simple bind over plain `ldap://` without StartTLS to a host that is not
+    /// loopback. Off by default: the bind password would cross the network in clear, so such
+    /// a target is refused with the condition reason `PlaintextRefused`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plaintext: bool,
     /// The Secret key holding the PEM CA bundle that signed the server's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<SecretKeyRef>,

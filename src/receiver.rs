@@ -337,6 +337,15 @@ fn answer(
 }
 
 fn answered(mut response: Response, object: Option<(&str, &str)>, outcome: Outcome) -> Response {
+    if matches!(
+        outcome,
+        Outcome::Accepted | Outcome::Duplicate | Outcome::Ignored
+    ) {
+        // Authenticated: the sender may keep its connection for the next delivery.
+        response
+            .extensions_mut()
+            .insert(crate::http::serve::KeepAlive::Marked);
+    }
     response.extensions_mut().insert(Answered {
         outcome,
         object: object.map(|(namespace, name)| (namespace.to_owned(), name.to_owned())),

@@ -456,6 +456,7 @@ pub fn config_for(url: &str, admin_password: &str) -> crate::directory::ldap::Ld
     LdapConfig {
         url: url.to_owned(),
         start_tls: false,
+        allow_plaintext: false,
         ca_pem: None,
         bind_dn: ADMIN_DN.into(),
         bind_password: secrecy::SecretString::from(admin_password.to_owned()),

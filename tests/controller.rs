@@ -1142,6 +1142,27 @@ async fn an_ldap_target_is_checked_with_a_bind_and_a_wrong_password_shows() {
         "{directory}"
     );
     wait_condition(&client, &ns, "acme", "Ready", "False", Some("BindFailed")).await;
+
+    // A plain ldap:// bind to a host that is not loopback is refused before any connection
+    // (the password would travel in clear), until the spec allows it.
+    let mut plain = ldap_people_sync(&hollyhr.base_url(), &ldap, false);
+    plain["metadata"]["name"] = json!("plain");
+    plain["spec"]["target"]["ldap"]["url"] = json!("ldap://directory.example.com:389");
+    create(&client, &ns, plain).await.expect("created");
+    let refused = wait_condition(
+        &client,
+        &ns,
+        "plain",
+        "DirectoryReachable",
+        "False",
+        Some("PlaintextRefused"),
+    )
+    .await;
+    let message = refused["message"].as_str().expect("message");
+    assert!(
+        message.contains("directory.example.com") && message.contains("allowPlaintext"),
+        "{message}"
+    );
     controller.abort();
 }
 

@@ -15,6 +15,7 @@ fn config(server: &Slapd, disable: DisableStrategy) -> LdapConfig {
     LdapConfig {
         url: server.url(),
         start_tls: false,
+        allow_plaintext: false,
         ca_pem: None,
         groups_dn: Some(slapd::GROUPS_DN.into()),
         group_anchor_attribute: "businessCategory".into(),

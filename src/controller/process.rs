@@ -90,7 +90,11 @@ pub async fn run(kube_config: kube::Config, config: Config) -> Result<(), RunErr
             tasks.spawn(crate::http::serve::serve(
                 listener,
                 app,
-                config.receiver_limits,
+                crate::http::serve::Limits {
+                    // Strangers get one request per connection (see http::serve::head).
+                    keep_alive: crate::http::serve::KeepAlive::Marked,
+                    ..config.receiver_limits
+                },
             ));
         }
         None => drop(jobs_tx),

@@ -41,6 +41,9 @@ pub enum DisableStrategy {
 pub struct LdapConfig {
     pub url: String,
     pub start_tls: bool,
+    /// Allow a simple bind over plain `ldap://` (no StartTLS) to a host that is not loopback;
+    /// refused otherwise, since the bind password would cross the network in clear.
+    pub allow_plaintext: bool,
     /// PEM CA bundle to trust for `ldaps://` and StartTLS (instead of the system roots).
     pub ca_pem: Option<String>,
     pub bind_dn: String,
@@ -153,6 +156,7 @@ impl LdapConfig {
         Self {
             url: target.url.clone(),
             start_tls: target.start_tls,
+            allow_plaintext: target.allow_plaintext,
             ca_pem,
             bind_dn: target.bind_dn.clone(),
             bind_password,
@@ -352,8 +356,38 @@ impl LdapConfig {
     }
 }
 
+/// The host a simple bind would send its password to in clear: plain `ldap://` without StartTLS
+/// to a host that is not loopback, unless `allow_plaintext`; `None` when the bind is safe.
+pub fn plaintext_to_another_host(config: &LdapConfig) -> Option<String> {
+    if config.allow_plaintext || config.start_tls {
+        return None;
+    }
+    let url = config.url.trim();
+    let rest = url
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("ldap://"))
+        .map(|_| &url[7..])?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then(|| host.to_owned())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LdapBackendError {
+    #[error(
+        "refusing a simple bind over plain {url}: the bind password would cross the network to {host} unencrypted; use ldaps://, startTls: true, or set target.ldap.allowPlaintext: true"
+    )]
+    Plaintext { url: String, host: String },
     #[error("the CA bundle is not usable: {0}")]
     InvalidCa(String),
     #[error("groups are not managed: set target.ldap.groupsDn")]
@@ -418,6 +452,7 @@ impl DirectoryError for LdapBackendError {
     fn reason(&self) -> &'static str {
         match self {
             LdapBackendError::InvalidCa(_) => "InvalidCa",
+            LdapBackendError::Plaintext { .. } => "PlaintextRefused",
             LdapBackendError::GroupsNotManaged => "GroupsNotManaged",
             LdapBackendError::Connect { .. } | LdapBackendError::Connection { .. } => {
                 "DirectoryUnreachable"
@@ -639,6 +674,12 @@ fn set(values: &[String]) -> HashSet<String> {
 impl LdapDirectory {
     /// Connects (StartTLS when configured) and binds.
     pub async fn connect(config: LdapConfig) -> Result<Self, LdapBackendError> {
+        if let Some(host) = plaintext_to_another_host(&config) {
+            return Err(LdapBackendError::Plaintext {
+                url: config.url.clone(),
+                host,
+            });
+        }
         let ldap = Self::open(&config).await?;
         Ok(Self {
             config,
@@ -1758,5 +1799,42 @@ mod tests {
             rc: 49,
         };
         assert_eq!((bind.reason(), bind.is_per_entry()), ("BindFailed", false));
+    }
+
+    #[test]
+    fn a_plain_bind_to_another_host_is_refused_unless_allowed() {
+        let config = |url: &str, start_tls: bool, allow_plaintext: bool| LdapConfig {
+            url: url.into(),
+            start_tls,
+            allow_plaintext,
+            ..crate::slapd::config_for("ldap://127.0.0.1:389", "x")
+        };
+        for (url, start_tls, allowed, refused) in [
+            (
+                "ldap://ldap.example.com:389",
+                false,
+                false,
+                Some("ldap.example.com"),
+            ),
+            ("LDAP://10.1.2.3", false, false, Some("10.1.2.3")),
+            (
+                "ldap://[2001:db8::1]:389",
+                false,
+                false,
+                Some("2001:db8::1"),
+            ),
+            ("ldap://ldap.example.com:389", true, false, None),
+            ("ldap://ldap.example.com:389", false, true, None),
+            ("ldaps://ldap.example.com:636", false, false, None),
+            ("ldap://127.0.0.1:3890", false, false, None),
+            ("ldap://localhost:389/", false, false, None),
+            ("ldap://[::1]:389", false, false, None),
+        ] {
+            assert_eq!(
+                plaintext_to_another_host(&config(url, start_tls, allowed)).as_deref(),
+                refused,
+                "{url} startTls={start_tls} allowPlaintext={allowed}"
+            );
+        }
     }
 }

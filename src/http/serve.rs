@@ -4,8 +4,11 @@
 //! request must be answered within `request_timeout` (a body trickled byte by byte gets 408),
 //! and at most `max_connections` stay open: a new one beyond that asks the oldest to close once
 //! its request in flight, if any, is answered. The newest connections are the ones a sender is
-//! using; the oldest are the idle ones. Memory stays bounded by the limit, whatever a flood of
-//! connections does, and deliveries on fresh connections keep being answered.
+//! using; the oldest are the idle ones. A connection's first request head is read outside hyper
+//! into what arrived and no more, within one budget for every connection (`head`), and with
+//! [`KeepAlive::Marked`] only a client the app vouched for keeps its connection. Memory stays
+//! bounded, whatever a flood of connections does, and deliveries on fresh connections keep
+//! being answered.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,25 +35,45 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time from a request's headers to its answer (the body's upload included).
     pub request_timeout: Duration,
-    /// The most a connection buffers of a request's head (431 beyond it): with
-    /// `max_connections`, the bound on what unauthenticated heads can hold.
+    /// The most a request's head may hold (431 beyond it).
     pub max_head_bytes: usize,
+    /// The bytes of incomplete first heads across every connection (see [`head`]).
+    pub head_budget: usize,
+    /// Which connections are kept alive after a request.
+    pub keep_alive: KeepAlive,
+}
+
+/// Which connections stay open after a request. As a response extension, [`KeepAlive`] is the
+/// app's word that this client may keep its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeepAlive {
+    /// Every client's (HTTP/1.1's default).
+    #[default]
+    Always,
+    /// Only where the response carries `KeepAlive` (the receiver: authenticated deliveries);
+    /// every other answer closes the connection.
+    Marked,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_connections: 4_096,
+            max_connections: MAX_CONNECTIONS,
             header_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             max_head_bytes: MAX_HEAD_BYTES,
+            head_budget: head::HEAD_BUDGET,
+            keep_alive: KeepAlive::Always,
         }
     }
 }
 
+/// Connections kept open by default.
+pub const MAX_CONNECTIONS: usize = 4_096;
+
 /// A request head's limit: nginx's default for a request line and its headers (8 KiB), and the
-/// least hyper allows; a webhook delivery's head is under 1 KiB. 4,096 connections then hold at
-/// most 32 MiB of heads.
+/// least hyper allows (for the heads of later requests on a kept connection, which hyper
+/// reads); a webhook delivery's head is under 1 KiB.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 
 /// Pending connections the kernel may queue before `serve` accepts them (Linux caps it at
@@ -71,11 +94,39 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
-/// The open connections, oldest first, each with the signal that asks it to close.
+/// The open connections, oldest first, each with the signal that asks it to close: strangers,
+/// and those the app vouched for ([`KeepAlive`] on an answer), which are asked to close only
+/// when no stranger is left (a flood of strangers never pushes out the source's kept-alive
+/// connections).
 #[derive(Default)]
 struct Open {
     next: u64,
     by_age: BTreeMap<u64, oneshot::Sender<()>>,
+    vouched: BTreeMap<u64, oneshot::Sender<()>>,
+}
+
+impl Open {
+    fn len(&self) -> usize {
+        self.by_age.len() + self.vouched.len()
+    }
+
+    /// Asks the oldest stranger (else the oldest vouched-for connection) to close.
+    fn close_oldest(&mut self) {
+        if let Some((_, oldest)) = self.by_age.pop_first().or_else(|| self.vouched.pop_first()) {
+            let _ = oldest.send(());
+        }
+    }
+
+    fn vouch(&mut self, id: u64) {
+        if let Some(close) = self.by_age.remove(&id) {
+            self.vouched.insert(id, close);
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        self.by_age.remove(&id);
+        self.vouched.remove(&id);
+    }
 }
 
 /// Serves `app` on `listener` within `limits` until the future is dropped (which closes every
@@ -97,6 +148,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits) {
         max.saturating_add(max / 8).saturating_add(16),
     ));
     let open = Arc::new(Mutex::new(Open::default()));
+    let heads = head::Heads::new(limits.head_budget);
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -116,10 +168,8 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits) {
         let (close_tx, close_rx) = oneshot::channel();
         let id = {
             let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
-            if open.by_age.len() >= max
-                && let Some((_, oldest)) = open.by_age.pop_first()
-            {
-                let _ = oldest.send(());
+            if open.len() >= max {
+                open.close_oldest();
             }
             let id = open.next;
             open.next += 1;
@@ -131,24 +181,64 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits) {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let counter = in_flight.clone();
         let router = app.clone();
+        let keep_alive = limits.keep_alive;
+        let vouching = open.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let busy = Busy::new(counter.clone());
             let router = router.clone();
+            let vouching = vouching.clone();
             async move {
-                let response = router.oneshot(request.map(axum::body::Body::new)).await;
+                let mut response = router.oneshot(request.map(axum::body::Body::new)).await?;
+                if response.extensions().get::<KeepAlive>().is_some() {
+                    vouching.lock().unwrap_or_else(|e| e.into_inner()).vouch(id);
+                } else if keep_alive == KeepAlive::Marked {
+                    // Only a client the app vouched for keeps its connection: a stranger's
+                    // next head would be read by hyper, outside the head budget.
+                    response.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
                 drop(busy);
-                response
+                Ok::<_, std::convert::Infallible>(response)
             }
         });
         let open = open.clone();
+        let heads = heads.clone();
         connections.spawn(async move {
             let _permit = permit;
+            let mut close_rx = close_rx;
+            let mut stream = stream;
+            // The first head, read outside hyper within the shared budget (see `head`).
+            let (ticket, mut dropped) = heads.start();
+            let first = tokio::select! {
+                read = tokio::time::timeout(
+                    limits.header_timeout,
+                    head::read(&mut stream, &ticket, &mut dropped, limits.max_head_bytes),
+                ) => read.unwrap_or(Err(head::Unread::Dropped)),
+                _ = &mut close_rx => Err(head::Unread::Dropped),
+            };
+            drop(ticket);
+            let prefix = match first {
+                Ok(prefix) => prefix,
+                Err(unread) => {
+                    if let Some(answer) = head::answer(&unread) {
+                        use tokio::io::AsyncWriteExt as _;
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer))
+                                .await;
+                    }
+                    open.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+                    return;
+                }
+            };
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
                 .max_buf_size(limits.max_head_bytes.max(MAX_HEAD_BYTES));
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let connection = builder
+                .serve_connection(TokioIo::new(head::Prefixed::new(prefix, stream)), service);
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
@@ -159,10 +249,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits) {
                     }
                 }
             }
-            open.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .by_age
-                .remove(&id);
+            open.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
         });
     }
 }
@@ -191,6 +278,9 @@ fn timed_out() -> Response {
     )
         .into_response()
 }
+
+mod head;
+pub use head::HEAD_BUDGET;
 
 #[cfg(test)]
 mod tests;

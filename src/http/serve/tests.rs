@@ -10,7 +10,7 @@ fn limits(max_connections: usize) -> Limits {
         max_connections,
         header_timeout: Duration::from_millis(300),
         request_timeout: Duration::from_millis(600),
-        max_head_bytes: super::MAX_HEAD_BYTES,
+        ..Limits::default()
     }
 }
 
@@ -157,6 +157,97 @@ async fn a_head_over_the_limit_is_refused_without_being_held() {
     let mut answer = vec![0u8; 64];
     let n = normal.read(&mut answer).await.expect("reads");
     assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+}
+
+/// Issue #28: incomplete heads share one budget. Strangers who fill it are dropped, oldest
+/// first, to make room for a newcomer's head; a request is answered; every byte is given back.
+#[tokio::test]
+async fn trickled_heads_share_one_budget_and_a_fresh_request_still_gets_through() {
+    let (addr, _server) = server(Limits {
+        head_budget: 16 * 1024,
+        header_timeout: Duration::from_secs(30),
+        ..limits(100)
+    })
+    .await;
+    // Eight strangers each hold 4 KiB of an unfinished head: 32 KiB wanted of a 16 KiB budget.
+    let mut strangers = Vec::new();
+    for _ in 0..8 {
+        let mut stranger = TcpStream::connect(addr).await.expect("connects");
+        stranger
+            .write_all(format!("GET / HTTP/1.1\r\nx-pad: {}\r\n", "a".repeat(4000)).as_bytes())
+            .await
+            .expect("writes");
+        strangers.push(stranger);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut fresh = TcpStream::connect(addr).await.expect("connects");
+    fresh.write_all(GET).await.expect("writes");
+    let mut answer = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), fresh.read(&mut answer))
+        .await
+        .expect("answered in time")
+        .expect("reads");
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    // The oldest strangers were let go to make room.
+    let mut closed = 0;
+    for stranger in &mut strangers {
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(50), stranger.read(&mut byte)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 4, "only {closed} of 8 strangers were dropped");
+}
+
+/// With `KeepAlive::Marked` a client keeps its connection only when the app vouched for it.
+#[tokio::test]
+async fn only_a_vouched_for_client_keeps_its_connection() {
+    let app = Router::new()
+        .route("/stranger", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/known",
+            axum::routing::get(|| async {
+                let mut response = axum::response::IntoResponse::into_response("ok");
+                response.extensions_mut().insert(KeepAlive::Marked);
+                response
+            }),
+        );
+    let listener = bind("127.0.0.1:0".parse().expect("an address")).expect("binds");
+    let addr = listener.local_addr().expect("an address");
+    let _server = tokio::spawn(serve(
+        listener,
+        app,
+        Limits {
+            keep_alive: KeepAlive::Marked,
+            ..limits(10)
+        },
+    ));
+    let mut known = TcpStream::connect(addr).await.expect("connects");
+    for _ in 0..2 {
+        known
+            .write_all(b"GET /known HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("writes");
+        let mut answer = vec![0u8; 256];
+        let n = known.read(&mut answer).await.expect("reads");
+        assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    }
+    let mut stranger = TcpStream::connect(addr).await.expect("connects");
+    stranger
+        .write_all(b"GET /stranger HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("writes");
+    let (sent, _) = until_closed(&mut stranger, Duration::from_secs(2)).await;
+    assert!(
+        sent.starts_with("HTTP/1.1 200") && sent.contains("connection: close"),
+        "{sent}"
+    );
 }
 
 #[tokio::test]
