@@ -7,6 +7,8 @@
 #   Fencing: the leader cut off from the API server stops writing before the standby leads.
 #   Control plane: kube-apiserver and etcd killed mid-sync and mid-burst.
 #   Receiver flood: 10,000 idle connections and 20 slow-loris clients while changes are delivered.
+#   R12: 4,096 connections trickling 64 KiB heads and 256 KiB bodies before authentication.
+#   R14: 2,000 Secrets of 512 KiB (1 GiB) across namespaces, before and during operation.
 # CI runs the same tests with 5 trials of 5,000 people and 2 bursts (`./scripts/test.sh`).
 #
 #   ./scripts/trials.sh                          # the full run
@@ -22,4 +24,6 @@ fi
 export PEOPLESYNC_TRIALS="${PEOPLESYNC_TRIALS:-20}"
 export PEOPLESYNC_TRIAL_PEOPLE="${PEOPLESYNC_TRIAL_PEOPLE:-10000}"
 export PEOPLESYNC_BURST_TRIALS="${PEOPLESYNC_BURST_TRIALS:-10}"
+export PEOPLESYNC_R12_CONNECTIONS="${PEOPLESYNC_R12_CONNECTIONS:-4096}"
+export PEOPLESYNC_R14_SECRETS="${PEOPLESYNC_R14_SECRETS:-2000}"
 cargo test --release --locked --test faults -- --nocapture --test-threads 1 "$@"
