@@ -62,7 +62,9 @@ fn main() {
         .block_on(run(people, rate, seconds, bad));
     if !r1_held {
         // R1 is a promise, not a figure: CI fails when it breaks.
-        eprintln!("R1 broken: a bad request was accepted, read a person or wrote the directory, or the receiver stopped serving");
+        eprintln!(
+            "R1 broken: a bad request was accepted, read a person or wrote the directory, or the receiver stopped serving"
+        );
         std::process::exit(1);
     }
 }

@@ -708,6 +708,32 @@ fn refusal(result: Result<impl std::fmt::Debug, kube::Error>) -> String {
     }
 }
 
+/// A server-side apply under the operator's field manager, as `webhook::signing::write` does.
+async fn apply<K>(api: &Api<K>, name: &str, object: &Value) -> Result<K, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &kube::api::PatchParams::apply("peoplesync-controller").force(),
+        &kube::api::Patch::Apply(object),
+    )
+    .await
+}
+
+/// A JSON merge patch, as `kubectl annotate` and `kubectl patch --type merge` send.
+async fn merge<K>(api: &Api<K>, name: &str, patch: &Value) -> Result<K, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(patch),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
     let plane = control_plane().await;
@@ -973,26 +999,10 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
             "peoplesync.dev/webhook-signing": "true", "peoplesync.dev/peoplesync": "acme"}},
         "stringData": {"token": "stolen"}
     });
-    let message = refusal(
-        secrets
-            .patch(
-                "payroll",
-                &kube::api::PatchParams::apply("peoplesync-controller").force(),
-                &kube::api::Patch::Apply(&take_over),
-            )
-            .await,
-    );
+    let message = refusal(apply(&secrets, "payroll", &take_over).await);
     assert!(message.contains("does not take over"), "{message}");
     let plain_patch = json!({"stringData": {"token": "changed"}});
-    refusal(
-        secrets
-            .patch(
-                "payroll",
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&plain_patch),
-            )
-            .await,
-    );
+    refusal(merge(&secrets, "payroll", &plain_patch).await);
     let payroll: Api<Secret> = Api::namespaced(admin.clone(), &ns);
     let untouched = payroll.get("payroll").await.expect("read");
     assert_eq!(
@@ -1008,12 +1018,7 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
         "stringData": {"current": "whsec_test"}
     });
     for _ in 0..2 {
-        secrets
-            .patch(
-                "acme-webhook-signing",
-                &kube::api::PatchParams::apply("peoplesync-controller").force(),
-                &kube::api::Patch::Apply(&own),
-            )
+        apply(&secrets, "acme-webhook-signing", &own)
             .await
             .expect("its own Secret is written");
     }
@@ -1023,15 +1028,7 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
         "metadata": {"name": "acme-webhook-signing", "labels": {
             "peoplesync.dev/webhook-signing": "true", "peoplesync.dev/peoplesync": "other"}},
     });
-    refusal(
-        secrets
-            .patch(
-                "acme-webhook-signing",
-                &kube::api::PatchParams::apply("peoplesync-controller").force(),
-                &kube::api::Patch::Apply(&moved),
-            )
-            .await,
-    );
+    refusal(apply(&secrets, "acme-webhook-signing", &moved).await);
 
     // Approvals are decisions: an editor may not approve, an approver may, naming herself.
     let eve = user_with(&plane, "eve", &ns, &["peoplesync-edit", "peoplesync-view"]).await;
@@ -1047,45 +1044,23 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
             "peoplesync.dev/approve-deprovision": "0123abcd", "peoplesync.dev/approved-by": by}}})
     };
     let as_eve: Api<PeopleSync> = Api::namespaced(eve, &ns);
-    let message = refusal(
-        as_eve
-            .patch(
-                "acme",
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&approve("eve")),
-            )
-            .await,
-    );
+    let message = refusal(merge(&as_eve, "acme", &approve("eve")).await);
     assert!(message.contains("eve may not approve"), "{message}");
     // An editor still edits.
-    as_eve
-        .patch(
-            "acme",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&json!({"metadata": {"labels": {"team": "identity"}}})),
-        )
-        .await
-        .expect("an editor edits");
+    merge(
+        &as_eve,
+        "acme",
+        &json!({"metadata": {"labels": {"team": "identity"}}}),
+    )
+    .await
+    .expect("an editor edits");
     let as_alice: Api<PeopleSync> = Api::namespaced(alice, &ns);
-    let message = refusal(
-        as_alice
-            .patch(
-                "acme",
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&approve("bob")),
-            )
-            .await,
-    );
+    let message = refusal(merge(&as_alice, "acme", &approve("bob")).await);
     assert!(
         message.contains("set the annotation peoplesync.dev/approved-by to alice"),
         "{message}"
     );
-    as_alice
-        .patch(
-            "acme",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&approve("alice")),
-        )
+    merge(&as_alice, "acme", &approve("alice"))
         .await
         .expect("an approver approves");
 }

@@ -413,6 +413,35 @@ impl Setup {
     fn log(&self, name: &str) -> PathBuf {
         self.logs.join(format!("{name}.log"))
     }
+
+    /// A namespace and subtree `name`, the operator (with a receiver and `args`), and its
+    /// object with a registered webhook pointing at that receiver.
+    async fn receiving(&self, name: &str, args: &[&str]) -> Receiving {
+        let tree = Subtree::create(&self.ldap, name);
+        let (ns, api) = self.object(name).await;
+        let receiver = free_addr();
+        let flag = receiver.to_string();
+        let mut all = vec!["--receiver-listen", flag.as_str()];
+        all.extend_from_slice(args);
+        let operator = Operator::start_with(&self.plane, &ns, &self.log(name), &all);
+        let webhook = self.with_webhook(&tree, &ns, &api, &flag).await;
+        Receiving {
+            tree,
+            ns,
+            receiver,
+            operator,
+            webhook,
+        }
+    }
+}
+
+/// What [`Setup::receiving`] set up.
+struct Receiving {
+    tree: Subtree,
+    ns: String,
+    receiver: std::net::SocketAddr,
+    operator: Operator,
+    webhook: String,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1718,27 +1747,26 @@ async fn ten_thousand_idle_connections_and_a_slow_loris_do_not_stop_deliveries()
     let idle = env_number("PEOPLESYNC_FLOOD_CONNECTIONS", 10_000);
     let setup = Setup::start(control_plane().await, quick_retries(200), "flood").await;
     let base_url = setup.hollyhr.base_url();
-    let tree = Subtree::create(&setup.ldap, "flood");
-    let (ns, api) = setup.object("flood").await;
-    let receiver = free_addr();
-    let receiver_flag = receiver.to_string();
-    let operator = Operator::start_with(
-        &setup.plane,
-        &ns,
-        &setup.log("flood"),
-        &[
-            "--receiver-listen",
-            &receiver_flag,
-            "--receiver-max-connections",
-            "2000",
-            "--receiver-header-timeout",
-            "3s",
-            "--receiver-request-timeout",
-            "5s",
-        ],
-    );
+    let Receiving {
+        tree,
+        receiver,
+        operator,
+        webhook,
+        ..
+    } = setup
+        .receiving(
+            "flood",
+            &[
+                "--receiver-max-connections",
+                "2000",
+                "--receiver-header-timeout",
+                "3s",
+                "--receiver-request-timeout",
+                "5s",
+            ],
+        )
+        .await;
     let pid = operator.child.id();
-    let webhook = setup.with_webhook(&tree, &ns, &api, &receiver_flag).await;
     let before = rss(pid);
 
     // The flood: `idle` connections that never send a byte, opened 500 at a time, and 20
@@ -1918,24 +1946,18 @@ async fn r12_strangers_cannot_make_the_receiver_hold_memory_before_authenticatio
     let strangers = env_number("PEOPLESYNC_R12_CONNECTIONS", 4_096);
     let setup = Setup::start(control_plane().await, quick_retries(200), "r12").await;
     let base_url = setup.hollyhr.base_url();
-    let tree = Subtree::create(&setup.ldap, "r12");
-    let (ns, api) = setup.object("r12").await;
-    let receiver = free_addr();
-    let receiver_flag = receiver.to_string();
     // As the chart runs it (its default `webhook.maxConnections`).
-    let operator = Operator::start_with(
-        &setup.plane,
-        &ns,
-        &setup.log("r12"),
-        &[
-            "--receiver-listen",
-            &receiver_flag,
-            "--receiver-max-connections",
-            "4096",
-        ],
-    );
+    let Receiving {
+        tree,
+        ns,
+        receiver,
+        operator,
+        webhook,
+        ..
+    } = setup
+        .receiving("r12", &["--receiver-max-connections", "4096"])
+        .await;
     let pid = operator.child.id();
-    let webhook = setup.with_webhook(&tree, &ns, &api, &receiver_flag).await;
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(setup.client.clone(), &ns);
     let signing = secrets
