@@ -1324,6 +1324,134 @@ impl Partition {
     }
 }
 
+/// A TCP path to slapd that, once `hold` is set, holds back for `delay` every LDAP write request
+/// (add, modify, delete, modify DN) sent on a connection opened before that moment (a slow path
+/// holding a cut-off leader's writes; its reads pass), and notes when each reached slapd.
+/// Connections opened later pass at once.
+struct Delay {
+    addr: std::net::SocketAddr,
+    hold: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
+    /// When each held write request was handed to slapd.
+    delivered: std::sync::Arc<std::sync::Mutex<Vec<Timestamp>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Delay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The complete LDAP messages at the front of `buffer` (taken out), each with its
+/// protocol-op tag.
+fn ldap_messages(buffer: &mut Vec<u8>) -> Vec<(Vec<u8>, u8)> {
+    let mut messages = Vec::new();
+    loop {
+        // LDAPMessage ::= SEQUENCE { messageID INTEGER, protocolOp CHOICE, ... }
+        if buffer.len() < 2 || buffer[0] != 0x30 {
+            return messages;
+        }
+        let (length, header) = match buffer[1] {
+            short if short < 0x80 => (short as usize, 2),
+            long => {
+                let octets = (long & 0x7f) as usize;
+                if buffer.len() < 2 + octets {
+                    return messages;
+                }
+                let length = buffer[2..2 + octets]
+                    .iter()
+                    .fold(0usize, |n, b| (n << 8) | *b as usize);
+                (length, 2 + octets)
+            }
+        };
+        if buffer.len() < header + length {
+            return messages;
+        }
+        let message: Vec<u8> = buffer.drain(..header + length).collect();
+        let body = &message[header..];
+        let op = if body.len() > 2 && body[0] == 0x02 {
+            body.get(2 + body[1] as usize).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        messages.push((message, op));
+    }
+}
+
+impl Delay {
+    async fn start(upstream: std::net::SocketAddr, delay: Duration) -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("an address");
+        let hold = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+        let delivered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (held, noted) = (hold.clone(), delivered.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let opened_while_held = held.lock().expect("unpoisoned").is_some();
+                let (held, noted) = (held.clone(), noted.clone());
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut from_client, mut to_client) = inbound.into_split();
+                    let (mut from_server, to_server) = outbound.into_split();
+                    let back = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                    });
+                    // Whole messages: reads pass at once, a held connection's writes 5 s
+                    // later (LDAP answers by message id, so the order may change).
+                    let to_server = std::sync::Arc::new(tokio::sync::Mutex::new(to_server));
+                    let mut chunk = vec![0u8; 16 * 1024];
+                    let mut parse = Vec::new();
+                    while let Ok(n) = from_client.read(&mut chunk).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let holding =
+                            !opened_while_held && held.lock().expect("unpoisoned").is_some();
+                        parse.extend_from_slice(&chunk[..n]);
+                        for (message, op) in ldap_messages(&mut parse) {
+                            // Add 0x68, delete 0x4a, modify 0x66, modify DN 0x6c.
+                            let write = matches!(op, 0x66 | 0x68 | 0x4a | 0x6c);
+                            let (to_server, noted) = (to_server.clone(), noted.clone());
+                            if holding && write {
+                                tokio::spawn(async move {
+                                    tokio::time::sleep(delay).await;
+                                    if to_server.lock().await.write_all(&message).await.is_ok() {
+                                        noted.lock().expect("unpoisoned").push(Timestamp::now());
+                                    }
+                                });
+                            } else if to_server.lock().await.write_all(&message).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    // The held writes still go out before the connection closes.
+                    tokio::time::sleep(delay + Duration::from_millis(100)).await;
+                    back.abort();
+                });
+            }
+        });
+        Self {
+            addr,
+            hold,
+            delivered,
+            task,
+        }
+    }
+
+    fn hold(&self) {
+        *self.hold.lock().expect("unpoisoned") = Some(Instant::now());
+    }
+
+    fn delivered(&self) -> Vec<Timestamp> {
+        self.delivered.lock().expect("unpoisoned").clone()
+    }
+}
+
 /// The timestamps (RFC 3339) of a JSON log's audit lines: when each directory write finished.
 fn write_times(log: &Path) -> Vec<Timestamp> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -1373,6 +1501,15 @@ async fn a_leader_cut_off_from_the_api_server_stops_writing_before_the_standby_l
     let base_url = setup.hollyhr.base_url();
     let tree = Subtree::create(&setup.ldap, "fence");
     let (ns, api) = setup.object("fence").await;
+    // The directory is reached through a path that will hold the cut-off leader's writes back
+    // by 5 s (as long as WRITE_DEADLINE: a write abandoned at its deadline still lands).
+    let slapd: std::net::SocketAddr = setup
+        .ldap
+        .url()
+        .trim_start_matches("ldap://")
+        .parse()
+        .expect("slapd's address");
+    let slow = Delay::start(slapd, Duration::from_secs(5)).await;
     let receivers: BTreeMap<String, std::net::SocketAddr> = ["replica-a", "replica-b"]
         .into_iter()
         .map(|name| (name.to_owned(), free_addr()))
@@ -1427,6 +1564,7 @@ async fn a_leader_cut_off_from_the_api_server_stops_writing_before_the_standby_l
     }
     let standby = start("replica-b", setup.plane.kubeconfig_path());
     let mut object = tree.object(&base_url, &setup.ldap);
+    object["spec"]["target"]["ldap"]["url"] = json!(format!("ldap://{}", slow.addr));
     object["spec"]["webhook"] = json!({ "enabled": true, "publicUrl": service.target() });
     create(&setup.client, &ns, object).await.expect("created");
     wait_synced(&api, Timestamp::now(), Duration::from_secs(120)).await;
@@ -1458,6 +1596,7 @@ async fn a_leader_cut_off_from_the_api_server_stops_writing_before_the_standby_l
         );
         if cut_at.is_none() && started.elapsed() > Duration::from_secs(1) {
             partition.cut();
+            slow.hold();
             cut_at = Some(Timestamp::now());
         }
         if taken_over.is_none()
@@ -1519,6 +1658,27 @@ async fn a_leader_cut_off_from_the_api_server_stops_writing_before_the_standby_l
     assert!(
         last < acquired,
         "replica-a wrote at {last}, after replica-b took the Lease at {acquired}"
+    );
+    // The bound: replica-a did try to write after the cut (its requests reached the held
+    // path), and the last of those reached slapd, 5 s late, before replica-b's first write.
+    let held = slow.delivered();
+    let first_new = write_times(&setup.log("replica-b"))
+        .into_iter()
+        .min()
+        .expect("replica-b wrote");
+    let last_held = held.iter().max().copied();
+    println!(
+        "fencing, writes held back 5 s: replica-a sent {} write requests after the cut, the last \
+         reaching slapd at {last_held:?}; replica-b's first write finished at {first_new} \
+         ({:.2} s after its acquireTime)",
+        held.len(),
+        first_new.duration_since(acquired).as_secs_f64()
+    );
+    let last_held = last_held.expect("replica-a attempted no write after the cut");
+    assert!(
+        last_held < first_new,
+        "replica-a's held write reached slapd at {last_held}, after replica-b's first write at \
+         {first_new}"
     );
     drop(service);
     let _ = std::fs::remove_dir_all(&setup.logs);

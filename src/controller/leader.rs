@@ -275,7 +275,16 @@ impl crate::directory::fenced::Fence for LeaseFence {
             });
             let mut window = match cached {
                 Some(window) if fresh => window,
-                _ => self.read(now).await?,
+                // Near its end the Lease is read again (a renewal moves it); when it cannot be
+                // read, the window already shown still holds: nobody else can take the Lease
+                // before it ends.
+                _ => match self.read(now).await {
+                    Ok(window) => window,
+                    Err(error) => match cached {
+                        Some(window) if Self::deadline(&window, now).is_some() => window,
+                        _ => return Err(error),
+                    },
+                },
             };
             if now < window.from {
                 // Just acquired: the former leader's last write may still be on its way.
