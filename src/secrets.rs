@@ -303,8 +303,9 @@ impl SecretCache {
         self.len() == 0
     }
 
-    /// The bytes of Secret data held (for tests and the memory trial).
-    pub fn data_bytes(&self) -> usize {
+    /// The bytes of Secret data held.
+    #[cfg(test)]
+    fn data_bytes(&self) -> usize {
         self.state()
             .entries
             .values()

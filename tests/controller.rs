@@ -1240,12 +1240,7 @@ async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_appr
     .await;
     let approve = json!({"metadata": {"annotations": {
         "peoplesync.dev/approve-deprovision": hash, "peoplesync.dev/approved-by": "alice"}}});
-    Api::<PeopleSync>::namespaced(alice, &ns)
-        .patch(
-            "acme",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&approve),
-        )
+    merge(&Api::<PeopleSync>::namespaced(alice, &ns), "acme", &approve)
         .await
         .expect("annotated");
     let approved = wait_condition(

@@ -608,8 +608,8 @@ async fn kill_9_during_a_full_sync_loses_nothing_and_duplicates_nothing() {
     let _ = std::fs::remove_dir_all(&setup.logs);
 }
 
-/// Every delivery of one webhook from the sandbox: `(person id, status, last status code)`.
-async fn deliveries(base_url: &str, webhook: &str) -> Vec<(String, String, Option<u64>)> {
+/// Every delivery record of one webhook from the sandbox, page by page.
+async fn delivery_records(base_url: &str, webhook: &str) -> Vec<Value> {
     let http = reqwest::Client::new();
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
@@ -628,16 +628,7 @@ async fn deliveries(base_url: &str, webhook: &str) -> Vec<(String, String, Optio
             .json()
             .await
             .expect("JSON");
-        for delivery in page["data"].as_array().expect("data") {
-            out.push((
-                delivery["resource"]["id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                delivery["status"].as_str().unwrap_or_default().to_owned(),
-                delivery["last_status_code"].as_u64(),
-            ));
-        }
+        out.extend(page["data"].as_array().expect("data").iter().cloned());
         cursor = page["pagination"]["next_cursor"]
             .as_str()
             .map(str::to_owned);
@@ -645,6 +636,24 @@ async fn deliveries(base_url: &str, webhook: &str) -> Vec<(String, String, Optio
             return out;
         }
     }
+}
+
+/// Every delivery of one webhook from the sandbox: `(person id, status, last status code)`.
+async fn deliveries(base_url: &str, webhook: &str) -> Vec<(String, String, Option<u64>)> {
+    delivery_records(base_url, webhook)
+        .await
+        .iter()
+        .map(|delivery| {
+            (
+                delivery["resource"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                delivery["status"].as_str().unwrap_or_default().to_owned(),
+                delivery["last_status_code"].as_u64(),
+            )
+        })
+        .collect()
 }
 
 /// Every attempt of every delivery of `webhook` for `people`: `(person id, status code)`.
@@ -655,48 +664,26 @@ async fn attempt_codes(
 ) -> Vec<(String, Option<u64>)> {
     let http = reqwest::Client::new();
     let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut request = http
-            .get(format!("{base_url}/webhooks/{webhook}/deliveries"))
-            .bearer_auth(sandbox::DEFAULT_API_KEY)
-            .query(&[("limit", "100")]);
-        if let Some(cursor) = &cursor {
-            request = request.query(&[("cursor", cursor)]);
+    for delivery in delivery_records(base_url, webhook).await {
+        let person = delivery["resource"]["id"].as_str().unwrap_or_default();
+        if !people.iter().any(|p| p == person) {
+            continue;
         }
-        let page: Value = request
+        let id = delivery["id"].as_str().expect("a delivery id");
+        let detail: Value = http
+            .get(format!("{base_url}/webhooks/{webhook}/deliveries/{id}"))
+            .bearer_auth(sandbox::DEFAULT_API_KEY)
             .send()
             .await
-            .expect("deliveries")
+            .expect("a delivery")
             .json()
             .await
             .expect("JSON");
-        for delivery in page["data"].as_array().expect("data") {
-            let person = delivery["resource"]["id"].as_str().unwrap_or_default();
-            if !people.iter().any(|p| p == person) {
-                continue;
-            }
-            let id = delivery["id"].as_str().expect("a delivery id");
-            let detail: Value = http
-                .get(format!("{base_url}/webhooks/{webhook}/deliveries/{id}"))
-                .bearer_auth(sandbox::DEFAULT_API_KEY)
-                .send()
-                .await
-                .expect("a delivery")
-                .json()
-                .await
-                .expect("JSON");
-            for attempt in detail["data"]["attempts"].as_array().expect("attempts") {
-                out.push((person.to_owned(), attempt["status_code"].as_u64()));
-            }
-        }
-        cursor = page["pagination"]["next_cursor"]
-            .as_str()
-            .map(str::to_owned);
-        if cursor.is_none() {
-            return out;
+        for attempt in detail["data"]["attempts"].as_array().expect("attempts") {
+            out.push((person.to_owned(), attempt["status_code"].as_u64()));
         }
     }
+    out
 }
 
 /// A sandbox of `people` that delivers webhooks to loopback and retries refused deliveries
