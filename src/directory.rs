@@ -148,6 +148,9 @@ pub struct DirectoryTraits {
     pub manager_attribute: Option<String>,
     /// Groups (one per org unit) are managed.
     pub groups: bool,
+    /// The longest group name the directory takes, in characters (AD: `cn` is at most 64);
+    /// longer department names are cut.
+    pub group_name_max: Option<usize>,
 }
 
 /// A backend's error: a static category (condition reason, metric label) and whether it concerns

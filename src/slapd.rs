@@ -481,5 +481,6 @@ pub fn config_for(url: &str, admin_password: &str) -> crate::directory::ldap::Ld
         initial_password: Default::default(),
         people_subtree: false,
         people_filter: String::new(),
+        group_name_max: None,
     }
 }

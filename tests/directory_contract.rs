@@ -202,7 +202,18 @@ impl<D: Directory> Contract<D> {
             let group = groups
                 .get(unit.id.as_str())
                 .expect("a group per department");
-            assert_eq!(group.name, unit.name);
+            // Cut to the directory's limit (AD: 64 characters), trailing spaces dropped.
+            let expected = match self.policy.directory.group_name_max {
+                Some(max) if unit.name.chars().count() > max => unit
+                    .name
+                    .chars()
+                    .take(max)
+                    .collect::<String>()
+                    .trim_end()
+                    .to_owned(),
+                _ => unit.name.clone(),
+            };
+            assert_eq!(group.name, expected);
             let members: BTreeSet<String> = people
                 .iter()
                 .filter(|p| p.department.as_ref().is_some_and(|d| d.id == unit.id))
@@ -584,4 +595,277 @@ async fn the_directory_contract_holds_on_389_ds_moving_leavers_to_an_ou() {
     .expect("binds");
     let mut admin = server.admin().await.expect("admin binds");
     inet_org_person_contract(directory, LdapProfile::Ds389, &mut admin, &ou.people).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// R13: hostile names
+// ---------------------------------------------------------------------------------------------
+
+/// First and last names holding every character RFC 4514 (DNs) and RFC 4515 (filters) give a
+/// meaning, a NUL, leading and trailing spaces, non-ASCII, and the contract's 64-character
+/// extremes (`first_name` and `last_name` are `maxLength: 64`).
+fn hostile_names() -> Vec<(String, String)> {
+    let pairs: [(&str, &str); 18] = [
+        ("Ann", "Smith, Jr."),
+        ("A+B", "C+D"),
+        ("\"Quoted\"", "O\"Brien"),
+        ("Back\\slash", "\\2c Escaped"),
+        ("*", "*"),
+        ("(Paren)", ")("),
+        ("#Hash", "#"),
+        ("Equals=", "=Sign"),
+        ("Semi;", ";colon"),
+        ("Nul\0Byte", "Zero\0"),
+        ("  Leading", "Trailing  "),
+        ("Zoë", "Ångström-Øre"),
+        ("李", "小龍"),
+        ("Ωμέγα", "Ελληνικά"),
+        ("<Angle>", "Brackets>"),
+        ("*)(uid=*", "x)(|(objectClass=*"),
+        ("Same", "Smith, Jr."),
+        ("Ann", "Smith\\, Jr."),
+    ];
+    let mut names: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(f, l)| ((*f).to_owned(), (*l).to_owned()))
+        .collect();
+    names.push(("A".repeat(64), "Z".repeat(64)));
+    names.push(("é".repeat(64), "李".repeat(64)));
+    names.push((",".repeat(64), "\\".repeat(64)));
+    names
+}
+
+/// Ids PeopleSync anchors on: HollyHR's contract allows 12 base32 characters only, but the
+/// directory layer must not let any source value change the meaning of a filter or a DN.
+const HOSTILE_IDS: [&str; 5] = ["*", "a)(cn=*", "b\\2a", "c(", "d*"];
+
+/// People with hostile names (and a few hostile ids), some managing others, in departments with
+/// hostile names.
+fn hostile_organisation() -> (Vec<Person>, Vec<OrgUnit>) {
+    let units: Vec<OrgUnit> = [
+        "R&D, Berlin",
+        "Sales (EMEA) *",
+        "#1 Team",
+        " Ops ",
+        "Støtte+Drift=\"Support\"",
+        // Longer than AD's 64-character `cn`, with a comma and a space where AD's cut falls.
+        "Customer Success and Account Management, Enterprise Accounts, Northern Europe and the Baltics",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, name)| OrgUnit::sample_department(&format!("org_unit_h{i}.a.b"), name))
+    .collect();
+    let people: Vec<Person> = hostile_names()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (first, last))| {
+            let id = HOSTILE_IDS
+                .get(i)
+                .map_or_else(|| format!("hostile{i:05}"), |id| (*id).to_owned());
+            let mut person = Person::sample(&id, &first, &last);
+            person.work_email = Some(format!("hostile{i}@example.com"));
+            person.job_title = Some(format!("{last}, {first}"));
+            let unit = &units[i % units.len()];
+            person.department = Some(peoplesync::source::hollyhr::model::DepartmentRef {
+                id: unit.id.clone(),
+                name: unit.name.clone(),
+            });
+            person
+        })
+        .collect();
+    let mut people = people;
+    // Everyone after the first three is managed by one of them.
+    for i in 3..people.len() {
+        let manager = &people[i % 3];
+        let reference = peoplesync::source::hollyhr::model::PersonRef {
+            id: manager.id.clone(),
+            display_name: manager.display_name.clone(),
+        };
+        people[i].manager = Some(reference);
+    }
+    (people, units)
+}
+
+/// Each person's anchor filter, searched over the whole naming context, finds that person's
+/// entry and nothing else.
+async fn each_filter_finds_its_own(
+    contract: &Contract<LdapDirectory>,
+    admin: &mut ldap3::Ldap,
+    naming_context: &str,
+    anchor_attribute: &str,
+    people: &[Person],
+) {
+    let snapshot = contract.snapshot().await;
+    assert_eq!(snapshot.entries.len(), people.len(), "one entry per person");
+    for entry in &snapshot.entries {
+        let filter = LdapConfig::anchor_filter(anchor_attribute, &entry.anchor);
+        let ldap3::SearchResult(found, result) = admin
+            .search(naming_context, ldap3::Scope::Subtree, &filter, vec!["1.1"])
+            .await
+            .expect("searches");
+        assert_eq!(result.rc, 0, "{filter}: {}", result.text);
+        let found: Vec<String> = found
+            .into_iter()
+            .map(|e| ldap3::SearchEntry::construct(e).dn)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "the filter {filter:?} finds {} entries, not only {}",
+            found.len(),
+            entry.id
+        );
+        assert!(
+            found[0].eq_ignore_ascii_case(&entry.id),
+            "{filter:?} found {} instead of {}",
+            found[0],
+            entry.id
+        );
+    }
+}
+
+/// The directory is exactly what the mapping makes of `people`, and another cycle plans nothing.
+async fn settled(contract: &Contract<LdapDirectory>, people: &[Person]) {
+    contract.verify(people, &BTreeSet::new()).await;
+    let (again, _) = contract.plan(people).await;
+    assert!(
+        again.is_empty() && again.failures.is_empty(),
+        "a second cycle changes nothing: {:?} {:?}",
+        again.counts(),
+        again.failures
+    );
+}
+
+/// R13: create, verify exactly, rename (the names rotate among the people), disable two, and
+/// check after every cycle that the directory is exactly what the mapping says, that a further
+/// cycle plans nothing, and that every filter matches only its own entry.
+async fn hostile_names_contract(
+    mut contract: Contract<LdapDirectory>,
+    admin: &mut ldap3::Ldap,
+    naming_context: &str,
+    anchor_attribute: &str,
+) {
+    let (mut people, units) = hostile_organisation();
+    contract.units = units;
+    let applied = contract.cycle(&people).await;
+    assert_eq!(applied.counts["create"], people.len() as u64);
+    settled(&contract, &people).await;
+    each_filter_finds_its_own(&contract, admin, naming_context, anchor_attribute, &people).await;
+
+    // Every name moves to the next person: each entry is renamed to another hostile name.
+    let names: Vec<(Option<String>, Option<String>, String)> = people
+        .iter()
+        .map(|p| {
+            (
+                p.first_name.clone(),
+                p.last_name.clone(),
+                p.display_name.clone(),
+            )
+        })
+        .collect();
+    for (i, person) in people.iter_mut().enumerate() {
+        let (first, last, display) = names[(i + 1) % names.len()].clone();
+        person.first_name = first;
+        person.last_name = last;
+        person.display_name = display;
+    }
+    let applied = contract.cycle(&people).await;
+    assert!(applied.counts["update"] > 0, "{:?}", applied.counts);
+    settled(&contract, &people).await;
+    each_filter_finds_its_own(&contract, admin, naming_context, anchor_attribute, &people).await;
+
+    // Two leavers (one of them a manager).
+    let yesterday = Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .yesterday()
+        .expect("a date");
+    for person in &mut people[1..3] {
+        person.end_date = Some(yesterday);
+    }
+    let applied = contract.cycle(&people).await;
+    assert_eq!(applied.counts["disable"], 2, "{:?}", applied.counts);
+    settled(&contract, &people).await;
+    each_filter_finds_its_own(&contract, admin, naming_context, anchor_attribute, &people).await;
+}
+
+#[tokio::test]
+async fn r13_hostile_names_are_exact_on_openldap() {
+    let server = Slapd::start().await.expect("slapd starts");
+    let config = server.ldap_config();
+    let naming_context = config.naming_context();
+    let anchor = config.anchor_attribute.clone();
+    let directory = LdapDirectory::connect(config).await.expect("binds");
+    let mapping =
+        Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("compiles");
+    let mut admin = server.admin().await.expect("admin binds");
+    hostile_names_contract(
+        Contract::new(directory, mapping),
+        &mut admin,
+        &naming_context,
+        &anchor,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn r13_hostile_names_are_exact_on_389_ds() {
+    let server = Ds389::shared()
+        .await
+        .unwrap_or_else(|error| panic!("389-ds starts: {error}"));
+    let ou = server.ou("hostile").await.expect("the OUs are added");
+    let config = server.ldap_config(&ou);
+    let naming_context = config.naming_context();
+    let anchor = config.anchor_attribute.clone();
+    let directory = LdapDirectory::connect(config).await.expect("binds");
+    let mapping =
+        Mapping::new(Profile::Ldap(LdapProfile::Ds389), &BTreeMap::new()).expect("compiles");
+    let mut admin = server.admin().await.expect("admin binds");
+    hostile_names_contract(
+        Contract::new(directory, mapping),
+        &mut admin,
+        &naming_context,
+        &anchor,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn r13_hostile_names_are_exact_on_samba_ad() {
+    let dc = SambaDc::shared()
+        .await
+        .unwrap_or_else(|error| panic!("the Samba AD DC starts: {error}"));
+    let (people_dn, groups_dn) = dc.ou("Hostile").await.expect("the OUs are added");
+    let target: LdapTarget = serde_json::from_value(serde_json::json!({
+        "url": samba::URL,
+        "bindDn": samba::ADMIN_DN,
+        "bindPasswordSecretRef": {"name": "ad", "key": "password"},
+        "baseDn": samba::BASE_DN,
+        "peopleDn": people_dn,
+        "groupsDn": groups_dn,
+        "profile": "ad"
+    }))
+    .expect("a valid AD target");
+    let config = LdapConfig::from_spec(
+        &target,
+        SecretString::from(dc.admin_password.clone()),
+        Some(dc.ca_pem.clone()),
+    );
+    let anchor = config.anchor_attribute.clone();
+    let directory = LdapDirectory::connect(config)
+        .await
+        .expect("binds over LDAPS");
+    let mapping = Mapping::new(
+        Profile::Ldap(LdapProfile::ActiveDirectory),
+        &BTreeMap::new(),
+    )
+    .expect("compiles");
+    let mut admin = dc.admin().await.expect("admin binds");
+    hostile_names_contract(
+        Contract::new(directory, mapping),
+        &mut admin,
+        samba::BASE_DN,
+        &anchor,
+    )
+    .await;
 }

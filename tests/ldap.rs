@@ -25,6 +25,7 @@ fn config(server: &Slapd, disable: DisableStrategy) -> LdapConfig {
         initial_password: Default::default(),
         people_subtree: false,
         people_filter: String::new(),
+        group_name_max: None,
         bind_dn: slapd::ADMIN_DN.into(),
         bind_password: SecretString::from(server.admin_password.clone()),
         base_dn: slapd::BASE_DN.into(),

@@ -83,6 +83,9 @@ pub struct LdapConfig {
     /// `(&(objectCategory=person)(objectClass=user))`, which leaves out OUs, groups and
     /// computers); empty: none.
     pub people_filter: String,
+    /// The longest group name (`cn`) the directory takes, in characters (AD: 64); `None`: no
+    /// limit.
+    pub group_name_max: Option<usize>,
 }
 
 /// The password a new AD account gets.
@@ -180,6 +183,7 @@ impl LdapConfig {
             member_range: ad.then_some(AD_MAX_VAL_RANGE),
             people_subtree: ad,
             people_filter: if ad { AD_PERSON_FILTER } else { "" }.to_owned(),
+            group_name_max: ad.then_some(AD_CN_MAX),
             initial_password: match target.initial_password {
                 Some(crate::crd::LdapInitialPassword::Random) => InitialPassword::Random,
                 _ => InitialPassword::None,
@@ -195,6 +199,9 @@ impl LdapConfig {
 
 /// Person accounts in AD (computers are `user` objects too, of another category).
 pub const AD_PERSON_FILTER: &str = "(&(objectCategory=person)(objectClass=user))";
+
+/// AD's `cn` (`rangeUpper` 64): people's RDN and groups' names.
+pub const AD_CN_MAX: usize = 64;
 
 /// AD's default `MaxValRange`: values of one attribute per search answer.
 pub const AD_MAX_VAL_RANGE: u32 = 1500;
@@ -274,6 +281,12 @@ impl LdapConfig {
             escape_rdn_value(rdn_value),
             parent
         )
+    }
+
+    /// The filter that finds the entry holding `anchor` in `attribute`: the one filter
+    /// PeopleSync sends with a value from the source in it, escaped (RFC 4515).
+    pub fn anchor_filter(attribute: &str, anchor: &str) -> String {
+        format!("({attribute}={})", ldap3::ldap_escape(anchor))
     }
 
     /// Whether an entry is enabled, as the disable strategy records it.
@@ -968,7 +981,7 @@ impl LdapDirectory {
         anchor_attribute: &str,
         anchor: &str,
     ) -> Result<(), LdapBackendError> {
-        let filter = format!("({anchor_attribute}={})", ldap3::ldap_escape(anchor));
+        let filter = LdapConfig::anchor_filter(anchor_attribute, anchor);
         let (entries, result) = self
             .search("read", dn, Scope::Base, &filter, vec!["1.1"])
             .await?;
@@ -1360,6 +1373,7 @@ impl Directory for LdapDirectory {
             disable_changes_id: matches!(self.config.disable, DisableStrategy::MoveToOu { .. }),
             manager_attribute: Some("manager".into()),
             groups: self.config.groups_dn.is_some(),
+            group_name_max: self.config.group_name_max,
         }
     }
 

@@ -172,6 +172,7 @@ impl Directory for MemoryDirectory {
                 disable_changes_id: self.moves_on_disable,
                 manager_attribute: Some("manager".into()),
                 groups: true,
+                group_name_max: None,
             },
             None => DirectoryTraits {
                 rdn_attribute: Some("userName".into()),
@@ -179,6 +180,7 @@ impl Directory for MemoryDirectory {
                 disable_changes_id: false,
                 manager_attribute: Some("enterprise.manager".into()),
                 groups: true,
+                group_name_max: None,
             },
         }
     }

@@ -545,6 +545,7 @@ impl Directory for ScimDirectory {
             disable_changes_id: false,
             manager_attribute: Some("enterprise.manager".into()),
             groups: true,
+            group_name_max: None,
         }
     }
 

@@ -11,8 +11,21 @@ use crate::source::hollyhr::model::OrgUnitType;
 use super::people::PeoplePlan;
 use super::{Action, Index, Inputs, Reason, Step, today};
 
-/// The groups that should exist: anchor → name of each active department.
-pub(crate) fn departments(units: &[OrgUnit], today: Date) -> BTreeMap<&str, &str> {
+/// `name` cut to `max` characters (and its trailing spaces then dropped), borrowed.
+pub(crate) fn fitted(name: &str, max: Option<usize>) -> &str {
+    match max.and_then(|max| name.char_indices().nth(max)) {
+        Some((end, _)) => name[..end].trim_end(),
+        None => name,
+    }
+}
+
+/// The groups that should exist: anchor → name of each active department, cut to `max`
+/// characters when the directory has a limit.
+pub(crate) fn departments(
+    units: &[OrgUnit],
+    today: Date,
+    max: Option<usize>,
+) -> BTreeMap<&str, &str> {
     units
         .iter()
         .filter(|unit| {
@@ -21,7 +34,7 @@ pub(crate) fn departments(units: &[OrgUnit], today: Date) -> BTreeMap<&str, &str
                 && unit.active_from <= today
                 && unit.active_to.is_none_or(|to| to >= today)
         })
-        .map(|unit| (unit.id.as_str(), unit.name.as_str()))
+        .map(|unit| (unit.id.as_str(), fitted(&unit.name, max)))
         .collect()
 }
 
@@ -33,7 +46,7 @@ pub(crate) fn plan_groups<'a>(
     let today = today(inputs.now);
     // Anchor → name of every group that should exist.
     let desired: BTreeMap<&str, &str> = match inputs.org_units {
-        Some(units) => departments(units, today),
+        Some(units) => departments(units, today, inputs.policy.directory.group_name_max),
         // Without org units, the groups stay as they are; only memberships move.
         None => index
             .groups

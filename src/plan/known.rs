@@ -719,9 +719,10 @@ impl Known {
         &self,
         org_units: Option<&[OrgUnit]>,
         today: jiff::civil::Date,
+        group_name_max: Option<usize>,
     ) -> Vec<GroupStep> {
         let desired: BTreeMap<&str, &str> = match org_units {
-            Some(units) => super::groups::departments(units, today),
+            Some(units) => super::groups::departments(units, today, group_name_max),
             // Without org units, the groups stay as they are; only memberships move.
             None => self
                 .groups

@@ -21,6 +21,8 @@ mod fast;
 const MAX_NUMBERED: u32 = 99;
 /// AD's `sAMAccountName` limit.
 pub const SAM_ACCOUNT_NAME_MAX: usize = 20;
+/// AD's `cn` limit (the RDN of its accounts).
+pub const AD_CN_MAX: usize = crate::directory::ldap::AD_CN_MAX;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MappingError {
@@ -178,6 +180,14 @@ impl AttributeRule {
         }
     }
 
+    /// Cut to `max` characters (a directory's `rangeUpper`).
+    fn at_most(self, max: usize) -> Self {
+        Self {
+            max_chars: Some(max),
+            ..self
+        }
+    }
+
     fn unique(candidates: &[&str], max_chars: Option<usize>) -> Self {
         Self {
             templates: candidates.iter().map(|t| (*t).to_owned()).collect(),
@@ -198,6 +208,8 @@ pub fn profile_defaults(profile: Profile) -> BTreeMap<String, AttributeRule> {
                     &[
                         "{{ given_name|ascii|lower }}.{{ last_name|ascii|lower }}",
                         "{{ given_name|ascii|lower }}.{{ last_name|ascii|lower }}{{ n }}",
+                        // Names without a Latin letter or digit (李 小龍, Ωμέγα): the id.
+                        "{{ id|ascii|lower }}",
                     ],
                     None,
                 ),
@@ -220,8 +232,9 @@ pub fn profile_defaults(profile: Profile) -> BTreeMap<String, AttributeRule> {
                 "sAMAccountName",
                 AttributeRule::unique(
                     &[
-                        "{{ given_name|ascii|lower|first }}{{ last_name|ascii|lower }}",
-                        "{{ given_name|ascii|lower|first }}{{ last_name|ascii|lower|truncate_chars(17) }}{{ n }}",
+                        "{{ given_name|ascii|lower|initial }}{{ last_name|ascii|lower }}",
+                        "{{ given_name|ascii|lower|initial }}{{ last_name|ascii|lower|truncate_chars(17) }}{{ n }}",
+                        "{{ id|ascii|lower }}",
                     ],
                     Some(SAM_ACCOUNT_NAME_MAX),
                 ),
@@ -229,14 +242,27 @@ pub fn profile_defaults(profile: Profile) -> BTreeMap<String, AttributeRule> {
             // The RDN: unique in its OU (two people of the same name get a numbered one).
             (
                 "cn",
-                AttributeRule::unique(&["{{ display_name }}", "{{ display_name }} {{ n }}"], None),
+                AttributeRule::unique(
+                    &[
+                        "{{ display_name }}",
+                        "{{ display_name|truncate_chars(61) }} {{ n }}",
+                    ],
+                    Some(AD_CN_MAX),
+                ),
             ),
+            // AD's `rangeUpper`s: a longer value is refused (constraint violation).
             (
                 "sn",
-                AttributeRule::required("{{ last_name or display_name }}"),
+                AttributeRule::required("{{ last_name or display_name }}").at_most(64),
             ),
-            ("givenName", AttributeRule::plain("{{ given_name }}")),
-            ("displayName", AttributeRule::plain("{{ display_name }}")),
+            (
+                "givenName",
+                AttributeRule::plain("{{ given_name }}").at_most(64),
+            ),
+            (
+                "displayName",
+                AttributeRule::plain("{{ display_name }}").at_most(256),
+            ),
             ("mail", AttributeRule::plain("{{ work_email }}")),
             // Unique in the domain, like sAMAccountName; an e-mail another account holds as
             // its UPN gives way to one made of the person's id.
@@ -250,8 +276,14 @@ pub fn profile_defaults(profile: Profile) -> BTreeMap<String, AttributeRule> {
                     None,
                 ),
             ),
-            ("title", AttributeRule::plain("{{ job_title }}")),
-            ("department", AttributeRule::plain("{{ department }}")),
+            (
+                "title",
+                AttributeRule::plain("{{ job_title }}").at_most(128),
+            ),
+            (
+                "department",
+                AttributeRule::plain("{{ department }}").at_most(64),
+            ),
             ("employeeID", AttributeRule::required("{{ id }}")),
         ],
         Profile::Scim => vec![
@@ -368,12 +400,21 @@ struct RuleRef<'a> {
     fast: &'a [Option<fast::Compiled>],
 }
 
-/// A rendered value as stored: trimmed, cut to `max` characters (reusing the string when it
-/// needs neither).
+/// A rendered value as stored: without control characters (a NUL, a line break or a tab in a
+/// name is never meant, and Samba AD compares names only up to a NUL), trimmed, cut to `max`
+/// characters (reusing the string when it needs none of it).
 fn finish(rendered: String, max: Option<usize>) -> String {
+    let rendered = if rendered.contains(char::is_control) {
+        rendered.chars().filter(|c| !c.is_control()).collect()
+    } else {
+        rendered
+    };
     let trimmed = rendered.trim();
     match max {
-        Some(max) if trimmed.chars().nth(max).is_some() => trimmed.chars().take(max).collect(),
+        Some(max) if trimmed.chars().nth(max).is_some() => {
+            let cut: String = trimmed.chars().take(max).collect();
+            cut.trim_end().to_owned()
+        }
         _ if trimmed.len() == rendered.len() => rendered,
         _ => trimmed.to_owned(),
     }
@@ -420,6 +461,7 @@ impl Mapping {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.add_filter("ascii", ascii);
+        env.add_filter("initial", initial);
         env.add_filter("truncate_chars", truncate_chars);
         for (attribute, rule) in &rules {
             for (index, template) in rule.templates.iter().enumerate() {
@@ -539,7 +581,8 @@ impl Mapping {
     ) -> Result<bool, MappingError> {
         let rule = rule_ref.rule;
         for index in 0..rule.templates.len() {
-            let n = if is_numbered(&rule.templates[index]) {
+            let numbered = is_numbered(&rule.templates[index]);
+            let n = if numbered {
                 let digits =
                     value.len() - value.trim_end_matches(|c: char| c.is_ascii_digit()).len();
                 match value[value.len() - digits..].parse::<u32>() {
@@ -550,18 +593,36 @@ impl Mapping {
                 None
             };
             if self.render(rule_ref, index, fields, n)? == value {
+                return Ok(meaningful(value, numbered) || !self.any_meaningful(rule_ref, fields)?);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether any of the rule's templates gives a [`meaningful`] value for this person.
+    fn any_meaningful(
+        &self,
+        rule_ref: &RuleRef<'_>,
+        fields: &Context,
+    ) -> Result<bool, MappingError> {
+        for (index, template) in rule_ref.rule.templates.iter().enumerate() {
+            let numbered = is_numbered(template);
+            let value = self.render(rule_ref, index, fields, numbered.then_some(2))?;
+            if meaningful(&value, numbered) {
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
+    /// The first free candidate, skipping those that are not [`meaningful`] unless none is.
     fn first_free(
         &self,
         rule_ref: &RuleRef<'_>,
         fields: &Context,
         taken: &dyn Fn(&str, &str) -> bool,
     ) -> Result<String, MappingError> {
+        let any_meaningful = self.any_meaningful(rule_ref, fields)?;
         let (attribute, rule) = (rule_ref.attribute, rule_ref.rule);
         for index in 0..rule.templates.len() {
             let numbered = is_numbered(&rule.templates[index]);
@@ -572,6 +633,10 @@ impl Mapping {
             };
             for n in numbers {
                 let value = self.render(rule_ref, index, fields, n)?;
+                if any_meaningful && !meaningful(&value, numbered) {
+                    // Every number gives the same base: on to the next template.
+                    break;
+                }
                 if value.is_empty() {
                     return Err(MappingError::EmptyRequired {
                         attribute: attribute.to_owned(),
@@ -617,6 +682,23 @@ fn ascii(value: String) -> String {
             _ => None,
         })
         .collect()
+}
+
+/// The first character, or nothing (minijinja's `first` refuses an empty string).
+fn initial(value: String) -> String {
+    value.chars().next().map(String::from).unwrap_or_default()
+}
+
+/// Whether a unique candidate says something of the person: a letter or a digit besides the
+/// number of a numbered template. `.` (from `{{ given }}.{{ last }}` of a name without a Latin
+/// letter) or `2` is skipped while another template gives a value that does.
+fn meaningful(value: &str, numbered: bool) -> bool {
+    let base = if numbered {
+        value.trim_end_matches(|c: char| c.is_ascii_digit())
+    } else {
+        value
+    };
+    base.chars().any(char::is_alphanumeric)
 }
 
 fn truncate_chars(value: String, max: usize) -> String {
@@ -699,6 +781,61 @@ mod tests {
             renamed.attributes["uid"],
             ["ada.king"],
             "a value that is no longer a candidate (the name changed) is recomputed"
+        );
+    }
+
+    #[test]
+    fn names_without_a_latin_letter_take_the_id_and_punctuation_stays_where_nothing_else_would() {
+        let ldap =
+            Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("compiles");
+        let ad = Mapping::new(
+            Profile::Ldap(LdapProfile::ActiveDirectory),
+            &BTreeMap::new(),
+        )
+        .expect("compiles");
+        let get = |mapping: &Mapping,
+                   person: &Person,
+                   current: Option<&BTreeMap<String, Vec<String>>>,
+                   name: &str| {
+            mapping
+                .map(person, current, &nothing_taken)
+                .expect("maps")
+                .attributes[name][0]
+                .clone()
+        };
+        for (first, last) in [("李", "小龍"), ("*", "*"), ("Ωμέγα", "(")] {
+            let someone = person(first, last);
+            assert_eq!(
+                get(&ldap, &someone, None, "uid"),
+                someone.id,
+                "{first} {last}"
+            );
+            assert_eq!(
+                get(&ad, &someone, None, "sAMAccountName"),
+                someone.id,
+                "{first} {last}"
+            );
+            // An entry that got `.` before keeps it no longer.
+            let dotted = BTreeMap::from([("uid".to_owned(), vec![".".to_owned()])]);
+            assert_eq!(get(&ldap, &someone, Some(&dotted), "uid"), someone.id);
+        }
+        // A Latin last name is enough; `first` of an empty given name no longer fails.
+        assert_eq!(
+            get(&ad, &person("李", "Smith"), None, "sAMAccountName"),
+            "smith"
+        );
+        assert_eq!(get(&ldap, &person("李", "Smith"), None, "uid"), ".smith");
+        // Nothing meaningful at all: the first candidate, as before.
+        assert_eq!(get(&ad, &person("*", "*"), None, "cn"), "* *");
+        let mut hostile = person("*", "*");
+        hostile.id = "*".to_owned();
+        assert_eq!(get(&ldap, &hostile, None, "uid"), ".");
+        assert!(
+            matches!(
+                ad.map(&hostile, None, &nothing_taken),
+                Err(MappingError::EmptyRequired { ref attribute, .. }) if attribute == "sAMAccountName"
+            ),
+            "an account name needs a Latin letter or digit somewhere"
         );
     }
 
@@ -839,6 +976,9 @@ mod tests {
             ("adalovelace", Some(3), "ada"),
             (" zoë o ", Some(3), "zoë"),
             ("", Some(3), ""),
+            ("Nul\0Byte\r\n\t", None, "NulByte"),
+            ("\0 ada \0", None, "ada"),
+            ("ada lovelace", Some(4), "ada"),
         ];
         for (rendered, max, expected) in cases {
             assert_eq!(

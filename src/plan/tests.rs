@@ -65,6 +65,7 @@ pub(crate) fn ldap_policy() -> Policy {
             disable_changes_id: true,
             manager_attribute: Some("manager".into()),
             groups: true,
+            group_name_max: None,
         },
         ..Policy::default()
     }
@@ -78,6 +79,7 @@ pub(crate) fn scim_policy() -> Policy {
             disable_changes_id: false,
             manager_attribute: Some("enterprise.manager".into()),
             groups: true,
+            group_name_max: None,
         },
         ..ldap_policy()
     }

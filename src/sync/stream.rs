@@ -1073,7 +1073,11 @@ impl<'a, D: Directory> Cycle<'a, D> {
         let stage = Instant::now();
         let references = self.known.plan_references();
         let groups = if self.policy.directory.groups {
-            self.known.plan_groups(org_units, plan::today(self.now))
+            self.known.plan_groups(
+                org_units,
+                plan::today(self.now),
+                self.policy.directory.group_name_max,
+            )
         } else {
             Vec::new()
         };

@@ -15,6 +15,7 @@ enum Filter {
     Upper,
     Trim,
     First,
+    Initial,
     Ascii,
     TruncateChars(usize),
 }
@@ -44,6 +45,7 @@ fn filter(text: &str) -> Option<Filter> {
         "upper" => Filter::Upper,
         "trim" => Filter::Trim,
         "first" => Filter::First,
+        "initial" => Filter::Initial,
         "ascii" => Filter::Ascii,
         other => {
             let digits = other
@@ -142,6 +144,7 @@ impl Compiled {
                             Filter::Trim => value.trim().to_owned(),
                             // The engine refuses `first` of an empty string: let it say so.
                             Filter::First => value.chars().next()?.to_string(),
+                            Filter::Initial => super::initial(value),
                             Filter::Ascii => super::ascii(value),
                             Filter::TruncateChars(max) => super::truncate_chars(value, *max),
                         };
@@ -188,6 +191,7 @@ mod tests {
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.add_filter("ascii", super::super::ascii);
+        env.add_filter("initial", super::super::initial);
         env.add_filter("truncate_chars", super::super::truncate_chars);
         env.add_template("t", template).expect("compiles");
         let context = minijinja::Value::from_object(super::super::RenderContext {
@@ -197,7 +201,7 @@ mod tests {
         env.get_template("t").expect("added").render(context).ok()
     }
 
-    const TEMPLATES: [&str; 9] = [
+    const TEMPLATES: [&str; 11] = [
         "{{ display_name }}",
         "{{ given_name|ascii|lower }}.{{ last_name|ascii|lower }}",
         "{{ given_name|ascii|lower }}.{{ last_name|ascii|lower }}{{ n }}",
@@ -207,6 +211,8 @@ mod tests {
         "{{ staff_id or work_email or id }}",
         "  {{ first_name|trim|upper }} ({{ department }}) ",
         "{{ work_email|lower }}",
+        "{{ given_name|ascii|lower|initial }}{{ last_name|ascii|lower|truncate_chars(17) }}{{ n }}",
+        "{{ id|ascii|lower }}",
     ];
 
     fn text() -> impl Strategy<Value = String> {
