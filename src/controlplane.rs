@@ -95,11 +95,46 @@ pub fn bin_dir() -> Result<PathBuf, ControlPlaneError> {
 }
 
 fn free_port() -> Result<u16, ControlPlaneError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(io("find a free port"))?
-        .port())
+    loopback_port().map_err(io("find a free port"))
+}
+
+/// A free loopback port for a server a test starts, chosen **outside the kernel's ephemeral
+/// range** (`net.ipv4.ip_local_port_range`): a port taken from `bind(0)` and released can be
+/// taken again by any outgoing connection's source port before the server binds it (a trial
+/// failed so: the operator could not listen, `Address already in use`). Ports below the range
+/// are only ever taken by an explicit bind; this checks one is free, and never hands the same
+/// port out twice in a process.
+pub fn loopback_port() -> std::io::Result<u16> {
+    use rand::Rng as _;
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.saturating_sub(1));
+    if high <= low + 1_000 {
+        // An unusual range: fall back to the kernel's choice.
+        return TcpListener::bind("127.0.0.1:0")?
+            .local_addr()
+            .map(|a| a.port());
+    }
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = rand::rng();
+    for _ in 0..10_000 {
+        let port = rng.random_range(low..=high);
+        if handed.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed.insert(port);
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no free loopback port in {low}..={high}"),
+    ))
 }
 
 fn tail(path: &Path) -> String {

@@ -128,9 +128,11 @@ impl SourceSpec {
         let mut names = Vec::new();
         if let Some(h) = &self.hollyhr {
             names.push(h.api_key_secret_ref.name.as_str());
+            names.extend(h.ca_secret_ref.iter().map(|r| r.name.as_str()));
         }
         if let Some(p) = &self.personio {
             names.push(p.credentials_secret_ref.name.as_str());
+            names.extend(p.ca_secret_ref.iter().map(|r| r.name.as_str()));
         }
         names
     }
@@ -163,6 +165,10 @@ pub struct PersonioSource {
     #[serde(default = "default_department_type")]
     #[x_kube(validation = Rule::new("self.size() > 0").message("source.personio.departmentType must not be empty"))]
     pub department_type: String,
+    /// The Secret key holding a PEM CA bundle to trust besides the system store (a private CA,
+    /// or the CA of a proxy that inspects TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
 }
 
 fn default_personio_url() -> String {
@@ -211,6 +217,10 @@ pub struct HollyHrSource {
     #[serde(default = "default_page_size")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("source.hollyhr.pageSize must be between 1 and 100"))]
     pub page_size: u32,
+    /// The Secret key holding a PEM CA bundle to trust besides the system store (a private CA,
+    /// or the CA of a proxy that inspects TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
 }
 
 fn default_page_size() -> u32 {
@@ -356,6 +366,10 @@ pub struct ScimTarget {
     pub base_url: String,
     /// The Secret key holding the bearer token.
     pub token_secret_ref: SecretKeyRef,
+    /// The Secret key holding a PEM CA bundle to trust besides the system store (a private CA,
+    /// or the CA of a proxy that inspects TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
     /// Attribute templates (minijinja) merged over the SCIM defaults, keyed by SCIM path.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "templates_schema")]
@@ -836,6 +850,7 @@ impl PeopleSyncSpec {
                         key: "apiKey".into(),
                     },
                     page_size: 100,
+                    ca_secret_ref: None,
                 }),
                 personio: None,
             },
@@ -848,6 +863,7 @@ impl PeopleSyncSpec {
                         key: "token".into(),
                     },
                     attributes: BTreeMap::new(),
+                    ca_secret_ref: None,
                 }),
             },
             schedule: None,

@@ -57,11 +57,7 @@ pub struct Ds389 {
 }
 
 fn free_port() -> Result<u16, Ds389Error> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(io("read the free port"))?
-        .port())
+    crate::controlplane::loopback_port().map_err(io("find a free port"))
 }
 
 /// The directories `dscreate` makes for an instance.

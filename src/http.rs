@@ -81,6 +81,9 @@ pub struct Settings {
     /// Follow redirects (a source carrying a bearer token does not: a redirect could carry it
     /// to another host).
     pub follow_redirects: bool,
+    /// A PEM CA bundle trusted besides the system store (`caSecretRef`: a private CA, or a
+    /// corporate proxy's).
+    pub ca_pem: Option<String>,
 }
 
 impl Settings {
@@ -91,8 +94,20 @@ impl Settings {
             timeout,
             connect_timeout: None,
             follow_redirects: false,
+            ca_pem: None,
         }
     }
+}
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the CA bundle (caSecretRef) holds no PEM certificate")]
+    NoCertificate,
+    #[error("the CA bundle (caSecretRef) is not a valid PEM certificate bundle")]
+    BadCertificate(#[source] reqwest::Error),
+    #[error("failed to build the HTTP client")]
+    Build(#[source] reqwest::Error),
 }
 
 /// The most an answer's body may hold. HollyHR's and Personio's pages (at most 100–200 people)
@@ -130,7 +145,7 @@ pub async fn read_limited(
 type Clients = HashMap<Settings, reqwest::Client>;
 
 /// The shared client for `settings` (built on first use).
-pub fn client(settings: &Settings) -> Result<reqwest::Client, reqwest::Error> {
+pub fn client(settings: &Settings) -> Result<reqwest::Client, ClientError> {
     static CLIENTS: OnceLock<Mutex<Clients>> = OnceLock::new();
     let mut clients = CLIENTS
         .get_or_init(Mutex::default)
@@ -139,10 +154,7 @@ pub fn client(settings: &Settings) -> Result<reqwest::Client, reqwest::Error> {
     client_in(&mut clients, settings)
 }
 
-fn client_in(
-    clients: &mut Clients,
-    settings: &Settings,
-) -> Result<reqwest::Client, reqwest::Error> {
+fn client_in(clients: &mut Clients, settings: &Settings) -> Result<reqwest::Client, ClientError> {
     if let Some(client) = clients.get(settings) {
         return Ok(client.clone());
     }
@@ -155,7 +167,21 @@ fn client_in(
     if !settings.follow_redirects {
         builder = builder.redirect(reqwest::redirect::Policy::none());
     }
-    let client = builder.build()?;
+    if let Some(pem) = &settings.ca_pem {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            .map_err(ClientError::BadCertificate)?;
+        if certificates.is_empty() {
+            return Err(ClientError::NoCertificate);
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    // reqwest reads the certificates' contents only here.
+    let client = builder.build().map_err(|error| match settings.ca_pem {
+        Some(_) => ClientError::BadCertificate(error),
+        None => ClientError::Build(error),
+    })?;
     clients.insert(settings.clone(), client.clone());
     Ok(client)
 }
@@ -179,6 +205,27 @@ mod tests {
         client_in(&mut clients, &redirects).expect("a client");
         client_in(&mut clients, &Settings::new(Duration::from_secs(8))).expect("a client");
         assert_eq!(clients.len(), 3);
+        let pki = crate::controlplane::TestPki::issue("ca").expect("a CA");
+        let with_ca = Settings {
+            ca_pem: Some(pki.ca_pem),
+            ..settings.clone()
+        };
+        client_in(&mut clients, &with_ca).expect("a client trusting the CA");
+        assert_eq!(clients.len(), 4, "a CA makes a client of its own");
+        for (pem, expected) in [
+            ("not a certificate", "holds no PEM certificate"),
+            (
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "not a valid PEM",
+            ),
+        ] {
+            let bad = Settings {
+                ca_pem: Some(pem.to_owned()),
+                ..settings.clone()
+            };
+            let error = client_in(&mut clients, &bad).expect_err("refused");
+            assert!(error.to_string().contains(expected), "{error}");
+        }
         assert!(client(&settings).is_ok());
     }
 }

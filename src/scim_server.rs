@@ -63,13 +63,10 @@ impl ScimServer {
         if !binary.exists() {
             return Err(ScimServerError::NotInstalled(binary));
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|source| ScimServerError::Io {
-                action: "find a free port",
-                source,
-            })?;
+        let port = crate::controlplane::loopback_port().map_err(|source| ScimServerError::Io {
+            action: "find a free port",
+            source,
+        })?;
         let token = format!("{:032x}", rand::rng().random::<u128>());
         let log = std::env::temp_dir().join(format!("peoplesync-scim2-server-{port}.log"));
         let out = std::fs::File::create(&log).map_err(|source| ScimServerError::Io {

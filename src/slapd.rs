@@ -83,12 +83,10 @@ impl Slapd {
         })?;
         let admin_password = format!("{:024x}", rand::rng().random::<u128>());
         let free_port = || -> Result<u16, SlapdError> {
-            let listener =
-                std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| SlapdError::Io {
-                    action: "find a free port".into(),
-                    source,
-                })?;
-            Ok(listener.local_addr().map(|a| a.port()).unwrap_or(0))
+            crate::controlplane::loopback_port().map_err(|source| SlapdError::Io {
+                action: "find a free port".into(),
+                source,
+            })
         };
         let (tls_lines, tls_port, ca_pem) = if tls {
             let pki = crate::controlplane::TestPki::issue("slapd")

@@ -781,6 +781,46 @@ async fn the_controller_works_with_exactly_its_rbac_and_can_do_nothing_more() {
     .await
     .expect("created");
     wait_condition(&admin, &ns, "acme", "Ready", "True", Some("Ready")).await;
+
+    // A Secret squatting on another object's signing Secret name: the operator's write is
+    // refused by the API server (the admission policy), the object says so, and the Secret
+    // stays as it was.
+    secret(
+        &admin,
+        &ns,
+        "squat-webhook-signing",
+        "token",
+        "not-peoplesyncs",
+    )
+    .await;
+    let mut squat = people_sync("squat", &hollyhr.base_url(), &scim.base_url_for(&ns));
+    squat["spec"]["webhook"] =
+        json!({ "enabled": true, "publicUrl": "https://peoplesync.example.com" });
+    create(&admin, &ns, squat).await.expect("created");
+    let refused = wait_condition(
+        &admin,
+        &ns,
+        "squat",
+        "WebhookRegistered",
+        "False",
+        Some("SecretWriteFailed"),
+    )
+    .await;
+    let message = refused["message"].as_str().unwrap_or_default();
+    println!("the operator's write of a squatted signing Secret: {message}");
+    assert!(
+        message.contains("owned-secrets") || message.contains("denied"),
+        "the condition says the API server refused the write: {refused}"
+    );
+    let squatted: Secret = Api::namespaced(admin.clone(), &ns)
+        .get("squat-webhook-signing")
+        .await
+        .expect("still there");
+    assert!(
+        squatted.metadata.labels.unwrap_or_default().is_empty()
+            && squatted.data.unwrap_or_default().keys().collect::<Vec<_>>() == ["token"],
+        "the squatting Secret is untouched"
+    );
     running.abort();
 
     // The can-i matrix, asked of the API server as the ServiceAccount: what it needs is
@@ -1509,4 +1549,119 @@ async fn events_fold_repeats_and_keep_each_cycles_own_note() {
         vec![(first.to_owned(), Some(2)), (second.to_owned(), None)],
         "one Event per cycle, the repeat folded: {listed:?}"
     );
+}
+
+/// Issue #28 (transport): HollyHR and the SCIM service behind TLS with private CAs. Without
+/// `caSecretRef` the source is unreachable and the condition names the certificate; with each
+/// CA in a Secret the object syncs, and nothing else (the system store) had to change.
+#[tokio::test]
+async fn private_cas_are_trusted_through_ca_secret_refs() {
+    use support::tls::TlsFront;
+    let plane = control_plane().await;
+    let hollyhr = hollyhr().await;
+    let scim = ScimServer::start().await.expect("scim2-server starts");
+    let client = plane.client().await.expect("client");
+    let ns = plane
+        .create_namespace("private-ca")
+        .await
+        .expect("namespace");
+    let hollyhr_front = TlsFront::start(hollyhr.addr()).await;
+    let scim_front = TlsFront::start(SocketAddr::from(([127, 0, 0, 1], scim.port))).await;
+    secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
+    secret(&client, &ns, "scim", "token", &scim.token).await;
+    secret_with(
+        &client,
+        &ns,
+        "cas",
+        json!({ "hollyhr.crt": hollyhr_front.ca_pem, "scim.crt": scim_front.ca_pem }),
+    )
+    .await;
+    let controller = run_controller(&plane, &ns).await;
+    let object = people_sync(
+        "acme",
+        &hollyhr_front.url("/api/v1"),
+        &scim_front.url(&format!("/{ns}/v2")),
+    );
+    create(&client, &ns, object).await.expect("created");
+    let refused = wait_condition(&client, &ns, "acme", "SourceReachable", "False", None).await;
+    let message = refused["message"].as_str().expect("a message");
+    assert!(
+        message.to_lowercase().contains("certificate"),
+        "the condition names the certificate: {refused}"
+    );
+
+    let api: Api<PeopleSync> = Api::namespaced(client.clone(), &ns);
+    merge(
+        &api,
+        "acme",
+        &json!({ "spec": {
+            "source": { "hollyhr": { "caSecretRef": { "name": "cas", "key": "hollyhr.crt" } } },
+            "target": { "scim": { "caSecretRef": { "name": "cas", "key": "scim.crt" } } }
+        } }),
+    )
+    .await
+    .expect("patched");
+    wait_condition(&client, &ns, "acme", "SourceReachable", "True", None).await;
+    wait_condition(&client, &ns, "acme", "DirectoryReachable", "True", None).await;
+    wait_condition(&client, &ns, "acme", "Synced", "True", None).await;
+    let users: Value = reqwest::Client::new()
+        .get(format!("{}/Users?count=1", scim.base_url_for(&ns)))
+        .bearer_auth(&scim.token)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        users["totalResults"].as_u64().unwrap_or(0) > 0,
+        "the people reached the SCIM service through its TLS front: {users}"
+    );
+    controller.abort();
+}
+
+/// Issue #28 (transport): the binary trusts the system's CA store as well (a corporate proxy's
+/// CA installed on the node or in the image): `SSL_CERT_FILE` names a store holding the TLS
+/// front's CA, and `peoplesync hollyhr me` reaches HollyHR through it; without it, the same
+/// command fails on the certificate.
+#[tokio::test]
+async fn the_binary_trusts_the_system_ca_store() {
+    use support::tls::TlsFront;
+    let hollyhr = hollyhr().await;
+    let front = TlsFront::start(hollyhr.addr()).await;
+    let store = std::env::temp_dir().join(format!("peoplesync-ca-{}.pem", std::process::id()));
+    std::fs::write(&store, &front.ca_pem).expect("the store is written");
+    let me = |ca_file: Option<std::path::PathBuf>| {
+        let url = front.url("/api/v1");
+        tokio::task::spawn_blocking(move || {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_peoplesync"));
+            command
+                .args(["hollyhr", "--base-url", &url, "me"])
+                .env("HOLLYHR_API_KEY", sandbox::DEFAULT_API_KEY)
+                .env_remove("SSL_CERT_DIR")
+                .env_remove("SSL_CERT_FILE");
+            if let Some(file) = ca_file {
+                command.env("SSL_CERT_FILE", file);
+            }
+            command.output().expect("the binary runs")
+        })
+    };
+    let trusted = me(Some(store.clone())).await.expect("joined");
+    assert!(
+        trusted.status.success(),
+        "with the CA in the system store: {}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&trusted.stdout).contains("people:read"),
+        "it printed the key's scopes: {}",
+        String::from_utf8_lossy(&trusted.stdout)
+    );
+    let refused = me(None).await.expect("joined");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("certificate"),
+        "without it the certificate is refused: {stderr}"
+    );
+    let _ = std::fs::remove_file(&store);
 }

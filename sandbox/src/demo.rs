@@ -354,8 +354,8 @@ async fn change_in_personio(base_url: &str) -> Result<Changed, CliError> {
 
 /// A free loopback address for one of the demo's listeners.
 fn free_addr() -> Result<std::net::SocketAddr, DemoError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(DemoError::Kubectl)?;
-    listener.local_addr().map_err(DemoError::Kubectl)
+    let port = peoplesync::controlplane::loopback_port().map_err(DemoError::Kubectl)?;
+    Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// The PeopleSync the demo applies: the sandbox as the source, slapd as the target, the webhook

@@ -474,7 +474,7 @@ impl Standalone {
             .map_err(SyncCliError::from)?;
         let (secret_ref, ca_ref) = match (&spec.target.ldap, &spec.target.scim) {
             (Some(ldap), _) => (&ldap.bind_password_secret_ref, ldap.ca_secret_ref.as_ref()),
-            (None, Some(scim)) => (&scim.token_secret_ref, None),
+            (None, Some(scim)) => (&scim.token_secret_ref, scim.ca_secret_ref.as_ref()),
             (None, None) => {
                 return Err(SyncCliError::Spec(crate::sync::spec::SpecError::NoTarget).into());
             }
@@ -506,15 +506,9 @@ pub type SecretLookup<'a> =
 pub fn secret_names(spec: &PeopleSyncSpec) -> Vec<String> {
     let mut names: Vec<String> = spec
         .source
-        .hollyhr
-        .iter()
-        .map(|h| h.api_key_secret_ref.name.clone())
-        .chain(
-            spec.source
-                .personio
-                .iter()
-                .map(|p| p.credentials_secret_ref.name.clone()),
-        )
+        .secret_names()
+        .into_iter()
+        .map(str::to_owned)
         .chain(
             spec.target
                 .ldap
@@ -528,7 +522,8 @@ pub fn secret_names(spec: &PeopleSyncSpec) -> Vec<String> {
             spec.target
                 .scim
                 .iter()
-                .map(|s| s.token_secret_ref.name.clone()),
+                .flat_map(|s| std::iter::once(&s.token_secret_ref).chain(s.ca_secret_ref.iter()))
+                .map(|r| r.name.clone()),
         )
         .collect();
     names.sort();
@@ -542,15 +537,23 @@ fn source_credentials(
     secret: &SecretLookup<'_>,
 ) -> Result<SourceCredentials, SyncCliError> {
     use crate::source::any::{PERSONIO_CLIENT_ID_KEY, PERSONIO_CLIENT_SECRET_KEY};
+    use secrecy::ExposeSecret;
+    let ca = |reference: Option<&crate::crd::SecretKeyRef>| {
+        reference
+            .map(|r| secret(r).map(|pem| pem.expose_secret().to_owned()))
+            .transpose()
+    };
     match (&spec.source.hollyhr, &spec.source.personio) {
         (Some(hollyhr), None) => Ok(SourceCredentials::HollyHr {
             api_key: secret(&hollyhr.api_key_secret_ref)?,
+            ca_pem: ca(hollyhr.ca_secret_ref.as_ref())?,
         }),
         (None, Some(personio)) => {
             let reference = &personio.credentials_secret_ref;
             Ok(SourceCredentials::Personio {
                 client_id: secret(&reference.key(PERSONIO_CLIENT_ID_KEY))?,
                 client_secret: secret(&reference.key(PERSONIO_CLIENT_SECRET_KEY))?,
+                ca_pem: ca(personio.ca_secret_ref.as_ref())?,
             })
         }
         _ => Err(SyncCliError::Spec(crate::sync::spec::SpecError::NoSource)),

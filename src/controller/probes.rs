@@ -98,7 +98,7 @@ pub(super) async fn directory_credentials(
     use secrecy::ExposeSecret;
     let (secret_ref, ca_ref) = match (&spec.target.ldap, &spec.target.scim) {
         (Some(ldap), _) => (&ldap.bind_password_secret_ref, ldap.ca_secret_ref.as_ref()),
-        (None, Some(scim)) => (&scim.token_secret_ref, None),
+        (None, Some(scim)) => (&scim.token_secret_ref, scim.ca_secret_ref.as_ref()),
         (None, None) => return Err(Error::NoTarget),
     };
     let secret = secrets::read_key(&ctx.secrets, namespace, secret_ref).await?;

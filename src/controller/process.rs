@@ -280,6 +280,7 @@ pub(super) fn secret_names(spec: &PeopleSyncSpec) -> Vec<&str> {
     }
     if let Some(scim) = &spec.target.scim {
         names.push(scim.token_secret_ref.name.as_str());
+        names.extend(scim.ca_secret_ref.iter().map(|r| r.name.as_str()));
     }
     names
 }

@@ -84,7 +84,7 @@ impl AnyDirectory {
                 Ok(Self::Ldap(Box::new(LdapDirectory::connect(config).await?)))
             }
             (None, Some(scim)) => {
-                let config = ScimConfig::from_spec(scim, credentials.secret);
+                let config = ScimConfig::from_spec(scim, credentials.secret, credentials.ca_pem);
                 Ok(Self::Scim(ScimDirectory::connect(config).await?))
             }
             (None, None) => Err(AnyDirectoryError::NoTarget),

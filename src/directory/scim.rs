@@ -38,6 +38,8 @@ pub struct ScimConfig {
     pub timeout: Duration,
     pub page_size: u32,
     pub retry: RetryPolicy,
+    /// A PEM CA bundle trusted besides the system store (`caSecretRef`).
+    pub ca_pem: Option<String>,
 }
 
 impl std::fmt::Debug for ScimConfig {
@@ -57,18 +59,26 @@ impl ScimConfig {
             timeout: Duration::from_secs(30),
             page_size: DEFAULT_PAGE_SIZE,
             retry: RetryPolicy::default(),
+            ca_pem: None,
         }
     }
 
-    pub fn from_spec(target: &crate::crd::ScimTarget, token: SecretString) -> Self {
-        Self::new(&target.base_url, token)
+    pub fn from_spec(
+        target: &crate::crd::ScimTarget,
+        token: SecretString,
+        ca_pem: Option<String>,
+    ) -> Self {
+        Self {
+            ca_pem,
+            ..Self::new(&target.base_url, token)
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScimBackendError {
-    #[error("failed to build the HTTP client")]
-    Client(#[source] reqwest::Error),
+    #[error("cannot set up the connection to the SCIM service")]
+    Client(#[source] crate::http::ClientError),
     #[error("failed to reach the SCIM service for {operation}")]
     Connect {
         operation: &'static str,
@@ -194,8 +204,11 @@ impl ScimDirectory {
         // Redirects are not followed: one would carry the bearer token, or turn a write into a
         // GET elsewhere (301/302 on a POST), and SCIM has no use for them. A 3xx is an error
         // that names where it pointed.
-        let http = crate::http::client(&crate::http::Settings::new(config.timeout))
-            .map_err(ScimBackendError::Client)?;
+        let http = crate::http::client(&crate::http::Settings {
+            ca_pem: config.ca_pem.clone(),
+            ..crate::http::Settings::new(config.timeout)
+        })
+        .map_err(ScimBackendError::Client)?;
         let mut directory = Self {
             config,
             http,

@@ -26,10 +26,13 @@ pub enum AnySource {
 pub enum SourceCredentials {
     HollyHr {
         api_key: SecretString,
+        /// `caSecretRef`'s PEM bundle (public data; it travels in a Secret for convenience).
+        ca_pem: Option<String>,
     },
     Personio {
         client_id: SecretString,
         client_secret: SecretString,
+        ca_pem: Option<String>,
     },
 }
 
@@ -40,13 +43,18 @@ impl SourceCredentials {
         use secrecy::ExposeSecret;
         use std::hash::Hash;
         match self {
-            SourceCredentials::HollyHr { api_key } => api_key.expose_secret().hash(hasher),
+            SourceCredentials::HollyHr { api_key, ca_pem } => {
+                api_key.expose_secret().hash(hasher);
+                ca_pem.hash(hasher);
+            }
             SourceCredentials::Personio {
                 client_id,
                 client_secret,
+                ca_pem,
             } => {
                 client_id.expose_secret().hash(hasher);
                 client_secret.expose_secret().hash(hasher);
+                ca_pem.hash(hasher);
             }
         }
     }
@@ -59,9 +67,17 @@ impl SourceCredentials {
         cache: &crate::secrets::SecretCache,
     ) -> Result<Option<Self>, crate::secrets::SecretError> {
         use crate::secrets::read_key;
+        use secrecy::ExposeSecret;
+        let ca = async |reference: Option<&crate::crd::SecretKeyRef>| match reference {
+            Some(reference) => read_key(cache, namespace, reference)
+                .await
+                .map(|pem| Some(pem.expose_secret().to_owned())),
+            None => Ok(None),
+        };
         Ok(Some(match (&spec.hollyhr, &spec.personio) {
             (Some(hollyhr), None) => SourceCredentials::HollyHr {
                 api_key: read_key(cache, namespace, &hollyhr.api_key_secret_ref).await?,
+                ca_pem: ca(hollyhr.ca_secret_ref.as_ref()).await?,
             },
             (None, Some(personio)) => {
                 let secret = &personio.credentials_secret_ref;
@@ -74,6 +90,7 @@ impl SourceCredentials {
                         &secret.key(PERSONIO_CLIENT_SECRET_KEY),
                     )
                     .await?,
+                    ca_pem: ca(personio.ca_secret_ref.as_ref()).await?,
                 }
             }
             _ => return Ok(None),
@@ -154,10 +171,11 @@ impl AnySource {
                     hollyhr: Some(hollyhr),
                     personio: None,
                 },
-                SourceCredentials::HollyHr { api_key },
+                SourceCredentials::HollyHr { api_key, ca_pem },
             ) => {
                 let mut config = hollyhr::ClientConfig::new(&hollyhr.base_url, api_key)?;
                 config.observer = observer;
+                config.ca_pem = ca_pem;
                 Ok(AnySource::HollyHr(HollyHrClient::new(config)?))
             }
             (
@@ -168,6 +186,7 @@ impl AnySource {
                 SourceCredentials::Personio {
                     client_id,
                     client_secret,
+                    ca_pem,
                 },
             ) => {
                 let base_url = url::Url::parse(&p.base_url).map_err(|error| {
@@ -181,6 +200,7 @@ impl AnySource {
                 config.app_id = p.app_id.clone();
                 config.page_size = p.page_size;
                 config.department_type = p.department_type.clone();
+                config.ca_pem = ca_pem;
                 let client = PersonioClient::new(config)?;
                 Ok(AnySource::Personio(match observer {
                     Some(observer) => client.with_observer(observer),

@@ -6,6 +6,7 @@ pub mod fleet;
 pub mod hr;
 pub mod operator;
 pub mod promql;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -43,9 +44,11 @@ pub fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// A free loopback address for a server the test starts (outside the ephemeral range: see
+/// `loopback_port`).
 pub fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("address")
+    let port = peoplesync::controlplane::loopback_port().expect("a free port");
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// A SCIM URL for objects no controller reconciles in the test.

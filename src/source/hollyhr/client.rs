@@ -51,6 +51,8 @@ pub struct ClientConfig {
     pub user_agent: String,
     /// Told about every answered request (route template and status), e.g. for metrics.
     pub observer: Option<RequestObserver>,
+    /// A PEM CA bundle trusted besides the system store (`caSecretRef`).
+    pub ca_pem: Option<String>,
 }
 
 impl ClientConfig {
@@ -73,6 +75,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             user_agent: concat!("peoplesync/", env!("CARGO_PKG_VERSION")).to_owned(),
             observer: None,
+            ca_pem: None,
         })
     }
 }
@@ -245,8 +248,9 @@ impl HollyHrClient {
             timeout: config.request_timeout,
             connect_timeout: Some(config.connect_timeout),
             follow_redirects: false,
+            ca_pem: config.ca_pem,
         })
-        .map_err(|error| HollyHrError::Configuration(error.to_string()))?;
+        .map_err(|error| HollyHrError::Configuration(crate::telemetry::report(&error)))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,

@@ -111,9 +111,10 @@ impl PersonioClient {
         // the bearer token to another host; the API does not redirect.
         let http = crate::http::client(&crate::http::Settings {
             connect_timeout: Some(CONNECT_TIMEOUT),
+            ca_pem: config.ca_pem.clone(),
             ..crate::http::Settings::new(REQUEST_TIMEOUT)
         })
-        .map_err(|error| PersonioError::Configuration(error.to_string()))?;
+        .map_err(|error| PersonioError::Configuration(crate::telemetry::report(&error)))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,

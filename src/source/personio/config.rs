@@ -33,6 +33,8 @@ pub struct PersonioConfig {
     pub retry: RetryPolicy,
     /// The org-unit type whose units become the person's department (and directory groups).
     pub department_type: String,
+    /// A PEM CA bundle trusted besides the system store (`caSecretRef`).
+    pub ca_pem: Option<String>,
 }
 
 impl PersonioConfig {
@@ -53,6 +55,7 @@ impl PersonioConfig {
                 ..RetryPolicy::default()
             },
             department_type: DEFAULT_DEPARTMENT_TYPE.to_owned(),
+            ca_pem: None,
         }
     }
 
