@@ -445,6 +445,16 @@ impl Context {
         retry_after(since.elapsed())
     }
 
+    /// The objects whose reconciles are failing now.
+    fn failing(&self) -> Vec<ObjectRef<PeopleSync>> {
+        self.failures
+            .lock()
+            .expect("backoff lock is never poisoned")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     fn succeeded(&self, object: &PeopleSync) {
         self.failures
             .lock()

@@ -205,6 +205,26 @@ impl<K: Resource + Clone> Merge<K> {
     }
 }
 
+/// Says when a watch that failed delivers again, i.e. the API server is back (its re-list
+/// succeeded): the first item after one or more errors.
+#[derive(Debug, Default)]
+pub struct Reconnection {
+    cut_off: bool,
+}
+
+impl Reconnection {
+    /// Whether `item` is the first success after an error.
+    pub fn back<T, E>(&mut self, item: &Result<T, E>) -> bool {
+        match item {
+            Err(_) => {
+                self.cut_off = true;
+                false
+            }
+            Ok(_) => std::mem::take(&mut self.cut_off),
+        }
+    }
+}
+
 /// The watch streams of several namespaces as one (see the module's documentation). Errors
 /// pass through (each stream retries on its own).
 pub fn merged<K, S>(streams: Vec<S>) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send
@@ -233,6 +253,18 @@ mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
 
     use super::*;
+
+    #[test]
+    fn a_reconnection_is_the_first_success_after_errors() {
+        let mut reconnection = Reconnection::default();
+        let ok: Result<(), ()> = Ok(());
+        let err: Result<(), ()> = Err(());
+        assert!(!reconnection.back(&ok), "no error yet");
+        assert!(!reconnection.back(&err));
+        assert!(!reconnection.back(&err), "still cut off");
+        assert!(reconnection.back(&ok), "back");
+        assert!(!reconnection.back(&ok), "once");
+    }
 
     fn object(namespace: &str, name: &str, version: &str) -> ConfigMap {
         serde_json::from_value(serde_json::json!({

@@ -40,6 +40,9 @@ pub(super) async fn run_sync(
     let kind = engine::due(&state, full_interval, started, spec_changed);
     // This cycle reads every change up to now, those a flood handed over included.
     ctx.cycle_starts(&uid);
+    // Whether the cycle stopped at the fence (its Lease not renewed lately, e.g. while the API
+    // server restarted): retried soon, not after the outage backoff.
+    let mut fenced = false;
     let outcome = match crate::sync::spec::settings(&object.spec) {
         Err(error) => sync::SyncOutcome::Failed {
             reason: error.reason(),
@@ -70,6 +73,7 @@ pub(super) async fn run_sync(
             .instrument(span)
             .await;
             ctx.keep_index(&uid, index);
+            fenced = matches!(&result, Err(error) if error.detail() == "Fenced");
             match result {
                 Ok(report) => {
                     let labels = crate::metrics::ObjectLabels::of(object);
@@ -134,7 +138,12 @@ pub(super) async fn run_sync(
     if matches!(observed.sync, sync::SyncOutcome::Failed { .. }) {
         // Retried after as long as it has been failing (`retry_after`), never later than the poll:
         // the directory or the API server may be back in seconds.
-        let backoff = ctx.backoff(object).min(poll);
+        let mut backoff = ctx.backoff(object).min(poll);
+        if fenced {
+            // The LeaseManager renews within seconds once the API server answers; a replica
+            // that lost the Lease stops leading, and this retry never runs.
+            backoff = backoff.min(FENCED_RETRY);
+        }
         next = next.min(
             jiff::Timestamp::now() + jiff::SignedDuration::try_from(backoff).unwrap_or_default(),
         );
@@ -151,6 +160,9 @@ pub(super) async fn run_sync(
     ctx.cycle_due_at(&uid, next);
     observed.next_sync = Some(next);
 }
+
+/// When a cycle the fence stopped is tried again.
+pub(super) const FENCED_RETRY: Duration = Duration::from_secs(1);
 
 /// A cycle's id: 12 hex digits, in its log span, its audit lines and its Event.
 pub(super) fn cycle_id() -> String {

@@ -190,6 +190,22 @@ pub(super) async fn run_controller(
             .map(|api| watcher(api, watcher::Config::default().any_semantic()).default_backoff())
             .collect(),
     );
+    let (refresh_tx, refresh_rx) = futures::channel::mpsc::channel(JOB_QUEUE);
+    // The API server is back when a watch that failed lists again: the objects whose reconciles
+    // failed meanwhile (a status write, a fence that could not read its Lease) run now. Their
+    // backoff grows with the time they have been failing, an outage included, and the re-list
+    // itself wakes nobody (the filter below): without this, recovery waited 5–46 s after a
+    // 2-second restart of kube-apiserver.
+    let mut back = refresh_tx.clone();
+    let failing = context.clone();
+    let mut reconnection = crate::watch::Reconnection::default();
+    let objects = objects.inspect(move |event| {
+        if reconnection.back(event) {
+            for object in failing.failing() {
+                let _ = back.try_send(object);
+            }
+        }
+    });
     // Status writes (every cycle moves lastSyncTime) must not wake the object again: only spec,
     // annotation (approvals), finalizer and deletion changes do; cycles run on requeue.
     let (reader, writer) = kube::runtime::reflector::store();
@@ -197,7 +213,6 @@ pub(super) async fn run_controller(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
-    let (refresh_tx, refresh_rx) = futures::channel::mpsc::channel(JOB_QUEUE);
     let mut refresh = refresh_tx.clone();
     let controller = Controller::for_stream(triggers, reader)
         .with_config(
