@@ -444,21 +444,7 @@ async fn the_directory_contract_holds_on_samba_ad() {
         .await
         .unwrap_or_else(|error| panic!("the Samba AD DC starts: {error}"));
     let (people_dn, groups_dn) = dc.ou("Contract").await.expect("the OUs are added");
-    let target: LdapTarget = serde_json::from_value(serde_json::json!({
-        "url": samba::URL,
-        "bindDn": samba::ADMIN_DN,
-        "bindPasswordSecretRef": {"name": "ad", "key": "password"},
-        "baseDn": samba::BASE_DN,
-        "peopleDn": people_dn,
-        "groupsDn": groups_dn,
-        "profile": "ad"
-    }))
-    .expect("a valid AD target");
-    let config = LdapConfig::from_spec(
-        &target,
-        SecretString::from(dc.admin_password.clone()),
-        Some(dc.ca_pem.clone()),
-    );
+    let config = ad_config(dc, &people_dn, &groups_dn);
     let directory = LdapDirectory::connect(LdapConfig {
         page_size: 100,
         ..config
@@ -739,12 +725,13 @@ async fn settled(contract: &Contract<LdapDirectory>, people: &[Person]) {
 /// R13: create, verify exactly, rename (the names rotate among the people), disable two, and
 /// check after every cycle that the directory is exactly what the mapping says, that a further
 /// cycle plans nothing, and that every filter matches only its own entry.
-async fn hostile_names_contract(
-    mut contract: Contract<LdapDirectory>,
-    admin: &mut ldap3::Ldap,
-    naming_context: &str,
-    anchor_attribute: &str,
-) {
+async fn hostile_names_contract(config: LdapConfig, profile: LdapProfile, admin: &mut ldap3::Ldap) {
+    let naming_context = config.naming_context();
+    let anchor_attribute = config.anchor_attribute.clone();
+    let (naming_context, anchor_attribute) = (naming_context.as_str(), anchor_attribute.as_str());
+    let directory = LdapDirectory::connect(config).await.expect("binds");
+    let mapping = Mapping::new(Profile::Ldap(profile), &BTreeMap::new()).expect("compiles");
+    let mut contract = Contract::new(directory, mapping);
     let (mut people, units) = hostile_organisation();
     contract.units = units;
     let applied = contract.cycle(&people).await;
@@ -792,20 +779,8 @@ async fn hostile_names_contract(
 #[tokio::test]
 async fn r13_hostile_names_are_exact_on_openldap() {
     let server = Slapd::start().await.expect("slapd starts");
-    let config = server.ldap_config();
-    let naming_context = config.naming_context();
-    let anchor = config.anchor_attribute.clone();
-    let directory = LdapDirectory::connect(config).await.expect("binds");
-    let mapping =
-        Mapping::new(Profile::Ldap(LdapProfile::OpenLdap), &BTreeMap::new()).expect("compiles");
     let mut admin = server.admin().await.expect("admin binds");
-    hostile_names_contract(
-        Contract::new(directory, mapping),
-        &mut admin,
-        &naming_context,
-        &anchor,
-    )
-    .await;
+    hostile_names_contract(server.ldap_config(), LdapProfile::OpenLdap, &mut admin).await;
 }
 
 #[tokio::test]
@@ -814,28 +789,12 @@ async fn r13_hostile_names_are_exact_on_389_ds() {
         .await
         .unwrap_or_else(|error| panic!("389-ds starts: {error}"));
     let ou = server.ou("hostile").await.expect("the OUs are added");
-    let config = server.ldap_config(&ou);
-    let naming_context = config.naming_context();
-    let anchor = config.anchor_attribute.clone();
-    let directory = LdapDirectory::connect(config).await.expect("binds");
-    let mapping =
-        Mapping::new(Profile::Ldap(LdapProfile::Ds389), &BTreeMap::new()).expect("compiles");
     let mut admin = server.admin().await.expect("admin binds");
-    hostile_names_contract(
-        Contract::new(directory, mapping),
-        &mut admin,
-        &naming_context,
-        &anchor,
-    )
-    .await;
+    hostile_names_contract(server.ldap_config(&ou), LdapProfile::Ds389, &mut admin).await;
 }
 
-#[tokio::test]
-async fn r13_hostile_names_are_exact_on_samba_ad() {
-    let dc = SambaDc::shared()
-        .await
-        .unwrap_or_else(|error| panic!("the Samba AD DC starts: {error}"));
-    let (people_dn, groups_dn) = dc.ou("Hostile").await.expect("the OUs are added");
+/// The AD profile's configuration for an OU pair of the DC (as a user would write the target).
+fn ad_config(dc: &SambaDc, people_dn: &str, groups_dn: &str) -> LdapConfig {
     let target: LdapTarget = serde_json::from_value(serde_json::json!({
         "url": samba::URL,
         "bindDn": samba::ADMIN_DN,
@@ -846,26 +805,24 @@ async fn r13_hostile_names_are_exact_on_samba_ad() {
         "profile": "ad"
     }))
     .expect("a valid AD target");
-    let config = LdapConfig::from_spec(
+    LdapConfig::from_spec(
         &target,
         SecretString::from(dc.admin_password.clone()),
         Some(dc.ca_pem.clone()),
-    );
-    let anchor = config.anchor_attribute.clone();
-    let directory = LdapDirectory::connect(config)
-        .await
-        .expect("binds over LDAPS");
-    let mapping = Mapping::new(
-        Profile::Ldap(LdapProfile::ActiveDirectory),
-        &BTreeMap::new(),
     )
-    .expect("compiles");
+}
+
+#[tokio::test]
+async fn r13_hostile_names_are_exact_on_samba_ad() {
+    let dc = SambaDc::shared()
+        .await
+        .unwrap_or_else(|error| panic!("the Samba AD DC starts: {error}"));
+    let (people_dn, groups_dn) = dc.ou("Hostile").await.expect("the OUs are added");
     let mut admin = dc.admin().await.expect("admin binds");
     hostile_names_contract(
-        Contract::new(directory, mapping),
+        ad_config(dc, &people_dn, &groups_dn),
+        LdapProfile::ActiveDirectory,
         &mut admin,
-        samba::BASE_DN,
-        &anchor,
     )
     .await;
 }
