@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use jiff::Timestamp;
-use peoplesync::crd::{LdapProfile, LdapTarget};
+use peoplesync::crd::LdapProfile;
 use peoplesync::directory::ldap::{DisableStrategy, LdapConfig, LdapDirectory};
 use peoplesync::directory::{Directory, Entry, Group};
 use peoplesync::ds389::Ds389;
@@ -87,22 +87,8 @@ impl Server {
             }
             Server::Ad(dc) => {
                 let (people, groups) = dc.ou("Bench").await.expect("the OUs are added");
-                let target: LdapTarget = serde_json::from_value(serde_json::json!({
-                    "url": samba::URL,
-                    "bindDn": samba::ADMIN_DN,
-                    "bindPasswordSecretRef": {"name": "ad", "key": "password"},
-                    "baseDn": samba::BASE_DN,
-                    "peopleDn": people,
-                    "groupsDn": groups,
-                    "profile": "ad"
-                }))
-                .expect("a valid AD target");
                 (
-                    LdapConfig::from_spec(
-                        &target,
-                        SecretString::from(dc.admin_password.clone()),
-                        Some(dc.ca_pem.clone()),
-                    ),
+                    dc.ldap_config(&people, &groups),
                     LdapProfile::ActiveDirectory,
                 )
             }

@@ -244,6 +244,30 @@ impl SambaDc {
 
     /// A fresh OU `name` under the domain with `OU=Staff` and `OU=Groups` in it (one per test):
     /// their DNs.
+    /// The `ad` profile's configuration for a people and groups OU of this DC, as a user would
+    /// write the target (LDAPS with the DC's CA).
+    pub fn ldap_config(
+        &self,
+        people_dn: &str,
+        groups_dn: &str,
+    ) -> crate::directory::ldap::LdapConfig {
+        let target: crate::crd::LdapTarget = serde_json::from_value(serde_json::json!({
+            "url": URL,
+            "bindDn": ADMIN_DN,
+            "bindPasswordSecretRef": {"name": "ad", "key": "password"},
+            "baseDn": BASE_DN,
+            "peopleDn": people_dn,
+            "groupsDn": groups_dn,
+            "profile": "ad"
+        }))
+        .expect("a valid AD target");
+        crate::directory::ldap::LdapConfig::from_spec(
+            &target,
+            secrecy::SecretString::from(self.admin_password.clone()),
+            Some(self.ca_pem.clone()),
+        )
+    }
+
     pub async fn ou(&self, name: &str) -> Result<(String, String), String> {
         let mut admin = self.admin().await?;
         let base = format!("OU={name},{BASE_DN}");

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
-use peoplesync::crd::{LdapProfile, LdapTarget};
+use peoplesync::crd::LdapProfile;
 use peoplesync::directory::Directory;
 use peoplesync::directory::ldap::{DisableStrategy, LdapConfig, LdapDirectory};
 use peoplesync::directory::scim::{ScimConfig, ScimDirectory};
@@ -444,7 +444,7 @@ async fn the_directory_contract_holds_on_samba_ad() {
         .await
         .unwrap_or_else(|error| panic!("the Samba AD DC starts: {error}"));
     let (people_dn, groups_dn) = dc.ou("Contract").await.expect("the OUs are added");
-    let config = ad_config(dc, &people_dn, &groups_dn);
+    let config = dc.ldap_config(&people_dn, &groups_dn);
     let directory = LdapDirectory::connect(LdapConfig {
         page_size: 100,
         ..config
@@ -793,25 +793,6 @@ async fn r13_hostile_names_are_exact_on_389_ds() {
     hostile_names_contract(server.ldap_config(&ou), LdapProfile::Ds389, &mut admin).await;
 }
 
-/// The AD profile's configuration for an OU pair of the DC (as a user would write the target).
-fn ad_config(dc: &SambaDc, people_dn: &str, groups_dn: &str) -> LdapConfig {
-    let target: LdapTarget = serde_json::from_value(serde_json::json!({
-        "url": samba::URL,
-        "bindDn": samba::ADMIN_DN,
-        "bindPasswordSecretRef": {"name": "ad", "key": "password"},
-        "baseDn": samba::BASE_DN,
-        "peopleDn": people_dn,
-        "groupsDn": groups_dn,
-        "profile": "ad"
-    }))
-    .expect("a valid AD target");
-    LdapConfig::from_spec(
-        &target,
-        SecretString::from(dc.admin_password.clone()),
-        Some(dc.ca_pem.clone()),
-    )
-}
-
 #[tokio::test]
 async fn r13_hostile_names_are_exact_on_samba_ad() {
     let dc = SambaDc::shared()
@@ -820,7 +801,7 @@ async fn r13_hostile_names_are_exact_on_samba_ad() {
     let (people_dn, groups_dn) = dc.ou("Hostile").await.expect("the OUs are added");
     let mut admin = dc.admin().await.expect("admin binds");
     hostile_names_contract(
-        ad_config(dc, &people_dn, &groups_dn),
+        dc.ldap_config(&people_dn, &groups_dn),
         LdapProfile::ActiveDirectory,
         &mut admin,
     )
