@@ -334,24 +334,28 @@ async fn a_missing_secret_is_reported_and_creating_it_recovers_without_a_restart
     .await;
     let ready = wait_condition(&client, &ns, "acme", "Ready", "True", Some("Ready")).await;
     assert_eq!(ready["observedGeneration"], 1);
-    // Events were recorded for the transitions.
-    let events = plane
-        .kubectl()
-        .args([
-            "get",
-            "events.events.k8s.io",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ])
-        .output()
-        .expect("kubectl");
-    let reasons = String::from_utf8_lossy(&events.stdout).to_string();
-    assert!(
-        reasons.contains("SecretNotFound") && reasons.contains("Reachable"),
-        "{reasons}"
-    );
+    // Events were recorded for the transitions. The controller publishes them after it writes
+    // the status, so they may land a moment after Ready is seen.
+    let reasons = || {
+        let events = plane
+            .kubectl()
+            .args([
+                "get",
+                "events.events.k8s.io",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.items[*].reason}",
+            ])
+            .output()
+            .expect("kubectl");
+        String::from_utf8_lossy(&events.stdout).to_string()
+    };
+    operator::eventually("Events for SecretNotFound and Reachable", || {
+        let reasons = reasons();
+        async move { reasons.contains("SecretNotFound") && reasons.contains("Reachable") }
+    })
+    .await;
     controller.abort();
 }
 
@@ -1312,20 +1316,19 @@ async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_appr
             .and_then(|s| s.approved_by.as_deref()),
         Some("alice")
     );
-    // The Event says who approved.
+    // The Event says who approved (Events are published after the status write).
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
-    let notes: Vec<String> = events
-        .list(&Default::default())
-        .await
-        .expect("events")
-        .items
-        .into_iter()
-        .filter_map(|e| e.note)
-        .collect();
-    assert!(
-        notes.iter().any(|n| n.contains("approved by alice")),
-        "{notes:?}"
-    );
+    operator::eventually("an Event naming the approver", || async {
+        events
+            .list(&Default::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .filter_map(|e| e.note)
+            .any(|n| n.contains("approved by alice"))
+    })
+    .await;
     assert!(
         status.counts.as_ref().is_some_and(|c| c.disabled > 40),
         "{:?}",
