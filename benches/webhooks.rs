@@ -176,7 +176,9 @@ async fn run(people: usize, rate: usize, seconds: usize, bad: usize) -> bool {
     )
     .expect("client");
     // Who is in the directory, and where.
-    let directory = peoplesync::directory::ldap::LdapDirectory::connect(slapd.ldap_config())
+    let directory = peoplesync::directory::ldap::LdapDirectory::connect(
+        slapd.ldap_config().owned_by_object(&ns, "acme"),
+    )
         .await
         .expect("binds");
     let entries: Vec<peoplesync::directory::Entry> =

@@ -298,10 +298,18 @@ pub struct LdapTarget {
     /// The attribute used as the entry's RDN (default `uid`, AD `cn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdn_attribute: Option<String>,
-    /// The attribute that holds the source's person id and marks an entry as managed
-    /// (default `employeeNumber`). Entries without it are never modified.
+    /// The attribute that holds the source's person id (default `employeeNumber`, AD
+    /// `employeeID`). An entry is PeopleSync's only when it holds the anchor and this object's
+    /// mark (see `ownerAttribute`); any other entry is never modified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anchor_attribute: Option<String>,
+    /// The multi-valued attribute that marks the entries this object created or adopted, with
+    /// the value `peoplesync:<namespace>/<name>` (default `businessCategory`, allowed by
+    /// `inetOrgPerson` and AD's `user`). An entry holding an anchor value without the mark
+    /// (a brownfield `employeeID`) is left alone and reported; adoption sets the mark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z][A-Za-z0-9-]*$')").message("target.ldap.ownerAttribute must be an attribute name, e.g. businessCategory"))]
+    pub owner_attribute: Option<String>,
     /// Attribute templates (minijinja) over the person's safe fields, merged over the profile's
     /// defaults, e.g. `mail: "{{ work_email }}"`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -633,6 +641,11 @@ pub struct SyncStateStatus {
     /// Who approved that plan (the `peoplesync.dev/approved-by` annotation it was approved with).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// A full cycle of this version completed: the entries it owns carry its mark. Until then,
+    /// an object that synced under an earlier version (which did not mark) claims the entries
+    /// holding its people's ids.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub marked: bool,
     /// People applied just before the checkpoint and the version (`updated_at`, RFC 3339)
     /// applied: the overlap re-reads them and skips the unchanged ones.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -663,6 +676,13 @@ pub struct SyncCounts {
     pub deleted: u64,
     /// People whose change failed; retried next cycle.
     pub failed: u64,
+    /// Entries adopted or claimed.
+    #[serde(default)]
+    pub adopted: u64,
+    /// Entries in the people subtree holding an anchor value without this object's mark, left
+    /// alone (as of the last full cycle).
+    #[serde(default)]
+    pub unmarked: u64,
 }
 
 /// The webhook's registration and health as last read from the source.
@@ -741,6 +761,16 @@ pub struct PlanSummary {
     pub updates: u64,
     pub disables: u64,
     pub deletes: u64,
+    /// Entries taken over: adopted by the adoption rules, or claimed after an upgrade.
+    #[serde(default)]
+    pub adopts: u64,
+    /// Entries holding an anchor value without this object's mark that the plan leaves alone
+    /// (adoption candidates, or accounts PeopleSync must not touch).
+    #[serde(default)]
+    pub unmarked: u64,
+    /// Entries another PeopleSync object marked, left alone.
+    #[serde(default)]
+    pub foreign: u64,
     /// Deprovisions held by the guard.
     pub held: u64,
     /// The first changes (dry run), or the first deprovisions the guard holds: person id, action,

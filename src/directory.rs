@@ -151,6 +151,91 @@ pub struct DirectoryTraits {
     /// The longest group name the directory takes, in characters (AD: `cn` is at most 64);
     /// longer department names are cut.
     pub group_name_max: Option<usize>,
+    /// How entries PeopleSync owns are marked (LDAP); `None`: the anchor alone says it.
+    pub marking: Option<Marking>,
+}
+
+/// How a directory tells PeopleSync's entries from those that merely hold a value in the anchor
+/// attribute (a brownfield AD fills `employeeID` from payroll): an owned entry carries the anchor
+/// *and* this object's mark. An entry without the mark is never written, never deprovisioned,
+/// and its unique values are reserved; adoption (or, on an upgrade, the claim of an entry whose
+/// anchor is a source person's id) sets the mark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marking {
+    /// The anchor attribute (`employeeID`, `employeeNumber`).
+    pub anchor_attribute: String,
+    /// The multi-valued attribute holding the mark (`businessCategory` by default).
+    pub attribute: String,
+    /// This object's mark ([`mark_for`]).
+    pub mark: String,
+}
+
+/// Every mark starts with this; a value with it names some PeopleSync object.
+pub const MARK_PREFIX: &str = "peoplesync:";
+
+/// The longest mark: AD's `businessCategory` takes at most 128 characters.
+pub const MARK_MAX: usize = 128;
+
+/// The mark of the PeopleSync object `namespace/name`: `peoplesync:<namespace>/<name>`, or,
+/// where that would pass [`MARK_MAX`], its start and a hash of the whole (still one per object).
+pub fn mark_for(namespace: &str, name: &str) -> String {
+    let whole = format!("{MARK_PREFIX}{namespace}/{name}");
+    if whole.len() <= MARK_MAX {
+        return whole;
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(whole.as_bytes());
+    let hash = hex::encode(&digest[..8]);
+    // ASCII only (namespaces and names are DNS labels), so any byte index is a boundary.
+    format!("{}~{hash}", &whole[..MARK_MAX - hash.len() - 1])
+}
+
+impl Marking {
+    /// Whether the values of the mark attribute hold this object's mark (marks compare as the
+    /// attribute does: `businessCategory` ignores case).
+    pub fn is_ours(&self, values: Option<&Vec<String>>) -> bool {
+        values.is_some_and(|values| values.iter().any(|v| v.eq_ignore_ascii_case(&self.mark)))
+    }
+
+    /// Whether they hold another PeopleSync object's mark.
+    pub fn is_foreign(&self, values: Option<&Vec<String>>) -> bool {
+        values.is_some_and(|values| {
+            values.iter().any(|v| {
+                v.get(..MARK_PREFIX.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(MARK_PREFIX))
+                    && !v.eq_ignore_ascii_case(&self.mark)
+            })
+        })
+    }
+
+    /// What an entry this directory does not count as PeopleSync's is to this object.
+    pub fn classify(&self, attributes: &Attributes) -> Unowned {
+        let find = |name: &str| {
+            attributes
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        };
+        if self.is_foreign(find(&self.attribute)) {
+            return Unowned::Foreign;
+        }
+        match find(&self.anchor_attribute).and_then(|v| v.first()) {
+            Some(value) if !value.is_empty() => Unowned::Unmarked(value.clone()),
+            _ => Unowned::Plain,
+        }
+    }
+}
+
+/// An entry where PeopleSync keeps people that is not this object's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unowned {
+    /// No anchor value: an ordinary account (adoptable by the adoption rules).
+    Plain,
+    /// An anchor value without the mark (a brownfield `employeeID`, or an entry an earlier
+    /// version created): adoptable, and claimed on an upgrade when the value is a person's id.
+    Unmarked(String),
+    /// Marked by another PeopleSync object: never adopted.
+    Foreign,
 }
 
 /// A backend's error: a static category (condition reason, metric label) and whether it concerns

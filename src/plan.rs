@@ -77,6 +77,10 @@ pub struct Policy {
     /// Adopt an unowned entry that matches a new person by these attributes, tried in order
     /// (empty: adoption is off).
     pub adoption: Vec<String>,
+    /// Claim unmarked entries that hold a source person's id in the anchor attribute: the
+    /// first cycles after an upgrade from a version that did not mark what it made (see
+    /// [`crate::directory::Marking`]); never for an object that has not synced before.
+    pub claim_unmarked: bool,
 }
 
 /// Unique values held by unowned entries, lower-cased: attribute → values.
@@ -140,6 +144,8 @@ pub enum Reason {
     Reference,
     /// An unowned entry matched the person and is taken over.
     Adopted,
+    /// An entry an earlier version made (the person's id, no mark) is marked as this object's.
+    Claimed,
     /// Org units changed.
     OrgUnit,
 }
@@ -159,6 +165,7 @@ impl Reason {
             Reason::DelayElapsed => "DelayElapsed",
             Reason::Reference => "Reference",
             Reason::Adopted => "Adopted",
+            Reason::Claimed => "Claimed",
             Reason::OrgUnit => "OrgUnit",
         }
     }
@@ -311,6 +318,44 @@ pub struct Plan {
     /// A streamed cycle keeps the counts of its steps, not every step: then `steps` holds the
     /// deprovisions it made and the first few other steps.
     pub counted: Option<BTreeMap<&'static str, usize>>,
+    /// Entries where PeopleSync keeps people that this plan leaves alone because they are not
+    /// this object's.
+    pub left_alone: LeftAlone,
+}
+
+/// Entries a plan leaves alone, by why (only directories that mark what they own count them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeftAlone {
+    /// Holding a value in the anchor attribute without this object's mark (a brownfield
+    /// `employeeID`): adoption candidates, or conflicts when a person's id is among them.
+    pub unmarked: usize,
+    /// Marked by another PeopleSync object.
+    pub foreign: usize,
+}
+
+impl LeftAlone {
+    /// Counts `unowned` by kind, leaving out those taken over (`taken`: their ids).
+    pub fn count<'e>(
+        marking: Option<&crate::directory::Marking>,
+        unowned: impl IntoIterator<Item = &'e Entry>,
+        taken: &dyn Fn(&str) -> bool,
+    ) -> Self {
+        let mut out = Self::default();
+        let Some(marking) = marking else {
+            return out;
+        };
+        for entry in unowned {
+            if taken(&entry.id) {
+                continue;
+            }
+            match marking.classify(&entry.attributes) {
+                crate::directory::Unowned::Unmarked(_) => out.unmarked += 1,
+                crate::directory::Unowned::Foreign => out.foreign += 1,
+                crate::directory::Unowned::Plain => {}
+            }
+        }
+        out
+    }
 }
 
 impl Plan {
@@ -353,6 +398,18 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     steps.sort_by(|a, b| (a.action.phase(), &a.anchor).cmp(&(b.action.phase(), &b.anchor)));
     let mut held = people.held;
     held.sort_by(|a, b| (a.action.phase(), &a.anchor).cmp(&(b.action.phase(), &b.anchor)));
+    let taken: std::collections::HashSet<&str> = steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::Adopt { id } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let left_alone = LeftAlone::count(
+        inputs.policy.directory.marking.as_ref(),
+        inputs.unowned,
+        &|id| taken.contains(id),
+    );
     Plan {
         steps,
         held,
@@ -362,6 +419,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         in_scope: people.in_scope,
         managed: index.entries.len(),
         counted: None,
+        left_alone,
     }
 }
 

@@ -462,6 +462,8 @@ pub fn config_for(url: &str, admin_password: &str) -> crate::directory::ldap::Ld
         people_dn: PEOPLE_DN.into(),
         rdn_attribute: "uid".into(),
         anchor_attribute: "employeeNumber".into(),
+        owner_attribute: crate::directory::ldap::DEFAULT_OWNER_ATTRIBUTE.into(),
+        owner_mark: crate::directory::mark_for("tests", "peoplesync"),
         object_classes: ["top", "person", "organizationalPerson", "inetOrgPerson"]
             .map(String::from)
             .to_vec(),

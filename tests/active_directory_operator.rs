@@ -134,6 +134,7 @@ async fn a_peoplesync_with_the_ad_profile_syncs_into_samba_through_the_controlle
         &target,
         SecretString::from(dc.admin_password.clone()),
         Some(dc.ca_pem.clone()),
+        peoplesync::directory::mark_for(&ns, "corp"),
     ))
     .await
     .expect("binds");

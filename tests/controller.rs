@@ -1228,7 +1228,9 @@ async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_appr
         "{table}"
     );
     // The entries are in slapd.
-    let directory = peoplesync::directory::ldap::LdapDirectory::connect(ldap.ldap_config())
+    let directory = peoplesync::directory::ldap::LdapDirectory::connect(
+        ldap.ldap_config().owned_by_object(&ns, "acme"),
+    )
         .await
         .expect("binds");
     let entries: Vec<peoplesync::directory::Entry> = {
@@ -1455,7 +1457,9 @@ async fn a_personio_peoplesync_syncs_into_slapd_and_wrong_credentials_show_as_un
         table.contains("Personio") && table.contains("True") && table.contains("40"),
         "{table}"
     );
-    let directory = peoplesync::directory::ldap::LdapDirectory::connect(ldap.ldap_config())
+    let directory = peoplesync::directory::ldap::LdapDirectory::connect(
+        ldap.ldap_config().owned_by_object(&ns, "acme"),
+    )
         .await
         .expect("binds");
     let entries: Vec<peoplesync::directory::Entry> = {

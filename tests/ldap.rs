@@ -32,6 +32,8 @@ fn config(server: &Slapd, disable: DisableStrategy) -> LdapConfig {
         people_dn: slapd::PEOPLE_DN.into(),
         rdn_attribute: "uid".into(),
         anchor_attribute: "employeeNumber".into(),
+        owner_attribute: peoplesync::directory::ldap::DEFAULT_OWNER_ATTRIBUTE.into(),
+        owner_mark: peoplesync::directory::mark_for("tests", "peoplesync"),
         object_classes: ["top", "person", "organizationalPerson", "inetOrgPerson"]
             .map(String::from)
             .to_vec(),

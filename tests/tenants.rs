@@ -32,8 +32,11 @@ fn source(fleet: &Fleet, tenant: usize) -> HollyHrClient {
 }
 
 /// The anchors of the entries in tenant `i`'s people subtree.
-async fn anchors(fleet: &Fleet, tenant: usize) -> BTreeSet<String> {
-    let mut config = fleet.ldap.ldap_config();
+async fn anchors(fleet: &Fleet, ns: &str, tenant: usize) -> BTreeSet<String> {
+    let mut config = fleet
+        .ldap
+        .ldap_config()
+        .owned_by_object(ns, &fleet::tenant_name(tenant));
     config.people_dn = fleet::tenant_people_dn(tenant);
     config.groups_dn = Some(fleet::tenant_groups_dn(tenant));
     let directory = LdapDirectory::connect(config).await.expect("binds");
@@ -148,7 +151,7 @@ async fn two_hundred_tenants_sync_one_down_and_deleting_half_cleans_up_only_thei
 
     // Each subtree holds exactly its own tenant's people: no entry crossed tenants.
     for tenant in [0, 1, tenants / 2, tenants - 2] {
-        let (entries, people) = (anchors(&fleet, tenant).await, people(&fleet, tenant).await);
+        let (entries, people) = (anchors(&fleet, &ns, tenant).await, people(&fleet, tenant).await);
         assert!(!entries.is_empty(), "tenant {tenant} has no entries");
         assert!(
             entries.is_subset(&people),
@@ -156,7 +159,7 @@ async fn two_hundred_tenants_sync_one_down_and_deleting_half_cleans_up_only_thei
             entries.difference(&people).collect::<Vec<_>>()
         );
     }
-    assert!(anchors(&fleet, down).await.is_empty());
+    assert!(anchors(&fleet, &ns, down).await.is_empty());
     // One LDAP connection per healthy object, kept (none made for the one that is down).
     let connections = metric(admin, "peoplesync_directory_connections_total").await;
     assert_eq!(connections as usize, tenants - 1);
@@ -212,12 +215,12 @@ async fn two_hundred_tenants_sync_one_down_and_deleting_half_cleans_up_only_thei
     );
     // The deleted objects' entries stay in the directory (deletion removes the operator, not
     // the people).
-    assert!(!anchors(&fleet, tenants - 2).await.is_empty());
+    assert!(!anchors(&fleet, &ns, tenants - 2).await.is_empty());
 
     // The objects left keep syncing: a change in one of them arrives through its webhook.
     let tenant = 1;
     let hr = source(&fleet, tenant);
-    let person = anchors(&fleet, tenant)
+    let person = anchors(&fleet, &ns, tenant)
         .await
         .into_iter()
         .next()
@@ -234,7 +237,10 @@ async fn two_hundred_tenants_sync_one_down_and_deleting_half_cleans_up_only_thei
     )
     .await
     .expect("patched");
-    let mut config = fleet.ldap.ldap_config();
+    let mut config = fleet
+        .ldap
+        .ldap_config()
+        .owned_by_object(&ns, &fleet::tenant_name(tenant));
     config.people_dn = fleet::tenant_people_dn(tenant);
     let directory = LdapDirectory::connect(config).await.expect("binds");
     let started = std::time::Instant::now();

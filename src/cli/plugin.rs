@@ -350,7 +350,8 @@ async fn explain(
         person: person.to_owned(),
         message: super::report(&error),
     };
-    let standalone = Standalone::connect_spec(object.spec, &lookup)
+    let mark = crate::directory::mark_for(namespace, &object.name_any());
+    let standalone = Standalone::connect_spec(object.spec, mark, &lookup)
         .await
         .map_err(failed)?;
     super::explain::explain(standalone, person, apply)
@@ -559,6 +560,16 @@ fn write_status(
                     counts.deleted,
                     counts.failed
                 )?;
+                if counts.adopted > 0 {
+                    writeln!(out, "  adopted last cycle: {}", counts.adopted)?;
+                }
+                if counts.unmarked > 0 {
+                    writeln!(
+                        out,
+                        "  left alone: {} entries hold an anchor value without this object's mark (adoption candidates or accounts it must not touch; see spec.adoption)",
+                        counts.unmarked
+                    )?;
+                }
             }
             if let Some(at) = &s.last_sync_time {
                 writeln!(out, "  last cycle {at}")?;

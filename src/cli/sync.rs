@@ -88,6 +88,14 @@ pub struct SyncJob {
 
 /// The spec in a config file: a PeopleSync object or its bare spec, YAML or JSON.
 pub fn read_spec(path: &Path) -> Result<PeopleSyncSpec, SyncCliError> {
+    read_object(path).map(|(spec, _)| spec)
+}
+
+/// The spec of a config file and the mark of the object it describes: a whole `PeopleSync`
+/// marks its entries as the controller does for it (`peoplesync:<namespace>/<name>`, the
+/// namespace `default` when it names none), so `peoplesync sync` and the controller own the
+/// same entries; a bare spec is the object `default/peoplesync`.
+pub fn read_object(path: &Path) -> Result<(PeopleSyncSpec, String), SyncCliError> {
     let text = std::fs::read_to_string(path).map_err(|source| SyncCliError::Read {
         path: path.to_owned(),
         source,
@@ -98,12 +106,22 @@ pub fn read_spec(path: &Path) -> Result<PeopleSyncSpec, SyncCliError> {
     };
     let value: serde_json::Value =
         serde_yaml_ng::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+    let metadata = value.get("metadata");
+    let field = |key: &str, default: &str| {
+        metadata
+            .and_then(|m| m.get(key))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(default)
+            .to_owned()
+    };
+    let mark = crate::directory::mark_for(&field("namespace", "default"), &field("name", "peoplesync"));
     let spec = match value.get("spec") {
         Some(spec) => spec.clone(),
         None => value,
     };
-    serde_path_to_error::deserialize(spec)
-        .map_err(|e| parse_error(format!("{} at {}", e.inner(), e.path())))
+    let spec = serde_path_to_error::deserialize(spec)
+        .map_err(|e| parse_error(format!("{} at {}", e.inner(), e.path())))?;
+    Ok((spec, mark))
 }
 
 /// `PEOPLESYNC_SECRET_<NAME>_<KEY>` with anything but ASCII letters and digits as `_`.
@@ -459,14 +477,15 @@ impl Standalone {
     /// Reads the config and the Secrets from files, and connects (the directory binds or checks
     /// its token).
     pub async fn connect(config: &Path, secrets_dir: &Path) -> Result<Self, CliError> {
-        let spec = read_spec(config)?;
-        Self::connect_spec(spec, &|reference| read_secret(secrets_dir, reference)).await
+        let (spec, mark) = read_object(config)?;
+        Self::connect_spec(spec, mark, &|reference| read_secret(secrets_dir, reference)).await
     }
 
     /// Connects a spec with its Secret references resolved by `secret` (files for `peoplesync`,
     /// the API server for `kubectl peoplesync`).
     pub async fn connect_spec(
         spec: PeopleSyncSpec,
+        mark: String,
         secret: &SecretLookup<'_>,
     ) -> Result<Self, CliError> {
         let settings = crate::sync::spec::settings(&spec).map_err(SyncCliError::from)?;
@@ -486,7 +505,7 @@ impl Standalone {
                 None => None,
             },
         };
-        let directory = AnyDirectory::connect(&spec.target, credentials)
+        let directory = AnyDirectory::connect(&spec.target, credentials, mark)
             .await
             .map_err(SyncCliError::from)?;
         Ok(Self {

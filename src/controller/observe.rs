@@ -113,7 +113,7 @@ pub(super) async fn observe(
         }
     }
     let (source, client) = probe_source(spec, credentials, observer).await;
-    let (directory, connected) = probe_directory(spec, target).await;
+    let (directory, connected) = probe_directory(spec, target, owner_mark(object)).await;
     if connected.is_some() {
         ctx.metrics.directory_connected();
     }
@@ -182,4 +182,14 @@ pub(super) async fn source_credentials(
     ctx: &Context,
 ) -> Result<Option<SourceCredentials>, secrets::SecretError> {
     SourceCredentials::read(&spec.source, namespace, &ctx.secrets).await
+}
+
+/// The mark this object's entries carry (`peoplesync:<namespace>/<name>`): the name, not the
+/// uid, so an object deleted and created again (a restore, a move between clusters) still
+/// owns what it made.
+pub(super) fn owner_mark(object: &PeopleSync) -> String {
+    crate::directory::mark_for(
+        object.namespace().as_deref().unwrap_or_default(),
+        &object.name_any(),
+    )
 }

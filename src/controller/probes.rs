@@ -47,13 +47,14 @@ pub(super) async fn check_source(spec: &PeopleSyncSpec, client: &AnySource) -> S
 pub(super) async fn probe_directory(
     spec: &PeopleSyncSpec,
     credentials: crate::directory::any::Credentials,
+    mark: String,
 ) -> (
     DirectoryOutcome,
     Option<crate::directory::any::AnyDirectory>,
 ) {
     use crate::directory::DirectoryError;
     use crate::directory::any::AnyDirectory;
-    match AnyDirectory::connect(&spec.target, credentials).await {
+    match AnyDirectory::connect(&spec.target, credentials, mark).await {
         Ok(directory) => match check_directory(spec, &directory).await {
             DirectoryOutcome::Reachable => (DirectoryOutcome::Reachable, Some(directory)),
             outcome => (outcome, None),

@@ -96,6 +96,9 @@ impl Completed {
                 updates: count("update") + count("rename") + count("set-references"),
                 disables: count("disable"),
                 deletes: count("delete"),
+                adopts: count("adopt"),
+                unmarked: report.plan.left_alone.unmarked as u64,
+                foreign: report.plan.left_alone.foreign as u64,
                 held: report.plan.held.len() as u64,
                 changes: if dry_run {
                     report
@@ -232,6 +235,7 @@ pub fn state_of(status: Option<&PeopleSyncStatus>) -> SyncState {
             .collect(),
         retry: kept.retry.into_iter().collect(),
         approval_used: kept.approval_used,
+        marked: kept.marked,
         edge: kept
             .edge
             .iter()
@@ -265,6 +269,7 @@ pub fn fold(status: &mut PeopleSyncStatus, completed: &Completed, next: Option<T
             .map(|(anchor, at)| (anchor.clone(), at.to_string()))
             .collect(),
         approval_used: state.approval_used.clone(),
+        marked: state.marked,
         // The approver of the plan last approved (kept until another is approved).
         approved_by: match &completed.guard {
             GuardDecision::Approved(_) => completed.approved_by.clone(),
@@ -299,6 +304,13 @@ pub fn fold(status: &mut PeopleSyncStatus, completed: &Completed, next: Option<T
         disabled: counted("disable"),
         deleted: counted("delete"),
         failed: completed.failures.len() as u64,
+        adopted: counted("adopt"),
+        // Only a full cycle lists the whole subtree.
+        unmarked: if completed.kind == CycleKind::Full {
+            completed.plan.unmarked
+        } else {
+            previous.unmarked
+        },
     });
 }
 
@@ -354,6 +366,7 @@ mod tests {
             retry: ["p2".to_owned()].into(),
             approval_used: Some("abc".into()),
             edge: BTreeMap::from([("p3".into(), at("2026-06-01T09:59:30Z"))]),
+            marked: true,
         };
         let completed = Completed {
             kind: CycleKind::Full,

@@ -77,10 +77,11 @@ impl AnyDirectory {
     pub async fn connect(
         target: &TargetSpec,
         credentials: Credentials,
+        mark: String,
     ) -> Result<Self, AnyDirectoryError> {
         match (&target.ldap, &target.scim) {
             (Some(ldap), _) => {
-                let config = LdapConfig::from_spec(ldap, credentials.secret, credentials.ca_pem);
+                let config = LdapConfig::from_spec(ldap, credentials.secret, credentials.ca_pem, mark);
                 Ok(Self::Ldap(Box::new(LdapDirectory::connect(config).await?)))
             }
             (None, Some(scim)) => {

@@ -53,6 +53,12 @@ pub struct LdapConfig {
     pub people_dn: String,
     pub rdn_attribute: String,
     pub anchor_attribute: String,
+    /// The multi-valued attribute holding the ownership mark (`target.ldap.ownerAttribute`,
+    /// default `businessCategory`, which `inetOrgPerson` and AD's `user` both allow).
+    pub owner_attribute: String,
+    /// This object's mark ([`crate::directory::mark_for`]): an entry is PeopleSync's when it
+    /// holds the anchor and this value in `owner_attribute`.
+    pub owner_mark: String,
     pub object_classes: Vec<String>,
     pub disable: DisableStrategy,
     pub timeout: Duration,
@@ -119,6 +125,7 @@ impl LdapConfig {
         target: &crate::crd::LdapTarget,
         bind_password: SecretString,
         ca_pem: Option<String>,
+        owner_mark: String,
     ) -> Self {
         use crate::crd::{LdapDisableStrategy, LdapProfile};
         let ad = target.profile == LdapProfile::ActiveDirectory;
@@ -173,6 +180,11 @@ impl LdapConfig {
                 .anchor_attribute
                 .clone()
                 .unwrap_or_else(|| if ad { "employeeID" } else { "employeeNumber" }.to_owned()),
+            owner_attribute: target
+                .owner_attribute
+                .clone()
+                .unwrap_or_else(|| DEFAULT_OWNER_ATTRIBUTE.to_owned()),
+            owner_mark,
             object_classes,
             disable,
             timeout: Duration::from_secs(10),
@@ -196,6 +208,10 @@ impl LdapConfig {
         }
     }
 }
+
+/// Where the ownership mark goes unless the spec says otherwise: multi-valued, allowed on
+/// `inetOrgPerson` and on AD's `user` (up to 128 characters there), and rarely used by people.
+pub const DEFAULT_OWNER_ATTRIBUTE: &str = "businessCategory";
 
 /// Person accounts in AD (computers are `user` objects too, of another category).
 pub const AD_PERSON_FILTER: &str = "(&(objectCategory=person)(objectClass=user))";
@@ -314,8 +330,42 @@ impl LdapConfig {
         }
     }
 
+    /// The same, owning the entries of the PeopleSync object `namespace/name` (tests reading
+    /// what a controller wrote).
+    pub fn owned_by_object(self, namespace: &str, name: &str) -> Self {
+        Self {
+            owner_mark: crate::directory::mark_for(namespace, name),
+            ..self
+        }
+    }
+
+    /// The anchor and the mark attribute: written only as ownership, never as mapped values.
+    pub fn is_reserved_attribute(&self, name: &str) -> bool {
+        name.eq_ignore_ascii_case(&self.anchor_attribute)
+            || name.eq_ignore_ascii_case(&self.owner_attribute)
+    }
+
+    /// The filter matching the entries this object owns: the anchor and the mark.
+    pub fn owned_filter(&self) -> String {
+        format!(
+            "(&({}=*)({}={}))",
+            self.anchor_attribute,
+            self.owner_attribute,
+            ldap3::ldap_escape(&self.owner_mark)
+        )
+    }
+
+    /// How the planner tells this object's entries from the rest.
+    pub fn marking(&self) -> crate::directory::Marking {
+        crate::directory::Marking {
+            anchor_attribute: self.anchor_attribute.clone(),
+            attribute: self.owner_attribute.clone(),
+            mark: self.owner_mark.clone(),
+        }
+    }
+
     /// The DN and attributes of a new entry: the object classes, the mapped attributes, the
-    /// anchor, and the disabled state as the strategy expresses it.
+    /// anchor and the mark, and the disabled state as the strategy expresses it.
     pub fn add_request(
         &self,
         anchor: &str,
@@ -337,13 +387,17 @@ impl LdapConfig {
             self.object_classes.iter().cloned().collect(),
         )];
         for (name, values) in attributes {
-            if !values.is_empty() && !name.eq_ignore_ascii_case(&self.anchor_attribute) {
+            if !values.is_empty() && !self.is_reserved_attribute(name) {
                 attrs.push((name.clone(), set(values)));
             }
         }
         attrs.push((
             self.anchor_attribute.clone(),
             HashSet::from([anchor.to_owned()]),
+        ));
+        attrs.push((
+            self.owner_attribute.clone(),
+            HashSet::from([self.owner_mark.clone()]),
         ));
         match (&self.disable, enabled) {
             (DisableStrategy::SetAttribute { attribute, value }, false) => {
@@ -936,11 +990,16 @@ impl LdapDirectory {
         }
     }
 
-    fn guard(&self, anchor: &str) -> [Mod<String>; 2] {
+    /// Deletes and re-adds the anchor and the mark in the same modify: it fails (no such
+    /// attribute) unless the entry is still this object's, for this person.
+    fn guard(&self, anchor: &str) -> [Mod<String>; 4] {
         let value = HashSet::from([anchor.to_owned()]);
+        let mark = HashSet::from([self.config.owner_mark.clone()]);
         [
             Mod::Delete(self.config.anchor_attribute.clone(), value.clone()),
             Mod::Add(self.config.anchor_attribute.clone(), value),
+            Mod::Delete(self.config.owner_attribute.clone(), mark.clone()),
+            Mod::Add(self.config.owner_attribute.clone(), mark),
         ]
     }
 
@@ -970,9 +1029,15 @@ impl LdapDirectory {
         result.rc == ALREADY_EXISTS && self.owned_by(dn, anchor_attribute, anchor).await.is_ok()
     }
 
+    /// Whether the entry at `dn` is this object's entry of `anchor` (anchor and mark).
     async fn owned(&self, dn: &str, anchor: &str) -> Result<(), LdapBackendError> {
-        self.owned_by(dn, &self.config.anchor_attribute, anchor)
-            .await
+        let filter = format!(
+            "(&{}({}={}))",
+            LdapConfig::anchor_filter(&self.config.anchor_attribute, anchor),
+            self.config.owner_attribute,
+            ldap3::ldap_escape(&self.config.owner_mark)
+        );
+        self.owned_matching(dn, anchor, &filter).await
     }
 
     async fn owned_by(
@@ -982,8 +1047,17 @@ impl LdapDirectory {
         anchor: &str,
     ) -> Result<(), LdapBackendError> {
         let filter = LdapConfig::anchor_filter(anchor_attribute, anchor);
+        self.owned_matching(dn, anchor, &filter).await
+    }
+
+    async fn owned_matching(
+        &self,
+        dn: &str,
+        anchor: &str,
+        filter: &str,
+    ) -> Result<(), LdapBackendError> {
         let (entries, result) = self
-            .search("read", dn, Scope::Base, &filter, vec!["1.1"])
+            .search("read", dn, Scope::Base, filter, vec!["1.1"])
             .await?;
         if result.rc != 0 {
             return Err(LdapBackendError::Operation {
@@ -1000,6 +1074,81 @@ impl LdapDirectory {
             });
         }
         Ok(())
+    }
+
+    /// Takes an entry over: sets the person's id in the anchor attribute (replacing what was
+    /// there, say a payroll number) and adds the mark, in one modify guarded by what was read:
+    /// the old anchor value is deleted by value, so a change since the read fails the modify,
+    /// and an entry another PeopleSync object has marked is refused.
+    async fn adopt(&self, id: &str, anchor: &str) -> Result<String, LdapBackendError> {
+        let config = &self.config;
+        let (entries, result) = self
+            .search(
+                "read",
+                id,
+                Scope::Base,
+                "(objectClass=*)",
+                vec![
+                    config.anchor_attribute.as_str(),
+                    config.owner_attribute.as_str(),
+                ],
+            )
+            .await?;
+        if result.rc != 0 {
+            return Err(LdapBackendError::Operation {
+                operation: "read",
+                dn: id.to_owned(),
+                rc: result.rc,
+                message: result.text,
+            });
+        }
+        let attributes: Attributes = entries
+            .into_iter()
+            .next()
+            .map(SearchEntry::construct)
+            .map(|e| e.attrs.into_iter().collect())
+            .unwrap_or_default();
+        let marking = config.marking();
+        let owner = attributes
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&config.owner_attribute))
+            .map(|(_, v)| v);
+        if marking.is_ours(owner) || marking.is_foreign(owner) {
+            return Err(LdapBackendError::NotOwned {
+                dn: id.to_owned(),
+                anchor: anchor.to_owned(),
+            });
+        }
+        let previous = attributes
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&config.anchor_attribute))
+            .map(|(_, v)| v.iter().cloned().collect::<HashSet<String>>())
+            .unwrap_or_default();
+        let mut mods = Vec::new();
+        if !previous.is_empty() {
+            mods.push(Mod::Delete(config.anchor_attribute.clone(), previous));
+        }
+        mods.push(Mod::Add(
+            config.anchor_attribute.clone(),
+            HashSet::from([anchor.to_owned()]),
+        ));
+        mods.push(Mod::Add(
+            config.owner_attribute.clone(),
+            HashSet::from([config.owner_mark.clone()]),
+        ));
+        let result = self.modify("adopt", id, mods).await?;
+        match result.rc {
+            // Changed since the read (a value deleted, an anchor or mark added meanwhile).
+            CONSTRAINT_VIOLATION | TYPE_OR_VALUE_EXISTS | NO_SUCH_ATTRIBUTE => {
+                Err(LdapBackendError::NotOwned {
+                    dn: id.to_owned(),
+                    anchor: anchor.to_owned(),
+                })
+            }
+            _ => self
+                .check_result("adopt", id, anchor, result)
+                .map(|()| id.to_owned()),
+        }
     }
 
     /// `member` values for exactly `members`; `groupOfNames` requires one, so an empty group
@@ -1122,10 +1271,19 @@ impl LdapDirectory {
             .map(move |entry| {
                 let entry = entry?;
                 let attributes: Attributes = entry.attrs.into_iter().collect::<BTreeMap<_, _>>();
+                // Only an entry carrying this object's mark is its own; any other (a brownfield
+                // `employeeID`, another object's entry) is unowned, whatever its anchor holds.
+                let marked = attributes
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(&self.config.owner_attribute))
+                    .is_some_and(|(_, v)| {
+                        v.iter().any(|v| v.eq_ignore_ascii_case(&self.config.owner_mark))
+                    });
                 let anchor = attributes
                     .iter()
                     .find(|(k, _)| k.eq_ignore_ascii_case(&self.config.anchor_attribute))
                     .and_then(|(_, v)| v.first().cloned())
+                    .filter(|_| marked)
                     .unwrap_or_default();
                 Ok(Entry {
                     enabled: self.config.enabled_of(&entry.dn, &attributes),
@@ -1374,6 +1532,7 @@ impl Directory for LdapDirectory {
             manager_attribute: Some("manager".into()),
             groups: self.config.groups_dn.is_some(),
             group_name_max: self.config.group_name_max,
+            marking: Some(self.config.marking()),
         }
     }
 
@@ -1415,15 +1574,15 @@ impl Directory for LdapDirectory {
         .boxed()
     }
 
-    /// Entries under the people DNs that lack the anchor.
+    /// Entries under the people DNs that are not this object's (no anchor, or no mark).
     fn unowned(&self) -> BoxStream<'_, Result<Entry, LdapBackendError>> {
-        let filter = format!("(!({}=*))", self.config.anchor_attribute);
+        let filter = format!("(!{})", self.config.owned_filter());
         self.entries_matching(filter)
     }
 
+    /// Entries carrying the anchor and this object's mark.
     fn entries(&self) -> BoxStream<'_, Result<Entry, LdapBackendError>> {
-        let filter = format!("({}=*)", self.config.anchor_attribute);
-        self.entries_matching(filter)
+        self.entries_matching(self.config.owned_filter())
     }
 
     /// One paged search for managed and unowned entries alike (slapd scans the OU either way).
@@ -1443,10 +1602,7 @@ impl Directory for LdapDirectory {
                     && self.config.initial_password == InitialPassword::Random
                 {
                     let result = self.add_with_password(&dn, attrs).await?;
-                    if self
-                        .landed(&dn, &self.config.anchor_attribute, anchor, &result)
-                        .await
-                    {
+                    if result.rc == ALREADY_EXISTS && self.owned(&dn, anchor).await.is_ok() {
                         return Ok(dn);
                     }
                     // AD refuses a password its policy rejects with a constraint violation
@@ -1461,10 +1617,7 @@ impl Directory for LdapDirectory {
                     self.check_result("add", &dn, anchor, result)?;
                 } else {
                     let result = self.add("add", &dn, attrs).await?;
-                    if self
-                        .landed(&dn, &self.config.anchor_attribute, anchor, &result)
-                        .await
-                    {
+                    if result.rc == ALREADY_EXISTS && self.owned(&dn, anchor).await.is_ok() {
                         return Ok(dn);
                     }
                     self.check_result("add", &dn, anchor, result)?;
@@ -1478,7 +1631,7 @@ impl Directory for LdapDirectory {
             } => {
                 let mods = changes
                     .iter()
-                    .filter(|(name, _)| !name.eq_ignore_ascii_case(&self.config.anchor_attribute))
+                    .filter(|(name, _)| !self.config.is_reserved_attribute(name))
                     .map(|(name, values)| Mod::Replace(name.clone(), set(values)))
                     .collect();
                 self.modify_guarded(id, anchor, mods).await?;
@@ -1584,26 +1737,7 @@ impl Directory for LdapDirectory {
                     }
                 }
             }
-            Change::Adopt { id, anchor } => {
-                // The profiles' anchor attributes are SINGLE-VALUE (employeeNumber, employeeID):
-                // adding one to an entry that already has one fails, so nothing is overwritten.
-                let mods = vec![Mod::Add(
-                    self.config.anchor_attribute.clone(),
-                    HashSet::from([anchor.clone()]),
-                )];
-                let result = self.modify("adopt", id, mods).await?;
-                match result.rc {
-                    CONSTRAINT_VIOLATION | TYPE_OR_VALUE_EXISTS => {
-                        Err(LdapBackendError::NotOwned {
-                            dn: id.clone(),
-                            anchor: anchor.clone(),
-                        })
-                    }
-                    _ => self
-                        .check_result("adopt", id, anchor, result)
-                        .map(|()| id.clone()),
-                }
-            }
+            Change::Adopt { id, anchor } => self.adopt(id, anchor).await,
             Change::Delete { id, anchor } => {
                 self.owned(id, anchor).await?;
                 let result = self.delete("delete", id).await?;
@@ -1630,7 +1764,12 @@ mod tests {
             "profile": "ad"
         }))
         .expect("a valid AD target");
-        LdapConfig::from_spec(&target, SecretString::from("unused"), None)
+        LdapConfig::from_spec(
+            &target,
+            SecretString::from("unused"),
+            None,
+            crate::directory::mark_for("hr", "acme"),
+        )
     }
 
     fn ad_person() -> crate::source::Person {

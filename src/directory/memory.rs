@@ -173,6 +173,7 @@ impl Directory for MemoryDirectory {
                 manager_attribute: Some("manager".into()),
                 groups: true,
                 group_name_max: None,
+                marking: None,
             },
             None => DirectoryTraits {
                 rdn_attribute: Some("userName".into()),
@@ -181,6 +182,7 @@ impl Directory for MemoryDirectory {
                 manager_attribute: Some("enterprise.manager".into()),
                 groups: true,
                 group_name_max: None,
+                marking: None,
             },
         }
     }

@@ -559,6 +559,7 @@ impl Directory for ScimDirectory {
             manager_attribute: Some("enterprise.manager".into()),
             groups: true,
             group_name_max: None,
+            marking: None,
         }
     }
 

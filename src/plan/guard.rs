@@ -99,10 +99,16 @@ pub fn deprovision_hash<'a>(steps: impl Iterator<Item = &'a Step>) -> String {
 
 pub(crate) fn decide(inputs: &Inputs<'_>, index: &Index<'_>, steps: &[Step]) -> GuardDecision {
     let empty_source = inputs.coverage == Coverage::Full && inputs.people.is_empty();
+    // Entries taken over in this plan (adopted, or claimed after an upgrade) are managed too:
+    // an upgrade's first cycle, where every entry is claimed, measures against all of them.
+    let taken = steps
+        .iter()
+        .filter(|s| matches!(s.action, super::Action::Adopt { .. }))
+        .count();
     decide_over(
         inputs.policy.guard,
         empty_source,
-        index.entries.len(),
+        index.entries.len() + taken,
         steps.iter().filter(|s| s.action.is_deprovision()),
         inputs.approved,
     )

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::directory::{Attributes, Entry};
+use crate::directory::{Attributes, Entry, Unowned};
 use crate::source::Person;
 use crate::source::hollyhr::model::Lifecycle;
 
@@ -215,16 +215,30 @@ pub(crate) fn plan_people<'a>(
             Desired::Deprovisioned(reason) => {
                 out.decided.insert(anchor);
                 if let Some(entry) = entry {
-                    deprovision(inputs, &mut out, entry, reason, hold);
+                    deprovision(inputs, &mut out, &entry.anchor, entry.enabled, reason, hold);
+                } else if let Some(Ok(found)) = adoptions.get(anchor)
+                    && found.claim
+                {
+                    // An entry an earlier version made for a leaver: marked, then deprovisioned
+                    // as it would have been.
+                    let unowned = &inputs.unowned[found.index];
+                    out.steps.push(Step {
+                        anchor: anchor.to_owned(),
+                        reason: Reason::Claimed,
+                        action: Action::Adopt {
+                            id: unowned.id.clone(),
+                        },
+                    });
+                    deprovision(inputs, &mut out, anchor, unowned.enabled, reason, hold);
                 }
             }
             Desired::Provisioned { enabled, reason } => {
                 // Without an entry of its own, a person may adopt a matching unowned one.
-                let adopted: Option<Entry> = match (entry, adoptions.get(anchor)) {
-                    (None, Some(Ok(index))) => {
-                        let mut entry = inputs.unowned[*index].clone();
+                let adopted: Option<(Entry, bool)> = match (entry, adoptions.get(anchor)) {
+                    (None, Some(Ok(found))) => {
+                        let mut entry = inputs.unowned[found.index].clone();
                         entry.anchor = anchor.to_owned();
-                        Some(entry)
+                        Some((entry, found.claim))
                     }
                     (None, Some(Err(message))) => {
                         out.failures.push(Failure {
@@ -236,7 +250,7 @@ pub(crate) fn plan_people<'a>(
                     }
                     _ => None,
                 };
-                let entry = entry.or(adopted.as_ref());
+                let entry = entry.or(adopted.as_ref().map(|(entry, _)| entry));
                 let current = entry.map(|e| &e.attributes);
                 let mapped = inputs.mapping.map(person, current, &|attribute, value| {
                     taken.is_taken_by_other(anchor, attribute, value)
@@ -277,10 +291,14 @@ pub(crate) fn plan_people<'a>(
                         });
                     }
                     Some(entry) => {
-                        if adopted.is_some() {
+                        if let Some((_, claim)) = &adopted {
                             out.steps.push(Step {
                                 anchor: anchor.to_owned(),
-                                reason: Reason::Adopted,
+                                reason: if *claim {
+                                    Reason::Claimed
+                                } else {
+                                    Reason::Adopted
+                                },
                                 action: Action::Adopt {
                                     id: entry.id.clone(),
                                 },
@@ -303,28 +321,65 @@ pub(crate) fn plan_people<'a>(
         for (anchor, entry) in &index.entries {
             if !seen.contains(anchor) {
                 out.decided.insert(*anchor);
-                deprovision(inputs, &mut out, entry, Reason::Vanished, hold);
+                deprovision(
+                    inputs,
+                    &mut out,
+                    &entry.anchor,
+                    entry.enabled,
+                    Reason::Vanished,
+                    hold,
+                );
             }
         }
     }
     out
 }
 
-/// Which unowned entry each person without an entry would adopt (its index in `inputs.unowned`),
-/// or why none can be chosen. Attributes are tried in the configured order; the first one with
-/// matches decides. A match is only taken when it is unique both ways: one entry for the person,
-/// and no other person matching that entry. Nothing is ever guessed.
-fn adoptions(inputs: &Inputs<'_>, index: &Index<'_>) -> HashMap<String, Result<usize, String>> {
+/// An unowned entry a person takes over: its index in `inputs.unowned`, and whether it is
+/// claimed (an entry an earlier version made, holding the person's id without the mark) rather
+/// than adopted by the adoption rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub index: usize,
+    pub claim: bool,
+}
+
+/// Which unowned entry each person without an entry would take over, or why none can be
+/// chosen. On an upgrade (`policy.claim_unmarked`), an unmarked entry holding the person's id
+/// in the anchor attribute is claimed. Otherwise adoption attributes are tried in the
+/// configured order; the first one with matches decides. A match is only taken when it is
+/// unique both ways: one entry for the person, and no other person matching that entry. An
+/// entry another PeopleSync object marked is never taken. Nothing is ever guessed.
+fn adoptions(inputs: &Inputs<'_>, index: &Index<'_>) -> HashMap<String, Result<Found, String>> {
     let attributes = &inputs.policy.adoption;
-    let mut found: HashMap<String, Result<usize, String>> = HashMap::new();
-    if attributes.is_empty() || inputs.unowned.is_empty() {
+    let marking = inputs.policy.directory.marking.as_ref();
+    let claiming = inputs.policy.claim_unmarked && marking.is_some();
+    let mut found: HashMap<String, Result<Found, String>> = HashMap::new();
+    if (attributes.is_empty() && !claiming) || inputs.unowned.is_empty() {
         return found;
+    }
+    let kinds: Vec<Unowned> = inputs
+        .unowned
+        .iter()
+        .map(|entry| marking.map_or(Unowned::Plain, |m| m.classify(&entry.attributes)))
+        .collect();
+    // anchor value → unmarked entries holding it (claims on an upgrade)
+    let mut by_anchor: HashMap<&str, Vec<usize>> = HashMap::new();
+    if claiming {
+        for (i, kind) in kinds.iter().enumerate() {
+            if let Unowned::Unmarked(value) = kind {
+                by_anchor.entry(value.as_str()).or_default().push(i);
+            }
+        }
     }
     // attribute → lower-cased value → unowned entries holding it
     let mut by_value: HashMap<&str, HashMap<String, Vec<usize>>> = HashMap::new();
     for name in attributes {
         let values = by_value.entry(name.as_str()).or_default();
         for (i, entry) in inputs.unowned.iter().enumerate() {
+            if kinds[i] == Unowned::Foreign {
+                continue;
+            }
             for value in attribute(&entry.attributes, name).into_iter().flatten() {
                 values.entry(value.to_lowercase()).or_default().push(i);
             }
@@ -332,6 +387,32 @@ fn adoptions(inputs: &Inputs<'_>, index: &Index<'_>) -> HashMap<String, Result<u
     }
     for person in unique_people(inputs.people) {
         if index.entries.contains_key(person.id.as_str()) {
+            continue;
+        }
+        match by_anchor.get(person.id.as_str()).map(Vec::as_slice) {
+            Some([one]) => {
+                found.insert(
+                    person.id.clone(),
+                    Ok(Found {
+                        index: *one,
+                        claim: true,
+                    }),
+                );
+                continue;
+            }
+            Some(many) if many.len() > 1 => {
+                found.insert(
+                    person.id.clone(),
+                    Err(format!(
+                        "{} unmarked entries hold this person's id: remove all but one, and the next cycle claims it",
+                        many.len()
+                    )),
+                );
+                continue;
+            }
+            _ => {}
+        }
+        if attributes.is_empty() {
             continue;
         }
         // The person's own values, before uniqueness is applied (`first.last`, not `first.last2`).
@@ -348,13 +429,19 @@ fn adoptions(inputs: &Inputs<'_>, index: &Index<'_>) -> HashMap<String, Result<u
             {
                 None | Some([]) => continue,
                 Some([one]) => {
-                    found.insert(person.id.clone(), Ok(*one));
+                    found.insert(
+                        person.id.clone(),
+                        Ok(Found {
+                            index: *one,
+                            claim: false,
+                        }),
+                    );
                 }
                 Some(many) => {
                     found.insert(
                         person.id.clone(),
                         Err(format!(
-                            "{} entries without an anchor match by {name}: adopt one by hand (set its anchor) or remove the others",
+                            "{} entries PeopleSync does not own match by {name}: adopt one by hand (set its anchor and mark) or remove the others",
                             many.len()
                         )),
                     );
@@ -366,15 +453,15 @@ fn adoptions(inputs: &Inputs<'_>, index: &Index<'_>) -> HashMap<String, Result<u
     // An entry two people match is nobody's.
     let mut claims: HashMap<usize, usize> = HashMap::new();
     for result in found.values().flatten() {
-        *claims.entry(*result).or_default() += 1;
+        *claims.entry(result.index).or_default() += 1;
     }
     for result in found.values_mut() {
-        if let Ok(i) = result
-            && claims[i] > 1
+        if let Ok(Found { index, .. }) = result
+            && claims[index] > 1
         {
             *result = Err(format!(
-                "{} people match the same entry without an anchor: it is adopted by nobody",
-                claims[i]
+                "{} people match the same entry PeopleSync does not own: it is adopted by nobody",
+                claims[index]
             ));
         }
     }
@@ -529,13 +616,13 @@ pub(crate) fn deprovision_step(
 fn deprovision<'a>(
     inputs: &Inputs<'_>,
     out: &mut PeoplePlan<'a>,
-    entry: &'a Entry,
+    anchor: &'a str,
+    enabled: bool,
     reason: Reason,
     hold: bool,
 ) {
     let traits = &inputs.policy.directory;
-    let anchor = entry.anchor.as_str();
-    let Some(step) = deprovision_step(inputs, anchor, entry.enabled, reason) else {
+    let Some(step) = deprovision_step(inputs, anchor, enabled, reason) else {
         return;
     };
     if hold {

@@ -66,6 +66,7 @@ pub(crate) fn ldap_policy() -> Policy {
             manager_attribute: Some("manager".into()),
             groups: true,
             group_name_max: None,
+            marking: None,
         },
         ..Policy::default()
     }
@@ -80,6 +81,7 @@ pub(crate) fn scim_policy() -> Policy {
             manager_attribute: Some("enterprise.manager".into()),
             groups: true,
             group_name_max: None,
+            marking: None,
         },
         ..ldap_policy()
     }
@@ -652,6 +654,151 @@ async fn an_ambiguous_match_is_reported_and_never_guessed() {
     let plan = harness.sync(&[staff()[0].clone(), twin], &[]).await;
     assert_eq!(plan.failures.len(), 2, "{:?}", plan.failures);
     assert!(plan.failures.iter().all(|f| f.reason == "AmbiguousMatch"));
+}
+
+/// A directory that marks what it owns, as the LDAP backend does (`employeeNumber` anchor,
+/// `businessCategory` mark of the object hr/acme).
+fn marking() -> crate::directory::Marking {
+    crate::directory::Marking {
+        anchor_attribute: "employeeNumber".into(),
+        attribute: "businessCategory".into(),
+        mark: crate::directory::mark_for("hr", "acme"),
+    }
+}
+
+/// An account PeopleSync did not make, holding `number` in the anchor attribute (and `mark`
+/// in the mark attribute, when given).
+fn brownfield(uid: &str, mail: &str, number: &str, mark: Option<&str>) -> Stored {
+    let mut stored = hand_made(uid, mail);
+    stored
+        .attributes
+        .insert("employeeNumber".into(), vec![number.to_owned()]);
+    if let Some(mark) = mark {
+        stored
+            .attributes
+            .insert("businessCategory".into(), vec!["Sales".into(), mark.to_owned()]);
+    }
+    stored
+}
+
+#[tokio::test]
+async fn unmarked_entries_holding_an_anchor_value_are_left_alone_counted_and_adoptable() {
+    let mut harness = Harness::ldap();
+    harness.policy.directory.marking = Some(marking());
+    harness.policy.adoption = vec!["mail".into()];
+    // Payroll numbers in the anchor attribute: one account matches Ada by mail.
+    harness.directory.insert(
+        "uid=ada",
+        brownfield("ada", "ada.lovelace@example.com", "100231", None),
+    );
+    for (uid, number) in [("bob", "100232"), ("carol", "100233")] {
+        harness.directory.insert(
+            &format!("uid={uid}"),
+            brownfield(uid, &format!("{uid}@example.com"), number, None),
+        );
+    }
+    let (plan, _) = harness.full(&staff()).await;
+    let mut got = actions(&plan);
+    got.sort();
+    assert!(got.contains(&("p1".to_owned(), "adopt")), "{got:?}");
+    assert!(
+        plan.steps
+            .iter()
+            .all(|s| !s.action.is_deprovision() && s.action.name() != "delete"),
+        "nothing it does not own is deprovisioned: {got:?}"
+    );
+    assert_eq!(
+        plan.left_alone,
+        LeftAlone {
+            unmarked: 2,
+            foreign: 0
+        }
+    );
+    // Without the adoption rules, Ada's payroll account is left alone too, and counted.
+    harness.policy.adoption.clear();
+    let (plan, _) = harness.full(&staff()).await;
+    assert!(plan.steps.iter().all(|s| s.action.name() != "adopt"));
+    assert_eq!(plan.left_alone.unmarked, 3);
+}
+
+#[tokio::test]
+async fn an_upgrade_claims_the_entries_holding_its_peoples_ids_and_nothing_else() {
+    let mut harness = Harness::ldap();
+    harness.policy.directory.marking = Some(marking());
+    let other = crate::directory::mark_for("hr", "globex");
+    // What an earlier version made for Ada (her id, no mark), a payroll account, an entry of
+    // another PeopleSync object holding Alan's id, and what it made for a leaver (p4).
+    harness.directory.insert(
+        "uid=ada.lovelace",
+        brownfield("ada.lovelace", "ada.lovelace@example.com", "p1", None),
+    );
+    harness.directory.insert(
+        "uid=payroll",
+        brownfield("payroll", "payroll@example.com", "100231", None),
+    );
+    harness.directory.insert(
+        "uid=alan.turing",
+        brownfield("alan.turing", "alan.turing@example.com", "p2", Some(&other)),
+    );
+    harness.directory.insert(
+        "uid=old.leaver",
+        brownfield("old.leaver", "old.leaver@example.com", "p4", None),
+    );
+    let mut people = staff();
+    people.push(leaving(person("p4", "Old", "Leaver"), "2026-01-31"));
+
+    // A new object (never synced): nothing is claimed.
+    let (plan, _) = harness.full(&people).await;
+    assert!(
+        plan.steps.iter().all(|s| s.action.name() != "adopt"),
+        "{:?}",
+        actions(&plan)
+    );
+    assert_eq!(plan.left_alone.unmarked, 3);
+
+    // After an upgrade: Ada's and the leaver's entries are claimed (the leaver's then
+    // disabled); the payroll account and the other object's entry are not.
+    harness.policy.claim_unmarked = true;
+    let plan = harness.sync(&people, &departments()).await;
+    let claimed: Vec<(&str, &str)> = plan
+        .steps
+        .iter()
+        .filter(|s| s.reason == Reason::Claimed)
+        .map(|s| match &s.action {
+            Action::Adopt { id } => (s.anchor.as_str(), id.as_str()),
+            other => panic!("a claim adopts: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        claimed,
+        [("p1", "uid=ada.lovelace"), ("p4", "uid=old.leaver")]
+    );
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.anchor == "p4" && s.action == Action::Disable),
+        "{:?}",
+        actions(&plan)
+    );
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.anchor == "p2" && s.action.name() == "create"),
+        "another object's entry is never taken: {:?}",
+        actions(&plan)
+    );
+    assert_eq!(
+        plan.left_alone,
+        LeftAlone {
+            unmarked: 1,
+            foreign: 1
+        }
+    );
+    assert_eq!(
+        harness.directory.snapshot()["uid=payroll"],
+        brownfield("payroll", "payroll@example.com", "100231", None),
+        "the payroll account is untouched"
+    );
 }
 
 #[tokio::test]

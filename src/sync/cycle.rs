@@ -119,6 +119,17 @@ pub struct SyncState {
     /// The approval hash already used (an approval releases exactly one plan, once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_used: Option<String>,
+    /// A full cycle of a version that marks what it owns has completed without failures.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub marked: bool,
+}
+
+impl SyncState {
+    /// Whether unmarked entries holding a person's id are claimed: after an upgrade from a
+    /// version that did not mark (the object has synced, but never fully under marking).
+    pub fn claims_unmarked(&self) -> bool {
+        self.last_full_sync.is_some() && !self.marked
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -60,6 +60,8 @@ pub struct DirectoryIndex {
     elsewhere: plan::Reserved,
     /// Lower-cased values of unowned entries, per adoption attribute.
     adoptable: Vec<(String, HashSet<String>)>,
+    /// Anchor values of unmarked entries (claimed on an upgrade by the person with that id).
+    claimable: HashSet<String>,
     /// What the index was built for (mapped attributes, directory traits, adoption): an index
     /// built under other settings is read anew.
     fingerprint: u64,
@@ -123,6 +125,7 @@ impl DirectoryIndex {
             reserved: plan::Reserved::new(),
             elsewhere,
             adoptable: Vec::new(),
+            claimable: HashSet::new(),
             fingerprint: fingerprint(settings, policy),
         };
         index.derive(settings, policy);
@@ -131,6 +134,17 @@ impl DirectoryIndex {
 
     /// The reserved and adoptable values, from the unowned entries.
     fn derive(&mut self, settings: &Settings, policy: &Policy) {
+        self.claimable = match &policy.directory.marking {
+            Some(marking) => self
+                .unowned
+                .iter()
+                .filter_map(|e| match marking.classify(&e.attributes) {
+                    crate::directory::Unowned::Unmarked(value) => Some(value),
+                    _ => None,
+                })
+                .collect(),
+            None => HashSet::new(),
+        };
         self.reserved = super::reserved(&settings.mapping, &self.unowned);
         super::merge_reserved(&mut self.reserved, &self.elsewhere);
         self.adoptable = if self.unowned.is_empty() {
@@ -201,6 +215,7 @@ struct Cycle<'a, D: Directory> {
     elsewhere: plan::Reserved,
     /// Lower-cased values of unowned entries, per adoption attribute.
     adoptable: Vec<(String, HashSet<String>)>,
+    claimable: HashSet<String>,
     fingerprint: u64,
     /// Ids of unowned entries this run adopted (they leave `unowned` when the index settles).
     adopted: Vec<String>,
@@ -232,6 +247,7 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
     let started = Instant::now();
     let policy = &Policy {
         directory: directory.traits(),
+        claim_unmarked: state.claims_unmarked(),
         ..settings.policy.clone()
     };
     let chunk_size = chunk_size.max(1);
@@ -340,6 +356,7 @@ pub(super) async fn partial<SE: SourceError, D: Directory>(
 ) -> Result<(Report, Option<DirectoryIndex>), CycleError<SE, D::Error>> {
     let policy = &Policy {
         directory: directory.traits(),
+        claim_unmarked: state.claims_unmarked(),
         ..settings.policy.clone()
     };
     let chunk_size = settings.chunk.max(1);
@@ -436,6 +453,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
             reserved,
             elsewhere,
             adoptable,
+            claimable,
             fingerprint,
         } = index;
         Ok(Self {
@@ -449,6 +467,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
             reserved,
             elsewhere,
             adoptable,
+            claimable,
             fingerprint,
             adopted: Vec::new(),
             adopting: Vec::new(),
@@ -511,6 +530,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
             reserved,
             elsewhere,
             adoptable,
+            claimable,
             adopted,
             fingerprint,
             settings,
@@ -526,6 +546,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
 
         // The next state, as `engine::finish` computes it.
         let failed = super::cycle::failed(&plan, &applied);
+        let all_applied = failed.is_empty();
         let mut next = state.clone();
         next.disabled_since = known
             .after()
@@ -557,6 +578,8 @@ impl<'a, D: Directory> Cycle<'a, D> {
         next.checkpoint = read.checkpoint;
         if read.kind == CycleKind::Full {
             next.last_full_sync = Some(now);
+            // Every entry this object owns carries its mark now (claims included).
+            next.marked = next.marked || all_applied;
         }
         if let GuardDecision::Approved(trip) = &guard {
             next.approval_used = Some(trip.hash.clone());
@@ -570,6 +593,7 @@ impl<'a, D: Directory> Cycle<'a, D> {
                 reserved,
                 elsewhere,
                 adoptable,
+                claimable,
                 fingerprint,
             };
             if !adopted.is_empty() {
@@ -623,6 +647,12 @@ impl<'a, D: Directory> Cycle<'a, D> {
                 let manager = person.manager.as_ref().map(|m| m.id.as_str());
                 let department = person.department.as_ref().map(|d| d.id.as_str());
                 self.known.place(slot, true, Some((manager, department)));
+                return None;
+            }
+            // On an upgrade, the entry an earlier version made for this person is claimed
+            // (whatever the person's state: a leaver's is claimed and then deprovisioned).
+            (None, _) if self.policy.claim_unmarked && self.claimable.contains(&person.id) => {
+                self.adopting.push(person);
                 return None;
             }
             (None, _) if !self.adoptable.is_empty() => {
@@ -1036,7 +1066,8 @@ impl<'a, D: Directory> Cycle<'a, D> {
         let guard = plan::guard::decide_over(
             self.policy.guard,
             coverage == Coverage::Full && people_read == 0,
-            self.known.managed,
+            // Entries adopted or claimed in this run are managed too (see `guard::decide`).
+            self.known.managed + self.adopted.len(),
             self.deprovisions.iter(),
             approved,
         );
@@ -1109,6 +1140,14 @@ impl<'a, D: Directory> Cycle<'a, D> {
             in_scope: self.in_scope,
             managed: self.known.managed,
             counted: Some(std::mem::take(&mut self.planned)),
+            left_alone: {
+                let adopted: HashSet<&str> = self.adopted.iter().map(String::as_str).collect();
+                plan::LeftAlone::count(
+                    self.policy.directory.marking.as_ref(),
+                    &self.unowned,
+                    &|id| adopted.contains(id),
+                )
+            },
         };
         Ok((plan, guard))
     }

@@ -167,7 +167,9 @@ impl Operator {
         use futures::TryStreamExt;
         use peoplesync::directory::Directory;
         let directory =
-            peoplesync::directory::ldap::LdapDirectory::connect(self.ldap.ldap_config())
+            peoplesync::directory::ldap::LdapDirectory::connect(
+                self.ldap.ldap_config().owned_by_object(&self.ns, NAME),
+            )
                 .await
                 .expect("binds");
         let entries: Vec<peoplesync::directory::Entry> =
