@@ -179,8 +179,8 @@ async fn run(people: usize, rate: usize, seconds: usize, bad: usize) -> bool {
     let directory = peoplesync::directory::ldap::LdapDirectory::connect(
         slapd.ldap_config().owned_by_object(&ns, "acme"),
     )
-        .await
-        .expect("binds");
+    .await
+    .expect("binds");
     let entries: Vec<peoplesync::directory::Entry> =
         directory.entries().try_collect().await.expect("lists");
     let dns: BTreeMap<String, String> = entries

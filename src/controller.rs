@@ -22,6 +22,7 @@ mod reconcile;
 mod scenarios;
 pub mod status;
 pub mod sync;
+pub mod transitions;
 
 use crate::crd::conditions;
 use crate::secrets;
@@ -162,6 +163,8 @@ pub struct Context {
     handed_over: Mutex<std::collections::HashSet<String>>,
     /// What webhook runs wrote per object (by uid) since its last Event about them.
     webhook_runs: Mutex<HashMap<String, sync::WebhookRuns>>,
+    /// Each object's people with a lifecycle transition ahead (by uid).
+    schedules: Mutex<HashMap<String, transitions::Schedule>>,
 }
 
 impl Context {
@@ -191,6 +194,7 @@ impl Context {
             indexes: Mutex::new(HashMap::new()),
             handed_over: Mutex::new(std::collections::HashSet::new()),
             webhook_runs: Mutex::default(),
+            schedules: Mutex::default(),
             book: None,
             fence: None,
             consuming: Arc::default(),
@@ -360,8 +364,25 @@ impl Context {
             .filter(|runs| !runs.is_empty())
     }
 
+    /// The object's transition schedule, to read or change.
+    fn schedule<T>(&self, uid: &str, f: impl FnOnce(&mut transitions::Schedule) -> T) -> T {
+        let mut schedules = self
+            .schedules
+            .lock()
+            .expect("the map lock is never poisoned");
+        let out = f(schedules.entry(uid.to_owned()).or_default());
+        let people = schedules.values().map(transitions::Schedule::len).sum();
+        drop(schedules);
+        self.metrics.transitions_scheduled(people);
+        out
+    }
+
     fn forget(&self, uid: &str) {
         self.cycle_starts(uid);
+        self.schedules
+            .lock()
+            .expect("the map lock is never poisoned")
+            .remove(uid);
         self.take_webhook_runs(uid);
         self.keep_handles(uid, None);
         self.keep_index(uid, None);

@@ -461,6 +461,29 @@ pub struct LifecycleSpec {
     /// guard like any deprovision).
     #[serde(default)]
     pub on_leave: OnLeavePolicy,
+    /// The IANA time zone start and end dates are read in, for people whose work place has
+    /// none in `timeZones` (default `UTC`), e.g. `America/Los_Angeles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Work place (its id, or its name ignoring case) → IANA time zone, e.g.
+    /// `{"Sydney Office": "Australia/Sydney"}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub time_zones: BTreeMap<String, String>,
+    /// The local time a joiner's access starts on their first day, `HH:MM` (default `00:00`,
+    /// the start of the day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^([01][0-9]|2[0-3]):[0-5][0-9]$')").message("lifecycle.enableAt must be a local time HH:MM, 00:00 to 23:59"))]
+    pub enable_at: Option<String>,
+    /// The local time a leaver's access ends on their last day, `HH:MM` (default `24:00`, the
+    /// end of the day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$')").message("lifecycle.disableAt must be a local time HH:MM, 00:00 to 24:00"))]
+    pub disable_at: Option<String>,
+    /// Create a future starter's (disabled) account this many days before their first day, at
+    /// the start of that local day (default: as soon as HR lists them; see `futureStarters`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 365").message("lifecycle.provisionBefore must be 0 to 365 days"))]
+    pub provision_before: Option<u32>,
 }
 
 /// See [`LifecycleSpec::on_leave`].
@@ -594,6 +617,10 @@ pub struct PeopleSyncStatus {
     /// When the next cycle is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_sync_time: Option<Time>,
+    /// The earliest lifecycle transition ahead: a person's first day starting or last day
+    /// ending, in their time zone (`spec.lifecycle`); a targeted cycle runs then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_transition_time: Option<Time>,
     /// When the last full reconciliation finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_full_sync_time: Option<Time>,

@@ -190,6 +190,12 @@ pub fn mark_for(namespace: &str, name: &str) -> String {
     format!("{}~{hash}", &whole[..MARK_MAX - hash.len() - 1])
 }
 
+/// The mark of a bare spec run by `peoplesync sync` (the object `default/peoplesync`); the
+/// test fixtures' configurations use it too.
+pub fn standalone_mark() -> String {
+    mark_for("default", "peoplesync")
+}
+
 impl Marking {
     /// Whether the values of the mark attribute hold this object's mark (marks compare as the
     /// attribute does: `businessCategory` ignores case).

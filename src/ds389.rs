@@ -309,7 +309,7 @@ impl Ds389 {
             &target,
             secrecy::SecretString::from(self.admin_password.clone()),
             None,
-            crate::directory::mark_for("tests", "peoplesync"),
+            crate::directory::standalone_mark(),
         )
     }
 

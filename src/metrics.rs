@@ -62,6 +62,14 @@ struct CycleKindLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransitionLabels {
+    #[prometheus(flatten)]
+    object: ObjectLabels,
+    /// `provision`, `enable` or `disable`.
+    transition: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChangeLabels {
     #[prometheus(flatten)]
     object: ObjectLabels,
@@ -122,6 +130,7 @@ macro_rules! of_object {
     )*};
 }
 of_object!(
+    TransitionLabels,
     CycleLabels,
     CycleKindLabels,
     ChangeLabels,
@@ -188,6 +197,10 @@ fn cycle_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.01, 2.0, 14))
 }
 
+fn lateness_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.125, 2.0, 16))
+}
+
 fn delivery_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 14))
 }
@@ -214,6 +227,8 @@ pub struct Metrics {
     poll_interval: Scoped<ObjectLabels, Gauge>,
     leader: Gauge,
     delivery_seconds: Scoped<ObjectLabels, Histogram>,
+    transition_lateness: Scoped<TransitionLabels, Histogram>,
+    transitions_scheduled: Gauge,
 }
 
 /// Registers a family and wraps it in [`Scoped`].
@@ -369,9 +384,23 @@ impl Default for Metrics {
             "Time the webhook receiver took to answer a delivery, per PeopleSync (none for unknown paths)",
             Family::new_with_constructor(delivery_histogram as fn() -> Histogram),
         );
+        let transition_lateness = scoped(
+            &mut registry,
+            "lifecycle_transition_lateness_seconds",
+            "How long after its instant (a first day starting, a last day ending, in the person's time zone) a lifecycle transition's cycle finished, per PeopleSync and transition",
+            Family::new_with_constructor(lateness_histogram as fn() -> Histogram),
+        );
+        let transitions_scheduled = Gauge::default();
+        registry.register(
+            "lifecycle_transitions_scheduled",
+            "People with a lifecycle transition ahead, kept to wake a cycle at its instant (all objects)",
+            transitions_scheduled.clone(),
+        );
         Self {
             registry,
             delivery_seconds,
+            transition_lateness,
+            transitions_scheduled,
             conditions,
             last_sync,
             poll_interval,
@@ -561,6 +590,7 @@ impl Metrics {
         self.source_requests.forget(object);
         self.deliveries.forget(object);
         self.delivery_seconds.forget(object);
+        self.transition_lateness.forget(object);
         self.checkpoint_age.forget(object);
         self.conditions.forget(object);
         self.last_sync.forget(object);
@@ -585,6 +615,27 @@ impl Metrics {
                 resource,
             })
             .inc();
+    }
+
+    /// A lifecycle transition's cycle finished `late` seconds after its instant.
+    pub fn transition_ran(
+        &self,
+        object: &ObjectLabels,
+        transition: crate::plan::timing::Transition,
+        late: f64,
+    ) {
+        self.transition_lateness.with(
+            TransitionLabels {
+                object: object.clone(),
+                transition: transition.as_str().to_owned(),
+            },
+            |h| h.observe(late),
+        );
+    }
+
+    pub fn transitions_scheduled(&self, people: usize) {
+        self.transitions_scheduled
+            .set(i64::try_from(people).unwrap_or(i64::MAX));
     }
 
     pub fn indexes_kept(&self, count: usize) {
@@ -685,6 +736,7 @@ mod tests {
             people_read: 12,
             duration: Duration::from_millis(40),
             timings: crate::sync::engine::Timings::default(),
+            upcoming: Default::default(),
         };
         for name in ["acme", "globex"] {
             let object = ObjectLabels::new("team", name);

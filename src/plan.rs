@@ -15,6 +15,7 @@ pub mod known;
 pub mod mapping;
 pub mod people;
 pub mod scope;
+pub mod timing;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -81,6 +82,8 @@ pub struct Policy {
     /// first cycles after an upgrade from a version that did not mark what it made (see
     /// [`crate::directory::Marking`]); never for an object that has not synced before.
     pub claim_unmarked: bool,
+    /// When transitions happen: dates read in each person's time zone, at the configured hours.
+    pub timing: timing::Timing,
 }
 
 /// Unique values held by unowned entries, lower-cased: attribute → values.

@@ -265,7 +265,7 @@ impl SambaDc {
             &target,
             secrecy::SecretString::from(self.admin_password.clone()),
             Some(self.ca_pem.clone()),
-            crate::directory::mark_for("tests", "peoplesync"),
+            crate::directory::standalone_mark(),
         )
     }
 

@@ -463,7 +463,7 @@ pub fn config_for(url: &str, admin_password: &str) -> crate::directory::ldap::Ld
         rdn_attribute: "uid".into(),
         anchor_attribute: "employeeNumber".into(),
         owner_attribute: crate::directory::ldap::DEFAULT_OWNER_ATTRIBUTE.into(),
-        owner_mark: crate::directory::mark_for("tests", "peoplesync"),
+        owner_mark: crate::directory::standalone_mark(),
         object_classes: ["top", "person", "organizationalPerson", "inetOrgPerson"]
             .map(String::from)
             .to_vec(),

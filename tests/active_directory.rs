@@ -71,7 +71,7 @@ async fn ad_directory(dc: &SambaDc, people: &str, groups: &str, url: &str) -> Ld
         &target,
         SecretString::from(dc.admin_password.clone()),
         Some(dc.ca_pem.clone()),
-        peoplesync::directory::mark_for("tests", "peoplesync"),
+        peoplesync::directory::standalone_mark(),
     ))
     .await
     .expect("binds")
@@ -95,7 +95,7 @@ async fn the_dc_refuses_plain_binds_and_a_wrong_password_and_accepts_ldaps_with_
         &target(&people, &groups),
         SecretString::from("not-the-password"),
         Some(dc.ca_pem.clone()),
-        peoplesync::directory::mark_for("tests", "peoplesync"),
+        peoplesync::directory::standalone_mark(),
     ))
     .await;
     assert!(wrong.is_err(), "a wrong password bound");
@@ -103,7 +103,7 @@ async fn the_dc_refuses_plain_binds_and_a_wrong_password_and_accepts_ldaps_with_
         &target(&people, &groups),
         SecretString::from(dc.admin_password.clone()),
         Some(dc.ca_pem.clone()),
-        peoplesync::directory::mark_for("tests", "peoplesync"),
+        peoplesync::directory::standalone_mark(),
     ))
     .await
     .expect("binds over LDAPS with the DC's CA");
@@ -192,7 +192,7 @@ async fn a_group_larger_than_one_member_range_is_read_whole() {
         &target(&people, &groups),
         SecretString::from(dc.admin_password.clone()),
         Some(dc.ca_pem.clone()),
-        peoplesync::directory::mark_for("tests", "peoplesync"),
+        peoplesync::directory::standalone_mark(),
     );
     assert_eq!(config.member_range, Some(1500));
     let directory = LdapDirectory::connect(config).await.expect("binds");
@@ -361,7 +361,7 @@ async fn initial_password_policies_on_samba() {
         &target(&people, &groups),
         SecretString::from(dc.admin_password.clone()),
         Some(dc.ca_pem.clone()),
-        peoplesync::directory::mark_for("tests", "peoplesync"),
+        peoplesync::directory::standalone_mark(),
     );
     assert_eq!(
         config.initial_password,

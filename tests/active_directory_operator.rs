@@ -4,7 +4,10 @@
 //!
 //! A test binary of its own, so its DC is its own: AD's account names and UPNs are unique in the
 //! whole domain, and the people of `tests/active_directory.rs` (same seeded names) would collide
-//! with these across OUs. Reserving the values other OUs hold is #18's next step.
+//! with these across OUs. Its tests share the DC, each in its own OU (the brownfield one with
+//! people of another seed).
+
+mod support;
 
 use futures::TryStreamExt;
 use peoplesync::directory::Directory;
@@ -22,7 +25,7 @@ async fn a_peoplesync_with_the_ad_profile_syncs_into_samba_through_the_controlle
     use k8s_openapi::api::core::v1::Secret;
     use kube::Api;
     use kube::api::PostParams;
-    let dc = SambaDc::start().await.expect("the Samba AD DC starts");
+    let dc = SambaDc::shared().await.expect("the Samba AD DC starts");
     let (people, groups) = dc.ou("Operator").await.expect("the OUs are added");
     let hollyhr = sandbox::start(SandboxConfig {
         people: 40,
@@ -158,4 +161,28 @@ async fn a_peoplesync_with_the_ad_profile_syncs_into_samba_through_the_controlle
         assert_eq!(flag(entry, "userAccountControl"), "514", "{}", entry.id);
     }
     controller.abort();
+}
+
+/// Brownfield AD (issue #29): 300 accounts whose `employeeID`s are payroll numbers, 40 matching
+/// HR people by mail. The dry run plans 40 adoptions and no deprovision; the real cycle marks
+/// those 40 and leaves the 260 others unchanged to their `uSNChanged`.
+#[tokio::test]
+async fn a_brownfield_ad_keeps_every_account_it_does_not_own_and_adopts_the_matching_ones() {
+    let dc = SambaDc::shared().await.expect("the Samba AD DC starts");
+    let (people, groups) = dc.ou("Brownfield").await.expect("the OUs are added");
+    let admin = dc.admin().await.expect("an admin connection");
+    support::brownfield::contract(support::brownfield::Brownfield {
+        admin,
+        people_dn: people.clone(),
+        ad: true,
+        target: json!({
+            "url": samba::URL, "bindDn": samba::ADMIN_DN,
+            "bindPasswordSecretRef": {"name": "ldap", "key": "password"},
+            "caSecretRef": {"name": "ldap", "key": "ca.crt"},
+            "baseDn": samba::BASE_DN, "peopleDn": people, "groupsDn": groups,
+            "profile": "ad"
+        }),
+        secret: json!({"password": dc.admin_password, "ca.crt": dc.ca_pem}),
+    })
+    .await;
 }

@@ -158,6 +158,7 @@ fn alerts_read_only_metrics_and_labels_the_operator_exposes() {
         people_read: 3,
         duration: std::time::Duration::from_millis(40),
         timings: peoplesync::sync::engine::Timings::default(),
+        upcoming: Default::default(),
     };
     metrics.cycle(&acme, &report);
     metrics.leading(true);

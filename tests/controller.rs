@@ -1231,8 +1231,8 @@ async fn a_peoplesync_syncs_into_slapd_and_a_held_deprovision_waits_for_its_appr
     let directory = peoplesync::directory::ldap::LdapDirectory::connect(
         ldap.ldap_config().owned_by_object(&ns, "acme"),
     )
-        .await
-        .expect("binds");
+    .await
+    .expect("binds");
     let entries: Vec<peoplesync::directory::Entry> = {
         use futures::TryStreamExt;
         use peoplesync::directory::Directory;
@@ -1460,8 +1460,8 @@ async fn a_personio_peoplesync_syncs_into_slapd_and_wrong_credentials_show_as_un
     let directory = peoplesync::directory::ldap::LdapDirectory::connect(
         ldap.ldap_config().owned_by_object(&ns, "acme"),
     )
-        .await
-        .expect("binds");
+    .await
+    .expect("binds");
     let entries: Vec<peoplesync::directory::Entry> = {
         use futures::TryStreamExt;
         use peoplesync::directory::Directory;
@@ -1671,4 +1671,26 @@ async fn the_binary_trusts_the_system_ca_store() {
         "without it the certificate is refused: {stderr}"
     );
     let _ = std::fs::remove_file(&store);
+}
+
+/// Brownfield OpenLDAP (issue #29): 300 accounts whose `employeeNumber`s are payroll numbers,
+/// 40 matching HR people by mail. The dry run plans 40 adoptions and no deprovision; the real
+/// cycle marks those 40 and leaves the 260 others unchanged to their `entryCSN`.
+#[tokio::test]
+async fn a_brownfield_openldap_keeps_every_entry_it_does_not_own_and_adopts_the_matching_ones() {
+    use peoplesync::slapd::{self, Slapd};
+    let ldap = Slapd::start().await.expect("slapd starts");
+    let admin = ldap.admin().await.expect("an admin connection");
+    support::brownfield::contract(support::brownfield::Brownfield {
+        admin,
+        people_dn: slapd::PEOPLE_DN.to_owned(),
+        ad: false,
+        target: json!({
+            "url": ldap.url(), "bindDn": slapd::ADMIN_DN,
+            "bindPasswordSecretRef": {"name": "ldap", "key": "password"},
+            "baseDn": slapd::BASE_DN, "peopleDn": slapd::PEOPLE_DN, "groupsDn": slapd::GROUPS_DN
+        }),
+        secret: json!({"password": ldap.admin_password}),
+    })
+    .await;
 }

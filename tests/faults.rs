@@ -230,7 +230,17 @@ async fn snapshot(ldap: &Slapd, subtree: &Subtree) -> Snapshot {
                     *out.anchors.entry(anchor.clone()).or_default() += 1;
                 }
             }
-            values = values.iter().map(|v| relative(v)).collect();
+            // Each trial's object marks its entries with its own name: compared as `{mark}`.
+            values = values
+                .iter()
+                .map(|v| {
+                    if v.starts_with(peoplesync::directory::MARK_PREFIX) {
+                        "{mark}".to_owned()
+                    } else {
+                        relative(v)
+                    }
+                })
+                .collect();
             values.sort();
             attributes.insert(name, values);
         }
@@ -2650,4 +2660,312 @@ async fn r14_the_clusters_secrets_do_not_grow_the_operator() {
         "the operator grew with the cluster's Secrets: {with_secrets} bytes against {baseline}"
     );
     let _ = std::fs::remove_dir_all(&setup.logs);
+}
+
+/// Lifecycle transitions at their instant, in each person's time zone (issue #29). Three
+/// people: a leaver whose work place is in Los Angeles, a joiner in Sydney and one in UTC, with
+/// `disableAt`/`enableAt` set to a whole minute a little ahead in their local times, polling
+/// hourly and full cycles daily. Each account changes within 5 s of its instant, measured from
+/// the directory, and not a second early (slapd's `modifyTimestamp`). Two rounds at once, each
+/// with its own operator process and people: in the second, the operator is killed (SIGKILL)
+/// a few seconds before the instant and started again.
+#[tokio::test]
+async fn lifecycle_transitions_happen_at_their_instant_in_each_persons_time_zone() {
+    use jiff::tz::TimeZone;
+    use peoplesync::source::hollyhr::model::Lifecycle;
+    let _serial = SERIAL.lock().await;
+    let plane = control_plane().await;
+    let config = SandboxConfig {
+        people: 40,
+        rate_limit_per_minute: 0,
+        ..SandboxConfig::default()
+    };
+    let setup = Setup::start(plane, config, "ontime").await;
+    let base_url = setup.hollyhr.base_url();
+    let hr = support::hr::hollyhr::client(&setup.hollyhr);
+    let people: Vec<peoplesync::source::Person> = {
+        use futures::TryStreamExt;
+        peoplesync::source::PeopleSource::people(&hr, None)
+            .try_collect()
+            .await
+            .expect("lists")
+    };
+    let today = Timestamp::now().to_zoned(TimeZone::UTC).date();
+    // Active people without an end date, by work place.
+    let mut by_place: BTreeMap<String, Vec<&peoplesync::source::Person>> = BTreeMap::new();
+    for person in &people {
+        if person.lifecycle(today) == Lifecycle::Active && person.end_date.is_none() {
+            let place = person
+                .work_place
+                .as_ref()
+                .map_or(String::new(), |p| p.label.clone());
+            by_place.entry(place).or_default().push(person);
+        }
+    }
+    let places: Vec<&String> = by_place.keys().filter(|p| !p.is_empty()).collect();
+    assert!(places.len() >= 2, "work places: {places:?}");
+    let (los_angeles, sydney) = (places[0].clone(), places[1].clone());
+    // The UTC people: anyone at a third place (or none), who gets the default zone.
+    let elsewhere: Vec<&peoplesync::source::Person> = by_place
+        .iter()
+        .filter(|(place, _)| **place != los_angeles && **place != sydney)
+        .flat_map(|(_, people)| people.iter().copied())
+        .collect();
+    assert!(
+        by_place[&los_angeles].len() >= 2 && by_place[&sydney].len() >= 2 && elsewhere.len() >= 2,
+        "{by_place:?}"
+    );
+
+    // The instant: a whole minute, far enough ahead for the setup and the first full cycles.
+    let now = Timestamp::now().as_second();
+    let instant = Timestamp::from_second((now + 75).div_euclid(60) * 60 + 60).expect("an instant");
+    let local = |zone: &str| instant.to_zoned(TimeZone::get(zone).expect("a zone"));
+    let hhmm = |zone: &str| local(zone).strftime("%H:%M").to_string();
+    let date = |zone: &str| local(zone).date().to_string();
+    let control = setup.hollyhr.controls();
+
+    struct Round {
+        name: &'static str,
+        ns: String,
+        leaver: String,
+        joiners: [String; 2],
+        trees: [Subtree; 2],
+        operator: Option<Operator>,
+    }
+    let mut rounds = Vec::new();
+    for (i, name) in ["ontime", "restart"].into_iter().enumerate() {
+        let (leaver, joiner, utc) = (
+            by_place[&los_angeles][i].id.clone(),
+            by_place[&sydney][i].id.clone(),
+            elsewhere[i].id.clone(),
+        );
+        control
+            .ui_edit(&leaver, json!({"end_date": date("America/Los_Angeles")}))
+            .await
+            .expect("edited");
+        control
+            .ui_edit(&joiner, json!({"start_date": date("Australia/Sydney")}))
+            .await
+            .expect("edited");
+        control
+            .ui_edit(&utc, json!({"start_date": date("UTC")}))
+            .await
+            .expect("edited");
+        let (ns, _) = setup.object(name).await;
+        let trees = [
+            Subtree::create(&setup.ldap, &format!("{name}-zones")),
+            Subtree::create(&setup.ldap, &format!("{name}-utc")),
+        ];
+        let schedule = json!({"pollInterval": "1h", "fullResyncInterval": "24h"});
+        let mut zoned = trees[0].object(&base_url, &setup.ldap);
+        zoned["metadata"]["name"] = json!("zones");
+        zoned["spec"]["schedule"] = schedule.clone();
+        zoned["spec"]["lifecycle"] = json!({
+            "timeZone": "UTC",
+            "timeZones": {los_angeles.clone(): "America/Los_Angeles", sydney.clone(): "Australia/Sydney"},
+            "disableAt": hhmm("America/Los_Angeles"),
+            "enableAt": hhmm("Australia/Sydney")
+        });
+        let mut utc_object = trees[1].object(&base_url, &setup.ldap);
+        utc_object["metadata"]["name"] = json!("utc");
+        utc_object["spec"]["schedule"] = schedule;
+        utc_object["spec"]["lifecycle"] = json!({"enableAt": hhmm("UTC")});
+        let operator = Operator::start(&setup.plane, &ns, &setup.log(name));
+        create(&setup.client, &ns, zoned).await.expect("created");
+        create(&setup.client, &ns, utc_object)
+            .await
+            .expect("created");
+        rounds.push(Round {
+            name,
+            ns,
+            leaver,
+            joiners: [joiner, utc],
+            trees,
+            operator: Some(operator),
+        });
+    }
+    println!(
+        "instant {instant}: Los Angeles {} {}, Sydney {} {}, UTC {} {}",
+        date("America/Los_Angeles"),
+        hhmm("America/Los_Angeles"),
+        date("Australia/Sydney"),
+        hhmm("Australia/Sydney"),
+        date("UTC"),
+        hhmm("UTC")
+    );
+
+    // Before the instant: the leaver is enabled, the joiners wait disabled; the status names
+    // the instant.
+    for round in &rounds {
+        let api: Api<PeopleSync> = Api::namespaced(setup.client.clone(), &round.ns);
+        for object in ["zones", "utc"] {
+            let started = Instant::now();
+            loop {
+                let status = api.get(object).await.expect("reads").status;
+                if status
+                    .as_ref()
+                    .and_then(|s| s.next_transition_time.as_ref())
+                    .is_some_and(|t| t.0 == instant)
+                {
+                    break;
+                }
+                assert!(
+                    Timestamp::now() < instant && started.elapsed() < Duration::from_secs(60),
+                    "{}/{object}: no nextTransitionTime {instant}: {:?}",
+                    round.name,
+                    status.map(|s| (s.next_transition_time, s.conditions))
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        assert_eq!(
+            locked(&setup.ldap, &round.trees[0], &round.leaver).await,
+            Some(false)
+        );
+        assert_eq!(
+            locked(&setup.ldap, &round.trees[0], &round.joiners[0]).await,
+            Some(true)
+        );
+        assert_eq!(
+            locked(&setup.ldap, &round.trees[1], &round.joiners[1]).await,
+            Some(true)
+        );
+    }
+    assert!(
+        Timestamp::now() < instant - SignedDuration::from_secs(5),
+        "the setup took too long"
+    );
+
+    // The second round's operator dies just before the instant and starts again.
+    let wait = Duration::try_from(instant.duration_since(Timestamp::now())).unwrap_or_default();
+    tokio::time::sleep(wait.saturating_sub(Duration::from_secs(3))).await;
+    rounds[1].operator.take().expect("running").kill();
+    rounds[1].operator = Some(Operator::start(
+        &setup.plane,
+        &rounds[1].ns,
+        &setup.log(rounds[1].name),
+    ));
+
+    // Each account flips once its instant has come, within 5 s, never before.
+    let mut watches = Vec::new();
+    for round in &rounds {
+        watches.push((
+            round.name,
+            "leaver",
+            &round.trees[0],
+            round.leaver.clone(),
+            true,
+        ));
+        watches.push((
+            round.name,
+            "Sydney joiner",
+            &round.trees[0],
+            round.joiners[0].clone(),
+            false,
+        ));
+        watches.push((
+            round.name,
+            "UTC joiner",
+            &round.trees[1],
+            round.joiners[1].clone(),
+            false,
+        ));
+    }
+    let flips = futures::future::join_all(watches.iter().map(|(_, _, tree, id, lock)| {
+        flipped(
+            &setup.ldap,
+            tree,
+            id,
+            *lock,
+            instant + SignedDuration::from_secs(30),
+        )
+    }))
+    .await;
+    for ((round, who, _, id, _), (seen, modified)) in watches.iter().zip(flips) {
+        let late = seen.duration_since(instant);
+        println!(
+            "{round}: {who} {id} changed {:.2} s after the instant (modifyTimestamp {modified})",
+            late.as_secs_f64()
+        );
+        assert!(
+            modified >= instant,
+            "{round}: {who} changed at {modified}, before its instant {instant}"
+        );
+        assert!(
+            late <= SignedDuration::from_secs(5),
+            "{round}: {who} changed {late:?} after its instant"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&setup.logs);
+}
+
+/// Whether the person's entry in `tree` is locked (`None`: no entry).
+async fn locked(ldap: &Slapd, tree: &Subtree, id: &str) -> Option<bool> {
+    let mut admin = ldap.admin().await.expect("binds");
+    let (results, _) = admin
+        .search(
+            &format!("ou=people,{}", tree.base),
+            Scope::OneLevel,
+            &format!("(employeeNumber={})", ldap3::ldap_escape(id)),
+            vec!["pwdAccountLockedTime"],
+        )
+        .await
+        .expect("searched")
+        .success()
+        .expect("the search succeeds");
+    let _ = admin.unbind().await;
+    let entry = SearchEntry::construct(results.into_iter().next()?);
+    Some(entry.attrs.contains_key("pwdAccountLockedTime"))
+}
+
+/// Waits (until `deadline`) for the entry to become `lock`ed (or unlocked); returns when it
+/// was seen so and its `modifyTimestamp`.
+async fn flipped(
+    ldap: &Slapd,
+    tree: &Subtree,
+    id: &str,
+    lock: bool,
+    deadline: Timestamp,
+) -> (Timestamp, Timestamp) {
+    loop {
+        let mut admin = ldap.admin().await.expect("binds");
+        let (results, _) = admin
+            .search(
+                &format!("ou=people,{}", tree.base),
+                Scope::OneLevel,
+                &format!("(employeeNumber={})", ldap3::ldap_escape(id)),
+                vec!["pwdAccountLockedTime", "modifyTimestamp"],
+            )
+            .await
+            .expect("searched")
+            .success()
+            .expect("the search succeeds");
+        // Seen by now: an upper bound of when it changed.
+        let now = Timestamp::now();
+        let _ = admin.unbind().await;
+        if let Some(result) = results.into_iter().next() {
+            let entry = SearchEntry::construct(result);
+            if entry.attrs.contains_key("pwdAccountLockedTime") == lock {
+                let modified = entry
+                    .attrs
+                    .get("modifyTimestamp")
+                    .and_then(|v| v.first())
+                    .map(|v| generalized_time(v))
+                    .expect("a modifyTimestamp");
+                return (now, modified);
+            }
+        }
+        assert!(now < deadline, "{id} never became locked={lock}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An LDAP GeneralizedTime (`20261207223015Z`) as an instant.
+fn generalized_time(value: &str) -> Timestamp {
+    let value = value.trim_end_matches('Z');
+    jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", value)
+        .expect("a generalized time")
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .expect("UTC")
+        .timestamp()
 }

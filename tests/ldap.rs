@@ -33,7 +33,7 @@ fn config(server: &Slapd, disable: DisableStrategy) -> LdapConfig {
         rdn_attribute: "uid".into(),
         anchor_attribute: "employeeNumber".into(),
         owner_attribute: peoplesync::directory::ldap::DEFAULT_OWNER_ATTRIBUTE.into(),
-        owner_mark: peoplesync::directory::mark_for("tests", "peoplesync"),
+        owner_mark: peoplesync::directory::standalone_mark(),
         object_classes: ["top", "person", "organizationalPerson", "inetOrgPerson"]
             .map(String::from)
             .to_vec(),

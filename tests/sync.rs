@@ -563,7 +563,16 @@ async fn peoplesync(args: &[&str]) -> String {
 
 #[tokio::test]
 async fn the_standalone_commands_dry_run_explain_and_apply_one_person() {
-    let harness = Harness::start(60).await;
+    let mut harness = Harness::start(60).await;
+    // The file describes the object `acme` (namespace `default`): its entries carry that mark.
+    harness.directory = LdapDirectory::connect(
+        harness
+            .slapd
+            .ldap_config()
+            .owned_by_object("default", "acme"),
+    )
+    .await
+    .expect("binds");
     let (config, dir) = standalone_files(&harness);
     let config = config.to_str().expect("utf-8").to_owned();
 
@@ -1085,4 +1094,142 @@ async fn a_full_cycle_advances_the_progress_counters_to_its_report() {
         (again.people_read, managed, 0, 0),
         "a second full cycle reads everyone, expects the managed entries, changes nothing"
     );
+}
+
+/// An upgrade from a version that did not mark what it made (issue #29): a directory where
+/// PeopleSync's entries carry their person's id but no mark, beside payroll accounts. The first
+/// full cycle of an object that synced before claims exactly its people's entries, with the
+/// mark as the only write, and leaves the payroll accounts as they were; an object that never
+/// synced claims nothing.
+#[tokio::test]
+async fn an_upgrade_marks_the_entries_peoplesync_made_and_nothing_else() {
+    use ldap3::{Mod, Scope, SearchEntry};
+    use std::collections::HashSet;
+    let mut harness = Harness::start(60).await;
+    harness.cycle(CycleKind::Full).await;
+    let made = harness.entries().await;
+    assert!(made.len() > 30, "{}", made.len());
+    // As an earlier version left the directory: no marks.
+    let mark = peoplesync::directory::standalone_mark();
+    let mut admin = harness.slapd.admin().await.expect("an admin connection");
+    for entry in made.values() {
+        admin
+            .modify(
+                &entry.id,
+                vec![Mod::Delete(
+                    "businessCategory".to_owned(),
+                    HashSet::from([mark.clone()]),
+                )],
+            )
+            .await
+            .expect("modify")
+            .success()
+            .expect("unmarked");
+    }
+    // Payroll accounts beside them, one holding a number that is no person's id.
+    for n in 0..5 {
+        let dn = format!("uid=payroll-{n},{}", peoplesync::slapd::PEOPLE_DN);
+        let set = |v: String| HashSet::from([v]);
+        admin
+            .add(
+                &dn,
+                vec![
+                    (
+                        "objectClass".to_owned(),
+                        ["top", "person", "organizationalPerson", "inetOrgPerson"]
+                            .map(String::from)
+                            .into(),
+                    ),
+                    ("uid".to_owned(), set(format!("payroll-{n}"))),
+                    ("cn".to_owned(), set(format!("Payroll {n}"))),
+                    ("sn".to_owned(), set(format!("Payroll{n}"))),
+                    (
+                        "employeeNumber".to_owned(),
+                        set(format!("P{}", 100_000 + n)),
+                    ),
+                ],
+            )
+            .await
+            .expect("add")
+            .success()
+            .expect("added");
+    }
+    let snapshot = |mut admin: ldap3::Ldap| async move {
+        let (entries, _) = admin
+            .search(
+                peoplesync::slapd::PEOPLE_DN,
+                Scope::OneLevel,
+                "(objectClass=person)",
+                vec!["*", "entryCSN"],
+            )
+            .await
+            .expect("search")
+            .success()
+            .expect("searched");
+        entries
+            .into_iter()
+            .map(SearchEntry::construct)
+            .map(|e| (e.dn, e.attrs))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let before = snapshot(admin.clone()).await;
+    assert!(harness.entries().await.is_empty(), "nothing is marked now");
+
+    // An object that never synced claims nothing (a dry run shows it).
+    let fresh = SyncState::default();
+    let mut settings = settings(
+        Profile::Ldap(LdapProfile::OpenLdap),
+        support::hr::OPEN_GUARD,
+    );
+    settings.dry_run = true;
+    let preview = engine::run_cycle(
+        harness.hr.client(),
+        &harness.directory,
+        &settings,
+        &fresh,
+        CycleKind::Full,
+        None,
+        Timestamp::now(),
+    )
+    .await
+    .expect("the dry run runs");
+    assert_eq!(
+        preview.plan.counts().get("adopt"),
+        None,
+        "{:?}",
+        preview.plan.counts()
+    );
+    assert_eq!(preview.plan.left_alone.unmarked, made.len() + 5);
+
+    // The upgraded object: its entries are claimed, with the mark as the only write.
+    assert!(harness.state.last_full_sync.is_some());
+    harness.state.marked = false;
+    let report = harness.cycle(CycleKind::Full).await;
+    let counts = report.plan.counts();
+    assert_eq!(
+        counts,
+        BTreeMap::from([("adopt", made.len())]),
+        "claims only: {counts:?}"
+    );
+    assert!(harness.state.marked, "the next cycles claim nothing");
+    assert_eq!(report.plan.left_alone.unmarked, 5);
+    let after = snapshot(admin.clone()).await;
+    for (dn, attrs) in &before {
+        let now = &after[dn];
+        let ours = made.values().any(|e| &e.id == dn);
+        if ours {
+            let mut expected = attrs.clone();
+            expected.insert("businessCategory".into(), vec![mark.clone()]);
+            expected.remove("entryCSN");
+            let mut got = now.clone();
+            got.remove("entryCSN");
+            assert_eq!(got, expected, "{dn}: only the mark is new");
+        } else {
+            assert_eq!(now, attrs, "{dn} is untouched");
+        }
+    }
+    assert_eq!(harness.entries().await.len(), made.len());
+    harness.verify().await;
+    let again = harness.cycle(CycleKind::Full).await;
+    assert!(again.plan.counts().is_empty(), "{:?}", again.plan.counts());
 }

@@ -151,7 +151,10 @@ async fn two_hundred_tenants_sync_one_down_and_deleting_half_cleans_up_only_thei
 
     // Each subtree holds exactly its own tenant's people: no entry crossed tenants.
     for tenant in [0, 1, tenants / 2, tenants - 2] {
-        let (entries, people) = (anchors(&fleet, &ns, tenant).await, people(&fleet, tenant).await);
+        let (entries, people) = (
+            anchors(&fleet, &ns, tenant).await,
+            people(&fleet, tenant).await,
+        );
         assert!(!entries.is_empty(), "tenant {tenant} has no entries");
         assert!(
             entries.is_subset(&people),

@@ -114,7 +114,8 @@ pub fn read_object(path: &Path) -> Result<(PeopleSyncSpec, String), SyncCliError
             .unwrap_or(default)
             .to_owned()
     };
-    let mark = crate::directory::mark_for(&field("namespace", "default"), &field("name", "peoplesync"));
+    let mark =
+        crate::directory::mark_for(&field("namespace", "default"), &field("name", "peoplesync"));
     let spec = match value.get("spec") {
         Some(spec) => spec.clone(),
         None => value,

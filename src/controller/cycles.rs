@@ -32,12 +32,19 @@ pub(super) async fn run_sync(
         || ctx.take_full_request(&uid)
         || sync_now;
     let started = jiff::Timestamp::now();
+    // People whose lifecycle instant has come: read again by id in this cycle.
+    let due = ctx.schedule(&uid, |schedule| schedule.due(started));
     if !spec_changed && let Some(at) = ctx.cycle_ahead(&uid, started) {
         // Not due yet: this reconcile is for the webhook's health or a status echo.
         observed.next_sync = Some(at);
+        observed.next_transition = ctx.schedule(&uid, |schedule| schedule.earliest());
         return;
     }
     let kind = engine::due(&state, full_interval, started, spec_changed);
+    let mut state = state;
+    if kind == engine::CycleKind::Incremental {
+        state.retry.extend(due.iter().map(|(id, _, _)| id.clone()));
+    }
     // This cycle reads every change up to now, those a flood handed over included.
     ctx.cycle_starts(&uid);
     // Whether the cycle stopped at the fence (its Lease not renewed lately, e.g. while the API
@@ -78,6 +85,17 @@ pub(super) async fn run_sync(
                 Ok(report) => {
                     let labels = crate::metrics::ObjectLabels::of(object);
                     ctx.metrics.cycle(&labels, &report);
+                    if !settings.dry_run {
+                        let done = jiff::Timestamp::now();
+                        for (_, at, transition) in &due {
+                            let late = done.duration_since(*at).as_secs_f64().max(0.0);
+                            ctx.metrics.transition_ran(&labels, *transition, late);
+                        }
+                        ctx.schedule(&uid, |schedule| {
+                            schedule.fold(&report.upcoming);
+                            schedule.handled(started);
+                        });
+                    }
                     if let Some(checkpoint) = report.state.checkpoint {
                         let age = jiff::Timestamp::now().duration_since(checkpoint).as_secs();
                         ctx.metrics.checkpoint_age(&labels, age);
@@ -148,6 +166,12 @@ pub(super) async fn run_sync(
             jiff::Timestamp::now() + jiff::SignedDuration::try_from(backoff).unwrap_or_default(),
         );
     }
+    // The next lifecycle instant wakes a targeted cycle, whatever the poll says.
+    let transition = ctx.schedule(&uid, |schedule| schedule.earliest());
+    if let Some(at) = transition {
+        next = next.min(at.max(jiff::Timestamp::now()));
+    }
+    observed.next_transition = transition;
     if let Some(at) = ctx.handover_follow_up(&uid, started) {
         // After a takeover: one more cycle once the old leader no longer receives deliveries.
         next = next.min(at);

@@ -53,6 +53,7 @@ pub(super) async fn observe(
         suspended: spec.suspend,
         sync: sync::SyncOutcome::NotRun,
         next_sync: None,
+        next_transition: None,
         webhook: webhook::WebhookOutcome::NotChecked,
     };
     if let Some(blocker) = validate(spec) {

@@ -179,6 +179,7 @@ async fn an_unchanged_status_is_not_written_again() {
         suspended: false,
         sync: crate::controller::sync::SyncOutcome::NotRun,
         next_sync: None,
+        next_transition: None,
         webhook: crate::webhook::WebhookOutcome::NotChecked,
     };
     let (current, _) = status::compute(

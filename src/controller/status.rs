@@ -50,6 +50,8 @@ pub struct Observation {
     pub sync: SyncOutcome,
     /// When the next cycle is due.
     pub next_sync: Option<Timestamp>,
+    /// The earliest lifecycle transition ahead (a person's first day starting, last day ending).
+    pub next_transition: Option<Timestamp>,
     /// What the webhook step saw and did.
     pub webhook: WebhookOutcome,
 }
@@ -216,6 +218,11 @@ pub fn compute(
             .next_sync
             .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
     }
+    if observed.next_sync.is_some() {
+        status.next_transition_time = observed
+            .next_transition
+            .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+    }
 
     let mut transitions = Vec::new();
     for d in desired {
@@ -362,6 +369,7 @@ mod tests {
             suspended: false,
             sync: crate::controller::sync::SyncOutcome::NotRun,
             next_sync: None,
+            next_transition: None,
             webhook: WebhookOutcome::NotChecked,
         }
     }
@@ -383,6 +391,7 @@ mod tests {
             suspended: false,
             sync: crate::controller::sync::SyncOutcome::NotRun,
             next_sync: None,
+            next_transition: None,
             webhook: WebhookOutcome::NotChecked,
         };
         let (status, transitions) = compute(&spec(), None, &observation, Some(1), now());

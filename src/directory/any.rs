@@ -81,7 +81,8 @@ impl AnyDirectory {
     ) -> Result<Self, AnyDirectoryError> {
         match (&target.ldap, &target.scim) {
             (Some(ldap), _) => {
-                let config = LdapConfig::from_spec(ldap, credentials.secret, credentials.ca_pem, mark);
+                let config =
+                    LdapConfig::from_spec(ldap, credentials.secret, credentials.ca_pem, mark);
                 Ok(Self::Ldap(Box::new(LdapDirectory::connect(config).await?)))
             }
             (None, Some(scim)) => {

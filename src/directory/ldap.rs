@@ -1277,7 +1277,8 @@ impl LdapDirectory {
                     .iter()
                     .find(|(k, _)| k.eq_ignore_ascii_case(&self.config.owner_attribute))
                     .is_some_and(|(_, v)| {
-                        v.iter().any(|v| v.eq_ignore_ascii_case(&self.config.owner_mark))
+                        v.iter()
+                            .any(|v| v.eq_ignore_ascii_case(&self.config.owner_mark))
                     });
                 let anchor = attributes
                     .iter()

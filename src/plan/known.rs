@@ -125,6 +125,8 @@ mod flag {
     pub const TOUCHED: u16 = 1 << 9;
     /// Deleted in an earlier run (a tombstone: slot numbers never move).
     pub const GONE: u16 = 1 << 10;
+    /// Adopted (or claimed) in this run: managed from now on, at the id it had.
+    pub const ADOPTED: u16 = 1 << 11;
     /// Flags that describe the entry and outlive a run.
     pub const LASTING: u16 = ENABLED | SUFFIXED | HAS_ID;
 }
@@ -582,6 +584,26 @@ impl Known {
         slot
     }
 
+    /// Adds an entry this cycle adopted (or claimed), as the directory now holds it: like a
+    /// listed entry, its id resolves group members and manager references that name it, and
+    /// its own manager reference is the one it holds (nothing is rewritten that is right).
+    pub fn adopt(&mut self, entry: &Entry) -> u32 {
+        let slot = self.new_slot(&entry.anchor, flag::ADOPTED | flag::SEEN);
+        self.touch(slot);
+        self.read_ids.insert(hash_lower(&entry.id), slot);
+        self.store(slot, entry);
+        let manager = self
+            .manager_attribute
+            .as_deref()
+            .and_then(|name| attribute(&entry.attributes, name))
+            .and_then(|values| values.first())
+            .map_or(Ref::None, |value| Ref::Read(hash_lower(value)));
+        let s = &mut self.slots[slot as usize];
+        s.manager = manager;
+        s.set(flag::WAS_ENABLED, entry.enabled);
+        slot
+    }
+
     /// Records the entry as the directory holds it after this cycle wrote it.
     pub fn update(&mut self, slot: u32, entry: &Entry) {
         self.touch(slot);
@@ -621,7 +643,12 @@ impl Known {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| !s.has(flag::SEEN) && !s.has(flag::CREATED) && !s.has(flag::GONE))
+            .filter(|(_, s)| {
+                !s.has(flag::SEEN)
+                    && !s.has(flag::CREATED)
+                    && !s.has(flag::ADOPTED)
+                    && !s.has(flag::GONE)
+            })
             .map(|(i, s)| (i as u32, s.has(flag::ENABLED)))
     }
 
@@ -851,8 +878,8 @@ impl Known {
             let s = self.slots[slot as usize];
             if s.has(flag::DELETING) {
                 self.forget(slot);
-            } else if s.has(flag::CREATED) || s.epoch > 0 {
-                if s.has(flag::CREATED) {
+            } else if s.has(flag::CREATED) || s.has(flag::ADOPTED) || s.epoch > 0 {
+                if s.has(flag::CREATED) || s.has(flag::ADOPTED) {
                     self.managed += 1;
                 }
                 self.read_ids.insert(hash_lower(&self.id(slot)), slot);
@@ -920,7 +947,7 @@ impl Known {
         }
         self.extra_taken.remove(&slot);
         let s = &mut self.slots[slot as usize];
-        if !s.has(flag::CREATED) {
+        if !s.has(flag::CREATED) && !s.has(flag::ADOPTED) {
             self.managed -= 1;
         }
         self.garbage += (s.anchor.len + s.id.len) as usize;

@@ -9,7 +9,7 @@ use crate::source::hollyhr::model::Lifecycle;
 
 use super::{
     Action, Coverage, Deprovision, Failure, FutureStarters, Index, Inputs, OnLeave, Reason, Step,
-    attribute, today,
+    attribute,
 };
 
 /// The people part of a plan, and what later parts need to know about its outcome.
@@ -53,12 +53,13 @@ pub(crate) fn desired(
     policy: &super::Policy,
     person: &Person,
     entry_enabled: Option<bool>,
-    today: jiff::civil::Date,
+    now: jiff::Timestamp,
 ) -> Desired {
     if !policy.scope.admits(person) {
         return Desired::Deprovisioned(Reason::OutOfScope);
     }
-    match person.lifecycle(today) {
+    let timed = policy.timing.lifecycle(person, now);
+    match timed.lifecycle {
         Lifecycle::Active => Desired::Provisioned {
             enabled: true,
             reason: if entry_enabled == Some(false) {
@@ -69,6 +70,8 @@ pub(crate) fn desired(
         },
         Lifecycle::FutureStarter => match (policy.future_starters, entry_enabled) {
             (FutureStarters::Skip, None) => Desired::Absent,
+            // Before the provisioning day (`provisionBefore`): no account yet.
+            (_, None) if timed.too_early => Desired::Absent,
             _ => Desired::Provisioned {
                 enabled: false,
                 reason: Reason::FutureStarter,
@@ -188,7 +191,6 @@ pub(crate) fn plan_people<'a>(
     elsewhere: Option<Elsewhere<'_>>,
 ) -> PeoplePlan<'a> {
     let policy = inputs.policy;
-    let today = today(inputs.now);
     let mut out = PeoplePlan {
         after: index
             .entries
@@ -209,7 +211,7 @@ pub(crate) fn plan_people<'a>(
         if in_scope {
             out.in_scope += 1;
         }
-        let desired = desired(policy, person, entry.map(|e| e.enabled), today);
+        let desired = desired(policy, person, entry.map(|e| e.enabled), inputs.now);
         match desired {
             Desired::Absent => {}
             Desired::Deprovisioned(reason) => {

@@ -674,9 +674,10 @@ fn brownfield(uid: &str, mail: &str, number: &str, mark: Option<&str>) -> Stored
         .attributes
         .insert("employeeNumber".into(), vec![number.to_owned()]);
     if let Some(mark) = mark {
-        stored
-            .attributes
-            .insert("businessCategory".into(), vec!["Sales".into(), mark.to_owned()]);
+        stored.attributes.insert(
+            "businessCategory".into(),
+            vec!["Sales".into(), mark.to_owned()],
+        );
     }
     stored
 }

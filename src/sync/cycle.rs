@@ -165,6 +165,18 @@ pub struct Report {
     pub duration: Duration,
     /// Where the time went.
     pub timings: Timings,
+    /// The next lifecycle transition of the people it read.
+    pub upcoming: Upcoming,
+}
+
+/// The next lifecycle transition of each person a cycle read ([`crate::plan::timing`]): the
+/// controller runs a targeted cycle for the people due at the earliest instant, at that instant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Upcoming {
+    /// A full cycle read everyone: its list replaces what was known, and leaves out people
+    /// with no transition ahead. A partial run lists everyone it read.
+    pub complete: bool,
+    pub next: Vec<(String, Option<(Timestamp, crate::plan::timing::Transition)>)>,
 }
 
 /// Time spent per stage of a cycle (for logs and benchmarks).

@@ -166,6 +166,7 @@ async fn cycle<S: PeopleSource, D: Directory>(
                 source: started.elapsed(),
                 ..Timings::default()
             },
+            upcoming: Default::default(),
         });
     }
     // A cycle reads the directory afresh (manual drift, new unowned entries).
@@ -232,6 +233,7 @@ pub async fn run_people<S: PeopleSource, D: Directory>(
                 source: started.elapsed(),
                 ..Timings::default()
             },
+            upcoming: Default::default(),
         });
     }
     let kept = index.take();

@@ -9,6 +9,7 @@ use crate::crd::{
 };
 use crate::directory::any;
 use crate::plan::mapping::Profile;
+use crate::plan::timing::Timing;
 use crate::plan::{
     Deprovision, FutureStarters, Guard, Mapping, MappingError, OnLeave, Policy, Scope,
 };
@@ -25,6 +26,12 @@ pub enum SpecError {
     Delay(#[source] duration::InvalidDuration),
     #[error("deprovision.delay is required with action DisableThenDelete")]
     MissingDelay,
+    #[error(
+        "{field}: {name:?} is not a time zone PeopleSync knows (an IANA name such as Europe/Berlin); no transition is timed from a guess"
+    )]
+    TimeZone { field: String, name: String },
+    #[error("{field}: {value:?} is not a local time HH:MM")]
+    TimeOfDay { field: &'static str, value: String },
 }
 
 impl SpecError {
@@ -32,6 +39,7 @@ impl SpecError {
     pub fn reason(&self) -> &'static str {
         match self {
             SpecError::Mapping(_) => "InvalidMapping",
+            SpecError::TimeZone { .. } => "InvalidTimeZone",
             _ => "InvalidSpec",
         }
     }
@@ -45,6 +53,53 @@ fn default_match_by(profile: Profile) -> Vec<String> {
         Profile::Scim => &["emails.work", "userName"],
     };
     names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+/// `spec.lifecycle`'s time zones and hours. An unknown zone is an error naming the field:
+/// nothing is timed from a guess.
+fn timing(lifecycle: Option<&crate::crd::LifecycleSpec>) -> Result<Timing, SpecError> {
+    let Some(lifecycle) = lifecycle else {
+        return Ok(Timing::default());
+    };
+    let zone = |field: String, name: &str| {
+        jiff::tz::TimeZone::get(name).map_err(|_| SpecError::TimeZone {
+            field,
+            name: name.to_owned(),
+        })
+    };
+    let time = |field: &'static str, value: &str| {
+        jiff::civil::Time::strptime("%H:%M", value).map_err(|_| SpecError::TimeOfDay {
+            field,
+            value: value.to_owned(),
+        })
+    };
+    Ok(Timing {
+        zone: match &lifecycle.time_zone {
+            Some(name) => zone("lifecycle.timeZone".into(), name)?,
+            None => jiff::tz::TimeZone::UTC,
+        },
+        by_work_place: lifecycle
+            .time_zones
+            .iter()
+            .map(|(place, name)| {
+                Ok((
+                    place.clone(),
+                    zone(format!("lifecycle.timeZones[{place:?}]"), name)?,
+                ))
+            })
+            .collect::<Result<_, SpecError>>()?,
+        enable_at: match &lifecycle.enable_at {
+            Some(value) => time("lifecycle.enableAt", value)?,
+            None => jiff::civil::Time::midnight(),
+        },
+        disable_at: match lifecycle.disable_at.as_deref() {
+            None | Some("24:00") => None,
+            Some(value) => Some(time("lifecycle.disableAt", value)?),
+        },
+        provision_before: lifecycle
+            .provision_before
+            .map(|days| i32::try_from(days.min(365)).unwrap_or(365)),
+    })
 }
 
 pub fn settings(spec: &PeopleSyncSpec) -> Result<Settings, SpecError> {
@@ -86,6 +141,7 @@ pub fn settings(spec: &PeopleSyncSpec) -> Result<Settings, SpecError> {
             deprovision,
             guard,
             scope: Scope::from_spec(spec.scope.as_ref()),
+            timing: timing(spec.lifecycle.as_ref())?,
             adoption: match &spec.adoption {
                 Some(adoption) if adoption.enabled && !adoption.match_by.is_empty() => {
                     adoption.match_by.clone()
@@ -117,6 +173,48 @@ mod tests {
             spec.extend(extra.clone());
         }
         serde_json::from_value(spec).expect("a spec")
+    }
+
+    #[test]
+    fn time_zones_and_hours_are_read_and_an_unknown_zone_names_its_field() {
+        let settings = settings(&spec(serde_json::json!({"lifecycle": {
+            "timeZone": "America/Los_Angeles",
+            "timeZones": {"Sydney Office": "Australia/Sydney"},
+            "enableAt": "08:30", "disableAt": "24:00", "provisionBefore": 3
+        }})))
+        .expect("valid");
+        let timing = &settings.policy.timing;
+        assert_eq!(timing.zone.iana_name(), Some("America/Los_Angeles"));
+        assert_eq!(
+            timing.by_work_place["Sydney Office"].iana_name(),
+            Some("Australia/Sydney")
+        );
+        assert_eq!(timing.enable_at, jiff::civil::Time::constant(8, 30, 0, 0));
+        assert_eq!(timing.disable_at, None, "24:00 is the end of the day");
+        assert_eq!(timing.provision_before, Some(3));
+
+        let error = settings_error(serde_json::json!({"lifecycle": {
+            "timeZones": {"Berlin Office": "Europe/Berln"}
+        }}));
+        assert_eq!(error.reason(), "InvalidTimeZone");
+        let message = error.to_string();
+        assert!(
+            message.contains("lifecycle.timeZones[\"Berlin Office\"]")
+                && message.contains("Europe/Berln"),
+            "{message}"
+        );
+        let error = settings_error(serde_json::json!({"lifecycle": {"timeZone": "PST8PDT-ish"}}));
+        assert!(
+            error.to_string().starts_with("lifecycle.timeZone:"),
+            "{error}"
+        );
+    }
+
+    fn settings_error(extra: serde_json::Value) -> SpecError {
+        match settings(&spec(extra)) {
+            Ok(_) => panic!("accepted"),
+            Err(error) => error,
+        }
     }
 
     #[test]

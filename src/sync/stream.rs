@@ -222,6 +222,9 @@ struct Cycle<'a, D: Directory> {
     /// People without an entry who may adopt one: planned together at the end, where an entry
     /// two people match is seen as such.
     adopting: Vec<Person>,
+    /// A full cycle (reads everyone): only people with a transition ahead go in `upcoming`.
+    full: bool,
+    upcoming: Vec<(String, Option<(Timestamp, plan::timing::Transition)>)>,
     /// Deprovisions, held until the guard has seen them all.
     deprovisions: Vec<Step>,
     failures: Vec<Failure>,
@@ -256,6 +259,7 @@ pub(super) async fn full<S: PeopleSource, D: Directory>(
     let mut cycle = Cycle::open(directory, settings, policy, state, now, None)
         .await
         .map_err(CycleError::Directory)?;
+    cycle.full = true;
 
     // The people, a page at a time.
     let mut people_read = 0usize;
@@ -471,6 +475,8 @@ impl<'a, D: Directory> Cycle<'a, D> {
             fingerprint,
             adopted: Vec::new(),
             adopting: Vec::new(),
+            full: false,
+            upcoming: Vec::new(),
             deprovisions: Vec::new(),
             failures: Vec::new(),
             planned: BTreeMap::new(),
@@ -535,6 +541,8 @@ impl<'a, D: Directory> Cycle<'a, D> {
             fingerprint,
             settings,
             policy,
+            full,
+            upcoming,
             ..
         } = self;
         tracing::debug!(
@@ -611,6 +619,10 @@ impl<'a, D: Directory> Cycle<'a, D> {
             people_read: read.people_read,
             duration: read.started.elapsed(),
             timings,
+            upcoming: super::cycle::Upcoming {
+                complete: full,
+                next: upcoming,
+            },
         };
         Ok((report, index))
     }
@@ -618,13 +630,16 @@ impl<'a, D: Directory> Cycle<'a, D> {
     /// What one person needs: `None` when they are quiet (noted in the index), or the person
     /// back for their chunk, with the attributes they mapped to when that was worked out here.
     fn sort(&mut self, person: Person) -> Option<(Person, Option<Attributes>)> {
+        let next = self.policy.timing.next_instant(&person, self.now);
+        if next.is_some() || !self.full {
+            self.upcoming.push((person.id.clone(), next));
+        }
         let slot = self.known.find(&person.id);
-        let today = plan::today(self.now);
         let desired = people::desired(
             self.policy,
             &person,
             slot.map(|s| self.known.enabled(s)),
-            today,
+            self.now,
         );
         match (slot, desired) {
             (Some(slot), Desired::Provisioned { enabled, .. })
@@ -685,7 +700,6 @@ impl<'a, D: Directory> Cycle<'a, D> {
             return Ok(());
         }
         let stage = Instant::now();
-        let today = plan::today(self.now);
         let (people, mapped): (Vec<Person>, Vec<Option<Attributes>>) = pending.into_iter().unzip();
         let entries: Vec<Entry> = people
             .iter()
@@ -695,7 +709,12 @@ impl<'a, D: Directory> Cycle<'a, D> {
                 // Mapped already when the person was sorted, unless their state changes.
                 let mapped = mapped.or_else(|| {
                     let provisioned = matches!(
-                        people::desired(self.policy, person, Some(self.known.enabled(slot)), today),
+                        people::desired(
+                            self.policy,
+                            person,
+                            Some(self.known.enabled(slot)),
+                            self.now
+                        ),
                         Desired::Provisioned { .. }
                     );
                     provisioned
@@ -861,8 +880,14 @@ impl<'a, D: Directory> Cycle<'a, D> {
                 }
             }
             entry.id = id.clone();
+            let adopted = steps
+                .iter()
+                .any(|step| matches!(step.action, Action::Adopt { .. }));
             match self.known.find(anchor) {
                 Some(slot) => self.known.update(slot, &entry),
+                None if adopted => {
+                    self.known.adopt(&entry);
+                }
                 None => {
                     self.known.insert(&entry, None);
                 }

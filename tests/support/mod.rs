@@ -2,6 +2,7 @@
 //! bounded waits on conditions.
 #![allow(dead_code)]
 
+pub mod brownfield;
 pub mod fleet;
 pub mod hr;
 pub mod operator;

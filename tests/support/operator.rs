@@ -166,12 +166,11 @@ impl Operator {
     pub async fn titles(&self) -> BTreeMap<String, Option<String>> {
         use futures::TryStreamExt;
         use peoplesync::directory::Directory;
-        let directory =
-            peoplesync::directory::ldap::LdapDirectory::connect(
-                self.ldap.ldap_config().owned_by_object(&self.ns, NAME),
-            )
-                .await
-                .expect("binds");
+        let directory = peoplesync::directory::ldap::LdapDirectory::connect(
+            self.ldap.ldap_config().owned_by_object(&self.ns, NAME),
+        )
+        .await
+        .expect("binds");
         let entries: Vec<peoplesync::directory::Entry> =
             directory.entries().try_collect().await.expect("lists");
         entries
