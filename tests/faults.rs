@@ -2770,7 +2770,13 @@ async fn lifecycle_transitions_happen_at_their_instant_in_each_persons_time_zone
         utc_object["metadata"]["name"] = json!("utc");
         utc_object["spec"]["schedule"] = schedule;
         utc_object["spec"]["lifecycle"] = json!({"enableAt": hhmm("UTC")});
-        let operator = Operator::start(&setup.plane, &ns, &setup.log(name));
+        // Two operators at once: neither serves webhooks.
+        let operator = Operator::start_with(
+            &setup.plane,
+            &ns,
+            &setup.log(name),
+            &["--receiver-listen", "off"],
+        );
         create(&setup.client, &ns, zoned).await.expect("created");
         create(&setup.client, &ns, utc_object)
             .await
@@ -2840,10 +2846,11 @@ async fn lifecycle_transitions_happen_at_their_instant_in_each_persons_time_zone
     let wait = Duration::try_from(instant.duration_since(Timestamp::now())).unwrap_or_default();
     tokio::time::sleep(wait.saturating_sub(Duration::from_secs(3))).await;
     rounds[1].operator.take().expect("running").kill();
-    rounds[1].operator = Some(Operator::start(
+    rounds[1].operator = Some(Operator::start_with(
         &setup.plane,
         &rounds[1].ns,
         &setup.log(rounds[1].name),
+        &["--receiver-listen", "off"],
     ));
 
     // Each account flips once its instant has come, within 5 s, never before.

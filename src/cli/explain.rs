@@ -48,6 +48,9 @@ pub struct Explanation {
     pub lifecycle: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_scope: Option<bool>,
+    /// The person's next lifecycle transition (`spec.lifecycle`), in UTC and their local time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_transition: Option<NextTransition>,
     /// The attributes the mapping gives the person (a new entry's: the create's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mapped: Option<Attributes>,
@@ -61,6 +64,17 @@ pub struct Explanation {
     /// With `--apply`: what was applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub applied: Option<AppliedSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextTransition {
+    /// `provision`, `enable` or `disable`.
+    pub transition: &'static str,
+    /// RFC 3339 in UTC.
+    pub at: String,
+    /// The same instant in the person's time zone (RFC 9557, with the zone's name).
+    pub local: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,8 +128,8 @@ impl Explanation {
         plan: &Plan,
         now: Timestamp,
     ) -> Self {
-        let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let lifecycle = match person.lifecycle(today) {
+        let timing = &policy.timing;
+        let lifecycle = match timing.lifecycle(person, now).lifecycle {
             crate::source::hollyhr::model::Lifecycle::Active => "active",
             crate::source::hollyhr::model::Lifecycle::Leaver => "leaver (past the end date)",
             crate::source::hollyhr::model::Lifecycle::FutureStarter => "future starter",
@@ -142,6 +156,13 @@ impl Explanation {
             person: Some(person.clone()),
             lifecycle: Some(lifecycle),
             in_scope: Some(policy.scope.admits(person)),
+            next_transition: timing
+                .next_instant(person, now)
+                .map(|(at, kind)| NextTransition {
+                    transition: kind.as_str(),
+                    at: at.to_string(),
+                    local: at.to_zoned(timing.zone_of(person).clone()).to_string(),
+                }),
             mapped: mapped.ok().cloned(),
             mapping_error: mapped.err().map(ToString::to_string),
             entry: entry.map(|e| EntrySummary {
@@ -170,6 +191,7 @@ impl Explanation {
             person: None,
             lifecycle: None,
             in_scope: None,
+            next_transition: None,
             mapped: None,
             mapping_error: None,
             entry: None,
@@ -220,6 +242,15 @@ impl Explanation {
             "  {:<14} {}",
             "lifecycle",
             self.lifecycle.unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "  {:<14} {}",
+            "next",
+            match &self.next_transition {
+                Some(next) => format!("{} at {} ({} local)", next.transition, next.at, next.local),
+                None => "no transition ahead".to_owned(),
+            }
         );
         let _ = writeln!(
             out,

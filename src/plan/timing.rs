@@ -328,6 +328,20 @@ mod tests {
     }
 
     #[test]
+    fn the_time_zone_database_is_in_the_binary() {
+        // The image is `FROM scratch`: no /usr/share/zoneinfo. jiff falls back to its bundle.
+        let bundled = jiff::tz::TimeZoneDatabase::bundled();
+        for name in [
+            "America/Los_Angeles",
+            "Australia/Sydney",
+            "Europe/Berlin",
+            "UTC",
+        ] {
+            assert!(bundled.get(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
     fn without_dates_or_for_an_inactive_person_nothing_is_scheduled() {
         let timing = timing("Europe/London");
         assert_eq!(

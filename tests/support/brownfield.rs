@@ -282,9 +282,9 @@ pub async fn contract(mut directory: Brownfield) {
             plan.held
         ),
         ((MATCHING as u64), (provisioned - MATCHING) as u64, 0, 0, 0),
-        "{plan:?}"
+        "adopts, creates, disables, deletes, held"
     );
-    assert_eq!(plan.unmarked, (ACCOUNTS - MATCHING) as u64, "{plan:?}");
+    assert_eq!(plan.unmarked, (ACCOUNTS - MATCHING) as u64);
     assert_eq!(
         directory.snapshot().await,
         before,
