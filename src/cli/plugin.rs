@@ -462,6 +462,8 @@ struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     next_sync_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    next_transition_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     held_plan: Option<String>,
     failures: usize,
 }
@@ -499,6 +501,9 @@ impl Summary {
                 .map(|t| t.0.to_string()),
             next_sync_time: status
                 .and_then(|s| s.next_sync_time.as_ref())
+                .map(|t| t.0.to_string()),
+            next_transition_time: status
+                .and_then(|s| s.next_transition_time.as_ref())
                 .map(|t| t.0.to_string()),
             held_plan: held_plan(object).map(|h| h.hash),
             failures: status.map_or(0, |s| s.failures.len()),
@@ -576,6 +581,13 @@ fn write_status(
             }
             if let Some(at) = &s.next_sync_time {
                 writeln!(out, "  next cycle {at}")?;
+            }
+            if let Some(at) = &s.next_transition_time {
+                writeln!(
+                    out,
+                    "  next lifecycle transition {at} (kubectl peoplesync explain {} --person <id> shows whose)",
+                    s.name
+                )?;
             }
             if let Some(hash) = &s.held_plan {
                 writeln!(
