@@ -13,6 +13,16 @@
 //!   ≤ 256 MiB); Kubernetes API requests at steady state per object per poll interval (goal ≤ 2);
 //!   new LDAP connections per cycle at steady state (goal 0).
 //!
+//! - **P9** (issue #29): `PEOPLESYNC_BENCH_TRANSITION_PEOPLE` (default 10,000) people, each given
+//!   a start date (joiners) or an end date (leavers) so that their transitions fall on
+//!   `PEOPLESYNC_BENCH_MINUTES` (default 10) whole minutes of the next quarter hour or so: one
+//!   object per minute (its people chosen by department, `enableAt`/`disableAt` at its minute),
+//!   polling hourly and full cycles daily. After the last instant, every entry's
+//!   `modifyTimestamp` (slapd, 1 s resolution) against its person's instant: p50/p99/max of
+//!   (directory changed − instant), goal p99 ≤ 5 s, and none early. Beside it, the memory the
+//!   controller's schedule keeps per person with a transition ahead (counted by this process's
+//!   allocator on the same structure).
+//!
 //! RSS counts the binary's own mapped pages (clean, shared with the page cache, ~15 MiB at idle);
 //! the anonymous part (heap and stacks: what the process allocated) is sampled every 10 ms and
 //! printed beside it.
@@ -20,7 +30,7 @@
 //! Run: `cargo bench --bench operator` (needs `PEOPLESYNC_CONTROLPLANE_BIN`, as the tests;
 //! `PEOPLESYNC_OPERATOR_BIN=<path>` measures another build, e.g. the shipped one from
 //! `cargo build --release --target-dir …`, in place of the bench profile's);
-//! `PEOPLESYNC_BENCH_ONLY=p5` or `p7` runs one; `PEOPLESYNC_BENCH_STEADY_SECONDS` (default 150)
+//! `PEOPLESYNC_BENCH_ONLY=p5`, `p7` or `p9` runs one; `PEOPLESYNC_BENCH_STEADY_SECONDS` (default 150)
 //! is P7's steady-state window.
 
 #[path = "../tests/support/mod.rs"]
@@ -62,6 +72,12 @@ fn main() {
             env_number("PEOPLESYNC_BENCH_TENANTS", 200),
             env_number("PEOPLESYNC_BENCH_TENANT_PEOPLE", 1_000),
             env_number("PEOPLESYNC_BENCH_STEADY_SECONDS", 150),
+        )));
+    }
+    if only.is_empty() || only == "p9" {
+        rows.extend(runtime.block_on(p9(
+            env_number("PEOPLESYNC_BENCH_TRANSITION_PEOPLE", 10_000),
+            env_number("PEOPLESYNC_BENCH_MINUTES", 10),
         )));
     }
     println!("\n| goal | measured | baseline (same run) | ratio | verdict |");
@@ -619,6 +635,253 @@ async fn p7(tenants: usize, people: usize, steady: usize) -> Vec<String> {
             "| P7 new LDAP connections per cycle at steady state = 0 | {:.3} ({binds} in {cycles} cycles) | – | – | {} |",
             if cycles > 0.0 { binds / cycles } else { 0.0 },
             verdict(binds == 0.0 && cycles > 0.0)
+        ),
+    ]
+}
+
+/// Counts the bytes this process holds (P9 measures a structure's cost with it).
+struct Counting;
+
+static HELD: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        HELD.fetch_add(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        HELD.fetch_sub(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Bytes the controller's transition schedule holds per person with a transition ahead (ids of
+/// 12 characters, as HollyHR's), measured on 100,000.
+fn schedule_bytes_per_person() -> f64 {
+    use peoplesync::controller::transitions::Schedule;
+    use peoplesync::plan::timing::Transition;
+    let n = 100_000;
+    let at = jiff::Timestamp::now();
+    let next: Vec<_> = (0..n)
+        .map(|i| {
+            (
+                format!("{i:012}"),
+                Some((
+                    at + jiff::SignedDuration::from_secs(i as i64),
+                    Transition::Enable,
+                )),
+            )
+        })
+        .collect();
+    let upcoming = peoplesync::sync::engine::Upcoming {
+        complete: true,
+        next,
+    };
+    let before = HELD.load(std::sync::atomic::Ordering::Relaxed);
+    let mut schedule = Schedule::default();
+    schedule.fold(&upcoming);
+    let held = HELD.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert_eq!(schedule.len(), n);
+    held as f64 / n as f64
+}
+
+async fn p9(people: usize, minutes: usize) -> Vec<String> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    use peoplesync::source::hollyhr::model::Lifecycle;
+    eprintln!("P9: {people} people, transitions over {minutes} minutes");
+    let per_person = schedule_bytes_per_person();
+    let plane = control_plane().await;
+    let hollyhr = sandbox::start(SandboxConfig {
+        people,
+        rate_limit_per_minute: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("the sandbox starts");
+    let slapd = Slapd::start().await.expect("slapd starts");
+    let client = plane.client().await.expect("client");
+    let ns = plane.create_namespace("p9").await.expect("namespace");
+    secret(&client, &ns, "hollyhr", "apiKey", sandbox::DEFAULT_API_KEY).await;
+    secret(&client, &ns, "ldap", "password", &slapd.admin_password).await;
+    let log = slapd.dir().join("operator-p9.log");
+    let operator = Operator::start(&plane, &ns, &log);
+    let source = support::hr::hollyhr::client(&hollyhr);
+    let everyone: Vec<peoplesync::source::Person> =
+        peoplesync::source::PeopleSource::people(&source, None)
+            .try_collect()
+            .await
+            .expect("lists");
+    // One object per minute, its people by department (round robin over the departments).
+    let mut departments: Vec<String> = everyone
+        .iter()
+        .filter_map(|p| p.department.as_ref().map(|d| d.id.clone()))
+        .collect();
+    departments.sort();
+    departments.dedup();
+    let object_of = |department: &str| {
+        departments
+            .iter()
+            .position(|d| d == department)
+            .map(|i| i % minutes)
+    };
+    // The instants: whole minutes, starting once the setup is surely done.
+    let lead = env_number("PEOPLESYNC_BENCH_LEAD_SECONDS", 60 + people / 100) as i64;
+    let first = (jiff::Timestamp::now().as_second() + lead).div_euclid(60) * 60 + 60;
+    let instant =
+        |k: usize| jiff::Timestamp::from_second(first + 60 * k as i64).expect("an instant");
+    let utc = |at: jiff::Timestamp| at.to_zoned(jiff::tz::TimeZone::UTC);
+    // Everyone in a department becomes a leaver (end date) or a joiner (start date) on their
+    // object's instant; people who left already stay out.
+    let today = utc(jiff::Timestamp::now()).date();
+    let mut planned: BTreeMap<String, (usize, bool)> = BTreeMap::new();
+    for (i, person) in everyone.iter().enumerate() {
+        let Some(k) = person.department.as_ref().and_then(|d| object_of(&d.id)) else {
+            continue;
+        };
+        let lifecycle = person.lifecycle(today);
+        if lifecycle == Lifecycle::Leaver {
+            continue;
+        }
+        // Someone who has not started yet cannot leave today: a joiner.
+        let leaver =
+            lifecycle != Lifecycle::FutureStarter && (i % 2 == 0 || person.end_date.is_some());
+        planned.insert(person.id.clone(), (k, leaver));
+    }
+    let controls = hollyhr.controls();
+    let started = Instant::now();
+    futures::stream::iter(planned.iter())
+        .map(|(id, (k, leaver))| {
+            let date = utc(instant(*k)).date().to_string();
+            let edit = if *leaver {
+                json!({ "end_date": date })
+            } else {
+                json!({ "start_date": date })
+            };
+            let controls = &controls;
+            async move { controls.ui_edit(id, edit).await.expect("edited") }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    eprintln!(
+        "  {} people given a date in {:.1} s",
+        planned.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for k in 0..minutes {
+        let mine: Vec<&String> = departments
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % minutes == k)
+            .map(|(_, d)| d)
+            .collect();
+        let hhmm = utc(instant(k)).strftime("%H:%M").to_string();
+        let mut object = ldap_people_sync(&hollyhr.base_url(), &slapd, false);
+        object["metadata"]["name"] = json!(format!("minute-{k}"));
+        object["spec"]["scope"] = json!({ "include": { "departments": mine } });
+        object["spec"]["lifecycle"] = json!({ "enableAt": hhmm, "disableAt": hhmm });
+        object["spec"]["schedule"] = json!({ "pollInterval": "1h", "fullResyncInterval": "24h" });
+        create(&client, &ns, object).await.expect("created");
+    }
+    for k in 0..minutes {
+        wait_full_sync(
+            &client,
+            &ns,
+            &format!("minute-{k}"),
+            None,
+            Duration::from_secs(1800),
+        )
+        .await;
+    }
+    let ready = jiff::Timestamp::now();
+    eprintln!(
+        "  {minutes} objects synced {:.0} s before the first instant ({})",
+        instant(0).duration_since(ready).as_secs_f64(),
+        instant(0)
+    );
+    let scheduled = sum(
+        &operator.metrics().await,
+        "peoplesync_lifecycle_transitions_scheduled",
+    );
+    operator.reset_peak();
+    // After the last instant, every transition has run or never will.
+    let end = instant(minutes - 1) + jiff::SignedDuration::from_secs(20);
+    let wait = Duration::try_from(end.duration_since(jiff::Timestamp::now())).unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    let during = operator.peak_mib();
+    // Each person's entry: flipped or not, and when (slapd's modifyTimestamp).
+    let mut admin = slapd.admin().await.expect("binds");
+    let (results, _) = admin
+        .search(
+            peoplesync::slapd::PEOPLE_DN,
+            ldap3::Scope::OneLevel,
+            "(employeeNumber=*)",
+            vec!["employeeNumber", "pwdAccountLockedTime", "modifyTimestamp"],
+        )
+        .await
+        .expect("searched")
+        .success()
+        .expect("the search succeeds");
+    let mut late: Vec<i64> = Vec::new();
+    let (mut early, mut missed, mut unmade) = (0usize, 0usize, planned.len());
+    for result in results {
+        let entry = ldap3::SearchEntry::construct(result);
+        let first = |name: &str| entry.attrs.get(name).and_then(|v| v.first()).cloned();
+        let Some((k, leaver)) = first("employeeNumber").and_then(|id| planned.get(&id)) else {
+            continue;
+        };
+        unmade -= 1;
+        let locked = entry.attrs.contains_key("pwdAccountLockedTime");
+        let modified = first("modifyTimestamp")
+            .and_then(|v| {
+                jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", v.trim_end_matches('Z')).ok()
+            })
+            .and_then(|t| t.to_zoned(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp())
+            .expect("a modifyTimestamp");
+        if locked != *leaver {
+            missed += 1;
+            continue;
+        }
+        let seconds = modified.as_second() - instant(*k).as_second();
+        if seconds < 0 {
+            early += 1;
+        }
+        late.push(seconds);
+    }
+    late.sort();
+    let quantile = |q: f64| {
+        late.get(((late.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(i64::MAX)
+    };
+    let (p50, p99, max) = (
+        quantile(0.5),
+        quantile(0.99),
+        late.last().copied().unwrap_or(0),
+    );
+    eprintln!(
+        "  {} transitions: p50 {p50} s, p99 {p99} s, max {max} s; {early} early, {missed} not made, \
+         {unmade} without an entry; {scheduled} scheduled before the first instant, \
+         {per_person:.0} bytes each; peak RSS during {during:.1} MiB",
+        late.len()
+    );
+    vec![
+        format!(
+            "| P9 transition lateness p99 ≤ 5 s ({} transitions over {minutes} min, slapd modifyTimestamp) | p99 {p99} s (p50 {p50} s, max {max} s) | — | — | {} |",
+            late.len(),
+            verdict(p99 <= 5 && missed == 0 && unmade == 0)
+        ),
+        format!(
+            "| P9 no transition early | {early} early, {missed} not made | — | — | {} |",
+            verdict(early == 0 && missed == 0)
+        ),
+        format!(
+            "| P9 instants kept (beside P5) | {per_person:.0} bytes per person with a transition ahead ({scheduled} scheduled) | — | — | — |"
         ),
     ]
 }

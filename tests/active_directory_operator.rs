@@ -82,22 +82,7 @@ async fn a_peoplesync_with_the_ad_profile_syncs_into_samba_through_the_controlle
     api.create(&PostParams::default(), &object)
         .await
         .expect("created");
-    let config = peoplesync::controller::Config {
-        admin_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        namespaces: peoplesync::watch::Namespaces::one(ns.clone()),
-        leader_election: None,
-        instance: "ad-test".into(),
-        receiver_listen: None,
-        receiver_limits: Default::default(),
-        webhook: Default::default(),
-        max_concurrent_syncs: 4,
-    };
-    let kube = plane.kube_config().await.expect("a kube config");
-    let controller = tokio::spawn(async move {
-        peoplesync::controller::run(kube, config)
-            .await
-            .expect("the controller runs");
-    });
+    let controller = support::spawn_controller(&plane, &ns, "ad-test").await;
     let started = std::time::Instant::now();
     let status = loop {
         let status = api

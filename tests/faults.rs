@@ -2718,7 +2718,7 @@ async fn lifecycle_transitions_happen_at_their_instant_in_each_persons_time_zone
 
     // The instant: a whole minute, far enough ahead for the setup and the first full cycles.
     let now = Timestamp::now().as_second();
-    let instant = Timestamp::from_second((now + 75).div_euclid(60) * 60 + 60).expect("an instant");
+    let instant = Timestamp::from_second((now + 25).div_euclid(60) * 60 + 60).expect("an instant");
     let local = |zone: &str| instant.to_zoned(TimeZone::get(zone).expect("a zone"));
     let hhmm = |zone: &str| local(zone).strftime("%H:%M").to_string();
     let date = |zone: &str| local(zone).date().to_string();
@@ -2854,30 +2854,18 @@ async fn lifecycle_transitions_happen_at_their_instant_in_each_persons_time_zone
     ));
 
     // Each account flips once its instant has come, within 5 s, never before.
-    let mut watches = Vec::new();
-    for round in &rounds {
-        watches.push((
-            round.name,
-            "leaver",
-            &round.trees[0],
-            round.leaver.clone(),
-            true,
-        ));
-        watches.push((
-            round.name,
-            "Sydney joiner",
-            &round.trees[0],
-            round.joiners[0].clone(),
-            false,
-        ));
-        watches.push((
-            round.name,
-            "UTC joiner",
-            &round.trees[1],
-            round.joiners[1].clone(),
-            false,
-        ));
-    }
+    // (round, who, subtree, person, locked after the instant)
+    let watches: Vec<(&str, &str, &Subtree, String, bool)> = rounds
+        .iter()
+        .flat_map(|round| {
+            [
+                ("leaver", &round.trees[0], &round.leaver, true),
+                ("Sydney joiner", &round.trees[0], &round.joiners[0], false),
+                ("UTC joiner", &round.trees[1], &round.joiners[1], false),
+            ]
+            .map(|(who, tree, id, lock)| (round.name, who, tree, id.clone(), lock))
+        })
+        .collect();
     let flips = futures::future::join_all(watches.iter().map(|(_, _, tree, id, lock)| {
         flipped(
             &setup.ldap,

@@ -44,6 +44,8 @@ pub enum DemoError {
     Timeout(String),
     #[error("failed to run kubectl")]
     Kubectl(#[source] std::io::Error),
+    #[error("the sync reported success, but the directory holds no entry PeopleSync owns")]
+    NothingSynced,
 }
 
 fn kube_error(what: &'static str) -> impl FnOnce(kube::Error) -> DemoError {
@@ -227,6 +229,9 @@ where
         .try_collect()
         .await
         .map_err(DemoError::from)?;
+    if entries.is_empty() {
+        return Err(DemoError::NothingSynced.into());
+    }
     let enabled = entries.iter().filter(|e| e.enabled).count();
     println!(
         "\nThe directory now holds {} managed entries ({enabled} enabled; future starters wait disabled).",
@@ -618,14 +623,19 @@ pub async fn run(people: usize, seed: u64, source: DemoSource, keep: bool) -> Re
         kubectl(&plane, &["get", "peoplesyncs", "-n", DEMO_NAMESPACE])?
     );
 
-    let directory = LdapDirectory::connect(ldap.ldap_config())
-        .await
-        .map_err(DemoError::from)?;
+    // The entries the object demo/acme owns (they carry its mark).
+    let directory =
+        LdapDirectory::connect(ldap.ldap_config().owned_by_object(DEMO_NAMESPACE, "acme"))
+            .await
+            .map_err(DemoError::from)?;
     let entries: Vec<Entry> = directory
         .entries()
         .try_collect()
         .await
         .map_err(DemoError::from)?;
+    if entries.is_empty() {
+        return Err(DemoError::NothingSynced.into());
+    }
     let enabled = entries.iter().filter(|e| e.enabled).count();
     println!(
         "\nThe directory holds {} managed entries ({enabled} enabled; future starters wait disabled).",

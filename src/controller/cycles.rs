@@ -40,7 +40,14 @@ pub(super) async fn run_sync(
         observed.next_transition = ctx.schedule(&uid, |schedule| schedule.earliest());
         return;
     }
-    let kind = engine::due(&state, full_interval, started, spec_changed);
+    // More people due at once than a webhook batch (a Monday's joiners): one full cycle reads
+    // them in pages instead of one request each.
+    let kind = engine::due(
+        &state,
+        full_interval,
+        started,
+        spec_changed || due.len() > super::process::JOB_BATCH,
+    );
     let mut state = state;
     if kind == engine::CycleKind::Incremental {
         state.retry.extend(due.iter().map(|(id, _, _)| id.clone()));

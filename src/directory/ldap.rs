@@ -1029,6 +1029,25 @@ impl LdapDirectory {
         result.rc == ALREADY_EXISTS && self.owned_by(dn, anchor_attribute, anchor).await.is_ok()
     }
 
+    /// The entry at `dn` if it matches `filter` (a base search), with `attrs`.
+    async fn read_base(
+        &self,
+        dn: &str,
+        filter: &str,
+        attrs: Vec<&str>,
+    ) -> Result<Option<SearchEntry>, LdapBackendError> {
+        let (entries, result) = self.search("read", dn, Scope::Base, filter, attrs).await?;
+        if result.rc != 0 {
+            return Err(LdapBackendError::Operation {
+                operation: "read",
+                dn: dn.to_owned(),
+                rc: result.rc,
+                message: result.text,
+            });
+        }
+        Ok(entries.into_iter().next().map(SearchEntry::construct))
+    }
+
     /// Whether the entry at `dn` is this object's entry of `anchor` (anchor and mark).
     async fn owned(&self, dn: &str, anchor: &str) -> Result<(), LdapBackendError> {
         let filter = format!(
@@ -1056,18 +1075,7 @@ impl LdapDirectory {
         anchor: &str,
         filter: &str,
     ) -> Result<(), LdapBackendError> {
-        let (entries, result) = self
-            .search("read", dn, Scope::Base, filter, vec!["1.1"])
-            .await?;
-        if result.rc != 0 {
-            return Err(LdapBackendError::Operation {
-                operation: "read",
-                dn: dn.to_owned(),
-                rc: result.rc,
-                message: result.text,
-            });
-        }
-        if entries.is_empty() {
+        if self.read_base(dn, filter, vec!["1.1"]).await?.is_none() {
             return Err(LdapBackendError::NotOwned {
                 dn: dn.to_owned(),
                 anchor: anchor.to_owned(),
@@ -1082,30 +1090,13 @@ impl LdapDirectory {
     /// and an entry another PeopleSync object has marked is refused.
     async fn adopt(&self, id: &str, anchor: &str) -> Result<String, LdapBackendError> {
         let config = &self.config;
-        let (entries, result) = self
-            .search(
-                "read",
-                id,
-                Scope::Base,
-                "(objectClass=*)",
-                vec![
-                    config.anchor_attribute.as_str(),
-                    config.owner_attribute.as_str(),
-                ],
-            )
-            .await?;
-        if result.rc != 0 {
-            return Err(LdapBackendError::Operation {
-                operation: "read",
-                dn: id.to_owned(),
-                rc: result.rc,
-                message: result.text,
-            });
-        }
-        let attributes: Attributes = entries
-            .into_iter()
-            .next()
-            .map(SearchEntry::construct)
+        let wanted = vec![
+            config.anchor_attribute.as_str(),
+            config.owner_attribute.as_str(),
+        ];
+        let attributes: Attributes = self
+            .read_base(id, "(objectClass=*)", wanted)
+            .await?
             .map(|e| e.attrs.into_iter().collect())
             .unwrap_or_default();
         let marking = config.marking();
@@ -1672,27 +1663,13 @@ impl Directory for LdapDirectory {
                     }
                     DisableStrategy::AdAccountDisable => {
                         // Keep every other flag (password policy, smart card, …): read, flip bit 2.
-                        let (entries, result) = self
-                            .search(
-                                "read",
+                        let attrs = self
+                            .read_base(
                                 id,
-                                Scope::Base,
                                 "(objectClass=*)",
                                 vec![USER_ACCOUNT_CONTROL, PWD_LAST_SET],
                             )
-                            .await?;
-                        if result.rc != 0 {
-                            return Err(LdapBackendError::Operation {
-                                operation: "read",
-                                dn: id.clone(),
-                                rc: result.rc,
-                                message: result.text,
-                            });
-                        }
-                        let attrs = entries
-                            .into_iter()
-                            .next()
-                            .map(SearchEntry::construct)
+                            .await?
                             .map(|e| e.attrs)
                             .unwrap_or_default();
                         let first = |name: &str| {

@@ -244,22 +244,7 @@ pub async fn contract(mut directory: Brownfield) {
     )
     .await
     .expect("created");
-    let config = peoplesync::controller::Config {
-        admin_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        namespaces: peoplesync::watch::Namespaces::one(ns.clone()),
-        leader_election: None,
-        instance: "brownfield-test".into(),
-        receiver_listen: None,
-        receiver_limits: Default::default(),
-        webhook: Default::default(),
-        max_concurrent_syncs: 4,
-    };
-    let kube = plane.kube_config().await.expect("a kube config");
-    let controller = tokio::spawn(async move {
-        peoplesync::controller::run(kube, config)
-            .await
-            .expect("the controller runs");
-    });
+    let controller = super::spawn_controller(&plane, &ns, "brownfield-test").await;
     let api: Api<PeopleSync> = Api::namespaced(client.clone(), &ns);
 
     // The preview: 40 adoptions, a create for everyone else to be provisioned, nothing

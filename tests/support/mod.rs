@@ -103,6 +103,30 @@ pub async fn secret(client: &Client, namespace: &str, name: &str, key: &str, val
         .expect("Secret created");
 }
 
+/// The controller in this process, serving `namespace` (no leader election, no receiver).
+pub async fn spawn_controller(
+    plane: &ControlPlane,
+    namespace: &str,
+    instance: &str,
+) -> tokio::task::JoinHandle<()> {
+    let config = peoplesync::controller::Config {
+        admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        namespaces: peoplesync::watch::Namespaces::one(namespace.to_owned()),
+        leader_election: None,
+        instance: instance.into(),
+        receiver_listen: None,
+        receiver_limits: Default::default(),
+        webhook: Default::default(),
+        max_concurrent_syncs: 4,
+    };
+    let kube = plane.kube_config().await.expect("a kube config");
+    tokio::spawn(async move {
+        peoplesync::controller::run(kube, config)
+            .await
+            .expect("the controller runs");
+    })
+}
+
 /// Waits (bounded) until a condition of `name` has `status` (and `reason`, when given).
 pub async fn wait_condition(
     client: &Client,
