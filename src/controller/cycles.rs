@@ -40,13 +40,20 @@ pub(super) async fn run_sync(
         observed.next_transition = ctx.schedule(&uid, |schedule| schedule.earliest());
         return;
     }
+    // A deprovision delay (`DisableThenDelete`) that ended since the last full cycle: a full
+    // cycle deletes whoever's delay has passed (vanished people included).
+    let delay = match crate::sync::spec::settings(&object.spec).map(|s| s.policy.deprovision) {
+        Ok(crate::plan::Deprovision::DisableThenDelete { delay }) => Some(delay),
+        _ => None,
+    };
+    let delay_due = delay.is_some_and(|delay| engine::deprovision_delay(&state, delay, started).0);
     // More people due at once than a webhook batch (a Monday's joiners): one full cycle reads
     // them in pages instead of one request each.
     let kind = engine::due(
         &state,
         full_interval,
         started,
-        spec_changed || due.len() > super::process::JOB_BATCH,
+        spec_changed || delay_due || due.len() > super::process::JOB_BATCH,
     );
     let mut state = state;
     if kind == engine::CycleKind::Incremental {
@@ -173,9 +180,12 @@ pub(super) async fn run_sync(
             jiff::Timestamp::now() + jiff::SignedDuration::try_from(backoff).unwrap_or_default(),
         );
     }
-    // The next lifecycle instant wakes a targeted cycle, whatever the poll says.
+    // The next lifecycle instant wakes a targeted cycle, whatever the poll says; the next end
+    // of a deprovision delay a full one.
     let transition = ctx.schedule(&uid, |schedule| schedule.earliest());
-    if let Some(at) = transition {
+    let delay_end = delay
+        .and_then(|delay| engine::deprovision_delay(&next_state, delay, jiff::Timestamp::now()).1);
+    for at in [transition, delay_end].into_iter().flatten() {
         next = next.min(at.max(jiff::Timestamp::now()));
     }
     observed.next_transition = transition;

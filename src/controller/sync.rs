@@ -483,4 +483,37 @@ mod tests {
             "the full cycle comes before the next poll"
         );
     }
+
+    #[test]
+    fn a_deprovision_delay_ending_wakes_one_full_cycle() {
+        use crate::sync::engine::deprovision_delay;
+        let day = jiff::SignedDuration::from_hours(24);
+        let state = SyncState {
+            checkpoint: Some(at("2026-06-01T11:00:00Z")),
+            last_full_sync: Some(at("2026-06-01T11:30:00Z")),
+            disabled_since: BTreeMap::from([
+                ("a".into(), at("2026-05-31T12:00:00Z")),
+                ("b".into(), at("2026-06-01T09:00:00Z")),
+            ]),
+            ..SyncState::default()
+        };
+        // a's delay ends at 12:00, after the last full cycle: not due before, due at it.
+        assert_eq!(
+            deprovision_delay(&state, day, at("2026-06-01T11:59:59Z")),
+            (false, Some(at("2026-06-01T12:00:00Z")))
+        );
+        assert_eq!(
+            deprovision_delay(&state, day, at("2026-06-01T12:00:00Z")),
+            (true, Some(at("2026-06-02T09:00:00Z")))
+        );
+        // A full cycle ran since (the delete failed, say): not due again until b's.
+        let after = SyncState {
+            last_full_sync: Some(at("2026-06-01T12:00:01Z")),
+            ..state
+        };
+        assert_eq!(
+            deprovision_delay(&after, day, at("2026-06-01T13:00:00Z")),
+            (false, Some(at("2026-06-02T09:00:00Z")))
+        );
+    }
 }

@@ -253,6 +253,31 @@ pub fn due(
     }
 }
 
+/// The deprovision delay (`DisableThenDelete`) as it bears on the schedule: whether a full
+/// cycle is due because a delay ended since the last one (it deletes whoever's delay has passed,
+/// vanished people included), and when the next delay ends.
+pub fn deprovision_delay(
+    state: &SyncState,
+    delay: SignedDuration,
+    now: Timestamp,
+) -> (bool, Option<Timestamp>) {
+    let ends = state
+        .disabled_since
+        .values()
+        .filter_map(|since| crate::plan::timing::delay_end(*since, delay));
+    let mut full_due = false;
+    let mut next: Option<Timestamp> = None;
+    for end in ends {
+        if end <= now {
+            // Ended: due unless a full cycle has run since (a failed delete waits for the next).
+            full_due |= state.last_full_sync.is_none_or(|last| last < end);
+        } else {
+            next = Some(next.map_or(end, |n| n.min(end)));
+        }
+    }
+    (full_due, next)
+}
+
 /// When the next cycle should run: the poll interval, or the full cycle if that comes first.
 pub fn next_run(
     state: &SyncState,

@@ -630,7 +630,13 @@ impl<'a, D: Directory> Cycle<'a, D> {
     /// What one person needs: `None` when they are quiet (noted in the index), or the person
     /// back for their chunk, with the attributes they mapped to when that was worked out here.
     fn sort(&mut self, person: Person) -> Option<(Person, Option<Attributes>)> {
-        let next = self.policy.timing.next_instant(&person, self.now);
+        // Only people this object provisions have transitions that matter to it.
+        let next = self
+            .policy
+            .scope
+            .admits(&person)
+            .then(|| self.policy.timing.next_instant(&person, self.now))
+            .flatten();
         if next.is_some() || !self.full {
             self.upcoming.push((person.id.clone(), next));
         }
