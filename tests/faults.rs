@@ -544,7 +544,7 @@ async fn kill_9_during_a_full_sync_loses_nothing_and_duplicates_nothing() {
         }
 
         // Restarted: one finished cycle later the directory is the reference, exactly.
-        let restarted = Timestamp::now();
+        let restarted = next_second().await;
         let operator = Operator::start(&setup.plane, &ns, &log);
         let recovery = wait_synced(&api, restarted, Duration::from_secs(600)).await;
         drop(operator);
@@ -1078,7 +1078,7 @@ async fn kill_9_during_an_incremental_cycle_keeps_the_checkpoint_behind_the_dire
             cycles_cut += 1;
         }
 
-        let restarted = Timestamp::now();
+        let restarted = next_second().await;
         operator = Operator::start(&setup.plane, &ns, &log);
         wait_synced(&api, restarted, Duration::from_secs(300)).await;
         let found = titles(&setup.ldap, &tree).await;
@@ -2077,6 +2077,16 @@ async fn annotate_sync_now(api: &Api<PeopleSync>) {
     api.patch("acme", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("annotated");
+}
+
+/// Now, once the clock has passed into the next whole second. Status times have second
+/// precision: a cycle the killed process finished just before the kill can carry the same
+/// second as a restart taken at once, and `wait_synced` would take it for the new process's.
+async fn next_second() -> Timestamp {
+    let now = Timestamp::now();
+    let next = Timestamp::from_second(now.as_second() + 1).expect("a second");
+    tokio::time::sleep(Duration::try_from(next.duration_since(now)).unwrap_or_default()).await;
+    Timestamp::now()
 }
 
 /// Resident memory of a process, from `/proc` (bytes).
