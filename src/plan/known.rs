@@ -377,6 +377,12 @@ impl Known {
         };
         self.read_ids.insert(hash_lower(&entry.id), slot);
         self.store(slot, entry);
+        self.as_read(slot, entry);
+    }
+
+    /// Records the manager reference and enabled state an entry holds as read from the
+    /// directory.
+    fn as_read(&mut self, slot: u32, entry: &Entry) {
         let manager = self
             .manager_attribute
             .as_deref()
@@ -592,15 +598,7 @@ impl Known {
         self.touch(slot);
         self.read_ids.insert(hash_lower(&entry.id), slot);
         self.store(slot, entry);
-        let manager = self
-            .manager_attribute
-            .as_deref()
-            .and_then(|name| attribute(&entry.attributes, name))
-            .and_then(|values| values.first())
-            .map_or(Ref::None, |value| Ref::Read(hash_lower(value)));
-        let s = &mut self.slots[slot as usize];
-        s.manager = manager;
-        s.set(flag::WAS_ENABLED, entry.enabled);
+        self.as_read(slot, entry);
         slot
     }
 
